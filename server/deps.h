@@ -1,0 +1,52 @@
+// What the service handlers share; owned by LetheServer, outliving every
+// call.
+#ifndef LETHE_SERVER_DEPS_H_
+#define LETHE_SERVER_DEPS_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "server/auth.h"
+#include "server/change_hub.h"
+#include "server/executor.h"
+#include "server/grpc_status.h"
+#include "storage/dataset_store.h"
+#include "storage/erasure_store.h"
+#include "storage/model_store.h"
+
+namespace lethe::server {
+
+struct Limits {
+  int64_t max_upload_bytes = int64_t{1} << 30;    // all parts of one upload
+  int64_t max_artifact_bytes = int64_t{2} << 30;  // one model file
+  int64_t max_chunk_bytes = int64_t{4} << 20;     // one stream message
+};
+
+struct Deps {
+  storage::ErasureStore* erasures;
+  storage::DatasetStore* datasets;
+  storage::ModelStore* models;
+  Authenticator* auth;
+  Executor* executor;
+  ChangeHub* changes;
+  std::string server_secret;
+  Limits limits;
+};
+
+// Runs `work` on the executor and finishes the unary call with its status.
+inline grpc::ServerUnaryReactor* Offload(grpc::CallbackServerContext* ctx,
+                                         Executor* executor,
+                                         std::function<absl::Status()> work) {
+  auto* reactor = ctx->DefaultReactor();
+  executor->Submit([reactor, work = std::move(work)] {
+    reactor->Finish(ToGrpc(work()));
+  });
+  return reactor;
+}
+
+}  // namespace lethe::server
+
+#endif  // LETHE_SERVER_DEPS_H_

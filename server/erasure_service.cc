@@ -1,0 +1,316 @@
+#include "server/erasure_service.h"
+
+#include <algorithm>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "server/convert.h"
+#include "server/subject.h"
+#include "server/validate.h"
+#include "storage/hash.h"
+
+namespace lethe::server {
+namespace {
+
+using storage::Role;
+
+absl::Status CheckLegalGround(const v1::SubmitErasureRequest& req) {
+  if (req.legal_ground() == v1::LEGAL_GROUND_UNSPECIFIED ||
+      !v1::LegalGround_IsValid(req.legal_ground())) {
+    return absl::InvalidArgumentError(
+        "legal_ground is required: one of the LegalGround values other than "
+        "LEGAL_GROUND_UNSPECIFIED");
+  }
+  if (auto st = CheckText("legal_reference", req.legal_reference(),
+                          kMaxReferenceBytes,
+                          req.legal_ground() == v1::LEGAL_GROUND_OTHER);
+      !st.ok()) {
+    return st;
+  }
+  return absl::OkStatus();
+}
+
+// Fingerprint of the filters a page token is bound to.
+std::string ListFingerprint(const v1::ListErasuresRequest& req) {
+  return absl::StrCat("erasures|", req.state(), "|", req.model_id(), "|",
+                      Micros(req.created_after()), "|",
+                      Micros(req.created_before()));
+}
+
+// A cheap change detector for WatchErasure.
+std::string Fingerprint(const storage::ErasureRow& row) {
+  std::string fp = absl::StrCat(row.state, "|", row.updated_us);
+  for (const auto& t : row.tasks) {
+    absl::StrAppend(&fp, "|", t.state, ":", t.attempts, ":", t.updated_us);
+  }
+  return fp;
+}
+
+// Streams an erasure's states until a terminal one. Owned by a shared_ptr
+// that the executor tasks and the hub callback hold weakly, so nothing
+// touches it after gRPC's OnDone.
+class WatchReactor final
+    : public grpc::ServerWriteReactor<v1::ErasureEvent>,
+      public std::enable_shared_from_this<WatchReactor> {
+ public:
+  WatchReactor(const Deps* deps, std::string id)
+      : deps_(deps), id_(std::move(id)) {}
+
+  void Start(grpc::CallbackServerContext* ctx) {
+    self_ = shared_from_this();
+    std::weak_ptr<WatchReactor> weak = self_;
+    deps_->executor->Submit([weak, ctx] {
+      if (auto self = weak.lock()) self->Authorize(ctx);
+    });
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::unique_lock lock(mu_);
+    writing_ = false;
+    if (!ok) return FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED,
+                                              "stream closed by the client"));
+    if (terminal_sent_) return FinishLocked(grpc::Status::OK);
+    if (recheck_) {
+      recheck_ = false;
+      ScheduleCheck();
+    }
+  }
+
+  void OnCancel() override {
+    std::lock_guard lock(mu_);
+    FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
+  }
+
+  void OnDone() override {
+    // gRPC may call OnDone while a reactor method holds mu_: release the
+    // subscription and the last reference from the executor instead.
+    deps_->executor->Submit([self = std::move(self_)] {
+      uint64_t token;
+      {
+        std::lock_guard lock(self->mu_);
+        token = self->token_;
+      }
+      if (token != 0) self->deps_->changes->Unsubscribe(token);
+    });
+  }
+
+ private:
+  void Authorize(grpc::CallbackServerContext* ctx) {
+    auto principal = deps_->auth->Authenticate(*ctx);
+    absl::Status st = principal.status();
+    if (st.ok()) st = CheckUuid("id", id_);
+    if (!st.ok()) {
+      std::lock_guard lock(mu_);
+      return FinishLocked(ToGrpc(st));
+    }
+    // Not under mu_: the hub calls OnChange under its own lock.
+    std::weak_ptr<WatchReactor> weak = self_;
+    const uint64_t token = deps_->changes->Subscribe(id_, [weak] {
+      if (auto self = weak.lock()) self->OnChange();
+    });
+    std::lock_guard lock(mu_);
+    token_ = token;
+    ScheduleCheck();
+  }
+
+  void OnChange() {
+    std::lock_guard lock(mu_);
+    if (writing_ || checking_) {
+      recheck_ = true;
+    } else {
+      ScheduleCheck();
+    }
+  }
+
+  // Requires mu_.
+  void ScheduleCheck() {
+    if (finished_) return;
+    checking_ = true;
+    std::weak_ptr<WatchReactor> weak = self_;
+    deps_->executor->Submit([weak] {
+      if (auto self = weak.lock()) self->Check();
+    });
+  }
+
+  void Check() {
+    auto row = deps_->erasures->Get(id_);
+    std::lock_guard lock(mu_);
+    checking_ = false;
+    if (finished_) return;
+    if (!row.ok()) {
+      // A lost database is transient for a watcher: keep waiting.
+      if (absl::IsUnavailable(row.status())) return;
+      return FinishLocked(ToGrpc(row.status()));
+    }
+    const std::string fp = Fingerprint(*row);
+    if (fp == last_fingerprint_) {
+      if (recheck_) {
+        recheck_ = false;
+        ScheduleCheck();
+      }
+      return;
+    }
+    last_fingerprint_ = fp;
+    event_.Clear();
+    ToProto(*row, event_.mutable_erasure());
+    terminal_sent_ = storage::IsTerminalErasureState(row->state);
+    writing_ = true;
+    StartWrite(&event_);
+  }
+
+  // Requires mu_.
+  void FinishLocked(const grpc::Status& status) {
+    if (finished_) return;
+    finished_ = true;
+    Finish(status);
+  }
+
+  const Deps* deps_;
+  const std::string id_;
+  std::shared_ptr<WatchReactor> self_;
+  uint64_t token_ = 0;
+  std::mutex mu_;
+  v1::ErasureEvent event_;        // guarded by mu_ while no write runs
+  std::string last_fingerprint_;  // guarded by mu_
+  bool writing_ = false;          // guarded by mu_
+  bool checking_ = false;         // guarded by mu_
+  bool recheck_ = false;          // guarded by mu_
+  bool terminal_sent_ = false;    // guarded by mu_
+  bool finished_ = false;         // guarded by mu_
+};
+
+}  // namespace
+
+absl::StatusOr<storage::SubmitParams> PrepareSubmission(
+    const v1::SubmitErasureRequest& req, const std::string& client_key_id,
+    const std::string& server_secret, const std::string& salt) {
+  if (auto st = CheckText("subject_id", req.subject_id(), kMaxSubjectIdBytes,
+                          /*required=*/true);
+      !st.ok()) {
+    return st;
+  }
+  if (auto st = CheckLegalGround(req); !st.ok()) return st;
+  if (auto st = CheckIdempotencyKey(req.idempotency_key()); !st.ok()) {
+    return st;
+  }
+  if (req.model_ids_size() > static_cast<int>(kMaxScopeModels)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model_ids: at most ", kMaxScopeModels, " ids"));
+  }
+  std::vector<std::string> scope;
+  for (int i = 0; i < req.model_ids_size(); ++i) {
+    if (auto st = CheckUuid(absl::StrCat("model_ids[", i, "]"),
+                            req.model_ids(i));
+        !st.ok()) {
+      return st;
+    }
+    scope.push_back(req.model_ids(i));
+  }
+  std::sort(scope.begin(), scope.end());
+  scope.erase(std::unique(scope.begin(), scope.end()), scope.end());
+
+  storage::SubmitParams p;
+  p.client_key_id = client_key_id;
+  p.idempotency_key = req.idempotency_key();
+  p.subject_key = SubjectKey(server_secret, req.subject_id());
+  p.subject_commitment = SubjectCommitment(salt, req.subject_id());
+  p.legal_ground = LegalGroundName(req.legal_ground());
+  p.legal_reference = req.legal_reference();
+  p.scope_model_ids = std::move(scope);
+  // The body a replay must match, without the raw subject id.
+  p.body_sha256 = storage::Sha256(absl::StrCat(
+      "lethe-submit/v1\n", storage::ToHex(p.subject_key), "\n",
+      absl::StrJoin(p.scope_model_ids, ","), "\n", p.legal_ground, "\n",
+      p.legal_reference));
+  return p;
+}
+
+grpc::ServerUnaryReactor* ErasureServiceImpl::SubmitErasure(
+    grpc::CallbackServerContext* ctx, const v1::SubmitErasureRequest* req,
+    v1::SubmitErasureResponse* resp) {
+  return Offload(ctx, deps_->executor, [this, ctx, req, resp]() {
+    auto principal = deps_->auth->Authorize(*ctx, {Role::kSubmitter});
+    if (!principal.ok()) return principal.status();
+    const std::string salt = storage::RandomBytes(32);
+    auto params =
+        PrepareSubmission(*req, principal->key_id, deps_->server_secret, salt);
+    if (!params.ok()) return params.status();
+    auto result = deps_->erasures->Submit(*params);
+    if (!result.ok()) return result.status();
+    ToProto(result->erasure, resp->mutable_erasure());
+    resp->set_replayed(result->replayed);
+    if (!result->replayed) resp->set_subject_salt(salt);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ErasureServiceImpl::GetErasure(
+    grpc::CallbackServerContext* ctx, const v1::GetErasureRequest* req,
+    v1::Erasure* resp) {
+  return Offload(ctx, deps_->executor, [this, ctx, req, resp]() {
+    auto principal = deps_->auth->Authenticate(*ctx);
+    if (!principal.ok()) return principal.status();
+    if (auto st = CheckUuid("id", req->id()); !st.ok()) return st;
+    auto row = deps_->erasures->Get(req->id());
+    if (!row.ok()) return row.status();
+    ToProto(*row, resp);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ErasureServiceImpl::ListErasures(
+    grpc::CallbackServerContext* ctx, const v1::ListErasuresRequest* req,
+    v1::ListErasuresResponse* resp) {
+  return Offload(ctx, deps_->executor, [this, ctx, req, resp]() {
+    auto principal =
+        deps_->auth->Authorize(*ctx, {Role::kOperator, Role::kAuditor});
+    if (!principal.ok()) return principal.status();
+    storage::ErasureFilter filter;
+    if (req->state() != v1::ERASURE_STATE_UNSPECIFIED) {
+      if (!v1::ErasureState_IsValid(req->state())) {
+        return absl::InvalidArgumentError("state is not a valid ErasureState");
+      }
+      filter.state = ErasureStateName(req->state());
+    }
+    if (!req->model_id().empty()) {
+      if (auto st = CheckUuid("model_id", req->model_id()); !st.ok()) return st;
+      filter.model_id = req->model_id();
+    }
+    filter.created_after_us = Micros(req->created_after());
+    filter.created_before_us = Micros(req->created_before());
+    auto size = PageSize(req->page_size());
+    if (!size.ok()) return size.status();
+    const std::string fp = ListFingerprint(*req);
+    auto cursor = DecodePageToken(req->page_token(), fp);
+    if (!cursor.ok()) return cursor.status();
+    auto page = deps_->erasures->List(filter, storage::Page{*size, *cursor});
+    if (!page.ok()) return page.status();
+    for (const auto& row : page->rows) ToProto(row, resp->add_erasures());
+    if (page->next) resp->set_next_page_token(EncodePageToken(*page->next, fp));
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ErasureServiceImpl::CancelErasure(
+    grpc::CallbackServerContext* ctx, const v1::CancelErasureRequest* req,
+    v1::Erasure* resp) {
+  return Offload(ctx, deps_->executor, [this, ctx, req, resp]() {
+    auto principal = deps_->auth->Authorize(*ctx, {Role::kSubmitter});
+    if (!principal.ok()) return principal.status();
+    if (auto st = CheckUuid("id", req->id()); !st.ok()) return st;
+    auto row = deps_->erasures->Cancel(req->id(), principal->key_id);
+    if (!row.ok()) return row.status();
+    ToProto(*row, resp);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerWriteReactor<v1::ErasureEvent>* ErasureServiceImpl::WatchErasure(
+    grpc::CallbackServerContext* ctx, const v1::WatchErasureRequest* req) {
+  auto reactor = std::make_shared<WatchReactor>(deps_, req->id());
+  reactor->Start(ctx);
+  return reactor.get();
+}
+
+}  // namespace lethe::server

@@ -1,0 +1,200 @@
+// `lethe`: the server and its admin commands.
+//
+//   lethe serve                 run the gRPC server (drains on SIGTERM)
+//   lethe migrate               apply schema migrations and exit
+//   lethe admin create-key --role R [--description D]
+//   lethe admin revoke-key KEY_ID
+//   lethe admin create-secret   write a fresh subject-key secret file
+//
+// Every option is also read from LETHE_<NAME> and from --config FILE.
+#include <signal.h>
+
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "server/config.h"
+#include "server/server.h"
+#include "server/subject.h"
+#include "storage/api_key_store.h"
+#include "storage/migrations.h"
+
+namespace lethe::server {
+namespace {
+
+const std::vector<OptionSpec>& Options() {
+  static const auto* specs = new std::vector<OptionSpec>{
+      {"database-url", "postgresql:///lethe",
+       "libpq URL of the PostgreSQL database"},
+      {"listen", "127.0.0.1:50051", "gRPC listen address host:port"},
+      {"secrets-file", ".lethe/secret",
+       "file holding the server secret that keys subject ids (32+ bytes)"},
+      {"db-pool-size", "16", "PostgreSQL connections per process"},
+      {"handler-threads", "16", "threads running request handlers"},
+      {"artifact-dir", "",
+       "store model artifacts in this shared directory instead of "
+       "PostgreSQL"},
+      {"migrate-on-start", "true", "apply schema migrations at start"},
+      {"tls-cert", "", "PEM server certificate (enables TLS)"},
+      {"tls-key", "", "PEM private key of --tls-cert"},
+      {"tls-client-ca", "", "PEM CA bundle; require client certificates"},
+      {"shutdown-grace-seconds", "30",
+       "on SIGTERM, how long in-flight calls may finish"},
+      {"max-upload-bytes", "1073741824", "size limit of one upload"},
+      {"max-artifact-bytes", "2147483648", "size limit of one model file"},
+      {"role", "", "admin create-key: submitter|operator|auditor|admin"},
+      {"description", "", "admin create-key: what the key is for"},
+  };
+  return *specs;
+}
+
+void PrintUsage() {
+  std::cout << "usage: lethe COMMAND [options]\n\n"
+               "commands:\n"
+               "  serve                       run the gRPC server\n"
+               "  migrate                     apply schema migrations\n"
+               "  admin create-key --role R   create an API key (printed "
+               "once)\n"
+               "  admin revoke-key KEY_ID     revoke an API key\n"
+               "  admin create-secret         create the --secrets-file\n"
+               "  version                     print the version\n\n"
+               "options (flag, environment variable, default):\n"
+            << Config::Usage(Options());
+}
+
+int Fail(const absl::Status& st) {
+  std::cerr << "lethe: " << absl::StatusCodeToString(st.code()) << ": "
+            << st.message() << "\n";
+  return st.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+}
+
+absl::StatusOr<ServerOptions> ServerOptionsFrom(const Config& cfg) {
+  ServerOptions o;
+  o.listen = cfg.Get("listen");
+  o.database_url = cfg.Get("database-url");
+  o.secrets_file = cfg.Get("secrets-file");
+  auto pool = cfg.GetInt("db-pool-size");
+  if (!pool.ok()) return pool.status();
+  auto threads = cfg.GetInt("handler-threads");
+  if (!threads.ok()) return threads.status();
+  o.db_pool_size = *pool;
+  o.handler_threads = *threads;
+  o.artifact_dir = cfg.Get("artifact-dir");
+  o.migrate_on_start = cfg.GetBool("migrate-on-start");
+  o.tls_cert_file = cfg.Get("tls-cert");
+  o.tls_key_file = cfg.Get("tls-key");
+  o.tls_client_ca_file = cfg.Get("tls-client-ca");
+  o.limits.max_upload_bytes = std::stoll(cfg.Get("max-upload-bytes"));
+  o.limits.max_artifact_bytes = std::stoll(cfg.Get("max-artifact-bytes"));
+  return o;
+}
+
+int Serve(const Config& cfg) {
+  // Block the stop signals in every thread; main waits for them below.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  auto options = ServerOptionsFrom(cfg);
+  if (!options.ok()) return Fail(options.status());
+  auto grace = cfg.GetInt("shutdown-grace-seconds");
+  if (!grace.ok()) return Fail(grace.status());
+  auto server = LetheServer::Start(*options);
+  if (!server.ok()) return Fail(server.status());
+  std::cerr << "{\"level\":\"info\",\"component\":\"server\",\"message\":"
+               "\"listening\",\"port\":"
+            << (*server)->port() << "}" << std::endl;
+  int sig = 0;
+  sigwait(&stop, &sig);
+  std::cerr << "{\"level\":\"info\",\"component\":\"server\",\"message\":"
+               "\"draining\",\"signal\":"
+            << sig << "}" << std::endl;
+  (*server)->Shutdown(std::chrono::system_clock::now() +
+                      std::chrono::seconds(*grace));
+  (*server)->Wait();
+  std::cerr << "{\"level\":\"info\",\"component\":\"server\",\"message\":"
+               "\"stopped\"}"
+            << std::endl;
+  return 0;
+}
+
+int Migrate(const Config& cfg) {
+  storage::Database db({cfg.Get("database-url"), 1, 30});
+  auto result = storage::Migrate(db);
+  if (!result.ok()) return Fail(result.status());
+  std::cout << "schema at version " << result->to_version << " (was "
+            << result->from_version << "; applied " << result->applied.size()
+            << ")\n";
+  return 0;
+}
+
+int Admin(const Config& cfg) {
+  const auto& args = cfg.positional();
+  if (args.size() < 2) {
+    PrintUsage();
+    return 2;
+  }
+  const std::string& what = args[1];
+  if (what == "create-secret") {
+    auto st = CreateServerSecret(cfg.Get("secrets-file"));
+    if (!st.ok()) return Fail(st);
+    std::cout << "wrote " << cfg.Get("secrets-file") << "\n";
+    return 0;
+  }
+  storage::Database db({cfg.Get("database-url"), 1, 30});
+  if (auto migrated = storage::Migrate(db); !migrated.ok()) {
+    return Fail(migrated.status());
+  }
+  storage::ApiKeyStore keys(&db);
+  if (what == "create-key") {
+    auto role = storage::ParseRole(cfg.Get("role"));
+    if (!role) {
+      return Fail(absl::InvalidArgumentError(
+          "--role must be submitter, operator, auditor or admin"));
+    }
+    auto key = keys.Create(*role, cfg.Get("description"), "admin-cli");
+    if (!key.ok()) return Fail(key.status());
+    std::cout << key->token << "\n";
+    std::cerr << "created " << storage::RoleName(*role) << " key "
+              << key->key_id << "; the token above is shown only once\n";
+    return 0;
+  }
+  if (what == "revoke-key" && args.size() == 3) {
+    auto st = keys.Revoke(args[2], "admin-cli");
+    if (!st.ok()) return Fail(st);
+    std::cout << "revoked " << args[2] << "\n";
+    return 0;
+  }
+  PrintUsage();
+  return 2;
+}
+
+int Main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto cfg = Config::Parse(Options(), args);
+  if (!cfg.ok()) return Fail(cfg.status());
+  const auto& pos = cfg->positional();
+  if (cfg->help_requested() || pos.empty()) {
+    PrintUsage();
+    return pos.empty() && !cfg->help_requested() ? 2 : 0;
+  }
+  const std::string& command = pos[0];
+  if (command == "serve") return Serve(*cfg);
+  if (command == "migrate") return Migrate(*cfg);
+  if (command == "admin") return Admin(*cfg);
+  if (command == "version") {
+    std::cout << "lethe 0.1.0\n";
+    return 0;
+  }
+  std::cerr << "lethe: unknown command '" << command << "'\n";
+  PrintUsage();
+  return 2;
+}
+
+}  // namespace
+}  // namespace lethe::server
+
+int main(int argc, char** argv) { return lethe::server::Main(argc, argv); }

@@ -1,0 +1,48 @@
+// ApiKeyStore: API keys, stored only as SHA-256 of their secret.
+//
+// A key as handed to a client reads `lethe_<key id>_<secret>`: the key id
+// (16 hex) finds the row, the secret (64 hex, 256 bits) is checked against
+// its stored hash in constant time.
+#ifndef LETHE_STORAGE_API_KEY_STORE_H_
+#define LETHE_STORAGE_API_KEY_STORE_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "storage/database.h"
+#include "storage/types.h"
+
+namespace lethe::storage {
+
+struct NewApiKey {
+  std::string key_id;
+  std::string token;  // the full `lethe_<id>_<secret>`; shown once
+  Role role;
+};
+
+struct ParsedToken {
+  std::string key_id;
+  std::string secret;
+};
+
+// INVALID_ARGUMENT unless `token` has the documented shape.
+absl::StatusOr<ParsedToken> ParseApiToken(std::string_view token);
+
+class ApiKeyStore {
+ public:
+  explicit ApiKeyStore(Database* db) : db_(db) {}
+
+  absl::StatusOr<NewApiKey> Create(Role role, const std::string& description,
+                                   const std::string& actor);
+  // NOT_FOUND if absent.
+  absl::StatusOr<ApiKeyRow> Lookup(const std::string& key_id);
+  // NOT_FOUND if absent; idempotent.
+  absl::Status Revoke(const std::string& key_id, const std::string& actor);
+
+ private:
+  Database* db_;  // not owned
+};
+
+}  // namespace lethe::storage
+
+#endif  // LETHE_STORAGE_API_KEY_STORE_H_
