@@ -1,0 +1,225 @@
+// ParseCsv: one pass over the text, no copies but the parsed values.
+#include <cfloat>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "server/upload/internal.h"
+#include "server/upload/upload_parser.h"
+
+namespace lethe::upload {
+namespace {
+
+using internal::Absl;
+using internal::Excerpt;
+
+constexpr int kFixedColumns = 3;  // subject_id, label, split
+
+absl::Status LineError(int64_t line, std::string_view what) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("line ", line, ": ", Absl(what)));
+}
+
+std::string ExpectedHeader(const FeatureSpec& spec, int64_t elements) {
+  return absl::StrCat("subject_id,label,split,f0..f", elements - 1,
+                      " (feature shape [", absl::StrJoin(spec.shape, ","),
+                      "] has ", elements, " elements)");
+}
+
+// Splits one line at commas, field by field.
+class Fields {
+ public:
+  explicit Fields(std::string_view line) : line_(line) {}
+  // False when the line has no more fields.
+  bool Next(std::string_view* field) {
+    if (done_) return false;
+    const char* start = line_.data() + pos_;
+    const void* comma = std::memchr(start, ',', line_.size() - pos_);
+    if (comma == nullptr) {
+      *field = line_.substr(pos_);
+      done_ = true;
+    } else {
+      size_t len = static_cast<const char*>(comma) - start;
+      *field = std::string_view(start, len);
+      pos_ += len + 1;
+    }
+    return true;
+  }
+  bool done() const { return done_; }
+
+ private:
+  std::string_view line_;
+  size_t pos_ = 0;
+  bool done_ = false;
+};
+
+int64_t CountFields(std::string_view line) {
+  int64_t n = 1;
+  for (char c : line) n += c == ',';
+  return n;
+}
+
+absl::Status CheckHeader(std::string_view line, const FeatureSpec& spec,
+                         int64_t elements) {
+  int64_t columns = CountFields(line);
+  if (columns != kFixedColumns + elements) {
+    return LineError(
+        1, absl::StrCat("the header has ", columns, " columns; expected ",
+                        kFixedColumns + elements, ": ",
+                        ExpectedHeader(spec, elements)));
+  }
+  Fields fields(line);
+  std::string_view name;
+  for (int64_t i = 0; fields.Next(&name); ++i) {
+    std::string expected = i == 0   ? "subject_id"
+                           : i == 1 ? "label"
+                           : i == 2 ? "split"
+                                    : absl::StrCat("f", i - kFixedColumns);
+    if (name != expected) {
+      return LineError(
+          1, absl::StrCat("header column ", i + 1, " is '", Excerpt(name),
+                          "', expected '", expected, "'; the header must be ",
+                          ExpectedHeader(spec, elements)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// "" or what is wrong with `field` as the value of feature `index`.
+std::string ParseUint8(std::string_view field, char* out) {
+  unsigned value = 0;
+  bool ok = !field.empty() && field.size() <= 3;
+  for (char c : field) {
+    ok = ok && c >= '0' && c <= '9';
+    value = value * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (!ok || value > 255) return "an integer 0..255";
+  *out = static_cast<char>(value);
+  return "";
+}
+
+std::string ParseFloat32(std::string_view field, char* out) {
+  double value = 0;
+  auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(),
+                                   value, std::chars_format::general);
+  if (field.empty() || ec != std::errc() ||
+      end != field.data() + field.size() || !std::isfinite(value) ||
+      std::fabs(value) > FLT_MAX) {
+    return "a finite decimal number within float32 range (e.g. 0.5, -1e-3)";
+  }
+  internal::StoreFloat32Le(static_cast<float>(value), out);
+  return "";
+}
+
+absl::Status ParseRow(std::string_view line, int64_t line_number,
+                      const FeatureSpec& spec, int64_t elements,
+                      ParsedRecord* record) {
+  auto wrong_count = [&] {
+    return LineError(line_number,
+                     absl::StrCat(CountFields(line), " fields; expected ",
+                                  kFixedColumns + elements,
+                                  " (subject_id, label, split and ", elements,
+                                  " features)"));
+  };
+  Fields fields(line);
+  std::string_view subject, label, split;
+  if (!fields.Next(&subject) || !fields.Next(&label) || !fields.Next(&split)) {
+    return wrong_count();
+  }
+  if (std::string problem = internal::SubjectIdProblem(subject);
+      !problem.empty()) {
+    return LineError(line_number, problem);
+  }
+  int64_t label_value = -1;
+  auto [end, ec] =
+      std::from_chars(label.data(), label.data() + label.size(), label_value);
+  if (label.empty() || ec != std::errc() ||
+      end != label.data() + label.size()) {
+    return LineError(line_number,
+                     absl::StrCat("label '", Excerpt(label),
+                                  "' is not an integer; expected 0..",
+                                  spec.num_classes - 1));
+  }
+  if (label_value < 0 || label_value >= spec.num_classes) {
+    return LineError(line_number,
+                     absl::StrCat("label ", label_value,
+                                  " is out of range; the "
+                                  "dataset has ",
+                                  spec.num_classes, " classes, labels 0..",
+                                  spec.num_classes - 1));
+  }
+  if (split != "train" && split != "test") {
+    return LineError(line_number, absl::StrCat("split '", Excerpt(split),
+                                               "' must be 'train' or 'test'"));
+  }
+  const bool float32 = spec.type == FeatureType::kFloat32;
+  const size_t width = float32 ? 4 : 1;
+  record->features.resize(static_cast<size_t>(elements) * width);
+  char* out = record->features.data();
+  std::string_view field;
+  for (int64_t i = 0; i < elements; ++i, out += width) {
+    if (!fields.Next(&field)) return wrong_count();
+    std::string expected =
+        float32 ? ParseFloat32(field, out) : ParseUint8(field, out);
+    if (!expected.empty()) {
+      return LineError(line_number,
+                       absl::StrCat("f", i, " is '", Excerpt(field),
+                                    "'; expected ", expected));
+    }
+  }
+  if (!fields.done()) return wrong_count();
+  record->subject_id.assign(subject);
+  record->label = static_cast<int32_t>(label_value);
+  record->test = split == "test";
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<ParsedRecord>> ParseCsv(std::string_view csv,
+                                                   const FeatureSpec& spec) {
+  if (absl::Status s = ValidateFeatureSpec(spec); !s.ok()) return s;
+  const int64_t elements = ElementCount(spec);
+  csv = internal::SkipBom(csv);
+  internal::LineReader lines(csv);
+  std::string_view line;
+  if (!lines.Next(&line) || line.empty()) {
+    return LineError(1, absl::StrCat("no header; the CSV must start with ",
+                                     ExpectedHeader(spec, elements)));
+  }
+  if (line.find('"') != std::string_view::npos) {
+    return LineError(
+        1, "quoted fields are not supported; remove the double quotes");
+  }
+  if (absl::Status s = CheckHeader(line, spec, elements); !s.ok()) return s;
+
+  std::vector<ParsedRecord> records;
+  records.reserve(internal::CountLines(csv));
+  while (lines.Next(&line)) {
+    const int64_t n = lines.line_number();
+    if (line.empty()) {
+      return LineError(n,
+                       "blank line; remove it (only the last line may end "
+                       "with a newline)");
+    }
+    if (line.find('"') != std::string_view::npos) {
+      return LineError(n,
+                       "quoted fields are not supported; remove the double "
+                       "quotes (subject ids may not contain commas or quotes)");
+    }
+    if (absl::Status s =
+            ParseRow(line, n, spec, elements, &records.emplace_back());
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (records.empty()) {
+    return LineError(1,
+                     "the CSV has a header but no records; add at least one");
+  }
+  return records;
+}
+
+}  // namespace lethe::upload

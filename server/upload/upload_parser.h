@@ -1,0 +1,91 @@
+// Parsers for the record formats DatasetService.UploadRecords accepts (see
+// proto/lethe/v1/dataset.proto): CSV, and IDX as Fashion-MNIST ships it plus
+// a subjects file. Pure functions over in-memory bytes: no gRPC, no database.
+//
+// An upload is all-or-nothing, so each parser either returns every record or
+// an error; it never returns a prefix. Every error is INVALID_ARGUMENT and
+// names where the input went wrong (CSV: "line 17: ...", IDX: the part, the
+// record index and the byte offset) and what to change. MaybeGunzip alone
+// also returns RESOURCE_EXHAUSTED, for output over its limit.
+//
+// Thread-safe: no shared state.
+#ifndef LETHE_SERVER_UPLOAD_UPLOAD_PARSER_H_
+#define LETHE_SERVER_UPLOAD_UPLOAD_PARSER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace lethe::upload {
+
+enum class FeatureType { kUint8, kFloat32 };
+
+// The dataset's feature layout, as given to CreateDataset.
+struct FeatureSpec {
+  std::vector<int64_t> shape;  // 1..4 dimensions, each >= 1
+  FeatureType type = FeatureType::kUint8;
+  int32_t num_classes = 0;  // labels are 0..num_classes-1
+};
+
+// Limits from dataset.proto.
+inline constexpr int64_t kMaxFeatureElements = 1 << 20;
+inline constexpr size_t kMaxFeatureDims = 4;
+inline constexpr int32_t kMinClasses = 2;
+inline constexpr int32_t kMaxClasses = 100000;
+inline constexpr size_t kMaxSubjectIdBytes = 256;
+
+// OK, or INVALID_ARGUMENT saying which limit `spec` breaks.
+absl::Status ValidateFeatureSpec(const FeatureSpec& spec);
+
+// Number of feature elements of one record: the product of `shape` (0, or
+// above kMaxFeatureElements, for a shape ValidateFeatureSpec rejects).
+int64_t ElementCount(const FeatureSpec& spec);
+
+// One record as uploaded; the subject id is still raw (the caller keys it).
+struct ParsedRecord {
+  std::string subject_id;  // 1..256 bytes of valid UTF-8
+  int32_t label = 0;       // in [0, num_classes)
+  bool test = false;       // split: false = train, true = test
+  // ElementCount(spec) elements: one byte each for kUint8, 4-byte IEEE-754
+  // little-endian for kFloat32 (always finite).
+  std::string features;
+};
+
+// CSV: UTF-8 (a leading byte-order mark is skipped), header exactly
+// `subject_id,label,split,f0,...,fN` with N+1 = ElementCount(spec); split is
+// `train` or `test`; features are integers 0..255 (kUint8) or finite decimal
+// floats in float32 range (kFloat32). Lines end in LF or CRLF; the last line
+// may lack one. No blank lines, no quoting (a double quote is an error), no
+// spaces around fields. At least one record.
+absl::StatusOr<std::vector<ParsedRecord>> ParseCsv(std::string_view csv,
+                                                   const FeatureSpec& spec);
+
+// IDX, uncompressed (see MaybeGunzip): `images` holds uint8 data (magic
+// 0x00000803 for N x rows x cols; other dimension counts are accepted too)
+// whose per-record element count equals ElementCount(spec) (28x28 images
+// fit shape [1,28,28] and [784] alike); `labels` is magic 0x00000801 with
+// the same N; `subjects` has one subject id per line (LF or CRLF, final
+// newline optional), exactly N lines, in record order. Every record gets
+// split `test`. Only for kUint8 datasets.
+absl::StatusOr<std::vector<ParsedRecord>> ParseIdx(std::string_view images,
+                                                   std::string_view labels,
+                                                   std::string_view subjects,
+                                                   bool test,
+                                                   const FeatureSpec& spec);
+
+// If `data` starts with the gzip magic (1f 8b), its decompressed contents
+// (all members of a multi-member file); otherwise `data` unchanged. Either
+// way the result is at most `max_bytes`: RESOURCE_EXHAUSTED beyond that,
+// found without inflating more than max_bytes + 1 bytes (gzip bombs stay
+// bounded). Corrupt or truncated gzip is INVALID_ARGUMENT.
+absl::StatusOr<std::string> MaybeGunzip(std::string_view data,
+                                        size_t max_bytes);
+
+}  // namespace lethe::upload
+
+#endif  // LETHE_SERVER_UPLOAD_UPLOAD_PARSER_H_

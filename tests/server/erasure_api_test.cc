@@ -1,0 +1,450 @@
+// ErasureService against a real server and PostgreSQL.
+#include <atomic>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "tests/server/test_server.h"
+
+namespace lethe::testing {
+namespace {
+
+using storage::Role;
+
+class ErasureApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ts_ = TestServer::Start();
+    ASSERT_NE(ts_, nullptr);
+    dataset_ = CreateDatasetWithRows(
+        *ts_, "people",
+        "alice,1,train,0.1,0.2,0.3,0.4\n"
+        "alice,2,train,0.5,0.6,0.7,0.8\n"
+        "bob,0,train,1,2,3,4\n"
+        "carol,0,test,0,0,0,0\n");
+    model_ = RegisterModel(*ts_, "people-logreg", dataset_);
+  }
+
+  v1::SubmitErasureRequest Request(const std::string& subject,
+                                   const std::string& key) {
+    v1::SubmitErasureRequest req;
+    req.set_subject_id(subject);
+    req.set_legal_ground(v1::LEGAL_GROUND_GDPR_ART17_1B_CONSENT_WITHDRAWN);
+    req.set_legal_reference("ticket-42");
+    req.set_idempotency_key(key);
+    return req;
+  }
+
+  grpc::Status Submit(const v1::SubmitErasureRequest& req,
+                      v1::SubmitErasureResponse* resp,
+                      Role role = Role::kSubmitter) {
+    return ts_->erasures().SubmitErasure(ts_->Ctx(role).get(), req, resp);
+  }
+
+  int64_t CountRequests() {
+    return std::stoll(
+        QueryScalar(ts_->database_url(), "SELECT count(*) FROM erasure_requests"));
+  }
+
+  std::unique_ptr<TestServer> ts_;
+  std::string dataset_;
+  std::string model_;
+};
+
+TEST_F(ErasureApiTest, SubmitQueuesOneTaskPerModelHoldingTheSubject) {
+  v1::SubmitErasureResponse resp;
+  ASSERT_TRUE(Submit(Request("alice", "k1"), &resp).ok());
+  EXPECT_EQ(resp.erasure().state(), v1::ERASURE_STATE_QUEUED);
+  ASSERT_EQ(resp.erasure().tasks_size(), 1);
+  EXPECT_EQ(resp.erasure().tasks(0).model_id(), model_);
+  EXPECT_EQ(resp.erasure().tasks(0).state(), v1::TASK_STATE_QUEUED);
+  EXPECT_EQ(resp.subject_salt().size(), 32u);
+  EXPECT_EQ(resp.erasure().subject_commitment().size(), 32u);
+  EXPECT_FALSE(resp.replayed());
+  EXPECT_EQ(QueryScalar(ts_->database_url(),
+                        "SELECT count(*) FROM erasure_tasks WHERE state = 'QUEUED'"),
+            "1");
+}
+
+TEST_F(ErasureApiTest, SubjectWithoutRecordsIsNothingToErase) {
+  v1::SubmitErasureResponse resp;
+  ASSERT_TRUE(Submit(Request("nobody", "k1"), &resp).ok());
+  EXPECT_EQ(resp.erasure().state(), v1::ERASURE_STATE_NOTHING_TO_ERASE);
+  EXPECT_EQ(resp.erasure().tasks_size(), 0);
+  EXPECT_TRUE(resp.erasure().has_complete_time());
+}
+
+TEST_F(ErasureApiTest, TestSplitRecordsAlsoCountAsHeld) {
+  v1::SubmitErasureResponse resp;
+  ASSERT_TRUE(Submit(Request("carol", "k1"), &resp).ok());
+  EXPECT_EQ(resp.erasure().state(), v1::ERASURE_STATE_QUEUED);
+}
+
+TEST_F(ErasureApiTest, ScopeRestrictsModelsAndUnknownModelIsNotFound) {
+  auto other_dataset = CreateDatasetWithRows(*ts_, "other", "alice,0,train,1,1,1,1\n");
+  auto other_model = RegisterModel(*ts_, "other-logreg", other_dataset);
+  v1::SubmitErasureResponse resp;
+  auto req = Request("alice", "scoped");
+  req.add_model_ids(other_model);
+  ASSERT_TRUE(Submit(req, &resp).ok());
+  ASSERT_EQ(resp.erasure().tasks_size(), 1);
+  EXPECT_EQ(resp.erasure().tasks(0).model_id(), other_model);
+
+  v1::SubmitErasureResponse all;
+  ASSERT_TRUE(Submit(Request("alice", "unscoped"), &all).ok());
+  EXPECT_EQ(all.erasure().tasks_size(), 2);
+
+  auto missing = Request("alice", "missing");
+  missing.add_model_ids("00000000-0000-4000-8000-000000000000");
+  const int64_t before = CountRequests();
+  auto st = Submit(missing, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND) << st.error_message();
+  EXPECT_EQ(CountRequests(), before);
+}
+
+TEST_F(ErasureApiTest, ReplayWithSameBodyReturnsOriginalWithoutSalt) {
+  v1::SubmitErasureResponse first, second;
+  ASSERT_TRUE(Submit(Request("alice", "same"), &first).ok());
+  ASSERT_TRUE(Submit(Request("alice", "same"), &second).ok());
+  EXPECT_EQ(first.erasure().id(), second.erasure().id());
+  EXPECT_TRUE(second.replayed());
+  EXPECT_TRUE(second.subject_salt().empty());
+  EXPECT_EQ(CountRequests(), 1);
+}
+
+TEST_F(ErasureApiTest, ReusedKeyWithDifferentBodyIsAlreadyExists) {
+  v1::SubmitErasureResponse resp;
+  ASSERT_TRUE(Submit(Request("alice", "reused"), &resp).ok());
+  auto st = Submit(Request("bob", "reused"), &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_NE(st.error_message().find("different request"), std::string::npos);
+  auto other_ground = Request("alice", "reused");
+  other_ground.set_legal_ground(v1::LEGAL_GROUND_CCPA_1798_105);
+  EXPECT_EQ(Submit(other_ground, &resp).error_code(),
+            grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(CountRequests(), 1);
+}
+
+TEST_F(ErasureApiTest, ThirtyTwoConcurrentIdenticalSubmissionsCreateOne) {
+  constexpr int kClients = 32;
+  std::vector<std::thread> threads;
+  std::vector<std::string> ids(kClients);
+  std::vector<grpc::Status> statuses(kClients);
+  std::atomic<int> salts{0};
+  for (int i = 0; i < kClients; ++i) {
+    threads.emplace_back([&, i] {
+      auto stub = v1::ErasureService::NewStub(ts_->Channel());
+      v1::SubmitErasureResponse resp;
+      statuses[i] = stub->SubmitErasure(ts_->Ctx(Role::kSubmitter).get(),
+                                        Request("alice", "burst"), &resp);
+      ids[i] = resp.erasure().id();
+      if (!resp.subject_salt().empty()) ++salts;
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& st : statuses) EXPECT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), 1u);
+  EXPECT_EQ(salts.load(), 1) << "exactly one response created the request";
+  EXPECT_EQ(CountRequests(), 1);
+  EXPECT_EQ(QueryScalar(ts_->database_url(), "SELECT count(*) FROM erasure_tasks"),
+            "1");
+}
+
+TEST_F(ErasureApiTest, IdempotencyKeysAreScopedPerApiKey) {
+  v1::SubmitErasureResponse a, b;
+  ASSERT_TRUE(Submit(Request("alice", "shared"), &a, Role::kSubmitter).ok());
+  ASSERT_TRUE(Submit(Request("bob", "shared"), &b, Role::kAdmin).ok());
+  EXPECT_NE(a.erasure().id(), b.erasure().id());
+}
+
+struct BadSubmit {
+  std::string name;
+  std::function<void(v1::SubmitErasureRequest&)> mutate;
+  std::string expected_field;
+};
+
+TEST_F(ErasureApiTest, EachValidationErrorIsInvalidArgumentAndWritesNothing) {
+  const std::vector<BadSubmit> cases = {
+      {"empty subject", [](auto& r) { r.set_subject_id(""); }, "subject_id"},
+      {"long subject", [](auto& r) { r.set_subject_id(std::string(257, 'x')); },
+       "subject_id"},
+      {"control char", [](auto& r) { r.set_subject_id("a\nb"); }, "subject_id"},
+      {"no ground",
+       [](auto& r) { r.set_legal_ground(v1::LEGAL_GROUND_UNSPECIFIED); },
+       "legal_ground"},
+      {"unknown ground",
+       [](auto& r) { r.set_legal_ground(static_cast<v1::LegalGround>(99)); },
+       "legal_ground"},
+      {"other without reference",
+       [](auto& r) {
+         r.set_legal_ground(v1::LEGAL_GROUND_OTHER);
+         r.clear_legal_reference();
+       },
+       "legal_reference"},
+      {"long reference",
+       [](auto& r) { r.set_legal_reference(std::string(1025, 'r')); },
+       "legal_reference"},
+      {"no key", [](auto& r) { r.clear_idempotency_key(); }, "idempotency_key"},
+      {"key with space", [](auto& r) { r.set_idempotency_key("a b"); },
+       "idempotency_key"},
+      {"long key",
+       [](auto& r) { r.set_idempotency_key(std::string(129, 'k')); },
+       "idempotency_key"},
+      {"bad model id", [](auto& r) { r.add_model_ids("not-a-uuid"); },
+       "model_ids[0]"},
+      {"too many models",
+       [](auto& r) {
+         for (int i = 0; i < 101; ++i) {
+           r.add_model_ids("00000000-0000-4000-8000-000000000000");
+         }
+       },
+       "model_ids"},
+  };
+  for (const auto& c : cases) {
+    auto req = Request("alice", "valid-key");
+    c.mutate(req);
+    v1::SubmitErasureResponse resp;
+    auto st = Submit(req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.name;
+    EXPECT_NE(st.error_message().find(c.expected_field), std::string::npos)
+        << c.name << ": " << st.error_message();
+  }
+  EXPECT_EQ(CountRequests(), 0);
+}
+
+TEST_F(ErasureApiTest, AuthFailuresPerRole) {
+  v1::SubmitErasureResponse resp;
+  auto req = Request("alice", "auth");
+  // Missing, malformed, unknown keys.
+  EXPECT_EQ(ts_->erasures()
+                .SubmitErasure(ts_->CtxWithToken("").get(), req, &resp)
+                .error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(ts_->erasures()
+                .SubmitErasure(ts_->CtxWithToken("garbage").get(), req, &resp)
+                .error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  std::string forged = ts_->token(Role::kAdmin);
+  forged.back() = forged.back() == '0' ? '1' : '0';
+  EXPECT_EQ(ts_->erasures()
+                .SubmitErasure(ts_->CtxWithToken(forged).get(), req, &resp)
+                .error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  // Wrong roles.
+  EXPECT_EQ(Submit(req, &resp, Role::kOperator).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Submit(req, &resp, Role::kAuditor).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  v1::ListErasuresResponse list;
+  EXPECT_EQ(ts_->erasures()
+                .ListErasures(ts_->Ctx(Role::kSubmitter).get(), {}, &list)
+                .error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  v1::CreateDatasetRequest create;
+  create.set_name("x");
+  v1::Dataset dataset;
+  EXPECT_EQ(ts_->datasets()
+                .CreateDataset(ts_->Ctx(Role::kSubmitter).get(), create, &dataset)
+                .error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(ts_->datasets()
+                .CreateDataset(ts_->Ctx(Role::kAuditor).get(), create, &dataset)
+                .error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  v1::GetModelRequest get_model;
+  get_model.set_id(model_);
+  v1::Model model;
+  EXPECT_EQ(ts_->models()
+                .GetModel(ts_->Ctx(Role::kSubmitter).get(), get_model, &model)
+                .error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_TRUE(ts_->models()
+                  .GetModel(ts_->Ctx(Role::kAuditor).get(), get_model, &model)
+                  .ok());
+  // Allowed roles.
+  EXPECT_TRUE(Submit(req, &resp, Role::kSubmitter).ok());
+  EXPECT_TRUE(ts_->erasures()
+                  .ListErasures(ts_->Ctx(Role::kAuditor).get(), {}, &list)
+                  .ok());
+  EXPECT_EQ(CountRequests(), 1);
+}
+
+TEST_F(ErasureApiTest, RevokedKeyIsRejected) {
+  QueryScalar(ts_->database_url(),
+              "UPDATE api_keys SET revoked_at = now() WHERE role = 'submitter'");
+  v1::SubmitErasureResponse resp;
+  EXPECT_EQ(Submit(Request("alice", "revoked"), &resp).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST_F(ErasureApiTest, ListPagesThroughEveryRequestOnceNewestFirst) {
+  std::vector<std::string> created;
+  for (int i = 0; i < 7; ++i) {
+    v1::SubmitErasureResponse resp;
+    ASSERT_TRUE(Submit(Request(i % 2 ? "alice" : "nobody", absl::StrCat("p", i)),
+                       &resp)
+                    .ok());
+    created.push_back(resp.erasure().id());
+  }
+  std::vector<std::string> seen;
+  std::string token;
+  int pages = 0;
+  do {
+    v1::ListErasuresRequest req;
+    req.set_page_size(3);
+    req.set_page_token(token);
+    v1::ListErasuresResponse resp;
+    ASSERT_TRUE(ts_->erasures()
+                    .ListErasures(ts_->Ctx(Role::kOperator).get(), req, &resp)
+                    .ok());
+    for (const auto& e : resp.erasures()) seen.push_back(e.id());
+    token = resp.next_page_token();
+    ++pages;
+  } while (!token.empty() && pages < 10);
+  EXPECT_EQ(pages, 3);
+  std::vector<std::string> expected(created.rbegin(), created.rend());
+  EXPECT_EQ(seen, expected);
+
+  // Filters: state and model.
+  v1::ListErasuresRequest queued;
+  queued.set_state(v1::ERASURE_STATE_QUEUED);
+  queued.set_model_id(model_);
+  v1::ListErasuresResponse resp;
+  ASSERT_TRUE(ts_->erasures()
+                  .ListErasures(ts_->Ctx(Role::kOperator).get(), queued, &resp)
+                  .ok());
+  EXPECT_EQ(resp.erasures_size(), 3);
+  for (const auto& e : resp.erasures()) {
+    EXPECT_EQ(e.state(), v1::ERASURE_STATE_QUEUED);
+  }
+
+  // Bad page size and a token used with other filters.
+  v1::ListErasuresRequest bad;
+  bad.set_page_size(1001);
+  EXPECT_EQ(ts_->erasures()
+                .ListErasures(ts_->Ctx(Role::kOperator).get(), bad, &resp)
+                .error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  v1::ListErasuresRequest first;
+  first.set_page_size(2);
+  ASSERT_TRUE(ts_->erasures()
+                  .ListErasures(ts_->Ctx(Role::kOperator).get(), first, &resp)
+                  .ok());
+  v1::ListErasuresRequest mismatched;
+  mismatched.set_page_token(resp.next_page_token());
+  mismatched.set_state(v1::ERASURE_STATE_QUEUED);
+  EXPECT_EQ(ts_->erasures()
+                .ListErasures(ts_->Ctx(Role::kOperator).get(), mismatched, &resp)
+                .error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  v1::ListErasuresRequest garbage;
+  garbage.set_page_token("bm9wZQ");
+  EXPECT_EQ(ts_->erasures()
+                .ListErasures(ts_->Ctx(Role::kOperator).get(), garbage, &resp)
+                .error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(ErasureApiTest, GetUnknownIsNotFoundAndMalformedIsInvalid) {
+  v1::GetErasureRequest req;
+  v1::Erasure e;
+  req.set_id("00000000-0000-4000-8000-000000000000");
+  EXPECT_EQ(ts_->erasures().GetErasure(ts_->Ctx(Role::kAuditor).get(), req, &e)
+                .error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  req.set_id("nope");
+  EXPECT_EQ(ts_->erasures().GetErasure(ts_->Ctx(Role::kAuditor).get(), req, &e)
+                .error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(ErasureApiTest, CancelBeforeClaimAndNotAfter) {
+  v1::SubmitErasureResponse resp;
+  ASSERT_TRUE(Submit(Request("alice", "c1"), &resp).ok());
+  v1::CancelErasureRequest cancel;
+  cancel.set_id(resp.erasure().id());
+  v1::Erasure out;
+  ASSERT_TRUE(ts_->erasures()
+                  .CancelErasure(ts_->Ctx(Role::kSubmitter).get(), cancel, &out)
+                  .ok());
+  EXPECT_EQ(out.state(), v1::ERASURE_STATE_CANCELLED);
+  EXPECT_EQ(out.tasks(0).state(), v1::TASK_STATE_CANCELLED);
+  EXPECT_EQ(QueryScalar(ts_->database_url(),
+                        "SELECT count(*) FROM erasure_requests WHERE "
+                        "subject_key IS NOT NULL"),
+            "0");
+  // Cancelling again returns it unchanged.
+  ASSERT_TRUE(ts_->erasures()
+                  .CancelErasure(ts_->Ctx(Role::kSubmitter).get(), cancel, &out)
+                  .ok());
+  // A claimed task cannot be cancelled.
+  ASSERT_TRUE(Submit(Request("alice", "c2"), &resp).ok());
+  QueryScalar(ts_->database_url(),
+              absl::StrCat("UPDATE erasure_tasks SET state = 'LEASED', "
+                           "attempts = 1 WHERE erasure_id = '",
+                           resp.erasure().id(), "'"));
+  cancel.set_id(resp.erasure().id());
+  auto st = ts_->erasures().CancelErasure(ts_->Ctx(Role::kSubmitter).get(),
+                                          cancel, &out);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  // A terminal request cannot be cancelled.
+  ASSERT_TRUE(Submit(Request("nobody", "c3"), &resp).ok());
+  cancel.set_id(resp.erasure().id());
+  EXPECT_EQ(ts_->erasures()
+                .CancelErasure(ts_->Ctx(Role::kSubmitter).get(), cancel, &out)
+                .error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+TEST_F(ErasureApiTest, WatchStreamsChangesUntilTerminal) {
+  v1::SubmitErasureResponse resp;
+  ASSERT_TRUE(Submit(Request("alice", "w1"), &resp).ok());
+  const std::string id = resp.erasure().id();
+  auto ctx = ts_->Ctx(Role::kSubmitter);
+  v1::WatchErasureRequest req;
+  req.set_id(id);
+  auto reader = ts_->erasures().WatchErasure(ctx.get(), req);
+  v1::ErasureEvent event;
+  ASSERT_TRUE(reader->Read(&event));
+  EXPECT_EQ(event.erasure().state(), v1::ERASURE_STATE_QUEUED);
+  // Another party (a worker, here SQL) moves it on; the watcher sees each.
+  QueryScalar(ts_->database_url(),
+              absl::StrCat("UPDATE erasure_requests SET state = 'RUNNING', "
+                           "updated_at = now() WHERE id = '", id, "'"));
+  ASSERT_TRUE(reader->Read(&event));
+  EXPECT_EQ(event.erasure().state(), v1::ERASURE_STATE_RUNNING);
+  QueryScalar(ts_->database_url(),
+              absl::StrCat("UPDATE erasure_requests SET state = 'COMPLETED', "
+                           "updated_at = now(), completed_at = now() "
+                           "WHERE id = '", id, "'"));
+  ASSERT_TRUE(reader->Read(&event));
+  EXPECT_EQ(event.erasure().state(), v1::ERASURE_STATE_COMPLETED);
+  EXPECT_FALSE(reader->Read(&event));
+  EXPECT_TRUE(reader->Finish().ok());
+}
+
+TEST_F(ErasureApiTest, WatchUnknownRequestIsNotFound) {
+  auto ctx = ts_->Ctx(Role::kSubmitter);
+  v1::WatchErasureRequest req;
+  req.set_id("00000000-0000-4000-8000-000000000000");
+  auto reader = ts_->erasures().WatchErasure(ctx.get(), req);
+  v1::ErasureEvent event;
+  EXPECT_FALSE(reader->Read(&event));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ErasureApiTest, AuditLogIsAppendOnly) {
+  v1::SubmitErasureResponse resp;
+  ASSERT_TRUE(Submit(Request("alice", "audit"), &resp).ok());
+  EXPECT_GE(std::stoi(QueryScalar(ts_->database_url(),
+                                  "SELECT count(*) FROM audit_log")),
+            1);
+  EXPECT_ANY_THROW(QueryScalar(ts_->database_url(), "DELETE FROM audit_log"));
+  EXPECT_ANY_THROW(
+      QueryScalar(ts_->database_url(), "UPDATE audit_log SET actor = 'x'"));
+}
+
+}  // namespace
+}  // namespace lethe::testing

@@ -1,0 +1,131 @@
+// Pure logic of the server layer: validation, subject keying, page tokens,
+// configuration.
+#include <stdlib.h>
+
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "server/config.h"
+#include "server/convert.h"
+#include "server/erasure_service.h"
+#include "server/subject.h"
+#include "server/validate.h"
+#include "storage/api_key_store.h"
+#include "storage/hash.h"
+
+namespace lethe::server {
+namespace {
+
+TEST(HashTest, Sha256AndHmacKnownVectors) {
+  EXPECT_EQ(storage::ToHex(storage::Sha256("abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  // RFC 4231 test case 2.
+  EXPECT_EQ(storage::ToHex(storage::HmacSha256("Jefe",
+                                               "what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+TEST(SubjectTest, CommitmentIsDomainSeparatedSaltedSha256) {
+  const std::string salt(32, '\x01');
+  EXPECT_EQ(SubjectCommitment(salt, "alice"),
+            storage::Sha256(std::string("lethe-subject/v1") + salt + "alice"));
+  EXPECT_NE(SubjectCommitment(salt, "alice"),
+            SubjectCommitment(std::string(32, '\x02'), "alice"));
+  EXPECT_EQ(SubjectKey("secret", "alice"), storage::HmacSha256("secret", "alice"));
+}
+
+TEST(SubjectTest, PreparedSubmissionCarriesNoRawSubject) {
+  v1::SubmitErasureRequest req;
+  req.set_subject_id("alice@example.com");
+  req.set_legal_ground(v1::LEGAL_GROUND_CCPA_1798_105);
+  req.set_idempotency_key("k");
+  req.add_model_ids("bbbbbbbb-0000-4000-8000-000000000000");
+  req.add_model_ids("aaaaaaaa-0000-4000-8000-000000000000");
+  req.add_model_ids("bbbbbbbb-0000-4000-8000-000000000000");
+  auto p = PrepareSubmission(req, "key", std::string(32, 's'), std::string(32, 't'));
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->scope_model_ids.size(), 2u);
+  EXPECT_EQ(p->scope_model_ids[0], "aaaaaaaa-0000-4000-8000-000000000000");
+  EXPECT_EQ(p->legal_ground, "CCPA_1798_105");
+  for (const std::string* field : {&p->subject_key, &p->subject_commitment,
+                                   &p->body_sha256}) {
+    EXPECT_EQ(field->find("alice"), std::string::npos);
+  }
+  // The body hash ignores the salt (a replay has another) and scope order.
+  auto q = PrepareSubmission(req, "key", std::string(32, 's'), std::string(32, 'u'));
+  EXPECT_EQ(p->body_sha256, q->body_sha256);
+  req.set_legal_reference("x");
+  auto r = PrepareSubmission(req, "key", std::string(32, 's'), std::string(32, 't'));
+  EXPECT_NE(p->body_sha256, r->body_sha256);
+}
+
+TEST(ValidateTest, UuidNameAndText) {
+  EXPECT_TRUE(IsUuid("123e4567-e89b-12d3-a456-426614174000"));
+  EXPECT_FALSE(IsUuid("123E4567-E89B-12D3-A456-426614174000"));
+  EXPECT_FALSE(IsUuid("123e4567e89b12d3a456426614174000"));
+  EXPECT_TRUE(CheckName("n", "fashion-mnist_v1.2").ok());
+  EXPECT_FALSE(CheckName("n", "").ok());
+  EXPECT_FALSE(CheckName("n", "a/b").ok());
+  EXPECT_TRUE(CheckText("t", "Zoë", 10, true).ok());
+  EXPECT_FALSE(CheckText("t", "\xc3", 10, true).ok());  // truncated UTF-8
+  EXPECT_FALSE(CheckText("t", "", 10, true).ok());
+  EXPECT_TRUE(CheckText("t", "", 10, false).ok());
+  EXPECT_FALSE(CheckText("t", "tab\there", 10, false).ok());
+  EXPECT_FALSE(CheckIdempotencyKey(std::string(129, 'a')).ok());
+  EXPECT_TRUE(CheckIdempotencyKey(std::string(128, 'a')).ok());
+}
+
+TEST(ConvertTest, PageTokensRoundTripAndBindToFilters) {
+  storage::PageCursor c{1700000000123456, "123e4567-e89b-12d3-a456-426614174000"};
+  const std::string token = EncodePageToken(c, "filters-a");
+  auto back = DecodePageToken(token, "filters-a");
+  ASSERT_TRUE(back.ok());
+  ASSERT_TRUE(back->has_value());
+  EXPECT_EQ((*back)->created_us, c.created_us);
+  EXPECT_EQ((*back)->id, c.id);
+  EXPECT_FALSE(DecodePageToken(token, "filters-b").ok());
+  EXPECT_FALSE(DecodePageToken("!!", "filters-a").ok());
+  auto empty = DecodePageToken("", "x");
+  ASSERT_TRUE(empty.ok());
+  EXPECT_FALSE(empty->has_value());
+  EXPECT_EQ(*PageSize(0), 50);
+  EXPECT_FALSE(PageSize(-1).ok());
+}
+
+TEST(ApiTokenTest, ParsesOnlyTheDocumentedShape) {
+  const std::string good = "lethe_0123456789abcdef_" + std::string(64, 'a');
+  auto t = storage::ParseApiToken(good);
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->key_id, "0123456789abcdef");
+  EXPECT_FALSE(storage::ParseApiToken("lethe_x").ok());
+  EXPECT_FALSE(storage::ParseApiToken("lethe_0123456789abcdeg_" + std::string(64, 'a')).ok());
+}
+
+TEST(ConfigTest, FlagBeatsEnvironmentBeatsFileBeatsDefault) {
+  const std::vector<OptionSpec> specs = {{"listen", "d1", ""},
+                                         {"database-url", "d2", ""},
+                                         {"pool", "d3", ""},
+                                         {"verbose", "false", ""}};
+  const std::string file = ::testing::TempDir() + "/lethe.conf";
+  std::ofstream(file) << "# comment\nlisten = file-listen\ndatabase-url = file-db\n"
+                         "pool = file-pool\n";
+  setenv("LETHE_DATABASE_URL", "env-db", 1);
+  setenv("LETHE_POOL", "env-pool", 1);
+  auto cfg = Config::Parse(specs, {"--config", file, "--pool=flag-pool", "--verbose",
+                                   "serve"});
+  unsetenv("LETHE_DATABASE_URL");
+  unsetenv("LETHE_POOL");
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  EXPECT_EQ(cfg->Get("listen"), "file-listen");
+  EXPECT_EQ(cfg->Get("database-url"), "env-db");
+  EXPECT_EQ(cfg->Get("pool"), "flag-pool");
+  EXPECT_TRUE(cfg->GetBool("verbose"));
+  EXPECT_EQ(cfg->positional(), std::vector<std::string>{"serve"});
+  EXPECT_FALSE(Config::Parse(specs, {"--nope=1"}).ok());
+  EXPECT_FALSE(Config::Parse(specs, {"--listen"}).ok());
+  EXPECT_EQ(Config::EnvName("db-pool-size"), "LETHE_DB_POOL_SIZE");
+}
+
+}  // namespace
+}  // namespace lethe::server

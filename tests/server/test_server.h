@@ -1,0 +1,81 @@
+// TestServer: a real LetheServer on a scratch PostgreSQL database, with one
+// API key per role and stubs for every service. For integration tests.
+#ifndef LETHE_TESTS_SERVER_TEST_SERVER_H_
+#define LETHE_TESTS_SERVER_TEST_SERVER_H_
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "lethe/v1/dataset.grpc.pb.h"
+#include "lethe/v1/erasure.grpc.pb.h"
+#include "lethe/v1/model.grpc.pb.h"
+#include "server/server.h"
+#include "storage/types.h"
+#include "tests/support/scratch_database.h"
+
+namespace lethe::testing {
+
+class TestServer {
+ public:
+  // Creates a scratch database (or uses `database_url` when given), a
+  // secret file, keys for every role, and starts a server on a free port.
+  static std::unique_ptr<TestServer> Start(std::string database_url = "");
+  ~TestServer();
+
+  // Starts another server process-internally on the same database and
+  // secret (a second replica).
+  std::unique_ptr<server::LetheServer> StartReplica() const;
+
+  std::shared_ptr<grpc::Channel> Channel(int port = 0) const;
+  // A context carrying the key of `role`.
+  std::unique_ptr<grpc::ClientContext> Ctx(storage::Role role) const;
+  std::unique_ptr<grpc::ClientContext> CtxWithToken(
+      const std::string& token) const;
+
+  const std::string& token(storage::Role role) const {
+    return tokens_.at(role);
+  }
+  const std::string& database_url() const { return url_; }
+  const std::string& secrets_file() const { return secrets_file_; }
+  const std::string& temp_dir() const { return dir_; }
+  int port() const { return server_->port(); }
+  server::LetheServer* server() { return server_.get(); }
+  void StopServer() { server_.reset(); }
+
+  v1::ErasureService::Stub& erasures() { return *erasures_; }
+  v1::DatasetService::Stub& datasets() { return *datasets_; }
+  v1::ModelRegistry::Stub& models() { return *models_; }
+
+ private:
+  TestServer() = default;
+  server::ServerOptions Options() const;
+
+  std::unique_ptr<ScratchDatabase> scratch_;
+  std::string url_;
+  std::string dir_;
+  std::string secrets_file_;
+  std::map<storage::Role, std::string> tokens_;
+  std::unique_ptr<server::LetheServer> server_;
+  std::unique_ptr<v1::ErasureService::Stub> erasures_;
+  std::unique_ptr<v1::DatasetService::Stub> datasets_;
+  std::unique_ptr<v1::ModelRegistry::Stub> models_;
+};
+
+// Runs SQL and returns the first column of the first row as text.
+std::string QueryScalar(const std::string& url, const std::string& sql);
+
+// Creates a float32 dataset of 4 features and 3 classes and uploads
+// `csv_rows` (lines after the header). Returns the dataset id.
+std::string CreateDatasetWithRows(TestServer& ts, const std::string& name,
+                                  const std::string& csv_rows);
+
+// Registers a logistic-regression model (no artifact) on `dataset_id`.
+std::string RegisterModel(TestServer& ts, const std::string& name,
+                          const std::string& dataset_id);
+
+}  // namespace lethe::testing
+
+#endif  // LETHE_TESTS_SERVER_TEST_SERVER_H_

@@ -1,0 +1,489 @@
+#include "server/upload/upload_parser.h"
+
+#include <zlib.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace lethe::upload {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+const FeatureSpec kFour{{2, 2}, FeatureType::kUint8, 10};
+const FeatureSpec kFourFloat{{4}, FeatureType::kFloat32, 3};
+const FeatureSpec kFashion{{1, 28, 28}, FeatureType::kUint8, 10};
+
+constexpr char kHeader[] = "subject_id,label,split,f0,f1,f2,f3\n";
+
+// Asserts `result` failed with INVALID_ARGUMENT and a message containing
+// every one of `parts`.
+template <typename T>
+void ExpectInvalid(const absl::StatusOr<T>& result,
+                   std::initializer_list<std::string> parts) {
+  ASSERT_FALSE(result.ok()) << "parsed, expected an error";
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument)
+      << result.status();
+  for (const std::string& part : parts) {
+    EXPECT_THAT(std::string(result.status().message()), HasSubstr(part));
+  }
+}
+
+absl::StatusOr<std::vector<ParsedRecord>> Csv(const std::string& rows,
+                                              const FeatureSpec& spec = kFour) {
+  return ParseCsv(kHeader + rows, spec);
+}
+
+std::string Gzip(std::string_view data) {
+  z_stream z{};
+  EXPECT_EQ(
+      deflateInit2(&z, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY),
+      Z_OK);
+  std::string out(deflateBound(&z, data.size()) + 64, '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  z.avail_in = static_cast<uInt>(data.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return out;
+}
+
+// An unsigned-byte IDX file: magic 0x0000 08 <dims>, big-endian dims, data.
+std::string Idx(const std::vector<uint32_t>& dims, std::string_view data,
+                uint8_t type = 0x08) {
+  std::string out{'\0', '\0', static_cast<char>(type),
+                  static_cast<char>(dims.size())};
+  for (uint32_t d : dims) {
+    for (int shift = 24; shift >= 0; shift -= 8)
+      out.push_back(static_cast<char>(d >> shift));
+  }
+  return out.append(data);
+}
+
+std::string Subjects(size_t n, const std::string& eol = "\n") {
+  std::string out;
+  for (size_t i = 0; i < n; ++i) absl::StrAppend(&out, "subject-", i, eol);
+  return out;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string FashionPath(const std::string& file) {
+  const char* env = std::getenv("LETHE_FASHION_MNIST_DIR");
+  return absl::StrCat(env != nullptr ? env : LETHE_FASHION_MNIST_DIR, "/",
+                      file);
+}
+
+// The file decompressed by zlib's own gzip reader: an independent
+// reference for MaybeGunzip.
+std::string GzRead(const std::string& path) {
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (f == nullptr) return "";
+  std::string out;
+  char buf[1 << 16];
+  int n;
+  while ((n = gzread(f, buf, sizeof(buf))) > 0) out.append(buf, n);
+  gzclose(f);
+  return out;
+}
+
+// ---------------------------------------------------------------- CSV
+
+TEST(ParseCsvTest, ParsesUint8RecordsInOrder) {
+  auto records = Csv("alice,3,train,0,1,254,255\nbob,9,test,7,0,0,10\n");
+  ASSERT_TRUE(records.ok()) << records.status();
+  ASSERT_EQ(records->size(), 2u);
+  EXPECT_EQ((*records)[0].subject_id, "alice");
+  EXPECT_EQ((*records)[0].label, 3);
+  EXPECT_FALSE((*records)[0].test);
+  EXPECT_EQ((*records)[0].features, std::string("\x00\x01\xfe\xff", 4));
+  EXPECT_EQ((*records)[1].subject_id, "bob");
+  EXPECT_EQ((*records)[1].label, 9);
+  EXPECT_TRUE((*records)[1].test);
+  EXPECT_EQ((*records)[1].features, std::string("\x07\x00\x00\x0a", 4));
+}
+
+TEST(ParseCsvTest, AcceptsCrlfBomAndMissingFinalNewline) {
+  auto records = ParseCsv(
+      "\xEF\xBB\xBFsubject_id,label,split,f0,f1,f2,f3\r\n"
+      "a,0,train,1,2,3,4\r\nb,1,test,5,6,7,8",
+      kFour);
+  ASSERT_TRUE(records.ok()) << records.status();
+  ASSERT_EQ(records->size(), 2u);
+  EXPECT_EQ((*records)[1].subject_id, "b");
+  EXPECT_EQ((*records)[1].features, "\x05\x06\x07\x08");
+}
+
+TEST(ParseCsvTest, ParsesFloat32AsLittleEndian) {
+  auto records = ParseCsv(
+      "subject_id,label,split,f0,f1,f2,f3\ns,2,train,0.5,-2,1e-3,3.4e38\n",
+      kFourFloat);
+  ASSERT_TRUE(records.ok()) << records.status();
+  const std::string& f = (*records)[0].features;
+  ASSERT_EQ(f.size(), 16u);
+  EXPECT_EQ(f.substr(0, 4), std::string("\x00\x00\x00\x3f", 4));  // 0.5f
+  EXPECT_EQ(f.substr(4, 4), std::string("\x00\x00\x00\xc0", 4));  // -2.0f
+  float values[4];
+  std::memcpy(values, f.data(), 16);  // this test runs little-endian
+  EXPECT_FLOAT_EQ(values[2], 1e-3f);
+  EXPECT_FLOAT_EQ(values[3], 3.4e38f);
+}
+
+TEST(ParseCsvTest, RejectsHeaderWithWrongName) {
+  ExpectInvalid(
+      ParseCsv("subject,label,split,f0,f1,f2,f3\na,0,train,1,2,3,4\n", kFour),
+      {"line 1:", "column 1 is 'subject'", "expected 'subject_id'"});
+  ExpectInvalid(ParseCsv("subject_id,label,split,f0,f1,f3,f2\n", kFour),
+                {"line 1:", "column 6 is 'f3', expected 'f2'"});
+}
+
+TEST(ParseCsvTest, RejectsHeaderWithWrongColumnCount) {
+  ExpectInvalid(
+      ParseCsv("subject_id,label,split,f0,f1,f2\na,0,train,1,2,3\n", kFour),
+      {"line 1:", "6 columns; expected 7", "f0..f3", "[2,2]"});
+}
+
+TEST(ParseCsvTest, RejectsEmptyInputAndHeaderOnly) {
+  ExpectInvalid(ParseCsv("", kFour), {"line 1:", "no header"});
+  ExpectInvalid(ParseCsv(kHeader, kFour), {"no records"});
+}
+
+TEST(ParseCsvTest, RejectsRowsWithWrongFieldCount) {
+  ExpectInvalid(Csv("a,0,train,1,2,3,4\nb,0,train,1,2,3\n"),
+                {"line 3:", "6 fields; expected 7"});
+  ExpectInvalid(Csv("a,0,train,1,2,3,4,5\n"),
+                {"line 2:", "8 fields; expected 7"});
+  ExpectInvalid(Csv("a,0\n"), {"line 2:", "2 fields; expected 7"});
+}
+
+TEST(ParseCsvTest, RejectsBadSplit) {
+  ExpectInvalid(Csv("a,0,validation,1,2,3,4\n"),
+                {"line 2:", "split 'validation' must be 'train' or 'test'"});
+  ExpectInvalid(Csv("a,0,Train,1,2,3,4\n"), {"line 2:", "split 'Train'"});
+}
+
+TEST(ParseCsvTest, RejectsLabelOutOfRangeOrNotAnInteger) {
+  ExpectInvalid(Csv("a,10,train,1,2,3,4\n"),
+                {"line 2:", "label 10 is out of range", "labels 0..9"});
+  ExpectInvalid(Csv("a,-1,train,1,2,3,4\n"),
+                {"line 2:", "label -1 is out of range"});
+  ExpectInvalid(Csv("a,1.0,train,1,2,3,4\n"),
+                {"line 2:", "label '1.0' is not an integer"});
+  ExpectInvalid(Csv("a,,train,1,2,3,4\n"),
+                {"line 2:", "label '' is not an integer"});
+}
+
+TEST(ParseCsvTest, RejectsUint8FeatureOutOfRangeOrNotNumeric) {
+  ExpectInvalid(Csv("a,0,train,1,2,256,4\n"),
+                {"line 2:", "f2 is '256'", "integer 0..255"});
+  ExpectInvalid(Csv("a,0,train,1,-1,2,4\n"), {"line 2:", "f1 is '-1'"});
+  ExpectInvalid(Csv("a,0,train,1,2,3,x\n"), {"line 2:", "f3 is 'x'"});
+  ExpectInvalid(Csv("a,0,train,1.5,2,3,4\n"), {"line 2:", "f0 is '1.5'"});
+  ExpectInvalid(Csv("a,0,train, 1,2,3,4\n"), {"line 2:", "f0 is ' 1'"});
+  ExpectInvalid(Csv("a,0,train,1,,3,4\n"), {"line 2:", "f1 is ''"});
+  ExpectInvalid(Csv("a,0,train,1,2,3,0255\n"), {"line 2:", "f3 is '0255'"});
+}
+
+TEST(ParseCsvTest, RejectsNonFiniteOrMalformedFloats) {
+  const std::string header = "subject_id,label,split,f0,f1,f2,f3\n";
+  for (std::string bad :
+       {"nan", "inf", "-inf", "1e39", "abc", "0x10", "1.5f", "", " 1"}) {
+    ExpectInvalid(ParseCsv(header + "s,0,test,1,2," + bad + ",4\n", kFourFloat),
+                  {"line 2:", "f2 is '" + bad + "'", "finite decimal"});
+  }
+}
+
+TEST(ParseCsvTest, RejectsEmptyTooLongOrNonUtf8Subject) {
+  ExpectInvalid(Csv("a,0,train,1,2,3,4\n,0,train,1,2,3,4\n"),
+                {"line 3:", "subject_id is empty"});
+  ExpectInvalid(Csv(std::string(257, 's') + ",0,train,1,2,3,4\n"),
+                {"line 2:", "257 bytes; at most 256"});
+  ExpectInvalid(Csv("\xff\xfe,0,train,1,2,3,4\n"),
+                {"line 2:", "not valid UTF-8"});
+  auto longest = Csv(std::string(256, 's') +
+                     ",0,train,1,2,3,4\nj\xC3\xBCrgen,0,test,1,2,3,4\n");
+  ASSERT_TRUE(longest.ok()) << longest.status();
+  EXPECT_EQ((*longest)[1].subject_id, "j\xC3\xBCrgen");
+}
+
+TEST(ParseCsvTest, RejectsQuotesAndBlankLines) {
+  ExpectInvalid(Csv("\"a,b\",0,train,1,2,3,4\n"),
+                {"line 2:", "quoted fields are not supported"});
+  ExpectInvalid(Csv("a,0,train,1,2,3,4\n\nb,0,train,1,2,3,4\n"),
+                {"line 3:", "blank line"});
+  ExpectInvalid(Csv("a,0,train,1,2,3,4\n\n"), {"line 3:", "blank line"});
+}
+
+TEST(ParseCsvTest, ErrorsNeverQuoteTheSubjectId) {
+  auto result = Csv("alice@example.com,42,train,1,2,3,4\n");
+  ExpectInvalid(result, {"line 2:", "label 42"});
+  EXPECT_THAT(std::string(result.status().message()), Not(HasSubstr("alice")));
+}
+
+TEST(ParseCsvTest, RejectsInvalidFeatureSpec) {
+  ExpectInvalid(ParseCsv(kHeader, FeatureSpec{{}, FeatureType::kUint8, 10}),
+                {"0 dimensions"});
+  ExpectInvalid(ParseCsv(kHeader, FeatureSpec{{4}, FeatureType::kUint8, 1}),
+                {"num_classes is 1"});
+  ExpectInvalid(
+      ParseCsv(kHeader, FeatureSpec{{2048, 2048}, FeatureType::kUint8, 10}),
+      {"more than 1048576 elements"});
+}
+
+TEST(ParseCsvTest, ParsesFashionMnistSizedCsvQuickly) {
+  // 10,000 rows of 784 features: the shape of a real CSV upload.
+  std::string csv = "subject_id,label,split";
+  for (int i = 0; i < 784; ++i) absl::StrAppend(&csv, ",f", i);
+  csv += "\n";
+  for (int r = 0; r < 10000; ++r) {
+    absl::StrAppend(&csv, "subject-", r, ",", r % 10, ",train");
+    for (int i = 0; i < 784; ++i) absl::StrAppend(&csv, ",", (r + i) % 256);
+    csv += "\n";
+  }
+  auto start = std::chrono::steady_clock::now();
+  auto records = ParseCsv(csv, kFashion);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - start);
+  ASSERT_TRUE(records.ok()) << records.status();
+  ASSERT_EQ(records->size(), 10000u);
+  EXPECT_EQ(static_cast<uint8_t>((*records)[9999].features[783]),
+            (9999 + 783) % 256);
+  RecordProperty("csv_10k_rows_ms", static_cast<int>(ms.count()));
+  std::cout << "ParseCsv: 10,000 x 784 (" << csv.size() / 1000000 << " MB) in "
+            << ms.count() << " ms\n";
+}
+
+// ---------------------------------------------------------------- IDX
+
+TEST(ParseIdxTest, ParsesSmallFileInAnyMatchingShape) {
+  std::string images = Idx({2, 2, 2}, "\x01\x02\x03\x04\x05\x06\x07\x08");
+  std::string labels = Idx({2}, std::string("\x09\x00", 2));
+  for (const FeatureSpec& spec :
+       {kFour, FeatureSpec{{4}, FeatureType::kUint8, 10},
+        FeatureSpec{{1, 2, 2}, FeatureType::kUint8, 10}}) {
+    auto records = ParseIdx(images, labels, "a\r\nb\r\n", /*test=*/true, spec);
+    ASSERT_TRUE(records.ok()) << records.status();
+    ASSERT_EQ(records->size(), 2u);
+    EXPECT_EQ((*records)[0].subject_id, "a");
+    EXPECT_EQ((*records)[0].label, 9);
+    EXPECT_TRUE((*records)[0].test);
+    EXPECT_EQ((*records)[0].features, "\x01\x02\x03\x04");
+    EXPECT_EQ((*records)[1].subject_id, "b");
+    EXPECT_EQ((*records)[1].label, 0);
+    EXPECT_EQ((*records)[1].features, "\x05\x06\x07\x08");
+  }
+}
+
+TEST(ParseIdxTest, ParsesFashionMnistTrainingSet) {
+  std::string gz = ReadFile(FashionPath("train-images-idx3-ubyte.gz"));
+  ASSERT_FALSE(gz.empty())
+      << "missing " << FashionPath("train-images-idx3-ubyte.gz")
+      << "; run scripts/install-deps.sh (dataset-fashion-mnist)";
+  auto start = std::chrono::steady_clock::now();
+  auto images = MaybeGunzip(gz, size_t{1} << 30);
+  auto labels =
+      MaybeGunzip(ReadFile(FashionPath("train-labels-idx1-ubyte.gz")), 1 << 20);
+  auto gunzipped = std::chrono::steady_clock::now();
+  ASSERT_TRUE(images.ok()) << images.status();
+  ASSERT_TRUE(labels.ok()) << labels.status();
+  EXPECT_EQ(images->size(), 16u + 60000u * 784u);
+  EXPECT_EQ(*images, GzRead(FashionPath("train-images-idx3-ubyte.gz")));
+  const std::string subjects = Subjects(60000);
+
+  auto parse_start = std::chrono::steady_clock::now();
+  auto records = ParseIdx(*images, *labels, subjects, /*test=*/false, kFashion);
+  auto done = std::chrono::steady_clock::now();
+  ASSERT_TRUE(records.ok()) << records.status();
+  ASSERT_EQ(records->size(), 60000u);
+  // First labels of the training set: 9 ankle boot, 0 T-shirt, 0, 3 dress,
+  // 0, 2 pullover, 7 sneaker, 2, 5 sandal, 5.
+  const int first[] = {9, 0, 0, 3, 0, 2, 7, 2, 5, 5};
+  for (int i = 0; i < 10; ++i) EXPECT_EQ((*records)[i].label, first[i]) << i;
+  const std::string& image = (*records)[0].features;
+  ASSERT_EQ(image.size(), 784u);
+  int sum = 0;
+  for (char c : image) sum += static_cast<uint8_t>(c);
+  EXPECT_EQ(sum, 76247);  // computed independently with Python's gzip
+  EXPECT_EQ(static_cast<uint8_t>(image[14 * 28 + 14]), 217);
+  EXPECT_EQ((*records)[59999].subject_id, "subject-59999");
+  EXPECT_FALSE((*records)[59999].test);
+
+  using ms = std::chrono::milliseconds;
+  std::cout << "Fashion-MNIST train: gunzip "
+            << std::chrono::duration_cast<ms>(gunzipped - start).count()
+            << " ms, ParseIdx (60,000 records) "
+            << std::chrono::duration_cast<ms>(done - parse_start).count()
+            << " ms\n";
+}
+
+TEST(ParseIdxTest, ParsesFashionMnistTestSetAsTestSplit) {
+  auto images =
+      MaybeGunzip(ReadFile(FashionPath("t10k-images-idx3-ubyte.gz")), 1 << 30);
+  auto labels =
+      MaybeGunzip(ReadFile(FashionPath("t10k-labels-idx1-ubyte.gz")), 1 << 20);
+  ASSERT_TRUE(images.ok()) << images.status();
+  ASSERT_TRUE(labels.ok()) << labels.status();
+  auto records =
+      ParseIdx(*images, *labels, Subjects(10000),
+               /*test=*/true, FeatureSpec{{784}, FeatureType::kUint8, 10});
+  ASSERT_TRUE(records.ok()) << records.status();
+  ASSERT_EQ(records->size(), 10000u);
+  const int first[] = {9, 2, 1, 1, 6, 1, 4, 6, 5, 7};
+  for (int i = 0; i < 10; ++i) EXPECT_EQ((*records)[i].label, first[i]) << i;
+  EXPECT_TRUE((*records)[0].test);
+}
+
+TEST(ParseIdxTest, RejectsTruncatedImages) {
+  std::string images = Idx({3, 2, 2}, std::string(12, '\x01'));
+  std::string labels = Idx({3}, std::string(3, '\x01'));
+  ExpectInvalid(ParseIdx(images.substr(0, images.size() - 5), labels,
+                         Subjects(3), false, kFour),
+                {"images:", "truncated", "3 images of 4 bytes",
+                 "byte offset 23", "inside image 1"});
+  ExpectInvalid(
+      ParseIdx(images.substr(0, 10), labels, Subjects(3), false, kFour),
+      {"images:", "truncated header", "3 dimensions need 16 bytes"});
+  ExpectInvalid(
+      ParseIdx(images.substr(0, 2), labels, Subjects(3), false, kFour),
+      {"images:", "only 2 bytes"});
+  ExpectInvalid(ParseIdx(images + "xx", labels, Subjects(3), false, kFour),
+                {"images:", "2 unexpected bytes at byte offset 28"});
+  ExpectInvalid(
+      ParseIdx(images, labels.substr(0, 10), Subjects(3), false, kFour),
+      {"labels:", "truncated", "inside label 2"});
+}
+
+TEST(ParseIdxTest, RejectsCountMismatchBetweenImagesAndLabels) {
+  std::string images = Idx({3, 2, 2}, std::string(12, '\x01'));
+  std::string labels = Idx({2}, std::string(2, '\x01'));
+  ExpectInvalid(ParseIdx(images, labels, Subjects(3), false, kFour),
+                {"images file holds 3 records but the labels file holds 2"});
+}
+
+TEST(ParseIdxTest, RejectsSubjectsLineCountMismatch) {
+  std::string images = Idx({3, 2, 2}, std::string(12, '\x01'));
+  std::string labels = Idx({3}, std::string(3, '\x01'));
+  ExpectInvalid(ParseIdx(images, labels, Subjects(2), false, kFour),
+                {"subjects:", "2 lines but the images file holds 3 records"});
+  ExpectInvalid(ParseIdx(images, labels, Subjects(4), false, kFour),
+                {"subjects:", "4 lines but the images file holds 3 records"});
+  ExpectInvalid(ParseIdx(images, labels, "a\n\nc\n", false, kFour),
+                {"subjects:", "line 2:", "subject_id is empty"});
+  auto crlf = ParseIdx(images, labels, Subjects(3, "\r\n"), false, kFour);
+  ASSERT_TRUE(crlf.ok()) << crlf.status();
+  EXPECT_EQ((*crlf)[2].subject_id, "subject-2");
+}
+
+TEST(ParseIdxTest, RejectsWrongMagicTypeOrShape) {
+  std::string images = Idx({3, 2, 2}, std::string(12, '\x01'));
+  std::string labels = Idx({3}, std::string(3, '\x01'));
+  ExpectInvalid(ParseIdx(labels, labels, Subjects(3), false,
+                         FeatureSpec{{4}, FeatureType::kUint8, 10}),
+                {"images:", "each image has 1 elements", "[4] has 4"});
+  ExpectInvalid(ParseIdx(images, images, Subjects(3), false, kFour),
+                {"labels:", "byte offset 3: 3 dimensions", "0x00000801"});
+  ExpectInvalid(ParseIdx(Idx({3, 2, 2}, std::string(48, '\0'), 0x0D), labels,
+                         Subjects(3), false, kFour),
+                {"images:", "byte offset 2", "0x0D (float32)", "0x00000803"});
+  ExpectInvalid(
+      ParseIdx("PK\x03\x04zipfile", labels, Subjects(3), false, kFour),
+      {"images:", "not an IDX file"});
+  ExpectInvalid(
+      ParseIdx(images, labels, Subjects(3), false,
+               FeatureSpec{{3, 32, 32}, FeatureType::kUint8, 10}),
+      {"images:", "each image has 4 elements (2x2)", "[3,32,32] has 3072"});
+}
+
+TEST(ParseIdxTest, RejectsLabelOutOfRange) {
+  std::string images = Idx({2, 2, 2}, std::string(8, '\x01'));
+  std::string labels = Idx({2}, "\x01\x07");
+  ExpectInvalid(
+      ParseIdx(images, labels, Subjects(2), false,
+               FeatureSpec{{4}, FeatureType::kUint8, 5}),
+      {"labels:", "record 1 (byte offset 9) has label 7", "labels 0..4"});
+}
+
+TEST(ParseIdxTest, RejectsFloat32Datasets) {
+  std::string images = Idx({1, 2, 2}, std::string(4, '\x01'));
+  ExpectInvalid(ParseIdx(images, Idx({1}, "\x01"), "a\n", false, kFourFloat),
+                {"UINT8", "upload CSV instead"});
+}
+
+// ---------------------------------------------------------------- gzip
+
+TEST(MaybeGunzipTest, PassesRawDataThroughAndInflatesGzip) {
+  const std::string raw = Idx({2}, "\x01\x02");
+  auto plain = MaybeGunzip(raw, 1024);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(*plain, raw);
+  auto inflated = MaybeGunzip(Gzip(raw), 1024);
+  ASSERT_TRUE(inflated.ok()) << inflated.status();
+  EXPECT_EQ(*inflated, raw);
+  auto empty = MaybeGunzip("", 0);
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(*empty, "");
+}
+
+TEST(MaybeGunzipTest, InflatesEveryMemberOfAMultiMemberFile) {
+  auto out = MaybeGunzip(Gzip("hello, ") + Gzip("world"), 1024);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(*out, "hello, world");
+}
+
+TEST(MaybeGunzipTest, BoundsAGzipBomb) {
+  const std::string bomb = Gzip(std::string(size_t{64} << 20, '\0'));  // 64 MiB
+  ASSERT_LT(bomb.size(), 1u << 20);
+  auto start = std::chrono::steady_clock::now();
+  auto out = MaybeGunzip(bomb, 1 << 20);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - start);
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kResourceExhausted)
+      << out.status();
+  EXPECT_THAT(std::string(out.status().message()), HasSubstr("1048576 bytes"));
+  EXPECT_LT(ms.count(), 1000);  // stopped near 1 MiB, not after 64 MiB
+}
+
+TEST(MaybeGunzipTest, LimitIsInclusive) {
+  const std::string data(100000, 'x');
+  EXPECT_TRUE(MaybeGunzip(Gzip(data), data.size()).ok());
+  EXPECT_EQ(MaybeGunzip(Gzip(data), data.size() - 1).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(MaybeGunzip(data, data.size()).ok());
+  EXPECT_EQ(MaybeGunzip(data, data.size() - 1).status().code(),
+            absl::StatusCode::kResourceExhausted);
+}
+
+TEST(MaybeGunzipTest, RejectsTruncatedCorruptOrTrailingData) {
+  std::string text;
+  for (int i = 0; i < 5000; ++i) absl::StrAppend(&text, "line ", i, "\n");
+  const std::string gz = Gzip(text);
+  ExpectInvalid(MaybeGunzip(gz.substr(0, gz.size() / 2), 1 << 20),
+                {"truncated"});
+  ExpectInvalid(MaybeGunzip(gz.substr(0, gz.size() - 3), 1 << 20),
+                {"truncated"});
+  std::string corrupt = gz;
+  for (size_t i = 20; i < 60; ++i)
+    corrupt[i] = static_cast<char>(corrupt[i] ^ 0x5a);
+  ExpectInvalid(MaybeGunzip(corrupt, 1 << 20), {"corrupt gzip data"});
+  ExpectInvalid(MaybeGunzip(gz + "junk", 1 << 20),
+                {"4 bytes after the end of the gzip data"});
+}
+
+}  // namespace
+}  // namespace lethe::upload

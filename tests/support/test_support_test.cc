@@ -1,0 +1,237 @@
+// Tests of the integration-test harness itself.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <memory>
+#include <pqxx/pqxx>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "gtest/gtest.h"
+#include "tests/support/pg_instance.h"
+#include "tests/support/process.h"
+#include "tests/support/scratch_database.h"
+
+namespace lethe::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+int CountRows(const std::string& url, const std::string& table) {
+  pqxx::connection conn(url);
+  pqxx::work tx(conn);
+  return tx.exec1("SELECT count(*) FROM " + table)[0].as<int>();
+}
+
+TEST(PgInstanceTest, StopRefusesConnectionsAndStartBringsDataBack) {
+  PgInstance pg;
+  ASSERT_TRUE(pg.Start().ok());
+  const std::string url = pg.Url();
+  {
+    pqxx::connection conn(url);
+    pqxx::work tx(conn);
+    tx.exec0("CREATE TABLE t (x int)");
+    tx.exec0("INSERT INTO t VALUES (1), (2)");
+    tx.commit();
+  }
+  ASSERT_TRUE(pg.Stop().ok());
+  EXPECT_FALSE(pg.running());
+  EXPECT_THROW(pqxx::connection{url}, pqxx::broken_connection);
+
+  ASSERT_TRUE(pg.Start().ok());
+  EXPECT_EQ(pg.Url(), url);
+  EXPECT_EQ(CountRows(url, "t"), 2);
+}
+
+TEST(PgInstanceTest, KillDropsConnectionsAndKeepsCommittedRows) {
+  PgInstance pg;
+  ASSERT_TRUE(pg.Start().ok());
+  pqxx::connection conn(pg.Url());
+  {
+    pqxx::work tx(conn);
+    tx.exec0("CREATE TABLE t (x int)");
+    tx.exec0("INSERT INTO t VALUES (1)");
+    tx.commit();
+  }
+  pg.Kill();
+  EXPECT_ANY_THROW({
+    pqxx::work tx(conn);
+    tx.exec1("SELECT 1");
+  });
+  ASSERT_TRUE(pg.Restart().ok());
+  EXPECT_EQ(CountRows(pg.Url(), "t"), 1);
+}
+
+TEST(PgInstanceTest, ListensOnLoopbackWithConfiguredLimits) {
+  PgInstance pg;
+  ASSERT_TRUE(pg.Start().ok());
+  pqxx::connection conn(pg.Url());
+  pqxx::work tx(conn);
+  EXPECT_EQ(tx.exec1("SHOW listen_addresses")[0].as<std::string>(),
+            "127.0.0.1");
+  EXPECT_EQ(tx.exec1("SHOW max_connections")[0].as<int>(), 200);
+  EXPECT_EQ(tx.exec1("SELECT current_user")[0].as<std::string>(), "lethe");
+}
+
+TEST(ScratchDatabaseTest, DatabasesAreSeparateAndDroppedAtDestruction) {
+  auto server = TestDatabaseUrl();
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::string name;
+  {
+    // Declared first, destroyed last: a connection still open when the
+    // database is dropped must not block the drop.
+    std::unique_ptr<pqxx::connection> lingering;
+    auto a = ScratchDatabase::Create();
+    auto b = ScratchDatabase::Create();
+    ASSERT_TRUE(a.ok()) << a.status();
+    ASSERT_TRUE(b.ok()) << b.status();
+    EXPECT_NE(a->name(), b->name());
+    name = a->name();
+    {
+      pqxx::connection conn(a->url());
+      pqxx::work tx(conn);
+      EXPECT_EQ(tx.exec1("SELECT current_database()")[0].as<std::string>(),
+                a->name());
+      tx.exec0("CREATE TABLE only_in_a (x int)");
+      tx.commit();
+    }
+    pqxx::connection conn_b(b->url());
+    pqxx::work tx_b(conn_b);
+    EXPECT_EQ(
+        tx_b.exec1("SELECT to_regclass('only_in_a') IS NULL")[0].as<bool>(),
+        true);
+    lingering = std::make_unique<pqxx::connection>(a->url());
+  }
+  pqxx::connection conn(*server);
+  pqxx::work tx(conn);
+  EXPECT_EQ(
+      tx.exec_params1("SELECT count(*) FROM pg_database WHERE datname = $1",
+                      name)[0]
+          .as<int>(),
+      0);
+}
+
+TEST(ScratchDatabaseTest, RejectsPrefixThatIsNotAnIdentifier) {
+  auto db = ScratchDatabase::Create("x; DROP DATABASE lethe");
+  EXPECT_EQ(db.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(WithDatabaseTest, ReplacesTheDatabaseInUrlsAndKeyValueStrings) {
+  EXPECT_EQ(WithDatabase("postgresql://lethe@127.0.0.1:5432/lethe", "d"),
+            "postgresql://lethe@127.0.0.1:5432/d");
+  EXPECT_EQ(WithDatabase("postgres://u:p@h:1/db?sslmode=disable", "d"),
+            "postgres://u:p@h:1/d?sslmode=disable");
+  EXPECT_EQ(WithDatabase("postgresql://h?sslmode=disable", "d"),
+            "postgresql://h/d?sslmode=disable");
+  EXPECT_EQ(WithDatabase("postgresql://h", "d"), "postgresql://h/d");
+  EXPECT_EQ(WithDatabase("host=h dbname=x", "d"), "host=h dbname=x dbname=d");
+}
+
+TEST(ScratchDatabaseTest, KeyValueUrlReachesTheNewDatabase) {
+  auto server = TestDatabaseUrl();
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto db = ScratchDatabase::Create();
+  ASSERT_TRUE(db.ok()) << db.status();
+  pqxx::connection probe(*server);
+  std::string kv = "host=" + std::string(probe.hostname()) +
+                   " port=" + probe.port() + " user=" + probe.username() +
+                   " dbname=postgres";
+  pqxx::connection conn(WithDatabase(kv, db->name()));
+  EXPECT_EQ(std::string(conn.dbname()), db->name());
+}
+
+TEST(SubprocessTest, CapturesStderrAndExitCode) {
+  std::string err = ::testing::TempDir() + "/subprocess_stderr.txt";
+  SubprocessOptions options;
+  options.program = "sh";
+  options.args = {"-c", "echo \"to stderr $GREETING\" >&2; exit 3"};
+  options.env = {{"GREETING", "hello"}};
+  options.stderr_path = err;
+  auto child = Subprocess::Start(options);
+  ASSERT_TRUE(child.ok()) << child.status();
+  auto exit = (*child)->Wait(seconds(10));
+  ASSERT_TRUE(exit.has_value());
+  EXPECT_TRUE(exit->exited);
+  EXPECT_EQ(exit->code, 3);
+  EXPECT_EQ((*child)->Stderr(), "to stderr hello\n");
+}
+
+TEST(SubprocessTest, SignalTerminatesAndWaitTimesOut) {
+  SubprocessOptions options;
+  options.program = "sleep";
+  options.args = {"30"};
+  auto child = Subprocess::Start(options);
+  ASSERT_TRUE(child.ok()) << child.status();
+  EXPECT_FALSE((*child)->Wait(milliseconds(50)).has_value());
+  EXPECT_TRUE((*child)->Running());
+  (*child)->SendSignal(SIGTERM);
+  auto exit = (*child)->Wait(seconds(10));
+  ASSERT_TRUE(exit.has_value());
+  EXPECT_FALSE(exit->exited);
+  EXPECT_EQ(exit->signal, SIGTERM);
+}
+
+TEST(SubprocessTest, KillReachesTheWholeProcessGroup) {
+  std::string out = ::testing::TempDir() + "/subprocess_group.txt";
+  SubprocessOptions options;
+  options.program = "sh";
+  options.args = {"-c", "sleep 30 & echo $!; wait"};
+  options.stdout_path = out;
+  auto child = Subprocess::Start(options);
+  ASSERT_TRUE(child.ok()) << child.status();
+  std::string grandchild;
+  for (int i = 0; i < 500 && grandchild.empty(); ++i) {
+    std::this_thread::sleep_for(milliseconds(10));
+    grandchild = (*child)->Stdout();
+  }
+  ASSERT_FALSE(grandchild.empty());
+  pid_t pid = std::stoi(grandchild);
+  EXPECT_EQ(kill(pid, 0), 0);
+  ExitStatus exit = (*child)->Kill();
+  EXPECT_EQ(exit.signal, SIGKILL);
+  // Dead once it is gone or a zombie waiting for init to reap it.
+  auto dead = [pid] {
+    std::string stat =
+        ReadFileOrEmpty("/proc/" + std::to_string(pid) + "/stat");
+    size_t paren = stat.rfind(')');
+    return stat.empty() ||
+           (paren != std::string::npos && stat.substr(paren + 2, 1) == "Z");
+  };
+  bool gone = false;
+  for (int i = 0; i < 500 && !gone; ++i) {
+    gone = dead();
+    if (!gone) std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_TRUE(gone);
+}
+
+TEST(SubprocessTest, MissingProgramIsNotFound) {
+  SubprocessOptions options;
+  options.program = "/nonexistent/lethe-binary";
+  auto child = Subprocess::Start(options);
+  EXPECT_EQ(child.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(absl::StrContains(child.status().message(), "lethe-binary"));
+}
+
+TEST(FreePortTest, PortCanBeBoundAndWaitForPortSeesAListener) {
+  int port = FreePort();
+  ASSERT_GT(port, 0);
+  EXPECT_FALSE(WaitForPort(port, milliseconds(50)));
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(fd, 1), 0);
+  EXPECT_TRUE(WaitForPort(port, seconds(2)));
+  close(fd);
+}
+
+}  // namespace
+}  // namespace lethe::testing
