@@ -1,0 +1,389 @@
+// Engine: the policy chain around the methods (methods.h, newton.h, sisa.h).
+#include "lethe/core/engine.h"
+
+#include <optional>
+
+#include "guard.h"
+#include "lethe/core/methods.h"
+#include "lethe/core/model.h"
+#include "lethe/core/newton.h"
+#include "lethe/core/sha256.h"
+#include "lethe/core/sisa.h"
+
+namespace lethe::core {
+namespace {
+
+using internal::Guarded;
+
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// A model moved to the CPU and saved, with its hash.
+Status Export(torch::jit::Module& m, std::string& bytes, std::string& sha) {
+  LETHE_RETURN_IF_ERROR(Guarded("moving model to cpu", [&]() -> Status {
+    m.to(at::Device(at::kCPU));
+    return OkStatus();
+  }));
+  LETHE_ASSIGN_OR_RETURN(bytes, SaveModel(m));
+  sha = Sha256Hex(bytes);
+  return OkStatus();
+}
+
+Status ToDeviceInPlace(torch::jit::Module& m, const DeviceData& d) {
+  return Guarded("moving model", [&]() -> Status {
+    m.to(d.device);
+    return OkStatus();
+  });
+}
+
+// One Unlearn call.
+class Run {
+ public:
+  Run(const UnlearnRequest& req, const EngineOptions& opt)
+      : req_(req), opt_(opt) {}
+
+  Result<UnlearnOutcome> Go();
+
+ private:
+  struct Produced {
+    torch::jit::Module model;
+    std::string sisa_state, newton_state;
+  };
+
+  Status Load();
+  Result<Produced> RunMethod(Method m, const TrainControl& control);
+  Result<Produced> RunSisa(const TrainControl& control);
+  Result<Produced> RunNewton();
+  Result<Produced> RetrainCertified();
+  std::string GateFailure(const Metrics& after) const;
+  MethodContext Context(const TrainControl& control) const {
+    return MethodContext{data_, partition_, req_.recipe, req_.policy.params,
+                         control, req_.policy.seed};
+  }
+
+  const UnlearnRequest& req_;
+  const EngineOptions& opt_;
+  torch::jit::Module original_;
+  DeviceData data_;
+  Partition partition_;
+  std::vector<int64_t> retain_sample_;
+  std::optional<SisaState> sisa_;
+  std::optional<NewtonState> newton_;
+  Report report_;
+};
+
+Status Run::Load() {
+  if (req_.dataset == nullptr || req_.dataset->empty()) {
+    return InvalidArgumentError("unlearn request has no dataset");
+  }
+  if (req_.forget_subjects.empty()) {
+    return InvalidArgumentError("unlearn request names no subject to forget");
+  }
+  if (req_.policy.chain.empty()) {
+    return InvalidArgumentError("policy has an empty method chain");
+  }
+  LETHE_RETURN_IF_ERROR(req_.recipe.Validate());
+  LETHE_ASSIGN_OR_RETURN(original_, LoadModel(req_.model_bytes));
+  LETHE_RETURN_IF_ERROR(CheckModelFits(original_, req_.dataset->spec()));
+  LETHE_ASSIGN_OR_RETURN(partition_,
+                         PartitionBySubjects(*req_.dataset, req_.forget_subjects));
+  if (!req_.sisa_state.empty()) {
+    LETHE_ASSIGN_OR_RETURN(sisa_, ParseSisaState(req_.sisa_state));
+  }
+  if (!req_.newton_state.empty()) {
+    LETHE_ASSIGN_OR_RETURN(newton_, ParseNewtonState(req_.newton_state));
+  }
+  LETHE_ASSIGN_OR_RETURN(data_, ToDevice(*req_.dataset, opt_.device));
+  LETHE_RETURN_IF_ERROR(ToDeviceInPlace(original_, data_));
+  retain_sample_ = RetainSample(partition_, req_.policy.retain_sample,
+                                req_.policy.seed);
+  return OkStatus();
+}
+
+Result<Run::Produced> Run::RunSisa(const TrainControl& control) {
+  if (!sisa_) {
+    return FailedPreconditionError(
+        "model has no SISA state: train it with Engine::TrainSisa");
+  }
+  LETHE_ASSIGN_OR_RETURN(SisaForgetResult r,
+                         SisaForget(*sisa_, *req_.dataset, data_, partition_,
+                                    control));
+  Produced p;
+  LETHE_ASSIGN_OR_RETURN(p.model, SisaEnsemble(r.state));
+  LETHE_RETURN_IF_ERROR(ToDeviceInPlace(p.model, data_));
+  p.sisa_state = SerializeSisaState(r.state);
+  report_.sisa_retrained_shards = r.retrained_shards;
+  return p;
+}
+
+Result<Run::Produced> Run::RunNewton() {
+  if (!newton_) {
+    return FailedPreconditionError(
+        "model has no certified-removal state: train it with "
+        "Engine::TrainCertified");
+  }
+  LETHE_ASSIGN_OR_RETURN(NewtonRemoval r,
+                         NewtonRemove(original_, data_, partition_, *newton_));
+  report_.newton_bound = r.bound;
+  report_.newton_budget = r.budget;
+  report_.newton_cumulative_bound = r.state.cumulative_bound;
+  if (r.retrain_needed) {
+    return FailedPreconditionError(
+        "retrain needed: gradient-residual bound " +
+        std::to_string(newton_->cumulative_bound) + " + " +
+        std::to_string(r.bound) + " exceeds the budget " +
+        std::to_string(r.budget));
+  }
+  return Produced{r.model, "", SerializeNewtonState(r.state)};
+}
+
+Result<Run::Produced> Run::RetrainCertified() {
+  LETHE_ASSIGN_OR_RETURN(torch::jit::Module m, CloneModel(original_));
+  LETHE_ASSIGN_OR_RETURN(
+      NewtonState s, TrainCertified(m, data_, partition_.retain,
+                                    newton_->params, newton_->noise_seed + 1));
+  return Produced{m, "", SerializeNewtonState(s)};
+}
+
+Result<Run::Produced> Run::RunMethod(Method m, const TrainControl& control) {
+  if (sisa_ && (m == Method::kSisa || m == Method::kRetrain)) {
+    return RunSisa(control);  // retraining a SISA model = retraining shards
+  }
+  if (sisa_) {
+    return FailedPreconditionError(
+        std::string("a SISA model is unlearned by sisa or retrain, not ") +
+        MethodName(m));
+  }
+  if (m == Method::kSisa) return RunSisa(control);
+  if (m == Method::kNewton) return RunNewton();
+  if (m == Method::kRetrain && newton_) return RetrainCertified();
+  using Fn = Result<torch::jit::Module> (*)(const torch::jit::Module&,
+                                            const MethodContext&);
+  Fn fn = nullptr;
+  switch (m) {
+    case Method::kRetrain: fn = &Retrain; break;
+    case Method::kFinetune: fn = &Finetune; break;
+    case Method::kNegGradPlus: fn = &NegGradPlus; break;
+    case Method::kScrub: fn = &Scrub; break;
+    case Method::kRandomLabel: fn = &RandomLabel; break;
+    case Method::kSalun: fn = &Salun; break;
+    default: return InternalError("unhandled method");
+  }
+  LETHE_ASSIGN_OR_RETURN(torch::jit::Module out, fn(original_, Context(control)));
+  return Produced{out, "", ""};
+}
+
+std::string Run::GateFailure(const Metrics& after) const {
+  const Policy& p = req_.policy;
+  double drop = 100.0 * (report_.before.ta - after.ta);
+  if (after.mia_auc > p.max_mia_auc) {
+    return "MIA AUC " + std::to_string(after.mia_auc) + " > " +
+           std::to_string(p.max_mia_auc);
+  }
+  if (drop > p.max_test_acc_drop) {
+    return "test accuracy dropped " + std::to_string(drop) + " points > " +
+           std::to_string(p.max_test_acc_drop);
+  }
+  return "";
+}
+
+Result<UnlearnOutcome> Run::Go() {
+  Clock::time_point t0 = Clock::now();
+  report_.device = opt_.device.ToString();
+  report_.subjects_requested = static_cast<int64_t>(req_.forget_subjects.size());
+  LETHE_RETURN_IF_ERROR(Load());
+  report_.forget_records = static_cast<int64_t>(partition_.forget.size());
+  report_.retain_records = static_cast<int64_t>(partition_.retain.size());
+  report_.test_records = static_cast<int64_t>(partition_.test.size());
+  report_.timings.load_s = Since(t0);
+
+  Clock::time_point tv = Clock::now();
+  LETHE_ASSIGN_OR_RETURN(report_.before, ComputeMetrics(original_, data_,
+                                                        partition_,
+                                                        retain_sample_));
+  report_.timings.verify_s += Since(tv);
+
+  UnlearnOutcome out;
+  Clock::time_point chain_start = Clock::now();
+  TrainControl budgeted;
+  if (req_.policy.time_budget_s > 0) {
+    budgeted.deadline = chain_start + std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(req_.policy.time_budget_s));
+  }
+  std::optional<Produced> accepted;
+  for (Method m : req_.policy.chain) {
+    bool exact = GuaranteeOf(m) == Guarantee::kExact;
+    Attempt a;
+    a.method = MethodName(m);
+    if (!exact && Clock::now() > budgeted.deadline) {
+      a.outcome = "skipped";
+      a.reason = "time budget spent";
+      report_.attempts.push_back(a);
+      continue;
+    }
+    Clock::time_point tm = Clock::now();
+    Result<Produced> r = RunMethod(m, exact ? TrainControl{} : budgeted);
+    a.seconds = Since(tm);
+    report_.timings.unlearn_s += a.seconds;
+    if (!r.ok()) {
+      a.outcome = "error";
+      a.reason = r.status().ToString();
+      report_.attempts.push_back(a);
+      continue;
+    }
+    tv = Clock::now();
+    Result<Metrics> metrics = ComputeMetrics(r->model, data_, partition_,
+                                             retain_sample_);
+    report_.timings.verify_s += Since(tv);
+    if (!metrics.ok()) return metrics.status();
+    a.has_metrics = true;
+    a.metrics = *metrics;
+    std::string gate = exact ? "" : GateFailure(*metrics);
+    if (!gate.empty()) {
+      a.outcome = "failed_gate";
+      a.reason = gate;
+      report_.attempts.push_back(a);
+      continue;
+    }
+    a.outcome = "accepted";
+    report_.attempts.push_back(a);
+    report_.ok = true;
+    report_.method = a.method;
+    report_.guarantee = GuaranteeName(GuaranteeOf(m));
+    report_.after = *metrics;
+    accepted = std::move(*r);
+    break;
+  }
+  if (!accepted) {
+    report_.failure = "no method of the chain produced an acceptable model";
+    out.report = report_;
+    return out;
+  }
+  if (req_.policy.reference_retrain) {
+    Clock::time_point tr = Clock::now();
+    bool same = report_.method == "retrain" && !sisa_ && !newton_;
+    Metrics ref = report_.after;
+    if (!same) {
+      LETHE_ASSIGN_OR_RETURN(torch::jit::Module rm,
+                             Retrain(original_, Context(TrainControl{})));
+      LETHE_ASSIGN_OR_RETURN(ref, ComputeMetrics(rm, data_, partition_,
+                                                 retain_sample_));
+    }
+    report_.has_reference = true;
+    report_.reference = ref;
+    report_.gap_points = GapPoints(report_.after, ref);
+    report_.gap_before_points = GapPoints(report_.before, ref);
+    report_.timings.reference_s = Since(tr);
+  }
+  LETHE_RETURN_IF_ERROR(Export(accepted->model, out.model_bytes,
+                               out.model_sha256));
+  report_.model_sha256 = out.model_sha256;
+  out.sisa_state = accepted->sisa_state;
+  out.newton_state = accepted->newton_state;
+  out.report = report_;
+  return out;
+}
+
+Result<TrainedModel> Finish(torch::jit::Module& m, const Dataset& dataset,
+                            const DeviceData& data, Clock::time_point t0) {
+  TrainedModel out;
+  std::vector<int64_t> train = IndicesOfSplit(dataset, Split::kTrain);
+  std::vector<int64_t> test = IndicesOfSplit(dataset, Split::kTest);
+  LETHE_ASSIGN_OR_RETURN(EvalResult tr, Evaluate(m, data, train));
+  out.train_accuracy = tr.accuracy();
+  if (!test.empty()) {
+    LETHE_ASSIGN_OR_RETURN(EvalResult te, Evaluate(m, data, test));
+    out.test_accuracy = te.accuracy();
+  }
+  LETHE_RETURN_IF_ERROR(Export(m, out.model_bytes, out.model_sha256));
+  out.seconds = Since(t0);
+  return out;
+}
+
+// The fresh model, checked against the data, and the data on the device.
+Result<std::pair<torch::jit::Module, DeviceData>> Prepare(
+    const Architecture& arch, uint64_t seed, const Dataset& dataset,
+    const Device& device) {
+  LETHE_ASSIGN_OR_RETURN(torch::jit::Module m, BuildModel(arch, seed));
+  LETHE_RETURN_IF_ERROR(CheckModelFits(m, dataset.spec()));
+  if (IndicesOfSplit(dataset, Split::kTrain).empty()) {
+    return InvalidArgumentError("dataset has no training records");
+  }
+  LETHE_ASSIGN_OR_RETURN(DeviceData d, ToDevice(dataset, device));
+  LETHE_RETURN_IF_ERROR(ToDeviceInPlace(m, d));
+  return std::make_pair(m, d);
+}
+
+}  // namespace
+
+Result<TrainedModel> Engine::Train(const Architecture& arch,
+                                   const Recipe& recipe,
+                                   const Dataset& dataset) const {
+  return Guarded("train", [&] { return TrainImpl(arch, recipe, dataset); });
+}
+
+Result<TrainedModel> Engine::TrainImpl(const Architecture& arch,
+                                       const Recipe& recipe,
+                                       const Dataset& dataset) const {
+  Clock::time_point t0 = Clock::now();
+  LETHE_RETURN_IF_ERROR(recipe.Validate());
+  LETHE_ASSIGN_OR_RETURN(auto md, Prepare(arch, recipe.seed, dataset,
+                                          options_.device));
+  auto& [m, d] = md;
+  LETHE_RETURN_IF_ERROR(
+      TrainModel(m, d, IndicesOfSplit(dataset, Split::kTrain), recipe));
+  return Finish(m, dataset, d, t0);
+}
+
+Result<TrainedModel> Engine::TrainSisa(const Architecture& arch,
+                                       const Recipe& recipe,
+                                       const SisaParams& sisa,
+                                       const Dataset& dataset) const {
+  Clock::time_point t0 = Clock::now();
+  LETHE_RETURN_IF_ERROR(recipe.Validate());
+  LETHE_ASSIGN_OR_RETURN(auto md, Prepare(arch, recipe.seed, dataset,
+                                          options_.device));
+  auto& [m, d] = md;
+  LETHE_ASSIGN_OR_RETURN(SisaState s,
+                         ::lethe::core::TrainSisa(m, dataset, d, sisa, recipe));
+  LETHE_ASSIGN_OR_RETURN(torch::jit::Module ens, SisaEnsemble(s));
+  LETHE_RETURN_IF_ERROR(ToDeviceInPlace(ens, d));
+  LETHE_ASSIGN_OR_RETURN(TrainedModel out, Finish(ens, dataset, d, t0));
+  out.sisa_state = SerializeSisaState(s);
+  return out;
+}
+
+Result<TrainedModel> Engine::TrainCertified(const Architecture& arch,
+                                            const NewtonParams& params,
+                                            uint64_t seed,
+                                            const Dataset& dataset) const {
+  Clock::time_point t0 = Clock::now();
+  if (arch.kind != ArchKind::kLogReg) {
+    return InvalidArgumentError("certified training needs architecture logreg");
+  }
+  LETHE_ASSIGN_OR_RETURN(auto md, Prepare(arch, seed, dataset,
+                                          options_.device));
+  auto& [m, d] = md;
+  LETHE_ASSIGN_OR_RETURN(
+      NewtonState s,
+      ::lethe::core::TrainCertified(
+          m, d, IndicesOfSplit(dataset, Split::kTrain), params, seed));
+  LETHE_ASSIGN_OR_RETURN(TrainedModel out, Finish(m, dataset, d, t0));
+  out.newton_state = SerializeNewtonState(s);
+  return out;
+}
+
+Status Engine::Validate(std::string_view model_bytes,
+                        const FeatureSpec& spec) const {
+  LETHE_ASSIGN_OR_RETURN(torch::jit::Module m, LoadModel(model_bytes));
+  return CheckModelFits(m, spec);
+}
+
+Result<UnlearnOutcome> Engine::Unlearn(const UnlearnRequest& request) const {
+  return Guarded("unlearn", [&]() -> Result<UnlearnOutcome> {
+    return Run(request, options_).Go();
+  });
+}
+
+}  // namespace lethe::core

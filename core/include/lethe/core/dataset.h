@@ -1,0 +1,110 @@
+// A training data set held in memory once and shared by reference: every
+// method of a run (and the verification) reads the same tensors.
+//
+// Each record has float32 features (uint8 input is scaled to [0, 1]), an
+// int64 label, a split (train or test), a subject (the data subject whose
+// erasure it follows; keys are opaque byte strings, 32 bytes as storage hands
+// them) and a stable int64 record id.
+//
+// This header is torch-light: tensors are reached through forward-declared
+// at::Tensor references; include <ATen/ATen.h> to use them.
+#ifndef LETHE_CORE_DATASET_H_
+#define LETHE_CORE_DATASET_H_
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lethe/core/status.h"
+
+namespace at {
+class Tensor;
+}  // namespace at
+
+namespace lethe::core {
+
+enum class Split : uint8_t { kTrain = 0, kTest = 1 };
+enum class FeatureType : uint8_t { kUint8 = 0, kFloat32 = 1 };
+
+// What one record's features look like, and what a model for them outputs.
+struct FeatureSpec {
+  std::vector<int64_t> shape;  // per record, e.g. {1, 28, 28} or {784}
+  FeatureType type = FeatureType::kUint8;
+  int64_t num_classes = 0;
+
+  int64_t NumFeatures() const;  // product of shape
+  size_t RowBytes() const;      // NumFeatures() * (1 or 4)
+  Status Validate() const;      // non-empty positive shape, num_classes >= 2
+  std::string ToString() const;  // "uint8[1,28,28] -> 10 classes"
+};
+
+// Immutable; copies share the same tensors (cheap, thread-safe to read).
+class Dataset {
+ public:
+  struct Rep;
+  Dataset() = default;
+  explicit Dataset(std::shared_ptr<const Rep> rep) : rep_(std::move(rep)) {}
+
+  bool empty() const { return size() == 0; }
+  int64_t size() const;
+  const FeatureSpec& spec() const;
+  const at::Tensor& features() const;  // [N, shape...] float32, CPU
+  const at::Tensor& labels() const;    // [N] int64, CPU
+  const std::vector<Split>& splits() const;
+  const std::vector<int64_t>& record_ids() const;
+  const std::vector<int32_t>& subject_index() const;  // into subjects()
+  const std::vector<std::string>& subjects() const;   // distinct keys
+
+ private:
+  std::shared_ptr<const Rep> rep_;
+};
+
+// Collects rows (as storage hands them, or from a file reader) and builds a
+// Dataset. Not thread-safe.
+class DatasetBuilder {
+ public:
+  explicit DatasetBuilder(FeatureSpec spec);
+  ~DatasetBuilder();
+  DatasetBuilder(const DatasetBuilder&) = delete;
+  DatasetBuilder& operator=(const DatasetBuilder&) = delete;
+
+  // raw: the record's features in spec.type, row-major, exactly RowBytes()
+  // bytes (float32 little-endian). INVALID_ARGUMENT on a wrong length, a
+  // label outside [0, num_classes), an empty subject key, a non-finite
+  // float or a duplicate record id; the builder is unchanged then.
+  Status Add(int64_t record_id, std::string_view subject_key, int64_t label,
+             Split split, std::string_view raw);
+  // As Add, with features already as numbers (uint8 specs: 0..255 values).
+  Status AddValues(int64_t record_id, std::string_view subject_key,
+                   int64_t label, Split split, std::span<const float> values);
+
+  int64_t size() const;
+  // INVALID_ARGUMENT when nothing was added or the spec is invalid.
+  Result<Dataset> Build() &&;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// Index sets of one forgetting run. Indices are positions in the Dataset,
+// ascending.
+struct Partition {
+  std::vector<int64_t> forget;  // train records of the forgotten subjects
+  std::vector<int64_t> retain;  // all other train records
+  std::vector<int64_t> test;    // test split
+};
+
+// Splits the dataset for forgetting the union of the given subjects' records.
+// Keys with no record are ignored; NOT_FOUND if none of them has a train
+// record.
+Result<Partition> PartitionBySubjects(const Dataset& data,
+                                      const std::vector<std::string>& keys);
+std::vector<int64_t> IndicesOfSplit(const Dataset& data, Split split);
+
+}  // namespace lethe::core
+
+#endif  // LETHE_CORE_DATASET_H_

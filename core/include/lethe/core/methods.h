@@ -1,0 +1,64 @@
+// The unlearning methods on TorchScript models, and the verification metrics.
+// Each takes the original model (never modified) and the union of the forget
+// sets of a batch of requests (Partition::forget), and returns a new model or
+// an error: ABORTED when it diverged (loss or weights not finite, or the loss
+// beyond TrainControl::max_abs_loss), DEADLINE_EXCEEDED when the time budget
+// ran out. A failed method never yields a model.
+//
+// Sources, hyperparameters and costs: policy.h and docs/engine.md.
+// Newton: newton.h; SISA: sisa.h. Torch-level header.
+#ifndef LETHE_CORE_METHODS_H_
+#define LETHE_CORE_METHODS_H_
+
+#include <torch/csrc/jit/api/module.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "lethe/core/dataset.h"
+#include "lethe/core/metrics.h"
+#include "lethe/core/policy.h"
+#include "lethe/core/recipe.h"
+#include "lethe/core/status.h"
+#include "lethe/core/train.h"
+
+namespace lethe::core {
+
+struct MethodContext {
+  const DeviceData& data;
+  const Partition& partition;
+  const Recipe& recipe;  // how the original was trained
+  const MethodParams& params;
+  TrainControl control;
+  uint64_t seed = 0;
+};
+
+// Exact. Re-initialises the model (ReinitializeModel with recipe.seed) and
+// trains it on the retain set with the recipe. Cost: one full training.
+Result<torch::jit::Module> Retrain(const torch::jit::Module& original,
+                                   const MethodContext& ctx);
+
+// Approximate methods.
+Result<torch::jit::Module> Finetune(const torch::jit::Module& original,
+                                    const MethodContext& ctx);
+Result<torch::jit::Module> NegGradPlus(const torch::jit::Module& original,
+                                       const MethodContext& ctx);
+Result<torch::jit::Module> Scrub(const torch::jit::Module& original,
+                                 const MethodContext& ctx);
+Result<torch::jit::Module> RandomLabel(const torch::jit::Module& original,
+                                       const MethodContext& ctx);
+Result<torch::jit::Module> Salun(const torch::jit::Module& original,
+                                 const MethodContext& ctx);
+
+// The first n retain rows in a seeded shuffle (all if fewer): the fixed
+// sample RA is measured on, the same for every model of a run.
+std::vector<int64_t> RetainSample(const Partition& p, int64_t n,
+                                  uint64_t seed);
+
+Result<Metrics> ComputeMetrics(torch::jit::Module& model,
+                               const DeviceData& data, const Partition& p,
+                               const std::vector<int64_t>& retain_sample);
+
+}  // namespace lethe::core
+
+#endif  // LETHE_CORE_METHODS_H_

@@ -1,0 +1,148 @@
+// The unlearning methods lethe offers, their hyperparameters, and the policy
+// that chains them. Torch-free.
+//
+// Guarantee classes: `exact` (the result is what training without the
+// forgotten data gives), `certified` (Guo et al.: indistinguishable from
+// retraining up to (epsilon, delta)), `approximate` (no guarantee; measured
+// by the verification gate). docs/engine.md gives sources and costs.
+#ifndef LETHE_CORE_POLICY_H_
+#define LETHE_CORE_POLICY_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "lethe/core/status.h"
+
+namespace lethe::core {
+
+enum class Method {
+  kRetrain,      // exact
+  kSisa,         // exact
+  kNewton,       // certified
+  kFinetune,     // approximate
+  kNegGradPlus,  // approximate
+  kScrub,        // approximate
+  kRandomLabel,  // approximate
+  kSalun,        // approximate
+};
+enum class Guarantee { kExact, kCertified, kApproximate };
+
+const char* MethodName(Method m);  // "retrain", "neggrad_plus", ...
+Result<Method> ParseMethod(const std::string& name);
+Guarantee GuaranteeOf(Method m);
+const char* GuaranteeName(Guarantee g);  // "exact", "certified", ...
+
+// Approximate methods reuse the model's Recipe for optimiser, momentum and
+// batch size; these override learning rate and epochs. Defaults were tuned on
+// the poisoned-data test scenario (tests/core/methods_test.cc: 2,000
+// Fashion-MNIST images, 80 epochs, 10% of subjects mislabelled), where each
+// closes 55-90% of the gap to retraining; docs/engine.md has the figures.
+
+// Fine-tune on the retain set only ("catastrophic forgetting"), with the
+// learning rate decayed linearly to 0. Approximate; cost epochs x |retain|.
+struct FinetuneParams {
+  int epochs = 5;
+  double lr = 0.1;
+};
+
+// NegGrad+ (Kurmanji et al., NeurIPS 2023, appendix): per step
+// beta * CE(retain batch) - (1 - beta) * CE(forget batch). Approximate; cost
+// epochs x |retain| (two forward passes per step).
+struct NegGradPlusParams {
+  int epochs = 1;
+  double lr = 0.01;
+  double beta = 0.9;
+};
+
+// SCRUB (Kurmanji et al., NeurIPS 2023): the student starts as the original
+// (the teacher). Each epoch, while epoch < max_epochs, one max-pass over the
+// forget set maximising KL(teacher || student); then one min-pass over the
+// retain set minimising alpha * KL + gamma * CE. Constant learning rate.
+// Approximate; cost max_epochs x |forget| + epochs x |retain|, each step with
+// a teacher forward pass. Diverges at larger rates (caught, escalated).
+struct ScrubParams {
+  int epochs = 8;
+  int max_epochs = 3;
+  double lr = 0.02;
+  double alpha = 1.0;
+  double gamma = 1.0;
+  double temperature = 4.0;
+};
+
+// Random labels (Graves et al., AAAI 2021 "Amnesiac ML"; the RL baseline of
+// Fan et al.): one pass over forget (each record relabelled with a random
+// wrong class) and retain (true labels), mixed. Approximate; cost
+// epochs x (|forget| + |retain|).
+struct RandomLabelParams {
+  int epochs = 1;
+  double lr = 0.02;
+};
+
+// SalUn (Fan et al., ICLR 2024): random labels, updating only the salient
+// weights: the fraction `salient` of weights with the largest forget-loss
+// gradient magnitude at the original model. Approximate; cost one gradient
+// pass over the forget set plus random_label's.
+struct SalunParams {
+  int epochs = 1;
+  double lr = 0.02;
+  double salient = 0.5;
+};
+
+// Certified removal (Guo et al., ICML 2020) for L2-regularised logistic
+// regression (one-vs-rest per class). Training minimises
+//   sum_i loss_i + lambda * n / 2 * |w|^2 + b . w,  b ~ N(0, sigma^2)
+// and removals stay (epsilon, delta)-certified while the cumulative
+// gradient-residual bound stays below sigma * epsilon / sqrt(2 ln(1.5/delta)).
+// Certified; cost per removal O(K n d^2 + K d^3). See newton.h.
+// Defaults: on 2,000 Fashion-MNIST images (14x14 pooled) lambda 0.1 gives
+// test accuracy ~0.68 and one Newton step cuts the gradient residual ~180x
+// for 40 removals; smaller lambda fits better (0.80 at 1e-3) but the step is
+// less exact and the bound far larger (docs/engine.md has the table).
+struct NewtonParams {
+  double lambda = 0.1;
+  double sigma = 1.0;
+  double epsilon = 1.0;
+  double delta = 1e-4;
+  int max_iterations = 30;  // Newton iterations when training
+};
+
+// SISA (Bourtoule et al., IEEE S&P 2021). Exact; training costs about one
+// training split over the shards, forgetting retrains only the affected
+// shards' stages. See sisa.h.
+struct SisaParams {
+  int shards = 8;
+  int slices = 4;
+};
+
+struct MethodParams {
+  FinetuneParams finetune;
+  NegGradPlusParams neggrad_plus;
+  ScrubParams scrub;
+  RandomLabelParams random_label;
+  SalunParams salun;
+  NewtonParams newton;
+};
+
+// What a model's owner accepts. The chain is tried in order; a method whose
+// result fails the gate (or that fails) escalates to the next; an exact method
+// ends the chain (it is accepted without the gate). Certified and approximate
+// results pass when MIA AUC <= max_mia_auc and test accuracy dropped by at
+// most max_test_acc_drop points from the original model's.
+struct Policy {
+  std::vector<Method> chain = {Method::kFinetune, Method::kRetrain};
+  double max_mia_auc = 0.55;
+  double max_test_acc_drop = 1.5;  // points
+  // Seconds for the non-exact methods of the chain together (0 = none); once
+  // spent, the chain skips ahead to its first exact method.
+  double time_budget_s = 0;
+  // Also retrain (with the model's recipe) for reference and report the gap.
+  bool reference_retrain = false;
+  int64_t retain_sample = 2000;  // retain records RA is measured on
+  uint64_t seed = 0;             // for methods' random draws
+  MethodParams params;
+};
+
+}  // namespace lethe::core
+
+#endif  // LETHE_CORE_POLICY_H_

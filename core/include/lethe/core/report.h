@@ -1,0 +1,65 @@
+// What an unlearning run reports: the method that produced the model, its
+// guarantee class, the metrics before and after, every escalation and why,
+// and timings. ReportToJson gives the stable JSON form (fields in
+// docs/engine.md). Torch-free.
+#ifndef LETHE_CORE_REPORT_H_
+#define LETHE_CORE_REPORT_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "lethe/core/metrics.h"
+
+namespace lethe::core {
+
+struct Attempt {
+  std::string method;
+  std::string outcome;  // "accepted", "failed_gate", "error", "skipped"
+  std::string reason;   // why it did not produce the model ("" if accepted)
+  double seconds = 0;
+  bool has_metrics = false;
+  Metrics metrics;
+};
+
+struct PhaseTimings {
+  double load_s = 0;       // parsing the model/state, moving data to device
+  double unlearn_s = 0;    // all methods tried
+  double verify_s = 0;     // metrics of the original and of each result
+  double reference_s = 0;  // the optional reference retrain
+};
+
+struct Report {
+  bool ok = false;         // a model was produced
+  std::string method;      // the method that produced it
+  std::string guarantee;   // "exact" | "certified" | "approximate"
+  std::string failure;     // when !ok: why the chain ended without a model
+  std::string device;
+  int64_t subjects_requested = 0;
+  int64_t forget_records = 0;
+  int64_t retain_records = 0;
+  int64_t test_records = 0;
+  Metrics before;
+  Metrics after;           // valid when ok
+  bool has_reference = false;
+  Metrics reference;       // a retrain with the model's recipe
+  double gap_points = 0;         // |after - reference|, mean over 4, points
+  double gap_before_points = 0;  // doing nothing vs reference
+  std::vector<Attempt> attempts;  // in chain order, the accepted one last
+  PhaseTimings timings;
+  std::string model_sha256;
+  // Method-specific details.
+  double newton_bound = 0;
+  double newton_cumulative_bound = 0;
+  double newton_budget = 0;
+  std::vector<int> sisa_retrained_shards;
+};
+
+std::string ReportToJson(const Report& report);
+
+// JSON string literal of s (quotes included), escaping per RFC 8259.
+std::string JsonString(const std::string& s);
+
+}  // namespace lethe::core
+
+#endif  // LETHE_CORE_REPORT_H_

@@ -1,0 +1,85 @@
+// Training and evaluation of a TorchScript model through autograd on its
+// parameters. On the CPU a run is deterministic for a given Recipe::seed:
+// batches are drawn by lethe's own generator (mt19937_64, Fisher-Yates), the
+// optimisers are lethe's own (same update rules as torch.optim.SGD / Adam),
+// and nothing else draws random numbers.
+//
+// Torch-level header.
+#ifndef LETHE_CORE_TRAIN_H_
+#define LETHE_CORE_TRAIN_H_
+
+#include <ATen/ATen.h>
+#include <torch/csrc/jit/api/module.h>
+
+#include <chrono>
+#include <functional>
+#include <vector>
+
+#include "lethe/core/dataset.h"
+#include "lethe/core/recipe.h"
+#include "lethe/core/runtime.h"
+#include "lethe/core/status.h"
+
+namespace lethe::core {
+
+// A dataset's tensors on the run's device, moved once per run (on the CPU
+// they are the dataset's own tensors, not copies).
+struct DeviceData {
+  at::Tensor features;
+  at::Tensor labels;
+  at::Device device = at::Device(at::kCPU);
+};
+Result<DeviceData> ToDevice(const Dataset& data, const Device& device);
+at::Device ToTorchDevice(const Device& device);
+
+using Clock = std::chrono::steady_clock;
+
+struct TrainControl {
+  Clock::time_point deadline = Clock::time_point::max();
+  // A step whose loss is not finite or exceeds this in magnitude aborts the
+  // run (ABORTED, "diverged ..."): a diverging method never yields a model.
+  double max_abs_loss = 1e4;
+  // If set, one 0/1 mask per parameter (same order as module.parameters()):
+  // gradients are multiplied by it before the step (SalUn).
+  const std::vector<at::Tensor>* grad_mask = nullptr;
+};
+
+// Loss of one batch, given the batch's row indices (int64, on the device).
+using BatchLoss = std::function<at::Tensor(const at::Tensor& rows)>;
+
+// Epochs over `rows`, shuffled per epoch, batches of recipe.batch_size, the
+// recipe's optimiser and schedule (per-step linear decay to 0). The module
+// must already be on the device of the rows.
+Status RunTrainingLoop(torch::jit::Module& module,
+                       const std::vector<int64_t>& rows, const Recipe& recipe,
+                       const TrainControl& control, const BatchLoss& loss);
+
+// Cross-entropy training on the stored labels of `rows`.
+Status TrainModel(torch::jit::Module& module, const DeviceData& data,
+                  const std::vector<int64_t>& rows, const Recipe& recipe,
+                  const TrainControl& control = {});
+
+at::Tensor Forward(torch::jit::Module& module, const at::Tensor& x);
+
+struct EvalResult {
+  int64_t correct = 0;
+  std::vector<float> losses;  // per-sample cross-entropy, in `rows` order
+  double accuracy() const {
+    return losses.empty() ? 0.0 : static_cast<double>(correct) / losses.size();
+  }
+};
+
+// No-grad, eval mode, batches of batch_size. Labels are the stored ones.
+Result<EvalResult> Evaluate(torch::jit::Module& module, const DeviceData& data,
+                            const std::vector<int64_t>& rows,
+                            int64_t batch_size = 1024);
+
+// Row indices as an int64 tensor on `device`.
+at::Tensor RowTensor(const std::vector<int64_t>& rows, at::Device device);
+
+// All parameters, set to require gradients.
+std::vector<at::Tensor> TrainableParameters(torch::jit::Module& module);
+
+}  // namespace lethe::core
+
+#endif  // LETHE_CORE_TRAIN_H_

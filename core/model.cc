@@ -1,0 +1,226 @@
+#include "lethe/core/model.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/csrc/jit/serialization/import.h>
+
+#include <cmath>
+#include <sstream>
+
+#include "guard.h"
+
+namespace lethe::core {
+namespace internal {
+
+std::string ShortError(const std::exception& e) {
+  const auto* c10e = dynamic_cast<const c10::Error*>(&e);
+  std::string s = c10e ? c10e->what_without_backtrace() : e.what();
+  // TorchScript errors carry a source excerpt after the first lines.
+  size_t cut = s.find("\nException raised from");
+  if (cut != std::string::npos) s.resize(cut);
+  if (s.size() > 400) s = s.substr(0, 400) + "...";
+  return s;
+}
+
+}  // namespace internal
+
+namespace {
+
+using internal::Guarded;
+
+at::Tensor Uniform(std::vector<int64_t> shape, double bound, at::Generator& g) {
+  return at::empty(shape, at::kFloat).uniform_(-bound, bound, g);
+}
+
+void AddLinear(torch::jit::Module& m, const std::string& name, int64_t in,
+               int64_t out, at::Generator& g) {
+  double bound = 1.0 / std::sqrt(static_cast<double>(in));
+  m.register_parameter(name + "_weight",
+                       Uniform({out, in}, bound, g).requires_grad_(), false);
+  m.register_parameter(name + "_bias",
+                       Uniform({out}, bound, g).requires_grad_(), false);
+}
+
+void AddConv(torch::jit::Module& m, const std::string& name, int64_t in,
+             int64_t out, at::Generator& g) {
+  double bound = 1.0 / std::sqrt(static_cast<double>(in * 9));
+  m.register_parameter(name + "_weight",
+                       Uniform({out, in, 3, 3}, bound, g).requires_grad_(),
+                       false);
+  m.register_parameter(name + "_bias",
+                       Uniform({out}, bound, g).requires_grad_(), false);
+}
+
+std::string LinearCall(const std::string& in, const std::string& name) {
+  return "torch.linear(" + in + ", self." + name + "_weight, self." + name +
+         "_bias)";
+}
+
+int64_t Product(const std::vector<int64_t>& v) {
+  int64_t n = 1;
+  for (int64_t d : v) n *= d;
+  return n;
+}
+
+torch::jit::Module MakeMlp(const Architecture& a, at::Generator& g,
+                           const std::vector<int64_t>& hidden,
+                           const char* type_name) {
+  torch::jit::Module m(type_name);
+  std::string src = "def forward(self, x):\n    h = torch.flatten(x, 1)\n";
+  int64_t in = Product(a.input_shape);
+  for (size_t i = 0; i < hidden.size(); ++i) {
+    std::string name = "fc" + std::to_string(i);
+    AddLinear(m, name, in, hidden[i], g);
+    src += "    h = torch.relu(" + LinearCall("h", name) + ")\n";
+    in = hidden[i];
+  }
+  AddLinear(m, "out", in, a.num_classes, g);
+  src += "    return " + LinearCall("h", "out") + "\n";
+  m.define(src);
+  return m;
+}
+
+torch::jit::Module MakeCnn(const Architecture& a, at::Generator& g) {
+  torch::jit::Module m("__torch__.lethe.SmallCnn");
+  const int64_t c = a.input_shape[0], h = a.input_shape[1],
+                w = a.input_shape[2];
+  AddConv(m, "conv1", c, 16, g);
+  AddConv(m, "conv2", 16, 32, g);
+  AddLinear(m, "out", 32 * (h / 4) * (w / 4), a.num_classes, g);
+  m.define(R"(
+def forward(self, x):
+    h = torch.relu(torch.conv2d(x, self.conv1_weight, self.conv1_bias, [1, 1], [1, 1]))
+    h = torch.max_pool2d(h, [2, 2])
+    h = torch.relu(torch.conv2d(h, self.conv2_weight, self.conv2_bias, [1, 1], [1, 1]))
+    h = torch.max_pool2d(h, [2, 2])
+    return torch.linear(torch.flatten(h, 1), self.out_weight, self.out_bias)
+)");
+  return m;
+}
+
+}  // namespace
+
+Result<torch::jit::Module> BuildModel(const Architecture& arch,
+                                      uint64_t seed) {
+  LETHE_RETURN_IF_ERROR(arch.Validate());
+  return Guarded("building model", [&]() -> Result<torch::jit::Module> {
+    at::Generator g = at::make_generator<at::CPUGeneratorImpl>(seed);
+    switch (arch.kind) {
+      case ArchKind::kLogReg:
+        return MakeMlp(arch, g, {}, "__torch__.lethe.LogReg");
+      case ArchKind::kMlp:
+        return MakeMlp(arch, g, arch.hidden, "__torch__.lethe.Mlp");
+      case ArchKind::kCnn:
+        return MakeCnn(arch, g);
+    }
+    return InvalidArgumentError("unknown architecture");
+  });
+}
+
+Result<torch::jit::Module> LoadModel(std::string_view bytes) {
+  if (bytes.empty()) return InvalidArgumentError("model bytes are empty");
+  try {
+    std::istringstream in{std::string(bytes)};
+    torch::jit::Module m = torch::jit::load(in, at::Device(at::kCPU));
+    m.eval();
+    return m;
+  } catch (const std::exception& e) {
+    return InvalidArgumentError(
+        "model bytes are not a loadable TorchScript archive (export with "
+        "torch.jit.save of a scripted or traced module): " +
+        internal::ShortError(e));
+  }
+}
+
+Result<std::string> SaveModel(const torch::jit::Module& module) {
+  return Guarded("saving model", [&]() -> Result<std::string> {
+    std::ostringstream out;
+    module.save(out);
+    return out.str();
+  });
+}
+
+Result<torch::jit::Module> CloneModel(const torch::jit::Module& module) {
+  return Guarded("cloning model", [&]() -> Result<torch::jit::Module> {
+    // Without the guard the copies of parameters requiring grad would be
+    // non-leaf tensors (outputs of clone) and never receive gradients.
+    at::NoGradGuard no_grad;
+    return module.deepcopy();
+  });
+}
+
+Status ReinitializeModel(torch::jit::Module& module, uint64_t seed) {
+  return Guarded("reinitialising model", [&]() -> Status {
+    at::NoGradGuard no_grad;
+    at::Generator g = at::make_generator<at::CPUGeneratorImpl>(seed);
+    double last_bound = 0;
+    for (const auto& p : module.named_parameters(/*recurse=*/true)) {
+      at::Tensor t = p.value;
+      auto ends = [&](const char* s) {
+        std::string n = p.name, suffix = s;
+        return n.size() >= suffix.size() &&
+               n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0;
+      };
+      if (t.dim() >= 2) {
+        last_bound = 1.0 / std::sqrt(static_cast<double>(t.numel() / t.size(0)));
+        t.copy_(Uniform(t.sizes().vec(), last_bound, g));
+      } else if (ends("bias") && last_bound > 0) {
+        t.copy_(Uniform(t.sizes().vec(), last_bound, g));
+      } else if (ends("weight")) {
+        t.fill_(1.0);
+      } else {
+        t.zero_();
+      }
+    }
+    for (const auto& b : module.named_buffers(/*recurse=*/true)) {
+      if (!b.value.is_floating_point() && !b.value.is_complex()) {
+        b.value.zero_();
+      } else {
+        b.value.fill_(b.name.find("running_var") != std::string::npos ? 1.0
+                                                                       : 0.0);
+      }
+    }
+    return OkStatus();
+  });
+}
+
+Status CheckModelFits(torch::jit::Module& module, const FeatureSpec& spec) {
+  LETHE_RETURN_IF_ERROR(spec.Validate());
+  std::vector<int64_t> shape{2};
+  shape.insert(shape.end(), spec.shape.begin(), spec.shape.end());
+  std::string input = "float32[2";
+  for (int64_t d : spec.shape) input += "," + std::to_string(d);
+  input += "]";
+  try {
+    at::NoGradGuard no_grad;
+    bool was_training = module.is_training();
+    module.eval();
+    c10::IValue out = module.forward({at::zeros(shape, at::kFloat)});
+    module.train(was_training);
+    if (!out.isTensor()) {
+      return InvalidArgumentError("model forward returns " +
+                                  out.tagKind() + ", not a tensor of logits");
+    }
+    at::Tensor t = out.toTensor();
+    if (t.dim() != 2 || t.size(0) != 2 || t.size(1) != spec.num_classes) {
+      std::ostringstream got;
+      got << t.sizes();
+      return InvalidArgumentError(
+          "model maps " + input + " to " + got.str() + ", data needs [2, " +
+          std::to_string(spec.num_classes) + "] logits (" + spec.ToString() +
+          ")");
+    }
+    if (t.scalar_type() != at::kFloat) {
+      return InvalidArgumentError("model outputs " +
+                                  std::string(c10::toString(t.scalar_type())) +
+                                  "; lethe trains float32 models");
+    }
+  } catch (const std::exception& e) {
+    return InvalidArgumentError("model does not accept the data's features " +
+                                input + " (" + spec.ToString() +
+                                "): " + internal::ShortError(e));
+  }
+  return OkStatus();
+}
+
+}  // namespace lethe::core

@@ -1,0 +1,59 @@
+#include "lethe/core/recipe.h"
+
+#include <cmath>
+
+namespace lethe::core {
+
+Status Recipe::Validate() const {
+  if (!(lr > 0) || !std::isfinite(lr)) {
+    return InvalidArgumentError("recipe lr must be positive and finite");
+  }
+  if (momentum < 0 || momentum >= 1) {
+    return InvalidArgumentError("recipe momentum must be in [0, 1)");
+  }
+  if (weight_decay < 0) {
+    return InvalidArgumentError("recipe weight_decay must be >= 0");
+  }
+  if (epochs <= 0 || batch_size <= 0) {
+    return InvalidArgumentError("recipe epochs and batch_size must be > 0");
+  }
+  return OkStatus();
+}
+
+Status Architecture::Validate() const {
+  if (input_shape.empty() || num_classes < 2) {
+    return InvalidArgumentError(
+        "architecture needs an input shape and at least 2 classes");
+  }
+  for (int64_t d : input_shape) {
+    if (d <= 0) return InvalidArgumentError("input shape has a dimension <= 0");
+  }
+  if (kind == ArchKind::kCnn &&
+      (input_shape.size() != 3 || input_shape[1] % 4 || input_shape[2] % 4)) {
+    return InvalidArgumentError(
+        "cnn needs input shape {C, H, W} with H and W divisible by 4");
+  }
+  for (int64_t h : hidden) {
+    if (h <= 0) return InvalidArgumentError("hidden sizes must be positive");
+  }
+  return OkStatus();
+}
+
+const char* ArchKindName(ArchKind kind) {
+  switch (kind) {
+    case ArchKind::kLogReg: return "logreg";
+    case ArchKind::kMlp: return "mlp";
+    case ArchKind::kCnn: return "cnn";
+  }
+  return "unknown";
+}
+
+Result<ArchKind> ParseArchKind(const std::string& name) {
+  if (name == "logreg") return ArchKind::kLogReg;
+  if (name == "mlp") return ArchKind::kMlp;
+  if (name == "cnn") return ArchKind::kCnn;
+  return InvalidArgumentError("unknown architecture '" + name +
+                              "': use logreg, mlp or cnn");
+}
+
+}  // namespace lethe::core

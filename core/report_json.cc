@@ -1,0 +1,143 @@
+#include <cmath>
+#include <cstdio>
+
+#include "lethe/core/report.h"
+
+namespace lethe::core {
+namespace {
+
+class JsonObject {
+ public:
+  explicit JsonObject(std::string& out) : out_(out) { out_ += '{'; }
+  ~JsonObject() { out_ += '}'; }
+
+  void Key(const char* key) {
+    if (!first_) out_ += ',';
+    first_ = false;
+    out_ += JsonString(key);
+    out_ += ':';
+  }
+  void Str(const char* key, const std::string& v) {
+    Key(key);
+    out_ += JsonString(v);
+  }
+  void Num(const char* key, double v) {
+    Key(key);
+    if (!std::isfinite(v)) {
+      out_ += "null";
+      return;
+    }
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%.6g", v);
+    out_ += buf;
+  }
+  void Int(const char* key, int64_t v) {
+    Key(key);
+    out_ += std::to_string(v);
+  }
+  void Bool(const char* key, bool v) {
+    Key(key);
+    out_ += v ? "true" : "false";
+  }
+
+ private:
+  std::string& out_;
+  bool first_ = true;
+};
+
+void PutMetrics(std::string& out, const Metrics& m) {
+  JsonObject o(out);
+  o.Num("ua", m.ua);
+  o.Num("ra", m.ra);
+  o.Num("ta", m.ta);
+  o.Num("mia_auc", m.mia_auc);
+}
+
+}  // namespace
+
+std::string JsonString(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string ReportToJson(const Report& r) {
+  std::string out;
+  {
+    JsonObject o(out);
+    o.Bool("ok", r.ok);
+    o.Str("method", r.method);
+    o.Str("guarantee", r.guarantee);
+    o.Str("failure", r.failure);
+    o.Str("device", r.device);
+    o.Str("model_sha256", r.model_sha256);
+    o.Int("subjects_requested", r.subjects_requested);
+    o.Int("forget_records", r.forget_records);
+    o.Int("retain_records", r.retain_records);
+    o.Int("test_records", r.test_records);
+    o.Key("before");
+    PutMetrics(out, r.before);
+    o.Key("after");
+    if (r.ok) PutMetrics(out, r.after); else out += "null";
+    o.Key("reference");
+    if (r.has_reference) PutMetrics(out, r.reference); else out += "null";
+    if (r.has_reference) {
+      o.Num("gap_points", r.gap_points);
+      o.Num("gap_before_points", r.gap_before_points);
+    }
+    o.Key("attempts");
+    out += '[';
+    for (size_t i = 0; i < r.attempts.size(); ++i) {
+      if (i) out += ',';
+      const Attempt& a = r.attempts[i];
+      JsonObject e(out);
+      e.Str("method", a.method);
+      e.Str("outcome", a.outcome);
+      e.Str("reason", a.reason);
+      e.Num("seconds", a.seconds);
+      e.Key("metrics");
+      if (a.has_metrics) PutMetrics(out, a.metrics); else out += "null";
+    }
+    out += ']';
+    o.Key("timings");
+    {
+      JsonObject t(out);
+      t.Num("load_s", r.timings.load_s);
+      t.Num("unlearn_s", r.timings.unlearn_s);
+      t.Num("verify_s", r.timings.verify_s);
+      t.Num("reference_s", r.timings.reference_s);
+    }
+    if (r.newton_budget > 0) {
+      o.Num("newton_bound", r.newton_bound);
+      o.Num("newton_cumulative_bound", r.newton_cumulative_bound);
+      o.Num("newton_budget", r.newton_budget);
+    }
+    if (!r.sisa_retrained_shards.empty()) {
+      o.Key("sisa_retrained_shards");
+      out += '[';
+      for (size_t i = 0; i < r.sisa_retrained_shards.size(); ++i) {
+        out += (i ? "," : "") + std::to_string(r.sisa_retrained_shards[i]);
+      }
+      out += ']';
+    }
+  }
+  return out;
+}
+
+}  // namespace lethe::core

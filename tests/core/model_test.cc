@@ -1,0 +1,169 @@
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include "lethe/core/engine.h"
+#include "lethe/core/model.h"
+#include "lethe/core/sha256.h"
+#include "lethe/core/train.h"
+#include "test_util.h"
+
+namespace lethe::core {
+namespace {
+
+FeatureSpec ImageSpec(int64_t classes = 10) {
+  FeatureSpec s;
+  s.shape = {1, 28, 28};
+  s.num_classes = classes;
+  return s;
+}
+
+Architecture Arch(ArchKind kind) {
+  Architecture a = testing::SmallMlp();
+  a.kind = kind;
+  return a;
+}
+
+TEST(ModelTest, BuiltInArchitecturesMapImagesToLogits) {
+  for (ArchKind kind : {ArchKind::kLogReg, ArchKind::kMlp, ArchKind::kCnn}) {
+    Result<torch::jit::Module> m = BuildModel(Arch(kind), 3);
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    EXPECT_TRUE(CheckModelFits(*m, ImageSpec()).ok()) << ArchKindName(kind);
+    at::Tensor out = Forward(*m, at::rand({5, 1, 28, 28}));
+    EXPECT_EQ(out.sizes(), (at::IntArrayRef{5, 10}));
+  }
+  Architecture bad = Arch(ArchKind::kCnn);
+  bad.input_shape = {1, 30, 30};
+  EXPECT_EQ(BuildModel(bad, 0).status().code(), Code::kInvalidArgument);
+}
+
+TEST(ModelTest, InitialisationIsSeededLikeTorchLinear) {
+  torch::jit::Module a = *BuildModel(Arch(ArchKind::kMlp), 5);
+  torch::jit::Module b = *BuildModel(Arch(ArchKind::kMlp), 5);
+  torch::jit::Module c = *BuildModel(Arch(ArchKind::kMlp), 9);
+  std::vector<at::Tensor> pa, pb, pc;
+  for (const at::Tensor& t : a.parameters()) pa.push_back(t);
+  for (const at::Tensor& t : b.parameters()) pb.push_back(t);
+  for (const at::Tensor& t : c.parameters()) pc.push_back(t);
+  ASSERT_EQ(pa.size(), 4u);
+  EXPECT_TRUE(at::equal(pa[0], pb[0]));
+  EXPECT_FALSE(at::equal(pa[0], pc[0]));
+  double bound = 1 / std::sqrt(784.0);
+  EXPECT_LE(pa[0].abs().max().item<double>(), bound);
+  EXPECT_GT(pa[0].abs().max().item<double>(), 0.99 * bound);
+  // Re-initialising any module with seed 5 draws what BuildModel drew.
+  ASSERT_TRUE(ReinitializeModel(c, 5).ok());
+  for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(at::equal(pa[i], pc[i]));
+}
+
+TEST(ModelTest, SaveLoadRoundTripKeepsOutputsAndHash) {
+  torch::jit::Module m = *BuildModel(Arch(ArchKind::kCnn), 1);
+  std::string bytes = *SaveModel(m);
+  EXPECT_EQ(Sha256Hex(*SaveModel(m)), Sha256Hex(bytes));
+  Result<torch::jit::Module> back = LoadModel(bytes);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  at::Tensor x = at::rand({3, 1, 28, 28});
+  EXPECT_TRUE(at::equal(Forward(m, x), Forward(*back, x)));
+  EXPECT_EQ(Sha256Hex(*SaveModel(*back)), Sha256Hex(bytes));
+}
+
+TEST(ModelTest, CorruptBytesGiveAClearError) {
+  std::string bytes = *SaveModel(*BuildModel(Arch(ArchKind::kMlp), 1));
+  for (std::string bad : {std::string("not a model"), std::string(),
+                          bytes.substr(0, bytes.size() / 2)}) {
+    Result<torch::jit::Module> r = LoadModel(bad);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+    EXPECT_TRUE(r.status().message().find("TorchScript") != std::string::npos ||
+                r.status().message().find("empty") != std::string::npos)
+        << r.status().message();
+  }
+}
+
+TEST(ModelTest, ShapeAndClassMismatchesAreInvalidArgument) {
+  Engine engine(EngineOptions{});
+  std::string mlp = *SaveModel(*BuildModel(Arch(ArchKind::kMlp), 1));
+  EXPECT_TRUE(engine.Validate(mlp, ImageSpec()).ok());
+  Status classes = engine.Validate(mlp, ImageSpec(5));
+  EXPECT_EQ(classes.code(), Code::kInvalidArgument);
+  EXPECT_NE(classes.message().find("[2, 5]"), std::string::npos)
+      << classes.message();
+  FeatureSpec small = ImageSpec();
+  small.shape = {1, 14, 14};
+  Status shape = engine.Validate(mlp, small);
+  EXPECT_EQ(shape.code(), Code::kInvalidArgument);
+  EXPECT_NE(shape.message().find("float32[2,1,14,14]"), std::string::npos)
+      << shape.message();
+  EXPECT_EQ(engine.Validate("junk", ImageSpec()).code(),
+            Code::kInvalidArgument);
+  // Training refuses a dataset the architecture does not fit.
+  testing::SubsetOptions o;
+  o.train = 50;
+  o.test = 10;
+  o.pool2 = true;
+  Result<TrainedModel> t = engine.Train(Arch(ArchKind::kMlp),
+                                        testing::QuickRecipe(1),
+                                        testing::FashionSubset(o));
+  EXPECT_EQ(t.status().code(), Code::kInvalidArgument);
+}
+
+TEST(ModelTest, CloneIsDeep) {
+  torch::jit::Module m = *BuildModel(Arch(ArchKind::kLogReg), 1);
+  torch::jit::Module c = *CloneModel(m);
+  at::Tensor before = (*m.parameters().begin()).clone();
+  {
+    at::NoGradGuard g;
+    (*c.parameters().begin()).add_(1.0);
+  }
+  EXPECT_TRUE(at::equal(*m.parameters().begin(), before));
+  for (const at::Tensor& p : c.parameters()) EXPECT_TRUE(p.is_leaf());
+}
+
+TEST(TrainTest, SameSeedSameBytesOnCpu) {
+  testing::SubsetOptions o;
+  o.train = 600;
+  o.test = 200;
+  Dataset d = testing::FashionSubset(o);
+  Engine engine(EngineOptions{});
+  for (Optimizer opt : {Optimizer::kSgdMomentum, Optimizer::kAdam}) {
+    Recipe r = testing::QuickRecipe(5, 7);
+    r.optimizer = opt;
+    if (opt == Optimizer::kAdam) r.lr = 2e-3;
+    Result<TrainedModel> a = engine.Train(testing::SmallMlp(), r, d);
+    Result<TrainedModel> b = engine.Train(testing::SmallMlp(), r, d);
+    ASSERT_TRUE(a.ok()) << a.status().ToString();
+    EXPECT_EQ(a->model_sha256, b->model_sha256);
+    EXPECT_GT(a->test_accuracy, 0.6);  // it did learn
+    r.seed = 8;
+    EXPECT_NE(engine.Train(testing::SmallMlp(), r, d)->model_sha256,
+              a->model_sha256);
+  }
+}
+
+TEST(TrainTest, DivergenceAbortsWithoutAModel) {
+  testing::SubsetOptions o;
+  o.train = 300;
+  o.test = 10;
+  Dataset d = testing::FashionSubset(o);
+  Recipe r = testing::QuickRecipe(2);
+  r.lr = 1e6;
+  r.lr_schedule = LrSchedule::kConstant;
+  Result<TrainedModel> t = Engine(EngineOptions{}).Train(testing::SmallMlp(),
+                                                         r, d);
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), Code::kAborted);
+  EXPECT_NE(t.status().message().find("diverged"), std::string::npos);
+}
+
+TEST(RuntimeTest, ParsesDevices) {
+  InitRuntime(2);
+  EXPECT_EQ(ParseDevice("cpu")->ToString(), "cpu");
+  EXPECT_TRUE(ParseDevice("auto").ok());
+  EXPECT_EQ(ParseDevice("tpu").status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(ParseDevice("cuda:x").status().code(), Code::kInvalidArgument);
+  Result<Device> cuda = ParseDevice("cuda:0");
+  EXPECT_TRUE(cuda.ok() ||
+              cuda.status().code() == Code::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace lethe::core
