@@ -2,7 +2,8 @@
 // stderr. The exit codes are part of lethectl's interface (docs/cli.md):
 //
 //   0  success
-//   1  `watch` saw the request end FAILED or CANCELLED
+//   1  `watch` saw the request end FAILED or CANCELLED; `verify` found a
+//      check that does not hold
 //   2  usage error: unknown command or flag, missing or malformed value
 //   3  the RPC failed (the line names the gRPC status code)
 //   4  local failure: a file could not be read or written, or a download
@@ -24,6 +25,7 @@ namespace lethe::cli {
 enum ExitCode : int {
   kExitOk = 0,
   kExitWatchFailed = 1,
+  kExitVerifyFailed = 1,
   kExitUsage = 2,
   kExitRpc = 3,
   kExitLocal = 4,
