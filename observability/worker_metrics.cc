@@ -1,0 +1,185 @@
+#include "observability/worker_metrics.h"
+
+#include <string>
+
+namespace lethe::observability {
+namespace {
+
+using prometheus::Histogram;
+
+// 50 ms (a cached load, a Newton step on a small model) to 1 h (a full
+// retrain of a CNN on CPU), about 2-2.5x apart so that p50/p95 estimates
+// stay within a factor of ~1.5 anywhere in that range.
+const Histogram::BucketBoundaries& DurationBuckets() {
+  static const auto* b = new Histogram::BucketBoundaries{
+      0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 60, 120, 300, 600, 1200,
+      2400, 3600};
+  return *b;
+}
+
+const Histogram::BucketBoundaries& BatchBuckets() {
+  static const auto* b = new Histogram::BucketBoundaries{
+      1, 2, 5, 10, 20, 50, 100, 200, 500, 1000};
+  return *b;
+}
+
+// Dense around the usual gate (max_mia_auc 0.55): 0.5 is chance.
+const Histogram::BucketBoundaries& MiaAucBuckets() {
+  static const auto* b = new Histogram::BucketBoundaries{
+      0.4, 0.45, 0.5, 0.52, 0.54, 0.55, 0.56, 0.58, 0.6, 0.65, 0.7, 0.8, 0.9};
+  return *b;
+}
+
+// Dense around the usual gate (max_test_acc_drop 1.5 points).
+const Histogram::BucketBoundaries& AccuracyChangeBuckets() {
+  static const auto* b = new Histogram::BucketBoundaries{
+      -0.1, -0.05, -0.03, -0.02, -0.015, -0.01, -0.005, 0, 0.005, 0.01,
+      0.02, 0.05};
+  return *b;
+}
+
+}  // namespace
+
+const char* TaskPhaseName(TaskPhase phase) {
+  switch (phase) {
+    case TaskPhase::kLoad:
+      return "load";
+    case TaskPhase::kUnlearn:
+      return "unlearn";
+    case TaskPhase::kVerify:
+      return "verify";
+    case TaskPhase::kPublish:
+      return "publish";
+  }
+  return "unknown";
+}
+
+const char* EscalationReasonName(EscalationReason reason) {
+  switch (reason) {
+    case EscalationReason::kMiaAuc:
+      return "mia_auc";
+    case EscalationReason::kTestAccuracy:
+      return "test_accuracy";
+    case EscalationReason::kError:
+      return "error";
+    case EscalationReason::kTimeBudget:
+      return "time_budget";
+  }
+  return "unknown";
+}
+
+const char* TaskOutcomeName(TaskOutcome outcome) {
+  switch (outcome) {
+    case TaskOutcome::kDone:
+      return "done";
+    case TaskOutcome::kRetried:
+      return "retried";
+    case TaskOutcome::kDead:
+      return "dead";
+  }
+  return "unknown";
+}
+
+WorkerMetrics::WorkerMetrics(prometheus::Registry& r)
+    : phase_seconds_(prometheus::BuildHistogram()
+                         .Name("lethe_task_phase_duration_seconds")
+                         .Help("Time spent in one phase of an erasure task")
+                         .Register(r)),
+      task_seconds_(prometheus::BuildHistogram()
+                        .Name("lethe_task_duration_seconds")
+                        .Help("Time of one erasure task, claim to publish")
+                        .Register(r)),
+      tasks_(prometheus::BuildCounter()
+                 .Name("lethe_worker_tasks_total")
+                 .Help("Task attempts finished by this worker, per outcome")
+                 .Register(r)),
+      batch_size_(prometheus::BuildHistogram()
+                      .Name("lethe_task_batch_size")
+                      .Help("Erasure requests folded into one unlearning run")
+                      .Register(r)
+                      .Add({}, BatchBuckets())),
+      records_removed_(prometheus::BuildCounter()
+                           .Name("lethe_records_removed_total")
+                           .Help("Training records removed from models")
+                           .Register(r)),
+      escalations_(prometheus::BuildCounter()
+                       .Name("lethe_escalations_total")
+                       .Help("Methods whose result was rejected or that "
+                             "failed, so the chain moved on")
+                       .Register(r)),
+      certificates_(prometheus::BuildCounter()
+                        .Name("lethe_certificates_issued_total")
+                        .Help("Erasure certificates issued")
+                        .Register(r)
+                        .Add({})),
+      busy_(prometheus::BuildGauge()
+                .Name("lethe_worker_busy")
+                .Help("1 while the worker runs a task, 0 while idle")
+                .Register(r)
+                .Add({})),
+      mia_auc_(prometheus::BuildHistogram()
+                   .Name("lethe_unlearning_mia_auc")
+                   .Help("Membership-inference AUC of accepted results "
+                         "(0.5 is chance)")
+                   .Register(r)),
+      accuracy_change_(prometheus::BuildHistogram()
+                           .Name("lethe_unlearning_test_accuracy_change_ratio")
+                           .Help("Test accuracy after minus before, as a "
+                                 "fraction, of accepted results")
+                           .Register(r)),
+      database_(r) {
+  for (TaskOutcome o :
+       {TaskOutcome::kDone, TaskOutcome::kRetried, TaskOutcome::kDead}) {
+    tasks_.Add({{"outcome", TaskOutcomeName(o)}});
+  }
+}
+
+void WorkerMetrics::ObservePhase(std::string_view method, TaskPhase phase,
+                                 double seconds) {
+  phase_seconds_
+      .Add({{"method", std::string(method)}, {"phase", TaskPhaseName(phase)}},
+           DurationBuckets())
+      .Observe(seconds);
+}
+
+void WorkerMetrics::ObserveTask(std::string_view method, double seconds) {
+  task_seconds_.Add({{"method", std::string(method)}}, DurationBuckets())
+      .Observe(seconds);
+}
+
+void WorkerMetrics::RecordTaskOutcome(TaskOutcome outcome) {
+  tasks_.Add({{"outcome", TaskOutcomeName(outcome)}}).Increment();
+}
+
+void WorkerMetrics::ObserveBatchSize(int64_t requests) {
+  batch_size_.Observe(static_cast<double>(requests));
+}
+
+void WorkerMetrics::AddRecordsRemoved(std::string_view method,
+                                      int64_t records) {
+  if (records <= 0) return;
+  records_removed_.Add({{"method", std::string(method)}})
+      .Increment(static_cast<double>(records));
+}
+
+void WorkerMetrics::RecordEscalation(std::string_view method,
+                                     EscalationReason reason) {
+  escalations_
+      .Add({{"method", std::string(method)},
+            {"reason", EscalationReasonName(reason)}})
+      .Increment();
+}
+
+void WorkerMetrics::RecordCertificateIssued() { certificates_.Increment(); }
+
+void WorkerMetrics::SetBusy(bool busy) { busy_.Set(busy ? 1 : 0); }
+
+void WorkerMetrics::ObserveOutcome(std::string_view model_id, double mia_auc,
+                                   double test_accuracy_change) {
+  const prometheus::Labels labels = {{"model_id", std::string(model_id)}};
+  mia_auc_.Add(labels, MiaAucBuckets()).Observe(mia_auc);
+  accuracy_change_.Add(labels, AccuracyChangeBuckets())
+      .Observe(test_accuracy_change);
+}
+
+}  // namespace lethe::observability

@@ -1,0 +1,154 @@
+// A real Prometheus server on loopback scrapes a running `lethe serve`
+// (every second) and evaluates the shipped recording rules, while erasures
+// are submitted; its HTTP API must then return the expected series.
+//
+// Seam for workers: add a ScrapeJob for each `lethe-worker` process (job
+// "lethe-worker", its --metrics-listen port) and query its series, e.g.
+// lethe_worker_busy or lethe_certificates_issued_total.
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <optional>
+#include <thread>
+
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "tests/observability/observability_test_util.h"
+#include "tests/server/test_server.h"
+#include "tests/support/process.h"
+
+namespace lethe::testing {
+namespace {
+
+using storage::Role;
+
+struct ScrapeJob {
+  std::string job;
+  int port;
+};
+
+std::string PrometheusConfig(const std::vector<ScrapeJob>& jobs) {
+  std::string yml = absl::StrCat(
+      "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+      "rule_files:\n  - ", LETHE_SOURCE_DIR,
+      "/deploy/prometheus/rules/recording.yml\n  - ", LETHE_SOURCE_DIR,
+      "/deploy/prometheus/rules/alerts.yml\nscrape_configs:\n");
+  for (const auto& j : jobs) {
+    absl::StrAppend(&yml, "  - job_name: ", j.job,
+                    "\n    static_configs:\n      - targets: ['127.0.0.1:",
+                    j.port, "']\n");
+  }
+  return yml;
+}
+
+// Sum of the values of an instant query's result vector; nullopt if the
+// query failed or returned no series.
+std::optional<double> Query(int port, const std::string& expr) {
+  auto r = HttpGet(port, "/api/v1/query?query=" + UrlEncode(expr),
+                   std::chrono::seconds(5));
+  if (!r.ok() || r->status != 200) return std::nullopt;
+  google::protobuf::Struct json;
+  if (!google::protobuf::util::JsonStringToMessage(r->body, &json).ok()) {
+    return std::nullopt;
+  }
+  const auto& result = json.fields().at("data").struct_value().fields().at(
+      "result").list_value();
+  if (result.values_size() == 0) return std::nullopt;
+  double sum = 0;
+  for (const auto& series : result.values()) {
+    const auto& value =
+        series.struct_value().fields().at("value").list_value();
+    sum += std::stod(value.values(1).string_value());
+  }
+  return sum;
+}
+
+// Polls `expr` until `want(value)` holds or `timeout` passes; returns the
+// last value seen.
+std::optional<double> WaitForQuery(int port, const std::string& expr,
+                                   const std::function<bool(double)>& want,
+                                   std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::optional<double> last;
+  while (std::chrono::steady_clock::now() < deadline) {
+    last = Query(port, expr);
+    if (last && want(*last)) return last;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  return last;
+}
+
+TEST(PrometheusTest, ScrapesServeAndAnswersForItsSeries) {
+  auto ts = TestServer::Start();
+  ASSERT_NE(ts, nullptr);
+  const std::string dataset = CreateDatasetWithRows(
+      *ts, "d",
+      "ann,1,train,0.1,0.2,0.3,0.4\n"
+      "bob,2,train,0.5,0.6,0.7,0.8\n");
+  RegisterModel(*ts, "m", dataset);
+  ts->StopServer();
+  auto serve = LetheServeProcess::Start(*ts, ts->temp_dir() + "/serve.log");
+  ASSERT_NE(serve, nullptr);
+
+  const std::string dir = ts->temp_dir() + "/prometheus";
+  std::filesystem::create_directories(dir + "/data");
+  std::ofstream(dir + "/prometheus.yml")
+      << PrometheusConfig({{"lethe-server", serve->metrics_port()}});
+  const int port = FreePort();
+  SubprocessOptions o;
+  o.program = "prometheus";
+  o.args = {"--config.file=" + dir + "/prometheus.yml",
+            "--storage.tsdb.path=" + dir + "/data",
+            absl::StrCat("--web.listen-address=127.0.0.1:", port),
+            "--log.level=warn"};
+  o.stdout_path = dir + "/prometheus.log";
+  o.stderr_path = dir + "/prometheus.log";
+  o.parent_death_signal = SIGKILL;
+  auto prometheus = Subprocess::Start(o);
+  ASSERT_TRUE(prometheus.ok()) << prometheus.status();
+  ASSERT_TRUE(WaitForPort(port, std::chrono::seconds(30)))
+      << ReadFileOrEmpty(dir + "/prometheus.log");
+
+  auto stub = v1::ErasureService::NewStub(ts->Channel(serve->grpc_port()));
+  for (const char* subject : {"ann", "bob"}) {
+    v1::SubmitErasureRequest req;
+    req.set_subject_id(subject);
+    req.set_legal_ground(v1::LEGAL_GROUND_GDPR_ART17_1A_NO_LONGER_NECESSARY);
+    req.set_idempotency_key(subject);
+    v1::SubmitErasureResponse resp;
+    auto st = stub->SubmitErasure(ts->Ctx(Role::kSubmitter).get(), req, &resp);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  }
+
+  const auto timeout = std::chrono::seconds(30);
+  auto is = [](double want) { return [want](double v) { return v == want; }; };
+  EXPECT_EQ(WaitForQuery(port, "up{job=\"lethe-server\"}", is(1), timeout), 1)
+      << ReadFileOrEmpty(dir + "/prometheus.log");
+  EXPECT_EQ(WaitForQuery(port,
+                         "grpc_server_handled_total{job=\"lethe-server\","
+                         "grpc_method=\"SubmitErasure\",grpc_code=\"OK\"}",
+                         is(2), timeout),
+            2);
+  EXPECT_EQ(WaitForQuery(port, "lethe_erasure_requests{state=\"queued\"}",
+                         is(2), timeout),
+            2);
+  // The shipped recording rules evaluate over the real series.
+  EXPECT_EQ(WaitForQuery(port, "lethe:erasure_requests:max{state=\"queued\"}",
+                         is(2), timeout),
+            2);
+  EXPECT_EQ(WaitForQuery(port, "lethe:database_up:min", is(1), timeout), 1);
+
+  (*prometheus)->SendSignal(SIGTERM);
+  EXPECT_TRUE((*prometheus)->Wait(std::chrono::seconds(15)).has_value());
+  serve->process().SendSignal(SIGTERM);
+  EXPECT_TRUE(serve->process().Wait(std::chrono::seconds(15)).has_value());
+}
+
+}  // namespace
+}  // namespace lethe::testing
