@@ -139,6 +139,8 @@ void ToProto(const storage::ModelVersionRow& row, v1::ModelVersion* out) {
   if (row.deleted_us != 0) {
     SetTimestamp(row.deleted_us, out->mutable_delete_time());
   }
+  out->set_report_json(row.report_json);
+  out->set_records_removed(row.records_removed);
 }
 
 absl::StatusOr<int32_t> PageSize(int32_t requested) {

@@ -9,6 +9,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "observability/log.h"
 #include "server/auth.h"
 #include "server/change_hub.h"
 #include "server/executor.h"
@@ -34,6 +35,8 @@ struct Deps {
   ChangeHub* changes;
   std::string server_secret;
   Limits limits;
+  // Never null. Lines name requests by id, never by subject.
+  const observability::Logger* logger = nullptr;
 };
 
 // Runs `work` on the executor and finishes the unary call with its status.

@@ -180,6 +180,25 @@ class WatchReactor final
   bool finished_ = false;         // guarded by mu_
 };
 
+// One line per state the submission created; the subject stays out of it.
+void LogSubmitted(const observability::Logger& log,
+                  const storage::SubmitResult& result,
+                  const std::string& key_id) {
+  const storage::ErasureRow& e = result.erasure;
+  if (result.replayed) {
+    log.Debug({.request_id = e.id}, "erasure submission replayed",
+              {{"state", e.state}, {"key_id", key_id}});
+    return;
+  }
+  log.Info({.request_id = e.id},
+           e.state == "NOTHING_TO_ERASE" ? "erasure has nothing to erase"
+                                         : "erasure submitted",
+           {{"state", e.state},
+            {"tasks", e.tasks.size()},
+            {"legal_ground", e.legal_ground},
+            {"key_id", key_id}});
+}
+
 }  // namespace
 
 absl::StatusOr<storage::SubmitParams> PrepareSubmission(
@@ -238,6 +257,7 @@ grpc::ServerUnaryReactor* ErasureServiceImpl::SubmitErasure(
     if (!params.ok()) return params.status();
     auto result = deps_->erasures->Submit(*params);
     if (!result.ok()) return result.status();
+    LogSubmitted(*deps_->logger, *result, principal->key_id);
     ToProto(result->erasure, resp->mutable_erasure());
     resp->set_replayed(result->replayed);
     if (!result->replayed) resp->set_subject_salt(salt);
@@ -301,6 +321,8 @@ grpc::ServerUnaryReactor* ErasureServiceImpl::CancelErasure(
     if (auto st = CheckUuid("id", req->id()); !st.ok()) return st;
     auto row = deps_->erasures->Cancel(req->id(), principal->key_id);
     if (!row.ok()) return row.status();
+    deps_->logger->Info({.request_id = row->id}, "erasure cancelled",
+                        {{"state", row->state}, {"key_id", principal->key_id}});
     ToProto(*row, resp);
     return absl::OkStatus();
   });

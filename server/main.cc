@@ -5,6 +5,7 @@
 //   lethe admin create-key --role R [--description D]
 //   lethe admin revoke-key KEY_ID
 //   lethe admin create-secret   write a fresh subject-key secret file
+//   lethe admin create-signing-key --out PREFIX [--name N]
 //
 // Every option is also read from LETHE_<NAME> and from --config FILE.
 #include <signal.h>
@@ -14,7 +15,14 @@
 #include <string>
 #include <vector>
 
+#include <prometheus/registry.h>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "cert/keys.h"
+#include "observability/log.h"
+#include "observability/metrics.h"
+#include "observability/queue_collector.h"
 #include "server/config.h"
 #include "server/server.h"
 #include "server/subject.h"
@@ -44,8 +52,22 @@ const std::vector<OptionSpec>& Options() {
        "on SIGTERM, how long in-flight calls may finish"},
       {"max-upload-bytes", "1073741824", "size limit of one upload"},
       {"max-artifact-bytes", "2147483648", "size limit of one model file"},
+      {"metrics-listen", "",
+       "serve Prometheus /metrics on host:port (e.g. 127.0.0.1:9464); "
+       "empty: no endpoint"},
+      {"log-level", "info", "least severe log level: debug|info|warn|error"},
       {"role", "", "admin create-key: submitter|operator|auditor|admin"},
       {"description", "", "admin create-key: what the key is for"},
+      {"signing-keys", "",
+       "comma-separated PEM Ed25519 private key files that sign log "
+       "checkpoints (the workers' certificate keys); empty: only stored "
+       "checkpoints are served"},
+      {"log-origin", "lethe.local/erasure-log",
+       "origin line of the certificate log's checkpoints (keep it stable)"},
+      {"out", "",
+       "admin create-signing-key: writes OUT.key (0600) and OUT.pub"},
+      {"name", "lethe",
+       "admin create-signing-key: checkpoint key name (no spaces or '+')"},
   };
   return *specs;
 }
@@ -59,6 +81,8 @@ void PrintUsage() {
                "once)\n"
                "  admin revoke-key KEY_ID     revoke an API key\n"
                "  admin create-secret         create the --secrets-file\n"
+               "  admin create-signing-key --out PREFIX [--name N]\n"
+               "                              create an Ed25519 signing key\n"
                "  version                     print the version\n\n"
                "options (flag, environment variable, default):\n"
             << Config::Usage(Options());
@@ -88,7 +112,36 @@ absl::StatusOr<ServerOptions> ServerOptionsFrom(const Config& cfg) {
   o.tls_client_ca_file = cfg.Get("tls-client-ca");
   o.limits.max_upload_bytes = std::stoll(cfg.Get("max-upload-bytes"));
   o.limits.max_artifact_bytes = std::stoll(cfg.Get("max-artifact-bytes"));
+  o.signing_key_files =
+      absl::StrSplit(cfg.Get("signing-keys"), ',', absl::SkipWhitespace());
+  o.log_origin = cfg.Get("log-origin");
   return o;
+}
+
+// The /metrics endpoint and what it serves besides the registry: the queue
+// gauges, read on scrape over a connection of their own.
+struct Metrics {
+  std::unique_ptr<storage::Database> db;
+  std::unique_ptr<observability::DatabaseMetrics> errors;
+  std::shared_ptr<observability::QueueCollector> queue;
+  std::unique_ptr<observability::MetricsEndpoint> http;
+};
+
+absl::StatusOr<Metrics> StartMetrics(
+    const Config& cfg, const std::shared_ptr<prometheus::Registry>& registry) {
+  Metrics m;
+  if (cfg.Get("metrics-listen").empty()) return m;
+  auto http = observability::MetricsEndpoint::Start(cfg.Get("metrics-listen"));
+  if (!http.ok()) return http.status();
+  m.http = std::move(*http);
+  m.db = std::make_unique<storage::Database>(
+      storage::DatabaseOptions{cfg.Get("database-url"), 1, 5});
+  m.errors = std::make_unique<observability::DatabaseMetrics>(*registry);
+  m.queue = std::make_shared<observability::QueueCollector>(m.db.get(),
+                                                            m.errors.get());
+  m.http->Register(registry);
+  m.http->Register(m.queue);
+  return m;
 }
 
 int Serve(const Config& cfg) {
@@ -102,22 +155,28 @@ int Serve(const Config& cfg) {
   if (!options.ok()) return Fail(options.status());
   auto grace = cfg.GetInt("shutdown-grace-seconds");
   if (!grace.ok()) return Fail(grace.status());
+  auto level = observability::ParseLogLevel(cfg.Get("log-level"));
+  if (!level.ok()) return Fail(level.status());
+  auto log = std::make_shared<observability::Logger>(
+      observability::Logger::Stderr(*level, "server"));
+  auto registry = std::make_shared<prometheus::Registry>();
+  options->logger = log;
+  options->metrics_registry = registry;
+  auto metrics = StartMetrics(cfg, registry);
+  if (!metrics.ok()) return Fail(metrics.status());
+  if (metrics->http) {
+    log->Info({}, "metrics listening", {{"port", metrics->http->port()}});
+  }
   auto server = LetheServer::Start(*options);
   if (!server.ok()) return Fail(server.status());
-  std::cerr << "{\"level\":\"info\",\"component\":\"server\",\"message\":"
-               "\"listening\",\"port\":"
-            << (*server)->port() << "}" << std::endl;
+  log->Info({}, "listening", {{"port", (*server)->port()}});
   int sig = 0;
   sigwait(&stop, &sig);
-  std::cerr << "{\"level\":\"info\",\"component\":\"server\",\"message\":"
-               "\"draining\",\"signal\":"
-            << sig << "}" << std::endl;
+  log->Info({}, "draining", {{"signal", sig}});
   (*server)->Shutdown(std::chrono::system_clock::now() +
                       std::chrono::seconds(*grace));
   (*server)->Wait();
-  std::cerr << "{\"level\":\"info\",\"component\":\"server\",\"message\":"
-               "\"stopped\"}"
-            << std::endl;
+  log->Info({}, "stopped");
   return 0;
 }
 
@@ -128,6 +187,22 @@ int Migrate(const Config& cfg) {
   std::cout << "schema at version " << result->to_version << " (was "
             << result->from_version << "; applied " << result->applied.size()
             << ")\n";
+  return 0;
+}
+
+// Writes OUT.key and OUT.pub; the key id identifies it in certificates.
+int CreateSigningKey(const Config& cfg) {
+  if (cfg.Get("out").empty()) {
+    return Fail(absl::InvalidArgumentError(
+        "admin create-signing-key needs --out PREFIX"));
+  }
+  cert::KeyInfo info;
+  info.name = cfg.Get("name");
+  auto key = cert::GenerateKeyFiles(cfg.Get("out"), info);
+  if (!key.ok()) return Fail(key.status());
+  std::cout << key->public_key().key_id() << "\n";
+  std::cerr << "wrote " << cfg.Get("out") << ".key and " << cfg.Get("out")
+            << ".pub; give auditors the .pub\n";
   return 0;
 }
 
@@ -144,6 +219,7 @@ int Admin(const Config& cfg) {
     std::cout << "wrote " << cfg.Get("secrets-file") << "\n";
     return 0;
   }
+  if (what == "create-signing-key") return CreateSigningKey(cfg);
   storage::Database db({cfg.Get("database-url"), 1, 30});
   if (auto migrated = storage::Migrate(db); !migrated.ok()) {
     return Fail(migrated.status());

@@ -7,6 +7,9 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include "absl/strings/str_cat.h"
+#include "observability/grpc_metrics.h"
+#include "observability/metrics.h"
+#include "server/certificate_service.h"
 #include "server/dataset_service.h"
 #include "server/erasure_service.h"
 #include "server/model_service.h"
@@ -67,10 +70,15 @@ struct LetheServer::Impl {
   std::unique_ptr<Authenticator> auth;
   std::unique_ptr<Executor> executor;
   std::unique_ptr<ChangeHub> changes;
+  std::shared_ptr<observability::Logger> logger;
+  std::unique_ptr<observability::DatabaseMetrics> db_metrics;  // or null
   Deps deps;
   std::unique_ptr<ErasureServiceImpl> erasure_service;
   std::unique_ptr<DatasetServiceImpl> dataset_service;
   std::unique_ptr<ModelRegistryImpl> model_service;
+  cert::KeyRing signing_keys;
+  std::unique_ptr<storage::CertificateStore> certificates;
+  std::unique_ptr<CertificateServiceImpl> certificate_service;
   std::unique_ptr<grpc::Server> server;
 };
 
@@ -82,6 +90,13 @@ absl::StatusOr<std::unique_ptr<LetheServer>> LetheServer::Start(
   if (!secret.ok()) return secret.status();
   auto creds = Credentials(o);
   if (!creds.ok()) return creds.status();
+  auto signing_keys = cert::KeyRing::LoadFiles(o.signing_key_files);
+  if (!signing_keys.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--signing-keys: ", signing_keys.status().message(),
+        " (make one with `lethe admin create-signing-key --out PREFIX`)"));
+  }
+  impl->signing_keys = *std::move(signing_keys);
 
   impl->db = std::make_unique<storage::Database>(
       storage::DatabaseOptions{o.database_url, o.db_pool_size, 30});
@@ -107,9 +122,20 @@ absl::StatusOr<std::unique_ptr<LetheServer>> LetheServer::Start(
                     impl->models.get(),   impl->auth.get(),
                     impl->executor.get(), impl->changes.get(),
                     *secret,              o.limits};
+  impl->logger = o.logger ? o.logger
+                          : std::make_shared<observability::Logger>(
+                                observability::Logger::Stderr(
+                                    observability::LogLevel::kInfo, "server"));
+  impl->deps.logger = impl->logger.get();
   impl->erasure_service = std::make_unique<ErasureServiceImpl>(&impl->deps);
   impl->dataset_service = std::make_unique<DatasetServiceImpl>(&impl->deps);
   impl->model_service = std::make_unique<ModelRegistryImpl>(&impl->deps);
+  impl->certificates =
+      std::make_unique<storage::CertificateStore>(impl->db.get());
+  impl->certificate_service = std::make_unique<CertificateServiceImpl>(
+      &impl->deps, CertificateServiceOptions{impl->certificates.get(),
+                                             &impl->signing_keys,
+                                             o.log_origin});
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -121,6 +147,17 @@ absl::StatusOr<std::unique_ptr<LetheServer>> LetheServer::Start(
   builder.RegisterService(impl->erasure_service.get());
   builder.RegisterService(impl->dataset_service.get());
   builder.RegisterService(impl->model_service.get());
+  builder.RegisterService(impl->certificate_service.get());
+  if (o.metrics_registry) {
+    impl->db_metrics =
+        std::make_unique<observability::DatabaseMetrics>(*o.metrics_registry);
+    std::vector<std::unique_ptr<
+        grpc::experimental::ServerInterceptorFactoryInterface>>
+        interceptors;
+    interceptors.push_back(
+        observability::NewGrpcServerMetricsFactory(*o.metrics_registry));
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  }
   impl->server = builder.BuildAndStart();
   if (!impl->server || port == 0) {
     return absl::UnavailableError(
@@ -146,6 +183,7 @@ void LetheServer::HealthLoop() {
   health->SetServingStatus(true);
   while (!stopping_) {
     const bool serving = impl_->db->Ping().ok();
+    if (!serving && impl_->db_metrics) impl_->db_metrics->RecordError("ping");
     if (serving != last) {
       health->SetServingStatus(serving);
       last = serving;

@@ -9,9 +9,15 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "observability/log.h"
 #include "server/deps.h"
+
+namespace prometheus {
+class Registry;
+}
 
 namespace lethe::server {
 
@@ -32,6 +38,18 @@ struct ServerOptions {
   std::chrono::milliseconds watch_poll{2000};
   std::chrono::seconds key_cache_ttl{30};
   Limits limits;
+  // gRPC and database metrics go here when set (shared with the process's
+  // /metrics endpoint; see observability/metrics.h); null: no metrics.
+  std::shared_ptr<prometheus::Registry> metrics_registry;
+  // Where lines go; null: JSON lines on stderr at info level.
+  std::shared_ptr<observability::Logger> logger;
+  // PEM private key files that sign the log's checkpoints (cert/keys.h);
+  // configure the same files as the workers, which sign certificates with
+  // them. Empty: the certificate service still serves certificates, proofs
+  // and stored checkpoints, but cannot sign a checkpoint of a grown log.
+  std::vector<std::string> signing_key_files;
+  // The checkpoints' origin line (C2SP tlog-checkpoint): the log's name.
+  std::string log_origin = "lethe.local/erasure-log";
 };
 
 class LetheServer {

@@ -1,11 +1,17 @@
 #include "storage/erasure_store.h"
 
+#include <algorithm>
+#include <condition_variable>
 #include <map>
+#include <optional>
+#include <set>
 
 #include <pqxx/result>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "storage/hash.h"
 #include "storage/sql_util.h"
 
 namespace lethe::storage {
@@ -39,6 +45,19 @@ ErasureRow ReadErasure(const pqxx::row& r) {
   e.updated_us = ReadInt64(r[9]);
   e.completed_us = ReadInt64(r[10]);
   return e;
+}
+
+// A task row of the insert statement (InsertRoundSql): erasure id, model
+// id, state, -, attempts, last error, result version, -, updated.
+TaskRow ReadNewTask(const pqxx::row& r) {
+  TaskRow t;
+  t.model_id = r[1].c_str();
+  t.state = r[2].c_str();
+  t.attempts = r[4].as<int32_t>();
+  t.last_error = r[5].c_str();
+  t.result_version = ReadInt64(r[6]);
+  t.updated_us = ReadInt64(r[8]);
+  return t;
 }
 
 // Fills `tasks` of each row with one query.
@@ -83,18 +102,224 @@ absl::StatusOr<ErasureRow> GetIn(pqxx::transaction_base& txn,
   return std::move(rows[0]);
 }
 
-absl::Status CheckScopeExists(pqxx::transaction_base& txn,
-                              const std::vector<std::string>& scope) {
-  if (scope.empty()) return absl::OkStatus();
+// A PostgreSQL text[] literal: every element quoted, `"` and `\` escaped.
+std::string TextArray(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    out.push_back('"');
+    for (char c : items[i]) {
+      if (c == '"' || c == '\\') out.push_back('\\');
+      out.push_back(c);
+    }
+    out.push_back('"');
+  }
+  out.push_back('}');
+  return out;
+}
+
+// Scoped model ids of `batch` that do not exist, lower-case.
+std::set<std::string> MissingModels(
+    pqxx::transaction_base& txn,
+    const std::vector<const SubmitParams*>& batch) {
+  std::set<std::string> scoped;
+  for (const SubmitParams* p : batch) {
+    for (const auto& id : p->scope_model_ids) {
+      scoped.insert(absl::AsciiStrToLower(id));
+    }
+  }
+  std::set<std::string> missing;
+  if (scoped.empty()) return missing;
   auto res = txn.exec_params(
       "SELECT s::text FROM unnest($1::uuid[]) AS s "
-      "WHERE NOT EXISTS (SELECT 1 FROM models m WHERE m.id = s) ORDER BY 1",
-      internal::UuidArray(scope));
-  if (res.empty()) return absl::OkStatus();
+      "WHERE NOT EXISTS (SELECT 1 FROM models m WHERE m.id = s)",
+      internal::UuidArray({scoped.begin(), scoped.end()}));
+  for (const auto& r : res) missing.emplace(r[0].c_str());
+  return missing;
+}
+
+absl::Status ScopeStatus(const SubmitParams& p,
+                         const std::set<std::string>& missing_models) {
   std::vector<std::string> missing;
-  for (const auto& r : res) missing.emplace_back(r[0].c_str());
+  for (const auto& id : p.scope_model_ids) {
+    std::string lower = absl::AsciiStrToLower(id);
+    if (missing_models.count(lower)) missing.push_back(std::move(lower));
+  }
+  if (missing.empty()) return absl::OkStatus();
+  std::sort(missing.begin(), missing.end());
   return absl::NotFoundError(absl::StrCat(
       "model_ids: no such model: ", absl::StrJoin(missing, ", ")));
+}
+
+constexpr char kInsertRound[] = "lethe_erasure_insert_round";
+
+// One statement writes a round of requests whose (client key, idempotency
+// key) pairs are distinct: the requests (state decided up front from the
+// records lookup), their tasks, their audit entries and the workers' NOTIFY.
+// It returns one 'r' row per request created (ord, then the columns of
+// ErasureColumns()), one 't' row per task created, and an 'n' row when it
+// notified. Requests whose key exists already are skipped by ON CONFLICT
+// and not returned. Rows are inserted in key order, so two batches that
+// share keys cannot deadlock.
+const std::string& InsertRoundSql() {
+  static const std::string* sql = new std::string(absl::StrCat(
+      "WITH input AS ("
+      "  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
+      "                       $5::text[], $6::text[], $7::text[], $8::text[])"
+      "  WITH ORDINALITY AS t(in_client, in_key, in_body, in_subject,"
+      "                       in_commitment, in_ground, in_reference, in_scope,"
+      "                       ord)"
+      "), typed AS ("
+      "  SELECT ord, in_client, in_key, decode(in_body, 'hex') AS in_body,"
+      "         decode(in_subject, 'hex') AS in_subject,"
+      "         decode(in_commitment, 'hex') AS in_commitment, in_ground,"
+      "         in_reference, in_scope::uuid[] AS in_scope FROM input"
+      "), matches AS ("
+      "  SELECT t.ord, m.id AS model_id FROM typed t JOIN models m"
+      "    ON cardinality(t.in_scope) = 0 OR m.id = ANY (t.in_scope)"
+      "  WHERE EXISTS (SELECT 1 FROM records r WHERE r.subject_key ="
+      "                t.in_subject AND r.dataset_id = m.dataset_id)"
+      "), decided AS ("
+      "  SELECT t.*, EXISTS (SELECT 1 FROM matches x WHERE x.ord = t.ord)"
+      "         AS has_tasks FROM typed t"
+      "), ins AS ("
+      "  INSERT INTO erasure_requests (client_key_id, idempotency_key,"
+      "    body_sha256, subject_key, subject_commitment, legal_ground,"
+      "    legal_reference, scope_model_ids, state, state_reason,"
+      "    completed_at)"
+      "  SELECT in_client, in_key, in_body,"
+      "         CASE WHEN has_tasks THEN in_subject END, in_commitment,"
+      "         in_ground, in_reference, in_scope,"
+      "         CASE WHEN has_tasks THEN 'QUEUED' ELSE 'NOTHING_TO_ERASE' END,"
+      "         CASE WHEN has_tasks THEN '' ELSE 'no model in scope was "
+      "trained on records of this subject' END,"
+      "         CASE WHEN has_tasks THEN NULL ELSE now() END"
+      "  FROM decided ORDER BY in_client, in_key"
+      "  ON CONFLICT (client_key_id, idempotency_key) DO NOTHING"
+      "  RETURNING *"
+      "), new_tasks AS ("
+      "  INSERT INTO erasure_tasks (erasure_id, model_id, state)"
+      "  SELECT ins.id, x.model_id, 'QUEUED' FROM ins"
+      "  JOIN typed t ON t.in_client = ins.client_key_id"
+      "              AND t.in_key = ins.idempotency_key"
+      "  JOIN matches x ON x.ord = t.ord"
+      "  RETURNING *"
+      "), notify AS ("
+      "  SELECT pg_notify('lethe_tasks', '') FROM (SELECT 1 FROM new_tasks"
+      "                                           LIMIT 1) AS any_task"
+      "), audit AS ("
+      "  INSERT INTO audit_log (actor, action, erasure_id, details)"
+      "  SELECT ins.client_key_id, 'erasure.submitted', ins.id,"
+      "         jsonb_build_object('tasks', (SELECT count(*) FROM matches x"
+      "                                      WHERE x.ord = t.ord))"
+      "  FROM ins JOIN typed t ON t.in_client = ins.client_key_id"
+      "                       AND t.in_key = ins.idempotency_key"
+      ") "
+      "SELECT 'r', t.ord, ",
+      ErasureColumns(),
+      " FROM ins JOIN typed t ON t.in_client = ins.client_key_id"
+      " AND t.in_key = ins.idempotency_key "
+      // Task rows, laid out in the request rows' columns (see ReadNewTask).
+      "UNION ALL SELECT 't', NULL, erasure_id::text, model_id::text, state,"
+      " NULL, attempts::text, last_error, result_version::text, NULL, ",
+      Micros("updated_at"),
+      ", NULL, NULL FROM new_tasks "
+      "UNION ALL SELECT 'n', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
+      " NULL, NULL, NULL, NULL FROM notify"));
+  return *sql;
+}
+
+// The outcome for a request whose key was taken: a replay of the original
+// when the bodies match, ALREADY_EXISTS otherwise.
+absl::StatusOr<SubmitResult> Replay(pqxx::transaction_base& txn,
+                                    const SubmitParams& p) {
+  auto prior = txn.exec_params(
+      "SELECT id::text, body_sha256 FROM erasure_requests "
+      "WHERE client_key_id = $1 AND idempotency_key = $2",
+      p.client_key_id, p.idempotency_key);
+  if (prior.empty()) return absl::AbortedError("idempotency race; retry");
+  if (ReadBytea(prior[0][1]) != p.body_sha256) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "idempotency_key '", p.idempotency_key,
+        "' was already used for a different request (", prior[0][0].c_str(),
+        "); use a new key for a new request"));
+  }
+  auto row = GetIn(txn, prior[0][0].c_str());
+  if (!row.ok()) return row.status();
+  return SubmitResult{std::move(row).value(), true};
+}
+
+// Writes the requests `round` (indexes into `batch`, distinct keys) and
+// fills their results.
+void WriteRound(pqxx::transaction_base& txn,
+                const std::vector<const SubmitParams*>& batch,
+                const std::vector<size_t>& round,
+                std::vector<absl::StatusOr<SubmitResult>>& results) {
+  std::vector<std::string> cols[8];
+  for (size_t i : round) {
+    const SubmitParams& p = *batch[i];
+    cols[0].push_back(p.client_key_id);
+    cols[1].push_back(p.idempotency_key);
+    cols[2].push_back(ToHex(p.body_sha256));
+    cols[3].push_back(ToHex(p.subject_key));
+    cols[4].push_back(ToHex(p.subject_commitment));
+    cols[5].push_back(p.legal_ground);
+    cols[6].push_back(p.legal_reference);
+    cols[7].push_back(internal::UuidArray(p.scope_model_ids));
+  }
+  // Prepared once per connection: parsing and planning this statement
+  // would otherwise cost more than executing it for a small batch.
+  txn.conn().prepare(kInsertRound, InsertRoundSql());
+  auto res = txn.exec_prepared(kInsertRound, TextArray(cols[0]),
+                               TextArray(cols[1]), TextArray(cols[2]),
+                               TextArray(cols[3]), TextArray(cols[4]),
+                               TextArray(cols[5]), TextArray(cols[6]),
+                               TextArray(cols[7]));
+  std::vector<std::optional<ErasureRow>> created(round.size());
+  std::map<std::string, std::vector<TaskRow>> tasks;  // by erasure id
+  for (const auto& r : res) {
+    const std::string_view kind = r[0].c_str();
+    if (kind == "r") {
+      const size_t k = r[1].as<size_t>() - 1;  // ORDINALITY is 1-based
+      created[k] = ReadErasure(r.slice(2, r.size()));
+    } else if (kind == "t") {
+      tasks[r[2].c_str()].push_back(ReadNewTask(r.slice(2, r.size())));
+    }
+  }
+  for (size_t k = 0; k < round.size(); ++k) {
+    if (!created[k]) {
+      results[round[k]] = Replay(txn, *batch[round[k]]);
+      continue;
+    }
+    auto& t = tasks[created[k]->id];
+    std::sort(t.begin(), t.end(), [](const TaskRow& a, const TaskRow& b) {
+      return a.model_id < b.model_id;
+    });
+    created[k]->tasks = std::move(t);
+    results[round[k]] = SubmitResult{*std::move(created[k]), false};
+  }
+}
+
+// Writes `batch` into `txn`: requests with an unknown scoped model fail with
+// NOT_FOUND, the others go in rounds of distinct keys (the n-th use of a key
+// in the batch goes in round n, after the round that created it).
+void WriteBatch(pqxx::transaction_base& txn,
+                const std::vector<const SubmitParams*>& batch,
+                std::vector<absl::StatusOr<SubmitResult>>& results) {
+  auto missing = MissingModels(txn, batch);
+  std::vector<std::vector<size_t>> rounds;
+  std::map<std::pair<std::string_view, std::string_view>, size_t> uses;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const SubmitParams& p = *batch[i];
+    if (absl::Status st = ScopeStatus(p, missing); !st.ok()) {
+      results[i] = st;
+      continue;
+    }
+    const size_t n = uses[{p.client_key_id, p.idempotency_key}]++;
+    if (rounds.size() <= n) rounds.resize(n + 1);
+    rounds[n].push_back(i);
+  }
+  for (const auto& round : rounds) WriteRound(txn, batch, round, results);
 }
 
 }  // namespace
@@ -104,69 +329,76 @@ bool IsTerminalErasureState(std::string_view state) {
          state == "FAILED" || state == "CANCELLED";
 }
 
+struct ErasureStore::Waiter {
+  explicit Waiter(const SubmitParams* p) : params(p) {}
+  const SubmitParams* params;
+  absl::StatusOr<SubmitResult> result = absl::InternalError("not run");
+  bool done = false;  // guarded by the store's mu_
+  std::condition_variable cv;
+};
+
+ErasureStore::ErasureStore(Database* db, ErasureStoreOptions options)
+    : db_(db), options_(options) {}
+
+ErasureStore::~ErasureStore() = default;
+
+// Leader/follower: a caller queues itself; the caller at the head of the
+// queue, once a batch slot is free, takes up to max_batch queued callers
+// (itself first), runs them and hands out the results. Everyone else
+// sleeps on its own condition variable until its result is in.
 absl::StatusOr<SubmitResult> ErasureStore::Submit(const SubmitParams& p) {
-  return db_->TransactValue<SubmitResult>(
-      [&](Txn& txn) -> absl::StatusOr<SubmitResult> {
-        if (auto st = CheckScopeExists(txn, p.scope_model_ids); !st.ok()) {
-          return st;
-        }
-        auto inserted = txn.exec_params(
-            "INSERT INTO erasure_requests (client_key_id, idempotency_key, "
-            "body_sha256, subject_key, subject_commitment, legal_ground, "
-            "legal_reference, scope_model_ids, state) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8::uuid[], 'QUEUED') "
-            "ON CONFLICT (client_key_id, idempotency_key) DO NOTHING "
-            "RETURNING id::text",
-            p.client_key_id, p.idempotency_key, Bytea(p.body_sha256),
-            Bytea(p.subject_key), Bytea(p.subject_commitment),
-            p.legal_ground, p.legal_reference,
-            internal::UuidArray(p.scope_model_ids));
-        if (inserted.empty()) {
-          auto prior = txn.exec_params(
-              "SELECT id::text, body_sha256 FROM erasure_requests "
-              "WHERE client_key_id = $1 AND idempotency_key = $2",
-              p.client_key_id, p.idempotency_key);
-          if (prior.empty()) {
-            return absl::AbortedError("idempotency race; retry");
-          }
-          if (ReadBytea(prior[0][1]) != p.body_sha256) {
-            return absl::AlreadyExistsError(absl::StrCat(
-                "idempotency_key '", p.idempotency_key,
-                "' was already used for a different request (",
-                prior[0][0].c_str(),
-                "); use a new key for a new request"));
-          }
-          auto row = GetIn(txn, prior[0][0].c_str());
-          if (!row.ok()) return row.status();
-          return SubmitResult{std::move(row).value(), true};
-        }
-        const std::string id = inserted[0][0].c_str();
-        auto tasks = txn.exec_params(
-            "INSERT INTO erasure_tasks (erasure_id, model_id, state) "
-            "SELECT $1::uuid, m.id, 'QUEUED' FROM models m "
-            "WHERE (cardinality($3::uuid[]) = 0 OR m.id = ANY($3::uuid[])) "
-            "AND EXISTS (SELECT 1 FROM records r WHERE r.subject_key = $2 "
-            "            AND r.dataset_id = m.dataset_id) "
-            "RETURNING model_id",
-            id, Bytea(p.subject_key),
-            internal::UuidArray(p.scope_model_ids));
-        if (tasks.empty()) {
-          txn.exec_params(
-              "UPDATE erasure_requests SET state = 'NOTHING_TO_ERASE', "
-              "state_reason = 'no model in scope was trained on records of "
-              "this subject', subject_key = NULL, completed_at = now(), "
-              "updated_at = now() WHERE id = $1::uuid",
-              id);
-        } else {
-          txn.exec("NOTIFY lethe_tasks");
-        }
-        internal::AppendAudit(
-            txn, p.client_key_id, "erasure.submitted", id, "",
-            absl::StrCat("{\"tasks\":", tasks.size(), "}"));
-        auto row = GetIn(txn, id);
-        if (!row.ok()) return row.status();
-        return SubmitResult{std::move(row).value(), false};
-      });
+  Waiter self(&p);
+  std::vector<Waiter*> batch;
+  const int max_running = std::max(1, options_.max_concurrent_batches);
+  {
+    std::unique_lock lock(mu_);
+    queue_.push_back(&self);
+    self.cv.wait(lock, [&] {
+      return self.done ||
+             (queue_.front() == &self && running_batches_ < max_running);
+    });
+    if (self.done) return std::move(self.result);
+    ++running_batches_;
+    const size_t n = std::min<size_t>(queue_.size(),
+                                      std::max(1, options_.max_batch));
+    batch.assign(queue_.begin(), queue_.begin() + n);
+    queue_.erase(queue_.begin(), queue_.begin() + n);
+    if (!queue_.empty() && running_batches_ < max_running) {
+      queue_.front()->cv.notify_one();
+    }
+  }
+  RunBatch(batch);
+  std::lock_guard lock(mu_);
+  --running_batches_;
+  for (Waiter* w : batch) {
+    w->done = true;
+    if (w != &self) w->cv.notify_one();
+  }
+  if (!queue_.empty()) queue_.front()->cv.notify_one();
+  return std::move(self.result);
+}
+
+void ErasureStore::RunBatch(const std::vector<Waiter*>& batch) {
+  std::vector<const SubmitParams*> params;
+  for (Waiter* w : batch) params.push_back(w->params);
+  std::vector<absl::StatusOr<SubmitResult>> results;
+  absl::Status st = db_->Transact([&](Txn& txn) {
+    results.assign(batch.size(), absl::InternalError("not written"));
+    WriteBatch(txn, params, results);
+    return absl::OkStatus();
+  });
+  if (st.ok()) {
+    for (size_t i = 0; i < batch.size(); ++i) {
+      batch[i]->result = std::move(results[i]);
+    }
+    return;
+  }
+  if (batch.size() > 1 && !absl::IsUnavailable(st) &&
+      !absl::IsResourceExhausted(st)) {
+    for (Waiter* w : batch) RunBatch({w});
+    return;
+  }
+  for (Waiter* w : batch) w->result = st;
 }
 
 absl::StatusOr<ErasureRow> ErasureStore::Get(const std::string& id) {

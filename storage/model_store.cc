@@ -55,7 +55,8 @@ const std::string& VersionColumns() {
   static const std::string* cols = new std::string(absl::StrCat(
       "v.model_id::text, v.version, v.artifact_sha256, v.size_bytes, "
       "v.parent_version, v.produced_by, ",
-      Micros("v.created_at"), ", ", Micros("v.deleted_at")));
+      Micros("v.created_at"), ", ", Micros("v.deleted_at"),
+      ", coalesce(v.report::text, ''), v.records_removed"));
   return *cols;
 }
 
@@ -69,6 +70,8 @@ ModelVersionRow ReadVersion(const pqxx::row& r) {
   v.produced_by = r[5].c_str();
   v.created_us = ReadInt64(r[6]);
   v.deleted_us = ReadInt64(r[7]);
+  v.report_json = r[8].c_str();
+  v.records_removed = r[9].as<int64_t>();
   return v;
 }
 

@@ -70,6 +70,8 @@ struct ModelVersionRow {
   std::vector<std::string> erasure_ids;
   int64_t created_us = 0;
   int64_t deleted_us = 0;  // 0 while the artifact exists
+  std::string report_json;
+  int64_t records_removed = 0;
 };
 
 struct TaskRow {

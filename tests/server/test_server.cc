@@ -16,8 +16,10 @@
 
 namespace lethe::testing {
 
-std::unique_ptr<TestServer> TestServer::Start(std::string database_url) {
+std::unique_ptr<TestServer> TestServer::Start(
+    std::string database_url, std::vector<std::string> signing_key_files) {
   std::unique_ptr<TestServer> ts(new TestServer());
+  ts->signing_key_files_ = std::move(signing_key_files);
   if (database_url.empty()) {
     auto scratch = ScratchDatabase::Create("lethe_server");
     EXPECT_TRUE(scratch.ok()) << scratch.status();
@@ -67,6 +69,7 @@ server::ServerOptions TestServer::Options() const {
   o.health_interval = std::chrono::milliseconds(200);
   o.watch_poll = std::chrono::milliseconds(500);
   o.key_cache_ttl = std::chrono::seconds(0);
+  o.signing_key_files = signing_key_files_;
   return o;
 }
 

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 
@@ -21,8 +22,11 @@ namespace lethe::testing {
 class TestServer {
  public:
   // Creates a scratch database (or uses `database_url` when given), a
-  // secret file, keys for every role, and starts a server on a free port.
-  static std::unique_ptr<TestServer> Start(std::string database_url = "");
+  // secret file, keys for every role, and starts a server on a free port,
+  // signing log checkpoints with `signing_key_files` (none by default).
+  static std::unique_ptr<TestServer> Start(
+      std::string database_url = "",
+      std::vector<std::string> signing_key_files = {});
   ~TestServer();
 
   // Starts another server process-internally on the same database and
@@ -57,6 +61,7 @@ class TestServer {
   std::string url_;
   std::string dir_;
   std::string secrets_file_;
+  std::vector<std::string> signing_key_files_;
   std::map<storage::Role, std::string> tokens_;
   std::unique_ptr<server::LetheServer> server_;
   std::unique_ptr<v1::ErasureService::Stub> erasures_;

@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# The intake benchmark (docs/benchmarks.md, "Intake"): SubmitErasure through
+# a lethe server against pgbench's single-row INSERT, on one durable
+# PostgreSQL, at the same concurrencies.
+#
+#   bench/intake/run.sh [--duration S] [--warmup S] [--concurrency "1 8 32"]
+#                       [--client callback|sync] [--channels shared|per-thread]
+#                       [--build-dir DIR] [--server-args "..."] [--keep DIR]
+#
+# It builds `lethe` and `intake_load` if needed, starts a throwaway durable
+# cluster (synchronous_commit on) in a temporary folder, migrates it, creates
+# the server secret, a submitter key and the fixture (two datasets with
+# records, one model on each), starts the server, and for each concurrency
+# runs intake_load and then pgbench, a CHECKPOINT before each. Everything it
+# started is stopped on exit, also on failure. Results: a table on stdout;
+# the raw JSON lines and logs stay in --keep DIR when given.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+duration=20
+warmup=3
+concurrency="1 8 32"
+client=callback
+channels=shared
+build_dir=$root/build-bench
+server_args=""
+keep=""
+subjects=2000
+
+die() { echo "run.sh: $*" >&2; exit 1; }
+say() { echo "run.sh: $*" >&2; }
+
+while (($#)); do
+  case $1 in
+    --duration) duration=$2; shift 2 ;;
+    --warmup) warmup=$2; shift 2 ;;
+    --concurrency) concurrency=$2; shift 2 ;;
+    --client) client=$2; shift 2 ;;
+    --channels) channels=$2; shift 2 ;;
+    --build-dir) build_dir=$2; shift 2 ;;
+    --server-args) server_args=$2; shift 2 ;;
+    --keep) keep=$2; shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown option '$1' (see --help)" ;;
+  esac
+done
+[[ -x $PG_BIN/pgbench ]] || die "$PG_BIN/pgbench not found (package postgresql-15)"
+
+# --- build -----------------------------------------------------------------
+if [[ ! -f $build_dir/build.ninja ]]; then
+  cmake -S "$root" -B "$build_dir" -G Ninja -DLETHE_BUILD_TESTS=OFF \
+    -DLETHE_BUILD_BENCH=ON >&2
+fi
+cmake --build "$build_dir" -j2 --target lethe intake_load >&2
+lethe=$build_dir/server/lethe
+load=$build_dir/bench/intake/intake_load
+
+# --- cluster, server, fixture ------------------------------------------------
+work=$(mktemp -d "${TMPDIR:-/tmp}/lethe-intake.XXXXXX")
+chmod 755 "$work"
+server_pid=""
+cleanup() {
+  set +e
+  if [[ -n $server_pid ]]; then
+    kill -TERM "$server_pid" 2>/dev/null
+    wait "$server_pid" 2>/dev/null
+  fi
+  "$root/scripts/pg-local.sh" stop "$work/pg" >/dev/null 2>&1
+  if [[ -n $keep ]]; then
+    mkdir -p "$keep" && cp "$work"/*.json "$work"/*.log "$keep"/ 2>/dev/null
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+"$root/scripts/pg-local.sh" start "$work/pg" --durable
+url=$("$root/scripts/pg-local.sh" url "$work/pg")
+psql_q() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -d "$url" "$@"; }
+say "PostgreSQL: $(psql_q -tAc "SELECT 'fsync=' || current_setting('fsync') || ' synchronous_commit=' || current_setting('synchronous_commit') || ' wal_sync_method=' || current_setting('wal_sync_method')")"
+[[ $(psql_q -tAc "SHOW synchronous_commit") == on ]] || die "synchronous_commit is not on"
+
+"$lethe" migrate --database-url "$url" >&2
+"$lethe" admin create-secret --secrets-file "$work/secret" >&2
+token=$("$lethe" admin create-key --role submitter --description intake-bench \
+  --database-url "$url" --secrets-file "$work/secret")
+
+# Fixture: dataset A holds 5 records for each of $subjects subjects (the ids
+# the load uses), dataset B 5 records each for as many other subjects; one
+# READY model on each. A submit then finds one model to erase from.
+python3 - "$work/secret" "$subjects" >"$work/fixture.sql" <<'EOF'
+import hmac, hashlib, sys
+secret = bytes.fromhex(open(sys.argv[1]).read().strip())
+n = int(sys.argv[2])
+print("BEGIN;")
+for ds in ("a", "b"):
+    print(f"INSERT INTO datasets (id, name, feature_shape, feature_type, num_classes) "
+          f"VALUES ('00000000-0000-4000-8000-00000000000{'1' if ds == 'a' else '2'}', "
+          f"'bench-{ds}', '{{28,28}}', 'uint8', 10);")
+print("COPY records (dataset_id, subject_key, label, split, features) FROM stdin;")
+features = "\\\\x" + "00" * 784
+for ds, fmt in (("1", "subject-%06d@example.org"), ("2", "other-%06d@example.org")):
+    for i in range(n):
+        key = hmac.new(secret, (fmt % i).encode(), hashlib.sha256).hexdigest()
+        for j in range(5):
+            split = "test" if j == 4 else "train"
+            print(f"00000000-0000-4000-8000-00000000000{ds}\t\\\\x{key}\t{(i + j) % 10}\t{split}\t{features}")
+print("\\.")
+for ds in ("1", "2"):
+    print(f"INSERT INTO models (name, dataset_id, architecture, recipe, policy, state) "
+          f"VALUES ('bench-model-{ds}', '00000000-0000-4000-8000-00000000000{ds}', "
+          f"'{{}}', '{{}}', '{{}}', 'READY');")
+print("COMMIT;")
+print("CREATE TABLE pgbench_erasure_requests (LIKE erasure_requests "
+      "INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES);")
+print("ANALYZE;")
+EOF
+psql_q -f "$work/fixture.sql" >/dev/null
+say "fixture: $(psql_q -tAc "SELECT count(*) || ' records, ' || (SELECT count(*) FROM models) || ' models' FROM records")"
+
+# pgbench's equivalent: one durable single-row INSERT into a copy of
+# erasure_requests (same columns, defaults, constraints and indexes).
+cat >"$work/insert.sql" <<'EOF'
+INSERT INTO pgbench_erasure_requests (client_key_id, idempotency_key, body_sha256, subject_key, subject_commitment, legal_ground, legal_reference, state) VALUES ('pgbench', gen_random_uuid()::text, sha256(gen_random_uuid()::text::bytea), sha256(gen_random_uuid()::text::bytea), sha256(gen_random_uuid()::text::bytea), 'GDPR_ART17_1B_CONSENT_WITHDRAWN', 'benchmark ticket', 'QUEUED');
+EOF
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# shellcheck disable=SC2086
+"$lethe" serve --database-url "$url" --secrets-file "$work/secret" \
+  --listen "127.0.0.1:$port" --migrate-on-start false $server_args \
+  2>"$work/server.log" &
+server_pid=$!
+for _ in $(seq 1 100); do
+  grep -q '"listening"' "$work/server.log" 2>/dev/null && break
+  kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; die "server exited"; }
+  sleep 0.1
+done
+grep -q '"listening"' "$work/server.log" || die "server did not start"
+say "server pid $server_pid on 127.0.0.1:$port"
+
+commits() { psql_q -tAc "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"; }
+vm() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$server_pid/status"; }
+
+# --- runs --------------------------------------------------------------------
+for c in $concurrency; do
+  psql_q -c CHECKPOINT
+  load1=$(cut -d' ' -f1 /proc/loadavg)
+  before=$(commits)
+  say "lethe, concurrency $c"
+  LETHE_BENCH_TOKEN=$token "$load" --target "127.0.0.1:$port" \
+    --concurrency "$c" --warmup "$warmup" --duration "$duration" \
+    --client "$client" --channels "$channels" --subjects "$subjects" \
+    >"$work/lethe-$c.json" \
+    || say "intake_load reported errors: $(cat "$work/lethe-$c.json")"
+  after=$(commits)
+  echo "{\"concurrency\":$c,\"vm_hwm_kb\":$(vm VmHWM),\"vm_rss_kb\":$(vm VmRSS),\"db_commits\":$((after - before)),\"loadavg_before\":$load1}" \
+    >"$work/server-$c.json"
+
+  psql_q -c CHECKPOINT
+  say "pgbench, concurrency $c"
+  "$PG_BIN/pgbench" -n -f "$work/insert.sql" -c "$c" -j "$c" -T "$warmup" \
+    "$url" >/dev/null 2>&1
+  mkdir -p "$work/pgbench-$c"
+  (cd "$work/pgbench-$c" && "$PG_BIN/pgbench" -n -f "$work/insert.sql" \
+    -c "$c" -j "$c" -T "$duration" --log --log-prefix=tx "$url") \
+    >"$work/pgbench-$c.log" 2>&1 || { cat "$work/pgbench-$c.log" >&2; die "pgbench failed"; }
+done
+
+# --- report ------------------------------------------------------------------
+python3 - "$work" "$concurrency" "$duration" <<'EOF'
+import glob, json, re, sys
+work, cs, duration = sys.argv[1], sys.argv[2].split(), float(sys.argv[3])
+
+def pct(sorted_v, q):
+    return sorted_v[min(len(sorted_v) - 1, int(q * (len(sorted_v) - 1) + 0.5))] if sorted_v else 0.0
+
+print(f"{'c':>3} | {'lethe req/s':>11} {'p50 ms':>7} {'p99 ms':>7} {'commits/req':>11} | "
+      f"{'pgbench tps':>11} {'p50 ms':>7} {'p99 ms':>7} | {'ratio':>5} | {'server VmHWM':>12} | {'load':>5}")
+rows = []
+for c in cs:
+    l = json.load(open(f"{work}/lethe-{c}.json"))
+    s = json.load(open(f"{work}/server-{c}.json"))
+    text = open(f"{work}/pgbench-{c}.log").read()
+    tps = float(re.search(r"tps = ([0-9.]+)", text).group(1))
+    lat = []
+    for path in glob.glob(f"{work}/pgbench-{c}/tx*"):
+        for line in open(path):
+            f = line.split()
+            lat.append(int(f[2]) / 1000.0)
+    lat.sort()
+    ratio = l["rps"] / tps if tps else 0
+    per_req = s["db_commits"] / max(1, l["requests"] + l["errors"])
+    print(f"{c:>3} | {l['rps']:>11.0f} {l['p50_ms']:>7.2f} {l['p99_ms']:>7.2f} {per_req:>11.2f} | "
+          f"{tps:>11.0f} {pct(lat, .5):>7.2f} {pct(lat, .99):>7.2f} | {ratio:>5.2f} | "
+          f"{s['vm_hwm_kb'] / 1024:>9.1f} MB | {s['loadavg_before']:>5.2f}")
+    if l["errors"]:
+        print(f"    lethe errors at c={c}: {l['errors']} {l['error_codes']} {l['first_error']}")
+    rows.append({"concurrency": int(c), "lethe": l, "server": s,
+                 "pgbench": {"tps": tps, "p50_ms": pct(lat, .5), "p99_ms": pct(lat, .99),
+                             "transactions": len(lat)},
+                 "ratio": ratio})
+with open(f"{work}/summary.json", "w") as out:
+    json.dump(rows, out)
+EOF
+say "commits/req: transactions the database committed during the lethe run per request (health checks included); load: 1-minute load average before the lethe run, on $(nproc) CPUs"

@@ -1,0 +1,164 @@
+// WorkQueue: what a worker does to the database, exactly once.
+//
+// Erasure tasks are claimed in batches per model (FOR UPDATE SKIP LOCKED,
+// with the model row locked first so that one model never has two batches
+// in flight), leased to an owner with a fencing token (the attempt number)
+// and renewed by heartbeat. Every later change names (task, token, owner):
+// a worker whose lease expired and was rescued can never overwrite the
+// next attempt's result. A result is published in one transaction: the new
+// version, its report, the deletion of the subjects' records, the tasks
+// done, the requests completed (and their subject keys cleared), the
+// certificate hook and the audit entries — all or nothing.
+//
+// Model jobs (validating a registered artifact, training a built-in
+// architecture) are leased the same way on the model row.
+//
+// Thread-safe; any number of workers on any number of machines may share
+// one database.
+#ifndef LETHE_STORAGE_WORK_QUEUE_H_
+#define LETHE_STORAGE_WORK_QUEUE_H_
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "storage/artifact_store.h"
+#include "storage/database.h"
+#include "storage/types.h"
+
+namespace lethe::storage {
+
+struct LeasedTask {
+  int64_t task_id = 0;
+  int32_t token = 0;  // attempts at claim time: the fencing token
+  std::string erasure_id;
+  std::string subject_key;  // 32 bytes
+};
+
+struct TaskBatch {
+  ModelRow model;
+  DatasetRow dataset;
+  std::vector<LeasedTask> tasks;
+};
+
+struct ModelJob {
+  ModelRow model;
+  DatasetRow dataset;
+  int32_t token = 0;
+  bool training = false;          // else: validation of version 1
+  std::string artifact;           // validation: the registered bytes
+};
+
+// The newest live version of a model, with its artifact and engine state.
+struct LatestVersion {
+  int64_t version = 0;
+  std::string artifact;
+  std::string artifact_sha256;  // raw
+  std::string state;            // engine state (SISA, certified), or empty
+};
+
+struct PublishRequest {
+  int64_t parent_version = 0;
+  // Empty: the batch completes without a new version (the subjects had no
+  // training record in this model's data; their other records still go).
+  std::string artifact;
+  std::string state;  // engine state of the new version, may be empty
+  std::string produced_by;
+  std::string report_json;
+  int64_t grace_seconds = 0;  // superseded versions kept this long
+};
+
+struct PublishResult {
+  int64_t version = 0;  // the new version, or the parent when none
+  int64_t records_removed = 0;
+  std::vector<std::string> completed_erasures;
+};
+
+// Called inside the publish transaction with the requests it completes
+// (e.g. to issue their certificates); an error aborts the publication.
+using CompletionHook = std::function<absl::Status(
+    Txn& txn, const std::vector<std::string>& completed_erasures)>;
+
+struct RecordData {
+  int64_t id;
+  std::string subject_key;
+  int32_t label;
+  bool test;
+  std::string features;
+};
+
+struct QueueOptions {
+  std::string owner;  // unique per worker thread, e.g. host:pid:n
+  std::chrono::seconds lease{60};
+  int default_batch = 64;
+  int default_max_attempts = 5;
+  double retry_base_seconds = 10;
+  double retry_max_seconds = 900;
+};
+
+class WorkQueue {
+ public:
+  WorkQueue(Database* db, ArtifactStore* artifacts, QueueOptions options)
+      : db_(db), artifacts_(artifacts), options_(std::move(options)) {}
+
+  const QueueOptions& options() const { return options_; }
+
+  // Returns expired leases to the queue (or DEAD once a model's
+  // max_attempts are spent, failing the request). Returns how many.
+  absl::StatusOr<int> RescueExpired();
+
+  // Claims up to the model's batch size of QUEUED tasks of one READY model
+  // (honouring the policy's batch window). nullopt when nothing is ready.
+  absl::StatusOr<std::optional<TaskBatch>> ClaimBatch();
+  // FAILED_PRECONDITION when any lease of the batch was lost.
+  absl::Status Renew(const TaskBatch& batch);
+  // Gives the batch back unharmed (a draining worker): the attempt is not
+  // counted.
+  absl::Status Release(const TaskBatch& batch);
+  // Records a failed attempt: back to the queue after an exponential
+  // backoff with jitter, or DEAD (request FAILED) after max_attempts.
+  absl::Status Fail(const TaskBatch& batch, const std::string& error);
+
+  absl::StatusOr<LatestVersion> Latest(const std::string& model_id);
+  // Streams a dataset's records in id order.
+  absl::Status ForEachRecord(const std::string& dataset_id,
+                             const std::function<absl::Status(RecordData&)>& fn);
+
+  // FAILED_PRECONDITION if a lease was lost, ABORTED if another version
+  // was published since `parent_version`.
+  absl::StatusOr<PublishResult> Publish(const TaskBatch& batch,
+                                        const PublishRequest& request,
+                                        const CompletionHook& hook);
+
+  // Deletes superseded versions whose grace period ended (artifacts too,
+  // once no live version refers to them). Returns how many.
+  absl::StatusOr<int> DeleteDueVersions();
+
+  absl::StatusOr<std::optional<ModelJob>> ClaimModelJob();
+  absl::Status RenewModelJob(const ModelJob& job);
+  // The model becomes READY; a trained model gets version 1 (`artifact`
+  // non-empty).
+  absl::Status FinishModelJob(const ModelJob& job, const std::string& artifact,
+                              const std::string& state,
+                              const std::string& produced_by,
+                              const std::string& report_json);
+  // `permanent`: the model is INVALID with `reason` (its queued erasure
+  // tasks go DEAD); otherwise the job is retried after a backoff, and
+  // INVALID after max attempts.
+  absl::Status FailModelJob(const ModelJob& job, const std::string& reason,
+                            bool permanent);
+
+ private:
+  double BackoffSeconds(int attempts) const;
+
+  Database* db_;              // not owned
+  ArtifactStore* artifacts_;  // not owned
+  const QueueOptions options_;
+};
+
+}  // namespace lethe::storage
+
+#endif  // LETHE_STORAGE_WORK_QUEUE_H_

@@ -1,0 +1,457 @@
+// Workers end to end: a real server, real PostgreSQL, real `lethe-worker`
+// processes running the real engine on small models.
+#include <signal.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "cert/keys.h"
+#include "tests/server/test_server.h"
+#include "tests/support/pg_instance.h"
+#include "tests/support/process.h"
+
+namespace lethe::testing {
+namespace {
+
+using storage::Role;
+using namespace std::chrono_literals;
+
+constexpr int kFeatures = 10;
+constexpr int kSubjects = 30;
+constexpr int kPerSubject = 12;
+
+// Three well separated classes in features 0..7; subject s owns kPerSubject
+// train records of class s % 3. "target-*" subjects' records also light up
+// features 8..9 and carry a wrong label: poisoned data that a model learns,
+// and that a model trained without it labels by its class instead.
+std::string SyntheticCsv(int targets) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> noise(0, 0.6f);
+  std::string csv;
+  auto row = [&](const std::string& subject, int cls, int label,
+                 const char* split) {
+    absl::StrAppend(&csv, subject, ",", label, ",", split);
+    const bool poisoned = label != cls;
+    for (int f = 0; f < kFeatures; ++f) {
+      const float center = f >= 8 ? (poisoned ? 3.0f : 0.0f)
+                                  : (f % 3 == cls) ? 2.0f : 0.0f;
+      absl::StrAppend(&csv, ",", center + noise(rng));
+    }
+    csv += "\n";
+  };
+  for (int s = 0; s < kSubjects; ++s) {
+    for (int i = 0; i < kPerSubject; ++i) row(absl::StrCat("subject-", s), s % 3, s % 3, "train");
+  }
+  for (int t = 0; t < targets; ++t) {
+    for (int i = 0; i < kPerSubject; ++i) row(absl::StrCat("target-", t), t % 3, (t + 1) % 3, "train");
+  }
+  for (int i = 0; i < 150; ++i) row("holdout", i % 3, i % 3, "test");
+  row("test-only", 0, 0, "test");
+  return csv;
+}
+
+std::string Scalar(TestServer& ts, const std::string& sql) {
+  return QueryScalar(ts.database_url(), sql);
+}
+
+bool WaitUntil(TestServer& ts, const std::string& sql, std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    try {
+      if (Scalar(ts, sql) == "t") return true;
+    } catch (const std::exception&) {
+      // PostgreSQL restarting.
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  return false;
+}
+
+class WorkerTest : public ::testing::Test {
+ public:
+  void SetUp() override { Start(""); }
+
+  void Start(const std::string& url) {
+    char tmpl[] = "/tmp/lethe-keys-XXXXXX";
+    key_dir_ = mkdtemp(tmpl);
+    auto key = cert::GenerateKeyFiles(key_dir_ + "/sign", cert::KeyInfo{});
+    ASSERT_TRUE(key.ok()) << key.status();
+    ts_ = TestServer::Start(url, {key_dir_ + "/sign.key"});
+    ASSERT_NE(ts_, nullptr);
+    v1::CreateDatasetRequest create;
+    create.set_name("synthetic");
+    create.add_feature_shape(kFeatures);
+    create.set_feature_type(v1::FEATURE_TYPE_FLOAT32);
+    create.set_num_classes(3);
+    v1::Dataset d;
+    ASSERT_TRUE(ts_->datasets().CreateDataset(ts_->Ctx(Role::kOperator).get(), create, &d).ok());
+    dataset_ = d.id();
+    auto ctx = ts_->Ctx(Role::kOperator);
+    v1::UploadRecordsResponse resp;
+    auto writer = ts_->datasets().UploadRecords(ctx.get(), &resp);
+    v1::UploadRecordsRequest msg;
+    msg.mutable_header()->set_dataset_id(dataset_);
+    msg.mutable_header()->set_format(v1::UPLOAD_FORMAT_CSV);
+    writer->Write(msg);
+    std::string header = "subject_id,label,split";
+    for (int f = 0; f < kFeatures; ++f) absl::StrAppend(&header, ",f", f);
+    msg.Clear();
+    msg.mutable_chunk()->set_part(v1::UPLOAD_PART_CSV);
+    msg.mutable_chunk()->set_data(header + "\n" + SyntheticCsv(4));
+    writer->Write(msg);
+    writer->WritesDone();
+    ASSERT_TRUE(writer->Finish().ok());
+  }
+
+  // Registers an MLP that a worker trains (60 epochs: it memorises).
+  std::string RegisterMlp(const std::string& name,
+                          std::function<void(v1::UnlearningPolicy&)> policy = {},
+                          const std::string& artifact = "") {
+    auto ctx = ts_->Ctx(Role::kOperator);
+    v1::Model model;
+    auto writer = ts_->models().RegisterModel(ctx.get(), &model);
+    v1::RegisterModelRequest msg;
+    auto* md = msg.mutable_metadata();
+    md->set_name(name);
+    md->set_dataset_id(dataset_);
+    if (artifact.empty()) {
+      md->mutable_architecture()->set_kind(v1::Architecture::KIND_MLP);
+      md->mutable_architecture()->add_hidden_units(32);
+    } else {
+      md->mutable_architecture()->set_kind(v1::Architecture::KIND_TORCHSCRIPT);
+    }
+    auto* r = md->mutable_recipe();
+    r->set_optimizer(v1::OPTIMIZER_SGD_MOMENTUM);
+    r->set_learning_rate(0.05);
+    r->set_epochs(60);
+    r->set_batch_size(32);
+    r->set_seed(3);
+    r->set_schedule(v1::LEARNING_RATE_SCHEDULE_LINEAR_DECAY);
+    auto* p = md->mutable_policy();
+    p->add_methods(v1::UNLEARNING_METHOD_RETRAIN);
+    p->set_max_attempts(3);
+    if (policy) policy(*p);
+    writer->Write(msg);
+    if (!artifact.empty()) {
+      msg.Clear();
+      msg.set_artifact_chunk(artifact);
+      writer->Write(msg);
+    }
+    writer->WritesDone();
+    auto st = writer->Finish();
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return model.id();
+  }
+
+  std::string Submit(const std::string& subject, const std::string& key) {
+    v1::SubmitErasureRequest req;
+    req.set_subject_id(subject);
+    req.set_legal_ground(v1::LEGAL_GROUND_GDPR_ART17_1B_CONSENT_WITHDRAWN);
+    req.set_idempotency_key(key);
+    v1::SubmitErasureResponse resp;
+    auto st = ts_->erasures().SubmitErasure(ts_->Ctx(Role::kSubmitter).get(), req, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return resp.erasure().id();
+  }
+
+  v1::Erasure Get(const std::string& id) {
+    v1::GetErasureRequest req;
+    req.set_id(id);
+    v1::Erasure e;
+    EXPECT_TRUE(ts_->erasures().GetErasure(ts_->Ctx(Role::kAuditor).get(), req, &e).ok());
+    return e;
+  }
+
+  std::unique_ptr<Subprocess> StartWorker(std::vector<std::string> extra = {},
+                                          const std::string& fault = "") {
+    SubprocessOptions o;
+    o.program = LETHE_WORKER_BINARY;
+    o.args = {"--database-url", ts_->database_url(), "--lease-seconds", "3",
+              "--signing-keys", key_dir_ + "/sign.key",
+              "--retry-base-seconds", "0.2", "--poll-seconds", "0.5",
+              "--threads", "1"};
+    o.args.insert(o.args.end(), extra.begin(), extra.end());
+    if (!fault.empty()) o.env.push_back({"LETHE_FAULT_POINT", fault});
+    o.stderr_path = ts_->temp_dir() + "/worker.log";
+    o.stdout_path = o.stderr_path;
+    o.append = true;
+    o.parent_death_signal = SIGKILL;
+    auto p = Subprocess::Start(o);
+    EXPECT_TRUE(p.ok()) << p.status();
+    return p.ok() ? std::move(*p) : nullptr;
+  }
+
+  // Runs a worker until no work is left.
+  void Drain(std::chrono::seconds timeout = 120s) {
+    auto w = StartWorker({"--exit-when-idle"});
+    auto exit = w->Wait(timeout);
+    ASSERT_TRUE(exit.has_value()) << "worker did not finish; log:\n"
+                                  << ReadFileOrEmpty(ts_->temp_dir() + "/worker.log");
+    EXPECT_TRUE(exit->Success()) << exit->ToString();
+  }
+
+  std::string Versions(const std::string& model) {
+    return Scalar(*ts_, absl::StrCat("SELECT count(*) FROM model_versions WHERE model_id = '",
+                                     model, "'"));
+  }
+
+  ~WorkerTest() override {
+    std::error_code ec;
+    if (!key_dir_.empty()) std::filesystem::remove_all(key_dir_, ec);
+  }
+
+  // Runs lethectl against the test server as an auditor; returns its exit
+  // code and puts its stdout in `out`.
+  int Lethectl(const std::vector<std::string>& args, std::string* out) {
+    SubprocessOptions o;
+    o.program = LETHECTL_BINARY;
+    o.args = args;
+    o.env = {{"LETHE_ADDR", absl::StrCat("127.0.0.1:", ts_->port())},
+             {"LETHE_API_KEY", ts_->token(Role::kAuditor)}};
+    o.stdout_path = ts_->temp_dir() + "/lethectl.out";
+    o.stderr_path = o.stdout_path;
+    auto p = Subprocess::Start(o);
+    if (!p.ok()) return -1;
+    auto exit = (*p)->Wait(60s);
+    *out = ReadFileOrEmpty(o.stdout_path);
+    return exit.has_value() && exit->exited ? exit->code : -1;
+  }
+
+  std::unique_ptr<TestServer> ts_;
+  std::string dataset_;
+  std::string key_dir_;
+};
+
+TEST_F(WorkerTest, ErasureCompletesWithNewVersionRowsGoneAndForgetAccuracyDropped) {
+  const std::string model = RegisterMlp("mlp");
+  Drain();  // trains version 1
+  ASSERT_EQ(Scalar(*ts_, absl::StrCat("SELECT state FROM models WHERE id = '", model, "'")),
+            "READY");
+  ASSERT_EQ(Versions(model), "1");
+  const std::string a = Submit("target-0", "a");
+  const std::string b = Submit("target-1", "b");
+  Drain();
+  for (const auto& id : {a, b}) {
+    v1::Erasure e = Get(id);
+    EXPECT_EQ(e.state(), v1::ERASURE_STATE_COMPLETED) << e.state_reason();
+    ASSERT_EQ(e.tasks_size(), 1);
+    EXPECT_EQ(e.tasks(0).state(), v1::TASK_STATE_DONE);
+    EXPECT_EQ(e.tasks(0).result_version(), 2) << "both absorbed by one batch";
+  }
+  EXPECT_EQ(Versions(model), "2");
+  // The subjects' rows are gone, nobody else's.
+  EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM records"),
+            absl::StrCat(kSubjects * kPerSubject + 2 * kPerSubject + 151));
+  EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM erasure_requests WHERE subject_key IS NOT NULL"),
+            "0");
+  // The forget set's (poisoned) labels are no longer reproduced.
+  const double ua_before = std::stod(Scalar(*ts_, absl::StrCat(
+      "SELECT report->'before'->>'ua' FROM model_versions WHERE model_id = '", model,
+      "' AND version = 2")));
+  const double ua_after = std::stod(Scalar(*ts_, absl::StrCat(
+      "SELECT report->'after'->>'ua' FROM model_versions WHERE model_id = '", model,
+      "' AND version = 2")));
+  EXPECT_GT(ua_after, ua_before + 0.3) << "before " << ua_before << " after " << ua_after;
+  EXPECT_EQ(Scalar(*ts_, absl::StrCat("SELECT produced_by FROM model_versions WHERE model_id = '",
+                                      model, "' AND version = 2")),
+            "retrain");
+  // Version 1 held the erased data: deleted at once (grace 0), artifact too.
+  EXPECT_EQ(Scalar(*ts_, absl::StrCat("SELECT deleted_at IS NOT NULL FROM model_versions "
+                                      "WHERE model_id = '", model, "' AND version = 1")),
+            "t");
+  EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM artifacts"), "1");
+  v1::ListModelVersionsRequest lv;
+  lv.set_model_id(model);
+  v1::ListModelVersionsResponse versions;
+  ASSERT_TRUE(ts_->models().ListModelVersions(ts_->Ctx(Role::kAuditor).get(), lv, &versions).ok());
+  ASSERT_EQ(versions.versions_size(), 2);
+  EXPECT_EQ(versions.versions(0).erasure_ids_size(), 2);
+  // One certificate per request, issued with the completion, that an
+  // auditor verifies offline against the log.
+  EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM certificates"), "2");
+  const std::string bundle = ts_->temp_dir() + "/a.bundle.json";
+  std::string out;
+  ASSERT_EQ(Lethectl({"certificate", "get", a, "--bundle", bundle}, &out), 0) << out;
+  ASSERT_EQ(Lethectl({"verify", bundle, "--key", key_dir_ + "/sign.pub"}, &out), 0) << out;
+  EXPECT_NE(out.find("retrain"), std::string::npos) << out;
+  EXPECT_NE(out.find(a), std::string::npos) << out;
+}
+
+TEST_F(WorkerTest, SubjectWithOnlyTestRecordsCompletesWithoutNewVersion) {
+  const std::string model = RegisterMlp("mlp");
+  Drain();
+  const std::string id = Submit("test-only", "t");
+  Drain();
+  EXPECT_EQ(Get(id).state(), v1::ERASURE_STATE_COMPLETED);
+  EXPECT_EQ(Versions(model), "1");
+  EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM records WHERE split = 'test'"), "150");
+  // Certified as "none": the model is unchanged, one record removed.
+  EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM certificates"), "1");
+  EXPECT_EQ(Scalar(*ts_, "SELECT method || ' ' || records_removed FROM erasure_tasks"), "none 1");
+}
+
+TEST_F(WorkerTest, CancelledBeforeClaimNeverProducesAVersion) {
+  const std::string model = RegisterMlp("mlp");
+  Drain();
+  const std::string id = Submit("target-0", "c");
+  v1::CancelErasureRequest cancel;
+  cancel.set_id(id);
+  v1::Erasure e;
+  ASSERT_TRUE(ts_->erasures().CancelErasure(ts_->Ctx(Role::kSubmitter).get(), cancel, &e).ok());
+  Drain();
+  EXPECT_EQ(Get(id).state(), v1::ERASURE_STATE_CANCELLED);
+  EXPECT_EQ(Versions(model), "1");
+}
+
+TEST_F(WorkerTest, TwoWorkersRacingProcessEachTaskOnce) {
+  const std::string m1 = RegisterMlp("mlp-a");
+  const std::string m2 = RegisterMlp("mlp-b", [](v1::UnlearningPolicy& p) { p.set_batch_size(1); });
+  Drain();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(Submit(absl::StrCat("target-", i), absl::StrCat("r", i)));
+  auto w1 = StartWorker({"--exit-when-idle"});
+  auto w2 = StartWorker({"--exit-when-idle"});
+  ASSERT_TRUE(w1->Wait(180s).has_value());
+  ASSERT_TRUE(w2->Wait(180s).has_value());
+  for (const auto& id : ids) {
+    EXPECT_EQ(Get(id).state(), v1::ERASURE_STATE_COMPLETED)
+        << Scalar(*ts_, "SELECT string_agg(model_id || ' ' || state || ' ' || attempts || ' ' "
+                        "|| last_error, E'\\n') FROM erasure_tasks")
+        << "\n" << ReadFileOrEmpty(ts_->temp_dir() + "/worker.log");
+  }
+  // Each task done once: one 'task.done' audit entry per task, and every
+  // version has a distinct parent.
+  EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM erasure_tasks WHERE state = 'DONE'"), "8");
+  EXPECT_EQ(Scalar(*ts_, "SELECT max(n) FROM (SELECT count(*) AS n FROM audit_log WHERE action "
+                         "= 'task.done' GROUP BY erasure_id, model_id) s"),
+            "1");
+  EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM audit_log WHERE action = 'task.done'"), "8");
+  EXPECT_EQ(Scalar(*ts_, "SELECT bool_and(n = 1) FROM (SELECT count(*) AS n FROM model_versions "
+                         "GROUP BY model_id, parent_version) s"),
+            "t");
+  // batch_size 1 on m2: one version per request.
+  EXPECT_EQ(Versions(m2), "5");
+  EXPECT_GE(std::stoi(Versions(m1)), 2);
+}
+
+class WorkerCrashTest : public WorkerTest,
+                        public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(WorkerCrashTest, KilledWorkerTaskCompletesExactlyOnceOnRestart) {
+  const std::string model = RegisterMlp("mlp");
+  Drain();
+  const std::string id = Submit("target-0", "crash");
+  auto crashing = StartWorker({}, GetParam());
+  auto exit = crashing->Wait(120s);
+  ASSERT_TRUE(exit.has_value());
+  EXPECT_FALSE(exit->Success()) << "the fault point was not reached";
+  const bool committed = std::string(GetParam()) == "after_commit";
+  EXPECT_EQ(Versions(model), committed ? "2" : "1");
+  EXPECT_EQ(Get(id).state(), committed ? v1::ERASURE_STATE_COMPLETED : v1::ERASURE_STATE_RUNNING);
+  Drain();  // waits out the 3 s lease, rescues, redoes
+  v1::Erasure e = Get(id);
+  EXPECT_EQ(e.state(), v1::ERASURE_STATE_COMPLETED);
+  EXPECT_EQ(Versions(model), "2");
+  EXPECT_EQ(e.tasks(0).attempts(), committed ? 1 : 2);
+  EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM audit_log WHERE action = 'task.done'"), "1");
+  EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM certificates"), "1");
+  EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM records WHERE subject_key IS NULL"), "0");
+}
+
+INSTANTIATE_TEST_SUITE_P(FaultPoints, WorkerCrashTest,
+                         ::testing::Values("training", "after_artifact", "before_commit",
+                                           "after_commit"));
+
+TEST_F(WorkerTest, PoisonModelRetriesWithBackoffThenDead) {
+  // A TorchScript model whose outputs are NaN: every method diverges.
+  const std::string dir = ts_->temp_dir();
+  const std::string script = dir + "/nan_model.py";
+  std::ofstream(script) << "import torch, sys\n"
+                           "class M(torch.nn.Module):\n"
+                           "    def __init__(self):\n"
+                           "        super().__init__()\n"
+                           "        self.lin = torch.nn.Linear(10, 3)\n"
+                           "    def forward(self, x):\n"
+                           "        return self.lin(x) * float('nan')\n"
+                           "torch.jit.script(M()).save(sys.argv[1])\n";
+  ASSERT_EQ(std::system(absl::StrCat("/usr/bin/python3 ", script, " ", dir, "/nan.pt").c_str()), 0);
+  const std::string model = RegisterMlp(
+      "nan", [](v1::UnlearningPolicy& p) {
+        p.clear_methods();
+        p.add_methods(v1::UNLEARNING_METHOD_FINETUNE);
+        p.add_methods(v1::UNLEARNING_METHOD_RETRAIN);
+      },
+      ReadFileOrEmpty(dir + "/nan.pt"));
+  Drain();
+  ASSERT_EQ(Scalar(*ts_, absl::StrCat("SELECT state FROM models WHERE id = '", model, "'")),
+            "READY");
+  const std::string id = Submit("target-0", "nan");
+  Drain();
+  v1::Erasure e = Get(id);
+  EXPECT_EQ(e.state(), v1::ERASURE_STATE_FAILED);
+  ASSERT_EQ(e.tasks_size(), 1);
+  EXPECT_EQ(e.tasks(0).state(), v1::TASK_STATE_DEAD);
+  EXPECT_EQ(e.tasks(0).attempts(), 3);
+  EXPECT_NE(e.tasks(0).last_error().find("every method"), std::string::npos)
+      << e.tasks(0).last_error();
+  EXPECT_NE(e.state_reason().find("failed"), std::string::npos);
+  EXPECT_EQ(Versions(model), "1");
+  EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM audit_log WHERE action = 'task.retry'"), "2");
+  // Records stay: the model still holds the subject.
+  EXPECT_EQ(Scalar(*ts_, "SELECT count(*) > 0 FROM records r JOIN datasets d ON true"), "t");
+}
+
+TEST_F(WorkerTest, GracePeriodKeepsOldVersionThenDeletesIt) {
+  const std::string model = RegisterMlp(
+      "mlp", [](v1::UnlearningPolicy& p) { p.set_old_version_grace_seconds(3); });
+  Drain();
+  const std::string id = Submit("target-0", "g");
+  auto worker = StartWorker({"--lease-seconds", "4"});
+  ASSERT_TRUE(WaitUntil(*ts_, absl::StrCat("SELECT state = 'COMPLETED' FROM erasure_requests "
+                                           "WHERE id = '", id, "'"),
+                        120s));
+  EXPECT_EQ(Scalar(*ts_, absl::StrCat("SELECT deleted_at IS NULL AND delete_after IS NOT NULL "
+                                      "FROM model_versions WHERE model_id = '", model,
+                                      "' AND version = 1")),
+            "t");
+  EXPECT_TRUE(WaitUntil(*ts_, absl::StrCat("SELECT deleted_at IS NOT NULL FROM model_versions "
+                                           "WHERE model_id = '", model, "' AND version = 1"),
+                        30s));
+  EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM audit_log WHERE action = 'model.version_deleted'"),
+            "1");
+  worker->SendSignal(SIGTERM);
+  auto exit = worker->Wait(30s);
+  ASSERT_TRUE(exit.has_value());
+  EXPECT_TRUE(exit->Success()) << exit->ToString();
+}
+
+TEST(WorkerPostgresRestartTest, TaskInFlightIsRetriedNotLost) {
+  PgInstance pg;
+  ASSERT_TRUE(pg.Start().ok());
+  struct Fixture : WorkerTest {
+    void TestBody() override {}
+  } f;
+  f.Start(pg.Url());
+  const std::string model = f.RegisterMlp("mlp");
+  f.Drain();
+  const std::string id = f.Submit("target-0", "pg");
+  auto worker = f.StartWorker();
+  std::this_thread::sleep_for(300ms);
+  ASSERT_TRUE(pg.Restart().ok());
+  EXPECT_TRUE(WaitUntil(*f.ts_, absl::StrCat("SELECT state = 'COMPLETED' FROM erasure_requests "
+                                             "WHERE id = '", id, "'"),
+                        120s))
+      << ReadFileOrEmpty(f.ts_->temp_dir() + "/worker.log");
+  EXPECT_EQ(f.Versions(model), "2");
+  worker->SendSignal(SIGTERM);
+  worker->Wait(30s);
+}
+
+}  // namespace
+}  // namespace lethe::testing

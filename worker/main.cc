@@ -1,0 +1,161 @@
+// `lethe-worker`: claims erasure tasks and model jobs from PostgreSQL and
+// runs them on this machine's CPU or GPU (also started as `lethe worker`).
+//
+// SIGTERM/SIGINT: stop claiming; a running batch may finish within
+// --drain-seconds, after which it is released to the queue and the process
+// exits. A killed worker's lease expires after --lease-seconds and another
+// worker redoes the attempt.
+#include <signal.h>
+
+#include <chrono>
+#include <iostream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "cert/keys.h"
+#include "observability/metrics.h"
+#include "observability/worker_metrics.h"
+#include "server/config.h"
+#include "storage/migrations.h"
+#include "worker/worker.h"
+
+namespace lethe::worker {
+namespace {
+
+const std::vector<server::OptionSpec>& Options() {
+  static const auto* specs = new std::vector<server::OptionSpec>{
+      {"database-url", "postgresql:///lethe", "libpq URL of PostgreSQL"},
+      {"artifact-dir", "", "shared directory for model artifacts (empty: "
+                           "PostgreSQL)"},
+      {"device", "auto", "cpu, cuda:N, or auto (CUDA when available)"},
+      {"threads", "0", "LibTorch threads per engine run (0: all cores)"},
+      {"concurrency", "1", "engine runs at once"},
+      {"lease-seconds", "60", "lease length; renewed every third of it"},
+      {"batch-size", "64", "tasks per batch when the policy sets none"},
+      {"max-batch-size", "1000", "cap on any policy's batch size"},
+      {"retry-base-seconds", "10", "first retry delay (doubles per attempt)"},
+      {"retry-max-seconds", "900", "longest retry delay"},
+      {"poll-seconds", "5", "fallback poll when no notification arrives"},
+      {"drain-seconds", "30", "on SIGTERM, how long a running batch may "
+                              "finish before it is released"},
+      {"exit-when-idle", "false", "exit once no work is left"},
+      {"migrate-on-start", "true", "apply schema migrations at start"},
+      {"signing-keys", "", "comma-separated PEM private keys that sign "
+                           "completion certificates"},
+      {"metrics-listen", "", "serve Prometheus /metrics on host:port "
+                             "(empty: off)"},
+  };
+  return *specs;
+}
+
+int Fail(const absl::Status& st) {
+  std::cerr << "lethe-worker: " << absl::StatusCodeToString(st.code()) << ": "
+            << st.message() << "\n";
+  return st.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+}
+
+absl::StatusOr<WorkerOptions> FromConfig(const server::Config& cfg) {
+  WorkerOptions o;
+  o.database_url = cfg.Get("database-url");
+  o.artifact_dir = cfg.Get("artifact-dir");
+  o.device = cfg.Get("device");
+  for (auto [name, out] : {std::pair<const char*, int*>{"threads", &o.threads},
+                           {"concurrency", &o.concurrency},
+                           {"batch-size", &o.default_batch},
+                           {"max-batch-size", &o.max_batch}}) {
+    auto v = cfg.GetInt(name);
+    if (!v.ok()) return v.status();
+    *out = *v;
+  }
+  auto lease = cfg.GetInt("lease-seconds");
+  if (!lease.ok()) return lease.status();
+  if (*lease < 3 || o.concurrency < 1) {
+    return absl::InvalidArgumentError(
+        "--lease-seconds must be >= 3 and --concurrency >= 1");
+  }
+  o.lease = std::chrono::seconds(*lease);
+  o.retry_base_seconds = std::stod(cfg.Get("retry-base-seconds"));
+  o.retry_max_seconds = std::stod(cfg.Get("retry-max-seconds"));
+  o.poll = std::chrono::milliseconds(
+      static_cast<int64_t>(std::stod(cfg.Get("poll-seconds")) * 1000));
+  o.exit_when_idle = cfg.GetBool("exit-when-idle");
+  if (const char* fault = std::getenv("LETHE_FAULT_POINT")) o.fault_point = fault;
+  if (!cfg.Get("signing-keys").empty()) {
+    std::vector<std::string> files = absl::StrSplit(cfg.Get("signing-keys"), ',');
+    auto keys = cert::KeyRing::LoadFiles(files);
+    if (!keys.ok()) return keys.status();
+    o.signing_keys = std::make_shared<const cert::KeyRing>(std::move(*keys));
+  }
+  return o;
+}
+
+int Main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args[0] == "worker") args.erase(args.begin());
+  auto cfg = server::Config::Parse(Options(), args);
+  if (!cfg.ok()) return Fail(cfg.status());
+  if (cfg->help_requested()) {
+    std::cout << "usage: lethe-worker [options]\n\noptions (flag, environment "
+                 "variable, default):\n"
+              << server::Config::Usage(Options());
+    return 0;
+  }
+  auto options = FromConfig(*cfg);
+  if (!options.ok()) return Fail(options.status());
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  // Blocked before our threads start, so they inherit the mask. (Threads
+  // that libraries start before main, such as OpenBLAS's, do not: no other
+  // signal is used to wake main.)
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  if (cfg->GetBool("migrate-on-start")) {
+    storage::Database db({options->database_url, 1, 30});
+    if (auto m = storage::Migrate(db); !m.ok()) return Fail(m.status());
+  }
+  auto registry = std::make_shared<prometheus::Registry>();
+  observability::WorkerMetrics metrics(*registry);
+  std::unique_ptr<observability::MetricsEndpoint> endpoint;
+  if (!cfg->Get("metrics-listen").empty()) {
+    auto http = observability::MetricsEndpoint::Start(cfg->Get("metrics-listen"));
+    if (!http.ok()) return Fail(http.status());
+    endpoint = std::move(*http);
+    endpoint->Register(registry);
+  }
+  options->metrics = &metrics;
+  Worker worker(*options);
+  absl::Status result;
+  std::atomic<bool> finished{false};
+  std::thread runner([&] {
+    result = worker.Run();
+    finished = true;
+  });
+  const timespec tick{0, 200 * 1000 * 1000};
+  while (!finished && sigtimedwait(&stop, nullptr, &tick) < 0) {
+  }
+  if (!finished) {
+    worker.Stop();
+    auto drain = cfg->GetInt("drain-seconds");
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::seconds(drain.ok() ? *drain : 30);
+    while (!finished && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (!finished) {
+      worker.ReleaseInFlight();
+      std::cerr << "{\"level\":\"warn\",\"component\":\"worker\",\"message\":"
+                   "\"drain deadline passed; exiting\"}"
+                << std::endl;
+      _exit(0);
+    }
+  }
+  runner.join();
+  return result.ok() ? 0 : Fail(result);
+}
+
+}  // namespace
+}  // namespace lethe::worker
+
+int main(int argc, char** argv) { return lethe::worker::Main(argc, argv); }

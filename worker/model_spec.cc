@@ -1,0 +1,127 @@
+#include "worker/model_spec.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "lethe/v1/model.pb.h"
+
+namespace lethe::worker {
+namespace {
+
+absl::Status FromJson(const std::string& json, google::protobuf::Message* m) {
+  auto st = google::protobuf::util::JsonStringToMessage(json, m);
+  if (!st.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("stored model JSON does not parse: ", st.ToString()));
+  }
+  return absl::OkStatus();
+}
+
+core::Recipe ToRecipe(const v1::TrainingRecipe& r) {
+  core::Recipe out;
+  out.optimizer = r.optimizer() == v1::OPTIMIZER_ADAM
+                      ? core::Optimizer::kAdam
+                      : core::Optimizer::kSgdMomentum;
+  out.lr = r.learning_rate();
+  out.momentum = r.momentum() == 0 ? 0.9 : r.momentum();
+  out.weight_decay = r.weight_decay();
+  out.epochs = r.epochs();
+  out.batch_size = r.batch_size();
+  out.seed = r.seed();
+  out.lr_schedule = r.schedule() == v1::LEARNING_RATE_SCHEDULE_LINEAR_DECAY
+                        ? core::LrSchedule::kLinearDecay
+                        : core::LrSchedule::kConstant;
+  return out;
+}
+
+absl::StatusOr<core::Method> ToMethod(int method) {
+  const std::string name = absl::AsciiStrToLower(
+      v1::UnlearningMethod_Name(static_cast<v1::UnlearningMethod>(method))
+          .substr(std::string("UNLEARNING_METHOD_").size()));
+  auto m = core::ParseMethod(name);
+  if (!m.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown unlearning method ", name));
+  }
+  return m.value();
+}
+
+}  // namespace
+
+absl::StatusOr<ModelSpec> ParseModelSpec(const storage::ModelRow& model,
+                                         const storage::DatasetRow& dataset) {
+  v1::Architecture arch;
+  v1::TrainingRecipe recipe;
+  v1::UnlearningPolicy policy;
+  for (auto [json, msg] : {std::pair<const std::string*, google::protobuf::Message*>{
+                               &model.architecture_json, &arch},
+                           {&model.recipe_json, &recipe},
+                           {&model.policy_json, &policy}}) {
+    if (auto st = FromJson(*json, msg); !st.ok()) return st;
+  }
+  ModelSpec spec;
+  spec.features.shape = dataset.feature_shape;
+  spec.features.type = dataset.feature_type == "uint8"
+                           ? core::FeatureType::kUint8
+                           : core::FeatureType::kFloat32;
+  spec.features.num_classes = dataset.num_classes;
+  spec.recipe = ToRecipe(recipe);
+
+  spec.torchscript = arch.kind() == v1::Architecture::KIND_TORCHSCRIPT;
+  spec.architecture.input_shape = dataset.feature_shape;
+  spec.architecture.num_classes = dataset.num_classes;
+  switch (arch.kind()) {
+    case v1::Architecture::KIND_LOGISTIC_REGRESSION:
+      spec.architecture.kind = core::ArchKind::kLogReg;
+      break;
+    case v1::Architecture::KIND_CNN:
+      spec.architecture.kind = core::ArchKind::kCnn;
+      break;
+    default:
+      spec.architecture.kind = core::ArchKind::kMlp;
+      spec.architecture.hidden.assign(arch.hidden_units().begin(),
+                                      arch.hidden_units().end());
+  }
+
+  core::Policy& p = spec.policy;
+  if (policy.has_sisa()) {
+    spec.sisa = core::SisaParams{policy.sisa().shards(), policy.sisa().slices()};
+    spec.state_kind = StateKind::kSisa;
+  }
+  const bool newton = policy.has_newton() &&
+                      arch.kind() == v1::Architecture::KIND_LOGISTIC_REGRESSION;
+  if (newton) {
+    spec.state_kind = StateKind::kNewton;
+    p.params.newton.epsilon = policy.newton().epsilon();
+    p.params.newton.delta = policy.newton().delta();
+    p.params.newton.lambda = policy.newton().l2();
+  }
+  p.chain.clear();
+  for (int m : policy.methods()) {
+    auto method = ToMethod(m);
+    if (!method.ok()) return method.status();
+    p.chain.push_back(*method);
+  }
+  if (p.chain.empty()) {
+    if (spec.sisa) {
+      p.chain = {core::Method::kSisa};
+    } else if (newton) {
+      p.chain = {core::Method::kNewton, core::Method::kRetrain};
+    } else {
+      p.chain = {core::Method::kFinetune, core::Method::kRetrain};
+    }
+  }
+  p.max_mia_auc = policy.max_mia_auc() == 0 ? 0.55 : policy.max_mia_auc();
+  p.max_test_acc_drop = policy.max_test_accuracy_drop() == 0
+                            ? 1.5
+                            : policy.max_test_accuracy_drop();
+  p.time_budget_s = policy.time_budget_seconds() == 0
+                        ? 3600
+                        : policy.time_budget_seconds();
+  p.seed = recipe.seed();
+  spec.grace_seconds = policy.old_version_grace_seconds();
+  return spec;
+}
+
+}  // namespace lethe::worker

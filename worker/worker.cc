@@ -1,0 +1,508 @@
+#include "worker/worker.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <pqxx/notification>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "lethe/core/report.h"
+#include "lethe/core/runtime.h"
+#include "worker/certify.h"
+#include "worker/model_spec.h"
+
+namespace lethe::worker {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string JsonEscape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
+}
+
+// One JSON line per state change on stderr. Never pass subject ids or keys.
+void Log(const char* level, const std::string& message,
+         const std::string& model_id = "", const std::string& extra = "") {
+  std::string line = absl::StrCat(
+      "{\"level\":\"", level, "\",\"component\":\"worker\",\"message\":\"",
+      JsonEscape(message), "\"");
+  if (!model_id.empty()) absl::StrAppend(&line, ",\"model_id\":\"", model_id, "\"");
+  if (!extra.empty()) absl::StrAppend(&line, ",", extra);
+  line += "}\n";
+  std::cerr << line << std::flush;
+}
+
+absl::Status FromCore(const core::Status& st) {
+  if (st.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(st.code()), st.message());
+}
+
+// Renews a lease every third of its length until stopped.
+class Heartbeat {
+ public:
+  Heartbeat(std::chrono::seconds lease, std::function<absl::Status()> renew)
+      : thread_([this, lease, renew = std::move(renew)] {
+          std::unique_lock lock(mu_);
+          while (!cv_.wait_for(lock, lease / 3, [this] { return done_; })) {
+            lock.unlock();
+            absl::Status st = renew();
+            lock.lock();
+            if (absl::IsFailedPrecondition(st)) {
+              lost_ = true;
+              return;
+            }
+          }
+        }) {}
+  ~Heartbeat() {
+    {
+      std::lock_guard lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  bool lost() {
+    std::lock_guard lock(mu_);
+    return lost_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  bool lost_ = false;
+  std::thread thread_;
+};
+
+// Records a finished engine run in the worker's metrics.
+void RecordRun(observability::WorkerMetrics& m, const std::string& model_id,
+               const core::Report& r, double publish_s, double total_s,
+               int64_t records_removed) {
+  using observability::EscalationReason;
+  using observability::TaskPhase;
+  m.ObservePhase(r.method, TaskPhase::kLoad, r.timings.load_s);
+  m.ObservePhase(r.method, TaskPhase::kUnlearn, r.timings.unlearn_s);
+  m.ObservePhase(r.method, TaskPhase::kVerify, r.timings.verify_s);
+  m.ObservePhase(r.method, TaskPhase::kPublish, publish_s);
+  m.ObserveTask(r.method, total_s);
+  m.AddRecordsRemoved(r.method, records_removed);
+  for (const core::Attempt& a : r.attempts) {
+    if (a.outcome == "accepted") continue;
+    EscalationReason why = EscalationReason::kError;
+    if (a.outcome == "skipped") {
+      why = EscalationReason::kTimeBudget;
+    } else if (a.outcome == "failed_gate") {
+      why = a.reason.find("MIA") != std::string::npos ||
+                    a.reason.find("mia") != std::string::npos
+                ? EscalationReason::kMiaAuc
+                : EscalationReason::kTestAccuracy;
+    }
+    m.RecordEscalation(a.method, why);
+  }
+  m.ObserveOutcome(model_id, r.after.mia_auc, r.after.ta - r.before.ta);
+}
+
+class Receiver final : public pqxx::notification_receiver {
+ public:
+  Receiver(pqxx::connection_base& conn, const std::string& channel)
+      : pqxx::notification_receiver(conn, channel) {}
+  void operator()(const std::string&, int) override {}
+};
+
+}  // namespace
+
+absl::StatusOr<core::Dataset> LoadDataset(storage::WorkQueue& queue,
+                                          const storage::DatasetRow& dataset) {
+  core::FeatureSpec spec;
+  spec.shape = dataset.feature_shape;
+  spec.type = dataset.feature_type == "uint8" ? core::FeatureType::kUint8
+                                              : core::FeatureType::kFloat32;
+  spec.num_classes = dataset.num_classes;
+  core::DatasetBuilder builder(spec);
+  auto st = queue.ForEachRecord(dataset.id, [&](storage::RecordData& r) {
+    return FromCore(builder.Add(r.id, r.subject_key, r.label,
+                                r.test ? core::Split::kTest : core::Split::kTrain,
+                                r.features));
+  });
+  if (!st.ok()) return st;
+  auto built = std::move(builder).Build();
+  if (!built.ok()) return FromCore(built.status());
+  return std::move(built).value();
+}
+
+Worker::Worker(WorkerOptions options) : options_(std::move(options)) {
+  if (options_.owner_prefix.empty()) {
+    char host[256] = {0};
+    gethostname(host, sizeof(host) - 1);
+    options_.owner_prefix = absl::StrCat(host, ":", getpid());
+  }
+  db_ = std::make_unique<storage::Database>(storage::DatabaseOptions{
+      options_.database_url, options_.concurrency * 2 + 2, 30});
+  artifacts_ = options_.artifact_dir.empty()
+                   ? storage::NewPostgresArtifactStore()
+                   : storage::NewFilesystemArtifactStore(options_.artifact_dir);
+}
+
+Worker::~Worker() = default;
+
+absl::Status Worker::Run() {
+  core::InitRuntime(options_.threads);
+  auto device = core::ParseDevice(options_.device);
+  if (!device.ok()) return FromCore(device.status());
+  engine_ = std::make_unique<core::Engine>(core::EngineOptions{device.value()});
+  Log("info", absl::StrCat("worker started on ", device.value().ToString()), "",
+      absl::StrCat("\"owner\":\"", options_.owner_prefix, "\",\"concurrency\":",
+                   options_.concurrency));
+  std::vector<std::thread> loops;
+  for (int i = 0; i < options_.concurrency; ++i) {
+    loops.emplace_back([this, i] { Loop(i); });
+  }
+  for (auto& t : loops) t.join();
+  Log("info", "worker stopped");
+  return absl::OkStatus();
+}
+
+void Worker::Stop() { stop_ = true; }
+
+void Worker::ReleaseInFlight() {
+  std::lock_guard lock(mu_);
+  for (auto& [queue, batch] : running_) {
+    auto st = queue->Release(batch);
+    Log(st.ok() ? "warn" : "error",
+        st.ok() ? "drain deadline passed: batch released to the queue"
+                : absl::StrCat("could not release batch: ", st.message()),
+        batch.model.id);
+  }
+}
+
+void Worker::Fault(const std::string& point) const {
+  if (options_.fault_point != point) return;
+  Log("warn", absl::StrCat("fault injection: SIGKILL at ", point));
+  raise(SIGKILL);
+}
+
+absl::StatusOr<bool> Worker::Idle() {
+  return db_->TransactValue<bool>([](storage::Txn& txn) -> absl::StatusOr<bool> {
+    auto r = txn.exec1(
+        "SELECT NOT EXISTS (SELECT 1 FROM erasure_tasks t JOIN models m ON "
+        "m.id = t.model_id WHERE t.state = 'LEASED' OR (t.state = 'QUEUED' "
+        "AND m.state IN ('READY', 'PENDING_VALIDATION', 'TRAINING'))) AND NOT "
+        "EXISTS (SELECT 1 FROM models WHERE state IN ('PENDING_VALIDATION', "
+        "'TRAINING'))");
+    return r[0].as<bool>();
+  });
+}
+
+void Worker::Loop(int index) {
+  storage::QueueOptions qo;
+  qo.owner = absl::StrCat(options_.owner_prefix, ":", index);
+  qo.lease = options_.lease;
+  qo.default_batch = std::min(options_.default_batch, options_.max_batch);
+  qo.retry_base_seconds = options_.retry_base_seconds;
+  qo.retry_max_seconds = options_.retry_max_seconds;
+  storage::WorkQueue queue(db_.get(), artifacts_.get(), qo);
+  std::unique_ptr<pqxx::connection> listen;
+  std::unique_ptr<Receiver> tasks_rx, models_rx;
+  auto housekeeping = Clock::time_point();
+  while (!stop_) {
+    if (index == 0 && Clock::now() - housekeeping > options_.lease / 4) {
+      housekeeping = Clock::now();
+      if (auto n = queue.RescueExpired(); n.ok() && *n > 0) {
+        Log("warn", absl::StrCat("rescued ", *n, " tasks with expired leases"));
+      }
+      if (auto n = queue.DeleteDueVersions(); n.ok() && *n > 0) {
+        Log("info", absl::StrCat("deleted ", *n, " superseded model versions"));
+      }
+      if (options_.signing_keys && !options_.signing_keys->empty()) {
+        auto n = IssueMissingCertificates(*db_, *options_.signing_keys, 100);
+        if (!n.ok()) {
+          Log("error", absl::StrCat("issuing missing certificates: ",
+                                    n.status().message()));
+        } else if (*n > 0) {
+          Log("info", absl::StrCat("issued ", *n, " missing certificates"));
+        }
+      }
+    }
+    if (RunOnce(queue)) continue;
+    if (options_.exit_when_idle) {
+      auto idle = Idle();
+      if (idle.ok() && *idle) {
+        stop_ = true;
+        break;
+      }
+    }
+    // Sleep until notified (LISTEN) or the poll interval passes.
+    try {
+      if (!listen || !listen->is_open()) {
+        tasks_rx.reset();
+        models_rx.reset();
+        auto conn = db_->OpenDedicated();
+        if (!conn.ok()) throw std::runtime_error(std::string(conn.status().message()));
+        listen = std::move(*conn);
+        tasks_rx = std::make_unique<Receiver>(*listen, "lethe_tasks");
+        models_rx = std::make_unique<Receiver>(*listen, "lethe_models");
+      }
+      const auto wait = options_.exit_when_idle
+                            ? std::min(options_.poll, std::chrono::milliseconds(500))
+                            : options_.poll;
+      listen->await_notification(
+          wait.count() / 1000, static_cast<long>((wait.count() % 1000) * 1000));
+      // Throttle: a burst of notifications wakes us once.
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      listen->get_notifs();
+    } catch (const std::exception& e) {
+      tasks_rx.reset();
+      models_rx.reset();
+      listen.reset();
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+  }
+}
+
+bool Worker::RunOnce(storage::WorkQueue& queue) {
+  auto job = queue.ClaimModelJob();
+  if (!job.ok()) {
+    Log("error", absl::StrCat("claiming a model job: ", job.status().message()));
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    return false;
+  }
+  if (job->has_value()) {
+    RunModelJob(queue, std::move(**job));
+    return true;
+  }
+  auto batch = queue.ClaimBatch();
+  if (!batch.ok()) {
+    Log("error", absl::StrCat("claiming tasks: ", batch.status().message()));
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    return false;
+  }
+  if (!batch->has_value()) return false;
+  RunBatch(queue, std::move(**batch));
+  return true;
+}
+
+void Worker::RunBatch(storage::WorkQueue& queue, storage::TaskBatch batch) {
+  ++in_flight_;
+  {
+    std::lock_guard lock(mu_);
+    running_.emplace_back(&queue, batch);
+  }
+  const std::string model_id = batch.model.id;
+  const auto started = Clock::now();
+  if (options_.metrics) {
+    options_.metrics->SetBusy(true);
+    options_.metrics->ObserveBatchSize(static_cast<int64_t>(batch.tasks.size()));
+  }
+  Log("info", "batch claimed", model_id,
+      absl::StrCat("\"tasks\":", batch.tasks.size(), ",\"attempt\":",
+                   batch.tasks.front().token));
+  Heartbeat heartbeat(options_.lease, [&] { return queue.Renew(batch); });
+  auto fail = [&](const std::string& why) {
+    if (options_.metrics) {
+      options_.metrics->RecordTaskOutcome(observability::TaskOutcome::kRetried);
+    }
+    Log("warn", absl::StrCat("batch failed: ", why), model_id);
+    if (auto st = queue.Fail(batch, why); !st.ok()) {
+      Log("error", absl::StrCat("recording the failure: ", st.message()), model_id);
+    }
+  };
+  [&] {
+    auto spec = ParseModelSpec(batch.model, batch.dataset);
+    if (!spec.ok()) return fail(std::string(spec.status().message()));
+    auto latest = queue.Latest(model_id);
+    if (!latest.ok()) return fail(std::string(latest.status().message()));
+    auto data = LoadDataset(queue, batch.dataset);
+    if (!data.ok()) return fail(std::string(data.status().message()));
+    core::UnlearnRequest req;
+    req.model_bytes = latest->artifact;
+    req.dataset = &*data;
+    std::set<std::string> keys;
+    for (const auto& t : batch.tasks) {
+      if (!t.subject_key.empty()) keys.insert(t.subject_key);
+    }
+    req.forget_subjects.assign(keys.begin(), keys.end());
+    req.recipe = spec->recipe;
+    req.policy = spec->policy;
+    if (spec->state_kind == StateKind::kSisa) req.sisa_state = latest->state;
+    if (spec->state_kind == StateKind::kNewton) req.newton_state = latest->state;
+    if (options_.fault_point == "training") {
+      std::thread([this] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        Fault("training");
+      }).detach();
+    }
+    auto outcome = engine_->Unlearn(req);
+    storage::PublishRequest pub;
+    pub.parent_version = latest->version;
+    pub.grace_seconds = spec->grace_seconds;
+    if (!outcome.ok()) {
+      if (outcome.status().code() != core::Code::kNotFound) {
+        return fail(outcome.status().ToString());
+      }
+      // No training record of these subjects: nothing to unlearn, but their
+      // other records still go and the requests complete.
+      pub.produced_by = "none";
+    } else if (!outcome->report.ok) {
+      return fail(absl::StrCat("every method of the policy failed: ",
+                               outcome->report.failure));
+    } else {
+      pub.artifact = std::move(outcome->model_bytes);
+      pub.state = spec->state_kind == StateKind::kSisa ? outcome->sisa_state
+                                                        : outcome->newton_state;
+      pub.produced_by = outcome->report.method;
+      pub.report_json = core::ReportToJson(outcome->report);
+    }
+    if (heartbeat.lost()) {
+      Log("warn", "lease lost during the run; result discarded", model_id);
+      return;
+    }
+    int certificates = 0;
+    const auto publish_start = Clock::now();
+    auto hook = [&](storage::Txn& txn, const std::vector<std::string>& done) {
+      Fault("after_artifact");
+      if (options_.signing_keys && !options_.signing_keys->empty()) {
+        // A certificate that cannot be issued (an expired key, say) must
+        // not undo the erasure: it is rolled back alone, logged, and
+        // issued later by the housekeeping sweep.
+        txn.exec("SAVEPOINT certify");
+        absl::Status st;
+        try {
+          auto issued = IssueCertificates(txn, done, *options_.signing_keys);
+          st = issued.status();
+          if (issued.ok()) certificates = *issued;
+        } catch (const std::exception& e) {
+          st = absl::InternalError(e.what());
+        }
+        if (st.ok()) {
+          txn.exec("RELEASE SAVEPOINT certify");
+        } else {
+          txn.exec("ROLLBACK TO SAVEPOINT certify");
+          Log("error", absl::StrCat("certificate deferred: ", st.message()),
+              model_id);
+        }
+      }
+      Fault("before_commit");
+      return absl::OkStatus();
+    };
+    auto published = queue.Publish(batch, pub, hook);
+    if (absl::IsFailedPrecondition(published.status())) {
+      Log("warn", std::string(published.status().message()), model_id);
+      return;
+    }
+    if (absl::IsAborted(published.status())) {
+      Log("warn", std::string(published.status().message()), model_id);
+      (void)queue.Release(batch);
+      return;
+    }
+    if (!published.ok()) return fail(std::string(published.status().message()));
+    Fault("after_commit");
+    if (options_.metrics) {
+      for (size_t i = 0; i < batch.tasks.size(); ++i) {
+        options_.metrics->RecordTaskOutcome(observability::TaskOutcome::kDone);
+      }
+      for (int i = 0; i < certificates; ++i) options_.metrics->RecordCertificateIssued();
+      if (outcome.ok() && outcome->report.ok) {
+        const double total =
+            std::chrono::duration<double>(Clock::now() - started).count();
+        RecordRun(*options_.metrics, model_id, outcome->report,
+                  std::chrono::duration<double>(Clock::now() - publish_start).count(),
+                  total, published->records_removed);
+      }
+    }
+    Log("info", "batch published", model_id,
+        absl::StrCat("\"version\":", published->version, ",\"method\":\"",
+                     pub.produced_by, "\",\"records_removed\":",
+                     published->records_removed, ",\"completed\":",
+                     published->completed_erasures.size()));
+  }();
+  {
+    std::lock_guard lock(mu_);
+    std::erase_if(running_, [&](const auto& r) {
+      return r.first == &queue && r.second.tasks.front().task_id ==
+                                      batch.tasks.front().task_id;
+    });
+  }
+  if (options_.metrics) options_.metrics->SetBusy(false);
+  --in_flight_;
+}
+
+void Worker::RunModelJob(storage::WorkQueue& queue, storage::ModelJob job) {
+  ++in_flight_;
+  const std::string model_id = job.model.id;
+  Log("info", job.training ? "training model" : "validating model", model_id);
+  Heartbeat heartbeat(options_.lease, [&] { return queue.RenewModelJob(job); });
+  auto finish = [&](absl::Status st) {
+    if (!st.ok()) {
+      Log("error", absl::StrCat("model job: ", st.message()), model_id);
+    }
+  };
+  [&] {
+    auto spec = ParseModelSpec(job.model, job.dataset);
+    if (!spec.ok()) {
+      return finish(queue.FailModelJob(job, std::string(spec.status().message()), true));
+    }
+    if (!job.training) {
+      core::Status valid = engine_->Validate(job.artifact, spec->features);
+      if (!valid.ok()) {
+        Log("warn", absl::StrCat("model invalid: ", valid.message()), model_id);
+        return finish(queue.FailModelJob(job, valid.message(), true));
+      }
+      Log("info", "model validated", model_id);
+      return finish(queue.FinishModelJob(job, "", "", "validated", ""));
+    }
+    if (spec->torchscript) {
+      return finish(queue.FailModelJob(
+          job, "a TorchScript model needs its artifact; it cannot be trained", true));
+    }
+    auto data = LoadDataset(queue, job.dataset);
+    if (!data.ok()) {
+      return finish(queue.FailModelJob(job, std::string(data.status().message()), false));
+    }
+    core::Result<core::TrainedModel> trained =
+        spec->state_kind == StateKind::kSisa
+            ? engine_->TrainSisa(spec->architecture, spec->recipe, *spec->sisa, *data)
+        : spec->state_kind == StateKind::kNewton
+            ? engine_->TrainCertified(spec->architecture,
+                                      spec->policy.params.newton,
+                                      spec->recipe.seed, *data)
+            : engine_->Train(spec->architecture, spec->recipe, *data);
+    if (!trained.ok()) {
+      const bool permanent = trained.status().code() == core::Code::kInvalidArgument;
+      return finish(queue.FailModelJob(job, trained.status().ToString(), permanent));
+    }
+    if (heartbeat.lost()) return;
+    const auto& t = trained.value();
+    const std::string report = absl::StrCat(
+        "{\"train_accuracy\":", t.train_accuracy, ",\"test_accuracy\":",
+        t.test_accuracy, ",\"seconds\":", t.seconds, "}");
+    finish(queue.FinishModelJob(
+        job, t.model_bytes,
+        spec->state_kind == StateKind::kSisa ? t.sisa_state : t.newton_state,
+        "trained", report));
+    Log("info", "model trained", model_id,
+        absl::StrCat("\"test_accuracy\":", t.test_accuracy, ",\"seconds\":",
+                     t.seconds));
+  }();
+  --in_flight_;
+}
+
+}  // namespace lethe::worker

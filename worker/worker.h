@@ -1,0 +1,98 @@
+// Worker: turns queued erasure tasks into new model versions, and
+// registered models into usable ones.
+//
+// Each loop thread claims work from PostgreSQL (storage::WorkQueue), runs
+// the engine (core::Engine) on it while a heartbeat renews the lease, and
+// publishes the result in one transaction. Nothing is acknowledged before
+// that commit, so a worker killed at any point leaves either no trace or
+// the whole result; the lease then expires and another worker (or this one,
+// restarted) redoes the attempt.
+#ifndef LETHE_WORKER_WORKER_H_
+#define LETHE_WORKER_WORKER_H_
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "cert/keys.h"
+#include "observability/worker_metrics.h"
+#include "lethe/core/engine.h"
+#include "storage/artifact_store.h"
+#include "storage/database.h"
+#include "storage/work_queue.h"
+
+namespace lethe::worker {
+
+struct WorkerOptions {
+  std::string database_url;
+  std::string artifact_dir;  // empty: artifacts in PostgreSQL
+  std::string device = "auto";
+  int threads = 0;       // LibTorch intra-op threads; 0 = all cores
+  int concurrency = 1;   // engine runs at once
+  std::chrono::seconds lease{60};
+  int default_batch = 64;
+  int max_batch = 1000;  // cap on any policy's batch size
+  double retry_base_seconds = 10;
+  double retry_max_seconds = 900;
+  std::chrono::milliseconds poll{5000};  // fallback when NOTIFY is missed
+  // Exit once no task or model job is left (queued, leased or backing off).
+  bool exit_when_idle = false;
+  std::string owner_prefix;  // default host:pid
+  // Test-only: SIGKILL this process at a named point ("training",
+  // "after_artifact", "before_commit", "after_commit").
+  std::string fault_point;
+  // Signing keys for completion certificates, issued in the transaction
+  // that completes each request. Empty: requests complete without one, and
+  // a worker that has keys later issues the missing ones.
+  std::shared_ptr<const cert::KeyRing> signing_keys;
+  // Where to record task metrics; may be null.
+  observability::WorkerMetrics* metrics = nullptr;
+};
+
+class Worker {
+ public:
+  explicit Worker(WorkerOptions options);
+  ~Worker();
+
+  // Runs the loops until Stop() or, with exit_when_idle, until idle.
+  absl::Status Run();
+  // Stops claiming; running batches finish.
+  void Stop();
+  // Gives every in-flight batch back to the queue at once (drain deadline
+  // passed): their results, if they still arrive, are fenced off.
+  void ReleaseInFlight();
+  bool busy() const { return in_flight_ > 0; }
+
+ private:
+  struct InFlight;
+  void Loop(int index);
+  bool RunOnce(storage::WorkQueue& queue);  // true if it did work
+  void RunBatch(storage::WorkQueue& queue, storage::TaskBatch batch);
+  void RunModelJob(storage::WorkQueue& queue, storage::ModelJob job);
+  absl::StatusOr<bool> Idle();
+  void WaitForWork();
+  void Fault(const std::string& point) const;
+
+  WorkerOptions options_;
+  std::unique_ptr<storage::Database> db_;
+  std::unique_ptr<storage::ArtifactStore> artifacts_;
+  std::unique_ptr<core::Engine> engine_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> in_flight_{0};
+  std::mutex mu_;
+  std::vector<std::pair<storage::WorkQueue*, storage::TaskBatch>> running_;
+};
+
+// Loads a dataset's records into the engine's in-memory form.
+absl::StatusOr<core::Dataset> LoadDataset(storage::WorkQueue& queue,
+                                          const storage::DatasetRow& dataset);
+
+}  // namespace lethe::worker
+
+#endif  // LETHE_WORKER_WORKER_H_
