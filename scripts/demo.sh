@@ -46,6 +46,9 @@ db_url=$(scripts/pg-local.sh url "$state/pg")
 lethe="$build/server/lethe"
 [[ -f $state/secret ]] || "$lethe" admin create-secret --secrets-file "$state/secret"
 "$lethe" migrate --database-url "$db_url"
+if [[ ! -f $state/signing.key ]]; then
+  "$lethe" admin create-signing-key --out "$state/signing" --name lethe-demo
+fi
 if [[ ! -f $state/admin.key ]]; then
   "$lethe" admin create-key --role admin --description demo \
     --database-url "$db_url" > "$state/admin.key"
@@ -59,7 +62,8 @@ else
   echo "$port" > "$port_file"
   say "starting the server on 127.0.0.1:$port (log: $state/server.log)"
   "$lethe" serve --database-url "$db_url" --secrets-file "$state/secret" \
-    --listen "127.0.0.1:$port" >>"$state/server.log" 2>&1 &
+    --signing-keys "$state/signing.key" --listen "127.0.0.1:$port" \
+    >>"$state/server.log" 2>&1 &
   echo $! > "$state/server.pid"
 fi
 if [[ -f $state/worker.pid ]] && kill -0 "$(cat "$state/worker.pid")" 2>/dev/null; then
@@ -67,7 +71,7 @@ if [[ -f $state/worker.pid ]] && kill -0 "$(cat "$state/worker.pid")" 2>/dev/nul
 else
   say "starting a worker (log: $state/worker.log)"
   "$build/worker/lethe-worker" --database-url "$db_url" --poll-seconds 1 \
-    >>"$state/worker.log" 2>&1 &
+    --signing-keys "$state/signing.key" --threads 2 >>"$state/worker.log" 2>&1 &
   echo $! > "$state/worker.pid"
 fi
 if [[ $mode == --once ]]; then trap stop_all EXIT; fi
@@ -124,9 +128,13 @@ done
 "$ctl" model get "$model"
 
 run=$(date +%s)
-say "submitting erasures for three subjects"
+# Each run erases three subjects not erased before.
+n=$(cat "$state/demo-runs" 2>/dev/null || echo 0)
+echo $((n + 1)) > "$state/demo-runs"
+subjects=("person-$((7 + 3 * n))" "person-$((42 + 3 * n))" "person-$((1000 + 3 * n))")
+say "submitting erasures for three subjects: ${subjects[*]}"
 ids=()
-for subject in person-7 person-42 person-1000; do
+for subject in "${subjects[@]}"; do
   out=$("$ctl" submit --subject "$subject" --legal-ground gdpr-17-1b \
     --reference "demo-$run" --idempotency-key "demo-$run-$subject" --json)
   ids+=("$(echo "$out" | json 'd["erasure"]["id"]')")
@@ -142,20 +150,16 @@ for id in "${ids[@]}"; do
   e=$("$ctl" get "$id" --json)
   echo "$e" | json '"request %s: %s%s" % (d["id"], d["state"].replace("ERASURE_STATE_", "").lower(), (" (" + d["stateReason"] + ")") if d.get("stateReason") else "")'
 done
-"$ctl" model versions "$model" --json | $py -c '
-import json, sys
-for line in sys.stdin:
-    for v in json.loads(line).get("versions", []):
-        if not v.get("reportJson"): continue
-        r = json.loads(v["reportJson"])
-        b, a = r["before"], r["after"]
-        print(f"version {v[\"version\"]}: method {r[\"method\"]} ({r[\"guarantee\"]}), "
-              f"{v.get(\"recordsRemoved\", 0)} records removed, absorbed {len(v.get(\"erasureIds\", []))} requests")
-        for k, name in (("ua", "forget error (UA)"), ("ra", "retain accuracy"), ("ta", "test accuracy"), ("mia_auc", "MIA AUC")):
-            print(f"   {name:18s} before {b[k]:.4f}  after {a[k]:.4f}")
-        for at in r.get("attempts", []):
-            print(f"   tried {at[\"method\"]}: {at[\"outcome\"]} {at.get(\"reason\", \"\")}")
-        break'
+"$ctl" model versions "$model" --json | $py scripts/demo_report.py
+
+say "certificates, verified offline against the transparency log"
+for id in "${ids[@]}"; do
+  state_now=$("$ctl" get "$id" --json | json 'd["state"]')
+  [[ $state_now == ERASURE_STATE_COMPLETED ]] || continue
+  "$ctl" certificate get "$id" --bundle "$state/$id.bundle.json" >/dev/null
+  "$ctl" verify "$state/$id.bundle.json" --key "$state/signing.pub"
+  echo "  bundle: $state/$id.bundle.json (check it with standard tools: scripts/audit-bundle.sh)"
+done
 
 say "done in $((SECONDS - start)) s"
 if [[ $mode != --once ]]; then
