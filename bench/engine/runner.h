@@ -1,0 +1,31 @@
+// Runs one scenario: trains the original, then for each forget request every
+// method (and retrains with other seeds for the noise floor, the default
+// policy chain, SISA and Newton), prints the table and returns the JSON.
+#ifndef LETHE_BENCH_ENGINE_RUNNER_H_
+#define LETHE_BENCH_ENGINE_RUNNER_H_
+
+#include <string>
+
+#include "scenario.h"
+
+namespace lethe::bench {
+
+struct RunOptions {
+  bool sisa = true;
+  bool sisa_exact_check = true;  // retrain SISA without the records, compare
+  bool newton = true;            // only where the scenario allows it
+  double newton_sigma = 1.0;
+  double newton_lambda = 0.1;
+  bool train_only = false;  // time the original's training and stop
+};
+
+// Prints the tables to stdout; returns the scenario's results as JSON.
+core::Result<std::string> RunScenario(const Scenario& s, const RunOptions& o);
+
+// "1-min load average" from /proc/loadavg; kB values from /proc/self/status.
+std::string LoadAverage();
+long StatusKb(const char* field);  // "VmHWM", "VmRSS"
+
+}  // namespace lethe::bench
+
+#endif  // LETHE_BENCH_ENGINE_RUNNER_H_

@@ -1,0 +1,61 @@
+// Benchmark scenarios on Fashion-MNIST (issue 3): data sets in which
+// forgetting is measurable, with their subjects, forget requests and the
+// benchmark policy's per-method hyperparameters.
+#ifndef LETHE_BENCH_ENGINE_SCENARIO_H_
+#define LETHE_BENCH_ENGINE_SCENARIO_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "lethe/core/dataset.h"
+#include "lethe/core/dataset_io.h"
+#include "lethe/core/policy.h"
+#include "lethe/core/recipe.h"
+#include "lethe/core/status.h"
+
+namespace lethe::bench {
+
+struct FashionMnist {
+  core::IdxArray train_images, train_labels, test_images, test_labels;
+};
+core::Result<FashionMnist> LoadFashionMnist(const std::string& dir);
+
+// One forget request: the union of these subjects.
+struct Request {
+  std::string name;  // e.g. "forget-20"
+  std::vector<std::string> subjects;
+};
+
+// An approximate method with the hyperparameters of one table row.
+struct Variant {
+  std::string label;  // e.g. "finetune" or "finetune e1 lr0.05 (tuned)"
+  core::Method method;
+  core::MethodParams params;
+};
+
+struct Scenario {
+  std::string name;
+  core::Dataset data;               // the only copy of the features
+  std::vector<int64_t> true_labels;  // per record; differs where poisoned
+  bool poisoned = false;
+  core::Recipe recipe;
+  core::Architecture arch;
+  std::vector<Request> requests;
+  std::vector<Variant> variants;  // defaults first, then tuned rows
+  bool run_newton = false;        // d = 785 Hessians: small sets only
+};
+
+// name: memorised-random, memorised-cluster, poison, class. quick: a smaller,
+// shorter version for smoke tests (not comparable with the reference).
+core::Result<Scenario> MakeScenario(const std::string& name, bool quick,
+                                    const FashionMnist& raw);
+
+// The scenario's data without the given records (same record ids, subject
+// keys and labels): what exact methods must be equal to training on.
+core::Result<core::Dataset> WithoutRecords(const core::Dataset& data,
+                                           const std::vector<int64_t>& rows);
+
+}  // namespace lethe::bench
+
+#endif  // LETHE_BENCH_ENGINE_SCENARIO_H_
