@@ -15,7 +15,9 @@ namespace lethe::core {
 
 // Call once, early, before any other core call starts LibTorch's pools.
 // threads <= 0 uses std::thread::hardware_concurrency(). Sets
-// OMP_WAIT_POLICY=PASSIVE unless the environment already sets it, the intra-op
+// OMP_WAIT_POLICY=PASSIVE unless the environment already sets it (effective
+// only for processes started later: libgomp reads it at load, so callers
+// set it before exec, as lethe-worker does), the intra-op
 // thread count, and (once per process) the inter-op count to 1. Safe to call
 // again: later calls only change the intra-op count.
 void InitRuntime(int threads);
