@@ -109,8 +109,13 @@ class WatchReactor final
     const uint64_t token = deps_->changes->Subscribe(id_, [weak] {
       if (auto self = weak.lock()) self->OnChange();
     });
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     token_ = token;
+    if (finished_) {  // cancelled while subscribing: OnDone may have run
+      lock.unlock();
+      deps_->changes->Unsubscribe(token);
+      return;
+    }
     ScheduleCheck();
   }
 
