@@ -358,10 +358,19 @@ absl::StatusOr<PublishResult> WorkQueue::Publish(const TaskBatch& batch,
             "updated_at = now() FROM unnest($1::bigint[], $2::int[]) AS "
             "h(id, token) WHERE h.id = t.id AND h.token = t.attempts",
             TaskIds(batch), Tokens(batch), out.version, req.produced_by);
+        // Lock the batch's requests (in id order, so publishers never
+        // deadlock): two workers publishing the last two tasks of one
+        // request on different models would otherwise each see the other's
+        // task unfinished, and nobody would complete the request or delete
+        // its records. Statements after the lock see the other's commit.
+        const std::string erasures = ErasureIds(batch);
+        txn.exec_params(
+            "SELECT 1 FROM erasure_requests WHERE id = ANY($1::uuid[]) "
+            "ORDER BY id FOR UPDATE",
+            erasures);
         // A subject's records go once every task of its request on this
         // dataset is done (another model on the same data may still need
         // them to unlearn).
-        const std::string erasures = ErasureIds(batch);
         auto removed = txn.exec_params(
             "WITH gone AS (DELETE FROM records r USING erasure_requests e "
             "WHERE e.id = ANY($1::uuid[]) AND r.dataset_id = $2::uuid AND "
