@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "cert/keys.h"
+#include "observability/log.h"
 #include "observability/metrics.h"
 #include "observability/worker_metrics.h"
 #include "server/config.h"
@@ -46,6 +47,7 @@ const std::vector<server::OptionSpec>& Options() {
                            "completion certificates"},
       {"metrics-listen", "", "serve Prometheus /metrics on host:port "
                              "(empty: off)"},
+      {"log-level", "info", "debug, info, warn or error"},
   };
   return *specs;
 }
@@ -82,6 +84,10 @@ absl::StatusOr<WorkerOptions> FromConfig(const server::Config& cfg) {
       static_cast<int64_t>(std::stod(cfg.Get("poll-seconds")) * 1000));
   o.exit_when_idle = cfg.GetBool("exit-when-idle");
   if (const char* fault = std::getenv("LETHE_FAULT_POINT")) o.fault_point = fault;
+  auto level = observability::ParseLogLevel(cfg.Get("log-level"));
+  if (!level.ok()) return level.status();
+  o.logger = std::make_shared<const observability::Logger>(
+      observability::Logger::Stderr(*level, "worker"));
   if (!cfg.Get("signing-keys").empty()) {
     std::vector<std::string> files = absl::StrSplit(cfg.Get("signing-keys"), ',');
     auto keys = cert::KeyRing::LoadFiles(files);
@@ -155,9 +161,7 @@ int Main(int argc, char** argv) {
     }
     if (!finished) {
       worker.ReleaseInFlight();
-      std::cerr << "{\"level\":\"warn\",\"component\":\"worker\",\"message\":"
-                   "\"drain deadline passed; exiting\"}"
-                << std::endl;
+      options->logger->Warn({}, "drain deadline passed; exiting");
       _exit(0);
     }
   }

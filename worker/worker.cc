@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "lethe/core/report.h"
 #include "lethe/core/runtime.h"
+#include "observability/log.h"
 #include "worker/certify.h"
 #include "worker/model_spec.h"
 
@@ -18,38 +19,6 @@ namespace lethe::worker {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::string JsonEscape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out;
-}
-
-// One JSON line per state change on stderr. Never pass subject ids or keys.
-void Log(const char* level, const std::string& message,
-         const std::string& model_id = "", const std::string& extra = "") {
-  std::string line = absl::StrCat(
-      "{\"level\":\"", level, "\",\"component\":\"worker\",\"message\":\"",
-      JsonEscape(message), "\"");
-  if (!model_id.empty()) absl::StrAppend(&line, ",\"model_id\":\"", model_id, "\"");
-  if (!extra.empty()) absl::StrAppend(&line, ",", extra);
-  line += "}\n";
-  std::cerr << line << std::flush;
-}
 
 absl::Status FromCore(const core::Status& st) {
   if (st.ok()) return absl::OkStatus();
@@ -149,7 +118,11 @@ absl::StatusOr<core::Dataset> LoadDataset(storage::WorkQueue& queue,
   return std::move(built).value();
 }
 
-Worker::Worker(WorkerOptions options) : options_(std::move(options)) {
+Worker::Worker(WorkerOptions options)
+    : options_(std::move(options)),
+      log_(options_.logger ? *options_.logger
+                           : observability::Logger::Stderr(
+                                 observability::LogLevel::kInfo, "worker")) {
   if (options_.owner_prefix.empty()) {
     char host[256] = {0};
     gethostname(host, sizeof(host) - 1);
@@ -169,15 +142,16 @@ absl::Status Worker::Run() {
   auto device = core::ParseDevice(options_.device);
   if (!device.ok()) return FromCore(device.status());
   engine_ = std::make_unique<core::Engine>(core::EngineOptions{device.value()});
-  Log("info", absl::StrCat("worker started on ", device.value().ToString()), "",
-      absl::StrCat("\"owner\":\"", options_.owner_prefix, "\",\"concurrency\":",
-                   options_.concurrency));
+  log_.Info({}, "worker started",
+            {{"device", device.value().ToString()},
+             {"owner", options_.owner_prefix},
+             {"concurrency", options_.concurrency}});
   std::vector<std::thread> loops;
   for (int i = 0; i < options_.concurrency; ++i) {
     loops.emplace_back([this, i] { Loop(i); });
   }
   for (auto& t : loops) t.join();
-  Log("info", "worker stopped");
+  log_.Info({}, "worker stopped");
   return absl::OkStatus();
 }
 
@@ -187,16 +161,19 @@ void Worker::ReleaseInFlight() {
   std::lock_guard lock(mu_);
   for (auto& [queue, batch] : running_) {
     auto st = queue->Release(batch);
-    Log(st.ok() ? "warn" : "error",
-        st.ok() ? "drain deadline passed: batch released to the queue"
-                : absl::StrCat("could not release batch: ", st.message()),
-        batch.model.id);
+    if (st.ok()) {
+      log_.Warn({.model_id = batch.model.id},
+                "drain deadline passed: batch released to the queue");
+    } else {
+      log_.Error({.model_id = batch.model.id}, "could not release batch",
+                 {{"error", std::string(st.message())}});
+    }
   }
 }
 
 void Worker::Fault(const std::string& point) const {
   if (options_.fault_point != point) return;
-  Log("warn", absl::StrCat("fault injection: SIGKILL at ", point));
+  log_.Warn({}, absl::StrCat("fault injection: SIGKILL at ", point));
   raise(SIGKILL);
 }
 
@@ -227,18 +204,18 @@ void Worker::Loop(int index) {
     if (index == 0 && Clock::now() - housekeeping > options_.lease / 4) {
       housekeeping = Clock::now();
       if (auto n = queue.RescueExpired(); n.ok() && *n > 0) {
-        Log("warn", absl::StrCat("rescued ", *n, " tasks with expired leases"));
+        log_.Warn({}, absl::StrCat("rescued ", *n, " tasks with expired leases"));
       }
       if (auto n = queue.DeleteDueVersions(); n.ok() && *n > 0) {
-        Log("info", absl::StrCat("deleted ", *n, " superseded model versions"));
+        log_.Info({}, absl::StrCat("deleted ", *n, " superseded model versions"));
       }
       if (options_.signing_keys && !options_.signing_keys->empty()) {
         auto n = IssueMissingCertificates(*db_, *options_.signing_keys, 100);
         if (!n.ok()) {
-          Log("error", absl::StrCat("issuing missing certificates: ",
+          log_.Error({}, absl::StrCat("issuing missing certificates: ",
                                     n.status().message()));
         } else if (*n > 0) {
-          Log("info", absl::StrCat("issued ", *n, " missing certificates"));
+          log_.Info({}, absl::StrCat("issued ", *n, " missing certificates"));
         }
       }
     }
@@ -281,7 +258,7 @@ void Worker::Loop(int index) {
 bool Worker::RunOnce(storage::WorkQueue& queue) {
   auto job = queue.ClaimModelJob();
   if (!job.ok()) {
-    Log("error", absl::StrCat("claiming a model job: ", job.status().message()));
+    log_.Error({}, absl::StrCat("claiming a model job: ", job.status().message()));
     std::this_thread::sleep_for(std::chrono::seconds(1));
     return false;
   }
@@ -291,7 +268,7 @@ bool Worker::RunOnce(storage::WorkQueue& queue) {
   }
   auto batch = queue.ClaimBatch();
   if (!batch.ok()) {
-    Log("error", absl::StrCat("claiming tasks: ", batch.status().message()));
+    log_.Error({}, absl::StrCat("claiming tasks: ", batch.status().message()));
     std::this_thread::sleep_for(std::chrono::seconds(1));
     return false;
   }
@@ -312,17 +289,17 @@ void Worker::RunBatch(storage::WorkQueue& queue, storage::TaskBatch batch) {
     options_.metrics->SetBusy(true);
     options_.metrics->ObserveBatchSize(static_cast<int64_t>(batch.tasks.size()));
   }
-  Log("info", "batch claimed", model_id,
-      absl::StrCat("\"tasks\":", batch.tasks.size(), ",\"attempt\":",
-                   batch.tasks.front().token));
+  log_.Info({.model_id = model_id}, "batch claimed",
+            {{"tasks", batch.tasks.size()},
+             {"attempt", batch.tasks.front().token}});
   Heartbeat heartbeat(options_.lease, [&] { return queue.Renew(batch); });
   auto fail = [&](const std::string& why) {
     if (options_.metrics) {
       options_.metrics->RecordTaskOutcome(observability::TaskOutcome::kRetried);
     }
-    Log("warn", absl::StrCat("batch failed: ", why), model_id);
+    log_.Warn({.model_id = model_id}, absl::StrCat("batch failed: ", why));
     if (auto st = queue.Fail(batch, why); !st.ok()) {
-      Log("error", absl::StrCat("recording the failure: ", st.message()), model_id);
+      log_.Error({.model_id = model_id}, absl::StrCat("recording the failure: ", st.message()));
     }
   };
   [&] {
@@ -372,7 +349,7 @@ void Worker::RunBatch(storage::WorkQueue& queue, storage::TaskBatch batch) {
       pub.report_json = core::ReportToJson(outcome->report);
     }
     if (heartbeat.lost()) {
-      Log("warn", "lease lost during the run; result discarded", model_id);
+      log_.Warn({.model_id = model_id}, "lease lost during the run; result discarded");
       return;
     }
     int certificates = 0;
@@ -396,8 +373,7 @@ void Worker::RunBatch(storage::WorkQueue& queue, storage::TaskBatch batch) {
           txn.exec("RELEASE SAVEPOINT certify");
         } else {
           txn.exec("ROLLBACK TO SAVEPOINT certify");
-          Log("error", absl::StrCat("certificate deferred: ", st.message()),
-              model_id);
+          log_.Error({.model_id = model_id}, absl::StrCat("certificate deferred: ", st.message()));
         }
       }
       Fault("before_commit");
@@ -405,11 +381,11 @@ void Worker::RunBatch(storage::WorkQueue& queue, storage::TaskBatch batch) {
     };
     auto published = queue.Publish(batch, pub, hook);
     if (absl::IsFailedPrecondition(published.status())) {
-      Log("warn", std::string(published.status().message()), model_id);
+      log_.Warn({.model_id = model_id}, std::string(published.status().message()));
       return;
     }
     if (absl::IsAborted(published.status())) {
-      Log("warn", std::string(published.status().message()), model_id);
+      log_.Warn({.model_id = model_id}, std::string(published.status().message()));
       (void)queue.Release(batch);
       return;
     }
@@ -428,11 +404,11 @@ void Worker::RunBatch(storage::WorkQueue& queue, storage::TaskBatch batch) {
                   total, published->records_removed);
       }
     }
-    Log("info", "batch published", model_id,
-        absl::StrCat("\"version\":", published->version, ",\"method\":\"",
-                     pub.produced_by, "\",\"records_removed\":",
-                     published->records_removed, ",\"completed\":",
-                     published->completed_erasures.size()));
+    log_.Info({.model_id = model_id}, "batch published",
+              {{"version", published->version},
+               {"method", pub.produced_by},
+               {"records_removed", published->records_removed},
+               {"completed", published->completed_erasures.size()}});
   }();
   {
     std::lock_guard lock(mu_);
@@ -448,11 +424,11 @@ void Worker::RunBatch(storage::WorkQueue& queue, storage::TaskBatch batch) {
 void Worker::RunModelJob(storage::WorkQueue& queue, storage::ModelJob job) {
   ++in_flight_;
   const std::string model_id = job.model.id;
-  Log("info", job.training ? "training model" : "validating model", model_id);
+  log_.Info({.model_id = model_id}, job.training ? "training model" : "validating model");
   Heartbeat heartbeat(options_.lease, [&] { return queue.RenewModelJob(job); });
   auto finish = [&](absl::Status st) {
     if (!st.ok()) {
-      Log("error", absl::StrCat("model job: ", st.message()), model_id);
+      log_.Error({.model_id = model_id}, absl::StrCat("model job: ", st.message()));
     }
   };
   [&] {
@@ -463,10 +439,10 @@ void Worker::RunModelJob(storage::WorkQueue& queue, storage::ModelJob job) {
     if (!job.training) {
       core::Status valid = engine_->Validate(job.artifact, spec->features);
       if (!valid.ok()) {
-        Log("warn", absl::StrCat("model invalid: ", valid.message()), model_id);
+        log_.Warn({.model_id = model_id}, absl::StrCat("model invalid: ", valid.message()));
         return finish(queue.FailModelJob(job, valid.message(), true));
       }
-      Log("info", "model validated", model_id);
+      log_.Info({.model_id = model_id}, "model validated");
       return finish(queue.FinishModelJob(job, "", "", "validated", ""));
     }
     if (spec->torchscript) {
@@ -498,9 +474,8 @@ void Worker::RunModelJob(storage::WorkQueue& queue, storage::ModelJob job) {
         job, t.model_bytes,
         spec->state_kind == StateKind::kSisa ? t.sisa_state : t.newton_state,
         "trained", report));
-    Log("info", "model trained", model_id,
-        absl::StrCat("\"test_accuracy\":", t.test_accuracy, ",\"seconds\":",
-                     t.seconds));
+    log_.Info({.model_id = model_id}, "model trained",
+              {{"test_accuracy", t.test_accuracy}, {"seconds", t.seconds}});
   }();
   --in_flight_;
 }

@@ -21,6 +21,7 @@
 
 #include "absl/status/status.h"
 #include "cert/keys.h"
+#include "observability/log.h"
 #include "observability/worker_metrics.h"
 #include "lethe/core/engine.h"
 #include "storage/artifact_store.h"
@@ -53,6 +54,8 @@ struct WorkerOptions {
   std::shared_ptr<const cert::KeyRing> signing_keys;
   // Where to record task metrics; may be null.
   observability::WorkerMetrics* metrics = nullptr;
+  // Structured log (observability/log.h); null: info and above on stderr.
+  std::shared_ptr<const observability::Logger> logger;
 };
 
 class Worker {
@@ -80,6 +83,7 @@ class Worker {
   void Fault(const std::string& point) const;
 
   WorkerOptions options_;
+  const observability::Logger log_;
   std::unique_ptr<storage::Database> db_;
   std::unique_ptr<storage::ArtifactStore> artifacts_;
   std::unique_ptr<core::Engine> engine_;
