@@ -118,20 +118,6 @@ Outcome GetCertificate(const Invocation& inv) {
   return Outcome::Ok();
 }
 
-std::optional<google::protobuf::Timestamp> ReadTime(FlagReader& reader,
-                                                    const ParsedFlags& flags,
-                                                    absl::string_view name) {
-  if (!flags.Has(name)) return std::nullopt;
-  google::protobuf::Timestamp time;
-  if (!google::protobuf::util::TimeUtil::FromString(flags.Get(name), &time)) {
-    reader.Fail(absl::StrCat("--", name, " must be an RFC 3339 time such as ",
-                             "2024-05-01T12:00:00Z, not '", flags.Get(name),
-                             "'"));
-    return std::nullopt;
-  }
-  return time;
-}
-
 Outcome ListCertificates(const Invocation& inv) {
   FlagReader reader(inv.flags);
   v1::ListCertificatesRequest request;

@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "google/protobuf/util/time_util.h"
 #include "server/cli/enum_names.h"
 
 namespace lethe::cli {
@@ -207,6 +208,20 @@ std::optional<std::vector<int64_t>> FlagReader::IntList(absl::string_view name,
 
 void FlagReader::Fail(std::string message) {
   if (status_.ok()) status_ = absl::InvalidArgumentError(std::move(message));
+}
+
+std::optional<google::protobuf::Timestamp> ReadTime(FlagReader& reader,
+                                                    const ParsedFlags& flags,
+                                                    absl::string_view name) {
+  if (!flags.Has(name)) return std::nullopt;
+  google::protobuf::Timestamp time;
+  if (!google::protobuf::util::TimeUtil::FromString(flags.Get(name), &time)) {
+    reader.Fail(absl::StrCat("--", name, " must be an RFC 3339 time such as ",
+                             "2024-05-01T12:00:00Z, not '", flags.Get(name),
+                             "'"));
+    return std::nullopt;
+  }
+  return time;
 }
 
 }  // namespace lethe::cli

@@ -21,6 +21,7 @@
 #include "absl/strings/string_view.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/generated_enum_reflection.h"
+#include "google/protobuf/timestamp.pb.h"
 
 namespace lethe::cli {
 
@@ -93,6 +94,12 @@ class FlagReader {
   const ParsedFlags& flags_;
   absl::Status status_;
 };
+
+// The time of an RFC 3339 flag, when given; on a malformed value reports
+// the error through `reader` and returns nullopt.
+std::optional<google::protobuf::Timestamp> ReadTime(FlagReader& reader,
+                                                    const ParsedFlags& flags,
+                                                    absl::string_view name);
 
 }  // namespace lethe::cli
 
