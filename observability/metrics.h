@@ -17,13 +17,14 @@
 #define LETHE_OBSERVABILITY_METRICS_H_
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <prometheus/collectable.h>
 #include <prometheus/counter.h>
-#include <prometheus/exposer.h>
 #include <prometheus/family.h>
 #include <prometheus/registry.h>
 
@@ -31,27 +32,47 @@
 
 namespace lethe::observability {
 
-// Serves GET /metrics over plain HTTP on `listen` (host:port; port 0 picks
-// a free one) with the samples of every registered collectable.
+// Serves GET /metrics over plain HTTP/1.1 on `listen` (host:port; port 0
+// picks a free one) with the samples of every registered collectable, in
+// Prometheus' text format 0.0.4. One connection at a time, closed after each
+// response, 5 s to read a request: enough for scrapers and a curl.
+//
+// Our own small server rather than prometheus-cpp's civetweb Exposer:
+// civetweb starts its threads with a compiled-in 100 KB stack, and glibc
+// refuses such a thread (EINVAL, before any clone) in any process whose
+// static TLS is larger: a LibTorch process carries about 115 KB of it
+// (OpenBLAS 61 KB, glog 30 KB), so the Exposer could never start in a
+// worker. This thread gets the default stack.
 class MetricsEndpoint {
  public:
   // INVALID_ARGUMENT for a malformed address, UNAVAILABLE if it cannot be
-  // bound (in use, no permission).
+  // bound (in use, no permission, unknown host).
   static absl::StatusOr<std::unique_ptr<MetricsEndpoint>> Start(
       const std::string& listen);
+  // Stops serving and closes the port; a scrape in progress is cut short.
+  ~MetricsEndpoint();
+  MetricsEndpoint(const MetricsEndpoint&) = delete;
+  MetricsEndpoint& operator=(const MetricsEndpoint&) = delete;
 
   // The endpoint keeps a weak reference: the caller keeps `collectable`
-  // alive for as long as it should be scraped.
+  // alive for as long as it should be scraped. Thread-safe.
   void Register(const std::weak_ptr<prometheus::Collectable>& collectable);
   // The bound TCP port.
   int port() const { return port_; }
 
  private:
-  MetricsEndpoint(std::unique_ptr<prometheus::Exposer> exposer, int port)
-      : exposer_(std::move(exposer)), port_(port) {}
+  MetricsEndpoint(int listen_fd, int wake_read, int wake_write, int port);
+  void Serve();
+  void Answer(int fd);
+  std::string Exposition();
 
-  std::unique_ptr<prometheus::Exposer> exposer_;
-  int port_;
+  const int listen_fd_;
+  const int wake_read_;   // a byte here (or EOF) stops Serve()
+  const int wake_write_;
+  const int port_;
+  std::mutex mu_;
+  std::vector<std::weak_ptr<prometheus::Collectable>> collectables_;
+  std::thread thread_;
 };
 
 // Operations named in lethe_database_errors_total{operation}. Callers pass

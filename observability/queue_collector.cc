@@ -14,7 +14,8 @@ constexpr const char* kTaskStates[] = {"queued", "leased", "done", "dead",
                                        "cancelled"};
 
 // Scans erasure_requests and erasure_tasks once each for the counts (index-
-// only on the state indexes where PostgreSQL can), plus two min()s.
+// only on the state indexes where PostgreSQL can), plus two min()s, the
+// log head's one row and a max() on the checkpoints' primary key.
 constexpr const char* kQuery = R"sql(
 SELECT 'request', lower(state), count(*)::float8
   FROM erasure_requests GROUP BY state
@@ -32,6 +33,11 @@ SELECT 'oldest_open_request', '',
 UNION ALL
 SELECT 'retries', '', coalesce(sum(greatest(attempts - 1, 0)), 0)::float8
   FROM erasure_tasks
+UNION ALL
+SELECT 'log_entries', '', size::float8 FROM certificate_log_head
+UNION ALL
+SELECT 'checkpoint_entries', '', coalesce(max(tree_size), 0)::float8
+  FROM certificate_checkpoints
 )sql";
 
 prometheus::MetricFamily Gauge(std::string name, std::string help) {
@@ -81,6 +87,10 @@ absl::StatusOr<QueueStats> ReadQueueStats(storage::Database& db) {
             s.oldest_open_request_age_seconds = value;
           } else if (kind == "retries") {
             s.task_retries = value;
+          } else if (kind == "log_entries") {
+            s.log_entries = value;
+          } else if (kind == "checkpoint_entries") {
+            s.checkpoint_entries = value;
           }
         }
         return s;
@@ -132,6 +142,16 @@ std::vector<prometheus::MetricFamily> QueueCollector::Collect() const {
                        "Task attempts beyond the first, summed over all tasks");
   AddSample(&retries, s.task_retries);
   out.push_back(std::move(retries));
+  auto log = Gauge("lethe_certificate_log_entries",
+                   "Entries in the certificate transparency log (its tree "
+                   "size)");
+  AddSample(&log, s.log_entries);
+  out.push_back(std::move(log));
+  auto checkpoint = Gauge("lethe_certificate_log_checkpoint_entries",
+                          "Tree size of the newest signed checkpoint of the "
+                          "certificate log");
+  AddSample(&checkpoint, s.checkpoint_entries);
+  out.push_back(std::move(checkpoint));
   return out;
 }
 

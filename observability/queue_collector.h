@@ -40,6 +40,8 @@ struct QueueStats {
   double oldest_queued_task_age_seconds = 0;
   double oldest_open_request_age_seconds = 0;
   double task_retries = 0;
+  double log_entries = 0;       // certificate transparency log tree size
+  double checkpoint_entries = 0;  // tree size of the newest signed checkpoint
 };
 
 // The one query. Errors as storage::Database::Transact.

@@ -1,10 +1,7 @@
-// A real Prometheus server on loopback scrapes a running `lethe serve`
-// (every second) and evaluates the shipped recording rules, while erasures
-// are submitted; its HTTP API must then return the expected series.
-//
-// Seam for workers: add a ScrapeJob for each `lethe-worker` process (job
-// "lethe-worker", its --metrics-listen port) and query its series, e.g.
-// lethe_worker_busy or lethe_certificates_issued_total.
+// A real Prometheus server on loopback scrapes a running `lethe serve` and
+// a running `lethe-worker` (every second) and evaluates the shipped
+// recording and alert rules, while erasures are submitted and carried out;
+// its HTTP API must then return the expected series of both.
 #include <signal.h>
 
 #include <filesystem>
@@ -19,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
+#include "cert/keys.h"
 #include "tests/observability/observability_test_util.h"
 #include "tests/server/test_server.h"
 #include "tests/support/process.h"
@@ -84,22 +82,56 @@ std::optional<double> WaitForQuery(int port, const std::string& expr,
   return last;
 }
 
-TEST(PrometheusTest, ScrapesServeAndAnswersForItsSeries) {
-  auto ts = TestServer::Start();
+// 20 subjects with 3 training records each and 30 test records, in three
+// separable classes: enough for a worker to train and unlearn a logistic
+// regression in a second.
+std::string SmallDataset() {
+  std::string csv;
+  for (int i = 0; i < 90; ++i) {
+    const int cls = i % 3;
+    const std::string subject =
+        i < 60 ? absl::StrCat("s", i / 3) : absl::StrCat("t", i);
+    absl::StrAppend(&csv, subject, ",", cls, ",", i < 60 ? "train" : "test");
+    for (int f = 0; f < 4; ++f) {
+      absl::StrAppend(&csv, ",", f == cls ? 1.0 + 0.01 * (i % 7) : 0.05 * (i % 5));
+    }
+    csv += "\n";
+  }
+  return csv;
+}
+
+TEST(PrometheusTest, ScrapesServerAndWorkerAndAnswersForTheirSeries) {
+  char tmpl[] = "/tmp/lethe-keys-XXXXXX";
+  const std::string key_dir = mkdtemp(tmpl);
+  auto key = cert::GenerateKeyFiles(key_dir + "/sign", cert::KeyInfo{});
+  ASSERT_TRUE(key.ok()) << key.status();
+  auto ts = TestServer::Start("", {key_dir + "/sign.key"});
   ASSERT_NE(ts, nullptr);
-  const std::string dataset = CreateDatasetWithRows(
-      *ts, "d",
-      "ann,1,train,0.1,0.2,0.3,0.4\n"
-      "bob,2,train,0.5,0.6,0.7,0.8\n");
+  const std::string dataset = CreateDatasetWithRows(*ts, "d", SmallDataset());
   RegisterModel(*ts, "m", dataset);
   ts->StopServer();
   auto serve = LetheServeProcess::Start(*ts, ts->temp_dir() + "/serve.log");
   ASSERT_NE(serve, nullptr);
 
+  const int worker_metrics = FreePort();
+  SubprocessOptions w;
+  w.program = LETHE_WORKER_BINARY;
+  w.args = {"--database-url", ts->database_url(), "--signing-keys",
+            key_dir + "/sign.key", "--threads", "1", "--poll-seconds", "0.5",
+            "--metrics-listen", absl::StrCat("127.0.0.1:", worker_metrics)};
+  w.stdout_path = ts->temp_dir() + "/worker.log";
+  w.stderr_path = w.stdout_path;
+  w.parent_death_signal = SIGKILL;
+  auto worker = Subprocess::Start(w);
+  ASSERT_TRUE(worker.ok()) << worker.status();
+  ASSERT_TRUE(WaitForPort(worker_metrics, std::chrono::seconds(30)))
+      << ReadFileOrEmpty(w.stdout_path);
+
   const std::string dir = ts->temp_dir() + "/prometheus";
   std::filesystem::create_directories(dir + "/data");
   std::ofstream(dir + "/prometheus.yml")
-      << PrometheusConfig({{"lethe-server", serve->metrics_port()}});
+      << PrometheusConfig({{"lethe-server", serve->metrics_port()},
+                           {"lethe-worker", worker_metrics}});
   const int port = FreePort();
   SubprocessOptions o;
   o.program = "prometheus";
@@ -116,7 +148,7 @@ TEST(PrometheusTest, ScrapesServeAndAnswersForItsSeries) {
       << ReadFileOrEmpty(dir + "/prometheus.log");
 
   auto stub = v1::ErasureService::NewStub(ts->Channel(serve->grpc_port()));
-  for (const char* subject : {"ann", "bob"}) {
+  for (const char* subject : {"s1", "s2"}) {
     v1::SubmitErasureRequest req;
     req.set_subject_id(subject);
     req.set_legal_ground(v1::LEGAL_GROUND_GDPR_ART17_1A_NO_LONGER_NECESSARY);
@@ -135,19 +167,51 @@ TEST(PrometheusTest, ScrapesServeAndAnswersForItsSeries) {
                          "grpc_method=\"SubmitErasure\",grpc_code=\"OK\"}",
                          is(2), timeout),
             2);
-  EXPECT_EQ(WaitForQuery(port, "lethe_erasure_requests{state=\"queued\"}",
-                         is(2), timeout),
-            2);
+  // Both requests, whatever state the worker has brought them to by now.
+  EXPECT_EQ(WaitForQuery(port, "sum(lethe_erasure_requests)", is(2), timeout), 2);
   // The shipped recording rules evaluate over the real series.
-  EXPECT_EQ(WaitForQuery(port, "lethe:erasure_requests:max{state=\"queued\"}",
-                         is(2), timeout),
+  EXPECT_EQ(WaitForQuery(port, "sum(lethe:erasure_requests:max)", is(2), timeout),
             2);
   EXPECT_EQ(WaitForQuery(port, "lethe:database_up:min", is(1), timeout), 1);
 
+  // The worker: up, both erasures carried out and certified, its task
+  // histograms filled, and the queue drained as the server reports it.
+  const auto work = std::chrono::seconds(90);
+  auto at_least = [](double want) { return [want](double v) { return v >= want; }; };
+  EXPECT_EQ(WaitForQuery(port, "up{job=\"lethe-worker\"}", is(1), timeout), 1)
+      << ReadFileOrEmpty(dir + "/prometheus.log");
+  EXPECT_EQ(WaitForQuery(port, "lethe_erasure_requests{state=\"completed\"}",
+                         is(2), work),
+            2)
+      << ReadFileOrEmpty(w.stdout_path);
+  EXPECT_GE(WaitForQuery(port,
+                         "lethe_worker_tasks_total{job=\"lethe-worker\","
+                         "outcome=\"done\"}",
+                         at_least(1), timeout)
+                .value_or(0),
+            1);
+  EXPECT_EQ(WaitForQuery(port,
+                         "lethe_certificates_issued_total{job=\"lethe-worker\"}",
+                         is(2), timeout),
+            2);
+  EXPECT_GE(WaitForQuery(port,
+                         "sum(lethe_task_duration_seconds_count{job=\"lethe-worker\"})",
+                         at_least(1), timeout)
+                .value_or(0),
+            1);
+  EXPECT_EQ(WaitForQuery(port, "lethe_certificate_log_entries", is(2), timeout), 2);
+  EXPECT_EQ(WaitForQuery(port, "lethe_worker_busy{job=\"lethe-worker\"}", is(0),
+                         timeout),
+            0);
+
   (*prometheus)->SendSignal(SIGTERM);
   EXPECT_TRUE((*prometheus)->Wait(std::chrono::seconds(15)).has_value());
+  (*worker)->SendSignal(SIGTERM);
+  EXPECT_TRUE((*worker)->Wait(std::chrono::seconds(30)).has_value());
   serve->process().SendSignal(SIGTERM);
   EXPECT_TRUE(serve->process().Wait(std::chrono::seconds(15)).has_value());
+  std::error_code ec;
+  std::filesystem::remove_all(key_dir, ec);
 }
 
 }  // namespace

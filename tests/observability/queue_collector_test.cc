@@ -121,6 +121,22 @@ TEST_F(QueueCollectorTest, ReportsStatesAgesAndRetriesOfKnownRows) {
             -1);
 }
 
+TEST_F(QueueCollectorTest, ReportsCertificateLogAndCheckpointSizes) {
+  QueueCollector empty(db_.get(), &errors_);
+  EXPECT_EQ(GaugeValue(empty.Collect(), "lethe_certificate_log_entries"), 0);
+  for (int i = 0; i < 3; ++i) {
+    Exec(url(), absl::StrCat("INSERT INTO certificate_log (leaf_index, leaf_hash) "
+                             "VALUES (", i, ", decode(repeat('ab', 32), 'hex'))"));
+    Exec(url(), absl::StrCat("UPDATE certificate_log_head SET size = ", i + 1));
+  }
+  Exec(url(), "INSERT INTO certificate_checkpoints (tree_size, root_hash, note, "
+              "key_id) VALUES (2, decode(repeat('cd', 32), 'hex'), 'n', 'k')");
+  QueueCollector collector(db_.get(), &errors_);
+  const auto f = collector.Collect();
+  EXPECT_EQ(GaugeValue(f, "lethe_certificate_log_entries"), 3);
+  EXPECT_EQ(GaugeValue(f, "lethe_certificate_log_checkpoint_entries"), 2);
+}
+
 TEST_F(QueueCollectorTest, EmptyQueueHasZeroAges) {
   QueueCollector collector(db_.get(), &errors_);
   const auto f = collector.Collect();
