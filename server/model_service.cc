@@ -75,6 +75,10 @@ absl::Status ValidatePolicy(const v1::UnlearningPolicy& p) {
                        p.sisa().slices() < 1 || p.sisa().slices() > 64)) {
     return Invalid("policy.sisa: shards 2..64, slices 1..64");
   }
+  if (!v1::DeviceRequirement_IsValid(p.device())) {
+    // A value no worker recognises would leave the model's work unclaimed.
+    return Invalid("policy.device is not a known DeviceRequirement");
+  }
   if (p.has_newton() &&
       !(p.newton().epsilon() > 0 && p.newton().delta() > 0 &&
         p.newton().delta() < 1 && p.newton().l2() > 0)) {

@@ -49,6 +49,19 @@ std::string PolicyInt(const std::string& model, const std::string& field,
                       "')::int, 0), ", fallback, ")");
 }
 
+// SQL condition: the model `alias` may run on a worker of `device_kind`
+// ("cpu", "cuda" or empty for any). Reads UnlearningPolicy.device from the
+// policy's JSON (absent = DEVICE_REQUIREMENT_ANY).
+std::string DeviceFilter(const std::string& alias,
+                         const std::string& device_kind) {
+  if (device_kind.empty()) return "TRUE";
+  const char* own = device_kind == "cuda" ? "'DEVICE_REQUIREMENT_CUDA'"
+                                          : "'DEVICE_REQUIREMENT_CPU'";
+  return absl::StrCat("coalesce(", alias, ".policy->>'device', ",
+                      "'DEVICE_REQUIREMENT_ANY') IN ('DEVICE_REQUIREMENT_ANY', ",
+                      own, ")");
+}
+
 // Fails requests whose task just went DEAD, and clears subject keys of
 // terminal requests with no work left.
 void SettleFailedRequests(pqxx::transaction_base& txn,
@@ -115,7 +128,9 @@ absl::StatusOr<std::optional<TaskBatch>> WorkQueue::ClaimBatch() {
         auto model = txn.exec_params(
             absl::StrCat(
                 "SELECT m.id::text, ", PolicyInt("m", "batchSize", "$1"),
-                " FROM models m WHERE m.state = 'READY' AND EXISTS (SELECT 1 "
+                " FROM models m WHERE m.state = 'READY' AND ",
+                DeviceFilter("m", options_.device_kind),
+                " AND EXISTS (SELECT 1 "
                 "FROM erasure_tasks q WHERE q.model_id = m.id AND q.state = "
                 "'QUEUED' AND q.not_before <= now()) AND NOT EXISTS (SELECT 1 "
                 "FROM erasure_tasks l WHERE l.model_id = m.id AND l.state = "
@@ -489,20 +504,35 @@ absl::StatusOr<int> WorkQueue::DeleteDueVersions() {
   });
 }
 
+absl::StatusOr<bool> WorkQueue::Idle() {
+  const std::string mine = DeviceFilter("m", options_.device_kind);
+  return db_->TransactValue<bool>([&](Txn& txn) -> absl::StatusOr<bool> {
+    auto r = txn.exec1(absl::StrCat(
+        "SELECT NOT EXISTS (SELECT 1 FROM erasure_tasks t JOIN models m ON "
+        "m.id = t.model_id WHERE (t.state = 'LEASED' OR (t.state = 'QUEUED' "
+        "AND m.state IN ('READY', 'PENDING_VALIDATION', 'TRAINING'))) AND ",
+        mine, ") AND NOT EXISTS (SELECT 1 FROM models m WHERE m.state IN "
+        "('PENDING_VALIDATION', 'TRAINING') AND ", mine, ")"));
+    return r[0].as<bool>();
+  });
+}
+
 absl::StatusOr<std::optional<ModelJob>> WorkQueue::ClaimModelJob() {
   auto claimed = db_->TransactValue<std::optional<ModelJob>>(
       [&](Txn& txn) -> absl::StatusOr<std::optional<ModelJob>> {
         auto res = txn.exec_params(
+            absl::StrCat(
             "WITH c AS MATERIALIZED (SELECT id FROM models WHERE state IN "
             "('PENDING_VALIDATION', 'TRAINING') AND job_not_before <= now() "
-            "AND (lease_expires_at IS NULL OR lease_expires_at < now()) "
-            "ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) "
+            "AND (lease_expires_at IS NULL OR lease_expires_at < now()) AND ",
+            DeviceFilter("models", options_.device_kind),
+            " ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) "
             "UPDATE models m SET job_attempts = m.job_attempts + 1, "
             "lease_owner = $1, lease_expires_at = now() + make_interval(secs "
             "=> $2), state_reason = CASE m.state WHEN 'TRAINING' THEN "
             "'training on ' ELSE 'validating on ' END || $1, updated_at = "
             "now() FROM c WHERE m.id = c.id "
-            "RETURNING m.id::text, m.job_attempts, m.state = 'TRAINING'",
+            "RETURNING m.id::text, m.job_attempts, m.state = 'TRAINING'"),
             options_.owner, static_cast<double>(options_.lease.count()));
         if (res.empty()) return std::optional<ModelJob>();
         ModelJob job;

@@ -97,6 +97,10 @@ struct QueueOptions {
   int default_max_attempts = 5;
   double retry_base_seconds = 10;
   double retry_max_seconds = 900;
+  // The worker's device kind: "cpu" or "cuda". Claims skip models whose
+  // policy requires the other kind (UnlearningPolicy.device). Empty: claim
+  // every model (tests, tools).
+  std::string device_kind;
 };
 
 class WorkQueue {
@@ -138,6 +142,12 @@ class WorkQueue {
   absl::StatusOr<int> DeleteDueVersions();
 
   absl::StatusOr<std::optional<ModelJob>> ClaimModelJob();
+
+  // True when nothing is left that this queue's worker could claim now or
+  // later: no leased task, no queued task and no model job on a model its
+  // device may run (tasks of models waiting for another device kind do not
+  // count). For --exit-when-idle.
+  absl::StatusOr<bool> Idle();
   absl::Status RenewModelJob(const ModelJob& job);
   // The model becomes READY; a trained model gets version 1 (`artifact`
   // non-empty).

@@ -142,6 +142,7 @@ absl::Status Worker::Run() {
   auto device = core::ParseDevice(options_.device);
   if (!device.ok()) return FromCore(device.status());
   engine_ = std::make_unique<core::Engine>(core::EngineOptions{device.value()});
+  device_kind_ = device.value().is_cuda() ? "cuda" : "cpu";
   log_.Info({}, "worker started",
             {{"device", device.value().ToString()},
              {"owner", options_.owner_prefix},
@@ -177,18 +178,6 @@ void Worker::Fault(const std::string& point) const {
   raise(SIGKILL);
 }
 
-absl::StatusOr<bool> Worker::Idle() {
-  return db_->TransactValue<bool>([](storage::Txn& txn) -> absl::StatusOr<bool> {
-    auto r = txn.exec1(
-        "SELECT NOT EXISTS (SELECT 1 FROM erasure_tasks t JOIN models m ON "
-        "m.id = t.model_id WHERE t.state = 'LEASED' OR (t.state = 'QUEUED' "
-        "AND m.state IN ('READY', 'PENDING_VALIDATION', 'TRAINING'))) AND NOT "
-        "EXISTS (SELECT 1 FROM models WHERE state IN ('PENDING_VALIDATION', "
-        "'TRAINING'))");
-    return r[0].as<bool>();
-  });
-}
-
 void Worker::Loop(int index) {
   storage::QueueOptions qo;
   qo.owner = absl::StrCat(options_.owner_prefix, ":", index);
@@ -196,6 +185,8 @@ void Worker::Loop(int index) {
   qo.default_batch = std::min(options_.default_batch, options_.max_batch);
   qo.retry_base_seconds = options_.retry_base_seconds;
   qo.retry_max_seconds = options_.retry_max_seconds;
+  // Claim only models this device may run (UnlearningPolicy.device).
+  qo.device_kind = device_kind_;
   storage::WorkQueue queue(db_.get(), artifacts_.get(), qo);
   std::unique_ptr<pqxx::connection> listen;
   std::unique_ptr<Receiver> tasks_rx, models_rx;
@@ -221,7 +212,7 @@ void Worker::Loop(int index) {
     }
     if (RunOnce(queue)) continue;
     if (options_.exit_when_idle) {
-      auto idle = Idle();
+      auto idle = queue.Idle();
       if (idle.ok() && *idle) {
         stop_ = true;
         break;

@@ -78,7 +78,6 @@ class Worker {
   bool RunOnce(storage::WorkQueue& queue);  // true if it did work
   void RunBatch(storage::WorkQueue& queue, storage::TaskBatch batch);
   void RunModelJob(storage::WorkQueue& queue, storage::ModelJob job);
-  absl::StatusOr<bool> Idle();
   void WaitForWork();
   void Fault(const std::string& point) const;
 
@@ -87,6 +86,7 @@ class Worker {
   std::unique_ptr<storage::Database> db_;
   std::unique_ptr<storage::ArtifactStore> artifacts_;
   std::unique_ptr<core::Engine> engine_;
+  std::string device_kind_;  // "cpu" or "cuda": which models it claims
   std::atomic<bool> stop_{false};
   std::atomic<int> in_flight_{0};
   std::mutex mu_;

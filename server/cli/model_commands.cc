@@ -132,6 +132,9 @@ absl::Status BuildMetadata(const ParsedFlags& flags, v1::ModelMetadata* m) {
   if (auto s = ReadJsonFlag(flags, "policy-json", &policy); !s.ok()) return s;
   ReadRecipeFlags(reader, &recipe);
   ReadMethods(reader, flags, &policy);
+  if (auto device = reader.Enum<v1::DeviceRequirement>("device")) {
+    policy.set_device(*device);
+  }
   if (!reader.ok()) return reader.status();
   if (flags.Has("recipe-json") || recipe.ByteSizeLong() > 0) {
     *m->mutable_recipe() = std::move(recipe);
@@ -398,7 +401,9 @@ std::vector<Command> ModelCommands() {
         {"policy-json", "FILE", "UnlearningPolicy as proto3 JSON"},
         {"methods", "M,...",
          "unlearning methods in order, e.g. scrub,retrain (overrides "
-         "--policy-json)"}},
+         "--policy-json)"},
+        {"device", "D",
+         "which workers may run it: any|cpu|cuda (overrides --policy-json)"}},
        Register},
       {"model get", "ID", "show a model", 1, {}, Get},
       {"model list", "[--dataset ID] [flags]", "list models", 0,

@@ -320,6 +320,10 @@ TEST_F(DatasetModelApiTest, RegisterValidationErrors) {
             }, true),
             kInvalid);  // SISA with an artifact
   EXPECT_EQ(reg([](M& m) { m.mutable_policy()->set_max_mia_auc(0.2); }, false), kInvalid);
+  EXPECT_EQ(reg([](M& m) {
+              m.mutable_policy()->set_device(static_cast<v1::DeviceRequirement>(7));
+            }, false),
+            kInvalid);  // no worker would ever claim it
   EXPECT_EQ(reg([](M& m) { m.set_dataset_id("x"); }, false), kInvalid);
   EXPECT_EQ(reg([](M& m) { m.set_dataset_id("00000000-0000-4000-8000-000000000000"); },
                 false),

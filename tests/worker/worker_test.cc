@@ -309,6 +309,42 @@ TEST_F(WorkerTest, CancelledBeforeClaimNeverProducesAVersion) {
   EXPECT_EQ(Versions(model), "1");
 }
 
+TEST_F(WorkerTest, CpuWorkerClaimsOnlyModelsItsDeviceMayRun) {
+  const std::string on_cuda = RegisterMlp("needs-cuda", [](v1::UnlearningPolicy& p) {
+    p.set_device(v1::DEVICE_REQUIREMENT_CUDA);
+  });
+  const std::string on_cpu = RegisterMlp("needs-cpu", [](v1::UnlearningPolicy& p) {
+    p.set_device(v1::DEVICE_REQUIREMENT_CPU);
+  });
+  Drain();  // --device auto: CPU here
+  auto state = [&](const std::string& model) {
+    return Scalar(*ts_, absl::StrCat("SELECT state FROM models WHERE id = '", model, "'"));
+  };
+  EXPECT_EQ(state(on_cpu), "READY");
+  // Training a CUDA-only model waits for a CUDA worker; nothing touched it.
+  EXPECT_EQ(state(on_cuda), "TRAINING");
+  EXPECT_EQ(Scalar(*ts_, absl::StrCat("SELECT job_attempts FROM models WHERE id = '",
+                                      on_cuda, "'")),
+            "0");
+  // Once the CUDA model is ready (as if a CUDA worker had trained it), its
+  // erasure tasks still wait for a CUDA worker while the CPU model's finish.
+  Scalar(*ts_, absl::StrCat("UPDATE models SET state = 'READY' WHERE id = '", on_cuda,
+                            "' RETURNING 1"));
+  const std::string id = Submit("target-0", "d");
+  Drain();
+  EXPECT_EQ(Scalar(*ts_, absl::StrCat("SELECT state FROM erasure_tasks WHERE model_id = '",
+                                      on_cpu, "'")),
+            "DONE");
+  EXPECT_EQ(Scalar(*ts_, absl::StrCat("SELECT state || ' ' || attempts FROM erasure_tasks "
+                                      "WHERE model_id = '", on_cuda, "'")),
+            "QUEUED 0");
+  EXPECT_NE(Get(id).state(), v1::ERASURE_STATE_COMPLETED);
+  EXPECT_EQ(Versions(on_cpu), "2");
+  // The subject's records stay until the CUDA model has unlearned them too.
+  EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM records WHERE split = 'train'"),
+            std::to_string((kSubjects + 4) * kPerSubject));
+}
+
 TEST_F(WorkerTest, TwoWorkersRacingProcessEachTaskOnce) {
   const std::string m1 = RegisterMlp("mlp-a");
   const std::string m2 = RegisterMlp("mlp-b", [](v1::UnlearningPolicy& p) { p.set_batch_size(1); });
