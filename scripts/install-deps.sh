@@ -4,8 +4,10 @@
 # the README's commands and the Dockerfile's build stage.
 #
 #   scripts/install-deps.sh            build + run + test packages
+#   scripts/install-deps.sh --build    only what building the binaries needs
+#                                      (the Dockerfile's build stage)
 #   scripts/install-deps.sh --runtime  only the shared libraries and tools a
-#                                      deployed server/worker needs
+#                                      local server/worker/demo needs
 set -euo pipefail
 
 build_pkgs=(
@@ -21,16 +23,27 @@ runtime_pkgs=(
 test_pkgs=(
   python3 python3-torch python3-grpcio python3-grpc-tools prometheus
 )
+# Test tools wanted as commands, with the package that brings each when it
+# is missing (a machine may have them from elsewhere, e.g. Node.js with its
+# own npm, which Debian's npm package would conflict with):
+# kubectl renders deploy/k8s; node and npm run its offline schema check.
+test_cmds=(kubectl:kubernetes-client node:nodejs npm:npm)
 
-want=("${runtime_pkgs[@]}")
-if [[ "${1:-}" != "--runtime" ]]; then
-  want+=("${build_pkgs[@]}" "${test_pkgs[@]}")
-fi
+case "${1:-}" in
+  --runtime) want=("${runtime_pkgs[@]}"); cmds=() ;;
+  --build) want=("${build_pkgs[@]}"); cmds=() ;;
+  "") want=("${runtime_pkgs[@]}" "${build_pkgs[@]}" "${test_pkgs[@]}")
+      cmds=("${test_cmds[@]}") ;;
+  *) echo "install-deps: unknown option $1 (--build, --runtime)" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
     || missing+=("$p")
+done
+for c in "${cmds[@]}"; do
+  command -v "${c%%:*}" >/dev/null 2>&1 || missing+=("${c#*:}")
 done
 if ((${#missing[@]} == 0)); then
   echo "install-deps: all ${#want[@]} packages present"
