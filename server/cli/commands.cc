@@ -17,7 +17,8 @@ std::vector<FlagSpec> PageFlags() {
 std::vector<Command> AllCommands() {
   std::vector<Command> all = ErasureCommands();
   for (auto* group :
-       {&DatasetCommands, &ModelCommands, &CertificateCommands}) {
+       {&DatasetCommands, &ModelCommands, &CertificateCommands,
+        &HealthCommands}) {
     for (Command& command : (*group)()) all.push_back(std::move(command));
   }
   return all;
@@ -36,11 +37,11 @@ std::string GeneralHelp(const std::vector<Command>& commands) {
   }
   absl::StrAppend(
       &out, "\nFlags of every command:\n", FormatFlagHelp(CommonFlags()),
-      "\nExit codes: 0 success; 1 watch ended failed or cancelled, or verify "
-      "found a\ncheck that does not hold; 2 usage error; 3 the call failed (the "
-      "message\nnames the gRPC code); 4 a local file could not be read or "
-      "written, or a\ndownload failed verification.\n\nRun 'lethectl COMMAND --help' for a command's "
-      "flags.\n");
+      "\nExit codes: 0 success; 1 watch ended failed or cancelled, verify "
+      "found a\ncheck that does not hold, or health is not SERVING; 2 usage "
+      "error; 3 the\ncall failed (the message names the gRPC code); 4 a local "
+      "file could not be\nread or written, or a download failed verification."
+      "\n\nRun 'lethectl COMMAND --help' for a command's flags.\n");
   return out;
 }
 

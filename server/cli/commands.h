@@ -1,5 +1,6 @@
 // lethectl's commands. Each service's file (erasure_commands.cc,
-// dataset_commands.cc, model_commands.cc, certificate_commands.cc) turns flags into requests, calls
+// dataset_commands.cc, model_commands.cc, certificate_commands.cc,
+// health_commands.cc) turns flags into requests, calls
 // the server and prints the responses; main.cc finds the command, parses
 // its flags and opens the connection.
 #ifndef LETHE_SERVER_CLI_COMMANDS_H_
@@ -38,6 +39,7 @@ std::vector<Command> ErasureCommands();
 std::vector<Command> DatasetCommands();
 std::vector<Command> ModelCommands();
 std::vector<Command> CertificateCommands();
+std::vector<Command> HealthCommands();
 // All of the above, in the order --help lists them.
 std::vector<Command> AllCommands();
 

@@ -3,7 +3,7 @@
 //
 //   0  success
 //   1  `watch` saw the request end FAILED or CANCELLED; `verify` found a
-//      check that does not hold
+//      check that does not hold; `health` got an answer other than SERVING
 //   2  usage error: unknown command or flag, missing or malformed value
 //   3  the RPC failed (the line names the gRPC status code)
 //   4  local failure: a file could not be read or written, or a download
@@ -26,6 +26,7 @@ enum ExitCode : int {
   kExitOk = 0,
   kExitWatchFailed = 1,
   kExitVerifyFailed = 1,
+  kExitNotServing = 1,
   kExitUsage = 2,
   kExitRpc = 3,
   kExitLocal = 4,

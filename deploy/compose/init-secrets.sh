@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Creates the secrets of the compose deployment in deploy/compose/secrets/,
+# with lethe's own commands run from the lethe image (build it first:
+# `docker compose -f deploy/compose/compose.yaml build`):
+#
+#   lethe-subject-secret    `lethe admin create-secret`: the key of
+#                           HMAC(secret, subject id). Losing it makes
+#                           stored subject keys unmatchable: back it up.
+#   lethe-signing.key/.pub  `lethe admin create-signing-key`: signs
+#                           certificates and log checkpoints; give the .pub
+#                           to auditors.
+#   postgres-password       random; the PostgreSQL role `lethe`
+#   lethe-pgpass            the same password as a libpq .pgpass line
+#   grafana-admin-password  random; Grafana's `admin`
+#
+# Files that exist are kept (run it again safely). Each file is owned by
+# the user of the container that reads it (lethe 10001, postgres 999,
+# grafana 472) with mode 0600.
+#
+#   deploy/compose/init-secrets.sh [--engine docker|podman] [--image IMAGE]
+#                                  [--key-name NAME]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+engine=${CONTAINER_ENGINE:-}
+image=${LETHE_IMAGE:-localhost/lethe:latest}
+key_name=${LETHE_KEY_NAME:-lethe-compose}
+while (($#)); do
+  case $1 in
+    --engine) engine=$2; shift 2 ;;
+    --image) image=$2; shift 2 ;;
+    --key-name) key_name=$2; shift 2 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+done
+if [[ -z $engine ]]; then
+  if command -v docker >/dev/null; then engine=docker
+  elif command -v podman >/dev/null; then engine=podman
+  else echo "init-secrets: needs docker or podman" >&2; exit 1; fi
+fi
+dir=$here/secrets
+mkdir -p "$dir"
+chmod 0700 "$dir"
+
+# As root inside the container only to hand each file to its reader's uid.
+"$engine" run --rm --user 0 --entrypoint /bin/sh \
+  -e KEY_NAME="$key_name" -v "$dir:/out:z" "$image" -c '
+set -eu
+cd /out
+umask 077
+random() { head -c 32 /dev/urandom | od -An -tx1 | tr -d " \n"; }
+[ -f lethe-subject-secret ] || lethe admin create-secret --secrets-file lethe-subject-secret
+[ -f lethe-signing.key ] || lethe admin create-signing-key --out lethe-signing --name "$KEY_NAME"
+[ -f postgres-password ] || random > postgres-password
+[ -f grafana-admin-password ] || random > grafana-admin-password
+[ -f lethe-pgpass ] || printf "postgres:5432:lethe:lethe:%s\n" "$(cat postgres-password)" > lethe-pgpass
+chown 10001:10001 lethe-subject-secret lethe-signing.key lethe-pgpass
+chown 999:999 postgres-password
+chown 472:0 grafana-admin-password
+chmod 0600 lethe-subject-secret lethe-signing.key lethe-pgpass postgres-password grafana-admin-password
+chmod 0644 lethe-signing.pub
+'
+echo "init-secrets: secrets in $dir (Grafana admin password: $dir/grafana-admin-password)"
