@@ -128,6 +128,7 @@ absl::StatusOr<std::optional<TaskBatch>> WorkQueue::ClaimBatch() {
         auto model = txn.exec_params(
             absl::StrCat(
                 "SELECT m.id::text, ", PolicyInt("m", "batchSize", "$1"),
+                ", coalesce((m.policy->'sisa'->>'shards')::int, 0)"
                 " FROM models m WHERE m.state = 'READY' AND ",
                 DeviceFilter("m", options_.device_kind),
                 " AND EXISTS (SELECT 1 "
@@ -149,22 +150,47 @@ absl::StatusOr<std::optional<TaskBatch>> WorkQueue::ClaimBatch() {
         if (model.empty()) return std::optional<TaskBatch>();
         model_id = model[0][0].c_str();
         const int batch_size = model[0][1].as<int>();
+        const int sisa_shards = model[0][2].as<int>();
         // 2. A fresh snapshot, taken with the model locked, sees any batch
-        //    another worker committed meanwhile.
+        //    another worker committed meanwhile. The oldest tasks up to the
+        //    batch size are `first`. A SISA model is batched per shard: its
+        //    cost is the shards it retrains, so every other due task whose
+        //    subject lives in a shard `first` retrains anyway joins the run
+        //    (up to the worker's --max-batch-size in all). The shard is
+        //    core::ShardOfSubject: the first 8 bytes of SHA-256(subject key),
+        //    big-endian, modulo the shard count.
+        const std::string shard_of =
+            "(((('x' || substr(encode(sha256(e.subject_key), 'hex'), 1, 16))"
+            "::bit(64)::bigint)::numeric + 18446744073709551616) % "
+            "18446744073709551616 % $5)";
         auto tasks = txn.exec_params(
-            "WITH picked AS MATERIALIZED ("
-            " SELECT t.id FROM erasure_tasks t WHERE t.model_id = $1::uuid "
-            " AND t.state = 'QUEUED' AND t.not_before <= now() AND NOT EXISTS "
-            " (SELECT 1 FROM erasure_tasks l WHERE l.model_id = $1::uuid AND "
-            "  l.state = 'LEASED') ORDER BY t.priority DESC, t.created_at "
-            " LIMIT $2 FOR UPDATE OF t SKIP LOCKED) "
-            "UPDATE erasure_tasks t SET state = 'LEASED', attempts = "
-            "t.attempts + 1, lease_owner = $3, lease_expires_at = now() + "
-            "make_interval(secs => $4), updated_at = now() FROM picked "
-            "WHERE t.id = picked.id "
-            "RETURNING t.id, t.attempts, t.erasure_id::text",
+            absl::StrCat(
+                "WITH first AS MATERIALIZED ("
+                " SELECT t.id, t.erasure_id FROM erasure_tasks t WHERE "
+                " t.model_id = $1::uuid AND t.state = 'QUEUED' AND "
+                " t.not_before <= now() AND NOT EXISTS (SELECT 1 FROM "
+                " erasure_tasks l WHERE l.model_id = $1::uuid AND l.state = "
+                " 'LEASED') ORDER BY t.priority DESC, t.created_at "
+                " LIMIT $2 FOR UPDATE OF t SKIP LOCKED), "
+                "shards AS MATERIALIZED (SELECT DISTINCT ", shard_of,
+                " AS shard FROM first f JOIN erasure_requests e ON e.id = "
+                " f.erasure_id WHERE $5 > 0), "
+                "extra AS MATERIALIZED (SELECT t.id FROM erasure_tasks t JOIN "
+                " erasure_requests e ON e.id = t.erasure_id WHERE $5 > 0 AND "
+                " t.model_id = $1::uuid AND t.state = 'QUEUED' AND "
+                " t.not_before <= now() AND t.id NOT IN (SELECT id FROM first) "
+                " AND ", shard_of, " IN (SELECT shard FROM shards) "
+                " ORDER BY t.priority DESC, t.created_at LIMIT $6 "
+                " FOR UPDATE OF t SKIP LOCKED), "
+                "picked AS (SELECT id FROM first UNION ALL SELECT id FROM extra) "
+                "UPDATE erasure_tasks t SET state = 'LEASED', attempts = "
+                "t.attempts + 1, lease_owner = $3, lease_expires_at = now() + "
+                "make_interval(secs => $4), updated_at = now() FROM picked "
+                "WHERE t.id = picked.id "
+                "RETURNING t.id, t.attempts, t.erasure_id::text"),
             model_id, batch_size, options_.owner,
-            static_cast<double>(options_.lease.count()));
+            static_cast<double>(options_.lease.count()), sisa_shards,
+            std::max(0, options_.max_batch - batch_size));
         if (tasks.empty()) return std::optional<TaskBatch>();
         TaskBatch batch;
         std::vector<std::string> erasures;

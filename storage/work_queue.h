@@ -94,6 +94,9 @@ struct QueueOptions {
   std::string owner;  // unique per worker thread, e.g. host:pid:n
   std::chrono::seconds lease{60};
   int default_batch = 64;
+  // A batch never holds more tasks than this (a SISA model's per-shard
+  // batching may add tasks beyond the policy's batch size, up to this).
+  int max_batch = 10000;
   int default_max_attempts = 5;
   double retry_base_seconds = 10;
   double retry_max_seconds = 900;

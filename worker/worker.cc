@@ -183,6 +183,7 @@ void Worker::Loop(int index) {
   qo.owner = absl::StrCat(options_.owner_prefix, ":", index);
   qo.lease = options_.lease;
   qo.default_batch = std::min(options_.default_batch, options_.max_batch);
+  qo.max_batch = options_.max_batch;
   qo.retry_base_seconds = options_.retry_base_seconds;
   qo.retry_max_seconds = options_.retry_max_seconds;
   // Claim only models this device may run (UnlearningPolicy.device).

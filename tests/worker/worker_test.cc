@@ -5,13 +5,17 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
+#include <set>
 #include <thread>
 
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "cert/keys.h"
+#include "storage/hash.h"
 #include "tests/server/test_server.h"
 #include "tests/support/pg_instance.h"
 #include "tests/support/process.h"
@@ -343,6 +347,69 @@ TEST_F(WorkerTest, CpuWorkerClaimsOnlyModelsItsDeviceMayRun) {
   // The subject's records stay until the CUDA model has unlearned them too.
   EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM records WHERE split = 'train'"),
             std::to_string((kSubjects + 4) * kPerSubject));
+}
+
+// The SISA shard of a subject key given in hex, as documented in
+// core/sisa.h: the first 8 bytes of its SHA-256, big-endian, modulo shards.
+int ShardOf(const std::string& key_hex, int shards) {
+  std::string key;
+  for (size_t i = 0; i + 1 < key_hex.size(); i += 2) {
+    key.push_back(static_cast<char>(std::stoi(key_hex.substr(i, 2), nullptr, 16)));
+  }
+  const std::string digest = storage::Sha256(key);
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = v << 8 | static_cast<uint8_t>(digest[i]);
+  return static_cast<int>(v % static_cast<uint64_t>(shards));
+}
+
+TEST_F(WorkerTest, SisaModelIsBatchedPerShard) {
+  constexpr int kShards = 4;
+  const std::string model = RegisterMlp("sisa", [](v1::UnlearningPolicy& p) {
+    p.clear_methods();
+    p.add_methods(v1::UNLEARNING_METHOD_SISA);
+    p.mutable_sisa()->set_shards(kShards);
+    p.mutable_sisa()->set_slices(2);
+    p.set_batch_size(1);  // one request picks the shard; its shard-mates join
+  });
+  Drain();
+  ASSERT_EQ(Scalar(*ts_, absl::StrCat("SELECT state FROM models WHERE id = '", model, "'")),
+            "READY");
+  std::map<std::string, int> shard_of;  // erasure id -> shard of its subject
+  std::set<int> shards;
+  for (int s = 0; s < 8; ++s) {
+    const std::string id = Submit(absl::StrCat("subject-", s), absl::StrCat("sisa-", s));
+    const int shard = ShardOf(
+        Scalar(*ts_, absl::StrCat("SELECT encode(subject_key, 'hex') FROM "
+                                  "erasure_requests WHERE id = '", id, "'")),
+        kShards);
+    shard_of[id] = shard;
+    shards.insert(shard);
+  }
+  Drain();
+  // One engine run per shard touched, not per request (batch size 1) nor
+  // one for all: each run absorbed every request of one shard and retrained
+  // that shard alone.
+  EXPECT_EQ(Versions(model), std::to_string(1 + shards.size()));
+  std::set<std::string> absorbed;
+  for (int v = 2; v <= 1 + static_cast<int>(shards.size()); ++v) {
+    const std::string ids = Scalar(
+        *ts_, absl::StrCat("SELECT string_agg(erasure_id::text, ',') FROM erasure_tasks "
+                           "WHERE model_id = '", model, "' AND result_version = ", v));
+    const std::string retrained = Scalar(
+        *ts_, absl::StrCat("SELECT report->>'sisa_retrained_shards' FROM model_versions "
+                           "WHERE model_id = '", model, "' AND version = ", v));
+    std::set<int> run_shards;
+    for (absl::string_view id : absl::StrSplit(ids, ',')) {
+      absorbed.insert(std::string(id));
+      run_shards.insert(shard_of.at(std::string(id)));
+    }
+    ASSERT_EQ(run_shards.size(), 1u) << "version " << v << " absorbed " << ids;
+    EXPECT_EQ(retrained, absl::StrCat("[", *run_shards.begin(), "]")) << "version " << v;
+  }
+  EXPECT_EQ(absorbed.size(), shard_of.size());
+  for (const auto& [id, shard] : shard_of) {
+    EXPECT_EQ(Get(id).state(), v1::ERASURE_STATE_COMPLETED) << id;
+  }
 }
 
 TEST_F(WorkerTest, TwoWorkersRacingProcessEachTaskOnce) {
