@@ -2,9 +2,12 @@
 # The worker benchmark (docs/benchmarks.md, "Worker"): erasures completed
 # per hour by one lethe-worker with batching off (policy batch size 1) and
 # on (batch size 200), each draining 100 waiting requests on a Fashion-MNIST
-# MLP; and submit-to-COMPLETED latency of single requests on a small model.
+# MLP; the same with the requests arriving at a steady rate while the worker
+# runs (--rate per second); and submit-to-COMPLETED latency of single
+# requests on a small model.
 #
-#   bench/worker/run.sh [--requests N] [--latency-runs N] [--build-dir DIR]
+#   bench/worker/run.sh [--requests N] [--rate R] [--latency-runs N]
+#                       [--build-dir DIR]
 #
 # Needs a build with lethe, lethe-worker and lethectl. Starts its own
 # PostgreSQL, server and worker in a temporary folder and stops them on exit.
@@ -14,8 +17,10 @@ root=$(cd "$here/../.." && pwd)
 build=$root/build
 requests=100
 latency_runs=20
+rate=10
 while (($#)); do
   case $1 in
+    --rate) rate=$2; shift 2 ;;
     --requests) requests=$2; shift 2 ;;
     --latency-runs) latency_runs=$2; shift 2 ;;
     --build-dir) build=$2; shift 2 ;;
@@ -127,6 +132,40 @@ on=$(drain "$batched" 500)
 off_runs=$(sql "SELECT count(*) FROM model_versions WHERE model_id = '$unbatched' AND version > 1")
 on_runs=$(sql "SELECT count(*) FROM model_versions WHERE model_id = '$batched' AND version > 1")
 
+arrive() {  # model first_subject -> "seconds engine_runs p50_ms p99_ms"
+  # With the worker running, submits $requests requests at $rate per second
+  # (request i at t0 + i/rate, each submit in the background so lethectl's
+  # own start-up does not slow the pace) and waits until all are done.
+  local model=$1 first=$2 t0 t1 now delay runs0 runs1
+  runs0=$(sql "SELECT count(*) FROM model_versions WHERE model_id = '$model'")
+  start_worker
+  local submits=()
+  t0=$(date +%s.%N)
+  for i in $(seq 0 $((requests - 1))); do
+    now=$(date +%s.%N)
+    delay=$(awk -v t0="$t0" -v i="$i" -v r="$rate" -v now="$now" \
+      'BEGIN { d = t0 + i / r - now; printf "%.3f", (d > 0 ? d : 0) }')
+    sleep "$delay"
+    "$ctl" submit --subject "person-$((first + i))" --legal-ground gdpr-17-1a \
+      --model "$model" --idempotency-key "$model-steady-$i" >/dev/null 2>&1 &
+    submits+=($!)
+  done
+  wait "${submits[@]}"
+  until [[ $(sql "SELECT count(*) FROM erasure_requests WHERE idempotency_key LIKE '$model-steady-%' AND state = 'COMPLETED'") -ge $requests ]]; do
+    sleep 0.2
+  done
+  t1=$(date +%s.%N)
+  stop_worker
+  runs1=$(sql "SELECT count(*) FROM model_versions WHERE model_id = '$model'")
+  local lat
+  lat=$(sql "SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER BY s))::numeric * 1000) || ' ' || round((percentile_cont(0.99) WITHIN GROUP (ORDER BY s))::numeric * 1000) FROM (SELECT extract(epoch FROM completed_at - created_at) AS s FROM erasure_requests WHERE idempotency_key LIKE '$model-steady-%') x")
+  $py -c "print(f'{$t1 - $t0:.2f} {$runs1 - $runs0} $lat')"
+}
+say "$requests requests arriving at $rate/s, batching off"
+steady_off=$(arrive "$unbatched" 200)
+say "$requests requests arriving at $rate/s, batching on"
+steady_on=$(arrive "$batched" 700)
+
 say "latency: $latency_runs single requests on a logistic regression, one at a time"
 $py - "$tmp/small.csv" <<'PY'
 import random, sys
@@ -157,14 +196,20 @@ done
 stop_worker
 lat=$(sql "SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER BY s))::numeric * 1000) || ' ' || round((percentile_cont(0.99) WITHIN GROUP (ORDER BY s))::numeric * 1000) FROM (SELECT extract(epoch FROM completed_at - created_at) AS s FROM erasure_requests WHERE idempotency_key LIKE 'lat-%') x")
 
-$py - "$requests" "$off" "$on" "$off_runs" "$on_runs" $lat "$(uptime)" <<'PY'
+$py - "$requests" "$off" "$on" "$off_runs" "$on_runs" $lat "$(uptime)" "$rate" "$steady_off" "$steady_on" <<'PY'
 import sys
 n, off, on, off_runs, on_runs, p50, p99, load = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7], sys.argv[8]
+rate, s_off, s_on = sys.argv[9], sys.argv[10].split(), sys.argv[11].split()
 print(f"| batching | waiting requests | engine runs | seconds | erasures/hour |")
 print(f"|---|---|---|---|---|")
 print(f"| off (batch size 1) | {n} | {off_runs} | {off:.1f} | {n / off * 3600:,.0f} |")
 print(f"| on (batch size 200) | {n} | {on_runs} | {on:.1f} | {n / on * 3600:,.0f} |")
 print(f"\nbatching on / off throughput: {off / on:.1f}x")
+print(f"\n| batching | requests arriving | engine runs | seconds, first submit to last done | erasures/hour | latency p50 / p99 ms |")
+print(f"|---|---|---|---|---|---|")
+for name, r in (("off (batch size 1)", s_off), ("on (batch size 200)", s_on)):
+    print(f"| {name} | {n} at {rate}/s | {r[1]} | {float(r[0]):.1f} | {n / float(r[0]) * 3600:,.0f} | {r[2]} / {r[3]} |")
+print(f"\nsteady arrival, batching on / off throughput: {float(s_off[0]) / float(s_on[0]):.1f}x")
 print(f"submit-to-COMPLETED latency, single requests on a small logreg (retrain): p50 {p50} ms, p99 {p99} ms")
 print(f"load:{load.split('load')[-1]}")
 PY
