@@ -25,7 +25,7 @@ TEST(WorkerMetricsTest, SeriesThatAlertsNeedExistBeforeTheFirstTask) {
             0);
 }
 
-TEST(WorkerMetricsTest, RecordsPhasesPerMethodInBucketsUpToAnHour) {
+TEST(WorkerMetricsTest, RecordsPhasesPerMethodInBucketsFrom5msToAnHour) {
   prometheus::Registry registry;
   WorkerMetrics metrics(registry);
   metrics.ObservePhase("finetune", TaskPhase::kUnlearn, 12.5);
@@ -40,8 +40,11 @@ TEST(WorkerMetricsTest, RecordsPhasesPerMethodInBucketsUpToAnHour) {
   EXPECT_DOUBLE_EQ(unlearn->histogram.sample_sum, 12.52);
   const auto& buckets = unlearn->histogram.bucket;
   ASSERT_GE(buckets.size(), 3u);
-  EXPECT_DOUBLE_EQ(buckets.front().upper_bound, 0.05);
-  EXPECT_EQ(buckets.front().cumulative_count, 1u);
+  // From 5 ms: a small model's verify or publish phase is milliseconds.
+  EXPECT_DOUBLE_EQ(buckets.front().upper_bound, 0.005);
+  EXPECT_EQ(buckets.front().cumulative_count, 0u);
+  EXPECT_DOUBLE_EQ(buckets[2].upper_bound, 0.025);
+  EXPECT_EQ(buckets[2].cumulative_count, 1u);
   EXPECT_DOUBLE_EQ(buckets[buckets.size() - 2].upper_bound, 3600);
   EXPECT_EQ(HistogramCount(f, "lethe_task_phase_duration_seconds",
                            {{"method", "finetune"}, {"phase", "verify"}}),
