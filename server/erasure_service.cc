@@ -15,6 +15,18 @@ namespace {
 
 using storage::Role;
 
+// A submitter key (a product backend) sees and cancels only the requests
+// it submitted; operators, auditors and admins see all of them.
+absl::Status CheckOwner(const Principal& principal,
+                        const storage::ErasureRow& row) {
+  if (principal.role != Role::kSubmitter ||
+      principal.key_id == row.client_key_id) {
+    return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(absl::StrCat(
+      "erasure request ", row.id, " was submitted with another API key"));
+}
+
 absl::Status CheckLegalGround(const v1::SubmitErasureRequest& req) {
   if (req.legal_ground() == v1::LEGAL_GROUND_UNSPECIFIED ||
       !v1::LegalGround_IsValid(req.legal_ground())) {
@@ -104,6 +116,7 @@ class WatchReactor final
       std::lock_guard lock(mu_);
       return FinishLocked(ToGrpc(st));
     }
+    principal_ = *principal;  // before any Check() runs
     // Not under mu_: the hub calls OnChange under its own lock.
     std::weak_ptr<WatchReactor> weak = self_;
     const uint64_t token = deps_->changes->Subscribe(id_, [weak] {
@@ -148,6 +161,9 @@ class WatchReactor final
       if (absl::IsUnavailable(row.status())) return;
       return FinishLocked(ToGrpc(row.status()));
     }
+    if (auto owner = CheckOwner(principal_, *row); !owner.ok()) {
+      return FinishLocked(ToGrpc(owner));
+    }
     const std::string fp = Fingerprint(*row);
     if (fp == last_fingerprint_) {
       if (recheck_) {
@@ -173,6 +189,7 @@ class WatchReactor final
 
   const Deps* deps_;
   const std::string id_;
+  Principal principal_;  // set in Authorize, before the first Check
   std::shared_ptr<WatchReactor> self_;
   uint64_t token_ = 0;
   std::mutex mu_;
@@ -279,6 +296,7 @@ grpc::ServerUnaryReactor* ErasureServiceImpl::GetErasure(
     if (auto st = CheckUuid("id", req->id()); !st.ok()) return st;
     auto row = deps_->erasures->Get(req->id());
     if (!row.ok()) return row.status();
+    if (auto st = CheckOwner(*principal, *row); !st.ok()) return st;
     ToProto(*row, resp);
     return absl::OkStatus();
   });
@@ -324,7 +342,10 @@ grpc::ServerUnaryReactor* ErasureServiceImpl::CancelErasure(
     auto principal = deps_->auth->Authorize(*ctx, {Role::kSubmitter});
     if (!principal.ok()) return principal.status();
     if (auto st = CheckUuid("id", req->id()); !st.ok()) return st;
-    auto row = deps_->erasures->Cancel(req->id(), principal->key_id);
+    // A product backend's key cancels only what it submitted.
+    auto row = deps_->erasures->Cancel(
+        req->id(), principal->key_id,
+        principal->role == Role::kSubmitter ? principal->key_id : "");
     if (!row.ok()) return row.status();
     deps_->logger->Info({.request_id = row->id}, "erasure cancelled",
                         {{"state", row->state}, {"key_id", principal->key_id}});

@@ -27,7 +27,7 @@ const std::string& ErasureColumns() {
       "id::text, state, state_reason, subject_commitment, legal_ground, "
       "legal_reference, scope_model_ids::text, idempotency_key, ",
       Micros("created_at"), ", ", Micros("updated_at"), ", ",
-      Micros("completed_at")));
+      Micros("completed_at"), ", client_key_id"));
   return *cols;
 }
 
@@ -44,6 +44,7 @@ ErasureRow ReadErasure(const pqxx::row& r) {
   e.created_us = ReadInt64(r[8]);
   e.updated_us = ReadInt64(r[9]);
   e.completed_us = ReadInt64(r[10]);
+  e.client_key_id = r[11].c_str();
   return e;
 }
 
@@ -223,9 +224,9 @@ const std::string& InsertRoundSql() {
       "UNION ALL SELECT 't', NULL, erasure_id::text, model_id::text, state,"
       " NULL, attempts::text, last_error, result_version::text, NULL, ",
       Micros("updated_at"),
-      ", NULL, NULL FROM new_tasks "
+      ", NULL, NULL, NULL FROM new_tasks "
       "UNION ALL SELECT 'n', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
-      " NULL, NULL, NULL, NULL FROM notify"));
+      " NULL, NULL, NULL, NULL, NULL FROM notify"));
   return *sql;
 }
 
@@ -442,15 +443,20 @@ absl::StatusOr<ErasurePage> ErasureStore::List(const ErasureFilter& f,
 }
 
 absl::StatusOr<ErasureRow> ErasureStore::Cancel(const std::string& id,
-                                                const std::string& actor) {
+                                                const std::string& actor,
+                                                const std::string& only_key) {
   return db_->TransactValue<ErasureRow>(
       [&](Txn& txn) -> absl::StatusOr<ErasureRow> {
         auto req = txn.exec_params(
-            "SELECT state FROM erasure_requests WHERE id = $1::uuid "
-            "FOR UPDATE",
+            "SELECT state, client_key_id FROM erasure_requests "
+            "WHERE id = $1::uuid FOR UPDATE",
             id);
         if (req.empty()) {
           return absl::NotFoundError(absl::StrCat("no erasure request ", id));
+        }
+        if (!only_key.empty() && only_key != req[0][1].c_str()) {
+          return absl::PermissionDeniedError(absl::StrCat(
+              "erasure request ", id, " was submitted with another API key"));
         }
         const std::string state = req[0][0].c_str();
         if (state == "CANCELLED") return GetIn(txn, id);

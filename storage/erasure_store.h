@@ -91,9 +91,12 @@ class ErasureStore {
 
   // Cancels a request none of whose tasks was ever claimed.
   // FAILED_PRECONDITION once work started or the request is terminal;
-  // cancelling a CANCELLED request returns it unchanged.
+  // cancelling a CANCELLED request returns it unchanged. With `only_key`
+  // set, PERMISSION_DENIED (and nothing changes) unless that API key
+  // submitted the request.
   absl::StatusOr<ErasureRow> Cancel(const std::string& id,
-                                    const std::string& actor);
+                                    const std::string& actor,
+                                    const std::string& only_key = "");
 
  private:
   struct Waiter;  // one Submit call waiting for its batch

@@ -96,6 +96,7 @@ struct ErasureRow {
   int64_t created_us = 0;
   int64_t updated_us = 0;
   int64_t completed_us = 0;
+  std::string client_key_id;  // the API key that submitted it
 };
 
 // Keyset pagination over (created_us, id), newest first.

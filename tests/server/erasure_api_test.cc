@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
+#include "storage/api_key_store.h"
 #include "tests/server/test_server.h"
 
 namespace lethe::testing {
@@ -396,6 +397,47 @@ TEST_F(ErasureApiTest, CancelBeforeClaimAndNotAfter) {
                 .CancelErasure(ts_->Ctx(Role::kSubmitter).get(), cancel, &out)
                 .error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+TEST_F(ErasureApiTest, SubmitterKeysSeeAndCancelOnlyTheirOwnRequests) {
+  v1::SubmitErasureResponse resp;
+  ASSERT_TRUE(Submit(Request("alice", "own-1"), &resp).ok());
+  const std::string id = resp.erasure().id();
+  // A second product backend with its own submitter key.
+  storage::Database db({ts_->database_url(), 1, 30});
+  auto other = storage::ApiKeyStore(&db).Create(Role::kSubmitter, "backend-b", "test");
+  ASSERT_TRUE(other.ok()) << other.status();
+
+  v1::GetErasureRequest get;
+  get.set_id(id);
+  v1::Erasure out;
+  EXPECT_EQ(ts_->erasures().GetErasure(ts_->CtxWithToken(other->token).get(), get, &out)
+                .error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  v1::CancelErasureRequest cancel;
+  cancel.set_id(id);
+  EXPECT_EQ(ts_->erasures()
+                .CancelErasure(ts_->CtxWithToken(other->token).get(), cancel, &out)
+                .error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(QueryScalar(ts_->database_url(),
+                        absl::StrCat("SELECT state FROM erasure_requests WHERE id = '", id, "'")),
+            "QUEUED");
+  v1::WatchErasureRequest watch;
+  watch.set_id(id);
+  auto ctx = ts_->CtxWithToken(other->token);
+  auto reader = ts_->erasures().WatchErasure(ctx.get(), watch);
+  v1::ErasureEvent event;
+  EXPECT_FALSE(reader->Read(&event));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
+
+  // The submitting key, operators and auditors read it; an admin may cancel it.
+  EXPECT_TRUE(ts_->erasures().GetErasure(ts_->Ctx(Role::kSubmitter).get(), get, &out).ok());
+  EXPECT_TRUE(ts_->erasures().GetErasure(ts_->Ctx(Role::kOperator).get(), get, &out).ok());
+  EXPECT_TRUE(ts_->erasures().GetErasure(ts_->Ctx(Role::kAuditor).get(), get, &out).ok());
+  ASSERT_TRUE(
+      ts_->erasures().CancelErasure(ts_->Ctx(Role::kAdmin).get(), cancel, &out).ok());
+  EXPECT_EQ(out.state(), v1::ERASURE_STATE_CANCELLED);
 }
 
 TEST_F(ErasureApiTest, WatchStreamsChangesUntilTerminal) {
