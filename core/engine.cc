@@ -185,6 +185,16 @@ std::string Run::GateFailure(const Metrics& after) const {
     return "test accuracy dropped " + std::to_string(drop) + " points > " +
            std::to_string(p.max_test_acc_drop);
   }
+  // ua = 1 - forget accuracy. With no forget record there is nothing to
+  // compare (ua is 0 then).
+  if (report_.forget_records > 0) {
+    const double excess = 100.0 * ((1.0 - after.ua) - after.ta);
+    if (excess > p.max_forget_acc_excess) {
+      return "forget accuracy exceeds test accuracy by " +
+             std::to_string(excess) + " points > " +
+             std::to_string(p.max_forget_acc_excess);
+    }
+  }
   return "";
 }
 

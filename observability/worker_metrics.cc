@@ -67,6 +67,8 @@ const char* EscalationReasonName(EscalationReason reason) {
       return "mia_auc";
     case EscalationReason::kTestAccuracy:
       return "test_accuracy";
+    case EscalationReason::kForgetAccuracy:
+      return "forget_accuracy";
     case EscalationReason::kError:
       return "error";
     case EscalationReason::kTimeBudget:

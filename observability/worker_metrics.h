@@ -32,9 +32,17 @@ const char* TaskPhaseName(TaskPhase phase);  // "load", "unlearn", ...
 // Why a method of the chain did not produce the model (core::Attempt):
 //   kMiaAuc        failed the gate: MIA AUC above the policy's maximum
 //   kTestAccuracy  failed the gate: test accuracy dropped too far
+//   kForgetAccuracy failed the gate: the forget set still scores above test
+//                  accuracy by more than the policy allows
 //   kError         the method failed (divergence, NaN, out of memory)
 //   kTimeBudget    skipped: the policy's time budget was spent
-enum class EscalationReason { kMiaAuc, kTestAccuracy, kError, kTimeBudget };
+enum class EscalationReason {
+  kMiaAuc,
+  kTestAccuracy,
+  kForgetAccuracy,
+  kError,
+  kTimeBudget
+};
 const char* EscalationReasonName(EscalationReason reason);  // "mia_auc", ...
 
 // How a task attempt ended: done, retried later, or DEAD (out of attempts).

@@ -62,6 +62,10 @@ absl::Status ValidatePolicy(const v1::UnlearningPolicy& p) {
   if (!(p.max_test_accuracy_drop() >= 0 && p.max_test_accuracy_drop() <= 100)) {
     return Invalid("policy.max_test_accuracy_drop must be in [0, 100] points");
   }
+  if (!(p.max_forget_accuracy_excess() >= 0 &&
+        p.max_forget_accuracy_excess() <= 100)) {
+    return Invalid("policy.max_forget_accuracy_excess must be in [0, 100] points");
+  }
   if (p.time_budget_seconds() < 0 || p.max_attempts() < 0 ||
       p.max_attempts() > 100 || p.batch_size() < 0 || p.batch_size() > 10000 ||
       p.batch_window_seconds() < 0 || p.batch_window_seconds() > 86400 ||

@@ -116,6 +116,9 @@ absl::StatusOr<ModelSpec> ParseModelSpec(const storage::ModelRow& model,
   p.max_test_acc_drop = policy.max_test_accuracy_drop() == 0
                             ? 1.5
                             : policy.max_test_accuracy_drop();
+  p.max_forget_acc_excess = policy.max_forget_accuracy_excess() == 0
+                                ? 5.0
+                                : policy.max_forget_accuracy_excess();
   p.time_budget_s = policy.time_budget_seconds() == 0
                         ? 3600
                         : policy.time_budget_seconds();

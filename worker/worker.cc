@@ -82,10 +82,15 @@ void RecordRun(observability::WorkerMetrics& m, const std::string& model_id,
     if (a.outcome == "skipped") {
       why = EscalationReason::kTimeBudget;
     } else if (a.outcome == "failed_gate") {
-      why = a.reason.find("MIA") != std::string::npos ||
-                    a.reason.find("mia") != std::string::npos
-                ? EscalationReason::kMiaAuc
-                : EscalationReason::kTestAccuracy;
+      // core's GateFailure reasons: "MIA AUC ...", "test accuracy dropped
+      // ...", "forget accuracy exceeds test accuracy ...".
+      if (a.reason.find("MIA") != std::string::npos) {
+        why = EscalationReason::kMiaAuc;
+      } else if (a.reason.find("forget accuracy") != std::string::npos) {
+        why = EscalationReason::kForgetAccuracy;
+      } else {
+        why = EscalationReason::kTestAccuracy;
+      }
     }
     m.RecordEscalation(a.method, why);
   }

@@ -169,6 +169,14 @@ std::string PolicyText(const v1::UnlearningPolicy& p) {
   if (p.max_test_accuracy_drop() != 0) {
     absl::StrAppend(&out, "; max accuracy drop ", p.max_test_accuracy_drop());
   }
+  if (p.max_forget_accuracy_excess() != 0) {
+    absl::StrAppend(&out, "; max forget-accuracy excess ",
+                    p.max_forget_accuracy_excess());
+  }
+  if (p.device() != v1::DEVICE_REQUIREMENT_ANY) {
+    absl::StrAppend(&out, "; device ",
+                    p.device() == v1::DEVICE_REQUIREMENT_CPU ? "cpu" : "cuda");
+  }
   if (p.has_sisa()) {
     absl::StrAppend(&out, "; sisa ", p.sisa().shards(), " shards x ",
                     p.sisa().slices(), " slices");

@@ -75,6 +75,22 @@ TEST_F(EngineTest, FailedGateEscalatesToExactMethod) {
   EXPECT_EQ(r->report.method, "retrain");
 }
 
+TEST_F(EngineTest, ForgetSetStillAboveTestAccuracyFailsTheGate) {
+  UnlearnRequest req = Request({Method::kFinetune, Method::kRetrain});
+  req.policy.max_mia_auc = 1.0;
+  req.policy.max_test_acc_drop = 100;
+  // Forget accuracy can never be 100 points below test accuracy.
+  req.policy.max_forget_acc_excess = -100;
+  Result<UnlearnOutcome> r = engine_.Unlearn(req);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->report.attempts.size(), 2u);
+  EXPECT_EQ(r->report.attempts[0].outcome, "failed_gate");
+  EXPECT_NE(r->report.attempts[0].reason.find("forget accuracy exceeds test accuracy"),
+            std::string::npos)
+      << r->report.attempts[0].reason;
+  EXPECT_EQ(r->report.method, "retrain");
+}
+
 TEST_F(EngineTest, ExhaustedChainReportsWithoutModel) {
   UnlearnRequest req = Request({Method::kFinetune, Method::kSisa});
   req.policy.max_mia_auc = 0.0;
@@ -101,6 +117,7 @@ TEST_F(EngineTest, AcceptedApproximateResultReportsGapToReference) {
   UnlearnRequest req = Request({Method::kFinetune, Method::kRetrain});
   req.policy.max_mia_auc = 1.0;
   req.policy.max_test_acc_drop = 100;
+  req.policy.max_forget_acc_excess = 100;
   req.policy.reference_retrain = true;
   Result<UnlearnOutcome> r = engine_.Unlearn(req);
   ASSERT_TRUE(r.ok());

@@ -110,6 +110,8 @@ TEST(WorkerMetricsTest, NamesAreStable) {
   EXPECT_STREQ(TaskPhaseName(TaskPhase::kPublish), "publish");
   EXPECT_STREQ(EscalationReasonName(EscalationReason::kTestAccuracy),
                "test_accuracy");
+  EXPECT_STREQ(EscalationReasonName(EscalationReason::kForgetAccuracy),
+               "forget_accuracy");
   EXPECT_STREQ(EscalationReasonName(EscalationReason::kError), "error");
   EXPECT_STREQ(TaskOutcomeName(TaskOutcome::kRetried), "retried");
 }

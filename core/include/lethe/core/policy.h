@@ -127,12 +127,19 @@ struct MethodParams {
 // What a model's owner accepts. The chain is tried in order; a method whose
 // result fails the gate (or that fails) escalates to the next; an exact method
 // ends the chain (it is accepted without the gate). Certified and approximate
-// results pass when MIA AUC <= max_mia_auc and test accuracy dropped by at
-// most max_test_acc_drop points from the original model's.
+// results pass when MIA AUC <= max_mia_auc, test accuracy dropped by at
+// most max_test_acc_drop points from the original model's, and accuracy on
+// the forget set exceeds test accuracy by at most max_forget_acc_excess
+// points. The last needs no reference: after retraining, forgotten records
+// are unseen data, so their accuracy falls to about the test accuracy
+// (Fashion-MNIST benchmark retrains: -1.2 to +2.9 points), while a method
+// that leaves them memorised keeps it high (finetune there: +5.8 to +9.5,
+// with MIA AUC already under 0.55).
 struct Policy {
   std::vector<Method> chain = {Method::kFinetune, Method::kRetrain};
   double max_mia_auc = 0.55;
-  double max_test_acc_drop = 1.5;  // points
+  double max_test_acc_drop = 1.5;      // points
+  double max_forget_acc_excess = 5.0;  // points
   // Seconds for the non-exact methods of the chain together (0 = none); once
   // spent, the chain skips ahead to its first exact method.
   double time_budget_s = 0;
