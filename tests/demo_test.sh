@@ -13,5 +13,24 @@ cat "$out"
 completed=$(grep -c ': completed$' "$out" || true)
 verified=$(grep -c '^VERIFIED ' "$out" || true)
 rm -f "$out"
-echo "demo_test: exit $status, $completed completed, $verified verified"
-[[ $status -eq 0 && $completed -eq 3 && $verified -eq 3 ]]
+# A full run's logs (server and worker, JSON lines) name requests, never a
+# data subject ("person-N", "visitor-N"), an API key's secret or the
+# subject-key secret.
+leaks=0
+logs=("$state/server.log" "$state/worker.log")
+for log in "${logs[@]}"; do
+  [[ -s $log ]] || { echo "demo_test: $log is missing or empty"; leaks=$((leaks + 1)); }
+done
+if grep -nE 'person-[0-9]|visitor-[0-9]' "${logs[@]}"; then leaks=$((leaks + 1)); fi
+secret=$(tr -d '\n' < "$state/admin.key")
+if [[ -n $secret ]] && grep -nF "${secret##*_}" "${logs[@]}"; then leaks=$((leaks + 1)); fi
+subject_secret=$(tr -d '\n' < "$state/secret")
+if [[ -n $subject_secret ]] && grep -nF "$subject_secret" "${logs[@]}"; then
+  leaks=$((leaks + 1))
+fi
+lines=$(cat "${logs[@]}" | wc -l)
+nonjson=$(cat "${logs[@]}" | grep -cv '^{"time":' || true)
+echo "demo_test: exit $status, $completed completed, $verified verified," \
+  "$lines log lines ($nonjson not JSON), $leaks leak(s)"
+[[ $status -eq 0 && $completed -eq 3 && $verified -eq 3 && $leaks -eq 0 &&
+   $nonjson -eq 0 && $lines -gt 0 ]]
