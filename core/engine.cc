@@ -201,6 +201,8 @@ std::string Run::GateFailure(const Metrics& after) const {
 Result<UnlearnOutcome> Run::Go() {
   Clock::time_point t0 = Clock::now();
   report_.device = opt_.device.ToString();
+  report_.gate = Gate{req_.policy.max_mia_auc, req_.policy.max_test_acc_drop,
+                      req_.policy.max_forget_acc_excess};
   report_.subjects_requested = static_cast<int64_t>(req_.forget_subjects.size());
   LETHE_RETURN_IF_ERROR(Load());
   report_.forget_records = static_cast<int64_t>(partition_.forget.size());

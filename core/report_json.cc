@@ -28,7 +28,7 @@ class JsonObject {
       return;
     }
     char buf[32];
-    std::snprintf(buf, sizeof(buf), "%.6g", v);
+    std::snprintf(buf, sizeof(buf), "%.10g", v);
     out_ += buf;
   }
   void Int(const char* key, int64_t v) {
@@ -100,6 +100,13 @@ std::string ReportToJson(const Report& r) {
     if (r.has_reference) {
       o.Num("gap_points", r.gap_points);
       o.Num("gap_before_points", r.gap_before_points);
+    }
+    o.Key("gate");
+    {
+      JsonObject g(out);
+      g.Num("max_mia_auc", r.gate.max_mia_auc);
+      g.Num("max_test_acc_drop_points", r.gate.max_test_acc_drop);
+      g.Num("max_forget_acc_excess_points", r.gate.max_forget_acc_excess);
     }
     o.Key("attempts");
     out += '[';

@@ -43,24 +43,39 @@ cert::Guarantee GuaranteeOf(const std::string& name) {
   return cert::Guarantee::kApproximate;
 }
 
-// The policy gate a non-exact result passed, as the certificate states it.
+// The policy gate a non-exact result passed, as the certificate states it:
+// the thresholds the engine applied (report.gate); reports written before
+// the engine recorded its gate fall back to the policy's two thresholds.
 void AddGate(const Struct& report, const Struct& policy,
              cert::ModelOutcome& m) {
   const Struct* before = Child(report, "before");
   const Struct* after = Child(report, "after");
   if (before == nullptr || after == nullptr) return;
-  const double max_auc = Number(policy, "maxMiaAuc") == 0
-                             ? 0.55
-                             : Number(policy, "maxMiaAuc");
-  const double max_drop = Number(policy, "maxTestAccuracyDrop") == 0
-                              ? 1.5
-                              : Number(policy, "maxTestAccuracyDrop");
+  const Struct* gate = Child(report, "gate");
+  const double max_auc =
+      gate != nullptr ? Number(*gate, "max_mia_auc")
+      : Number(policy, "maxMiaAuc") == 0 ? 0.55
+                                         : Number(policy, "maxMiaAuc");
+  const double max_drop =
+      gate != nullptr ? Number(*gate, "max_test_acc_drop_points")
+      : Number(policy, "maxTestAccuracyDrop") == 0
+          ? 1.5
+          : Number(policy, "maxTestAccuracyDrop");
   m.metrics.push_back({"mia_auc", Number(*after, "mia_auc"),
                        cert::MetricCheck::Bound::kAtMost, max_auc});
   m.metrics.push_back(
       {"test_accuracy_drop_points",
        100.0 * (Number(*before, "ta") - Number(*after, "ta")),
        cert::MetricCheck::Bound::kAtMost, max_drop});
+  if (gate != nullptr && gate->fields().count("max_forget_acc_excess_points") &&
+      Number(report, "forget_records") > 0) {
+    // ua = 1 - accuracy on the forgotten records.
+    m.metrics.push_back(
+        {"forget_accuracy_excess_points",
+         100.0 * ((1.0 - Number(*after, "ua")) - Number(*after, "ta")),
+         cert::MetricCheck::Bound::kAtMost,
+         Number(*gate, "max_forget_acc_excess_points")});
+  }
 }
 
 }  // namespace

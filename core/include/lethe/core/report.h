@@ -29,6 +29,13 @@ struct PhaseTimings {
   double reference_s = 0;  // the optional reference retrain
 };
 
+// The gate the policy applied to non-exact results (Policy's thresholds).
+struct Gate {
+  double max_mia_auc = 0;
+  double max_test_acc_drop = 0;      // points
+  double max_forget_acc_excess = 0;  // points
+};
+
 struct Report {
   bool ok = false;         // a model was produced
   std::string method;      // the method that produced it
@@ -45,6 +52,7 @@ struct Report {
   Metrics reference;       // a retrain with the model's recipe
   double gap_points = 0;         // |after - reference|, mean over 4, points
   double gap_before_points = 0;  // doing nothing vs reference
+  Gate gate;                      // as applied to non-exact attempts
   std::vector<Attempt> attempts;  // in chain order, the accepted one last
   PhaseTimings timings;
   std::string model_sha256;
