@@ -5,7 +5,6 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "cert/checkpoint.h"
 #include "server/convert.h"
 #include "server/validate.h"
@@ -66,18 +65,13 @@ std::string EncodeToken(const storage::PageCursor& cursor,
 
 absl::StatusOr<std::optional<storage::PageCursor>> DecodeToken(
     const std::string& token, const std::string& fingerprint) {
-  if (token.empty()) return std::optional<storage::PageCursor>();
-  const auto invalid = absl::InvalidArgumentError(
-      "page_token is not valid for this call: pass back next_page_token "
-      "unchanged, with the same filters");
-  std::string raw;
-  if (!absl::WebSafeBase64Unescape(token, &raw)) return invalid;
-  std::vector<std::string> parts = absl::StrSplit(raw, '|');
+  auto parts = PageTokenFields(token, "c1", 3);
+  if (!parts.ok()) return parts.status();
+  if (!parts->has_value()) return std::optional<storage::PageCursor>();
+  const std::vector<std::string>& f = **parts;
   int64_t leaf = 0;
-  if (parts.size() != 3 || parts[0] != "c1" ||
-      !absl::SimpleAtoi(parts[1], &leaf) || leaf < 0 ||
-      parts[2] != fingerprint) {
-    return invalid;
+  if (!absl::SimpleAtoi(f[1], &leaf) || leaf < 0 || f[2] != fingerprint) {
+    return InvalidPageToken();
   }
   return std::optional<storage::PageCursor>(
       storage::PageCursor{0, std::to_string(leaf)});

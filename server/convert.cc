@@ -158,22 +158,34 @@ std::string EncodePageToken(const storage::PageCursor& cursor,
       Short(filter_fingerprint)));
 }
 
-absl::StatusOr<std::optional<storage::PageCursor>> DecodePageToken(
-    const std::string& token, const std::string& filter_fingerprint) {
-  if (token.empty()) return std::optional<storage::PageCursor>();
-  const auto invalid = absl::InvalidArgumentError(
+absl::Status InvalidPageToken() {
+  return absl::InvalidArgumentError(
       "page_token is not valid for this call: pass back next_page_token "
       "unchanged, with the same filters");
+}
+
+absl::StatusOr<std::optional<std::vector<std::string>>> PageTokenFields(
+    const std::string& token, const std::string& version, size_t fields) {
+  if (token.empty()) return std::optional<std::vector<std::string>>();
   std::string raw;
-  if (!absl::WebSafeBase64Unescape(token, &raw)) return invalid;
+  if (!absl::WebSafeBase64Unescape(token, &raw)) return InvalidPageToken();
   std::vector<std::string> parts = absl::StrSplit(raw, '|');
+  if (parts.size() != fields || parts[0] != version) return InvalidPageToken();
+  return std::optional<std::vector<std::string>>(std::move(parts));
+}
+
+absl::StatusOr<std::optional<storage::PageCursor>> DecodePageToken(
+    const std::string& token, const std::string& filter_fingerprint) {
+  auto parts = PageTokenFields(token, "v1", 4);
+  if (!parts.ok()) return parts.status();
+  if (!parts->has_value()) return std::optional<storage::PageCursor>();
+  const std::vector<std::string>& f = **parts;
   storage::PageCursor cursor;
-  if (parts.size() != 4 || parts[0] != "v1" ||
-      !absl::SimpleAtoi(parts[1], &cursor.created_us) ||
-      !IsUuid(parts[2]) || parts[3] != Short(filter_fingerprint)) {
-    return invalid;
+  if (!absl::SimpleAtoi(f[1], &cursor.created_us) || !IsUuid(f[2]) ||
+      f[3] != Short(filter_fingerprint)) {
+    return InvalidPageToken();
   }
-  cursor.id = parts[2];
+  cursor.id = f[2];
   return std::optional<storage::PageCursor>(cursor);
 }
 

@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <google/protobuf/timestamp.pb.h>
 
@@ -37,6 +38,15 @@ std::string EncodePageToken(const storage::PageCursor& cursor,
                             const std::string& filter_fingerprint);
 absl::StatusOr<std::optional<storage::PageCursor>> DecodePageToken(
     const std::string& token, const std::string& filter_fingerprint);
+
+// The shared frame of every page token: web-safe base64 of '|'-separated
+// fields, the first naming the token's format. PageTokenFields returns the
+// fields of `token` if it has that frame, `version` first and `fields` in
+// all; nullopt for an empty token (the first page); otherwise
+// InvalidPageToken(), the one error for every misused token.
+absl::StatusOr<std::optional<std::vector<std::string>>> PageTokenFields(
+    const std::string& token, const std::string& version, size_t fields);
+absl::Status InvalidPageToken();
 
 }  // namespace lethe::server
 
