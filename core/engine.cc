@@ -1,6 +1,8 @@
 // Engine: the policy chain around the methods (methods.h, newton.h, sisa.h).
 #include "lethe/core/engine.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <optional>
 
 #include "guard.h"
@@ -82,6 +84,9 @@ Status Run::Load() {
   }
   if (req_.policy.chain.empty()) {
     return InvalidArgumentError("policy has an empty method chain");
+  }
+  if (!(req_.policy.max_cost_fraction > 0)) {
+    return InvalidArgumentError("policy max_cost_fraction must be > 0");
   }
   LETHE_RETURN_IF_ERROR(req_.recipe.Validate());
   LETHE_ASSIGN_OR_RETURN(original_, LoadModel(req_.model_bytes));
@@ -224,7 +229,9 @@ Result<UnlearnOutcome> Run::Go() {
         std::chrono::duration<double>(req_.policy.time_budget_s));
   }
   std::optional<Produced> accepted;
-  for (Method m : req_.policy.chain) {
+  const std::vector<Method>& chain = req_.policy.chain;
+  for (size_t i = 0; i < chain.size(); ++i) {
+    const Method m = chain[i];
     bool exact = GuaranteeOf(m) == Guarantee::kExact;
     Attempt a;
     a.method = MethodName(m);
@@ -233,6 +240,25 @@ Result<UnlearnOutcome> Run::Go() {
       a.reason = "time budget spent";
       report_.attempts.push_back(a);
       continue;
+    }
+    if (GuaranteeOf(m) == Guarantee::kApproximate &&
+        std::any_of(chain.begin() + static_cast<std::ptrdiff_t>(i) + 1,
+                    chain.end(), [](Method later) {
+                      return GuaranteeOf(later) == Guarantee::kExact;
+                    })) {
+      const double cost = EstimatedCostFraction(
+          m, req_.policy.params, req_.recipe, report_.retain_records,
+          report_.forget_records);
+      if (cost > req_.policy.max_cost_fraction) {
+        a.outcome = "skipped";
+        char buf[160];
+        std::snprintf(buf, sizeof buf,
+                      "estimated cost %.3g of a retrain > max_cost_fraction %.3g",
+                      cost, req_.policy.max_cost_fraction);
+        a.reason = buf;
+        report_.attempts.push_back(a);
+        continue;
+      }
     }
     Clock::time_point tm = Clock::now();
     Result<Produced> r = RunMethod(m, exact ? TrainControl{} : budgeted);

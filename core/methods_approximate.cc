@@ -21,6 +21,7 @@ Recipe With(const Recipe& base, int epochs, double lr, LrSchedule schedule,
   r.epochs = epochs;
   r.lr = lr;
   r.lr_schedule = schedule;
+  r.warmup_fraction = 0.0;
   r.seed = seed;
   return r;
 }
@@ -133,6 +134,7 @@ Result<torch::jit::Module> Finetune(const torch::jit::Module& original,
   LETHE_ASSIGN_OR_RETURN(torch::jit::Module m, Student(original));
   Recipe r = With(ctx.recipe, p.epochs, p.lr, LrSchedule::kLinearDecay,
                   ctx.seed);
+  r.warmup_fraction = p.warmup;
   LETHE_RETURN_IF_ERROR(
       TrainModel(m, ctx.data, ctx.partition.retain, r, ctx.control));
   return m;

@@ -219,6 +219,10 @@ Result<SisaState> TrainSisa(const torch::jit::Module& template_model,
     return InvalidArgumentError("sisa shards and slices must be in [1, 65535]");
   }
   LETHE_RETURN_IF_ERROR(recipe.Validate());
+  if (recipe.warmup_fraction != 0) {
+    // Not part of the state's format: a shard retrained from it would differ.
+    return InvalidArgumentError("sisa does not support a warm-up in the recipe");
+  }
   SisaState s;
   s.params = params;
   s.recipe = recipe;

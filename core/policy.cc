@@ -1,5 +1,7 @@
 #include "lethe/core/policy.h"
 
+#include <algorithm>
+
 namespace lethe::core {
 
 const char* MethodName(Method m) {
@@ -38,6 +40,36 @@ Guarantee GuaranteeOf(Method m) {
     default:
       return Guarantee::kApproximate;
   }
+}
+
+double EstimatedCostFraction(Method m, const MethodParams& params,
+                             const Recipe& recipe, int64_t retain,
+                             int64_t forget) {
+  if (retain <= 0 || recipe.epochs <= 0) return 0;
+  const double r = static_cast<double>(retain);
+  const double f = static_cast<double>(forget);
+  double work = 0;
+  switch (m) {
+    case Method::kFinetune:
+      work = params.finetune.epochs * r;
+      break;
+    case Method::kNegGradPlus:
+      work = 2.0 * params.neggrad_plus.epochs * r;
+      break;
+    case Method::kScrub:
+      work = params.scrub.epochs * r +
+             std::min(params.scrub.epochs, params.scrub.max_epochs) * f;
+      break;
+    case Method::kRandomLabel:
+      work = params.random_label.epochs * (r + f);
+      break;
+    case Method::kSalun:
+      work = params.salun.epochs * (r + f);
+      break;
+    default:
+      return 0;
+  }
+  return work / (static_cast<double>(recipe.epochs) * r);
 }
 
 const char* GuaranteeName(Guarantee g) {

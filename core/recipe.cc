@@ -14,6 +14,9 @@ Status Recipe::Validate() const {
   if (weight_decay < 0) {
     return InvalidArgumentError("recipe weight_decay must be >= 0");
   }
+  if (!(warmup_fraction >= 0 && warmup_fraction < 1)) {
+    return InvalidArgumentError("recipe warmup_fraction must be in [0, 1)");
+  }
   if (epochs <= 0 || batch_size <= 0) {
     return InvalidArgumentError("recipe epochs and batch_size must be > 0");
   }

@@ -74,6 +74,14 @@ bool AllFinite(const std::vector<at::Tensor>& params) {
 
 }  // namespace
 
+double ScheduledLearningRate(const Recipe& r, int64_t step, int64_t total) {
+  const double warm = std::floor(r.warmup_fraction * static_cast<double>(total));
+  const double s = static_cast<double>(step);
+  if (s < warm) return r.lr * (s + 1) / (warm + 1);
+  if (r.lr_schedule == LrSchedule::kConstant) return r.lr;
+  return r.lr * (1.0 - (s - warm) / (static_cast<double>(total) - warm));
+}
+
 at::Device ToTorchDevice(const Device& device) {
   return device.is_cuda()
              ? at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device.index))
@@ -143,10 +151,7 @@ Status RunTrainingLoop(torch::jit::Module& module,
         }
         opt.ZeroGrad();
         l.backward();
-        double lr = recipe.lr;
-        if (recipe.lr_schedule == LrSchedule::kLinearDecay) {
-          lr *= 1.0 - static_cast<double>(step) / static_cast<double>(total);
-        }
+        double lr = ScheduledLearningRate(recipe, step, total);
         opt.Step(lr, control.grad_mask);
       }
     }

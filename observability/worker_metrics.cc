@@ -73,6 +73,8 @@ const char* EscalationReasonName(EscalationReason reason) {
       return "error";
     case EscalationReason::kTimeBudget:
       return "time_budget";
+    case EscalationReason::kCost:
+      return "cost";
   }
   return "unknown";
 }

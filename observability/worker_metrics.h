@@ -36,12 +36,15 @@ const char* TaskPhaseName(TaskPhase phase);  // "load", "unlearn", ...
 //                  accuracy by more than the policy allows
 //   kError         the method failed (divergence, NaN, out of memory)
 //   kTimeBudget    skipped: the policy's time budget was spent
+//   kCost          skipped: estimated to cost more than the policy's share of
+//                  a retrain (max_cost_fraction) with an exact method after it
 enum class EscalationReason {
   kMiaAuc,
   kTestAccuracy,
   kForgetAccuracy,
   kError,
-  kTimeBudget
+  kTimeBudget,
+  kCost
 };
 const char* EscalationReasonName(EscalationReason reason);  // "mia_auc", ...
 

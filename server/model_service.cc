@@ -62,6 +62,9 @@ absl::Status ValidatePolicy(const v1::UnlearningPolicy& p) {
   if (!(p.max_test_accuracy_drop() >= 0 && p.max_test_accuracy_drop() <= 100)) {
     return Invalid("policy.max_test_accuracy_drop must be in [0, 100] points");
   }
+  if (!(p.max_cost_fraction() >= 0 && p.max_cost_fraction() <= 100)) {
+    return Invalid("policy.max_cost_fraction must be in [0, 100]");
+  }
   if (!(p.max_forget_accuracy_excess() >= 0 &&
         p.max_forget_accuracy_excess() <= 100)) {
     return Invalid("policy.max_forget_accuracy_excess must be in [0, 100] points");

@@ -119,6 +119,8 @@ absl::StatusOr<ModelSpec> ParseModelSpec(const storage::ModelRow& model,
   p.max_forget_acc_excess = policy.max_forget_accuracy_excess() == 0
                                 ? 5.0
                                 : policy.max_forget_accuracy_excess();
+  p.max_cost_fraction =
+      policy.max_cost_fraction() == 0 ? 0.5 : policy.max_cost_fraction();
   p.time_budget_s = policy.time_budget_seconds() == 0
                         ? 3600
                         : policy.time_budget_seconds();

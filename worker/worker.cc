@@ -80,7 +80,10 @@ void RecordRun(observability::WorkerMetrics& m, const std::string& model_id,
     if (a.outcome == "accepted") continue;
     EscalationReason why = EscalationReason::kError;
     if (a.outcome == "skipped") {
-      why = EscalationReason::kTimeBudget;
+      // core's reasons: "time budget spent", "estimated cost ...".
+      why = a.reason.find("cost") != std::string::npos
+                ? EscalationReason::kCost
+                : EscalationReason::kTimeBudget;
     } else if (a.outcome == "failed_gate") {
       // core's GateFailure reasons: "MIA AUC ...", "test accuracy dropped
       // ...", "forget accuracy exceeds test accuracy ...".

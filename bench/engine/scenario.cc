@@ -135,6 +135,8 @@ std::vector<Variant> Variants(bool full_data) {
         [](auto& t) { t.finetune = {1, 0.03}; });
     add("finetune e2 lr0.05", Method::kFinetune,
         [](auto& t) { t.finetune = {2, 0.05}; });
+    add("finetune e1 lr0.08 w0.2", Method::kFinetune,
+        [](auto& t) { t.finetune = {1, 0.08, 0.2}; });
     add("neggrad_plus lr0.002", Method::kNegGradPlus,
         [](auto& t) { t.neggrad_plus.lr = 0.002; });
     add("scrub e1 max1 lr0.002", Method::kScrub, [](auto& t) {
@@ -155,6 +157,12 @@ std::vector<Variant> Variants(bool full_data) {
         [](auto& t) { t.finetune = {5, 0.15}; });
     add("finetune e8 lr0.15", Method::kFinetune,
         [](auto& t) { t.finetune = {8, 0.15}; });
+    // A warm-up lets the rate go to 0.2 without diverging or collapsing
+    // (the e8 lr0.2 row above without one).
+    add("finetune e8 lr0.2 w0.2", Method::kFinetune,
+        [](auto& t) { t.finetune = {8, 0.2, 0.2}; });
+    add("finetune e8 lr0.2 w0.4", Method::kFinetune,
+        [](auto& t) { t.finetune = {8, 0.2, 0.4}; });
     add("neggrad_plus e4 lr0.03 b0.9", Method::kNegGradPlus,
         [](auto& t) { t.neggrad_plus = {4, 0.03, 0.9}; });
     add("scrub e4 max2 lr0.005", Method::kScrub, [](auto& t) {

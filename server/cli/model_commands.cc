@@ -173,6 +173,9 @@ std::string PolicyText(const v1::UnlearningPolicy& p) {
     absl::StrAppend(&out, "; max forget-accuracy excess ",
                     p.max_forget_accuracy_excess());
   }
+  if (p.max_cost_fraction() != 0) {
+    absl::StrAppend(&out, "; max cost fraction ", p.max_cost_fraction());
+  }
   if (p.device() != v1::DEVICE_REQUIREMENT_ANY) {
     absl::StrAppend(&out, "; device ",
                     p.device() == v1::DEVICE_REQUIREMENT_CPU ? "cpu" : "cuda");

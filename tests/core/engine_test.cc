@@ -31,6 +31,9 @@ class EngineTest : public ::testing::Test {
     r.forget_subjects = testing::TrainSubjects(2, 3);
     r.recipe = testing::QuickRecipe(3);
     r.policy.chain = std::move(chain);
+    // finetune's 5 epochs on this 3-epoch recipe cost more than a retrain;
+    // these tests exercise the methods, CostRule* tests the skipping.
+    r.policy.max_cost_fraction = 100;
     return r;
   }
 
@@ -89,6 +92,73 @@ TEST_F(EngineTest, ForgetSetStillAboveTestAccuracyFailsTheGate) {
             std::string::npos)
       << r->report.attempts[0].reason;
   EXPECT_EQ(r->report.method, "retrain");
+}
+
+TEST_F(EngineTest, CostRuleSkipsCostlyApproximateMethodForExactOne) {
+  UnlearnRequest req = Request({Method::kFinetune, Method::kRetrain});
+  req.policy = Policy{};  // the default chain, gate and max_cost_fraction
+  // 5 epochs over the retain set against the recipe's 3: 5/3 of a retrain.
+  Result<UnlearnOutcome> r = engine_.Unlearn(req);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const Report& rep = r->report;
+  ASSERT_EQ(rep.attempts.size(), 2u);
+  EXPECT_EQ(rep.attempts[0].method, "finetune");
+  EXPECT_EQ(rep.attempts[0].outcome, "skipped");
+  EXPECT_EQ(rep.attempts[0].reason,
+            "estimated cost 1.67 of a retrain > max_cost_fraction 0.5");
+  EXPECT_FALSE(rep.attempts[0].has_metrics);
+  EXPECT_EQ(rep.method, "retrain");
+  EXPECT_EQ(rep.guarantee, "exact");
+}
+
+TEST_F(EngineTest, CostRuleRunsCheapMethodsAndLastResorts) {
+  // 1 epoch of 3 (0.33) is under the default 0.5: finetune runs.
+  UnlearnRequest cheap = Request({Method::kFinetune, Method::kRetrain});
+  cheap.policy.max_cost_fraction = 0.5;
+  cheap.policy.params.finetune.epochs = 1;
+  cheap.policy.max_mia_auc = 1.0;
+  cheap.policy.max_test_acc_drop = 100;
+  cheap.policy.max_forget_acc_excess = 100;
+  Result<UnlearnOutcome> r = engine_.Unlearn(cheap);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->report.attempts[0].outcome, "accepted");
+  EXPECT_EQ(r->report.method, "finetune");
+  // No exact method after it: a costly method still runs (skipping it would
+  // leave the chain without a result).
+  UnlearnRequest alone = Request({Method::kFinetune});
+  alone.policy.max_cost_fraction = 0.5;
+  alone.policy.max_mia_auc = 1.0;
+  alone.policy.max_test_acc_drop = 100;
+  alone.policy.max_forget_acc_excess = 100;
+  r = engine_.Unlearn(alone);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->report.attempts[0].outcome, "accepted");
+}
+
+TEST_F(EngineTest, CostRuleEstimates) {
+  MethodParams p;
+  p.finetune.epochs = 2;
+  p.neggrad_plus.epochs = 1;
+  p.scrub.epochs = 4;
+  p.scrub.max_epochs = 2;
+  p.random_label.epochs = 1;
+  p.salun.epochs = 2;
+  Recipe recipe;
+  recipe.epochs = 8;
+  EXPECT_DOUBLE_EQ(EstimatedCostFraction(Method::kFinetune, p, recipe, 900, 100), 0.25);
+  EXPECT_DOUBLE_EQ(EstimatedCostFraction(Method::kNegGradPlus, p, recipe, 900, 100), 0.25);
+  EXPECT_DOUBLE_EQ(EstimatedCostFraction(Method::kScrub, p, recipe, 900, 100),
+                   (4 * 900.0 + 2 * 100.0) / (8 * 900.0));
+  EXPECT_DOUBLE_EQ(EstimatedCostFraction(Method::kRandomLabel, p, recipe, 900, 100),
+                   1000.0 / 7200.0);
+  EXPECT_DOUBLE_EQ(EstimatedCostFraction(Method::kSalun, p, recipe, 900, 100),
+                   2000.0 / 7200.0);
+  EXPECT_EQ(EstimatedCostFraction(Method::kRetrain, p, recipe, 900, 100), 0);
+  EXPECT_EQ(EstimatedCostFraction(Method::kFinetune, p, recipe, 0, 100), 0);
+  UnlearnRequest bad = Request({Method::kFinetune, Method::kRetrain});
+  bad.policy.max_cost_fraction = 0;
+  Result<UnlearnOutcome> r = engine_.Unlearn(bad);
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
 }
 
 TEST_F(EngineTest, ExhaustedChainReportsWithoutModel) {

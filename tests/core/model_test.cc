@@ -1,6 +1,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "lethe/core/engine.h"
 #include "lethe/core/model.h"
 #include "lethe/core/sha256.h"
@@ -136,6 +138,26 @@ TEST(TrainTest, SameSeedSameBytesOnCpu) {
     r.seed = 8;
     EXPECT_NE(engine.Train(testing::SmallMlp(), r, d)->model_sha256,
               a->model_sha256);
+  }
+}
+
+TEST(TrainTest, LearningRateScheduleWithWarmup) {
+  Recipe r;
+  r.lr = 0.2;
+  r.lr_schedule = LrSchedule::kLinearDecay;
+  EXPECT_DOUBLE_EQ(ScheduledLearningRate(r, 0, 10), 0.2);
+  EXPECT_DOUBLE_EQ(ScheduledLearningRate(r, 5, 10), 0.1);
+  r.warmup_fraction = 0.3;  // 3 warm-up steps of 10
+  EXPECT_DOUBLE_EQ(ScheduledLearningRate(r, 0, 10), 0.05);
+  EXPECT_DOUBLE_EQ(ScheduledLearningRate(r, 2, 10), 0.15);
+  EXPECT_DOUBLE_EQ(ScheduledLearningRate(r, 3, 10), 0.2);  // peak, then decay
+  EXPECT_DOUBLE_EQ(ScheduledLearningRate(r, 9, 10), 0.2 / 7);
+  r.lr_schedule = LrSchedule::kConstant;
+  EXPECT_DOUBLE_EQ(ScheduledLearningRate(r, 1, 10), 0.1);
+  EXPECT_DOUBLE_EQ(ScheduledLearningRate(r, 9, 10), 0.2);
+  for (double bad : {-0.1, 1.0, std::nan("")}) {
+    r.warmup_fraction = bad;
+    EXPECT_EQ(r.Validate().code(), Code::kInvalidArgument) << bad;
   }
 }
 

@@ -108,6 +108,7 @@ TEST(PythonInteropTest, PythonModelIsUnlearnedAndLoadsBackInPython) {
   req.policy.chain = {Method::kFinetune, Method::kRetrain};
   req.policy.max_mia_auc = 1.0;
   req.policy.max_test_acc_drop = 5;
+  req.policy.max_cost_fraction = 100;  // finetune's 5 epochs = this recipe's
   Result<UnlearnOutcome> r = Engine(EngineOptions{}).Unlearn(req);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   ASSERT_TRUE(r->report.ok) << ReportToJson(r->report);

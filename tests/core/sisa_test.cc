@@ -101,6 +101,13 @@ TEST(SisaTest, StateSerialisesAndDetectsCorruption) {
   EXPECT_NE(ParseSisaState(flipped).status().message().find("checksum"),
             std::string::npos);
   EXPECT_FALSE(ParseSisaState(bytes.substr(0, 40)).ok());
+  // A warm-up is not in the state's format: refused rather than lost.
+  Recipe warm = testing::QuickRecipe(3, 11);
+  warm.warmup_fraction = 0.1;
+  torch::jit::Module t = *BuildModel(testing::SmallMlp({1, 28, 28}, {32}), 0);
+  Result<SisaState> refused =
+      TrainSisa(t, d, *ToDevice(d, Device{}), Params(), warm);
+  EXPECT_EQ(refused.status().code(), Code::kInvalidArgument);
 }
 
 TEST(SisaTest, EngineUnlearnsSisaModelExactly) {

@@ -26,6 +26,10 @@ struct Recipe {
   int batch_size = 128;
   uint64_t seed = 0;
   LrSchedule lr_schedule = LrSchedule::kLinearDecay;
+  // Fraction of the steps over which the rate rises linearly from 0 to lr
+  // before the schedule above takes over (0: none). Lets a fine-tune start
+  // from a trained model at a rate that would diverge if applied at once.
+  double warmup_fraction = 0.0;
 
   Status Validate() const;
 };

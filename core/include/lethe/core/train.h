@@ -47,8 +47,13 @@ struct TrainControl {
 // Loss of one batch, given the batch's row indices (int64, on the device).
 using BatchLoss = std::function<at::Tensor(const at::Tensor& rows)>;
 
+// The learning rate of step `step` (0-based) of `total`: a linear warm-up
+// from lr / (w + 1) to lr over the first w = floor(warmup_fraction * total)
+// steps, then lr (constant) or lr decayed linearly to 0 over the rest.
+double ScheduledLearningRate(const Recipe& recipe, int64_t step, int64_t total);
+
 // Epochs over `rows`, shuffled per epoch, batches of recipe.batch_size, the
-// recipe's optimiser and schedule (per-step linear decay to 0). The module
+// recipe's optimiser and schedule (ScheduledLearningRate, per step). The module
 // must already be on the device of the rows.
 Status RunTrainingLoop(torch::jit::Module& module,
                        const std::vector<int64_t>& rows, const Recipe& recipe,
