@@ -241,7 +241,8 @@ Result<UnlearnOutcome> Run::Go() {
       report_.attempts.push_back(a);
       continue;
     }
-    if (GuaranteeOf(m) == Guarantee::kApproximate &&
+    // (On a SISA model an approximate method is an error, said by RunMethod.)
+    if (GuaranteeOf(m) == Guarantee::kApproximate && !sisa_ &&
         std::any_of(chain.begin() + static_cast<std::ptrdiff_t>(i) + 1,
                     chain.end(), [](Method later) {
                       return GuaranteeOf(later) == Guarantee::kExact;
@@ -397,8 +398,9 @@ Result<TrainedModel> Engine::TrainCertified(const Architecture& arch,
                                             uint64_t seed,
                                             const Dataset& dataset) const {
   Clock::time_point t0 = Clock::now();
-  if (arch.kind != ArchKind::kLogReg) {
-    return InvalidArgumentError("certified training needs architecture logreg");
+  if (arch.kind != ArchKind::kLogReg && arch.kind != ArchKind::kRfLogReg) {
+    return InvalidArgumentError(
+        "certified training needs architecture logreg or rf_logreg");
   }
   LETHE_ASSIGN_OR_RETURN(auto md, Prepare(arch, seed, dataset,
                                           options_.device));

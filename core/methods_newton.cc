@@ -1,7 +1,9 @@
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <sstream>
 
 #include "guard.h"
@@ -17,33 +19,45 @@ using at::Tensor;
 constexpr double kGamma = 0.25;  // Lipschitz constant Guo et al. use
 
 struct Linear {
-  Tensor weight, bias;  // the module's own parameters (float32)
+  Tensor weight, bias;    // the module's own parameters (float32)
+  bool embedded = false;  // forward(x) = linear(embed(x)), else linear(flatten(x))
 };
+
+// What the head sees: embed(x) for a head on frozen features, else flatten(x).
+Tensor HeadInput(torch::jit::Module& m, bool embedded, const Tensor& x) {
+  if (!embedded) return x.flatten(1);
+  return m.get_method("embed")({x}).toTensor().flatten(1);
+}
 
 Result<Linear> FindLinearUnguarded(const torch::jit::Module& model,
                                    const DeviceData& data) {
+  torch::jit::Module probe = model;
+  at::NoGradGuard no_grad;
+  const bool embedded = probe.find_method("embed").has_value();
+  Tensor x = data.features.narrow(0, 0, std::min<int64_t>(4, data.features.size(0)));
+  Tensor in = HeadInput(probe, embedded, x);
   std::vector<Tensor> p;
   for (const Tensor& t : model.parameters()) p.push_back(t);
   if (p.size() != 2 || p[0].dim() != 2 || p[1].dim() != 1 ||
-      p[0].size(0) != p[1].size(0) ||
-      p[0].size(1) != data.features[0].numel()) {
+      p[0].size(0) != p[1].size(0) || p[0].size(1) != in.size(1)) {
     return InvalidArgumentError(
         "newton needs a linear model (one weight [K, d], one bias [K], d the "
-        "number of features): use architecture logreg");
+        "number of features: use architecture logreg) or a linear head on "
+        "frozen features (an `embed` method whose tensors are buffers, and "
+        "those two parameters with d = embed's width: rf_logreg)");
   }
   // The parameters alone do not say the forward pass is linear: check it.
-  torch::jit::Module probe = model;
-  at::NoGradGuard no_grad;
-  Tensor x = data.features.narrow(0, 0, std::min<int64_t>(4, data.features.size(0)));
   Tensor got = probe.forward({x}).toTensor();
-  Tensor want = at::addmm(p[1], x.flatten(1), p[0].t());
+  Tensor want = at::addmm(p[1], in, p[0].t());
   if (!got.sizes().equals(want.sizes()) ||
       !at::allclose(got, want, 1e-4, 1e-4)) {
     return InvalidArgumentError(
-        "newton needs a model whose forward is linear(flatten(x)); this "
-        "model's outputs differ from that");
+        embedded ? "newton needs a model whose forward is linear(embed(x)); "
+                   "this model's outputs differ from that"
+                 : "newton needs a model whose forward is linear(flatten(x)); "
+                   "this model's outputs differ from that");
   }
-  return Linear{p[0], p[1]};
+  return Linear{p[0], p[1], embedded};
 }
 
 Result<Linear> FindLinear(const torch::jit::Module& model,
@@ -52,11 +66,21 @@ Result<Linear> FindLinear(const torch::jit::Module& model,
                  [&] { return FindLinearUnguarded(model, data); });
 }
 
-// [n, d + 1] float64 rows with a trailing 1 for the bias.
-Tensor Design(const DeviceData& d, const std::vector<int64_t>& rows) {
-  Tensor x = d.features.index_select(0, RowTensor(rows, d.device))
-                 .flatten(1)
-                 .to(at::kDouble);
+// [n, d + 1] float64 rows of the head's input with a trailing 1 for the bias,
+// embedded in chunks so a large set never holds two float32 copies at once.
+Tensor Design(torch::jit::Module& m, const Linear& lin, const DeviceData& d,
+              const std::vector<int64_t>& rows) {
+  at::NoGradGuard no_grad;
+  std::vector<Tensor> parts;
+  constexpr size_t kChunk = 8192;
+  for (size_t b = 0; b < rows.size(); b += kChunk) {
+    std::vector<int64_t> chunk(rows.begin() + static_cast<std::ptrdiff_t>(b),
+                               rows.begin() + static_cast<std::ptrdiff_t>(
+                                                  std::min(rows.size(), b + kChunk)));
+    Tensor x = d.features.index_select(0, RowTensor(chunk, d.device));
+    parts.push_back(HeadInput(m, lin.embedded, x).to(at::kDouble));
+  }
+  Tensor x = parts.size() == 1 ? parts[0] : at::cat(parts, 0);
   return at::cat({x, at::ones({x.size(0), 1}, x.options())}, 1);
 }
 
@@ -85,7 +109,8 @@ Tensor Gradient(const Tensor& w, const Tensor& x, const Tensor& y,
   return (at::sigmoid(x.mm(w.t())) - y).t().mm(x) + reg * w + b;
 }
 
-// [K, d + 1, d + 1]: X^T diag(s_k) X + reg I per class.
+// [K, d + 1, d + 1]: X^T diag(s_k) X + reg I per class, s_k = p_k (1 - p_k)
+// at the weights w.
 Tensor Hessians(const Tensor& w, const Tensor& x, double reg) {
   Tensor p = at::sigmoid(x.mm(w.t()));
   Tensor s = p * (1 - p);
@@ -97,8 +122,11 @@ Tensor Hessians(const Tensor& w, const Tensor& x, double reg) {
   return at::stack(h);
 }
 
+// H^-1 g per class. The Hessians are symmetric positive definite (reg > 0):
+// Cholesky, half the work of a general solve.
 Tensor Solve(const Tensor& h, const Tensor& g) {
-  return at::linalg_solve(h, g.unsqueeze(2)).squeeze(2);
+  Tensor l = at::linalg_cholesky(h);
+  return at::cholesky_solve(g.unsqueeze(2), l).squeeze(2);
 }
 
 Tensor Stacked(const Linear& lin) {
@@ -113,6 +141,20 @@ void Store(const Linear& lin, const Tensor& w) {
   lin.bias.copy_(w.select(1, d));
 }
 
+// sqrt(v_k^T G v_k) per row k of v: |X v_k| from the Gram matrix G = X^T X.
+Tensor GramNorms(const Tensor& g, const Tensor& v) {
+  return (v.mm(g) * v).sum(1).clamp_min(0).sqrt();
+}
+
+double SpectralNorm(const Tensor& gram) {
+  return std::sqrt(std::max(0.0, at::linalg_eigvalsh(gram).max().item<double>()));
+}
+
+int64_t CacheBytes(int64_t k, int64_t d) { return (k + 1) * d * d * 8 + k * d * 8; }
+
+constexpr char kMagicV1[] = "lethe-newton-v1";
+constexpr char kMagicV2[] = "lethe-newton-v2";
+
 }  // namespace
 
 double NewtonBudget(const NewtonParams& p) {
@@ -120,26 +162,49 @@ double NewtonBudget(const NewtonParams& p) {
 }
 
 std::string SerializeNewtonState(const NewtonState& s) {
-  char buf[512];
+  char buf[640];
+  const bool cache = s.has_cache();
+  const int64_t k = cache ? s.hessians.size(0) : 0;
+  const int64_t d = cache ? s.hessians.size(1) : 0;
   std::snprintf(buf, sizeof(buf),
-                "lethe-newton-v1\nlambda=%.17g\nsigma=%.17g\nepsilon=%.17g\n"
-                "delta=%.17g\nmax_iterations=%d\nnoise_seed=%llu\n"
-                "cumulative_bound=%.17g\nremovals=%lld\n",
-                s.params.lambda, s.params.sigma, s.params.epsilon,
+                "%s\nlambda=%.17g\nsigma=%.17g\nepsilon=%.17g\n"
+                "delta=%.17g\nmax_iterations=%d\nmax_cache_bytes=%lld\n"
+                "noise_seed=%llu\ncumulative_bound=%.17g\nremovals=%lld\n"
+                "max_row_norm=%.17g\ncache=%lld,%lld\n\n",
+                kMagicV2, s.params.lambda, s.params.sigma, s.params.epsilon,
                 s.params.delta, s.params.max_iterations,
+                static_cast<long long>(s.params.max_cache_bytes),
                 static_cast<unsigned long long>(s.noise_seed),
-                s.cumulative_bound, static_cast<long long>(s.removals));
-  return buf;
+                s.cumulative_bound, static_cast<long long>(s.removals),
+                s.max_row_norm, static_cast<long long>(k),
+                static_cast<long long>(d));
+  std::string out = buf;
+  if (cache) {
+    for (const Tensor& t : {s.hessians, s.hessian_at, s.gram}) {
+      Tensor c = t.to(at::kCPU, at::kDouble).contiguous();
+      out.append(reinterpret_cast<const char*>(c.data_ptr<double>()),
+                 static_cast<size_t>(c.numel()) * sizeof(double));
+    }
+  }
+  return out;
 }
 
-Result<NewtonState> ParseNewtonState(std::string_view text) {
-  std::istringstream in{std::string(text)};
+Result<NewtonState> ParseNewtonState(std::string_view bytes) {
+  // v2: text header, a blank line, then the cache as float64 (host order);
+  // v1 (text only, no cache) is still read.
+  size_t end = bytes.find("\n\n");
+  std::string_view header = bytes.substr(0, end);
+  std::string_view body =
+      end == std::string_view::npos ? std::string_view() : bytes.substr(end + 2);
+  std::istringstream in{std::string(header)};
   std::string line;
-  if (!std::getline(in, line) || line != "lethe-newton-v1") {
+  if (!std::getline(in, line) || (line != kMagicV1 && line != kMagicV2)) {
     return InvalidArgumentError("not a lethe newton state (bad first line)");
   }
+  const bool v2 = line == kMagicV2;
   NewtonState s;
   int fields = 0;
+  long long k = 0, d = 0;
   while (std::getline(in, line)) {
     size_t eq = line.find('=');
     if (eq == std::string::npos) continue;
@@ -151,12 +216,41 @@ Result<NewtonState> ParseNewtonState(std::string_view text) {
     else if (key == "epsilon") s.params.epsilon = std::strtod(v, nullptr);
     else if (key == "delta") s.params.delta = std::strtod(v, nullptr);
     else if (key == "max_iterations") s.params.max_iterations = std::atoi(v);
+    else if (key == "max_cache_bytes") s.params.max_cache_bytes = std::strtoll(v, nullptr, 10);
     else if (key == "noise_seed") s.noise_seed = std::strtoull(v, nullptr, 10);
     else if (key == "cumulative_bound") s.cumulative_bound = std::strtod(v, nullptr);
     else if (key == "removals") s.removals = std::strtoll(v, nullptr, 10);
-    else --fields;
+    else if (key == "max_row_norm") s.max_row_norm = std::strtod(v, nullptr);
+    else if (key == "cache") {
+      if (std::sscanf(v, "%lld,%lld", &k, &d) != 2 || k < 0 || d < 0 ||
+          k > 65536 || d > 65536) {
+        return InvalidArgumentError("newton state has a bad cache line");
+      }
+    } else {
+      --fields;
+    }
   }
-  if (fields != 8) return InvalidArgumentError("newton state is incomplete");
+  if (fields != (v2 ? 11 : 8)) {
+    return InvalidArgumentError("newton state is incomplete");
+  }
+  const uint64_t want = k > 0 ? static_cast<uint64_t>(CacheBytes(k, d)) : 0;
+  if (body.size() != want) {
+    return InvalidArgumentError("newton state cache is " +
+                                std::to_string(body.size()) + " bytes, not " +
+                                std::to_string(want));
+  }
+  if (k > 0) {
+    const double* p = reinterpret_cast<const double*>(body.data());
+    auto take = [&](std::vector<int64_t> shape) {
+      Tensor t = at::empty(shape, at::kDouble);
+      std::memcpy(t.data_ptr<double>(), p, t.numel() * sizeof(double));
+      p += t.numel();
+      return t;
+    };
+    s.hessians = take({k, d, d});
+    s.hessian_at = take({k, d});
+    s.gram = take({d, d});
+  }
   return s;
 }
 
@@ -172,7 +266,7 @@ Result<NewtonState> TrainCertified(torch::jit::Module& model,
     NewtonState state;
     state.params = params;
     state.noise_seed = noise_seed;
-    Tensor x = Design(data, rows);
+    Tensor x = Design(model, lin, data, rows);
     Tensor y = OneHot(data, rows, lin.weight.size(0));
     Tensor b = Noise(state, y.size(1), x.size(1), x.device());
     double reg = params.lambda * static_cast<double>(rows.size());
@@ -200,6 +294,13 @@ Result<NewtonState> TrainCertified(torch::jit::Module& model,
       return AbortedError("newton training diverged");
     }
     Store(lin, w);
+    state.max_row_norm = x.norm(2, {1}).max().item<double>();
+    if (CacheBytes(w.size(0), x.size(1)) <= params.max_cache_bytes) {
+      // At the optimum, for removals that need no pass over the data.
+      state.hessians = Hessians(w, x, reg).cpu();
+      state.hessian_at = w.cpu();
+      state.gram = x.t().mm(x).cpu();
+    }
     return state;
   });
 }
@@ -210,21 +311,57 @@ Result<NewtonRemoval> NewtonRemove(const torch::jit::Module& original,
                                    const NewtonState& state) {
   LETHE_ASSIGN_OR_RETURN(torch::jit::Module model, CloneModel(original));
   LETHE_ASSIGN_OR_RETURN(Linear lin, FindLinear(model, data));
+  if (state.has_cache() &&
+      (state.hessians.size(0) != lin.weight.size(0) ||
+       state.hessians.size(1) != lin.weight.size(1) + 1)) {
+    return InvalidArgumentError("newton state's cache does not fit this model");
+  }
   return Guarded("newton removal", [&]() -> Result<NewtonRemoval> {
     at::NoGradGuard no_grad;
     const int64_t k = lin.weight.size(0);
     const double m = static_cast<double>(partition.forget.size());
-    const double n_kept = static_cast<double>(partition.retain.size());
+    const double lambda = state.params.lambda;
     Tensor w = Stacked(lin).to(data.device);
-    Tensor xf = Design(data, partition.forget);
-    Tensor xr = Design(data, partition.retain);
-    Tensor delta = (at::sigmoid(xf.mm(w.t())) - OneHot(data, partition.forget, k))
-                       .t().mm(xf) + state.params.lambda * m * w;
-    Tensor v = Solve(Hessians(w, xr, state.params.lambda * n_kept), delta);
-    double x_norm = at::linalg_eigvalsh(xr.t().mm(xr)).max().sqrt().item<double>();
-    Tensor per_class = v.norm(2, {1}) * xr.mm(v.t()).norm(2, {0});
+    Tensor xf = Design(model, lin, data, partition.forget);
+    Tensor yf = OneHot(data, partition.forget, k);
+    Tensor delta = (at::sigmoid(xf.mm(w.t())) - yf).t().mm(xf) + lambda * m * w;
+    const int64_t d = xf.size(1);
+    Tensor eye = at::eye(d, xf.options());
+    Tensor hessians, gram, drift;  // H' per class, X'^T X', w - w_H
+    double row_norm = state.max_row_norm;
+    if (state.has_cache()) {
+      // H' = H(w_H; D) - sum_F s_i x_i x_i^T - lambda m I, exactly the
+      // Hessians of L(.; D \ F) at w_H: O(K m d^2), no pass over D \ F.
+      Tensor wh = state.hessian_at.to(data.device);
+      Tensor pf = at::sigmoid(xf.mm(wh.t()));
+      Tensor sf = pf * (1 - pf);
+      std::vector<Tensor> h;
+      for (int64_t c = 0; c < k; ++c) {
+        h.push_back(state.hessians[c].to(data.device) -
+                    (xf * sf.select(1, c).unsqueeze(1)).t().mm(xf) -
+                    eye * (lambda * m));
+      }
+      hessians = at::stack(h);
+      gram = state.gram.to(data.device) - xf.t().mm(xf);
+      drift = w - wh;
+    } else {
+      Tensor xr = Design(model, lin, data, partition.retain);
+      hessians = Hessians(w, xr, lambda * static_cast<double>(partition.retain.size()));
+      gram = xr.t().mm(xr);
+      drift = at::zeros_like(w);
+      row_norm = xr.norm(2, {1}).max().item<double>();
+    }
+    Tensor v = Solve(hessians, delta);
+    // Residual bound of the step (Guo et al., Corollary 1, with the factor
+    // max_i |x_i| their unit-norm rows make 1, and the Hessian taken at w_H):
+    //   |grad L(w + v; D')| <= gamma R |X'| sum-of-squares over k of
+    //                          |v_k| (|X' v_k| + |X' (w_k - w_H,k)|)
+    // since |H(a) - H(b)| <= gamma R |X'| |X' (a - b)|.
+    const double x_norm = SpectralNorm(gram);
+    Tensor per_class =
+        v.norm(2, {1}) * (GramNorms(gram, v) + GramNorms(gram, drift));
     NewtonRemoval out;
-    out.bound = kGamma * x_norm * per_class.norm().item<double>();
+    out.bound = kGamma * row_norm * x_norm * per_class.norm().item<double>();
     out.budget = NewtonBudget(state.params);
     out.state = state;
     if (!std::isfinite(out.bound) ||
@@ -240,6 +377,10 @@ Result<NewtonRemoval> NewtonRemove(const torch::jit::Module& original,
     out.model = model;
     out.state.cumulative_bound += out.bound;
     out.state.removals += static_cast<int64_t>(m);
+    if (state.has_cache()) {
+      out.state.hessians = hessians.cpu();
+      out.state.gram = gram.cpu();
+    }
     return out;
   });
 }
@@ -248,10 +389,11 @@ Result<double> GradientResidual(const torch::jit::Module& model,
                                 const DeviceData& data,
                                 const std::vector<int64_t>& rows,
                                 const NewtonState& state) {
-  LETHE_ASSIGN_OR_RETURN(Linear lin, FindLinear(model, data));
+  LETHE_ASSIGN_OR_RETURN(torch::jit::Module m, CloneModel(model));
+  LETHE_ASSIGN_OR_RETURN(Linear lin, FindLinear(m, data));
   return Guarded("gradient residual", [&]() -> Result<double> {
     at::NoGradGuard no_grad;
-    Tensor x = Design(data, rows);
+    Tensor x = Design(m, lin, data, rows);
     Tensor y = OneHot(data, rows, lin.weight.size(0));
     Tensor b = Noise(state, y.size(1), x.size(1), x.device());
     Tensor w = Stacked(lin).to(data.device);

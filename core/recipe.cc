@@ -39,6 +39,10 @@ Status Architecture::Validate() const {
   for (int64_t h : hidden) {
     if (h <= 0) return InvalidArgumentError("hidden sizes must be positive");
   }
+  if (kind == ArchKind::kRfLogReg && hidden.size() != 1) {
+    return InvalidArgumentError(
+        "rf_logreg needs one hidden entry: the number of random features");
+  }
   return OkStatus();
 }
 
@@ -47,6 +51,7 @@ const char* ArchKindName(ArchKind kind) {
     case ArchKind::kLogReg: return "logreg";
     case ArchKind::kMlp: return "mlp";
     case ArchKind::kCnn: return "cnn";
+    case ArchKind::kRfLogReg: return "rf_logreg";
   }
   return "unknown";
 }
@@ -55,8 +60,9 @@ Result<ArchKind> ParseArchKind(const std::string& name) {
   if (name == "logreg") return ArchKind::kLogReg;
   if (name == "mlp") return ArchKind::kMlp;
   if (name == "cnn") return ArchKind::kCnn;
+  if (name == "rf_logreg") return ArchKind::kRfLogReg;
   return InvalidArgumentError("unknown architecture '" + name +
-                              "': use logreg, mlp or cnn");
+                              "': use logreg, mlp, cnn or rf_logreg");
 }
 
 }  // namespace lethe::core

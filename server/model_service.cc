@@ -2,6 +2,8 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <cmath>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "server/convert.h"
@@ -88,8 +90,12 @@ absl::Status ValidatePolicy(const v1::UnlearningPolicy& p) {
   }
   if (p.has_newton() &&
       !(p.newton().epsilon() > 0 && p.newton().delta() > 0 &&
-        p.newton().delta() < 1 && p.newton().l2() > 0)) {
-    return Invalid("policy.newton: epsilon > 0, delta in (0, 1), l2 > 0");
+        p.newton().delta() < 1 && p.newton().l2() > 0 &&
+        p.newton().sigma() >= 0 && std::isfinite(p.newton().epsilon()) &&
+        std::isfinite(p.newton().l2()) && std::isfinite(p.newton().sigma()))) {
+    return Invalid(
+        "policy.newton: epsilon > 0, delta in (0, 1), l2 > 0, sigma >= 0, "
+        "all finite");
   }
   return absl::OkStatus();
 }
@@ -274,6 +280,13 @@ absl::Status ValidateModelMetadata(const v1::ModelMetadata& m) {
   if (arch.kind() == v1::Architecture::KIND_UNSPECIFIED ||
       !v1::Architecture::Kind_IsValid(arch.kind())) {
     return Invalid("metadata.architecture.kind is required");
+  }
+  if (arch.kind() == v1::Architecture::KIND_RF_LOGISTIC_REGRESSION &&
+      (arch.hidden_units_size() != 1 || arch.hidden_units(0) < 1 ||
+       arch.hidden_units(0) > 4096)) {
+    return Invalid(
+        "metadata.architecture.hidden_units: one entry, the number of random "
+        "features (1..4096), for RF_LOGISTIC_REGRESSION");
   }
   if (arch.kind() == v1::Architecture::KIND_MLP) {
     if (arch.hidden_units_size() < 1 || arch.hidden_units_size() > 8) {

@@ -78,6 +78,11 @@ absl::StatusOr<ModelSpec> ParseModelSpec(const storage::ModelRow& model,
     case v1::Architecture::KIND_CNN:
       spec.architecture.kind = core::ArchKind::kCnn;
       break;
+    case v1::Architecture::KIND_RF_LOGISTIC_REGRESSION:
+      spec.architecture.kind = core::ArchKind::kRfLogReg;
+      spec.architecture.hidden.assign(arch.hidden_units().begin(),
+                                      arch.hidden_units().end());
+      break;
     default:
       spec.architecture.kind = core::ArchKind::kMlp;
       spec.architecture.hidden.assign(arch.hidden_units().begin(),
@@ -89,13 +94,16 @@ absl::StatusOr<ModelSpec> ParseModelSpec(const storage::ModelRow& model,
     spec.sisa = core::SisaParams{policy.sisa().shards(), policy.sisa().slices()};
     spec.state_kind = StateKind::kSisa;
   }
-  const bool newton = policy.has_newton() &&
-                      arch.kind() == v1::Architecture::KIND_LOGISTIC_REGRESSION;
+  const bool newton =
+      policy.has_newton() &&
+      (arch.kind() == v1::Architecture::KIND_LOGISTIC_REGRESSION ||
+       arch.kind() == v1::Architecture::KIND_RF_LOGISTIC_REGRESSION);
   if (newton) {
     spec.state_kind = StateKind::kNewton;
     p.params.newton.epsilon = policy.newton().epsilon();
     p.params.newton.delta = policy.newton().delta();
     p.params.newton.lambda = policy.newton().l2();
+    if (policy.newton().sigma() > 0) p.params.newton.sigma = policy.newton().sigma();
   }
   p.chain.clear();
   for (int m : policy.methods()) {

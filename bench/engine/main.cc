@@ -1,9 +1,10 @@
 // engine_bench: lethe's unlearning benchmark on Fashion-MNIST (issue 3).
 //
-//   engine_bench --scenario memorised-random|memorised-cluster|poison|class
+//   engine_bench --scenario memorised-random|memorised-cluster|poison|class|certified
 //                [--quick] [--threads 2] [--data DIR] [--out DIR]
-//                [--no-sisa] [--no-sisa-check] [--no-newton]
-//                [--newton-sigma S] [--newton-lambda L] [--train-only]
+//                [--no-sisa] [--no-sisa-check]
+//                [--newton-sigma S] [--newton-lambda L] [--newton-features F]
+//                [--train-only]
 //
 // One scenario per process, so that VmHWM is that scenario's peak. Writes
 // OUT/engine-<scenario>[-quick].json.
@@ -36,7 +37,8 @@ int Usage() {
   std::fprintf(stderr,
                "usage: engine_bench --scenario NAME [--quick] [--threads N] "
                "[--data DIR] [--out DIR] [--no-sisa] [--no-sisa-check] "
-               "[--no-newton] [--newton-sigma S] [--newton-lambda L] "
+               "[--newton-sigma S] [--newton-lambda L] "
+               "[--newton-features F] "
                "[--train-only]\n");
   return 2;
 }
@@ -60,10 +62,10 @@ int main(int argc, char** argv) {
     else if (a == "--out") out = next();
     else if (a == "--no-sisa") opt.sisa = false;
     else if (a == "--no-sisa-check") opt.sisa_exact_check = false;
-    else if (a == "--no-newton") opt.newton = false;
     else if (a == "--train-only") opt.train_only = true;
     else if (a == "--newton-sigma") opt.newton_sigma = std::atof(next().c_str());
     else if (a == "--newton-lambda") opt.newton_lambda = std::atof(next().c_str());
+    else if (a == "--newton-features") opt.newton_features = std::atoll(next().c_str());
     else return Usage();
   }
   if (scenario.empty()) return Usage();

@@ -12,7 +12,7 @@
 #include "lethe/core/engine.h"
 #include "lethe/core/methods.h"
 #include "lethe/core/model.h"
-#include "lethe/core/newton.h"
+#include "certified.h"
 #include "lethe/core/sisa.h"
 
 namespace lethe::bench {
@@ -59,8 +59,7 @@ class RequestRun {
         original_bytes_(original_bytes), dd_(dd), true_labels_(true_labels) {}
 
   Status Go(std::ostringstream& json, const core::SisaState* sisa,
-            double sisa_train_s, const Module* logreg,
-            const core::NewtonState* newton, double newton_train_s);
+            double sisa_train_s);
 
  private:
   core::MethodContext Ctx(const core::Recipe& recipe,
@@ -190,8 +189,7 @@ std::string RequestRun::RowJson(const Row& row) const {
 }
 
 Status RequestRun::Go(std::ostringstream& json, const core::SisaState* sisa,
-                      double sisa_train_s, const Module* logreg,
-                      const core::NewtonState* newton, double newton_train_s) {
+                      double sisa_train_s) {
   Result<core::Partition> part = core::PartitionBySubjects(s_.data, r_.subjects);
   if (!part.ok()) return part.status();
   p_ = std::move(part).value();
@@ -340,59 +338,6 @@ Status RequestRun::Go(std::ostringstream& json, const core::SisaState* sisa,
          << shards << "],\"exact_check\":" << core::JsonString(exact) << "}";
   }
 
-  if (logreg != nullptr) {
-    core::NewtonState st = *newton;
-    Clock::time_point t = Clock::now();
-    Result<core::NewtonRemoval> nr = core::NewtonRemove(*logreg, dd_, p_, st);
-    double step_s = Since(t);
-    if (!nr.ok()) return nr.status();
-    Result<Module> fresh = core::CloneModel(*logreg);
-    if (!fresh.ok()) return fresh.status();
-    t = Clock::now();
-    Result<core::NewtonState> rs =
-        core::TrainCertified(*fresh, dd_, p_.retain, st.params, st.noise_seed + 1);
-    double retrain_s = Since(t);
-    if (!rs.ok()) return rs.status();
-    Row rrow, nrow;
-    rrow.label = "logreg certified retrain";
-    rrow.guarantee = "exact";
-    rrow.seconds = retrain_s;
-    LETHE_RETURN_IF_ERROR(Measure(*fresh, rrow));
-    nrow.label = "logreg newton step";
-    nrow.guarantee = "certified";
-    nrow.seconds = step_s;
-    char note[160];
-    std::snprintf(note, sizeof(note), "bound %.4g, budget %.4g%s", nr->bound,
-                  nr->budget, nr->retrain_needed ? ": retrain needed" : "");
-    nrow.note = note;
-    if (!nr->retrain_needed) {
-      Module m = nr->model;
-      LETHE_RETURN_IF_ERROR(Measure(m, nrow));
-    }
-    std::printf("Newton (logreg, lambda %g, sigma %g; certified training took "
-                "%.2f s):\n", st.params.lambda, st.params.sigma, newton_train_s);
-    std::printf("  certified retrain %.2f s: TA %.2f UA %.2f MIA %.3f\n",
-                retrain_s, 100 * rrow.m.ta, 100 * rrow.m.ua, rrow.m.mia_auc);
-    std::printf("  newton step       %.2f s (%.1fx vs certified retrain, %.1fx "
-                "vs MLP retrain): %s",
-                step_s, retrain_s / step_s, retrain_s_ / step_s, note);
-    if (nrow.ok) {
-      std::printf(": TA %.2f UA %.2f MIA %.3f, |TA diff| %.2f points",
-                  100 * nrow.m.ta, 100 * nrow.m.ua, nrow.m.mia_auc,
-                  100 * std::abs(nrow.m.ta - rrow.m.ta));
-    }
-    std::printf("\n");
-    json << ",\"newton\":{\"lambda\":" << Num(st.params.lambda)
-         << ",\"sigma\":" << Num(st.params.sigma)
-         << ",\"train_seconds\":" << Num(newton_train_s)
-         << ",\"step_seconds\":" << Num(step_s)
-         << ",\"certified_retrain_seconds\":" << Num(retrain_s)
-         << ",\"bound\":" << Num(nr->bound) << ",\"budget\":" << Num(nr->budget)
-         << ",\"retrain_needed\":" << (nr->retrain_needed ? "true" : "false")
-         << ",\"retrain_metrics\":" << MetricsJson(rrow.m)
-         << ",\"step_metrics\":" << (nrow.ok ? MetricsJson(nrow.m) : "null")
-         << "}";
-  }
   json << "}";
   return core::OkStatus();
 }
@@ -416,6 +361,7 @@ long StatusKb(const char* field) {
 }
 
 Result<std::string> RunScenario(const Scenario& s, const RunOptions& o) {
+  if (s.certified) return RunCertified(s, o);
   Result<core::DeviceData> dd = core::ToDevice(s.data, core::Device{});
   if (!dd.ok()) return dd.status();
   bool shared = dd->features.data_ptr() == s.data.features().data_ptr();
@@ -463,31 +409,10 @@ Result<std::string> RunScenario(const Scenario& s, const RunOptions& o) {
     if (!st.ok()) return st.status();
     sisa = std::move(st).value();
   }
-  std::optional<Module> logreg;
-  std::optional<core::NewtonState> newton;
-  double newton_s = 0;
-  if (o.newton && s.run_newton) {
-    core::Architecture a = s.arch;
-    a.kind = core::ArchKind::kLogReg;
-    Result<Module> m = core::BuildModel(a, 0);
-    if (!m.ok()) return m.status();
-    core::NewtonParams np;
-    np.lambda = o.newton_lambda;
-    np.sigma = o.newton_sigma;
-    t = Clock::now();
-    Result<core::NewtonState> ns = core::TrainCertified(*m, *dd, train, np, 0);
-    newton_s = Since(t);
-    if (!ns.ok()) return ns.status();
-    logreg = *m;
-    newton = *ns;
-  }
-
   for (size_t i = 0; i < s.requests.size(); ++i) {
     if (i) json << ",";
     RequestRun run(s, s.requests[i], o, *original, *bytes, *dd, true_labels);
-    LETHE_RETURN_IF_ERROR(run.Go(json, sisa ? &*sisa : nullptr, sisa_s,
-                                 logreg ? &*logreg : nullptr,
-                                 newton ? &*newton : nullptr, newton_s));
+    LETHE_RETURN_IF_ERROR(run.Go(json, sisa ? &*sisa : nullptr, sisa_s));
   }
   json << "]";
   return json.str();

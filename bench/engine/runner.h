@@ -13,9 +13,10 @@ namespace lethe::bench {
 struct RunOptions {
   bool sisa = true;
   bool sisa_exact_check = true;  // retrain SISA without the records, compare
-  bool newton = true;            // only where the scenario allows it
-  double newton_sigma = 1.0;
-  double newton_lambda = 0.1;
+  // The certified scenario's rf_logreg and NewtonParams.
+  double newton_sigma = 10.0;
+  double newton_lambda = 1e-3;
+  int64_t newton_features = 256;
   bool train_only = false;  // time the original's training and stop
 };
 

@@ -197,7 +197,6 @@ Scenario Base(const std::string& name, bool quick, bool full_data) {
   s.recipe.lr_schedule = core::LrSchedule::kLinearDecay;
   s.recipe.epochs = full_data ? (quick ? 2 : 8) : (quick ? 20 : 80);
   s.variants = Variants(full_data);
-  s.run_newton = !full_data;
   return s;
 }
 
@@ -220,11 +219,11 @@ Result<FashionMnist> LoadFashionMnist(const std::string& dir) {
 
 Result<Scenario> MakeScenario(const std::string& name, bool quick,
                               const FashionMnist& raw) {
-  bool full = name == "poison" || name == "class";
+  bool full = name == "poison" || name == "class" || name == "certified";
   if (!full && name != "memorised-random" && name != "memorised-cluster") {
     return core::InvalidArgumentError(
         "unknown scenario '" + name +
-        "': use memorised-random, memorised-cluster, poison or class");
+        "': use memorised-random, memorised-cluster, poison, class or certified");
   }
   Scenario s = Base(name, quick, full);
   Layout l;
@@ -232,7 +231,7 @@ Result<Scenario> MakeScenario(const std::string& name, bool quick,
   l.labels.assign(raw.train_labels.data.begin(),
                   raw.train_labels.data.begin() + l.train);
   const int64_t subject_size = 50;
-  if (name == "memorised-random") {
+  if (name == "memorised-random" || name == "certified") {
     for (int64_t i = 0; i < l.train; ++i) {
       l.keys.push_back("block-" + std::to_string(i / subject_size));
     }
@@ -265,6 +264,13 @@ Result<Scenario> MakeScenario(const std::string& name, bool quick,
     }
     s.poisoned = true;
     s.requests.push_back({"poisoned-" + std::to_string(bad.size()), bad});
+  } else if (name == "certified") {
+    // A data subject's request (1 or 2 blocks of 50), and a batch of 10.
+    s.certified = true;
+    s.requests.push_back({"forget-1", PickSubjects(subjects, 1, 11)});
+    s.requests.push_back({"forget-2", PickSubjects(subjects, 2, 13)});
+    s.requests.push_back({"forget-10", PickSubjects(subjects, 10, 17)});
+    s.sequential = PickSubjects(subjects, 30, 19);
   } else {
     s.requests.push_back({"forget-20", PickSubjects(subjects, 20, 11)});
     if (name == "memorised-random") {

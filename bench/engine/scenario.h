@@ -43,10 +43,13 @@ struct Scenario {
   core::Architecture arch;
   std::vector<Request> requests;
   std::vector<Variant> variants;  // defaults first, then tuned rows
-  bool run_newton = false;        // d = 785 Hessians: small sets only
+  // `certified`: only certified removal on rf_logreg (certified.cc);
+  // `sequential` are the subjects it removes one at a time.
+  bool certified = false;
+  std::vector<std::string> sequential;
 };
 
-// name: memorised-random, memorised-cluster, poison, class. quick: a smaller,
+// name: memorised-random, memorised-cluster, poison, class, certified. quick: a smaller,
 // shorter version for smoke tests (not comparable with the reference).
 core::Result<Scenario> MakeScenario(const std::string& name, bool quick,
                                     const FashionMnist& raw);

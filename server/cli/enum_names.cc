@@ -23,6 +23,7 @@ constexpr Alias kAliases[] = {
     {"LEGAL_GROUND_GDPR_ART17_1F_CHILD_DATA", "gdpr-17-1f"},
     {"LEGAL_GROUND_CCPA_1798_105", "ccpa"},
     {"KIND_LOGISTIC_REGRESSION", "logreg"},
+    {"KIND_RF_LOGISTIC_REGRESSION", "rf-logreg"},
     {"OPTIMIZER_SGD_MOMENTUM", "sgd"},
     {"LEARNING_RATE_SCHEDULE_LINEAR_DECAY", "linear"},
 };

@@ -186,7 +186,10 @@ std::string PolicyText(const v1::UnlearningPolicy& p) {
   }
   if (p.has_newton()) {
     absl::StrAppend(&out, "; newton epsilon ", p.newton().epsilon(), " delta ",
-                    p.newton().delta());
+                    p.newton().delta(), " l2 ", p.newton().l2());
+    if (p.newton().sigma() != 0) {
+      absl::StrAppend(&out, " sigma ", p.newton().sigma());
+    }
   }
   return out;
 }
@@ -394,8 +397,10 @@ std::vector<Command> ModelCommands() {
        {{"name", "NAME", "unique name, [A-Za-z0-9._-]"},
         {"description", "TEXT", "free text"},
         {"dataset", "ID", "the dataset whose train split trained it"},
-        {"kind", "KIND", "torchscript|logreg|mlp|cnn"},
-        {"hidden", "N,...", "hidden layer widths, for mlp (e.g. 256,128)"},
+        {"kind", "KIND", "torchscript|logreg|mlp|cnn|rf-logreg"},
+        {"hidden", "N,...",
+         "hidden layer widths, for mlp (e.g. 256,128); for rf-logreg the "
+         "number of random features (e.g. 256)"},
         {"artifact", "FILE",
          "the model file (TorchScript; required for torchscript)"},
         {"sha256", "HEX",

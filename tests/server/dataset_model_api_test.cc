@@ -320,6 +320,20 @@ TEST_F(DatasetModelApiTest, RegisterValidationErrors) {
             }, true),
             kInvalid);  // SISA with an artifact
   EXPECT_EQ(reg([](M& m) { m.mutable_policy()->set_max_mia_auc(0.2); }, false), kInvalid);
+  EXPECT_EQ(reg([](M& m) { m.mutable_policy()->set_max_cost_fraction(-1); }, false), kInvalid);
+  EXPECT_EQ(reg([](M& m) {
+              m.mutable_architecture()->set_kind(
+                  v1::Architecture::KIND_RF_LOGISTIC_REGRESSION);
+              m.mutable_architecture()->add_hidden_units(8);  // two entries
+            }, false),
+            kInvalid);
+  EXPECT_EQ(reg([](M& m) {
+              m.mutable_policy()->mutable_newton()->set_epsilon(1);
+              m.mutable_policy()->mutable_newton()->set_delta(1e-4);
+              m.mutable_policy()->mutable_newton()->set_l2(1e-3);
+              m.mutable_policy()->mutable_newton()->set_sigma(-1);
+            }, false),
+            kInvalid);
   EXPECT_EQ(reg([](M& m) {
               m.mutable_policy()->set_device(static_cast<v1::DeviceRequirement>(7));
             }, false),

@@ -116,7 +116,8 @@ class WorkerTest : public ::testing::Test {
   // Registers an MLP that a worker trains (60 epochs: it memorises).
   std::string RegisterMlp(const std::string& name,
                           std::function<void(v1::UnlearningPolicy&)> policy = {},
-                          const std::string& artifact = "") {
+                          const std::string& artifact = "",
+                          std::function<void(v1::ModelMetadata&)> metadata = {}) {
     auto ctx = ts_->Ctx(Role::kOperator);
     v1::Model model;
     auto writer = ts_->models().RegisterModel(ctx.get(), &model);
@@ -141,6 +142,7 @@ class WorkerTest : public ::testing::Test {
     p->add_methods(v1::UNLEARNING_METHOD_RETRAIN);
     p->set_max_attempts(3);
     if (policy) policy(*p);
+    if (metadata) metadata(*md);
     writer->Write(msg);
     if (!artifact.empty()) {
       msg.Clear();
@@ -285,6 +287,61 @@ TEST_F(WorkerTest, ErasureCompletesWithNewVersionRowsGoneAndForgetAccuracyDroppe
   ASSERT_EQ(Lethectl({"verify", bundle, "--key", key_dir_ + "/sign.pub"}, &out), 0) << out;
   EXPECT_NE(out.find("retrain"), std::string::npos) << out;
   EXPECT_NE(out.find(a), std::string::npos) << out;
+}
+
+TEST_F(WorkerTest, CertifiedHeadErasesByNewtonStepWithCertificate) {
+  // rf_logreg trained certified by the worker; an erasure is one Newton
+  // step on the cached Hessians, published as a certified version.
+  const std::string model = RegisterMlp(
+      "rf",
+      [](v1::UnlearningPolicy& p) {
+        p.clear_methods();
+        p.add_methods(v1::UNLEARNING_METHOD_NEWTON);
+        p.add_methods(v1::UNLEARNING_METHOD_RETRAIN);
+        p.set_max_mia_auc(1.0);
+        p.set_max_test_accuracy_drop(100);
+        p.set_max_forget_accuracy_excess(100);
+        auto* n = p.mutable_newton();
+        // A few hundred synthetic records: the step's bound needs a loose
+        // budget (the benchmark's 60,000 images fit epsilon 1).
+        n->set_epsilon(1e4);
+        n->set_delta(1e-4);
+        n->set_l2(1e-2);
+        n->set_sigma(10);
+      },
+      "",
+      [](v1::ModelMetadata& m) {
+        m.mutable_architecture()->set_kind(v1::Architecture::KIND_RF_LOGISTIC_REGRESSION);
+        m.mutable_architecture()->clear_hidden_units();
+        m.mutable_architecture()->add_hidden_units(64);
+      });
+  Drain();
+  ASSERT_EQ(Scalar(*ts_, absl::StrCat("SELECT state FROM models WHERE id = '", model, "'")),
+            "READY");
+  const std::string id = Submit("target-0", "rf");
+  Drain();
+  v1::Erasure e = Get(id);
+  ASSERT_EQ(e.state(), v1::ERASURE_STATE_COMPLETED) << e.state_reason();
+  auto version2 = [&](const std::string& expr) {
+    return Scalar(*ts_, absl::StrCat("SELECT ", expr, " FROM model_versions WHERE model_id = '",
+                                     model, "' AND version = 2"));
+  };
+  EXPECT_EQ(version2("produced_by"), "newton");
+  EXPECT_EQ(version2("report->>'guarantee'"), "certified");
+  EXPECT_GT(std::stod(version2("report->>'newton_bound'")), 0);
+  // The state that travels with the version carries the updated Hessians.
+  EXPECT_GT(std::stol(version2("(SELECT a.size_bytes FROM artifacts a "
+                               "WHERE a.sha256 = model_versions.state_sha256)")),
+            4 * 65 * 65 * 8);  // 3 classes' and the Gram matrix's 65 x 65
+  // Only the subject's records are gone.
+  EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM records"),
+            absl::StrCat(kSubjects * kPerSubject + 3 * kPerSubject + 151));
+  const std::string bundle = ts_->temp_dir() + "/rf.bundle.json";
+  std::string out;
+  ASSERT_EQ(Lethectl({"certificate", "get", id, "--bundle", bundle}, &out), 0) << out;
+  ASSERT_EQ(Lethectl({"verify", bundle, "--key", key_dir_ + "/sign.pub"}, &out), 0) << out;
+  EXPECT_NE(out.find("newton"), std::string::npos) << out;
+  EXPECT_NE(out.find("certified"), std::string::npos) << out;
 }
 
 TEST_F(WorkerTest, SubjectWithOnlyTestRecordsCompletesWithoutNewVersion) {

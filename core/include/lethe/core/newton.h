@@ -5,20 +5,29 @@
 //   L(w_k; D) = sum_i softplus(w_k.x_i) - y_ik w_k.x_i + lambda n/2 |w_k|^2
 //               + b_k.w_k,     x_i = [features, 1], b ~ N(0, sigma^2)
 // to its optimum by Newton's method in float64. Removing the m records F
-// takes one Newton step  w- = w* + H'^-1 Delta,  Delta = lambda m w* +
-// sum_{i in F} grad loss_i(w*), H' the Hessian of L(.; D \ F) at w*. Guo et
-// al.'s data-dependent bound (Corollary 1) on the gradient residual,
-//   |grad L(w-; D \ F)| <= gamma |X'|_2 |H'^-1 Delta| |X' H'^-1 Delta|,
-// gamma = 1/4, is summed over removals; while the sum stays below
-// sigma * epsilon / sqrt(2 ln(1.5 / delta)) the model is
+// takes one Newton step  w- = w + H'^-1 Delta,  Delta = lambda m w +
+// sum_{i in F} grad loss_i(w), H' the Hessian of L(.; D \ F). The step's
+// gradient residual is bounded (Guo et al., Corollary 1, generalised):
+//   |grad L(w-; D \ F)| <= gamma R |X'|_2 |(|v_k| (|X' v_k| + |X' (w_k - w_H,k)|))_k|,
+// v = H'^-1 Delta, gamma = 1/4, R = max_i |x_i| (1 for Guo et al.'s unit-norm
+// rows), w_H where H' was taken. The bounds are summed over removals; while
+// the sum stays below sigma * epsilon / sqrt(2 ln(1.5 / delta)) the model is
 // (epsilon, delta)-indistinguishable from retraining (Theorem 3). Beyond
 // that the answer is "retrain needed".
 //
-// Scope: models whose parameters are one weight [K, d] and one bias [K] and
-// whose forward is flatten + linear (lethe's logreg, or a user's nn.Linear;
-// checked on a few rows).
-// A linear head on frozen features is not supported yet. Cost per removal:
-// K Hessians over the retained data, O(K n d^2), and K solves, O(K d^3).
+// Models: a linear model (parameters one weight [K, d] and one bias [K],
+// forward = linear(flatten(x)): lethe's logreg, or a user's nn.Linear), or a
+// linear head on frozen features (an `embed` method computed from buffers
+// only, forward = linear(embed(x)): lethe's rf_logreg, or a user's module
+// exposing `embed`); the forward is checked on a few rows.
+//
+// Cost. Without a cache: H' over the retained data, O(K n d^2), the cost of
+// one Newton iteration of training. With the cache that training leaves
+// when it fits NewtonParams.max_cache_bytes (K Hessians and the Gram matrix
+// at the optimum w_H, in the state): H' = H - sum_F s_i x_i x_i^T - lambda m I
+// and X'^T X' = X^T X - X_F^T X_F, O(K m d^2 + K d^3), no pass over the
+// retained data; w_H stays where training left it, and the bound's drift term
+// pays for the Hessian's age until a retrain refreshes it.
 // Torch-level header.
 #ifndef LETHE_CORE_NEWTON_H_
 #define LETHE_CORE_NEWTON_H_
@@ -42,15 +51,24 @@ struct NewtonState {
   uint64_t noise_seed = 0;      // draws b
   double cumulative_bound = 0;  // sum of the residual bounds so far
   int64_t removals = 0;         // records removed since training
+  double max_row_norm = 0;      // R: max |x_i| over the training rows
+  // The cache (all float64 on the CPU, or all undefined): per-class Hessians
+  // [K, d+1, d+1] of L(.; data the model now stands for) at hessian_at
+  // [K, d+1], and the Gram matrix X^T X [d+1, d+1] of that data.
+  at::Tensor hessians, hessian_at, gram;
+  bool has_cache() const { return hessians.defined(); }
 };
+// "lethe-newton-v2": a text header, a blank line, then the cache's float64
+// values (host byte order). ParseNewtonState also reads v1 (no cache).
 std::string SerializeNewtonState(const NewtonState& state);
-Result<NewtonState> ParseNewtonState(std::string_view text);
+Result<NewtonState> ParseNewtonState(std::string_view bytes);
 
 // sigma * epsilon / sqrt(2 ln(1.5 / delta)).
 double NewtonBudget(const NewtonParams& params);
 
-// Trains `model` (see Scope) on `rows` to the optimum of the perturbed
-// objective. INVALID_ARGUMENT if the model is not linear.
+// Trains `model` (see Models) on `rows` to the optimum of the perturbed
+// objective, and fills the cache when it fits params.max_cache_bytes.
+// INVALID_ARGUMENT if the model is neither linear nor a linear head.
 Result<NewtonState> TrainCertified(torch::jit::Module& model,
                                    const DeviceData& data,
                                    const std::vector<int64_t>& rows,

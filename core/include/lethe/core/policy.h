@@ -101,7 +101,8 @@ struct SalunParams {
 //   sum_i loss_i + lambda * n / 2 * |w|^2 + b . w,  b ~ N(0, sigma^2)
 // and removals stay (epsilon, delta)-certified while the cumulative
 // gradient-residual bound stays below sigma * epsilon / sqrt(2 ln(1.5/delta)).
-// Certified; cost per removal O(K n d^2 + K d^3). See newton.h.
+// Certified; cost per removal O(K n d^2 + K d^3), or O(K m d^2 + K d^3) with
+// the cache below (m removed records). See newton.h.
 // Defaults: on 2,000 Fashion-MNIST images (14x14 pooled) lambda 0.1 gives
 // test accuracy ~0.68 and one Newton step cuts the gradient residual ~180x
 // for 40 removals; smaller lambda fits better (0.80 at 1e-3) but the step is
@@ -112,6 +113,12 @@ struct NewtonParams {
   double epsilon = 1.0;
   double delta = 1e-4;
   int max_iterations = 30;  // Newton iterations when training
+  // Keep the Hessians at the optimum in the state when they take at most
+  // this many bytes (K (d+1)^2 x 8 and the Gram matrix): removals then cost
+  // O(K m d^2) instead of a pass over the retained data. 16 MiB holds
+  // rf_logreg with 256 features and 10 classes (5.3 MB), not logreg on
+  // 784 raw pixels (49 MB).
+  int64_t max_cache_bytes = 16 << 20;
 };
 
 // SISA (Bourtoule et al., IEEE S&P 2021). Exact; training costs about one

@@ -34,7 +34,13 @@ struct Recipe {
   Status Validate() const;
 };
 
-enum class ArchKind { kLogReg, kMlp, kCnn };
+// kRfLogReg: logistic regression on frozen random Fourier features (Rahimi &
+// Recht, NIPS 2007): embed(x) = u / |u|, u = cos(P flatten(x) + c), P and c
+// drawn from the build seed and stored as buffers (not parameters), so no
+// training or unlearning touches them and they hold no training data;
+// forward(x) = linear(embed(x)). The linear head on a low-dimensional, unit-norm embedding
+// is what certified removal (newton.h) is cheap and tight for.
+enum class ArchKind { kLogReg, kMlp, kCnn, kRfLogReg };
 
 // A built-in architecture. input_shape is the per-record feature shape; the
 // CNN needs {C, H, W} with H and W divisible by 4.
@@ -42,12 +48,14 @@ struct Architecture {
   ArchKind kind = ArchKind::kMlp;
   std::vector<int64_t> input_shape;
   int64_t num_classes = 10;
-  std::vector<int64_t> hidden = {256, 128};  // MLP only
+  // MLP: the hidden layer widths; rf_logreg: one entry, the number of
+  // random features.
+  std::vector<int64_t> hidden = {256, 128};
 
   Status Validate() const;
 };
 
-// "logreg", "mlp", "cnn".
+// "logreg", "mlp", "cnn", "rf_logreg".
 const char* ArchKindName(ArchKind kind);
 Result<ArchKind> ParseArchKind(const std::string& name);
 
