@@ -137,8 +137,11 @@ Result<Run::Produced> Run::RunNewton() {
     return FailedPreconditionError(
         "retrain needed: gradient-residual bound " +
         std::to_string(newton_->cumulative_bound) + " + " +
-        std::to_string(r.bound) + " exceeds the budget " +
-        std::to_string(r.budget));
+        std::to_string(r.bound) +
+        (r.residual_measured
+             ? " and measured residual " + std::to_string(r.residual)
+             : std::string()) +
+        " exceed the budget " + std::to_string(r.budget));
   }
   return Produced{r.model, "", SerializeNewtonState(r.state)};
 }

@@ -67,7 +67,10 @@ TEST(NewtonTest, RemovalCutsResidualUnderBoundAndMatchesRetraining) {
               after, r->bound, r->budget);
   EXPECT_GE(before / after, 100.0);
   EXPECT_LE(after, r->bound);
-  EXPECT_DOUBLE_EQ(r->state.cumulative_bound, r->bound);
+  // Training left the float32 weights' own residual (tiny) as the start.
+  EXPECT_GT(f.state.cumulative_bound, 0);
+  EXPECT_LT(f.state.cumulative_bound, 1e-3);
+  EXPECT_DOUBLE_EQ(r->state.cumulative_bound, f.state.cumulative_bound + r->bound);
   EXPECT_EQ(r->state.removals, 40);
 
   torch::jit::Module retrained = *BuildModel(LogReg(), 0);
@@ -179,6 +182,34 @@ TEST(NewtonTest, CachedRemovalEqualsRecomputedAndStaysSoundWhenStale) {
   EXPECT_EQ(r2->state.removals, 100);
 }
 
+TEST(NewtonTest, MeasuredResidualCarriesOnWhereTheBoundsWouldStop) {
+  NewtonParams params;
+  params.epsilon = 5;  // budget ~1.14: under the step's bound (~20), above
+                       // its true residual (~0.15)
+  Fixture f = Make(params);
+  NewtonState no_measure = f.state;
+  no_measure.params.measure_residual = false;
+  Result<NewtonRemoval> refused =
+      NewtonRemove(f.model, f.dev, f.partition, no_measure);
+  ASSERT_TRUE(refused.ok());
+  EXPECT_TRUE(refused->retrain_needed);
+  EXPECT_FALSE(refused->residual_measured);
+
+  Result<NewtonRemoval> r = NewtonRemove(f.model, f.dev, f.partition, f.state);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_FALSE(r->retrain_needed) << r->bound << " / " << r->residual;
+  EXPECT_TRUE(r->residual_measured);
+  EXPECT_GT(r->bound, r->budget);
+  double truth = *GradientResidual(r->model, f.dev, f.partition.retain, r->state);
+  // Measured at the weights the model stores (float32), as published.
+  EXPECT_NEAR(r->residual, truth, 1e-9 * std::max(1.0, truth));
+  EXPECT_DOUBLE_EQ(r->state.cumulative_bound, r->residual);
+  EXPECT_LE(r->residual, r->budget);
+  // The state round-trips its settings.
+  EXPECT_TRUE(ParseNewtonState(SerializeNewtonState(r->state))->params.measure_residual);
+  EXPECT_FALSE(ParseNewtonState(SerializeNewtonState(no_measure))->params.measure_residual);
+}
+
 TEST(NewtonTest, RandomFeatureHeadIsCertifiedCheaplyAndMatchesRetraining) {
   testing::SubsetOptions o;
   o.train = 3000;
@@ -255,10 +286,11 @@ TEST(NewtonTest, BudgetExceededAnswersRetrainNeededAndEscalates) {
             std::string::npos)
       << r->report.attempts[0].reason;
   EXPECT_EQ(r->report.method, "retrain");
-  // The retrained model is certified-trained afresh: the bound restarts.
+  // The retrained model is certified-trained afresh: the bound restarts
+  // (from the float32 weights' own residual).
   Result<NewtonState> s = ParseNewtonState(r->newton_state);
   ASSERT_TRUE(s.ok());
-  EXPECT_EQ(s->cumulative_bound, 0);
+  EXPECT_LT(s->cumulative_bound, 1e-3);
   EXPECT_EQ(s->noise_seed, 6u);
   EXPECT_GT(r->report.after.ta, 0.55);
 }
@@ -291,7 +323,8 @@ TEST(NewtonTest, EngineAcceptsCertifiedRemovalWithinBudget) {
   Result<NewtonState> s = ParseNewtonState(r->newton_state);
   ASSERT_TRUE(s.ok());
   EXPECT_EQ(s->removals, 20);
-  EXPECT_DOUBLE_EQ(s->cumulative_bound, r->report.newton_bound);
+  EXPECT_DOUBLE_EQ(s->cumulative_bound, r->report.newton_cumulative_bound);
+  EXPECT_GE(s->cumulative_bound, r->report.newton_bound);
   // A non-linear model is refused by newton with a clear reason.
   Architecture mlp = testing::SmallMlp({196});
   torch::jit::Module m = *BuildModel(mlp, 0);

@@ -79,12 +79,21 @@ struct NewtonRemoval {
   bool retrain_needed = false;  // then `model` is empty and state unchanged
   torch::jit::Module model;
   double bound = 0;             // this removal's residual bound
+  // |grad L(w-; D \ F)|, when measured (see NewtonRemove); then the state
+  // carries min(cumulative + bound, residual).
+  bool residual_measured = false;
+  double residual = 0;
   double budget = 0;
   NewtonState state;            // updated cumulative bound and removals
 };
 
 // One Newton step removing partition.forget from a model trained on
-// forget + retain.
+// forget + retain. The certificate needs |grad L(w-; D \ F)| <= budget; the
+// summed bounds stand in for it. When they would exceed the budget (and
+// params.measure_residual), or when the step already passed over the kept
+// data (no cache), the residual itself is measured (one forward over the
+// kept rows) and, being smaller, carried instead: removals go on until the
+// measured residual, not the bounds, reaches the budget.
 Result<NewtonRemoval> NewtonRemove(const torch::jit::Module& original,
                                    const DeviceData& data,
                                    const Partition& partition,

@@ -119,6 +119,10 @@ struct NewtonParams {
   // rf_logreg with 256 features and 10 classes (5.3 MB), not logreg on
   // 784 raw pixels (49 MB).
   int64_t max_cache_bytes = 16 << 20;
+  // Before answering "retrain needed", measure the step's true gradient
+  // residual (a forward over the kept data: ~0.3 s for rf_logreg on 60,000
+  // images, against ~15 s to retrain) and accept when it fits the budget.
+  bool measure_residual = true;
 };
 
 // SISA (Bourtoule et al., IEEE S&P 2021). Exact; training costs about one
