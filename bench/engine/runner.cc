@@ -24,9 +24,6 @@ using core::Status;
 using Module = torch::jit::Module;
 using Clock = std::chrono::steady_clock;
 
-double Since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
 
 struct Row {
   std::string label, guarantee = "approximate", note;
@@ -37,17 +34,6 @@ struct Row {
   double true_forget_acc = -1;  // poison only
 };
 
-std::string Num(double v, const char* fmt = "%.4g") {
-  if (!std::isfinite(v)) return "null";
-  char b[64];
-  std::snprintf(b, sizeof(b), fmt, v);
-  return b;
-}
-
-std::string MetricsJson(const Metrics& m) {
-  return "{\"ua\":" + Num(m.ua) + ",\"ra\":" + Num(m.ra) + ",\"ta\":" +
-         Num(m.ta) + ",\"mia_auc\":" + Num(m.mia_auc) + "}";
-}
 
 // Everything one forget request of a scenario shares.
 class RequestRun {
@@ -343,6 +329,23 @@ Status RequestRun::Go(std::ostringstream& json, const core::SisaState* sisa,
 }
 
 }  // namespace
+
+double Since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t)
+      .count();
+}
+
+std::string Num(double v, const char* fmt) {
+  if (!std::isfinite(v)) return "null";
+  char b[64];
+  std::snprintf(b, sizeof(b), fmt, v);
+  return b;
+}
+
+std::string MetricsJson(const core::Metrics& m) {
+  return "{\"ua\":" + Num(m.ua) + ",\"ra\":" + Num(m.ra) + ",\"ta\":" +
+         Num(m.ta) + ",\"mia_auc\":" + Num(m.mia_auc) + "}";
+}
 
 std::string LoadAverage() {
   std::ifstream f("/proc/loadavg");

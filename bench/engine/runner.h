@@ -4,7 +4,10 @@
 #ifndef LETHE_BENCH_ENGINE_RUNNER_H_
 #define LETHE_BENCH_ENGINE_RUNNER_H_
 
+#include <chrono>
 #include <string>
+
+#include "lethe/core/metrics.h"
 
 #include "scenario.h"
 
@@ -22,6 +25,12 @@ struct RunOptions {
 
 // Prints the tables to stdout; returns the scenario's results as JSON.
 core::Result<std::string> RunScenario(const Scenario& s, const RunOptions& o);
+
+// Seconds since t; a number for the JSON ("null" when not finite); a
+// Metrics object as JSON.
+double Since(std::chrono::steady_clock::time_point t);
+std::string Num(double v, const char* fmt = "%.4g");
+std::string MetricsJson(const core::Metrics& m);
 
 // "1-min load average" from /proc/loadavg; kB values from /proc/self/status.
 std::string LoadAverage();
