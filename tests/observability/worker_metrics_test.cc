@@ -113,6 +113,8 @@ TEST(WorkerMetricsTest, NamesAreStable) {
   EXPECT_STREQ(EscalationReasonName(EscalationReason::kForgetAccuracy),
                "forget_accuracy");
   EXPECT_STREQ(EscalationReasonName(EscalationReason::kError), "error");
+  EXPECT_STREQ(EscalationReasonName(EscalationReason::kTimeBudget), "time_budget");
+  EXPECT_STREQ(EscalationReasonName(EscalationReason::kCost), "cost");
   EXPECT_STREQ(TaskOutcomeName(TaskOutcome::kRetried), "retried");
 }
 

@@ -344,6 +344,30 @@ TEST_F(WorkerTest, CertifiedHeadErasesByNewtonStepWithCertificate) {
   EXPECT_NE(out.find("certified"), std::string::npos) << out;
 }
 
+TEST_F(WorkerTest, PolicyCostRuleSkipsFinetuneForRetrain) {
+  // finetune's 5 epochs are 5/60 = 0.083 of this model's retrain, over the
+  // policy's 0.05: the worker's engine skips it for the exact method.
+  const std::string model = RegisterMlp("costly", [](v1::UnlearningPolicy& p) {
+    p.clear_methods();
+    p.add_methods(v1::UNLEARNING_METHOD_FINETUNE);
+    p.add_methods(v1::UNLEARNING_METHOD_RETRAIN);
+    p.set_max_cost_fraction(0.05);
+  });
+  Drain();
+  const std::string id = Submit("target-0", "cost");
+  Drain();
+  ASSERT_EQ(Get(id).state(), v1::ERASURE_STATE_COMPLETED);
+  auto version2 = [&](const std::string& expr) {
+    return Scalar(*ts_, absl::StrCat("SELECT ", expr, " FROM model_versions WHERE model_id = '",
+                                     model, "' AND version = 2"));
+  };
+  EXPECT_EQ(version2("produced_by"), "retrain");
+  EXPECT_EQ(version2("report->'attempts'->0->>'outcome'"), "skipped");
+  EXPECT_NE(version2("report->'attempts'->0->>'reason'").find("estimated cost 0.0833"),
+            std::string::npos)
+      << version2("report->'attempts'->0->>'reason'");
+}
+
 TEST_F(WorkerTest, SubjectWithOnlyTestRecordsCompletesWithoutNewVersion) {
   const std::string model = RegisterMlp("mlp");
   Drain();
