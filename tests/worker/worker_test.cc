@@ -155,6 +155,14 @@ class WorkerTest : public ::testing::Test {
     return model.id();
   }
 
+  // `expr` evaluated on a model version's row of model_versions.
+  std::string VersionField(const std::string& model, int version,
+                           const std::string& expr) {
+    return Scalar(*ts_, absl::StrCat("SELECT ", expr,
+                                     " FROM model_versions WHERE model_id = '", model,
+                                     "' AND version = ", version));
+  }
+
   std::string Submit(const std::string& subject, const std::string& key) {
     v1::SubmitErasureRequest req;
     req.set_subject_id(subject);
@@ -257,16 +265,10 @@ TEST_F(WorkerTest, ErasureCompletesWithNewVersionRowsGoneAndForgetAccuracyDroppe
   EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM erasure_requests WHERE subject_key IS NOT NULL"),
             "0");
   // The forget set's (poisoned) labels are no longer reproduced.
-  const double ua_before = std::stod(Scalar(*ts_, absl::StrCat(
-      "SELECT report->'before'->>'ua' FROM model_versions WHERE model_id = '", model,
-      "' AND version = 2")));
-  const double ua_after = std::stod(Scalar(*ts_, absl::StrCat(
-      "SELECT report->'after'->>'ua' FROM model_versions WHERE model_id = '", model,
-      "' AND version = 2")));
+  const double ua_before = std::stod(VersionField(model, 2, "report->'before'->>'ua'"));
+  const double ua_after = std::stod(VersionField(model, 2, "report->'after'->>'ua'"));
   EXPECT_GT(ua_after, ua_before + 0.3) << "before " << ua_before << " after " << ua_after;
-  EXPECT_EQ(Scalar(*ts_, absl::StrCat("SELECT produced_by FROM model_versions WHERE model_id = '",
-                                      model, "' AND version = 2")),
-            "retrain");
+  EXPECT_EQ(VersionField(model, 2, "produced_by"), "retrain");
   // Version 1 held the erased data: deleted at once (grace 0), artifact too.
   EXPECT_EQ(Scalar(*ts_, absl::StrCat("SELECT deleted_at IS NOT NULL FROM model_versions "
                                       "WHERE model_id = '", model, "' AND version = 1")),
@@ -322,10 +324,7 @@ TEST_F(WorkerTest, CertifiedHeadErasesByNewtonStepWithCertificate) {
   Drain();
   v1::Erasure e = Get(id);
   ASSERT_EQ(e.state(), v1::ERASURE_STATE_COMPLETED) << e.state_reason();
-  auto version2 = [&](const std::string& expr) {
-    return Scalar(*ts_, absl::StrCat("SELECT ", expr, " FROM model_versions WHERE model_id = '",
-                                     model, "' AND version = 2"));
-  };
+  auto version2 = [&](const std::string& expr) { return VersionField(model, 2, expr); };
   EXPECT_EQ(version2("produced_by"), "newton");
   EXPECT_EQ(version2("report->>'guarantee'"), "certified");
   EXPECT_GT(std::stod(version2("report->>'newton_bound'")), 0);
@@ -357,10 +356,7 @@ TEST_F(WorkerTest, PolicyCostRuleSkipsFinetuneForRetrain) {
   const std::string id = Submit("target-0", "cost");
   Drain();
   ASSERT_EQ(Get(id).state(), v1::ERASURE_STATE_COMPLETED);
-  auto version2 = [&](const std::string& expr) {
-    return Scalar(*ts_, absl::StrCat("SELECT ", expr, " FROM model_versions WHERE model_id = '",
-                                     model, "' AND version = 2"));
-  };
+  auto version2 = [&](const std::string& expr) { return VersionField(model, 2, expr); };
   EXPECT_EQ(version2("produced_by"), "retrain");
   EXPECT_EQ(version2("report->'attempts'->0->>'outcome'"), "skipped");
   EXPECT_NE(version2("report->'attempts'->0->>'reason'").find("estimated cost 0.0833"),
