@@ -16,31 +16,41 @@ absl::Status Unauthenticated(const std::string& why) {
 
 }  // namespace
 
-absl::StatusOr<Principal> Authenticator::Authenticate(
+absl::StatusOr<Authenticator::Presented> Authenticator::Parse(
     const grpc::ServerContextBase& ctx) {
   const auto& md = ctx.client_metadata();
   auto it = md.find("authorization");
   if (it == md.end()) return Unauthenticated("missing API key");
-  const std::string header(it->second.data(), it->second.size());
+  const std::string_view header(it->second.data(), it->second.size());
   if (header.rfind(kBearer, 0) != 0) {
     return Unauthenticated("authorization is not a Bearer token");
   }
-  auto token = storage::ParseApiToken(
-      std::string_view(header).substr(sizeof(kBearer) - 1));
+  auto token = storage::ParseApiToken(header.substr(sizeof(kBearer) - 1));
   if (!token.ok()) return Unauthenticated("malformed API key");
-  const std::string secret_hash = storage::Sha256(token->secret);
-  const auto now = std::chrono::steady_clock::now();
-  {
-    std::lock_guard lock(mu_);
-    auto hit = cache_.find(token->key_id);
-    if (hit != cache_.end() && hit->second.expires > now) {
-      if (!storage::SecureEquals(hit->second.secret_sha256, secret_hash)) {
-        return Unauthenticated("unknown or revoked API key");
-      }
-      return Principal{token->key_id, hit->second.role};
-    }
+  return Presented{token->key_id, storage::Sha256(token->secret)};
+}
+
+std::optional<absl::StatusOr<Principal>> Authenticator::FromCache(
+    const Presented& key) {
+  std::lock_guard lock(mu_);
+  auto hit = cache_.find(key.key_id);
+  if (hit == cache_.end() ||
+      hit->second.expires <= std::chrono::steady_clock::now()) {
+    return std::nullopt;
   }
-  auto row = keys_->Lookup(token->key_id);
+  if (!storage::SecureEquals(hit->second.secret_sha256, key.secret_sha256)) {
+    return Unauthenticated("unknown or revoked API key");
+  }
+  return Principal{key.key_id, hit->second.role};
+}
+
+absl::StatusOr<Principal> Authenticator::Authenticate(
+    const grpc::ServerContextBase& ctx) {
+  auto key = Parse(ctx);
+  if (!key.ok()) return key.status();
+  if (auto cached = FromCache(*key)) return *std::move(cached);
+  const auto now = std::chrono::steady_clock::now();
+  auto row = keys_->Lookup(key->key_id);
   if (absl::IsNotFound(row.status())) {
     return Unauthenticated("unknown or revoked API key");
   }
@@ -48,18 +58,34 @@ absl::StatusOr<Principal> Authenticator::Authenticate(
     return absl::UnavailableError(
         absl::StrCat("cannot check the API key: ", row.status().message()));
   }
-  if (row->revoked || !storage::SecureEquals(row->secret_sha256, secret_hash)) {
+  if (row->revoked ||
+      !storage::SecureEquals(row->secret_sha256, key->secret_sha256)) {
     return Unauthenticated("unknown or revoked API key");
   }
   std::lock_guard lock(mu_);
-  cache_[token->key_id] = Entry{row->secret_sha256, row->role, now + ttl_};
-  return Principal{token->key_id, row->role};
+  cache_[key->key_id] = Entry{row->secret_sha256, row->role, now + ttl_};
+  return Principal{key->key_id, row->role};
 }
 
 absl::StatusOr<Principal> Authenticator::Authorize(
     const grpc::ServerContextBase& ctx,
     std::initializer_list<storage::Role> allowed) {
-  auto principal = Authenticate(ctx);
+  return CheckRole(Authenticate(ctx), allowed);
+}
+
+std::optional<absl::StatusOr<Principal>> Authenticator::AuthorizeCached(
+    const grpc::ServerContextBase& ctx,
+    std::initializer_list<storage::Role> allowed) {
+  auto key = Parse(ctx);
+  if (!key.ok()) return key.status();
+  auto cached = FromCache(*key);
+  if (!cached) return std::nullopt;
+  return CheckRole(*std::move(cached), allowed);
+}
+
+absl::StatusOr<Principal> Authenticator::CheckRole(
+    absl::StatusOr<Principal> principal,
+    std::initializer_list<storage::Role> allowed) {
   if (!principal.ok()) return principal;
   if (principal->role == storage::Role::kAdmin) return principal;
   for (storage::Role r : allowed) {

@@ -12,6 +12,7 @@
 #include <initializer_list>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include <grpcpp/server_context.h>
@@ -42,7 +43,26 @@ class Authenticator {
       const grpc::ServerContextBase& ctx,
       std::initializer_list<storage::Role> allowed);
 
+  // As Authorize, without touching the database: nullopt when the key is
+  // not in the cache (or its entry expired), and the caller must call
+  // Authorize from a thread that may block.
+  std::optional<absl::StatusOr<Principal>> AuthorizeCached(
+      const grpc::ServerContextBase& ctx,
+      std::initializer_list<storage::Role> allowed);
+
  private:
+  struct Presented {  // what the call's authorization header names
+    std::string key_id;
+    std::string secret_sha256;
+  };
+  // UNAUTHENTICATED for a missing or malformed header.
+  static absl::StatusOr<Presented> Parse(const grpc::ServerContextBase& ctx);
+  // nullopt on a miss; UNAUTHENTICATED when the secret does not match.
+  std::optional<absl::StatusOr<Principal>> FromCache(const Presented& key);
+  static absl::StatusOr<Principal> CheckRole(
+      absl::StatusOr<Principal> principal,
+      std::initializer_list<storage::Role> allowed);
+
   struct Entry {
     std::string secret_sha256;
     storage::Role role;

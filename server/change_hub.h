@@ -1,7 +1,7 @@
 // ChangeHub: tells subscribers when an erasure request may have changed.
 //
 // One thread LISTENs on PostgreSQL's `lethe_erasure_changed` channel (a
-// trigger notifies it on every insert or update of a request, whichever
+// trigger notifies it on every update of a request, whichever
 // replica or worker made it) and calls the subscribers of that request.
 // Every `poll_interval` it calls all subscribers anyway, and it reconnects
 // after losing the database, so a missed notification costs at most one

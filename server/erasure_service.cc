@@ -267,24 +267,46 @@ absl::StatusOr<storage::SubmitParams> PrepareSubmission(
   return p;
 }
 
+// The intake path blocks no thread: with the key in the authenticator's
+// cache the call is checked on the gRPC thread that received it and queued
+// for the store's next batch, whose runner finishes it. Only a key not yet
+// cached goes through the executor first (one database lookup).
 grpc::ServerUnaryReactor* ErasureServiceImpl::SubmitErasure(
     grpc::CallbackServerContext* ctx, const v1::SubmitErasureRequest* req,
     v1::SubmitErasureResponse* resp) {
-  return Offload(ctx, deps_->executor, [this, ctx, req, resp]() {
-    auto principal = deps_->auth->Authorize(*ctx, {Role::kSubmitter});
-    if (!principal.ok()) return principal.status();
-    const std::string salt = storage::RandomBytes(32);
-    auto params =
-        PrepareSubmission(*req, principal->key_id, deps_->server_secret, salt);
-    if (!params.ok()) return params.status();
-    auto result = deps_->erasures->Submit(*params);
-    if (!result.ok()) return result.status();
-    LogSubmitted(*deps_->logger, *result, principal->key_id);
-    ToProto(result->erasure, resp->mutable_erasure());
-    resp->set_replayed(result->replayed);
-    if (!result->replayed) resp->set_subject_salt(salt);
-    return absl::OkStatus();
-  });
+  auto* reactor = ctx->DefaultReactor();
+  auto cached = deps_->auth->AuthorizeCached(*ctx, {Role::kSubmitter});
+  if (cached) {
+    StartSubmit(reactor, *std::move(cached), req, resp);
+  } else {
+    deps_->executor->Submit([this, ctx, reactor, req, resp] {
+      StartSubmit(reactor, deps_->auth->Authorize(*ctx, {Role::kSubmitter}),
+                  req, resp);
+    });
+  }
+  return reactor;
+}
+
+void ErasureServiceImpl::StartSubmit(grpc::ServerUnaryReactor* reactor,
+                                     absl::StatusOr<Principal> principal,
+                                     const v1::SubmitErasureRequest* req,
+                                     v1::SubmitErasureResponse* resp) {
+  if (!principal.ok()) return reactor->Finish(ToGrpc(principal.status()));
+  std::string salt = storage::RandomBytes(32);
+  auto params =
+      PrepareSubmission(*req, principal->key_id, deps_->server_secret, salt);
+  if (!params.ok()) return reactor->Finish(ToGrpc(params.status()));
+  deps_->erasures->SubmitAsync(
+      *std::move(params),
+      [deps = deps_, reactor, resp, key_id = principal->key_id,
+       salt = std::move(salt)](absl::StatusOr<storage::SubmitResult> result) {
+        if (!result.ok()) return reactor->Finish(ToGrpc(result.status()));
+        LogSubmitted(*deps->logger, *result, key_id);
+        ToProto(result->erasure, resp->mutable_erasure());
+        resp->set_replayed(result->replayed);
+        if (!result->replayed) resp->set_subject_salt(salt);
+        reactor->Finish(grpc::Status::OK);
+      });
 }
 
 grpc::ServerUnaryReactor* ErasureServiceImpl::GetErasure(

@@ -35,6 +35,13 @@ class ErasureServiceImpl final : public v1::ErasureService::CallbackService {
       const v1::WatchErasureRequest* req) override;
 
  private:
+  // Validates an authorised submission and hands it to the store, whose
+  // batch runner finishes the call. Never blocks.
+  void StartSubmit(grpc::ServerUnaryReactor* reactor,
+                   absl::StatusOr<Principal> principal,
+                   const v1::SubmitErasureRequest* req,
+                   v1::SubmitErasureResponse* resp);
+
   const Deps* deps_;
 };
 

@@ -27,6 +27,8 @@ struct ServerOptions {
   std::string secrets_file;  // the subject-key HMAC secret
   int db_pool_size = 16;
   int handler_threads = 16;
+  // Group commit of SubmitErasure (storage/erasure_store.h).
+  storage::ErasureStoreOptions intake;
   std::string artifact_dir;  // empty: artifacts in PostgreSQL
   bool migrate_on_start = true;
   // TLS: both set to serve TLS; client CA set to require client

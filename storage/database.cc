@@ -91,8 +91,8 @@ void Database::Release(std::unique_ptr<pqxx::connection> conn) {
   cv_.notify_one();
 }
 
-absl::Status Database::Transact(
-    const std::function<absl::Status(Txn&)>& fn) {
+template <typename Tx, typename Fn>
+absl::Status Database::Run(const Fn& fn) {
   absl::Status result;
   for (int attempt = 0; attempt < 3; ++attempt) {
     absl::Status acquire_status;
@@ -100,9 +100,9 @@ absl::Status Database::Transact(
     if (!conn) return acquire_status;
     bool from_exception = false;
     try {
-      Txn txn(*conn);
-      result = fn(txn);
-      if (result.ok()) txn.commit();
+      Tx tx(*conn);
+      result = fn(tx);
+      if (result.ok()) tx.commit();
     } catch (...) {
       result = StatusFromCurrentException();
       from_exception = true;
@@ -114,6 +114,16 @@ absl::Status Database::Transact(
     if (!(from_exception && absl::IsAborted(result))) return result;
   }
   return result;
+}
+
+absl::Status Database::Transact(
+    const std::function<absl::Status(Txn&)>& fn) {
+  return Run<Txn>(fn);
+}
+
+absl::Status Database::Autocommit(
+    const std::function<absl::Status(pqxx::nontransaction&)>& fn) {
+  return Run<pqxx::nontransaction>(fn);
 }
 
 absl::Status Database::Ping() {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include <pqxx/connection>
+#include <pqxx/nontransaction>
 #include <pqxx/transaction>
 
 #include "absl/status/status.h"
@@ -64,6 +65,14 @@ class Database {
     return out;
   }
 
+  // Runs `fn` outside a transaction block: each statement commits on its
+  // own when it completes (one round trip, no BEGIN or COMMIT). For work
+  // that is a single statement, which PostgreSQL applies atomically. Errors
+  // and retries as Transact; a failed statement leaves nothing behind, but
+  // statements before it stay committed.
+  absl::Status Autocommit(
+      const std::function<absl::Status(pqxx::nontransaction&)>& fn);
+
   // Opens a dedicated connection outside the pool (for LISTEN, or for
   // session-level advisory locks). Errors as above.
   absl::StatusOr<std::unique_ptr<pqxx::connection>> OpenDedicated() const;
@@ -74,6 +83,9 @@ class Database {
   const std::string& url() const { return options_.url; }
 
  private:
+  // Transact and Autocommit: `fn` in a fresh Tx on a pooled connection.
+  template <typename Tx, typename Fn>
+  absl::Status Run(const Fn& fn);
   std::unique_ptr<pqxx::connection> Acquire(absl::Status* status);
   void Release(std::unique_ptr<pqxx::connection> conn);
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 
@@ -251,11 +252,12 @@ absl::StatusOr<SubmitResult> Replay(pqxx::transaction_base& txn,
 }
 
 // Writes the requests `round` (indexes into `batch`, distinct keys) and
-// fills their results.
-void WriteRound(pqxx::transaction_base& txn,
-                const std::vector<const SubmitParams*>& batch,
-                const std::vector<size_t>& round,
-                std::vector<absl::StatusOr<SubmitResult>>& results) {
+// fills the results of those it created. Returns the others: their key was
+// taken already, and the caller replays them (Replay).
+std::vector<size_t> WriteRound(
+    pqxx::transaction_base& txn, const std::vector<const SubmitParams*>& batch,
+    const std::vector<size_t>& round,
+    std::vector<absl::StatusOr<SubmitResult>>& results) {
   std::vector<std::string> cols[8];
   for (size_t i : round) {
     const SubmitParams& p = *batch[i];
@@ -287,9 +289,10 @@ void WriteRound(pqxx::transaction_base& txn,
       tasks[r[2].c_str()].push_back(ReadNewTask(r.slice(2, r.size())));
     }
   }
+  std::vector<size_t> taken;
   for (size_t k = 0; k < round.size(); ++k) {
     if (!created[k]) {
-      results[round[k]] = Replay(txn, *batch[round[k]]);
+      taken.push_back(round[k]);
       continue;
     }
     auto& t = tasks[created[k]->id];
@@ -299,6 +302,7 @@ void WriteRound(pqxx::transaction_base& txn,
     created[k]->tasks = std::move(t);
     results[round[k]] = SubmitResult{*std::move(created[k]), false};
   }
+  return taken;
 }
 
 // Writes `batch` into `txn`: requests with an unknown scoped model fail with
@@ -320,7 +324,24 @@ void WriteBatch(pqxx::transaction_base& txn,
     if (rounds.size() <= n) rounds.resize(n + 1);
     rounds[n].push_back(i);
   }
-  for (const auto& round : rounds) WriteRound(txn, batch, round, results);
+  for (const auto& round : rounds) {
+    for (size_t i : WriteRound(txn, batch, round, results)) {
+      results[i] = Replay(txn, *batch[i]);
+    }
+  }
+}
+
+// A batch that is one statement: no request names models (so no lookup of
+// unknown ones) and no key comes twice (so one round).
+bool IsOneStatement(const std::vector<const SubmitParams*>& batch) {
+  std::set<std::pair<std::string_view, std::string_view>> keys;
+  for (const SubmitParams* p : batch) {
+    if (!p->scope_model_ids.empty()) return false;
+    if (!keys.emplace(p->client_key_id, p->idempotency_key).second) {
+      return false;
+    }
+  }
+  return true;
 }
 
 }  // namespace
@@ -331,63 +352,135 @@ bool IsTerminalErasureState(std::string_view state) {
 }
 
 struct ErasureStore::Waiter {
-  explicit Waiter(const SubmitParams* p) : params(p) {}
-  const SubmitParams* params;
+  Waiter(SubmitParams p, SubmitCallback d)
+      : params(std::move(p)), done(std::move(d)) {}
+  SubmitParams params;
+  SubmitCallback done;
   absl::StatusOr<SubmitResult> result = absl::InternalError("not run");
-  bool done = false;  // guarded by the store's mu_
-  std::condition_variable cv;
 };
 
 ErasureStore::ErasureStore(Database* db, ErasureStoreOptions options)
-    : db_(db), options_(options) {}
+    : db_(db), options_(options) {
+  for (int i = 0; i < std::max(1, options_.max_concurrent_batches); ++i) {
+    writers_.emplace_back([this] { WriterLoop(); });
+  }
+  for (int i = 0; i < std::max(1, options_.finisher_threads); ++i) {
+    finishers_.emplace_back([this] { FinisherLoop(); });
+  }
+}
 
-ErasureStore::~ErasureStore() = default;
-
-// Leader/follower: a caller queues itself; the caller at the head of the
-// queue, once a batch slot is free, takes up to max_batch queued callers
-// (itself first), runs them and hands out the results. Everyone else
-// sleeps on its own condition variable until its result is in.
-absl::StatusOr<SubmitResult> ErasureStore::Submit(const SubmitParams& p) {
-  Waiter self(&p);
-  std::vector<Waiter*> batch;
-  const int max_running = std::max(1, options_.max_concurrent_batches);
+ErasureStore::~ErasureStore() {
   {
-    std::unique_lock lock(mu_);
-    queue_.push_back(&self);
-    self.cv.wait(lock, [&] {
-      return self.done ||
-             (queue_.front() == &self && running_batches_ < max_running);
-    });
-    if (self.done) return std::move(self.result);
-    ++running_batches_;
-    const size_t n = std::min<size_t>(queue_.size(),
-                                      std::max(1, options_.max_batch));
-    batch.assign(queue_.begin(), queue_.begin() + n);
-    queue_.erase(queue_.begin(), queue_.begin() + n);
-    if (!queue_.empty() && running_batches_ < max_running) {
-      queue_.front()->cv.notify_one();
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  queued_.notify_all();
+  for (auto& t : writers_) t.join();  // after the queue drained
+  {
+    std::lock_guard lock(mu_);
+    writers_done_ = true;
+  }
+  finished_.notify_all();
+  for (auto& t : finishers_) t.join();  // after every callback ran
+}
+
+void ErasureStore::SubmitAsync(SubmitParams params, SubmitCallback done) {
+  {
+    std::lock_guard lock(mu_);
+    if (!stopping_) {
+      queue_.push_back(new Waiter(std::move(params), std::move(done)));
+      done = nullptr;
     }
   }
-  RunBatch(batch);
-  std::lock_guard lock(mu_);
-  --running_batches_;
-  for (Waiter* w : batch) {
-    w->done = true;
-    if (w != &self) w->cv.notify_one();
+  if (done) {
+    done(absl::UnavailableError("the server is shutting down"));
+    return;
   }
-  if (!queue_.empty()) queue_.front()->cv.notify_one();
-  return std::move(self.result);
+  queued_.notify_one();
+}
+
+absl::StatusOr<SubmitResult> ErasureStore::Submit(const SubmitParams& p) {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<absl::StatusOr<SubmitResult>> out;
+  SubmitAsync(p, [&](absl::StatusOr<SubmitResult> r) {
+    std::lock_guard lock(mu);
+    out = std::move(r);
+    cv.notify_one();
+  });
+  std::unique_lock lock(mu);
+  cv.wait(lock, [&] { return out.has_value(); });
+  return *std::move(out);
+}
+
+// A writer takes everything queued (up to max_batch) as one batch, writes
+// it, hands it to the finishers and goes straight on: the database's
+// pipeline never waits for a thread to wake up or for callbacks to run.
+void ErasureStore::WriterLoop() {
+  const size_t max_batch = std::max(1, options_.max_batch);
+  std::unique_lock lock(mu_);
+  for (;;) {
+    queued_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stopping, and nothing left to write
+    const size_t n = std::min(queue_.size(), max_batch);
+    std::vector<Waiter*> batch(queue_.begin(), queue_.begin() + n);
+    queue_.erase(queue_.begin(), queue_.begin() + n);
+    lock.unlock();
+    RunBatch(batch);
+    lock.lock();
+    written_.push_back(std::move(batch));
+    finished_.notify_one();
+  }
+}
+
+void ErasureStore::FinisherLoop() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    finished_.wait(lock, [&] { return writers_done_ || !written_.empty(); });
+    if (written_.empty()) return;  // the writers are gone: nothing will come
+    std::vector<Waiter*> batch = std::move(written_.front());
+    written_.pop_front();
+    lock.unlock();
+    for (Waiter* w : batch) {
+      std::unique_ptr<Waiter> owned(w);
+      std::move(owned->done)(std::move(owned->result));
+    }
+    lock.lock();
+  }
 }
 
 void ErasureStore::RunBatch(const std::vector<Waiter*>& batch) {
   std::vector<const SubmitParams*> params;
-  for (Waiter* w : batch) params.push_back(w->params);
+  for (Waiter* w : batch) params.push_back(&w->params);
   std::vector<absl::StatusOr<SubmitResult>> results;
-  absl::Status st = db_->Transact([&](Txn& txn) {
-    results.assign(batch.size(), absl::InternalError("not written"));
-    WriteBatch(txn, params, results);
-    return absl::OkStatus();
-  });
+  absl::Status st;
+  if (IsOneStatement(params)) {
+    // The common case runs without a transaction block: the statement
+    // commits itself, saving the BEGIN and COMMIT round trips. Replays
+    // read rows that other transactions committed, so they may come after.
+    std::vector<size_t> taken;
+    std::vector<size_t> all(params.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+    st = db_->Autocommit([&](pqxx::nontransaction& tx) {
+      results.assign(batch.size(), absl::InternalError("not written"));
+      taken = WriteRound(tx, params, all, results);
+      return absl::OkStatus();
+    });
+    if (st.ok()) {
+      // The batch is committed: from here on an error reaches only the
+      // replay it belongs to (a created request must not be written again).
+      for (size_t i : taken) {
+        results[i] = db_->TransactValue<SubmitResult>(
+            [&](Txn& txn) { return Replay(txn, *params[i]); });
+      }
+    }
+  } else {
+    st = db_->Transact([&](Txn& txn) {
+      results.assign(batch.size(), absl::InternalError("not written"));
+      WriteBatch(txn, params, results);
+      return absl::OkStatus();
+    });
+  }
   if (st.ok()) {
     for (size_t i = 0; i < batch.size(); ++i) {
       batch[i]->result = std::move(results[i]);

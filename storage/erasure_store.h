@@ -5,22 +5,28 @@
 // identical submissions create exactly one request (the UNIQUE constraint
 // decides, ON CONFLICT makes the losers read the winner's row). Thread-safe.
 //
-// Group commit: concurrent Submit calls are gathered into batches, and one
-// transaction writes a whole batch with one set-based statement (requests,
-// tasks and audit entries together), so a burst of submissions costs one
-// WAL flush and a handful of round trips instead of one commit and ~8 round
-// trips each. A batch forms while the previous one runs (no timer): a lone
-// caller goes straight to the database. Each caller still gets its own
-// result, as if it had run alone: a request that fails (NOT_FOUND,
-// ALREADY_EXISTS) writes nothing and does not affect the others, and every
-// request's effects are committed together in one transaction. Duplicates
-// of one key inside a batch run one after the other, so the first creates
-// the request and the rest replay it (or fail with ALREADY_EXISTS).
+// Group commit: submissions are queued, and the store's own threads
+// (`max_concurrent_batches` writers) write them in batches: one transaction and one
+// set-based statement (requests, tasks and audit entries together) per
+// batch, so a burst of submissions costs one WAL flush and a handful of
+// round trips instead of one commit and ~8 round trips each. A batch forms
+// while the previous one runs (no timer): a lone submission goes straight
+// to the database. SubmitAsync never blocks: the gRPC handler hands the
+// submission over and a finisher thread completes the call once its batch
+// committed, so no thread waits per request. Each submission still gets its own result,
+// as if it had run alone: a request that fails (NOT_FOUND, ALREADY_EXISTS)
+// writes nothing and does not affect the others, and every request's
+// effects are committed together in one transaction. Duplicates of one key
+// inside a batch run one after the other, so the first creates the request
+// and the rest replay it (or fail with ALREADY_EXISTS).
 #ifndef LETHE_STORAGE_ERASURE_STORE_H_
 #define LETHE_STORAGE_ERASURE_STORE_H_
 
+#include <condition_variable>
 #include <deque>
+#include <functional>
 #include <mutex>
+#include <thread>
 #include <optional>
 #include <string>
 #include <utility>
@@ -51,9 +57,14 @@ struct SubmitResult {
 struct ErasureStoreOptions {
   // Most requests written by one transaction.
   int max_batch = 64;
-  // Batches in flight at once (each on its own pooled connection). More
-  // than one lets a batch form and run while another waits for its commit.
-  int max_concurrent_batches = 2;
+  // Batches in the database at once, each written by its own thread on its
+  // own pooled connection. With one, the submissions that arrive while a
+  // batch runs and commits all go into the next batch; more overlap
+  // batches at the price of smaller ones (more commits per request).
+  int max_concurrent_batches = 1;
+  // Threads that run the callbacks of written batches, so that a writer
+  // goes straight on to the next batch.
+  int finisher_threads = 2;
 };
 
 struct ErasureFilter {
@@ -82,6 +93,14 @@ class ErasureStore {
   // key reused with another body), UNAVAILABLE.
   absl::StatusOr<SubmitResult> Submit(const SubmitParams& params);
 
+  using SubmitCallback = std::function<void(absl::StatusOr<SubmitResult>)>;
+  // As Submit, without blocking: `done` runs exactly once, on one of the
+  // store's finisher threads, once the batch holding the submission
+  // committed or failed. Keep it short (it delays the next batch's callbacks); it may
+  // call SubmitAsync again. Once the destructor started, `done` gets
+  // UNAVAILABLE at once, on the calling thread.
+  void SubmitAsync(SubmitParams params, SubmitCallback done);
+
   // NOT_FOUND if absent.
   absl::StatusOr<ErasureRow> Get(const std::string& id);
 
@@ -99,8 +118,13 @@ class ErasureStore {
                                     const std::string& only_key = "");
 
  private:
-  struct Waiter;  // one Submit call waiting for its batch
+  struct Waiter;  // one queued submission
 
+  // Takes batches off the queue and writes them, until the store is
+  // destroyed and the queue is empty.
+  void WriterLoop();
+  // Runs the callbacks of written batches.
+  void FinisherLoop();
   // Writes `batch` in one transaction and stores each waiter's result.
   // Should the transaction fail as a whole for a reason other than the
   // database being unreachable, each request is retried alone, so that the
@@ -110,8 +134,14 @@ class ErasureStore {
   Database* db_;  // not owned
   const ErasureStoreOptions options_;
   std::mutex mu_;
-  std::deque<Waiter*> queue_;  // guarded by mu_; callers not yet in a batch
-  int running_batches_ = 0;    // guarded by mu_
+  std::condition_variable queued_;    // queue_ gained an entry, or stopping_
+  std::condition_variable finished_;  // written_ gained a batch, or stopping
+  std::deque<Waiter*> queue_;         // guarded by mu_; not yet in a batch
+  std::deque<std::vector<Waiter*>> written_;  // guarded by mu_
+  bool stopping_ = false;                     // guarded by mu_
+  bool writers_done_ = false;                 // guarded by mu_
+  std::vector<std::thread> writers_;
+  std::vector<std::thread> finishers_;
 };
 
 bool IsTerminalErasureState(std::string_view state);

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <pqxx/pqxx>
 #include <set>
 #include <string>
@@ -237,6 +238,74 @@ TEST_F(ErasureBatchTest, QueuedSubmissionsShareOneTransactionAndOwnResults) {
   EXPECT_EQ(Count("SELECT count(*) FROM audit_log WHERE action = "
                   "'erasure.submitted' AND details = '{\"tasks\": 1}'"),
             16);
+}
+
+// SubmitAsync: every callback runs exactly once with its own result, the
+// queued submissions of a blocked batch go into one transaction, and the
+// destructor writes what was queued before it returns; a submission made
+// while it drains is refused with UNAVAILABLE instead of being lost.
+TEST_F(ErasureBatchTest, AsyncCallbacksRunOnceAndTheDestructorDrainsTheQueue) {
+  auto store = std::make_unique<ErasureStore>(
+      db_.get(), ErasureStoreOptions{.max_batch = 64,
+                                     .max_concurrent_batches = 1,
+                                     .finisher_threads = 2});
+  pqxx::connection blocker_conn(scratch_->url());
+  auto blocker = std::make_unique<pqxx::work>(blocker_conn);
+  blocker->exec0(
+      "INSERT INTO erasure_requests (client_key_id, idempotency_key, "
+      "body_sha256, subject_commitment, legal_ground, state) VALUES "
+      "('client-1', 'a-first', '\\x00', "
+      "'\\x0000000000000000000000000000000000000000000000000000000000000000',"
+      " 'x', 'QUEUED')");
+  constexpr int kQueued = 20;
+  std::mutex mu;
+  std::vector<int> calls(kQueued + 1, 0);
+  std::vector<absl::StatusOr<SubmitResult>> results(
+      kQueued + 1, absl::InternalError("not run"));
+  absl::Status during_drain = absl::InternalError("not run");
+  auto record = [&](int i) {
+    return [&, i](absl::StatusOr<SubmitResult> r) {
+      std::lock_guard lock(mu);
+      ++calls[i];
+      results[i] = std::move(r);
+    };
+  };
+  // Waits on the blocker's uncommitted row for the same key.
+  store->SubmitAsync(Params("a-first", "known"), record(0));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  for (int i = 1; i <= kQueued; ++i) {
+    store->SubmitAsync(Params(absl::StrCat("a", i), "known"),
+                       [&, i, s = store.get(), inner = record(i)](
+                           absl::StatusOr<SubmitResult> r) mutable {
+                         if (i == 1) {  // the destructor is draining by now
+                           s->SubmitAsync(Params("a-late", "known"),
+                                          [&](absl::StatusOr<SubmitResult> l) {
+                                            during_drain = l.status();
+                                          });
+                         }
+                         inner(std::move(r));
+                       });
+  }
+  std::thread destroy([&] { store.reset(); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  blocker->abort();
+  destroy.join();
+
+  std::set<int64_t> created_at;
+  for (int i = 0; i <= kQueued; ++i) {
+    EXPECT_EQ(calls[i], 1) << i;
+    ASSERT_TRUE(results[i].ok()) << i << ": " << results[i].status();
+    EXPECT_FALSE(results[i]->replayed);
+    EXPECT_EQ(results[i]->erasure.state, "QUEUED");
+    if (i > 0) created_at.insert(results[i]->erasure.created_us);
+  }
+  EXPECT_EQ(created_at.size(), 1u) << "the queued submissions did not share "
+                                      "one transaction";
+  EXPECT_TRUE(absl::IsUnavailable(during_drain)) << during_drain;
+  EXPECT_EQ(Count("SELECT count(*) FROM erasure_requests"), kQueued + 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM erasure_requests "
+                  "WHERE idempotency_key = 'a-late'"),
+            0);
 }
 
 }  // namespace
