@@ -238,6 +238,18 @@ TEST_F(ErasureApiTest, AuthFailuresPerRole) {
             grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(Submit(req, &resp, Role::kAuditor).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
+  // Again, now that the keys are in the authenticator's cache (SubmitErasure
+  // then checks them on the gRPC thread, without the database).
+  EXPECT_EQ(Submit(req, &resp, Role::kOperator).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  ASSERT_TRUE(Submit(Request("alice", "auth-ok"), &resp).ok());
+  std::string forged_cached = ts_->token(Role::kSubmitter);
+  forged_cached.back() = forged_cached.back() == '0' ? '1' : '0';
+  EXPECT_EQ(ts_->erasures()
+                .SubmitErasure(ts_->CtxWithToken(forged_cached).get(),
+                               Request("alice", "auth-forged"), &resp)
+                .error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
   v1::ListErasuresResponse list;
   EXPECT_EQ(ts_->erasures()
                 .ListErasures(ts_->Ctx(Role::kSubmitter).get(), {}, &list)
@@ -269,7 +281,7 @@ TEST_F(ErasureApiTest, AuthFailuresPerRole) {
   EXPECT_TRUE(ts_->erasures()
                   .ListErasures(ts_->Ctx(Role::kAuditor).get(), {}, &list)
                   .ok());
-  EXPECT_EQ(CountRequests(), 1);
+  EXPECT_EQ(CountRequests(), 2);  // "auth-ok" and this one
 }
 
 TEST_F(ErasureApiTest, RevokedKeyIsRejected) {
