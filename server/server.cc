@@ -110,7 +110,8 @@ absl::StatusOr<std::unique_ptr<LetheServer>> LetheServer::Start(
                         ? storage::NewPostgresArtifactStore()
                         : storage::NewFilesystemArtifactStore(o.artifact_dir);
   impl->keys = std::make_unique<storage::ApiKeyStore>(impl->db.get());
-  impl->erasures = std::make_unique<storage::ErasureStore>(impl->db.get(), o.intake);
+  impl->erasures =
+      std::make_unique<storage::ErasureStore>(impl->db.get(), o.intake);
   impl->datasets = std::make_unique<storage::DatasetStore>(impl->db.get());
   impl->models = std::make_unique<storage::ModelStore>(impl->db.get(),
                                                        impl->artifacts.get());

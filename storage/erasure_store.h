@@ -5,20 +5,22 @@
 // identical submissions create exactly one request (the UNIQUE constraint
 // decides, ON CONFLICT makes the losers read the winner's row). Thread-safe.
 //
-// Group commit: submissions are queued, and the store's own threads
-// (`max_concurrent_batches` writers) write them in batches: one transaction and one
-// set-based statement (requests, tasks and audit entries together) per
-// batch, so a burst of submissions costs one WAL flush and a handful of
-// round trips instead of one commit and ~8 round trips each. A batch forms
-// while the previous one runs (no timer): a lone submission goes straight
-// to the database. SubmitAsync never blocks: the gRPC handler hands the
-// submission over and a finisher thread completes the call once its batch
-// committed, so no thread waits per request. Each submission still gets its own result,
-// as if it had run alone: a request that fails (NOT_FOUND, ALREADY_EXISTS)
-// writes nothing and does not affect the others, and every request's
-// effects are committed together in one transaction. Duplicates of one key
-// inside a batch run one after the other, so the first creates the request
-// and the rest replay it (or fail with ALREADY_EXISTS).
+// Group commit: submissions are queued, and the store's own threads write
+// them in batches (`max_concurrent_batches` writers): one set-based
+// statement per batch (requests, tasks and audit entries together), so a
+// burst of submissions costs one WAL flush and one round trip instead of
+// one commit and ~8 round trips each. A batch forms while the previous one
+// runs (no timer): a lone submission goes straight to the database. A batch
+// without scoped models or repeated keys is that one statement, committing
+// itself; any other batch runs in one transaction. SubmitAsync never
+// blocks: the gRPC handler hands the submission over and a finisher thread
+// completes the call once its batch committed, so no thread waits per
+// request. Each submission still gets its own result, as if it had run
+// alone: a request that fails (NOT_FOUND, ALREADY_EXISTS) writes nothing
+// and does not affect the others, and every request's effects are
+// committed together. Duplicates of one key inside a batch run one after
+// the other, so the first creates the request and the rest replay it (or
+// fail with ALREADY_EXISTS).
 #ifndef LETHE_STORAGE_ERASURE_STORE_H_
 #define LETHE_STORAGE_ERASURE_STORE_H_
 
@@ -96,8 +98,8 @@ class ErasureStore {
   using SubmitCallback = std::function<void(absl::StatusOr<SubmitResult>)>;
   // As Submit, without blocking: `done` runs exactly once, on one of the
   // store's finisher threads, once the batch holding the submission
-  // committed or failed. Keep it short (it delays the next batch's callbacks); it may
-  // call SubmitAsync again. Once the destructor started, `done` gets
+  // committed or failed. Keep it short (it delays the callbacks of the
+  // batches behind it); it may call SubmitAsync again. Once the destructor started, `done` gets
   // UNAVAILABLE at once, on the calling thread.
   void SubmitAsync(SubmitParams params, SubmitCallback done);
 
