@@ -99,8 +99,8 @@ class ErasureStore {
   // As Submit, without blocking: `done` runs exactly once, on one of the
   // store's finisher threads, once the batch holding the submission
   // committed or failed. Keep it short (it delays the callbacks of the
-  // batches behind it); it may call SubmitAsync again. Once the destructor started, `done` gets
-  // UNAVAILABLE at once, on the calling thread.
+  // batches behind it); it may call SubmitAsync again. Once the destructor
+  // started, `done` gets UNAVAILABLE at once, on the calling thread.
   void SubmitAsync(SubmitParams params, SubmitCallback done);
 
   // NOT_FOUND if absent.
