@@ -82,6 +82,19 @@ class ErasureBatchTest : public ::testing::Test {
     return tx.exec1(sql)[0].as<int64_t>();
   }
 
+  // Inserts a request under `key` in `blocker`, an open transaction, so
+  // that a submission of the same key waits on the unique index until the
+  // blocker commits or aborts.
+  static void HoldKey(pqxx::work& blocker, const std::string& key) {
+    blocker.exec_params0(
+        "INSERT INTO erasure_requests (client_key_id, idempotency_key, "
+        "body_sha256, subject_commitment, legal_ground, state) VALUES "
+        "('client-1', $1, '\\x00', "
+        "'\\x0000000000000000000000000000000000000000000000000000000000000000',"
+        " 'x', 'QUEUED')",
+        key);
+  }
+
   std::unique_ptr<testing::ScratchDatabase> scratch_;
   std::unique_ptr<Database> db_;
 };
@@ -153,12 +166,7 @@ TEST_F(ErasureBatchTest, QueuedSubmissionsShareOneTransactionAndOwnResults) {
   ErasureStore store(db_.get(), {.max_batch = 64, .max_concurrent_batches = 1});
   pqxx::connection blocker_conn(scratch_->url());
   auto blocker = std::make_unique<pqxx::work>(blocker_conn);
-  blocker->exec0(
-      "INSERT INTO erasure_requests (client_key_id, idempotency_key, "
-      "body_sha256, subject_commitment, legal_ground, state) VALUES "
-      "('client-1', 'first', '\\x00', "
-      "'\\x0000000000000000000000000000000000000000000000000000000000000000',"
-      " 'x', 'QUEUED')");
+  HoldKey(*blocker, "first");
   absl::StatusOr<SubmitResult> first = absl::InternalError("not run");
   std::thread first_thread(
       [&] { first = store.Submit(Params("first", "known")); });
@@ -251,12 +259,7 @@ TEST_F(ErasureBatchTest, AsyncCallbacksRunOnceAndTheDestructorDrainsTheQueue) {
                                      .finisher_threads = 2});
   pqxx::connection blocker_conn(scratch_->url());
   auto blocker = std::make_unique<pqxx::work>(blocker_conn);
-  blocker->exec0(
-      "INSERT INTO erasure_requests (client_key_id, idempotency_key, "
-      "body_sha256, subject_commitment, legal_ground, state) VALUES "
-      "('client-1', 'a-first', '\\x00', "
-      "'\\x0000000000000000000000000000000000000000000000000000000000000000',"
-      " 'x', 'QUEUED')");
+  HoldKey(*blocker, "a-first");
   constexpr int kQueued = 20;
   std::mutex mu;
   std::vector<int> calls(kQueued + 1, 0);
