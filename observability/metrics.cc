@@ -241,4 +241,26 @@ void DatabaseMetrics::RecordError(std::string_view operation) {
   errors_.Add({{"operation", std::string(operation)}}).Increment();
 }
 
+IntakeMetrics::IntakeMetrics(prometheus::Registry& registry)
+    : batch_size_(prometheus::BuildHistogram()
+                      .Name("lethe_intake_batch_size")
+                      .Help("SubmitErasure calls written per batch (group "
+                            "commit)")
+                      .Register(registry)
+                      .Add({}, prometheus::Histogram::BucketBoundaries{
+                                   1, 2, 4, 8, 16, 32, 64, 128})),
+      batch_seconds_(prometheus::BuildHistogram()
+                         .Name("lethe_intake_batch_seconds")
+                         .Help("Time to write and commit one batch of "
+                               "SubmitErasure calls")
+                         .Register(registry)
+                         .Add({}, prometheus::Histogram::BucketBoundaries{
+                                      0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                      0.025, 0.05, 0.1, 0.25, 1})) {}
+
+void IntakeMetrics::RecordBatch(size_t submissions, double seconds) {
+  batch_size_.Observe(static_cast<double>(submissions));
+  batch_seconds_.Observe(seconds);
+}
+
 }  // namespace lethe::observability

@@ -26,6 +26,7 @@
 #include <prometheus/collectable.h>
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
+#include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
 #include "absl/status/statusor.h"
@@ -88,6 +89,22 @@ class DatabaseMetrics {
 
  private:
   prometheus::Family<prometheus::Counter>& errors_;
+};
+
+// The server's group commit of SubmitErasure (storage/erasure_store.h):
+// how many submissions each batch wrote and how long its statement and
+// commit took. Batches near 1 under load mean the writer keeps up without
+// grouping; batches at --intake-max-batch mean it is the bottleneck.
+class IntakeMetrics {
+ public:
+  // Registers the families in `registry`, which must outlive this object.
+  explicit IntakeMetrics(prometheus::Registry& registry);
+  // Thread-safe.
+  void RecordBatch(size_t submissions, double seconds);
+
+ private:
+  prometheus::Histogram& batch_size_;
+  prometheus::Histogram& batch_seconds_;
 };
 
 }  // namespace lethe::observability

@@ -64,6 +64,8 @@ struct LetheServer::Impl {
   std::unique_ptr<storage::Database> db;
   std::unique_ptr<storage::ArtifactStore> artifacts;
   std::unique_ptr<storage::ApiKeyStore> keys;
+  // Before `erasures`, whose writers report to it until they stop.
+  std::unique_ptr<observability::IntakeMetrics> intake_metrics;
   std::unique_ptr<storage::ErasureStore> erasures;
   std::unique_ptr<storage::DatasetStore> datasets;
   std::unique_ptr<storage::ModelStore> models;
@@ -110,8 +112,16 @@ absl::StatusOr<std::unique_ptr<LetheServer>> LetheServer::Start(
                         ? storage::NewPostgresArtifactStore()
                         : storage::NewFilesystemArtifactStore(o.artifact_dir);
   impl->keys = std::make_unique<storage::ApiKeyStore>(impl->db.get());
+  storage::ErasureStoreOptions intake = o.intake;
+  if (o.metrics_registry) {
+    impl->intake_metrics =
+        std::make_unique<observability::IntakeMetrics>(*o.metrics_registry);
+    intake.on_batch = [m = impl->intake_metrics.get()](size_t n, double s) {
+      m->RecordBatch(n, s);
+    };
+  }
   impl->erasures =
-      std::make_unique<storage::ErasureStore>(impl->db.get(), o.intake);
+      std::make_unique<storage::ErasureStore>(impl->db.get(), intake);
   impl->datasets = std::make_unique<storage::DatasetStore>(impl->db.get());
   impl->models = std::make_unique<storage::ModelStore>(impl->db.get(),
                                                        impl->artifacts.get());

@@ -1,6 +1,7 @@
 #include "storage/erasure_store.h"
 
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -426,7 +427,14 @@ void ErasureStore::WriterLoop() {
     std::vector<Waiter*> batch(queue_.begin(), queue_.begin() + n);
     queue_.erase(queue_.begin(), queue_.begin() + n);
     lock.unlock();
+    const auto start = std::chrono::steady_clock::now();
     RunBatch(batch);
+    if (options_.on_batch) {
+      options_.on_batch(batch.size(),
+                        std::chrono::duration<double>(
+                            std::chrono::steady_clock::now() - start)
+                            .count());
+    }
     lock.lock();
     written_.push_back(std::move(batch));
     finished_.notify_one();

@@ -67,6 +67,9 @@ struct ErasureStoreOptions {
   // Threads that run the callbacks of written batches, so that a writer
   // goes straight on to the next batch.
   int finisher_threads = 2;
+  // Called by a writer after each batch with its size and the seconds its
+  // statement and commit took (metrics); must be thread-safe. May be empty.
+  std::function<void(size_t submissions, double seconds)> on_batch;
 };
 
 struct ErasureFilter {

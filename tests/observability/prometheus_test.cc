@@ -167,6 +167,11 @@ TEST(PrometheusTest, ScrapesServerAndWorkerAndAnswersForTheirSeries) {
                          "grpc_method=\"SubmitErasure\",grpc_code=\"OK\"}",
                          is(2), timeout),
             2);
+  // Group commit: every submission was written by some batch.
+  EXPECT_EQ(WaitForQuery(port,
+                         "lethe_intake_batch_size_sum{job=\"lethe-server\"}",
+                         is(2), timeout),
+            2);
   // Both requests, whatever state the worker has brought them to by now.
   EXPECT_EQ(WaitForQuery(port, "sum(lethe_erasure_requests)", is(2), timeout), 2);
   // The shipped recording rules evaluate over the real series.

@@ -253,10 +253,16 @@ TEST_F(ErasureBatchTest, QueuedSubmissionsShareOneTransactionAndOwnResults) {
 // destructor writes what was queued before it returns; a submission made
 // while it drains is refused with UNAVAILABLE instead of being lost.
 TEST_F(ErasureBatchTest, AsyncCallbacksRunOnceAndTheDestructorDrainsTheQueue) {
+  std::vector<size_t> batch_sizes;  // only the one writer appends
   auto store = std::make_unique<ErasureStore>(
-      db_.get(), ErasureStoreOptions{.max_batch = 64,
-                                     .max_concurrent_batches = 1,
-                                     .finisher_threads = 2});
+      db_.get(),
+      ErasureStoreOptions{.max_batch = 64,
+                          .max_concurrent_batches = 1,
+                          .finisher_threads = 2,
+                          .on_batch = [&](size_t n, double seconds) {
+                            EXPECT_GE(seconds, 0);
+                            batch_sizes.push_back(n);
+                          }});
   pqxx::connection blocker_conn(scratch_->url());
   auto blocker = std::make_unique<pqxx::work>(blocker_conn);
   HoldKey(*blocker, "a-first");
@@ -305,6 +311,7 @@ TEST_F(ErasureBatchTest, AsyncCallbacksRunOnceAndTheDestructorDrainsTheQueue) {
   EXPECT_EQ(created_at.size(), 1u) << "the queued submissions did not share "
                                       "one transaction";
   EXPECT_TRUE(absl::IsUnavailable(during_drain)) << during_drain;
+  EXPECT_EQ(batch_sizes, (std::vector<size_t>{1, kQueued}));
   EXPECT_EQ(Count("SELECT count(*) FROM erasure_requests"), kQueued + 1);
   EXPECT_EQ(Count("SELECT count(*) FROM erasure_requests "
                   "WHERE idempotency_key = 'a-late'"),
