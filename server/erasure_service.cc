@@ -269,8 +269,9 @@ absl::StatusOr<storage::SubmitParams> PrepareSubmission(
 
 // The intake path blocks no thread: with the key in the authenticator's
 // cache the call is checked on the gRPC thread that received it and queued
-// for the store's next batch, whose runner finishes it. Only a key not yet
-// cached goes through the executor first (one database lookup).
+// for the store's next batch; one of the store's finisher threads completes
+// it once that batch committed. Only a key not yet cached goes through the
+// executor first (one database lookup).
 grpc::ServerUnaryReactor* ErasureServiceImpl::SubmitErasure(
     grpc::CallbackServerContext* ctx, const v1::SubmitErasureRequest* req,
     v1::SubmitErasureResponse* resp) {

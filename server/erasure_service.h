@@ -36,7 +36,7 @@ class ErasureServiceImpl final : public v1::ErasureService::CallbackService {
 
  private:
   // Validates an authorised submission and hands it to the store, whose
-  // batch runner finishes the call. Never blocks.
+  // finisher thread completes the call. Never blocks.
   void StartSubmit(grpc::ServerUnaryReactor* reactor,
                    absl::StatusOr<Principal> principal,
                    const v1::SubmitErasureRequest* req,

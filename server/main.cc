@@ -43,7 +43,7 @@ const std::vector<OptionSpec>& Options() {
       {"db-pool-size", "16", "PostgreSQL connections per process"},
       {"handler-threads", "16", "threads running request handlers"},
       {"intake-max-batch", "64",
-       "most erasure submissions written by one transaction"},
+       "most erasure submissions written by one batch"},
       {"intake-concurrent-batches", "1",
        "submission batches in the database at once (each on its own "
        "connection)"},
