@@ -466,6 +466,10 @@ void ErasureStore::RunBatch(const std::vector<Waiter*>& batch) {
     // The common case runs without a transaction block: the statement
     // commits itself, saving the BEGIN and COMMIT round trips. Replays
     // read rows that other transactions committed, so they may come after.
+    // Should reading the statement's result fail after it committed (a bug,
+    // not a data condition), the per-request retry below replays the rows
+    // it wrote: each request is still recorded once, but its submitter
+    // sees `replayed` and gets no salt.
     std::vector<size_t> taken;
     std::vector<size_t> all(params.size());
     for (size_t i = 0; i < all.size(); ++i) all[i] = i;
