@@ -155,6 +155,11 @@ class WorkerTest : public ::testing::Test {
     return model.id();
   }
 
+  // The model's lifecycle state (models.state), e.g. "READY".
+  std::string ModelState(const std::string& model) {
+    return Scalar(*ts_, absl::StrCat("SELECT state FROM models WHERE id = '", model, "'"));
+  }
+
   // `expr` evaluated on a model version's row of model_versions.
   std::string VersionField(const std::string& model, int version,
                            const std::string& expr) {
@@ -245,8 +250,7 @@ class WorkerTest : public ::testing::Test {
 TEST_F(WorkerTest, ErasureCompletesWithNewVersionRowsGoneAndForgetAccuracyDropped) {
   const std::string model = RegisterMlp("mlp");
   Drain();  // trains version 1
-  ASSERT_EQ(Scalar(*ts_, absl::StrCat("SELECT state FROM models WHERE id = '", model, "'")),
-            "READY");
+  ASSERT_EQ(ModelState(model), "READY");
   ASSERT_EQ(Versions(model), "1");
   const std::string a = Submit("target-0", "a");
   const std::string b = Submit("target-1", "b");
@@ -318,8 +322,7 @@ TEST_F(WorkerTest, CertifiedHeadErasesByNewtonStepWithCertificate) {
         m.mutable_architecture()->add_hidden_units(64);
       });
   Drain();
-  ASSERT_EQ(Scalar(*ts_, absl::StrCat("SELECT state FROM models WHERE id = '", model, "'")),
-            "READY");
+  ASSERT_EQ(ModelState(model), "READY");
   const std::string id = Submit("target-0", "rf");
   Drain();
   v1::Erasure e = Get(id);
@@ -398,12 +401,9 @@ TEST_F(WorkerTest, CpuWorkerClaimsOnlyModelsItsDeviceMayRun) {
     p.set_device(v1::DEVICE_REQUIREMENT_CPU);
   });
   Drain();  // --device auto: CPU here
-  auto state = [&](const std::string& model) {
-    return Scalar(*ts_, absl::StrCat("SELECT state FROM models WHERE id = '", model, "'"));
-  };
-  EXPECT_EQ(state(on_cpu), "READY");
+  EXPECT_EQ(ModelState(on_cpu), "READY");
   // Training a CUDA-only model waits for a CUDA worker; nothing touched it.
-  EXPECT_EQ(state(on_cuda), "TRAINING");
+  EXPECT_EQ(ModelState(on_cuda), "TRAINING");
   EXPECT_EQ(Scalar(*ts_, absl::StrCat("SELECT job_attempts FROM models WHERE id = '",
                                       on_cuda, "'")),
             "0");
@@ -449,8 +449,7 @@ TEST_F(WorkerTest, SisaModelIsBatchedPerShard) {
     p.set_batch_size(1);  // one request picks the shard; its shard-mates join
   });
   Drain();
-  ASSERT_EQ(Scalar(*ts_, absl::StrCat("SELECT state FROM models WHERE id = '", model, "'")),
-            "READY");
+  ASSERT_EQ(ModelState(model), "READY");
   std::map<std::string, int> shard_of;  // erasure id -> shard of its subject
   std::set<int> shards;
   for (int s = 0; s < 8; ++s) {
@@ -569,8 +568,7 @@ TEST_F(WorkerTest, PoisonModelRetriesWithBackoffThenDead) {
       },
       ReadFileOrEmpty(dir + "/nan.pt"));
   Drain();
-  ASSERT_EQ(Scalar(*ts_, absl::StrCat("SELECT state FROM models WHERE id = '", model, "'")),
-            "READY");
+  ASSERT_EQ(ModelState(model), "READY");
   const std::string id = Submit("target-0", "nan");
   Drain();
   v1::Erasure e = Get(id);
