@@ -128,20 +128,60 @@ Result<torch::jit::Module> Retrain(const torch::jit::Module& original,
   return m;
 }
 
-Result<torch::jit::Module> Finetune(const torch::jit::Module& original,
-                                    const MethodContext& ctx) {
+namespace {
+
+// The head re-fit (policy.h, HeadRefitParams): the trunk's outputs on the
+// retain set, computed once, then head training on them; trunk parameters get
+// no gradient, so the optimiser leaves them as they are.
+Status RefitHead(torch::jit::Module& m, const MethodContext& ctx) {
+  const HeadRefitParams& p = ctx.params.head_refit;
+  Recipe r = With(ctx.recipe, p.epochs, p.lr, LrSchedule::kLinearDecay,
+                  ctx.seed + 101);
+  if (p.batch > 0) r.batch_size = p.batch;
+  const std::vector<int64_t>& retain = ctx.partition.retain;
+  at::Tensor trunk_out, labels;
+  LETHE_RETURN_IF_ERROR(Guarded("computing the trunk's outputs", [&]() -> Status {
+    at::NoGradGuard no_grad;
+    m.eval();
+    torch::jit::Method trunk = m.get_method("trunk");
+    std::vector<at::Tensor> parts;
+    const int64_t n = static_cast<int64_t>(retain.size()), chunk = 4096;
+    for (int64_t b = 0; b < n; b += chunk) {
+      at::Tensor rows = RowTensor(
+          std::vector<int64_t>(retain.begin() + b,
+                               retain.begin() + std::min(n, b + chunk)),
+          ctx.data.device);
+      parts.push_back(
+          trunk({ctx.data.features.index_select(0, rows)}).toTensor());
+    }
+    trunk_out = at::cat(parts);
+    labels = ctx.data.labels.index_select(0, RowTensor(retain, ctx.data.device));
+    return OkStatus();
+  }));
+  std::vector<int64_t> positions(retain.size());
+  for (size_t i = 0; i < positions.size(); ++i) positions[i] = static_cast<int64_t>(i);
+  torch::jit::Method head = m.get_method("head");
+  return RunTrainingLoop(m, positions, r, ctx.control, [&](const at::Tensor& at) {
+    return at::cross_entropy_loss(
+        head({trunk_out.index_select(0, at)}).toTensor(), labels.index_select(0, at));
+  });
+}
+
+Result<torch::jit::Module> FinetuneOnly(const torch::jit::Module& original,
+                                        const MethodContext& ctx) {
   const FinetuneParams& p = ctx.params.finetune;
   LETHE_ASSIGN_OR_RETURN(torch::jit::Module m, Student(original));
   Recipe r = With(ctx.recipe, p.epochs, p.lr, LrSchedule::kLinearDecay,
                   ctx.seed);
   r.warmup_fraction = p.warmup;
+  r.max_grad_norm = p.max_grad_norm;
   LETHE_RETURN_IF_ERROR(
       TrainModel(m, ctx.data, ctx.partition.retain, r, ctx.control));
   return m;
 }
 
-Result<torch::jit::Module> NegGradPlus(const torch::jit::Module& original,
-                                       const MethodContext& ctx) {
+Result<torch::jit::Module> NegGradPlusOnly(const torch::jit::Module& original,
+                                           const MethodContext& ctx) {
   const NegGradPlusParams& p = ctx.params.neggrad_plus;
   LETHE_ASSIGN_OR_RETURN(torch::jit::Module m, Student(original));
   Recipe r = With(ctx.recipe, p.epochs, p.lr, LrSchedule::kConstant, ctx.seed);
@@ -157,8 +197,8 @@ Result<torch::jit::Module> NegGradPlus(const torch::jit::Module& original,
   return m;
 }
 
-Result<torch::jit::Module> Scrub(const torch::jit::Module& original,
-                                 const MethodContext& ctx) {
+Result<torch::jit::Module> ScrubOnly(const torch::jit::Module& original,
+                                     const MethodContext& ctx) {
   const ScrubParams& p = ctx.params.scrub;
   LETHE_ASSIGN_OR_RETURN(torch::jit::Module teacher, Student(original));
   LETHE_ASSIGN_OR_RETURN(torch::jit::Module m, Student(original));
@@ -190,8 +230,8 @@ Result<torch::jit::Module> Scrub(const torch::jit::Module& original,
   return m;
 }
 
-Result<torch::jit::Module> RandomLabel(const torch::jit::Module& original,
-                                       const MethodContext& ctx) {
+Result<torch::jit::Module> RandomLabelOnly(const torch::jit::Module& original,
+                                           const MethodContext& ctx) {
   const RandomLabelParams& p = ctx.params.random_label;
   LETHE_ASSIGN_OR_RETURN(torch::jit::Module probe, Student(original));
   LETHE_ASSIGN_OR_RETURN(int64_t classes, NumClasses(probe, ctx.data));
@@ -200,8 +240,8 @@ Result<torch::jit::Module> RandomLabel(const torch::jit::Module& original,
   return TrainOnLabels(original, ctx, p.epochs, p.lr, labels, nullptr);
 }
 
-Result<torch::jit::Module> Salun(const torch::jit::Module& original,
-                                 const MethodContext& ctx) {
+Result<torch::jit::Module> SalunOnly(const torch::jit::Module& original,
+                                     const MethodContext& ctx) {
   const SalunParams& p = ctx.params.salun;
   if (!(p.salient > 0 && p.salient <= 1)) {
     return InvalidArgumentError("salun: salient must be in (0, 1]");
@@ -245,6 +285,53 @@ Result<torch::jit::Module> Salun(const torch::jit::Module& original,
   at::Tensor labels =
       RandomWrongLabels(ctx.data, ctx.partition, classes, ctx.seed + 7);
   return TrainOnLabels(original, ctx, p.epochs, p.lr, labels, &mask);
+}
+
+
+using MethodFn = Result<torch::jit::Module> (*)(const torch::jit::Module&,
+                                               const MethodContext&);
+
+// The method, then the head re-fit when asked for (HeadRefitParams).
+Result<torch::jit::Module> ThenRefitHead(MethodFn method,
+                                         const torch::jit::Module& original,
+                                         const MethodContext& ctx) {
+  if (ctx.params.head_refit.epochs <= 0) return method(original, ctx);
+  if (!original.find_method("trunk").has_value() ||
+      !original.find_method("head").has_value()) {
+    return FailedPreconditionError(
+        "the head re-fit needs a model with trunk(x) and head(h) methods and "
+        "forward(x) = head(trunk(x)) (built-in mlp and cnn have them)");
+  }
+  LETHE_ASSIGN_OR_RETURN(torch::jit::Module m, method(original, ctx));
+  LETHE_RETURN_IF_ERROR(RefitHead(m, ctx));
+  return m;
+}
+
+}  // namespace
+
+Result<torch::jit::Module> Finetune(const torch::jit::Module& original,
+                                    const MethodContext& ctx) {
+  return ThenRefitHead(&FinetuneOnly, original, ctx);
+}
+
+Result<torch::jit::Module> NegGradPlus(const torch::jit::Module& original,
+                                       const MethodContext& ctx) {
+  return ThenRefitHead(&NegGradPlusOnly, original, ctx);
+}
+
+Result<torch::jit::Module> Scrub(const torch::jit::Module& original,
+                                 const MethodContext& ctx) {
+  return ThenRefitHead(&ScrubOnly, original, ctx);
+}
+
+Result<torch::jit::Module> RandomLabel(const torch::jit::Module& original,
+                                       const MethodContext& ctx) {
+  return ThenRefitHead(&RandomLabelOnly, original, ctx);
+}
+
+Result<torch::jit::Module> Salun(const torch::jit::Module& original,
+                                 const MethodContext& ctx) {
+  return ThenRefitHead(&SalunOnly, original, ctx);
 }
 
 }  // namespace lethe::core

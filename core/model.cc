@@ -66,16 +66,29 @@ torch::jit::Module MakeMlp(const Architecture& a, at::Generator& g,
                            const std::vector<int64_t>& hidden,
                            const char* type_name) {
   torch::jit::Module m(type_name);
-  std::string src = "def forward(self, x):\n    h = torch.flatten(x, 1)\n";
   int64_t in = Product(a.input_shape);
+  std::vector<std::string> layers;
   for (size_t i = 0; i < hidden.size(); ++i) {
-    std::string name = "fc" + std::to_string(i);
-    AddLinear(m, name, in, hidden[i], g);
-    src += "    h = torch.relu(" + LinearCall("h", name) + ")\n";
+    layers.push_back("fc" + std::to_string(i));
+    AddLinear(m, layers.back(), in, hidden[i], g);
     in = hidden[i];
   }
   AddLinear(m, "out", in, a.num_classes, g);
-  src += "    return " + LinearCall("h", "out") + "\n";
+  if (layers.empty()) {
+    m.define("def forward(self, x):\n    return " +
+             LinearCall("torch.flatten(x, 1)", "out") + "\n");
+    return m;
+  }
+  // The split at the first hidden layer (model.h: trunk and head): the input
+  // layer holds most of the weights and the work.
+  std::string src = "def trunk(self, x):\n    return torch.relu(" +
+                    LinearCall("torch.flatten(x, 1)", layers[0]) + ")\n\n" +
+                    "def head(self, h):\n";
+  for (size_t i = 1; i < layers.size(); ++i) {
+    src += "    h = torch.relu(" + LinearCall("h", layers[i]) + ")\n";
+  }
+  src += "    return " + LinearCall("h", "out") + "\n\n" +
+         "def forward(self, x):\n    return self.head(self.trunk(x))\n";
   m.define(src);
   return m;
 }
@@ -88,12 +101,17 @@ torch::jit::Module MakeCnn(const Architecture& a, at::Generator& g) {
   AddConv(m, "conv2", 16, 32, g);
   AddLinear(m, "out", 32 * (h / 4) * (w / 4), a.num_classes, g);
   m.define(R"(
-def forward(self, x):
+def trunk(self, x):
     h = torch.relu(torch.conv2d(x, self.conv1_weight, self.conv1_bias, [1, 1], [1, 1]))
     h = torch.max_pool2d(h, [2, 2])
     h = torch.relu(torch.conv2d(h, self.conv2_weight, self.conv2_bias, [1, 1], [1, 1]))
-    h = torch.max_pool2d(h, [2, 2])
-    return torch.linear(torch.flatten(h, 1), self.out_weight, self.out_bias)
+    return torch.flatten(torch.max_pool2d(h, [2, 2]), 1)
+
+def head(self, h):
+    return torch.linear(h, self.out_weight, self.out_bias)
+
+def forward(self, x):
+    return self.head(self.trunk(x))
 )");
   return m;
 }

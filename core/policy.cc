@@ -69,6 +69,7 @@ double EstimatedCostFraction(Method m, const MethodParams& params,
     default:
       return 0;
   }
+  work += std::max(0, params.head_refit.epochs) * r;
   return work / (static_cast<double>(recipe.epochs) * r);
 }
 

@@ -17,6 +17,9 @@ Status Recipe::Validate() const {
   if (!(warmup_fraction >= 0 && warmup_fraction < 1)) {
     return InvalidArgumentError("recipe warmup_fraction must be in [0, 1)");
   }
+  if (!(max_grad_norm >= 0) || !std::isfinite(max_grad_norm)) {
+    return InvalidArgumentError("recipe max_grad_norm must be >= 0 and finite");
+  }
   if (epochs <= 0 || batch_size <= 0) {
     return InvalidArgumentError("recipe epochs and batch_size must be > 0");
   }

@@ -25,11 +25,13 @@ class Optimiser {
   void Step(double lr, const std::vector<at::Tensor>* mask) {
     at::NoGradGuard no_grad;
     ++t_;
+    const double clip = ClipFactor(mask);
     for (size_t i = 0; i < params_.size(); ++i) {
       at::Tensor& p = params_[i];
       if (!p.grad().defined()) continue;
       at::Tensor g = p.grad();
       if (mask) g = g * (*mask)[i];
+      if (clip < 1) g = g * clip;
       if (r_.weight_decay > 0) g = g + r_.weight_decay * p;
       if (r_.optimizer == Optimizer::kSgdMomentum) {
         state1_[i].mul_(r_.momentum).add_(g);
@@ -43,6 +45,20 @@ class Optimiser {
         p.addcdiv_(state1_[i], denom, -lr / c1);
       }
     }
+  }
+
+  // Recipe::max_grad_norm: the factor that scales the (masked) gradients
+  // down to that norm, or 1.
+  double ClipFactor(const std::vector<at::Tensor>* mask) const {
+    if (r_.max_grad_norm <= 0) return 1;
+    std::vector<at::Tensor> norms;
+    for (size_t i = 0; i < params_.size(); ++i) {
+      const at::Tensor& g = params_[i].grad();
+      if (g.defined()) norms.push_back((mask ? g * (*mask)[i] : g).norm());
+    }
+    if (norms.empty()) return 1;
+    const double norm = at::stack(norms).norm().item<double>();
+    return norm > r_.max_grad_norm ? r_.max_grad_norm / (norm + 1e-6) : 1;
   }
 
   void ZeroGrad() {

@@ -4,7 +4,12 @@
 //                [--quick] [--threads 2] [--data DIR] [--out DIR]
 //                [--no-sisa] [--no-sisa-check]
 //                [--newton-sigma S] [--newton-lambda L] [--newton-features F]
-//                [--train-only]
+//                [--train-only] [--only TEXT]... [--method-seed N]
+//                [--row METHOD,EPOCHS,LR,X,HEAD_EPOCHS,HEAD_LR,HEAD_BATCH]...
+//
+// --only keeps the method rows whose label contains TEXT (any of them, when
+// repeated); --row adds a method row with those settings (scenario.h,
+// RowVariant; for tuning without a rebuild per setting).
 //
 // One scenario per process, so that VmHWM is that scenario's peak. Writes
 // OUT/engine-<scenario>[-quick].json.
@@ -14,6 +19,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "lethe/core/runtime.h"
 #include "runner.h"
@@ -39,7 +45,8 @@ int Usage() {
                "[--data DIR] [--out DIR] [--no-sisa] [--no-sisa-check] "
                "[--newton-sigma S] [--newton-lambda L] "
                "[--newton-features F] "
-               "[--train-only]\n");
+               "[--train-only] [--only TEXT]... [--method-seed N] "
+               "[--row METHOD,E,LR,X,HE,HLR,HB]...\n");
   return 2;
 }
 
@@ -51,6 +58,7 @@ int main(int argc, char** argv) {
                         out = "bench/results";
   bool quick = false;
   int threads = 2;
+  std::vector<std::string> rows;
   lethe::bench::RunOptions opt;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -63,6 +71,9 @@ int main(int argc, char** argv) {
     else if (a == "--no-sisa") opt.sisa = false;
     else if (a == "--no-sisa-check") opt.sisa_exact_check = false;
     else if (a == "--train-only") opt.train_only = true;
+    else if (a == "--only") opt.only.push_back(next());
+    else if (a == "--row") rows.push_back(next());
+    else if (a == "--method-seed") opt.method_seed = std::strtoull(next().c_str(), nullptr, 10);
     else if (a == "--newton-sigma") opt.newton_sigma = std::atof(next().c_str());
     else if (a == "--newton-lambda") opt.newton_lambda = std::atof(next().c_str());
     else if (a == "--newton-features") opt.newton_features = std::atoll(next().c_str());
@@ -84,6 +95,14 @@ int main(int argc, char** argv) {
   if (!s.ok()) {
     std::fprintf(stderr, "engine_bench: %s\n", s.status().ToString().c_str());
     return 1;
+  }
+  for (const std::string& row : rows) {
+    lethe::core::Result<lethe::bench::Variant> v = lethe::bench::RowVariant(row);
+    if (!v.ok()) {
+      std::fprintf(stderr, "engine_bench: %s\n", v.status().ToString().c_str());
+      return 2;
+    }
+    s->variants.push_back(*std::move(v));
   }
   long rss_data = lethe::bench::StatusKb("VmRSS");
   long hwm_data = lethe::bench::StatusKb("VmHWM");

@@ -50,7 +50,8 @@ class RequestRun {
  private:
   core::MethodContext Ctx(const core::Recipe& recipe,
                           const core::MethodParams& params) const {
-    return core::MethodContext{dd_, p_, recipe, params, core::TrainControl{}, 0};
+    return core::MethodContext{dd_, p_, recipe, params, core::TrainControl{},
+                               o_.method_seed};
   }
   Status Measure(Module& m, Row& row);
   Row Timed(const std::string& label,
@@ -224,6 +225,12 @@ Status RequestRun::Go(std::ostringstream& json, const core::SisaState* sisa,
   for (const Row& row : rows) Print(row);
   using Fn = Result<Module> (*)(const Module&, const core::MethodContext&);
   for (const Variant& v : s_.variants) {
+    if (!o_.only.empty() &&
+        std::none_of(o_.only.begin(), o_.only.end(), [&](const std::string& t) {
+          return v.label.find(t) != std::string::npos;
+        })) {
+      continue;
+    }
     Fn fn = v.method == core::Method::kFinetune      ? &core::Finetune
             : v.method == core::Method::kNegGradPlus ? &core::NegGradPlus
             : v.method == core::Method::kScrub       ? &core::Scrub

@@ -21,6 +21,11 @@ struct RunOptions {
   double newton_lambda = 1e-3;
   int64_t newton_features = 256;
   bool train_only = false;  // time the original's training and stop
+  // Method rows whose label contains one of these (all when empty).
+  std::vector<std::string> only;
+  // MethodContext::seed of the method rows (batch order, random labels): run
+  // a setting under several to see how much of a result is the draw.
+  uint64_t method_seed = 0;
 };
 
 // Prints the tables to stdout; returns the scenario's results as JSON.

@@ -7,6 +7,8 @@
 #include <functional>
 #include <numeric>
 #include <random>
+#include <sstream>
+#include <stdexcept>
 #include <set>
 
 namespace lethe::bench {
@@ -58,6 +60,13 @@ std::vector<int64_t> KMeans(const at::Tensor& x, int64_t k, uint64_t seed) {
   }
   return std::vector<int64_t>(assign.data_ptr<int64_t>(),
                               assign.data_ptr<int64_t>() + assign.size(0));
+}
+
+// 0.3 -> "0.3", 0.25 -> "0.25" (as a user would type it).
+std::string AsTyped(double v) {
+  std::ostringstream out;
+  out << v;
+  return out.str();
 }
 
 std::vector<std::string> PickSubjects(std::vector<std::string> all, size_t n,
@@ -163,6 +172,30 @@ std::vector<Variant> Variants(bool full_data) {
         [](auto& t) { t.finetune = {8, 0.2, 0.2}; });
     add("finetune e8 lr0.2 w0.4", Method::kFinetune,
         [](auto& t) { t.finetune = {8, 0.2, 0.4}; });
+    // Clipping the gradient norm (Recipe::max_grad_norm) keeps rates of
+    // 0.3-0.4 from collapsing the model, without a warm-up.
+    add("finetune e7 lr0.4 clip1", Method::kFinetune,
+        [](auto& t) { t.finetune = {7, 0.4, 0, 1.0}; });
+    add("finetune e8 lr0.3 clip1", Method::kFinetune,
+        [](auto& t) { t.finetune = {8, 0.3, 0, 1.0}; });
+    // Then the head re-fit on the frozen trunk (HeadRefitParams).
+    add("finetune e6 lr0.4 clip1 h6 lr0.3", Method::kFinetune, [](auto& t) {
+      t.finetune = {6, 0.4, 0, 1.0};
+      t.head_refit = {6, 0.3};
+    });
+    add("finetune e5 lr0.2 w0.2 h20 lr0.2", Method::kFinetune, [](auto& t) {
+      t.finetune = {5, 0.2, 0.2};
+      t.head_refit = {20, 0.2};
+    });
+    add("finetune e6 lr0.15 w0.2 h20 lr0.3", Method::kFinetune, [](auto& t) {
+      t.finetune = {6, 0.15, 0.2};
+      t.head_refit = {20, 0.3};
+    });
+    add("neggrad_plus e2 lr0.05 b0.9 h16 lr0.3", Method::kNegGradPlus,
+        [](auto& t) {
+          t.neggrad_plus = {2, 0.05, 0.9};
+          t.head_refit = {16, 0.3};
+        });
     add("neggrad_plus e4 lr0.03 b0.9", Method::kNegGradPlus,
         [](auto& t) { t.neggrad_plus = {4, 0.03, 0.9}; });
     add("scrub e4 max2 lr0.005", Method::kScrub, [](auto& t) {
@@ -215,6 +248,67 @@ Result<FashionMnist> LoadFashionMnist(const std::string& dir) {
     *out = std::move(a).value();
   }
   return f;
+}
+
+Result<Variant> RowVariant(const std::string& spec) {
+  std::vector<std::string> f;
+  std::stringstream in(spec);
+  for (std::string item; std::getline(in, item, ',');) f.push_back(item);
+  core::MethodParams p;
+  core::Method method = core::Method::kFinetune;
+  std::string label;
+  try {
+    if (f.size() < 2 || f.size() > 8) throw std::invalid_argument("fields");
+    core::Result<core::Method> m = core::ParseMethod(f[0]);
+    if (!m.ok()) throw std::invalid_argument("method");
+    method = *m;
+    auto num = [&](size_t i) { return std::stod(f[i]); };
+    const int epochs = static_cast<int>(num(1));
+    const double lr = f.size() > 2 ? num(2) : -1;
+    const bool third = f.size() > 3;
+    label = f[0] + " e" + f[1] + (lr >= 0 ? " lr" + f[2] : "");
+    switch (method) {
+      case core::Method::kFinetune:
+        p.finetune.epochs = epochs;
+        if (lr >= 0) p.finetune.lr = lr;
+        if (third) p.finetune.warmup = num(3);
+        if (p.finetune.warmup > 0) label += " w" + f[3];
+        if (f.size() > 7) p.finetune.max_grad_norm = num(7);
+        if (p.finetune.max_grad_norm > 0) label += " clip" + f[7];
+        break;
+      case core::Method::kNegGradPlus:
+        p.neggrad_plus.epochs = epochs;
+        if (lr >= 0) p.neggrad_plus.lr = lr;
+        if (third) p.neggrad_plus.beta = num(3), label += " b" + f[3];
+        break;
+      case core::Method::kRandomLabel:
+        p.random_label.epochs = epochs;
+        if (lr >= 0) p.random_label.lr = lr;
+        if (third && num(3) != 0) throw std::invalid_argument("third");
+        break;
+      case core::Method::kSalun:
+        p.salun.epochs = epochs;
+        if (lr >= 0) p.salun.lr = lr;
+        if (third) p.salun.salient = num(3), label += " s" + f[3];
+        break;
+      default:
+        throw std::invalid_argument("method");
+    }
+    if (f.size() > 4) p.head_refit.epochs = static_cast<int>(num(4));
+    if (f.size() > 5) p.head_refit.lr = num(5);
+    if (f.size() > 6) p.head_refit.batch = static_cast<int64_t>(num(6));
+    if (p.head_refit.epochs > 0) {
+      label += " h" + std::to_string(p.head_refit.epochs) + " lr" +
+               AsTyped(p.head_refit.lr) +
+               (p.head_refit.batch > 0 ? " b" + std::to_string(p.head_refit.batch) : "");
+    }
+  } catch (const std::exception&) {
+    return core::InvalidArgumentError(
+        "--row wants METHOD,EPOCHS,LR,X,HEAD_EPOCHS,HEAD_LR,HEAD_BATCH[,CLIP] "
+        "(METHOD finetune, neggrad_plus, random_label or salun; X its warmup, "
+        "beta, 0 or salient; CLIP finetune's max_grad_norm), got '" + spec + "'");
+  }
+  return Variant{label + " (tuned)", method, p};
 }
 
 Result<Scenario> MakeScenario(const std::string& name, bool quick,

@@ -155,6 +155,9 @@ TEST_F(EngineTest, CostRuleEstimates) {
                    2000.0 / 7200.0);
   EXPECT_EQ(EstimatedCostFraction(Method::kRetrain, p, recipe, 900, 100), 0);
   EXPECT_EQ(EstimatedCostFraction(Method::kFinetune, p, recipe, 0, 100), 0);
+  p.head_refit.epochs = 4;  // a head epoch counted as a full one
+  EXPECT_DOUBLE_EQ(EstimatedCostFraction(Method::kFinetune, p, recipe, 900, 100), 0.75);
+  EXPECT_EQ(EstimatedCostFraction(Method::kRetrain, p, recipe, 900, 100), 0);
   UnlearnRequest bad = Request({Method::kFinetune, Method::kRetrain});
   bad.policy.max_cost_fraction = 0;
   Result<UnlearnOutcome> r = engine_.Unlearn(bad);

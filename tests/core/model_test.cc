@@ -1,5 +1,6 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <torch/csrc/autograd/autograd.h>
 
 #include <cmath>
 
@@ -36,6 +37,26 @@ TEST(ModelTest, BuiltInArchitecturesMapImagesToLogits) {
   Architecture bad = Arch(ArchKind::kCnn);
   bad.input_shape = {1, 30, 30};
   EXPECT_EQ(BuildModel(bad, 0).status().code(), Code::kInvalidArgument);
+}
+
+// mlp and cnn split into trunk and head (the head re-fit, policy.h) with
+// forward = head(trunk); logreg has nothing to split.
+TEST(ModelTest, MlpAndCnnSplitIntoTrunkAndHead) {
+  at::Tensor x = at::rand({4, 1, 28, 28});
+  for (ArchKind kind : {ArchKind::kMlp, ArchKind::kCnn}) {
+    Result<torch::jit::Module> m = BuildModel(Arch(kind), 5);
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    at::Tensor h = m->get_method("trunk")({x}).toTensor();
+    EXPECT_EQ(h.dim(), 2) << ArchKindName(kind);
+    at::Tensor split = m->get_method("head")({h}).toTensor();
+    EXPECT_TRUE(at::equal(split, Forward(*m, x))) << ArchKindName(kind);
+    // The trunk is a real part of the model: not the identity, not the whole.
+    EXPECT_NE(h.size(1), 28 * 28) << ArchKindName(kind);
+    EXPECT_NE(h.size(1), 10) << ArchKindName(kind);
+  }
+  Result<torch::jit::Module> lr = BuildModel(Arch(ArchKind::kLogReg), 5);
+  ASSERT_TRUE(lr.ok());
+  EXPECT_FALSE(lr->find_method("trunk").has_value());
 }
 
 TEST(ModelTest, InitialisationIsSeededLikeTorchLinear) {
@@ -158,6 +179,62 @@ TEST(TrainTest, LearningRateScheduleWithWarmup) {
   for (double bad : {-0.1, 1.0, std::nan("")}) {
     r.warmup_fraction = bad;
     EXPECT_EQ(r.Validate().code(), Code::kInvalidArgument) << bad;
+  }
+}
+
+// Recipe::max_grad_norm scales a step's gradient down to that norm: with
+// plain SGD (no momentum) the first step moves the parameters by exactly
+// lr x max_grad_norm when the gradient is larger, by lr x |g| when not.
+TEST(TrainTest, GradientClippingBoundsTheStep) {
+  Result<torch::jit::Module> built = BuildModel(testing::SmallMlp(), 1);
+  ASSERT_TRUE(built.ok());
+  at::Tensor x = at::rand({16, 1, 28, 28}, at::TensorOptions().dtype(at::kFloat));
+  at::Tensor y = at::arange(16, at::kLong).remainder(10);
+  auto step_and_norms = [&](double clip) {
+    Result<torch::jit::Module> m = CloneModel(*built);
+    EXPECT_TRUE(m.ok());
+    std::vector<at::Tensor> before;
+    for (const at::Tensor& p : m->parameters()) before.push_back(p.detach().clone());
+    Recipe r;
+    r.lr = 0.5;
+    r.momentum = 0;
+    r.epochs = 1;
+    r.batch_size = 16;
+    r.lr_schedule = LrSchedule::kConstant;
+    r.max_grad_norm = clip;
+    double grad_norm = 0;
+    Status s = RunTrainingLoop(*m, std::vector<int64_t>(16, 0), r, {},
+                               [&](const at::Tensor&) {
+      at::Tensor loss = at::cross_entropy_loss(Forward(*m, x), y) * 100;
+      std::vector<at::Tensor> ps;
+      for (const at::Tensor& p : m->parameters()) ps.push_back(p);
+      double sq = 0;
+      for (const at::Tensor& g : torch::autograd::grad({loss}, ps, {}, true)) {
+        sq += g.pow(2).sum().item<double>();
+      }
+      grad_norm = std::sqrt(sq);
+      return loss;
+    });
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    double moved = 0;
+    size_t i = 0;
+    for (const at::Tensor& p : m->parameters()) {
+      moved += (p.detach() - before[i++]).pow(2).sum().item<double>();
+    }
+    return std::make_pair(std::sqrt(moved), grad_norm);
+  };
+  auto [free_move, g] = step_and_norms(0);
+  ASSERT_GT(g, 2.0);  // the scaled loss makes the gradient large
+  EXPECT_NEAR(free_move, 0.5 * g, 1e-3 * g);
+  auto [clipped_move, g2] = step_and_norms(1.0);
+  EXPECT_DOUBLE_EQ(g2, g);
+  EXPECT_NEAR(clipped_move, 0.5, 1e-3);
+  auto [loose_move, g3] = step_and_norms(10 * g);  // above the norm: no effect
+  EXPECT_NEAR(loose_move, free_move, 1e-6 * g3);
+  Recipe bad;
+  for (double v : {-1.0, std::nan(""), HUGE_VAL}) {
+    bad.max_grad_norm = v;
+    EXPECT_EQ(bad.Validate().code(), Code::kInvalidArgument) << v;
   }
 }
 

@@ -30,6 +30,9 @@ struct Recipe {
   // before the schedule above takes over (0: none). Lets a fine-tune start
   // from a trained model at a rate that would diverge if applied at once.
   double warmup_fraction = 0.0;
+  // When > 0, each step's gradients (all parameters together) are scaled
+  // down to this L2 norm if larger (torch.nn.utils.clip_grad_norm_).
+  double max_grad_norm = 0.0;
 
   Status Validate() const;
 };
