@@ -5,6 +5,7 @@
 //                [--no-sisa] [--no-sisa-check]
 //                [--newton-sigma S] [--newton-lambda L] [--newton-features F]
 //                [--train-only] [--only TEXT]... [--method-seed N]
+//                [--time-repeats N]
 //                [--row METHOD,EPOCHS,LR,X,HEAD_EPOCHS,HEAD_LR,HEAD_BATCH]...
 //
 // --only keeps the method rows whose label contains TEXT (any of them, when
@@ -15,6 +16,7 @@
 // OUT/engine-<scenario>[-quick].json.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -46,6 +48,7 @@ int Usage() {
                "[--newton-sigma S] [--newton-lambda L] "
                "[--newton-features F] "
                "[--train-only] [--only TEXT]... [--method-seed N] "
+               "[--time-repeats N] "
                "[--row METHOD,E,LR,X,HE,HLR,HB]...\n");
   return 2;
 }
@@ -73,6 +76,7 @@ int main(int argc, char** argv) {
     else if (a == "--train-only") opt.train_only = true;
     else if (a == "--only") opt.only.push_back(next());
     else if (a == "--row") rows.push_back(next());
+    else if (a == "--time-repeats") opt.time_repeats = std::max(1, std::atoi(next().c_str()));
     else if (a == "--method-seed") opt.method_seed = std::strtoull(next().c_str(), nullptr, 10);
     else if (a == "--newton-sigma") opt.newton_sigma = std::atof(next().c_str());
     else if (a == "--newton-lambda") opt.newton_lambda = std::atof(next().c_str());

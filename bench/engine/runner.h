@@ -26,6 +26,10 @@ struct RunOptions {
   // MethodContext::seed of the method rows (batch order, random labels): run
   // a setting under several to see how much of a result is the draw.
   uint64_t method_seed = 0;
+  // Each method row is run this many times and timed by the median (the
+  // retrains' time is the median of three retrains; one call of a 0.3 s
+  // method varied by up to 2x on the shared machine).
+  int time_repeats = 3;
 };
 
 // Prints the tables to stdout; returns the scenario's results as JSON.
