@@ -136,7 +136,7 @@ namespace {
 Status RefitHead(torch::jit::Module& m, const MethodContext& ctx) {
   const HeadRefitParams& p = ctx.params.head_refit;
   Recipe r = With(ctx.recipe, p.epochs, p.lr, LrSchedule::kLinearDecay,
-                  ctx.seed + 101);
+                  ctx.seed + 101);  // a batch order of its own
   if (p.batch > 0) r.batch_size = p.batch;
   const std::vector<int64_t>& retain = ctx.partition.retain;
   at::Tensor trunk_out, labels;
@@ -161,9 +161,9 @@ Status RefitHead(torch::jit::Module& m, const MethodContext& ctx) {
   std::vector<int64_t> positions(retain.size());
   for (size_t i = 0; i < positions.size(); ++i) positions[i] = static_cast<int64_t>(i);
   torch::jit::Method head = m.get_method("head");
-  return RunTrainingLoop(m, positions, r, ctx.control, [&](const at::Tensor& at) {
+  return RunTrainingLoop(m, positions, r, ctx.control, [&](const at::Tensor& pos) {
     return at::cross_entropy_loss(
-        head({trunk_out.index_select(0, at)}).toTensor(), labels.index_select(0, at));
+        head({trunk_out.index_select(0, pos)}).toTensor(), labels.index_select(0, pos));
   });
 }
 
@@ -286,7 +286,6 @@ Result<torch::jit::Module> SalunOnly(const torch::jit::Module& original,
       RandomWrongLabels(ctx.data, ctx.partition, classes, ctx.seed + 7);
   return TrainOnLabels(original, ctx, p.epochs, p.lr, labels, &mask);
 }
-
 
 using MethodFn = Result<torch::jit::Module> (*)(const torch::jit::Module&,
                                                const MethodContext&);

@@ -6,7 +6,7 @@
 //                [--newton-sigma S] [--newton-lambda L] [--newton-features F]
 //                [--train-only] [--only TEXT]... [--method-seed N]
 //                [--time-repeats N]
-//                [--row METHOD,EPOCHS,LR,X,HEAD_EPOCHS,HEAD_LR,HEAD_BATCH]...
+//                [--row METHOD,EPOCHS,LR,X,HEAD_EPOCHS,HEAD_LR,HEAD_BATCH[,CLIP]]...
 //
 // --only keeps the method rows whose label contains TEXT (any of them, when
 // repeated); --row adds a method row with those settings (scenario.h,
@@ -49,7 +49,7 @@ int Usage() {
                "[--newton-features F] "
                "[--train-only] [--only TEXT]... [--method-seed N] "
                "[--time-repeats N] "
-               "[--row METHOD,E,LR,X,HE,HLR,HB]...\n");
+               "[--row METHOD,E,LR,X,HE,HLR,HB[,CLIP]]...\n");
   return 2;
 }
 

@@ -51,10 +51,11 @@ struct Scenario {
 
 // name: memorised-random, memorised-cluster, poison, class, certified. quick: a smaller,
 // shorter version for smoke tests (not comparable with the reference).
-// A method row from "METHOD,EPOCHS,LR,X,HEAD_EPOCHS,HEAD_LR,HEAD_BATCH": METHOD
-// finetune, neggrad_plus, random_label or salun, X its warmup, beta, 0 or
-// salient; the last three set MethodParams::head_refit. Trailing fields may be
-// left out (core's defaults). Labelled like the tuned rows, e.g.
+// A method row from "METHOD,EPOCHS,LR,X,HEAD_EPOCHS,HEAD_LR,HEAD_BATCH[,CLIP]":
+// METHOD finetune, neggrad_plus, random_label or salun, X its warmup, beta, 0
+// or salient; the HEAD_ fields set MethodParams::head_refit; CLIP is
+// finetune's max_grad_norm. Trailing fields may be left out (core's
+// defaults). Labelled like the tuned rows, e.g.
 // "finetune e5 lr0.2 w0.2 h20 lr0.3 b256 (tuned)".
 core::Result<Variant> RowVariant(const std::string& spec);
 

@@ -21,8 +21,8 @@
 namespace lethe::core {
 
 // A model may also define `trunk(x)` and `head(h)` with forward(x) =
-// head(trunk(x)): finetune's head phase (policy.h) re-fits the head on the
-// trunk's outputs computed once. Built-in mlp splits after its first hidden
+// head(trunk(x)): the head re-fit (policy.h, HeadRefitParams) trains the
+// head on the trunk's outputs computed once. Built-in mlp splits after its first hidden
 // layer, cnn after its convolutions; logreg and rf_logreg have no split.
 // A user's model opts in by defining both methods.
 
