@@ -22,6 +22,18 @@ struct Scenario {
   Metrics before, retrain;
 };
 
+// Forget the poisoned subjects of `data` from `model` with `chain`.
+UnlearnRequest Forget(const std::string& model, const Dataset& data,
+                      const Recipe& recipe, std::vector<Method> chain) {
+  UnlearnRequest req;
+  req.model_bytes = model;
+  req.dataset = &data;
+  req.forget_subjects = testing::TrainSubjects(0, 10);
+  req.recipe = recipe;
+  req.policy.chain = std::move(chain);
+  return req;
+}
+
 const Scenario& Poisoned() {
   static const Scenario s = [] {
     Scenario s;
@@ -36,13 +48,8 @@ const Scenario& Poisoned() {
         engine.Train(testing::SmallMlp({1, 28, 28}, {128}), s.recipe, s.data);
     if (!m.ok()) std::abort();
     s.model = m->model_bytes;
-    UnlearnRequest req;
-    req.model_bytes = s.model;
-    req.dataset = &s.data;
-    req.forget_subjects = testing::TrainSubjects(0, 10);
-    req.recipe = s.recipe;
-    req.policy.chain = {Method::kRetrain};
-    Result<UnlearnOutcome> r = engine.Unlearn(req);
+    Result<UnlearnOutcome> r =
+        engine.Unlearn(Forget(s.model, s.data, s.recipe, {Method::kRetrain}));
     if (!r.ok() || !r->report.ok) std::abort();
     s.before = r->report.before;
     s.retrain = r->report.after;
@@ -59,12 +66,7 @@ TEST_P(ApproximateMethodTest, MovesForgetErrorTowardRetrainKeepingAccuracy) {
   // does not reproduce it.
   ASSERT_LT(s.before.ua, 0.5);
   ASSERT_GT(s.retrain.ua, 0.8);
-  UnlearnRequest req;
-  req.model_bytes = s.model;
-  req.dataset = &s.data;
-  req.forget_subjects = testing::TrainSubjects(0, 10);
-  req.recipe = s.recipe;
-  req.policy.chain = {GetParam()};
+  UnlearnRequest req = Forget(s.model, s.data, s.recipe, {GetParam()});
   req.policy.max_mia_auc = 1.0;  // accept whatever comes out; judged below
   req.policy.max_test_acc_drop = 100;
   Result<UnlearnOutcome> r = Engine(EngineOptions{}).Unlearn(req);
@@ -98,12 +100,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(HeadRefitTest, RetrainsOnlyTheHeadAndRestoresRetainAccuracy) {
   const Scenario& s = Poisoned();
   auto run = [&](int head_epochs) {
-    UnlearnRequest req;
-    req.model_bytes = s.model;
-    req.dataset = &s.data;
-    req.forget_subjects = testing::TrainSubjects(0, 10);
-    req.recipe = s.recipe;
-    req.policy.chain = {Method::kFinetune};
+    UnlearnRequest req = Forget(s.model, s.data, s.recipe, {Method::kFinetune});
     req.policy.max_mia_auc = 1.0;
     req.policy.max_test_acc_drop = 100;
     req.policy.max_forget_acc_excess = 100;
@@ -141,12 +138,8 @@ TEST(HeadRefitTest, ModelWithoutTrunkAndHeadFailsCleanly) {
   Result<TrainedModel> m =
       Engine(EngineOptions{}).Train(logreg, testing::QuickRecipe(1), s.data);
   ASSERT_TRUE(m.ok()) << m.status().ToString();
-  UnlearnRequest req;
-  req.model_bytes = m->model_bytes;
-  req.dataset = &s.data;
-  req.forget_subjects = testing::TrainSubjects(0, 10);
-  req.recipe = testing::QuickRecipe(1);
-  req.policy.chain = {Method::kFinetune, Method::kRetrain};
+  UnlearnRequest req = Forget(m->model_bytes, s.data, testing::QuickRecipe(1),
+                             {Method::kFinetune, Method::kRetrain});
   req.policy.params.head_refit = {5, 0.1};
   req.policy.max_cost_fraction = 1e9;  // try it, however costly
   Result<UnlearnOutcome> r = Engine(EngineOptions{}).Unlearn(req);
