@@ -84,6 +84,27 @@ absl::Status ValidatePolicy(const v1::UnlearningPolicy& p) {
                        p.sisa().slices() < 1 || p.sisa().slices() > 64)) {
     return Invalid("policy.sisa: shards 2..64, slices 1..64");
   }
+  if (p.has_finetune()) {
+    const v1::FinetuneConfig& f = p.finetune();
+    if (f.epochs() < 0 || f.epochs() > 1000 ||
+        !(f.learning_rate() >= 0 && f.learning_rate() <= 10) ||
+        !(f.warmup_fraction() >= 0 && f.warmup_fraction() < 1) ||
+        !(f.max_grad_norm() >= 0 && std::isfinite(f.max_grad_norm()))) {
+      return Invalid(
+          "policy.finetune: epochs 0..1000, learning_rate in [0, 10], "
+          "warmup_fraction in [0, 1), max_grad_norm >= 0 and finite");
+    }
+  }
+  if (p.has_head_refit()) {
+    const v1::HeadRefitConfig& h = p.head_refit();
+    if (h.epochs() < 0 || h.epochs() > 1000 ||
+        !(h.learning_rate() >= 0 && h.learning_rate() <= 10) ||
+        h.batch_size() < 0 || h.batch_size() > 65536) {
+      return Invalid(
+          "policy.head_refit: epochs 0..1000, learning_rate in [0, 10], "
+          "batch_size 0..65536");
+    }
+  }
   if (!v1::DeviceRequirement_IsValid(p.device())) {
     // A value no worker recognises would leave the model's work unclaimed.
     return Invalid("policy.device is not a known DeviceRequirement");

@@ -120,6 +120,20 @@ absl::StatusOr<ModelSpec> ParseModelSpec(const storage::ModelRow& model,
       p.chain = {core::Method::kFinetune, core::Method::kRetrain};
     }
   }
+  // 0 means "the engine's default" for each field (proto comments).
+  core::FinetuneParams& ft = p.params.finetune;
+  if (policy.finetune().epochs() > 0) ft.epochs = policy.finetune().epochs();
+  if (policy.finetune().learning_rate() > 0) {
+    ft.lr = policy.finetune().learning_rate();
+  }
+  ft.warmup = policy.finetune().warmup_fraction();
+  ft.max_grad_norm = policy.finetune().max_grad_norm();
+  core::HeadRefitParams& hr = p.params.head_refit;
+  hr.epochs = policy.head_refit().epochs();
+  if (policy.head_refit().learning_rate() > 0) {
+    hr.lr = policy.head_refit().learning_rate();
+  }
+  hr.batch = policy.head_refit().batch_size();
   p.max_mia_auc = policy.max_mia_auc() == 0 ? 0.55 : policy.max_mia_auc();
   p.max_test_acc_drop = policy.max_test_accuracy_drop() == 0
                             ? 1.5

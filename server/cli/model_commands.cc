@@ -176,6 +176,17 @@ std::string PolicyText(const v1::UnlearningPolicy& p) {
   if (p.max_cost_fraction() != 0) {
     absl::StrAppend(&out, "; max cost fraction ", p.max_cost_fraction());
   }
+  if (p.has_finetune()) {
+    const v1::FinetuneConfig& f = p.finetune();
+    absl::StrAppend(&out, "; finetune epochs ", f.epochs(), " lr ",
+                    f.learning_rate(), " warmup ", f.warmup_fraction(),
+                    " clip ", f.max_grad_norm(), " (0 = default)");
+  }
+  if (p.head_refit().epochs() > 0) {
+    absl::StrAppend(&out, "; head re-fit ", p.head_refit().epochs(),
+                    " epochs lr ", p.head_refit().learning_rate(), " batch ",
+                    p.head_refit().batch_size());
+  }
   if (p.device() != v1::DEVICE_REQUIREMENT_ANY) {
     absl::StrAppend(&out, "; device ",
                     p.device() == v1::DEVICE_REQUIREMENT_CPU ? "cpu" : "cuda");

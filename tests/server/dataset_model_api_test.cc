@@ -338,17 +338,44 @@ TEST_F(DatasetModelApiTest, RegisterValidationErrors) {
               m.mutable_policy()->set_device(static_cast<v1::DeviceRequirement>(7));
             }, false),
             kInvalid);  // no worker would ever claim it
+  EXPECT_EQ(reg([](M& m) { m.mutable_policy()->mutable_finetune()->set_warmup_fraction(1); },
+                false),
+            kInvalid);
+  EXPECT_EQ(reg([](M& m) { m.mutable_policy()->mutable_finetune()->set_max_grad_norm(-1); },
+                false),
+            kInvalid);
+  EXPECT_EQ(reg([](M& m) { m.mutable_policy()->mutable_finetune()->set_epochs(-1); }, false),
+            kInvalid);
+  EXPECT_EQ(reg([](M& m) { m.mutable_policy()->mutable_head_refit()->set_batch_size(-1); },
+                false),
+            kInvalid);
+  EXPECT_EQ(reg([](M& m) { m.mutable_policy()->mutable_head_refit()->set_learning_rate(11); },
+                false),
+            kInvalid);
   EXPECT_EQ(reg([](M& m) { m.set_dataset_id("x"); }, false), kInvalid);
   EXPECT_EQ(reg([](M& m) { m.set_dataset_id("00000000-0000-4000-8000-000000000000"); },
                 false),
             grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(QueryScalar(ts_->database_url(), "SELECT count(*) FROM models"), "0");
-  EXPECT_EQ(reg([](M&) {}, false), grpc::StatusCode::OK);
+  EXPECT_EQ(reg([](M& m) {
+              v1::FinetuneConfig* f = m.mutable_policy()->mutable_finetune();
+              f->set_epochs(5);
+              f->set_learning_rate(0.4);
+              f->set_max_grad_norm(1);
+              v1::HeadRefitConfig* h = m.mutable_policy()->mutable_head_refit();
+              h->set_epochs(10);
+              h->set_learning_rate(0.8);
+              h->set_batch_size(256);
+            }, false),
+            grpc::StatusCode::OK);
   v1::ListModelsRequest list;
   list.set_dataset_id(dataset);
   v1::ListModelsResponse models;
   ASSERT_TRUE(ts_->models().ListModels(ts_->Ctx(Role::kOperator).get(), list, &models).ok());
   ASSERT_EQ(models.models_size(), 1);
+  // The method settings are stored with the model and read back.
+  EXPECT_EQ(models.models(0).policy().finetune().max_grad_norm(), 1);
+  EXPECT_EQ(models.models(0).policy().head_refit().batch_size(), 256);
   EXPECT_EQ(models.models(0).state(), v1::MODEL_STATE_TRAINING);
   EXPECT_EQ(models.models(0).recipe().epochs(), 3);
 }
