@@ -25,12 +25,17 @@ class Optimiser {
   void Step(double lr, const std::vector<at::Tensor>* mask) {
     at::NoGradGuard no_grad;
     ++t_;
-    const double clip = ClipFactor(mask);
+    // The gradients, masked once (SalUn); undefined for untouched parameters.
+    std::vector<at::Tensor> grads(params_.size());
+    for (size_t i = 0; i < params_.size(); ++i) {
+      const at::Tensor& g = params_[i].grad();
+      if (g.defined()) grads[i] = mask ? g * (*mask)[i] : g;
+    }
+    const double clip = ClipFactor(grads);
     for (size_t i = 0; i < params_.size(); ++i) {
       at::Tensor& p = params_[i];
-      if (!p.grad().defined()) continue;
-      at::Tensor g = p.grad();
-      if (mask) g = g * (*mask)[i];
+      if (!grads[i].defined()) continue;
+      at::Tensor g = grads[i];
       if (clip < 1) g = g * clip;
       if (r_.weight_decay > 0) g = g + r_.weight_decay * p;
       if (r_.optimizer == Optimizer::kSgdMomentum) {
@@ -47,14 +52,13 @@ class Optimiser {
     }
   }
 
-  // Recipe::max_grad_norm: the factor that scales the (masked) gradients
-  // down to that norm, or 1.
-  double ClipFactor(const std::vector<at::Tensor>* mask) const {
+  // Recipe::max_grad_norm: the factor that scales `grads` down to that norm
+  // (all of them together), or 1.
+  double ClipFactor(const std::vector<at::Tensor>& grads) const {
     if (r_.max_grad_norm <= 0) return 1;
     std::vector<at::Tensor> norms;
-    for (size_t i = 0; i < params_.size(); ++i) {
-      const at::Tensor& g = params_[i].grad();
-      if (g.defined()) norms.push_back((mask ? g * (*mask)[i] : g).norm());
+    for (const at::Tensor& g : grads) {
+      if (g.defined()) norms.push_back(g.norm());
     }
     if (norms.empty()) return 1;
     const double norm = at::stack(norms).norm().item<double>();
