@@ -2,18 +2,29 @@
 # A local PostgreSQL 15 cluster under one folder, for tests, CI, the demo and
 # the intake benchmark.
 #
-#   scripts/pg-local.sh start  DIR [--port N] [--durable]
-#   scripts/pg-local.sh stop   DIR
-#   scripts/pg-local.sh status DIR     exit 0 when running, 3 when not
-#   scripts/pg-local.sh url    DIR     postgresql://lethe@127.0.0.1:PORT/lethe
+#   scripts/pg-local.sh start   DIR [--port N] [--durable]
+#   scripts/pg-local.sh stop    DIR
+#   scripts/pg-local.sh restart DIR [--durable]  stop, then start on the same port
+#   scripts/pg-local.sh status  DIR    exit 0 when running, 3 when not
+#   scripts/pg-local.sh url     DIR    postgresql://lethe@127.0.0.1:PORT/lethe
 #
 # `start` creates the cluster on first use (superuser role `lethe`, database
 # `lethe`, trust authentication, loopback only) and reuses it afterwards: the
 # port is remembered in DIR/port, so a second `start` is fast and `url` stays
-# stable. Without --port a free port is picked (the remembered one if it is
-# still free). Without --durable fsync, synchronous_commit and
-# full_page_writes are off for test speed: a crash may lose or corrupt data.
-# --durable keeps PostgreSQL's defaults (synchronous_commit on).
+# stable. Without --port the remembered port is reused unless another
+# process listens on it; connections of the previous run that linger in
+# TIME_WAIT or FIN_WAIT do not count (PostgreSQL binds with SO_REUSEADDR), so
+# clients that stay up across a stop and a start reconnect to the same URL.
+# Only on first use, or when the port really is taken, a free one is picked.
+# `restart` keeps the port (it fails rather than move) and the cluster's
+# --durable setting (--durable turns it on). Without --durable fsync,
+# synchronous_commit and full_page_writes are off for test speed: a crash may
+# lose or corrupt data. --durable keeps PostgreSQL's defaults
+# (synchronous_commit on).
+#
+# DIR may contain spaces and commas. The unix socket lives in DIR/socket
+# unless that path is too long for a socket address (107 bytes); then the
+# cluster listens on TCP only.
 #
 # initdb refuses to run as root: as root the server runs as the `postgres`
 # user and DIR is chowned to it.
@@ -29,7 +40,7 @@ die() { echo "$prog: $*" >&2; exit 1; }
 say() { echo "$prog: $*" >&2; }
 
 usage() {
-  sed -n '5,8p' "$0" | sed 's/^#   //' >&2
+  sed -n '5,9p' "$0" | sed 's/^#   //' >&2
   exit 2
 }
 
@@ -79,12 +90,18 @@ as_owner() {
   fi
 }
 
-port_free() {  # port_free N: nothing listens on 127.0.0.1:N and it binds
+# port_free N: PostgreSQL could listen on 127.0.0.1:N. Binds and listens as
+# PostgreSQL does, with SO_REUSEADDR, so only a listening socket (or one
+# bound without SO_REUSEADDR) makes the port taken, not closed connections in
+# TIME_WAIT or FIN_WAIT.
+port_free() {
   python3 - "$1" <<'EOF' 2>/dev/null
 import socket, sys
 s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
     s.bind(("127.0.0.1", int(sys.argv[1])))
+    s.listen(1)
 except OSError:
     sys.exit(1)
 EOF
@@ -105,14 +122,36 @@ remembered_port() { [[ -f $dir/port ]] && cat "$dir/port"; }
 
 url() { echo "postgresql://lethe@127.0.0.1:$(remembered_port)/lethe"; }
 
+# socket_dirs_conf PORT: the value of unix_socket_directories for DIR/socket,
+# quoted for the configuration file. The setting is a comma-separated list:
+# an entry with a comma must be double-quoted (a double quote inside is
+# doubled; a backslash does not escape a comma, PostgreSQL 15 checked), and
+# the file's single-quoted string doubles backslashes and single quotes.
+# Empty (TCP only) when the socket's path would not fit a sockaddr_un.
+socket_dirs_conf() {
+  local LC_ALL=C
+  local socket_path="$sock/.s.PGSQL.$1"
+  if ((${#socket_path} > 107)); then
+    say "$sock is too long for a unix socket path; TCP only"
+    echo "''"
+    return
+  fi
+  local v=${sock//\"/\"\"}
+  v="\"$v\""
+  v=${v//\\/\\\\}
+  v=${v//\'/\'\'}
+  echo "'$v'"
+}
+
 # Settings applied at every start; postgresql.conf includes this file.
 write_conf() {
-  local p=$1 sock_q=${sock//\'/\'\'}
+  local p=$1 dirs
+  dirs=$(socket_dirs_conf "$p")
   {
     echo "# Written by scripts/pg-local.sh at every start; edits are lost."
     echo "listen_addresses = '127.0.0.1'"
     echo "port = $p"
-    echo "unix_socket_directories = '$sock_q'"
+    echo "unix_socket_directories = $dirs"
     echo "max_connections = 200"
     if ((durable)); then
       echo "# --durable: PostgreSQL's defaults for fsync and commits."
@@ -197,6 +236,19 @@ stop() {
   say "stopped ($dir)"
 }
 
+# Stops the cluster and starts it on its remembered port: an explicit port
+# makes start fail, rather than move, if another process took it meanwhile.
+restart() {
+  [[ -z $port ]] || die "restart keeps the port; use stop, then start --port N, to move it"
+  [[ -f $data/PG_VERSION ]] || die "no cluster in $dir; run '$prog start $dir' first"
+  if [[ -f $data/lethe.conf ]] && ! grep -q '^fsync = off' "$data/lethe.conf"; then
+    durable=1
+  fi
+  port=$(remembered_port || true)
+  stop
+  start
+}
+
 status() {
   if running; then
     echo "running on 127.0.0.1:$(remembered_port): $(url)"
@@ -212,6 +264,7 @@ status() {
 case $cmd in
   start) start ;;
   stop) stop ;;
+  restart) restart ;;
   status) status ;;
   url)
     [[ -f $dir/port ]] || die "no cluster in $dir; run '$prog start $dir' first"
