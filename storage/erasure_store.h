@@ -92,8 +92,11 @@ class ErasureStore {
   ErasureStore& operator=(const ErasureStore&) = delete;
 
   // Records the request and, in the same transaction, one QUEUED task per
-  // model (in scope) whose dataset holds records with the subject key. With
-  // no such model the request is NOTHING_TO_ERASE at once. Errors:
+  // model (in scope) whose dataset holds records with the subject key (an
+  // INVALID model's task is SKIPPED by the workers' housekeeping). An
+  // unscoped request also deletes, at once, the subject's records in
+  // datasets that no model uses. With no task the request is
+  // NOTHING_TO_ERASE at once (its reason counts the records deleted). Errors:
   // NOT_FOUND (a scoped model does not exist), ALREADY_EXISTS (idempotency
   // key reused with another body), UNAVAILABLE.
   absl::StatusOr<SubmitResult> Submit(const SubmitParams& params);

@@ -84,6 +84,132 @@ void SettleFailedRequests(pqxx::transaction_base& txn,
       erasure_ids);
 }
 
+struct Settled {
+  std::vector<std::string> completed;  // requests this call completed
+  int64_t removed_in_dataset = 0;      // records removed from `dataset_id`
+};
+
+// Settles the requests `erasure_ids` (a uuid[] literal) after some of their
+// tasks changed, with the requests locked (in id order, so that settlers
+// never deadlock; statements after the lock see every earlier commit):
+//   * a subject's records go from every dataset on which each task of its
+//     request is DONE or SKIPPED (another model on the same data may still
+//     need them as its forget set), and with them the subject's exclusions
+//     on that dataset's models; the count is credited to the task of
+//     `model_id` when it is on that dataset, else to one of the others;
+//   * requests with no task left to run complete (subject key cleared),
+//     saying which models were skipped;
+//   * requests with a DEAD task fail.
+Settled SettleRequests(pqxx::transaction_base& txn,
+                       const std::string& erasure_ids, const std::string& actor,
+                       const std::string& model_id,
+                       const std::string& dataset_id) {
+  txn.exec_params(
+      "SELECT 1 FROM erasure_requests WHERE id = ANY($1::uuid[]) "
+      "ORDER BY id FOR UPDATE",
+      erasure_ids);
+  Settled out;
+  out.removed_in_dataset = txn.exec_params1(
+      "WITH settled AS MATERIALIZED (SELECT e.id AS erasure_id, "
+      " e.subject_key, m.dataset_id FROM erasure_requests e JOIN "
+      " erasure_tasks t ON t.erasure_id = e.id JOIN models m ON m.id = "
+      " t.model_id WHERE e.id = ANY($1::uuid[]) AND e.subject_key IS NOT "
+      " NULL AND e.state IN ('QUEUED', 'RUNNING') GROUP BY e.id, "
+      " e.subject_key, m.dataset_id "
+      " HAVING bool_and(t.state IN ('DONE', 'SKIPPED'))), "
+      "gone AS (DELETE FROM records r USING settled s WHERE r.dataset_id = "
+      " s.dataset_id AND r.subject_key = s.subject_key "
+      " RETURNING s.erasure_id, s.dataset_id), "
+      "unlisted AS (DELETE FROM model_exclusions x USING settled s, models m "
+      " WHERE m.id = x.model_id AND m.dataset_id = s.dataset_id AND "
+      " x.subject_key = s.subject_key), "
+      "per AS (SELECT erasure_id, dataset_id, count(*) AS n FROM gone "
+      " GROUP BY erasure_id, dataset_id), "
+      "credited AS (UPDATE erasure_tasks t SET records_removed = "
+      " t.records_removed + per.n FROM per WHERE t.id = (SELECT c.id FROM "
+      " erasure_tasks c JOIN models cm ON cm.id = c.model_id WHERE "
+      " c.erasure_id = per.erasure_id AND cm.dataset_id = per.dataset_id "
+      " ORDER BY c.model_id::text = $2 DESC, c.state = 'DONE' DESC, c.id "
+      " LIMIT 1)) "
+      "SELECT coalesce(sum(n) FILTER (WHERE dataset_id::text = $3), 0) "
+      "FROM per",
+      erasure_ids, model_id, dataset_id)[0]
+                               .as<int64_t>();
+  auto completed = txn.exec_params(
+      "UPDATE erasure_requests e SET state = 'COMPLETED', completed_at = "
+      "now(), updated_at = now(), subject_key = NULL, state_reason = "
+      "coalesce((SELECT string_agg(t.last_error, '; ' ORDER BY t.model_id) "
+      "FROM erasure_tasks t WHERE t.erasure_id = e.id AND t.state = "
+      "'SKIPPED'), '') WHERE e.id = ANY($1::uuid[]) AND e.state IN "
+      "('QUEUED', 'RUNNING') AND NOT EXISTS (SELECT 1 FROM erasure_tasks t "
+      "WHERE t.erasure_id = e.id AND t.state NOT IN ('DONE', 'SKIPPED')) "
+      "RETURNING e.id::text",
+      erasure_ids);
+  for (const auto& r : completed) {
+    out.completed.emplace_back(r[0].c_str());
+    internal::AppendAudit(txn, actor, "erasure.completed", out.completed.back(),
+                          "", "");
+  }
+  SettleFailedRequests(txn, erasure_ids);
+  return out;
+}
+
+// Skips the queued tasks of INVALID models (`model_id`, or every INVALID
+// model when empty): such a model can never be unlearned, so its versions,
+// all trained before the request, are scheduled for deletion instead, and
+// its tasks no longer hold up their requests. Returns how many tasks.
+int SkipTasksOfInvalidModels(pqxx::transaction_base& txn,
+                             const std::string& model_id,
+                             const std::string& actor) {
+  auto skipped = txn.exec_params(
+      "WITH skipped AS (UPDATE erasure_tasks t SET state = 'SKIPPED', "
+      " lease_owner = NULL, lease_expires_at = NULL, updated_at = now(), "
+      " last_error = 'model ' || m.name || ' is INVALID (' || "
+      " m.state_reason || '): its versions were deleted instead of "
+      " unlearned' FROM models m WHERE m.id = t.model_id AND m.state = "
+      " 'INVALID' AND t.state = 'QUEUED' AND ($1 = '' OR m.id::text = $1) "
+      " RETURNING t.erasure_id, t.model_id), "
+      "retired AS (UPDATE model_versions v SET delete_after = now() WHERE "
+      " v.model_id IN (SELECT model_id FROM skipped) AND v.deleted_at IS "
+      " NULL AND (v.delete_after IS NULL OR v.delete_after > now())) "
+      "SELECT erasure_id::text, model_id::text FROM skipped",
+      model_id);
+  if (skipped.empty()) return 0;
+  std::vector<std::string> ids;
+  for (const auto& r : skipped) {
+    ids.emplace_back(r[0].c_str());
+    internal::AppendAudit(txn, actor, "task.skipped", ids.back(), r[1].c_str(),
+                          "{\"reason\":\"model invalid\"}");
+  }
+  SettleRequests(txn, internal::UuidArray(ids), actor, "", "");
+  txn.exec("NOTIFY lethe_tasks");
+  return static_cast<int>(skipped.size());
+}
+
+// Puts on `model_id`'s exclusion list every subject whose erasure from the
+// model's dataset is under way: one another model of the dataset absorbed
+// already, or a request still running there. Called as a training job is
+// claimed, so a model created while a request runs never trains on the
+// subject (the request may have no task on it: it did not exist when the
+// request fanned out). A request that commits later sees the model and
+// gives it a task of its own.
+void ExcludeSubjectsBeingErased(pqxx::transaction_base& txn,
+                                const std::string& model_id) {
+  txn.exec_params(
+      "INSERT INTO model_exclusions (model_id, subject_key, erasure_id) "
+      "SELECT DISTINCT ON (k.subject_key) $1::uuid, k.subject_key, "
+      "k.erasure_id FROM (SELECT x.subject_key, x.erasure_id FROM "
+      "model_exclusions x JOIN models o ON o.id = x.model_id JOIN models me "
+      "ON me.dataset_id = o.dataset_id WHERE me.id = $1::uuid AND x.model_id "
+      "<> $1::uuid UNION ALL SELECT e.subject_key, e.id FROM "
+      "erasure_requests e JOIN erasure_tasks t ON t.erasure_id = e.id JOIN "
+      "models o ON o.id = t.model_id JOIN models me ON me.dataset_id = "
+      "o.dataset_id WHERE me.id = $1::uuid AND e.subject_key IS NOT NULL "
+      "AND e.state IN ('QUEUED', 'RUNNING')) AS k "
+      "ON CONFLICT (model_id, subject_key) DO NOTHING",
+      model_id);
+}
+
 }  // namespace
 
 double WorkQueue::BackoffSeconds(int attempts) const {
@@ -98,18 +224,23 @@ double WorkQueue::BackoffSeconds(int attempts) const {
 
 absl::StatusOr<int> WorkQueue::RescueExpired() {
   return db_->TransactValue<int>([&](Txn& txn) -> absl::StatusOr<int> {
+    // A lost lease is not a failure of the work (the worker was killed or
+    // cut off from the database): it counts against max_lost_leases only,
+    // and backs off briefly in case the model itself kills its workers.
     auto res = txn.exec_params(
-        absl::StrCat(
-            "UPDATE erasure_tasks t SET state = CASE WHEN t.attempts >= ",
-            PolicyInt("m", "maxAttempts", "$1"),
-            " THEN 'DEAD' ELSE 'QUEUED' END, lease_owner = NULL, "
-            "lease_expires_at = NULL, updated_at = now(), "
-            "last_error = 'lease of ' || t.lease_owner || ' expired (worker "
-            "lost)', not_before = now() + make_interval(secs => $2 * "
-            "(0.5 + random() / 2) * power(2, greatest(t.attempts - 1, 0))) "
-            "FROM models m WHERE m.id = t.model_id AND t.state = 'LEASED' "
-            "AND t.lease_expires_at < now() RETURNING t.erasure_id::text"),
-        options_.default_max_attempts, options_.retry_base_seconds);
+        "UPDATE erasure_tasks t SET lost_leases = t.lost_leases + 1, "
+        "state = CASE WHEN t.lost_leases + 1 >= $1 THEN 'DEAD' ELSE "
+        "'QUEUED' END, lease_owner = NULL, lease_expires_at = NULL, "
+        "updated_at = now(), last_error = CASE WHEN t.lost_leases + 1 >= $1 "
+        "THEN 'lease lost ' || (t.lost_leases + 1) || ' times (the workers "
+        "running it died or lost the database); last: ' || t.lease_owner "
+        "ELSE 'lease of ' || t.lease_owner || ' expired (worker lost)' END, "
+        "not_before = now() + make_interval(secs => least($3, $2 * (0.5 + "
+        "random() / 2) * power(2, least(t.lost_leases, 10)))) "
+        "WHERE t.state = 'LEASED' AND t.lease_expires_at < now() "
+        "RETURNING t.erasure_id::text",
+        options_.max_lost_leases, options_.retry_base_seconds,
+        options_.retry_max_seconds);
     std::vector<std::string> ids;
     for (const auto& r : res) ids.emplace_back(r[0].c_str());
     if (!ids.empty()) {
@@ -117,6 +248,12 @@ absl::StatusOr<int> WorkQueue::RescueExpired() {
       txn.exec("NOTIFY lethe_tasks");
     }
     return static_cast<int>(ids.size());
+  });
+}
+
+absl::StatusOr<int> WorkQueue::SkipInvalidModels() {
+  return db_->TransactValue<int>([&](Txn& txn) -> absl::StatusOr<int> {
+    return SkipTasksOfInvalidModels(txn, "", options_.owner);
   });
 }
 
@@ -246,9 +383,9 @@ absl::Status WorkQueue::Renew(const TaskBatch& batch) {
 absl::Status WorkQueue::Release(const TaskBatch& batch) {
   return db_->Transact([&](Txn& txn) -> absl::Status {
     txn.exec_params(
-        "UPDATE erasure_tasks t SET state = 'QUEUED', attempts = t.attempts "
-        "- 1, lease_owner = NULL, lease_expires_at = NULL, not_before = "
-        "now(), updated_at = now() FROM unnest($1::bigint[], $2::int[]) AS "
+        "UPDATE erasure_tasks t SET state = 'QUEUED', lease_owner = NULL, "
+        "lease_expires_at = NULL, not_before = now(), updated_at = now() "
+        "FROM unnest($1::bigint[], $2::int[]) AS "
         "h(id, token) WHERE h.id = t.id AND h.token = t.attempts AND "
         "t.state = 'LEASED' AND t.lease_owner = $3",
         TaskIds(batch), Tokens(batch), options_.owner);
@@ -262,27 +399,27 @@ absl::Status WorkQueue::Release(const TaskBatch& batch) {
 absl::Status WorkQueue::Fail(const TaskBatch& batch,
                              const std::string& error) {
   return db_->Transact([&](Txn& txn) -> absl::Status {
-    auto held = txn.exec_params(kHeldTasks, TaskIds(batch), Tokens(batch),
-                                options_.owner);
-    if (held.empty()) return absl::OkStatus();  // lease lost: not ours
-    const int max_attempts = txn.exec_params1(
-        absl::StrCat("SELECT ", PolicyInt("m", "maxAttempts", "$2"),
-                     " FROM models m WHERE m.id = $1::uuid"),
-        batch.model.id, options_.default_max_attempts)[0].as<int>();
-    for (const auto& t : batch.tasks) {
-      const bool dead = t.token >= max_attempts;
-      txn.exec_params(
-          "UPDATE erasure_tasks SET state = $3, lease_owner = NULL, "
-          "lease_expires_at = NULL, last_error = $4, updated_at = now(), "
-          "not_before = now() + make_interval(secs => $5) "
-          "WHERE id = $1 AND attempts = $2 AND state = 'LEASED' "
-          "AND lease_owner = $6",
-          t.task_id, t.token, dead ? "DEAD" : "QUEUED", error,
-          dead ? 0.0 : BackoffSeconds(t.token), options_.owner);
+    auto failed = txn.exec_params(
+        absl::StrCat(
+            "UPDATE erasure_tasks t SET failures = t.failures + 1, state = "
+            "CASE WHEN t.failures + 1 >= ", PolicyInt("m", "maxAttempts", "$4"),
+            " THEN 'DEAD' ELSE 'QUEUED' END, lease_owner = NULL, "
+            "lease_expires_at = NULL, last_error = $5, updated_at = now(), "
+            "not_before = now() + make_interval(secs => least($7, $6 * (0.5 "
+            "+ random() / 2) * power(2, least(t.failures, 10)))) FROM models "
+            "m, unnest($1::bigint[], $2::int[]) AS h(id, token) WHERE m.id = "
+            "t.model_id AND h.id = t.id AND h.token = t.attempts AND t.state "
+            "= 'LEASED' AND t.lease_owner = $3 "
+            "RETURNING t.erasure_id::text, t.state = 'DEAD', t.failures"),
+        TaskIds(batch), Tokens(batch), options_.owner,
+        options_.default_max_attempts, error, options_.retry_base_seconds,
+        options_.retry_max_seconds);
+    if (failed.empty()) return absl::OkStatus();  // lease lost: not ours
+    for (const auto& r : failed) {
       internal::AppendAudit(
-          txn, options_.owner, dead ? "task.dead" : "task.retry",
-          t.erasure_id, batch.model.id,
-          absl::StrCat("{\"attempt\":", t.token, "}"));
+          txn, options_.owner, r[1].as<bool>() ? "task.dead" : "task.retry",
+          r[0].c_str(), batch.model.id,
+          absl::StrCat("{\"failures\":", r[2].as<int>(), "}"));
     }
     SettleFailedRequests(txn, ErasureIds(batch));
     txn.exec("NOTIFY lethe_tasks");
@@ -317,8 +454,8 @@ absl::StatusOr<LatestVersion> WorkQueue::Latest(const std::string& model_id) {
       });
 }
 
-absl::Status WorkQueue::ForEachRecord(
-    const std::string& dataset_id,
+absl::Status WorkQueue::ForEachTrainingRecord(
+    const std::string& model_id,
     const std::function<absl::Status(RecordData&)>& fn) {
   // Pages of 5,000 keep memory flat on large datasets.
   int64_t after = 0;
@@ -326,10 +463,12 @@ absl::Status WorkQueue::ForEachRecord(
     std::vector<RecordData> page;
     auto st = db_->Transact([&](Txn& txn) -> absl::Status {
       auto res = txn.exec_params(
-          "SELECT id, subject_key, label, split = 'test', features "
-          "FROM records WHERE dataset_id = $1::uuid AND id > $2 "
-          "ORDER BY id LIMIT 5000",
-          dataset_id, after);
+          "SELECT r.id, r.subject_key, r.label, r.split = 'test', r.features "
+          "FROM models m JOIN records r ON r.dataset_id = m.dataset_id "
+          "WHERE m.id = $1::uuid AND r.id > $2 AND NOT EXISTS (SELECT 1 "
+          "FROM model_exclusions x WHERE x.model_id = m.id AND "
+          "x.subject_key = r.subject_key) ORDER BY r.id LIMIT 5000",
+          model_id, after);
       for (const auto& r : res) {
         page.push_back(RecordData{r[0].as<int64_t>(), ReadBytea(r[1]),
                                   r[2].as<int32_t>(), r[3].as<bool>(),
@@ -399,32 +538,22 @@ absl::StatusOr<PublishResult> WorkQueue::Publish(const TaskBatch& batch,
             "updated_at = now() FROM unnest($1::bigint[], $2::int[]) AS "
             "h(id, token) WHERE h.id = t.id AND h.token = t.attempts",
             TaskIds(batch), Tokens(batch), out.version, req.produced_by);
-        // Lock the batch's requests (in id order, so publishers never
-        // deadlock): two workers publishing the last two tasks of one
-        // request on different models would otherwise each see the other's
-        // task unfinished, and nobody would complete the request or delete
-        // its records. Statements after the lock see the other's commit.
+        // From this commit on, no run of this model reads these subjects
+        // (before the settling below, which drops the exclusions of
+        // subjects whose records it deletes).
         const std::string erasures = ErasureIds(batch);
         txn.exec_params(
-            "SELECT 1 FROM erasure_requests WHERE id = ANY($1::uuid[]) "
-            "ORDER BY id FOR UPDATE",
-            erasures);
-        // A subject's records go once every task of its request on this
-        // dataset is done (another model on the same data may still need
-        // them to unlearn).
-        auto removed = txn.exec_params(
-            "WITH gone AS (DELETE FROM records r USING erasure_requests e "
-            "WHERE e.id = ANY($1::uuid[]) AND r.dataset_id = $2::uuid AND "
-            "r.subject_key = e.subject_key AND NOT EXISTS (SELECT 1 FROM "
-            "erasure_tasks t JOIN models m ON m.id = t.model_id WHERE "
-            "t.erasure_id = e.id AND m.dataset_id = $2::uuid AND t.state <> "
-            "'DONE') RETURNING e.id AS erasure_id), per AS (SELECT erasure_id, "
-            "count(*) AS n FROM gone GROUP BY erasure_id) "
-            "UPDATE erasure_tasks t SET records_removed = per.n FROM per "
-            "WHERE t.erasure_id = per.erasure_id AND t.model_id = $3::uuid "
-            "RETURNING per.n",
-            erasures, batch.model.dataset_id, batch.model.id);
-        for (const auto& r : removed) out.records_removed += r[0].as<int64_t>();
+            "INSERT INTO model_exclusions (model_id, subject_key, erasure_id, "
+            "version) SELECT $1::uuid, e.subject_key, e.id, $3 FROM "
+            "erasure_requests e WHERE e.id = ANY($2::uuid[]) AND "
+            "e.subject_key IS NOT NULL ON CONFLICT (model_id, subject_key) "
+            "DO NOTHING",
+            batch.model.id, erasures, out.version);
+        Settled settled = SettleRequests(txn, erasures, options_.owner,
+                                         batch.model.id,
+                                         batch.model.dataset_id);
+        out.records_removed = settled.removed_in_dataset;
+        out.completed_erasures = std::move(settled.completed);
         if (out.version != latest) {
           txn.exec_params(
               "UPDATE model_versions SET records_removed = $3 WHERE "
@@ -438,17 +567,6 @@ absl::StatusOr<PublishResult> WorkQueue::Publish(const TaskBatch& batch,
               batch.model.id, out.version,
               static_cast<double>(req.grace_seconds));
         }
-        auto completed = txn.exec_params(
-            "UPDATE erasure_requests e SET state = 'COMPLETED', completed_at "
-            "= now(), updated_at = now(), subject_key = NULL WHERE e.id = "
-            "ANY($1::uuid[]) AND e.state IN ('QUEUED', 'RUNNING') AND NOT "
-            "EXISTS (SELECT 1 FROM erasure_tasks t WHERE t.erasure_id = e.id "
-            "AND t.state <> 'DONE') RETURNING e.id::text",
-            erasures);
-        for (const auto& r : completed) {
-          out.completed_erasures.emplace_back(r[0].c_str());
-        }
-        SettleFailedRequests(txn, erasures);
         if (hook) {
           if (auto st = hook(txn, out.completed_erasures); !st.ok()) return st;
         }
@@ -456,10 +574,6 @@ absl::StatusOr<PublishResult> WorkQueue::Publish(const TaskBatch& batch,
           internal::AppendAudit(
               txn, options_.owner, "task.done", t.erasure_id, batch.model.id,
               absl::StrCat("{\"version\":", out.version, "}"));
-        }
-        for (const auto& id : out.completed_erasures) {
-          internal::AppendAudit(txn, options_.owner, "erasure.completed", id,
-                                "", "");
         }
         if (out.version != latest) {
           internal::AppendAudit(
@@ -565,6 +679,7 @@ absl::StatusOr<std::optional<ModelJob>> WorkQueue::ClaimModelJob() {
         job.model.id = res[0][0].c_str();
         job.token = res[0][1].as<int32_t>();
         job.training = res[0][2].as<bool>();
+        if (job.training) ExcludeSubjectsBeingErased(txn, job.model.id);
         return std::optional<ModelJob>(std::move(job));
       });
   if (!claimed.ok() || !claimed->has_value()) return claimed;
@@ -663,16 +778,7 @@ absl::Status WorkQueue::FailModelJob(const ModelJob& job,
         job.model.id, job.token, options_.owner, invalid, reason,
         invalid ? 0.0 : BackoffSeconds(job.token));
     if (res.empty()) return absl::OkStatus();  // lease lost: not ours
-    if (invalid) {
-      auto dead = txn.exec_params(
-          "UPDATE erasure_tasks SET state = 'DEAD', last_error = 'model is "
-          "invalid: ' || $2, updated_at = now() WHERE model_id = $1::uuid AND "
-          "state = 'QUEUED' RETURNING erasure_id::text",
-          job.model.id, reason);
-      std::vector<std::string> ids;
-      for (const auto& r : dead) ids.emplace_back(r[0].c_str());
-      if (!ids.empty()) SettleFailedRequests(txn, internal::UuidArray(ids));
-    }
+    if (invalid) SkipTasksOfInvalidModels(txn, job.model.id, options_.owner);
     internal::AppendAudit(txn, options_.owner,
                           invalid ? "model.invalid" : "model.job_retry", "",
                           job.model.id, "");

@@ -13,6 +13,20 @@
 // Model jobs (validating a registered artifact, training a built-in
 // architecture) are leased the same way on the model row.
 //
+// Erased stays erased: records are read only through
+// ForEachTrainingRecord, which names a model and leaves out every subject
+// on the model's exclusion list (model_exclusions, migration 0005). A
+// subject joins the list in the transaction that publishes the version
+// absorbing its request, and, for a model claimed for training, when its
+// erasure from the dataset is under way; it leaves the list with its
+// records. So from the commit that absorbs a request, no later run of that
+// model reads the subject, whatever other models still have to do.
+//
+// Attempts: `attempts` counts claims and is the fencing token. A task goes
+// DEAD after max_attempts failures of the work itself (Fail), or after
+// max_lost_leases expired leases (a worker killed, or cut off from the
+// database, while running it); a released batch counts as neither.
+//
 // Thread-safe; any number of workers on any number of machines may share
 // one database.
 #ifndef LETHE_STORAGE_WORK_QUEUE_H_
@@ -98,6 +112,9 @@ struct QueueOptions {
   // batching may add tasks beyond the policy's batch size, up to this).
   int max_batch = 10000;
   int default_max_attempts = 5;
+  // Expired leases a task survives before it goes DEAD (its request
+  // FAILED): a bound for a model that kills every worker that runs it.
+  int max_lost_leases = 20;
   double retry_base_seconds = 10;
   double retry_max_seconds = 900;
   // The worker's device kind: "cpu" or "cuda". Claims skip models whose
@@ -113,26 +130,37 @@ class WorkQueue {
 
   const QueueOptions& options() const { return options_; }
 
-  // Returns expired leases to the queue (or DEAD once a model's
-  // max_attempts are spent, failing the request). Returns how many.
+  // Returns expired leases to the queue (or DEAD once max_lost_leases are
+  // spent, failing the request). Does not count as a failure of the work.
+  // Returns how many.
   absl::StatusOr<int> RescueExpired();
+
+  // Settles the queued tasks of INVALID models: SKIPPED, their versions
+  // (trained with the subjects, and never to be unlearned) scheduled for
+  // deletion, and their requests completed (records deleted) where no
+  // other task is left. Returns how many tasks.
+  absl::StatusOr<int> SkipInvalidModels();
 
   // Claims up to the model's batch size of QUEUED tasks of one READY model
   // (honouring the policy's batch window). nullopt when nothing is ready.
   absl::StatusOr<std::optional<TaskBatch>> ClaimBatch();
   // FAILED_PRECONDITION when any lease of the batch was lost.
   absl::Status Renew(const TaskBatch& batch);
-  // Gives the batch back unharmed (a draining worker): the attempt is not
-  // counted.
+  // Gives the batch back unharmed (a draining worker, the database lost
+  // mid-run): no failure is counted.
   absl::Status Release(const TaskBatch& batch);
-  // Records a failed attempt: back to the queue after an exponential
-  // backoff with jitter, or DEAD (request FAILED) after max_attempts.
+  // Records a failure of the work itself: back to the queue after an
+  // exponential backoff with jitter, or DEAD (request FAILED) after the
+  // policy's max_attempts failures.
   absl::Status Fail(const TaskBatch& batch, const std::string& error);
 
   absl::StatusOr<LatestVersion> Latest(const std::string& model_id);
-  // Streams a dataset's records in id order.
-  absl::Status ForEachRecord(const std::string& dataset_id,
-                             const std::function<absl::Status(RecordData&)>& fn);
+  // Streams the records of the model's dataset that the model may train
+  // on, in id order: every record except those of the subjects on the
+  // model's exclusion list. The only way records reach a worker.
+  absl::Status ForEachTrainingRecord(
+      const std::string& model_id,
+      const std::function<absl::Status(RecordData&)>& fn);
 
   // FAILED_PRECONDITION if a lease was lost, ABORTED if another version
   // was published since `parent_version`.
@@ -144,6 +172,8 @@ class WorkQueue {
   // once no live version refers to them). Returns how many.
   absl::StatusOr<int> DeleteDueVersions();
 
+  // A training job's claim also puts every subject whose erasure from the
+  // dataset is under way on the model's exclusion list.
   absl::StatusOr<std::optional<ModelJob>> ClaimModelJob();
 
   // True when nothing is left that this queue's worker could claim now or
@@ -159,8 +189,8 @@ class WorkQueue {
                               const std::string& produced_by,
                               const std::string& report_json);
   // `permanent`: the model is INVALID with `reason` (its queued erasure
-  // tasks go DEAD); otherwise the job is retried after a backoff, and
-  // INVALID after max attempts.
+  // tasks are SKIPPED, as SkipInvalidModels); otherwise the job is retried
+  // after a backoff, and INVALID after max attempts.
   absl::Status FailModelJob(const ModelJob& job, const std::string& reason,
                             bool permanent);
 

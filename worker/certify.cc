@@ -165,7 +165,9 @@ absl::StatusOr<int> IssueMissingCertificates(storage::Database& db,
         auto res = txn.exec_params(
             "SELECT e.id::text FROM erasure_requests e WHERE e.state = "
             "'COMPLETED' AND NOT EXISTS (SELECT 1 FROM certificates c WHERE "
-            "c.request_id = e.id) ORDER BY e.completed_at LIMIT $1",
+            "c.request_id = e.id) AND EXISTS (SELECT 1 FROM erasure_tasks t "
+            "WHERE t.erasure_id = e.id AND t.state = 'DONE') "
+            "ORDER BY e.completed_at LIMIT $1",
             limit);
         std::vector<std::string> out;
         for (const auto& r : res) out.emplace_back(r[0].c_str());

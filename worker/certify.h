@@ -29,7 +29,9 @@ absl::StatusOr<int> IssueCertificates(storage::Txn& txn,
 // Requests COMPLETED without a certificate (completed while no worker had
 // signing keys, say): issued one transaction each, oldest first, at most
 // `limit`. The step that makes "exactly one certificate per completed
-// request" hold whatever happened at completion.
+// request" hold whatever happened at completion. A request completed with
+// no model unlearned (every task SKIPPED: its models were INVALID and their
+// versions deleted) has nothing to certify and gets none.
 absl::StatusOr<int> IssueMissingCertificates(storage::Database& db,
                                              const cert::KeyRing& keys,
                                              int limit);

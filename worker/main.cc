@@ -38,6 +38,9 @@ const std::vector<server::OptionSpec>& Options() {
       {"max-batch-size", "1000", "cap on any policy's batch size"},
       {"retry-base-seconds", "10", "first retry delay (doubles per attempt)"},
       {"retry-max-seconds", "900", "longest retry delay"},
+      {"max-lost-leases", "20", "expired leases (workers killed or cut off "
+                                "from the database) a task survives before "
+                                "its request fails; not counted as failures"},
       {"poll-seconds", "5", "fallback poll when no notification arrives"},
       {"drain-seconds", "30", "on SIGTERM, how long a running batch may "
                               "finish before it is released"},
@@ -80,6 +83,10 @@ absl::StatusOr<WorkerOptions> FromConfig(const server::Config& cfg) {
   o.lease = std::chrono::seconds(*lease);
   o.retry_base_seconds = std::stod(cfg.Get("retry-base-seconds"));
   o.retry_max_seconds = std::stod(cfg.Get("retry-max-seconds"));
+  o.max_lost_leases = std::stoi(cfg.Get("max-lost-leases"));
+  if (o.max_lost_leases < 1) {
+    return absl::InvalidArgumentError("--max-lost-leases must be >= 1");
+  }
   o.poll = std::chrono::milliseconds(
       static_cast<int64_t>(std::stod(cfg.Get("poll-seconds")) * 1000));
   o.exit_when_idle = cfg.GetBool("exit-when-idle");

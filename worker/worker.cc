@@ -110,6 +110,7 @@ class Receiver final : public pqxx::notification_receiver {
 }  // namespace
 
 absl::StatusOr<core::Dataset> LoadDataset(storage::WorkQueue& queue,
+                                          const storage::ModelRow& model,
                                           const storage::DatasetRow& dataset) {
   core::FeatureSpec spec;
   spec.shape = dataset.feature_shape;
@@ -117,7 +118,7 @@ absl::StatusOr<core::Dataset> LoadDataset(storage::WorkQueue& queue,
                                               : core::FeatureType::kFloat32;
   spec.num_classes = dataset.num_classes;
   core::DatasetBuilder builder(spec);
-  auto st = queue.ForEachRecord(dataset.id, [&](storage::RecordData& r) {
+  auto st = queue.ForEachTrainingRecord(model.id, [&](storage::RecordData& r) {
     return FromCore(builder.Add(r.id, r.subject_key, r.label,
                                 r.test ? core::Split::kTest : core::Split::kTrain,
                                 r.features));
@@ -196,6 +197,7 @@ void Worker::Loop(int index) {
   qo.max_batch = options_.max_batch;
   qo.retry_base_seconds = options_.retry_base_seconds;
   qo.retry_max_seconds = options_.retry_max_seconds;
+  qo.max_lost_leases = options_.max_lost_leases;
   // Claim only models this device may run (UnlearningPolicy.device).
   qo.device_kind = device_kind_;
   storage::WorkQueue queue(db_.get(), artifacts_.get(), qo);
@@ -207,6 +209,9 @@ void Worker::Loop(int index) {
       housekeeping = Clock::now();
       if (auto n = queue.RescueExpired(); n.ok() && *n > 0) {
         log_.Warn({}, absl::StrCat("rescued ", *n, " tasks with expired leases"));
+      }
+      if (auto n = queue.SkipInvalidModels(); n.ok() && *n > 0) {
+        log_.Warn({}, absl::StrCat("skipped ", *n, " tasks of INVALID models"));
       }
       if (auto n = queue.DeleteDueVersions(); n.ok() && *n > 0) {
         log_.Info({}, absl::StrCat("deleted ", *n, " superseded model versions"));
@@ -307,6 +312,14 @@ void Worker::RunBatch(storage::WorkQueue& queue, storage::TaskBatch batch) {
       log_.Error({.model_id = model_id}, absl::StrCat("recording the failure: ", st.message()));
     }
   };
+  // The database, not the work, failed: give the batch back uncounted (if
+  // the database is still gone, its lease expires and is rescued).
+  auto fail_or_release = [&](const absl::Status& st) {
+    if (!absl::IsUnavailable(st)) return fail(std::string(st.message()));
+    log_.Warn({.model_id = model_id},
+              absl::StrCat("database lost; batch released: ", st.message()));
+    (void)queue.Release(batch);
+  };
   [&] {
     auto spec = ParseModelSpec(batch.model, batch.dataset);
     if (!spec.ok()) return fail(std::string(spec.status().message()));
@@ -314,9 +327,9 @@ void Worker::RunBatch(storage::WorkQueue& queue, storage::TaskBatch batch) {
     // here, the model's deserialisation in the engine (report.timings).
     const auto fetch_start = Clock::now();
     auto latest = queue.Latest(model_id);
-    if (!latest.ok()) return fail(std::string(latest.status().message()));
-    auto data = LoadDataset(queue, batch.dataset);
-    if (!data.ok()) return fail(std::string(data.status().message()));
+    if (!latest.ok()) return fail_or_release(latest.status());
+    auto data = LoadDataset(queue, batch.model, batch.dataset);
+    if (!data.ok()) return fail_or_release(data.status());
     const double fetch_s =
         std::chrono::duration<double>(Clock::now() - fetch_start).count();
     core::UnlearnRequest req;
@@ -399,7 +412,7 @@ void Worker::RunBatch(storage::WorkQueue& queue, storage::TaskBatch batch) {
       (void)queue.Release(batch);
       return;
     }
-    if (!published.ok()) return fail(std::string(published.status().message()));
+    if (!published.ok()) return fail_or_release(published.status());
     Fault("after_commit");
     if (options_.metrics) {
       for (size_t i = 0; i < batch.tasks.size(); ++i) {
@@ -469,7 +482,7 @@ void Worker::RunModelJob(storage::WorkQueue& queue, storage::ModelJob job) {
       return finish(queue.FailModelJob(
           job, "a TorchScript model needs its artifact; it cannot be trained", true));
     }
-    auto data = LoadDataset(queue, job.dataset);
+    auto data = LoadDataset(queue, job.model, job.dataset);
     if (!data.ok()) {
       return finish(queue.FailModelJob(job, std::string(data.status().message()), false));
     }
@@ -487,9 +500,13 @@ void Worker::RunModelJob(storage::WorkQueue& queue, storage::ModelJob job) {
     }
     if (heartbeat.lost()) return;
     const auto& t = trained.value();
+    // The records it trained on: the dataset less its exclusion list.
     const std::string report = absl::StrCat(
         "{\"train_accuracy\":", t.train_accuracy, ",\"test_accuracy\":",
-        t.test_accuracy, ",\"seconds\":", t.seconds, "}");
+        t.test_accuracy, ",\"seconds\":", t.seconds, ",\"train_records\":",
+        core::IndicesOfSplit(*data, core::Split::kTrain).size(),
+        ",\"test_records\":",
+        core::IndicesOfSplit(*data, core::Split::kTest).size(), "}");
     finish(queue.FinishModelJob(
         job, t.model_bytes,
         spec->state_kind == StateKind::kSisa ? t.sisa_state : t.newton_state,

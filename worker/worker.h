@@ -41,6 +41,7 @@ struct WorkerOptions {
   int max_batch = 1000;  // cap on any policy's batch size
   double retry_base_seconds = 10;
   double retry_max_seconds = 900;
+  int max_lost_leases = 20;  // QueueOptions::max_lost_leases
   std::chrono::milliseconds poll{5000};  // fallback when NOTIFY is missed
   // Exit once no task or model job is left (queued, leased or backing off).
   bool exit_when_idle = false;
@@ -93,8 +94,11 @@ class Worker {
   std::vector<std::pair<storage::WorkQueue*, storage::TaskBatch>> running_;
 };
 
-// Loads a dataset's records into the engine's in-memory form.
+// Loads the records `model` may train on (WorkQueue::ForEachTrainingRecord:
+// its dataset without the subjects it absorbed or never saw) into the
+// engine's in-memory form.
 absl::StatusOr<core::Dataset> LoadDataset(storage::WorkQueue& queue,
+                                          const storage::ModelRow& model,
                                           const storage::DatasetRow& dataset);
 
 }  // namespace lethe::worker

@@ -15,7 +15,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "cert/keys.h"
+#include "storage/artifact_store.h"
+#include "storage/database.h"
 #include "storage/hash.h"
+#include "storage/work_queue.h"
 #include "tests/server/test_server.h"
 #include "tests/support/pg_instance.h"
 #include "tests/support/process.h"
@@ -607,6 +610,179 @@ TEST_F(WorkerTest, GracePeriodKeepsOldVersionThenDeletesIt) {
   auto exit = worker->Wait(30s);
   ASSERT_TRUE(exit.has_value());
   EXPECT_TRUE(exit->Success()) << exit->ToString();
+}
+
+// What one version of `model` trained on, from its report:
+// "forget+retain", e.g. "12+384".
+std::string TrainedOn(TestServer& ts, const std::string& model, int version) {
+  return Scalar(ts, absl::StrCat(
+                        "SELECT (report->>'forget_records') || '+' || "
+                        "(report->>'retain_records') FROM model_versions WHERE "
+                        "model_id = '", model, "' AND version = ", version));
+}
+
+// The subject keys that WorkQueue::ForEachTrainingRecord gives `model`.
+std::set<std::string> LoaderSubjects(TestServer& ts, const std::string& model) {
+  storage::Database db({ts.database_url(), 1, 10});
+  auto artifacts = storage::NewPostgresArtifactStore();
+  storage::WorkQueue queue(&db, artifacts.get(), {});
+  std::set<std::string> keys;
+  auto st = queue.ForEachTrainingRecord(model, [&](storage::RecordData& r) {
+    keys.insert(storage::ToHex(r.subject_key));
+    return absl::OkStatus();
+  });
+  EXPECT_TRUE(st.ok()) << st;
+  return keys;
+}
+
+// Issue 14: model A absorbs X, then Y, while model B (a long batch window)
+// has absorbed neither, so X's records are still there when A runs for Y.
+// A's run for Y must not train on X; B's run takes both.
+TEST_F(WorkerTest, TwoModelsNeverTrainOnASubjectAfterAbsorbingIt) {
+  const std::string a = RegisterMlp("a");
+  const std::string b = RegisterMlp("b", [](v1::UnlearningPolicy& p) {
+    p.set_batch_size(100);
+    p.set_batch_window_seconds(25);
+  });
+  Drain();
+  const int train = (kSubjects + 4) * kPerSubject;
+  const std::string x = Submit("target-0", "x");
+  auto worker = StartWorker();
+  auto task_done = [&](const std::string& id, const std::string& model) {
+    return WaitUntil(*ts_, absl::StrCat("SELECT state = 'DONE' FROM erasure_tasks WHERE "
+                                        "erasure_id = '", id, "' AND model_id = '", model, "'"),
+                     60s);
+  };
+  ASSERT_TRUE(task_done(x, a)) << ReadFileOrEmpty(ts_->temp_dir() + "/worker.log");
+  const std::string x_key = Scalar(*ts_, absl::StrCat(
+      "SELECT encode(subject_key, 'hex') FROM erasure_requests WHERE id = '", x, "'"));
+  const std::string y = Submit("target-1", "y");
+  ASSERT_TRUE(task_done(y, a));
+  // B has absorbed nothing yet: X's records are still there (B needs
+  // them), yet A's loader leaves them out and B's does not.
+  ASSERT_EQ(Scalar(*ts_, absl::StrCat("SELECT state FROM erasure_tasks WHERE erasure_id = '",
+                                      x, "' AND model_id = '", b, "'")),
+            "QUEUED") << "B's batch window passed too soon: the test is void";
+  EXPECT_EQ(Scalar(*ts_, absl::StrCat("SELECT count(*) FROM records WHERE subject_key = "
+                                      "decode('", x_key, "', 'hex')")),
+            absl::StrCat(kPerSubject));
+  EXPECT_EQ(LoaderSubjects(*ts_, a).count(x_key), 0u);
+  EXPECT_EQ(LoaderSubjects(*ts_, b).count(x_key), 1u);
+  EXPECT_EQ(TrainedOn(*ts_, a, 2), absl::StrCat(kPerSubject, "+", train - kPerSubject));
+  EXPECT_EQ(TrainedOn(*ts_, a, 3), absl::StrCat(kPerSubject, "+", train - 2 * kPerSubject))
+      << "A's version 3 trained on X, which version 2 had absorbed";
+  for (const auto& id : {x, y}) {
+    ASSERT_TRUE(WaitUntil(*ts_, absl::StrCat("SELECT state = 'COMPLETED' FROM "
+                                             "erasure_requests WHERE id = '", id, "'"),
+                          90s));
+  }
+  EXPECT_EQ(TrainedOn(*ts_, b, 2), absl::StrCat(2 * kPerSubject, "+", train - 2 * kPerSubject));
+  // Records and exclusions are gone together; every certificate names a
+  // version that later versions descend from without the subject.
+  EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM records WHERE split = 'train'"),
+            absl::StrCat(train - 2 * kPerSubject));
+  EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM model_exclusions"), "0");
+  EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM certificates"), "2");
+  EXPECT_TRUE(LoaderSubjects(*ts_, a) == LoaderSubjects(*ts_, b));
+  worker->SendSignal(SIGTERM);
+  worker->Wait(30s);
+}
+
+// A model created while a request runs never trains on its subject, though
+// the request has no task on it.
+TEST_F(WorkerTest, ModelTrainedDuringAnErasureExcludesTheSubject) {
+  const std::string a = RegisterMlp("a", [](v1::UnlearningPolicy& p) {
+    p.set_batch_size(100);
+    p.set_batch_window_seconds(3600);
+  });
+  Drain();
+  const std::string x = Submit("target-0", "x");
+  const std::string c = RegisterMlp("c");
+  auto w = StartWorker();
+  ASSERT_TRUE(WaitUntil(*ts_, absl::StrCat("SELECT state = 'READY' FROM models WHERE id = '",
+                                           c, "'"),
+                        90s));
+  const int train = (kSubjects + 4) * kPerSubject;
+  EXPECT_EQ(Scalar(*ts_, absl::StrCat("SELECT report->>'train_records' FROM "
+                                      "model_versions WHERE model_id = '", c, "'")),
+            absl::StrCat(train - kPerSubject));
+  EXPECT_EQ(Scalar(*ts_, absl::StrCat("SELECT count(*) FROM erasure_tasks WHERE model_id = '",
+                                      c, "'")),
+            "0");
+  EXPECT_EQ(Scalar(*ts_, absl::StrCat("SELECT count(*) FROM model_exclusions WHERE model_id = '",
+                                      c, "' AND version IS NULL")),
+            "1");
+  EXPECT_EQ(LoaderSubjects(*ts_, c).size() + 1, LoaderSubjects(*ts_, a).size());
+  EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM records WHERE split = 'train'"),
+            absl::StrCat(train)) << "X's records wait for A";
+  EXPECT_EQ(Get(x).state(), v1::ERASURE_STATE_QUEUED);
+  w->SendSignal(SIGTERM);
+  w->Wait(30s);
+}
+
+// Issue 14: an INVALID model neither blocks a request nor keeps the
+// subject: its task is SKIPPED, its versions deleted, the request completes
+// for the other model and the records go.
+TEST_F(WorkerTest, InvalidModelIsSkippedAndItsVersionsDeleted) {
+  const std::string good = RegisterMlp("good");
+  const std::string bad = RegisterMlp("bad", {}, "not a TorchScript archive");
+  Drain();
+  ASSERT_EQ(ModelState(bad), "INVALID");
+  const std::string id = Submit("target-0", "i");
+  Drain();
+  v1::Erasure e = Get(id);
+  EXPECT_EQ(e.state(), v1::ERASURE_STATE_COMPLETED) << e.state_reason();
+  ASSERT_EQ(e.tasks_size(), 2);
+  for (const auto& t : e.tasks()) {
+    if (t.model_id() == bad) {
+      EXPECT_EQ(t.state(), v1::TASK_STATE_SKIPPED);
+      EXPECT_NE(t.last_error().find("INVALID"), std::string::npos) << t.last_error();
+    } else {
+      EXPECT_EQ(t.state(), v1::TASK_STATE_DONE);
+    }
+  }
+  EXPECT_NE(e.state_reason().find("versions were deleted"), std::string::npos)
+      << e.state_reason();
+  EXPECT_EQ(Scalar(*ts_, absl::StrCat("SELECT bool_and(deleted_at IS NOT NULL) FROM "
+                                      "model_versions WHERE model_id = '", bad, "'")),
+            "t");
+  EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM records WHERE split = 'train'"),
+            absl::StrCat((kSubjects + 3) * kPerSubject));
+  // The certificate covers the model that unlearned.
+  EXPECT_EQ(Scalar(*ts_, "SELECT array_to_string(model_ids, ',') FROM certificates"), good);
+}
+
+// Issue 14: records in a dataset that no model uses go with the request.
+TEST_F(WorkerTest, RecordsInADatasetWithoutModelsAreDeletedAtSubmission) {
+  const std::string id = Submit("target-2", "n");
+  v1::Erasure e = Get(id);
+  EXPECT_EQ(e.state(), v1::ERASURE_STATE_NOTHING_TO_ERASE);
+  EXPECT_NE(e.state_reason().find(absl::StrCat(kPerSubject, " records")), std::string::npos)
+      << e.state_reason();
+  EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM records WHERE split = 'train'"),
+            absl::StrCat((kSubjects + 3) * kPerSubject));
+  // A replay deletes nothing more and answers the same.
+  EXPECT_EQ(Submit("target-2", "n"), id);
+  EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM certificates"), "0");
+}
+
+// Issue 14: a worker killed mid-run costs a lost lease, not a failure; with
+// max_attempts 1 the next worker still completes the request.
+TEST_F(WorkerTest, KilledWorkerDoesNotUseUpAttempts) {
+  const std::string model = RegisterMlp("mlp", [](v1::UnlearningPolicy& p) {
+    p.set_max_attempts(1);
+  });
+  Drain();
+  const std::string id = Submit("target-0", "k");
+  auto doomed = StartWorker({}, "training");
+  auto killed = doomed->Wait(60s);
+  ASSERT_TRUE(killed.has_value());
+  Drain();
+  v1::Erasure e = Get(id);
+  EXPECT_EQ(e.state(), v1::ERASURE_STATE_COMPLETED) << e.state_reason();
+  EXPECT_EQ(Scalar(*ts_, "SELECT failures || ' ' || lost_leases || ' ' || attempts FROM "
+                         "erasure_tasks"),
+            "0 1 2");
 }
 
 TEST(WorkerPostgresRestartTest, TaskInFlightIsRetriedNotLost) {
