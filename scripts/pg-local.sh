@@ -214,10 +214,10 @@ start() {
   local p
   p=$(remembered_port)
   for _ in $(seq 1 100); do
-    pg_isready -q -h 127.0.0.1 -p "$p" && break
+    pg_isready -q -h 127.0.0.1 -p "$p" -U lethe -d postgres && break
     sleep 0.1
   done
-  pg_isready -q -h 127.0.0.1 -p "$p" || die "PostgreSQL on port $p is not ready after 10 s"
+  pg_isready -q -h 127.0.0.1 -p "$p" -U lethe -d postgres || die "PostgreSQL on port $p is not ready after 10 s"
   local exists
   exists=$("$PG_BIN/psql" -X -h 127.0.0.1 -p "$p" -U lethe -d postgres -tAc \
     "SELECT 1 FROM pg_database WHERE datname = 'lethe'")
