@@ -247,7 +247,23 @@ absl::StatusOr<int> WorkQueue::RescueExpired() {
       SettleFailedRequests(txn, internal::UuidArray(ids));
       txn.exec("NOTIFY lethe_tasks");
     }
-    return static_cast<int>(ids.size());
+    // Model jobs likewise; a model whose jobs keep losing their workers
+    // becomes INVALID (and its queued tasks SKIPPED) after the bound.
+    auto jobs = txn.exec_params(
+        "UPDATE models SET job_lost_leases = job_lost_leases + 1, state = "
+        "CASE WHEN job_lost_leases + 1 >= $1 THEN 'INVALID' ELSE state END, "
+        "state_reason = CASE WHEN job_lost_leases + 1 >= $1 THEN 'job lease "
+        "lost ' || (job_lost_leases + 1) || ' times (the workers running it "
+        "died or lost the database)' ELSE 'lease of ' || lease_owner || "
+        "' expired (worker lost)' END, lease_owner = NULL, lease_expires_at "
+        "= NULL, updated_at = now() WHERE state IN ('PENDING_VALIDATION', "
+        "'TRAINING') AND lease_expires_at < now() "
+        "RETURNING id::text, state = 'INVALID'",
+        options_.max_lost_leases);
+    for (const auto& r : jobs) {
+      if (r[1].as<bool>()) SkipTasksOfInvalidModels(txn, r[0].c_str(), options_.owner);
+    }
+    return static_cast<int>(ids.size() + jobs.size());
   });
 }
 
@@ -762,22 +778,22 @@ absl::Status WorkQueue::FailModelJob(const ModelJob& job,
                                      const std::string& reason,
                                      bool permanent) {
   return db_->Transact([&](Txn& txn) -> absl::Status {
-    const int max_attempts =
-        txn.exec_params1(
-               absl::StrCat("SELECT ", PolicyInt("m", "maxAttempts", "$2"),
-                            " FROM models m WHERE m.id = $1::uuid"),
-               job.model.id, options_.default_max_attempts)[0]
-            .as<int>();
-    const bool invalid = permanent || job.token >= max_attempts;
     auto res = txn.exec_params(
-        "UPDATE models SET state = CASE WHEN $4 THEN 'INVALID' ELSE state "
-        "END, state_reason = $5, lease_owner = NULL, lease_expires_at = NULL, "
-        "job_not_before = now() + make_interval(secs => $6), updated_at = "
-        "now() WHERE id = $1::uuid AND job_attempts = $2 AND lease_owner = $3 "
-        "RETURNING 1",
-        job.model.id, job.token, options_.owner, invalid, reason,
-        invalid ? 0.0 : BackoffSeconds(job.token));
+        absl::StrCat(
+            "UPDATE models m SET job_failures = m.job_failures + 1, state = "
+            "CASE WHEN $4 OR m.job_failures + 1 >= ",
+            PolicyInt("m", "maxAttempts", "$7"),
+            " THEN 'INVALID' ELSE m.state END, state_reason = $5, lease_owner "
+            "= NULL, lease_expires_at = NULL, job_not_before = now() + "
+            "make_interval(secs => least($8, $6 * power(2, least(m.job_failures, "
+            "10)))), "
+            "updated_at = now() WHERE m.id = $1::uuid AND m.job_attempts = $2 "
+            "AND m.lease_owner = $3 RETURNING m.state = 'INVALID'"),
+        job.model.id, job.token, options_.owner, permanent, reason,
+        BackoffSeconds(1), options_.default_max_attempts,
+        options_.retry_max_seconds);
     if (res.empty()) return absl::OkStatus();  // lease lost: not ours
+    const bool invalid = res[0][0].as<bool>();
     if (invalid) SkipTasksOfInvalidModels(txn, job.model.id, options_.owner);
     internal::AppendAudit(txn, options_.owner,
                           invalid ? "model.invalid" : "model.job_retry", "",

@@ -49,6 +49,15 @@ UPDATE erasure_tasks
 SET failures = CASE WHEN state = 'LEASED' THEN greatest(attempts - 1, 0)
                     ELSE attempts END
 WHERE state IN ('QUEUED', 'LEASED');
+-- The same split for model jobs (validation, training): `job_attempts`
+-- stays the fencing token. An INVALID model's versions are deleted when an
+-- erasure reaches it, so a worker killed while validating must not make it
+-- INVALID.
+ALTER TABLE models
+  ADD COLUMN job_failures    integer NOT NULL DEFAULT 0,
+  ADD COLUMN job_lost_leases integer NOT NULL DEFAULT 0;
+UPDATE models SET job_failures = job_attempts
+WHERE state IN ('PENDING_VALIDATION', 'TRAINING') AND lease_owner IS NULL;
 
 -- SKIPPED: the model was INVALID, so it could not be unlearned; its
 -- versions are deleted instead, and the request completes for the others.

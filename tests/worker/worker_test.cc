@@ -785,6 +785,26 @@ TEST_F(WorkerTest, KilledWorkerDoesNotUseUpAttempts) {
             "0 1 2");
 }
 
+// A model job whose worker is killed mid-training is not a failure: with
+// max_attempts 1 the model still trains (an INVALID model would have its
+// versions deleted by the next erasure, so this matters).
+TEST_F(WorkerTest, KilledWorkerDoesNotMakeAModelInvalid) {
+  const std::string model = RegisterMlp("slow", [](v1::UnlearningPolicy& p) {
+    p.set_max_attempts(1);
+  }, "", [](v1::ModelMetadata& md) { md.mutable_recipe()->set_epochs(400); });
+  auto doomed = StartWorker();
+  ASSERT_TRUE(WaitUntil(*ts_, absl::StrCat("SELECT lease_owner IS NOT NULL FROM models "
+                                           "WHERE id = '", model, "'"),
+                        30s));
+  doomed->SendSignal(SIGKILL);
+  doomed->Wait(30s);
+  Drain();
+  EXPECT_EQ(ModelState(model), "READY");
+  EXPECT_EQ(Scalar(*ts_, absl::StrCat("SELECT job_failures || ' ' || job_lost_leases FROM "
+                                      "models WHERE id = '", model, "'")),
+            "0 1");
+}
+
 TEST(WorkerPostgresRestartTest, TaskInFlightIsRetriedNotLost) {
   PgInstance pg;
   ASSERT_TRUE(pg.Start().ok());
