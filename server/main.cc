@@ -29,6 +29,7 @@
 #include "server/subject.h"
 #include "storage/api_key_store.h"
 #include "storage/migrations.h"
+#include "storage/reachability.h"
 
 namespace lethe::server {
 namespace {
@@ -94,9 +95,10 @@ void PrintUsage() {
             << Config::Usage(Options());
 }
 
+// The operator's terminal: a database error's detail included.
 int Fail(const absl::Status& st) {
   std::cerr << "lethe: " << absl::StatusCodeToString(st.code()) << ": "
-            << st.message() << "\n";
+            << storage::ErrorDetail(st) << "\n";
   return st.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
 }
 

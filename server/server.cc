@@ -1,9 +1,11 @@
 #include "server/server.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/health_check_service_interface.h>
 
 #include "absl/strings/str_cat.h"
@@ -16,6 +18,7 @@
 #include "server/subject.h"
 #include "storage/api_key_store.h"
 #include "storage/migrations.h"
+#include "storage/reachability.h"
 
 namespace lethe::server {
 namespace {
@@ -57,10 +60,35 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
   return grpc::SslServerCredentials(ssl);
 }
 
+// What the server registers while it waits for the database: every call of
+// the API is answered UNAVAILABLE (health is served by gRPC's own service).
+class UnavailableService final : public grpc::CallbackGenericService {
+ public:
+  grpc::ServerGenericBidiReactor* CreateReactor(
+      grpc::GenericCallbackServerContext* /*ctx*/) override {
+    class Reactor final : public grpc::ServerGenericBidiReactor {
+     public:
+      Reactor() {
+        Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                            std::string(storage::kDatabaseUnavailable)));
+      }
+      void OnDone() override { delete this; }
+    };
+    return new Reactor;
+  }
+};
+
+// host:port with the port replaced ("[::1]:0" -> "[::1]:41234").
+std::string WithPort(const std::string& listen, int port) {
+  return absl::StrCat(listen.substr(0, listen.rfind(':')), ":", port);
+}
+
 }  // namespace
 
 struct LetheServer::Impl {
   ServerOptions options;
+  std::string secret;
+  std::shared_ptr<grpc::ServerCredentials> credentials;
   std::unique_ptr<storage::Database> db;
   std::unique_ptr<storage::ArtifactStore> artifacts;
   std::unique_ptr<storage::ApiKeyStore> keys;
@@ -82,6 +110,9 @@ struct LetheServer::Impl {
   std::unique_ptr<storage::CertificateStore> certificates;
   std::unique_ptr<CertificateServiceImpl> certificate_service;
   std::unique_ptr<grpc::Server> server;
+  // Until the database is ready: health NOT_SERVING, the API UNAVAILABLE.
+  UnavailableService unavailable;
+  std::unique_ptr<grpc::Server> waiting;
 };
 
 absl::StatusOr<std::unique_ptr<LetheServer>> LetheServer::Start(
@@ -90,8 +121,10 @@ absl::StatusOr<std::unique_ptr<LetheServer>> LetheServer::Start(
   impl->options = o;
   auto secret = LoadServerSecret(o.secrets_file);
   if (!secret.ok()) return secret.status();
+  impl->secret = *std::move(secret);
   auto creds = Credentials(o);
   if (!creds.ok()) return creds.status();
+  impl->credentials = *std::move(creds);
   auto signing_keys = cert::KeyRing::LoadFiles(o.signing_key_files);
   if (!signing_keys.ok()) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -99,15 +132,103 @@ absl::StatusOr<std::unique_ptr<LetheServer>> LetheServer::Start(
         " (make one with `lethe admin create-signing-key --out PREFIX`)"));
   }
   impl->signing_keys = *std::move(signing_keys);
-
+  impl->logger = o.logger ? o.logger
+                          : std::make_shared<observability::Logger>(
+                                observability::Logger::Stderr(
+                                    observability::LogLevel::kInfo, "server"));
+  if (o.metrics_registry) {
+    impl->db_metrics =
+        std::make_unique<observability::DatabaseMetrics>(*o.metrics_registry);
+  }
   impl->db = std::make_unique<storage::Database>(
       storage::DatabaseOptions{o.database_url, o.db_pool_size, 30});
-  if (o.migrate_on_start) {
-    auto migrated = storage::Migrate(*impl->db);
-    if (!migrated.ok()) return migrated.status();
-  } else if (auto st = impl->db->Ping(); !st.ok()) {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+
+  std::unique_ptr<LetheServer> server(new LetheServer(std::move(impl)));
+  const absl::Status ready = server->PrepareDatabase();
+  if (!ready.ok() && !absl::IsUnavailable(ready)) return ready;
+  if (ready.ok()) {
+    server->BuildApi();
+    if (auto st = server->Listen(o.listen); !st.ok()) return st;
+  } else if (auto st = server->OpenWaiting(); !st.ok()) {
     return st;
   }
+  server->background_ = std::thread([s = server.get(), ready] {
+    if (!ready.ok() && !s->WaitForDatabase(ready)) return;
+    s->HealthLoop();
+  });
+  return server;
+}
+
+absl::Status LetheServer::PrepareDatabase() {
+  if (impl_->options.migrate_on_start) {
+    return storage::Migrate(*impl_->db).status();
+  }
+  return impl_->db->Ping();
+}
+
+absl::Status LetheServer::OpenWaiting() {
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(impl_->options.listen, impl_->credentials, &port_);
+  builder.RegisterCallbackGenericService(&impl_->unavailable);
+  impl_->waiting = builder.BuildAndStart();
+  if (!impl_->waiting || port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", impl_->options.listen));
+  }
+  impl_->waiting->GetHealthCheckService()->SetServingStatus(false);
+  return absl::OkStatus();
+}
+
+bool LetheServer::WaitForDatabase(absl::Status first) {
+  const auto& log = *impl_->logger;
+  const std::string database =
+      storage::RedactedDatabaseUrl(impl_->options.database_url);
+  storage::Backoff backoff;
+  auto delay = backoff.first;
+  for (int attempt = 1;; ++attempt) {
+    absl::Status st = attempt == 1 ? first : PrepareDatabase();
+    if (st.ok()) break;
+    if (impl_->db_metrics) impl_->db_metrics->RecordError("ping");
+    log.Warn({}, "database not ready; NOT_SERVING until it is",
+             {{"attempt", attempt},
+              {"retry_in_seconds", delay.count() / 1000.0},
+              {"database", database},
+              {"error", storage::ErrorDetail(st)}});
+    if (!SleepUnlessStopping(delay)) return false;
+    delay = std::min(delay * 2, backoff.max);
+  }
+  // The waiting server gives the port back; the API takes it at once
+  // (callers that connect in between see UNAVAILABLE and retry).
+  impl_->waiting->Shutdown(std::chrono::system_clock::now());
+  impl_->waiting->Wait();
+  impl_->waiting.reset();
+  BuildApi();
+  delay = backoff.first;
+  while (true) {
+    absl::Status st = Listen(WithPort(impl_->options.listen, port_));
+    if (st.ok()) break;
+    log.Error({}, "cannot open the API after the database became ready",
+              {{"error", std::string(st.message())}});
+    if (!SleepUnlessStopping(delay)) return false;
+    delay = std::min(delay * 2, backoff.max);
+  }
+  log.Info({}, "database ready; serving", {{"port", port_}});
+  return true;
+}
+
+bool LetheServer::SleepUnlessStopping(std::chrono::milliseconds delay) {
+  const auto until = std::chrono::steady_clock::now() + delay;
+  while (!stopping_ && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return !stopping_;
+}
+
+void LetheServer::BuildApi() {
+  Impl* impl = impl_.get();
+  const ServerOptions& o = impl->options;
   impl->artifacts = o.artifact_dir.empty()
                         ? storage::NewPostgresArtifactStore()
                         : storage::NewFilesystemArtifactStore(o.artifact_dir);
@@ -132,11 +253,7 @@ absl::StatusOr<std::unique_ptr<LetheServer>> LetheServer::Start(
   impl->deps = Deps{impl->erasures.get(), impl->datasets.get(),
                     impl->models.get(),   impl->auth.get(),
                     impl->executor.get(), impl->changes.get(),
-                    *secret,              o.limits};
-  impl->logger = o.logger ? o.logger
-                          : std::make_shared<observability::Logger>(
-                                observability::Logger::Stderr(
-                                    observability::LogLevel::kInfo, "server"));
+                    impl->secret,         o.limits};
   impl->deps.logger = impl->logger.get();
   impl->erasure_service = std::make_unique<ErasureServiceImpl>(&impl->deps);
   impl->dataset_service = std::make_unique<DatasetServiceImpl>(&impl->deps);
@@ -147,12 +264,14 @@ absl::StatusOr<std::unique_ptr<LetheServer>> LetheServer::Start(
       &impl->deps, CertificateServiceOptions{impl->certificates.get(),
                                              &impl->signing_keys,
                                              o.log_origin});
+}
 
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+absl::Status LetheServer::Listen(const std::string& listen) {
+  Impl* impl = impl_.get();
+  const ServerOptions& o = impl->options;
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(o.listen, *creds, &port);
+  builder.AddListeningPort(listen, impl->credentials, &port);
   builder.SetMaxReceiveMessageSize(
       static_cast<int>(o.limits.max_chunk_bytes + (64 << 10)));
   builder.RegisterService(impl->erasure_service.get());
@@ -160,8 +279,6 @@ absl::StatusOr<std::unique_ptr<LetheServer>> LetheServer::Start(
   builder.RegisterService(impl->model_service.get());
   builder.RegisterService(impl->certificate_service.get());
   if (o.metrics_registry) {
-    impl->db_metrics =
-        std::make_unique<observability::DatabaseMetrics>(*o.metrics_registry);
     std::vector<std::unique_ptr<
         grpc::experimental::ServerInterceptorFactoryInterface>>
         interceptors;
@@ -171,13 +288,11 @@ absl::StatusOr<std::unique_ptr<LetheServer>> LetheServer::Start(
   }
   impl->server = builder.BuildAndStart();
   if (!impl->server || port == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", o.listen));
+    impl->server.reset();
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", listen));
   }
-  std::unique_ptr<LetheServer> server(new LetheServer(std::move(impl)));
-  server->port_ = port;
-  server->health_thread_ = std::thread([s = server.get()] { s->HealthLoop(); });
-  return server;
+  port_ = port;
+  return absl::OkStatus();
 }
 
 LetheServer::LetheServer(std::unique_ptr<Impl> impl)
@@ -190,32 +305,48 @@ LetheServer::~LetheServer() {
 
 void LetheServer::HealthLoop() {
   auto* health = impl_->server->GetHealthCheckService();
+  const auto& log = *impl_->logger;
   bool last = true;
   health->SetServingStatus(true);
   while (!stopping_) {
-    const bool serving = impl_->db->Ping().ok();
+    const absl::Status st = impl_->db->Ping();
+    const bool serving = st.ok();
     if (!serving && impl_->db_metrics) impl_->db_metrics->RecordError("ping");
     if (serving != last) {
       health->SetServingStatus(serving);
       last = serving;
+      if (serving) {
+        log.Info({}, "database reachable again; SERVING");
+      } else {
+        log.Warn({}, "database unreachable; NOT_SERVING",
+                 {{"error", storage::ErrorDetail(st)}});
+      }
     }
-    const auto until =
-        std::chrono::steady_clock::now() + impl_->options.health_interval;
-    while (!stopping_ && std::chrono::steady_clock::now() < until) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    SleepUnlessStopping(impl_->options.health_interval);
   }
 }
 
 void LetheServer::Shutdown(std::chrono::system_clock::time_point deadline) {
   if (stopping_.exchange(true)) return;
-  if (health_thread_.joinable()) health_thread_.join();
-  impl_->server->GetHealthCheckService()->SetServingStatus(false);
-  impl_->server->Shutdown(deadline);
+  // After the join nothing else touches the two servers.
+  if (background_.joinable()) background_.join();
+  for (grpc::Server* s : {impl_->server.get(), impl_->waiting.get()}) {
+    if (s == nullptr) continue;
+    s->GetHealthCheckService()->SetServingStatus(false);
+    s->Shutdown(deadline);
+  }
+  std::lock_guard lock(mu_);
+  shut_down_ = true;
+  shut_down_cv_.notify_all();
 }
 
 void LetheServer::Wait() {
-  impl_->server->Wait();
+  {
+    std::unique_lock lock(mu_);
+    shut_down_cv_.wait(lock, [this] { return shut_down_; });
+  }
+  if (impl_->server) impl_->server->Wait();
+  if (impl_->waiting) impl_->waiting->Wait();
 }
 
 }  // namespace lethe::server

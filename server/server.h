@@ -6,7 +6,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -56,27 +58,46 @@ struct ServerOptions {
 
 class LetheServer {
  public:
-  // Opens the database (migrating it unless told not to), then starts
-  // listening. UNAVAILABLE if PostgreSQL cannot be reached at start.
+  // Opens the database (migrating it unless told not to) and starts
+  // listening. When PostgreSQL cannot be reached it listens all the same:
+  // health is NOT_SERVING and every API call answers UNAVAILABLE ("database
+  // unavailable; retry with backoff") while a background thread retries
+  // (0.5 s doubling to 10 s, each try a warning in the log); once the
+  // migrations ran the API opens on the same port and health turns
+  // SERVING. Errors: bad options, unreadable files, a migration that fails
+  // for another reason than an unreachable database, a port it cannot bind.
   static absl::StatusOr<std::unique_ptr<LetheServer>> Start(
       const ServerOptions& options);
   ~LetheServer();
 
   int port() const { return port_; }
-  // Stops accepting calls, lets in-flight calls finish until `deadline`,
-  // then cancels the rest. Idempotent.
+  // Stops accepting calls (and waiting for the database), lets in-flight
+  // calls finish until `deadline`, then cancels the rest. Idempotent.
   void Shutdown(std::chrono::system_clock::time_point deadline);
+  // Blocks until Shutdown has run and the last call finished.
   void Wait();
 
  private:
   struct Impl;
   explicit LetheServer(std::unique_ptr<Impl> impl);
+  absl::Status PrepareDatabase();  // migrations, or a ping without them
+  absl::Status OpenWaiting();      // health NOT_SERVING, API UNAVAILABLE
+  void BuildApi();  // the stores and services, once
+  absl::Status Listen(const std::string& listen);  // serves the API
+  // Retries PrepareDatabase with backoff, then swaps the waiting server for
+  // the API. False when Shutdown came first.
+  bool WaitForDatabase(absl::Status first);
   void HealthLoop();
+  bool SleepUnlessStopping(std::chrono::milliseconds delay);
 
   std::unique_ptr<Impl> impl_;
   int port_ = 0;
   std::atomic<bool> stopping_{false};
-  std::thread health_thread_;
+  // WaitForDatabase (when needed), then HealthLoop, until Shutdown.
+  std::thread background_;
+  std::mutex mu_;
+  std::condition_variable shut_down_cv_;
+  bool shut_down_ = false;  // guarded by mu_
 };
 
 }  // namespace lethe::server

@@ -8,6 +8,7 @@
 #include <pqxx/nontransaction>
 
 #include "absl/strings/str_cat.h"
+#include "storage/reachability.h"
 
 namespace lethe::storage {
 
@@ -15,13 +16,16 @@ absl::Status StatusFromCurrentException() {
   try {
     throw;
   } catch (const pqxx::in_doubt_error& e) {
-    return absl::UnavailableError(
-        absl::StrCat("database connection lost during commit; outcome "
-                     "unknown: ",
-                     e.what()));
+    // libpq's text names the server's host, port and user: it goes into
+    // the payload, for logs (reachability.h); clients see the message.
+    return WithErrorDetail(
+        absl::UnavailableError(
+            "database connection lost during commit; outcome unknown; retry "
+            "with backoff (the same idempotency key makes a retry safe)"),
+        e.what());
   } catch (const pqxx::broken_connection& e) {
-    return absl::UnavailableError(
-        absl::StrCat("database unavailable: ", e.what()));
+    return WithErrorDetail(absl::UnavailableError(kDatabaseUnavailable),
+                           e.what());
   } catch (const pqxx::unique_violation& e) {
     return absl::AlreadyExistsError(e.what());
   } catch (const pqxx::transaction_rollback& e) {

@@ -20,6 +20,7 @@
 #include "observability/worker_metrics.h"
 #include "server/config.h"
 #include "storage/migrations.h"
+#include "storage/reachability.h"
 #include "worker/worker.h"
 
 namespace lethe::worker {
@@ -55,9 +56,10 @@ const std::vector<server::OptionSpec>& Options() {
   return *specs;
 }
 
+// The operator's terminal: a database error's detail included.
 int Fail(const absl::Status& st) {
   std::cerr << "lethe-worker: " << absl::StatusCodeToString(st.code()) << ": "
-            << st.message() << "\n";
+            << storage::ErrorDetail(st) << "\n";
   return st.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
 }
 
@@ -104,6 +106,28 @@ absl::StatusOr<WorkerOptions> FromConfig(const server::Config& cfg) {
   return o;
 }
 
+// Applies the migrations (or only connects, without --migrate-on-start),
+// retrying with backoff while PostgreSQL cannot be reached, each try a
+// warning: a worker started before its database, or during a restart of
+// it, waits instead of exiting. UNAVAILABLE: a stop signal came first.
+absl::Status WaitForDatabase(const WorkerOptions& o, bool migrate,
+                             const sigset_t& stop) {
+  storage::Database db({o.database_url, 1, 30});
+  const std::string database = storage::RedactedDatabaseUrl(o.database_url);
+  return storage::RetryWhileUnavailable(
+      [&] { return migrate ? storage::Migrate(db).status() : db.Ping(); },
+      [&](const absl::Status& st, int attempt, std::chrono::milliseconds delay) {
+        o.logger->Warn({}, "database not ready; waiting",
+                       {{"attempt", attempt},
+                        {"retry_in_seconds", delay.count() / 1000.0},
+                        {"database", database},
+                        {"error", storage::ErrorDetail(st)}});
+        const timespec wait{delay.count() / 1000,
+                            (delay.count() % 1000) * 1000 * 1000};
+        return sigtimedwait(&stop, nullptr, &wait) < 0;
+      });
+}
+
 int Main(int argc, char** argv) {
   // libgomp reads OMP_WAIT_POLICY when it is loaded, before main, so
   // core::InitRuntime's setenv comes too late: with spinning OpenMP threads
@@ -143,9 +167,9 @@ int Main(int argc, char** argv) {
     endpoint = std::move(*http);
     endpoint->Register(registry);
   }
-  if (cfg->GetBool("migrate-on-start")) {
-    storage::Database db({options->database_url, 1, 30});
-    if (auto m = storage::Migrate(db); !m.ok()) return Fail(m.status());
+  if (auto st = WaitForDatabase(*options, cfg->GetBool("migrate-on-start"), stop);
+      !st.ok()) {
+    return absl::IsUnavailable(st) ? 0 : Fail(st);
   }
   options->metrics = &metrics;
   Worker worker(*options);

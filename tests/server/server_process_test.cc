@@ -2,6 +2,7 @@
 // PostgreSQL that goes away, and what ends up in tables and logs.
 #include <signal.h>
 
+#include <filesystem>
 #include <thread>
 
 #include <grpcpp/grpcpp.h>
@@ -12,6 +13,7 @@
 #include "server/subject.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "storage/api_key_store.h"
 #include "storage/hash.h"
 #include "tests/server/test_server.h"
 #include "tests/support/pg_instance.h"
@@ -157,6 +159,78 @@ TEST(ServerProcessTest, HealthFollowsPostgres) {
   st = ts->erasures().SubmitErasure(ts->Ctx(Role::kSubmitter).get(),
                                     Request("eve", "down"), &resp);
   EXPECT_TRUE(st.ok()) << st.error_message();
+}
+
+// A server started before its database: it listens at once, NOT_SERVING,
+// answers the API UNAVAILABLE without naming the database, logs its tries
+// without the URL's password, and serves once PostgreSQL is up.
+TEST(ServerProcessTest, WaitsForPostgresAtStartWithoutRevealingIt) {
+  PgInstance pg;
+  ASSERT_TRUE(pg.Start().ok());
+  ASSERT_TRUE(pg.Stop().ok());  // its port stays reserved for the restart
+  const std::string port_text = absl::StrCat(pg.port());
+  char tmpl[] = "/tmp/lethe-wait-XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  ASSERT_TRUE(server::CreateServerSecret(dir + "/secret").ok());
+  const std::string url = absl::StrCat(
+      "postgresql://lethe:pw-Xk29f@127.0.0.1:", pg.port(), "/lethe");
+  const int port = FreePort();
+  SubprocessOptions o;
+  o.program = LETHE_BINARY;
+  o.args = {"serve", "--listen", absl::StrCat("127.0.0.1:", port),
+            "--database-url", url, "--secrets-file", dir + "/secret",
+            "--shutdown-grace-seconds", "1"};
+  o.stdout_path = o.stderr_path = dir + "/server.log";
+  o.parent_death_signal = SIGKILL;
+  auto server = Subprocess::Start(o);
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_TRUE(WaitForPort(port, std::chrono::seconds(20)));
+  using S = grpc::health::v1::HealthCheckResponse;
+  EXPECT_TRUE(WaitForHealth(port, S::NOT_SERVING, std::chrono::seconds(5)));
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                                     grpc::InsecureChannelCredentials());
+  auto erasures = v1::ErasureService::NewStub(channel);
+  auto call = [&](const std::string& token, const std::string& key) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + token);
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::SubmitErasureResponse resp;
+    return erasures->SubmitErasure(&ctx, Request("early", key), &resp);
+  };
+  auto st = call("lethe_not-a-key", "before");
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
+  EXPECT_EQ(st.error_message().find("127.0.0.1"), std::string::npos) << st.error_message();
+  EXPECT_EQ(st.error_message().find(port_text), std::string::npos) << st.error_message();
+  ASSERT_TRUE((*server)->Running()) << ReadFileOrEmpty(dir + "/server.log");
+
+  ASSERT_TRUE(pg.Start().ok());
+  ASSERT_TRUE(WaitForHealth(port, S::SERVING, std::chrono::seconds(30)))
+      << ReadFileOrEmpty(dir + "/server.log");
+  storage::Database db({pg.Url(), 1, 10});
+  storage::ApiKeyStore keys(&db);
+  auto key = keys.Create(Role::kSubmitter, "test", "test");
+  ASSERT_TRUE(key.ok()) << key.status();
+  st = call(key->token, "after");
+  EXPECT_TRUE(st.ok()) << st.error_message();
+
+  // Down again while serving: the API's own errors do not name it either.
+  ASSERT_TRUE(pg.Stop().ok());
+  ASSERT_TRUE(WaitForHealth(port, S::NOT_SERVING, std::chrono::seconds(15)));
+  st = call(key->token, "down");
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
+  EXPECT_EQ(st.error_message().find("127.0.0.1"), std::string::npos) << st.error_message();
+  EXPECT_EQ(st.error_message().find(port_text), std::string::npos) << st.error_message();
+
+  (*server)->SendSignal(SIGTERM);
+  auto exit = (*server)->Wait(std::chrono::seconds(15));
+  ASSERT_TRUE(exit.has_value());
+  EXPECT_TRUE(exit->Success()) << exit->ToString();
+  const std::string log = ReadFileOrEmpty(dir + "/server.log");
+  EXPECT_NE(log.find("database not ready"), std::string::npos) << log;
+  EXPECT_NE(log.find("database ready; serving"), std::string::npos) << log;
+  EXPECT_EQ(log.find("pw-Xk29f"), std::string::npos) << log;
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
 }
 
 TEST(ServerProcessTest, NoRawSubjectIdInAnyTableOrLogLine) {
