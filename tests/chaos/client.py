@@ -8,12 +8,16 @@ so the invariants can compare what clients saw with what the database holds.
 """
 
 import json
+import re
+import secrets
 import subprocess
 import threading
 import time
 
 RETRYABLE = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED",
              "ABORTED", "INTERNAL", "UNKNOWN"}
+# lethectl's error line, "lethectl: CODE: message" (its notes have no CODE).
+ERROR_LINE = re.compile(r"^lethectl: ([A-Z_]+): (.*)$")
 
 
 class Journal:
@@ -21,6 +25,7 @@ class Journal:
         self.mu = threading.Lock()
         self.ids = {}          # idempotency key -> set of request ids answered
         self.subject = {}      # idempotency key -> subject id
+        self.salt = {}         # idempotency key -> subject salt (hex)
         self.errors = []       # (code, message) of every failed call
         self.unanswered = []   # keys never answered before the deadline
         self.replays = []      # (key, ok, what) of deliberate replays
@@ -41,6 +46,11 @@ class Client:
         self.addr = addr
         self.keys = keys
         self.journal = journal
+        # Client-chosen salts (the recommended way, docs/cli.md) when this
+        # lethectl has them: a retry must then send the same salt.
+        usage = subprocess.run([ctl, "submit", "--help"], capture_output=True,
+                               text=True)
+        self.client_salts = "--subject-salt" in usage.stdout + usage.stderr
 
     def call(self, role, *args, timeout=10):
         """(exit status, stdout, error code, error message)."""
@@ -54,9 +64,11 @@ class Client:
         code, message = "", ""
         if r.returncode != 0:
             for line in r.stderr.splitlines():
-                if line.startswith("lethectl: "):
-                    code, _, message = line[len("lethectl: "):].partition(": ")
-                    break
+                m = ERROR_LINE.match(line)
+                if m:
+                    code, message = m.groups()
+            if not code:
+                code, message = "UNKNOWN", r.stderr.strip()[-300:]
         return r.returncode, r.stdout, code, message
 
     def json(self, role, *args, timeout=10):
@@ -68,10 +80,16 @@ class Client:
 
     def submit_once(self, key, subject, reference):
         """(request id or None, replayed, error code, message)."""
+        salt = []
+        if self.client_salts:
+            with self.journal.mu:
+                hex_salt = self.journal.salt.setdefault(
+                    key, secrets.token_hex(32))
+            salt = ["--subject-salt", hex_salt]
         rc, out, code, message = self.call(
             "submitter", "submit", "--subject", subject,
             "--legal-ground", "gdpr-17-1b", "--reference", reference,
-            "--idempotency-key", key, "--json")
+            "--idempotency-key", key, *salt, "--json")
         if rc == 0:
             d = json.loads(out.splitlines()[0])
             return d["erasure"]["id"], bool(d.get("replayed", False)), "", ""

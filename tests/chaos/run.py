@@ -86,6 +86,7 @@ class Run:
         self.data = Dataset(random.Random(args.seed + 1))
         self.faults = {"worker kills": 0, "server kills": 0,
                        "postgres restarts": 0}
+        self.pg_ports = []  # (before, after) each stop and start
 
     def say(self, msg):
         print(f"[{time.monotonic() - self.t0:7.1f}s] {msg}", flush=True)
@@ -181,15 +182,18 @@ class Run:
         p, c = self.p, self.cluster
         start = time.monotonic()
         end = start + p["window"]
-        events = sorted([(start + p["window"] * 0.25, "server"),
-                         (start + p["window"] * 0.45, "postgres"),
-                         (start + p["window"] * 0.65, "server")])
+        # The second server kill falls in the PostgreSQL outage, with a
+        # worker's: both must start and wait for the database, not exit.
+        events = [(start + p["window"] * 0.25, "server"),
+                  (start + p["window"] * 0.5, "outage")]
+        if self.args.long:
+            events.append((start + p["window"] * 0.75, "restart"))
         next_worker = start + self.rng.uniform(*p["worker_kill"])
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=6)
         futures = self.submissions(pool, start, end + 120)
         self.say(f"fault window of {p['window']} s: {p['requests']} requests, "
                  "workers killed at random, server killed twice, PostgreSQL "
-                 "restarted once")
+                 "down once" + (" and restarted once" if self.args.long else ""))
         while time.monotonic() < end:
             now = time.monotonic()
             c.supervise()
@@ -199,8 +203,10 @@ class Run:
                     self.say("SIGKILL server")
                     c.crash(c.server, self.rng.uniform(0.5, 2))
                     self.faults["server kills"] += 1
+                elif what == "outage":
+                    self.outage()
                 else:
-                    self.say("restarting PostgreSQL on its port")
+                    self.say("restarting PostgreSQL (pg-local.sh restart)")
                     c.restart_postgres()
                     self.faults["postgres restarts"] += 1
                     self.say("PostgreSQL back")
@@ -223,6 +229,29 @@ class Run:
         pool.shutdown()
         for f in futures:
             f.result()  # a bug in the driver itself surfaces here
+
+    def outage(self):
+        """PostgreSQL stopped for 3 s; the server and a worker are killed
+        and started again while it is down; then it starts on its port."""
+        c = self.cluster
+        self.say("stopping PostgreSQL; SIGKILL server and a worker, "
+                 "started again during the outage")
+        c.stop_postgres()
+        w = self.rng.choice(c.workers)
+        for proc in (c.server, w):
+            if proc.running():
+                c.crash(proc, 0.2)
+        self.faults["server kills"] += 1
+        self.faults["worker kills"] += 1
+        until = time.monotonic() + 3
+        while time.monotonic() < until:
+            c.supervise()
+            time.sleep(0.1)
+        port = c.pg_port
+        c.start_postgres()
+        self.faults["postgres restarts"] += 1
+        self.pg_ports.append((port, c.pg_port))
+        self.say(f"PostgreSQL back on port {c.pg_port}")
 
     # --- after the faults -------------------------------------------------
 
@@ -294,6 +323,9 @@ class Run:
         starts = sum(p.starts for p in self.cluster.procs())
         invariants.check_processes(c, self.cluster.unexpected_exits, starts)
         invariants.check_error_messages(c, self.journal, self.cluster.pg_port)
+        c.add("PostgreSQL kept its port across stop and start",
+              len(self.pg_ports),
+              [f"port {a} became {b}" for a, b in self.pg_ports if a != b])
         return c
 
     def run(self):
