@@ -37,10 +37,13 @@ PROFILES = {
     # window: seconds of faults; submissions spread over its first 80%.
     # budget: the whole run; the drain is cut short to stay within it (the
     # short form runs under ctest's TIMEOUT of 600 s).
-    "short": dict(requests=60, window=60, worker_kill=(4, 10), drain=240,
-                  replays=10, verify=10, dup=0.15, conflict=0.1, budget=540),
-    "long": dict(requests=300, window=480, worker_kill=(5, 20), drain=420,
-                 replays=40, verify=40, dup=0.1, conflict=0.05, budget=1500),
+    # subjects: how many own train records; each request erases another.
+    "short": dict(subjects=200, requests=60, window=60, worker_kill=(4, 10),
+                  drain=240, replays=10, verify=10, dup=0.15, conflict=0.1,
+                  budget=540),
+    "long": dict(subjects=400, requests=300, window=480, worker_kill=(5, 20),
+                 drain=420, replays=40, verify=40, dup=0.1, conflict=0.05,
+                 budget=1500),
 }
 
 
@@ -83,7 +86,8 @@ class Run:
         self.cluster = Cluster(ROOT, args.build_dir, work, workers=2,
                                log=self.say)
         self.journal = Journal()
-        self.data = Dataset(random.Random(args.seed + 1))
+        self.data = Dataset(random.Random(args.seed + 1),
+                            subjects=self.p["subjects"])
         self.faults = {"worker kills": 0, "server kills": 0,
                        "postgres restarts": 0}
         self.pg_ports = []  # (before, after) each stop and start
