@@ -98,14 +98,18 @@ class Cluster:
 
     def start_postgres(self):
         self._pg("start", "--durable")
-        self.db_url = subprocess.run(
-            [self.pg_local, "url", self.pg_dir], check=True,
-            capture_output=True, text=True).stdout.strip()
-        self.pg_port = int(self.db_url.rsplit(":", 1)[1].split("/")[0])
+        self._read_url()
 
     def restart_postgres(self):
         """Stop (fast) and start on the same port; clients keep the URL."""
         self._pg("restart")
+        self._read_url()
+
+    def _read_url(self):
+        self.db_url = subprocess.run(
+            [self.pg_local, "url", self.pg_dir], check=True,
+            capture_output=True, text=True).stdout.strip()
+        self.pg_port = int(self.db_url.rsplit(":", 1)[1].split("/")[0])
 
     def stop_postgres(self):
         subprocess.run([self.pg_local, "stop", self.pg_dir],

@@ -211,9 +211,11 @@ class Run:
                     self.outage()
                 else:
                     self.say("restarting PostgreSQL (pg-local.sh restart)")
+                    port = c.pg_port
                     c.restart_postgres()
                     self.faults["postgres restarts"] += 1
-                    self.say("PostgreSQL back")
+                    self.pg_ports.append((port, c.pg_port))
+                    self.say(f"PostgreSQL back on port {c.pg_port}")
             if now >= next_worker:
                 w = self.rng.choice([w for w in c.workers if w.running()]
                                     or c.workers)
