@@ -252,20 +252,23 @@ TEST(ServerProcessTest, NoRawSubjectIdInAnyTableOrLogLine) {
     create.set_num_classes(2);
     v1::Dataset d;
     ASSERT_TRUE(datasets->CreateDataset(t.Ctx(Role::kOperator).get(), create, &d).ok());
-    auto ctx = t.Ctx(Role::kOperator);
-    v1::UploadRecordsResponse up;
-    auto writer = datasets->UploadRecords(ctx.get(), &up);
-    v1::UploadRecordsRequest msg;
-    msg.mutable_header()->set_dataset_id(d.id());
-    msg.mutable_header()->set_format(v1::UPLOAD_FORMAT_CSV);
-    writer->Write(msg);
-    msg.Clear();
-    msg.mutable_chunk()->set_part(v1::UPLOAD_PART_CSV);
-    msg.mutable_chunk()->set_data(absl::StrCat(
-        "subject_id,label,split,f0,f1\n", subject, ",1,train,0.5,0.5\n"));
-    writer->Write(msg);
-    writer->WritesDone();
-    ASSERT_TRUE(writer->Finish().ok());
+    auto upload = [&] {
+      auto ctx = t.Ctx(Role::kOperator);
+      v1::UploadRecordsResponse up;
+      auto writer = datasets->UploadRecords(ctx.get(), &up);
+      v1::UploadRecordsRequest msg;
+      msg.mutable_header()->set_dataset_id(d.id());
+      msg.mutable_header()->set_format(v1::UPLOAD_FORMAT_CSV);
+      writer->Write(msg);
+      msg.Clear();
+      msg.mutable_chunk()->set_part(v1::UPLOAD_PART_CSV);
+      msg.mutable_chunk()->set_data(absl::StrCat(
+          "subject_id,label,split,f0,f1\n", subject, ",1,train,0.5,0.5\n"));
+      writer->Write(msg);
+      writer->WritesDone();
+      return writer->Finish().ok();
+    };
+    ASSERT_TRUE(upload());
     auto erasures = v1::ErasureService::NewStub(t.Channel(port));
     v1::SubmitErasureResponse resp;
     ASSERT_TRUE(erasures->SubmitErasure(t.Ctx(Role::kSubmitter).get(),
@@ -275,6 +278,9 @@ TEST(ServerProcessTest, NoRawSubjectIdInAnyTableOrLogLine) {
     auto bad = Request(subject, "pii-2");
     bad.add_model_ids("00000000-0000-4000-8000-000000000000");
     erasures->SubmitErasure(t.Ctx(Role::kSubmitter).get(), bad, &resp);
+    // The dataset has no model, so the request deleted the records; upload
+    // them again so that the dump below covers records too.
+    ASSERT_TRUE(upload());
     server.process->SendSignal(SIGTERM);
     server.process->Wait(std::chrono::seconds(15));
   }
