@@ -16,12 +16,17 @@ absl::Status Unauthenticated(const std::string& why) {
 
 }  // namespace
 
-absl::StatusOr<Authenticator::Presented> Authenticator::Parse(
-    const grpc::ServerContextBase& ctx) {
+AuthMetadata AuthMetadata::From(const grpc::ServerContextBase& ctx) {
   const auto& md = ctx.client_metadata();
   auto it = md.find("authorization");
-  if (it == md.end()) return Unauthenticated("missing API key");
-  const std::string_view header(it->second.data(), it->second.size());
+  if (it == md.end()) return {};
+  return {std::string(it->second.data(), it->second.size())};
+}
+
+absl::StatusOr<Authenticator::Presented> Authenticator::Parse(
+    const AuthMetadata& md) {
+  if (!md.authorization) return Unauthenticated("missing API key");
+  const std::string_view header(*md.authorization);
   if (header.rfind(kBearer, 0) != 0) {
     return Unauthenticated("authorization is not a Bearer token");
   }
@@ -44,9 +49,8 @@ std::optional<absl::StatusOr<Principal>> Authenticator::FromCache(
   return Principal{key.key_id, hit->second.role};
 }
 
-absl::StatusOr<Principal> Authenticator::Authenticate(
-    const grpc::ServerContextBase& ctx) {
-  auto key = Parse(ctx);
+absl::StatusOr<Principal> Authenticator::Authenticate(const AuthMetadata& md) {
+  auto key = Parse(md);
   if (!key.ok()) return key.status();
   if (auto cached = FromCache(*key)) return *std::move(cached);
   const auto now = std::chrono::steady_clock::now();
@@ -68,15 +72,13 @@ absl::StatusOr<Principal> Authenticator::Authenticate(
 }
 
 absl::StatusOr<Principal> Authenticator::Authorize(
-    const grpc::ServerContextBase& ctx,
-    std::initializer_list<storage::Role> allowed) {
-  return CheckRole(Authenticate(ctx), allowed);
+    const AuthMetadata& md, std::initializer_list<storage::Role> allowed) {
+  return CheckRole(Authenticate(md), allowed);
 }
 
 std::optional<absl::StatusOr<Principal>> Authenticator::AuthorizeCached(
-    const grpc::ServerContextBase& ctx,
-    std::initializer_list<storage::Role> allowed) {
-  auto key = Parse(ctx);
+    const AuthMetadata& md, std::initializer_list<storage::Role> allowed) {
+  auto key = Parse(md);
   if (!key.ok()) return key.status();
   auto cached = FromCache(*key);
   if (!cached) return std::nullopt;

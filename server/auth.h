@@ -5,6 +5,11 @@
 // in constant time. Verified keys are cached for `cache_ttl` so that a
 // busy client costs no database round trip per call; a revoked key stops
 // working within that time. Thread-safe.
+//
+// The methods take an AuthMetadata, a copy of the header, never a call's
+// context: handlers authenticate on executor threads, and gRPC frees the
+// context of a cancelled call as soon as its reactor is done, which may be
+// before a queued task runs.
 #ifndef LETHE_SERVER_AUTH_H_
 #define LETHE_SERVER_AUTH_H_
 
@@ -22,6 +27,15 @@
 
 namespace lethe::server {
 
+// What authentication reads from a call. Copy it with From() on the gRPC
+// thread that runs the handler or reactor method, while the context is
+// certainly alive; the copy may then go anywhere.
+struct AuthMetadata {
+  static AuthMetadata From(const grpc::ServerContextBase& ctx);
+
+  std::optional<std::string> authorization;  // nullopt: no such header
+};
+
 struct Principal {
   std::string key_id;
   storage::Role role;
@@ -34,21 +48,18 @@ class Authenticator {
 
   // UNAUTHENTICATED for a missing, malformed, unknown or revoked key;
   // UNAVAILABLE if the key store cannot be reached.
-  absl::StatusOr<Principal> Authenticate(
-      const grpc::ServerContextBase& ctx);
+  absl::StatusOr<Principal> Authenticate(const AuthMetadata& md);
 
   // Authenticates, then PERMISSION_DENIED unless the key's role is admin or
   // one of `allowed`.
   absl::StatusOr<Principal> Authorize(
-      const grpc::ServerContextBase& ctx,
-      std::initializer_list<storage::Role> allowed);
+      const AuthMetadata& md, std::initializer_list<storage::Role> allowed);
 
   // As Authorize, without touching the database: nullopt when the key is
   // not in the cache (or its entry expired), and the caller must call
   // Authorize from a thread that may block.
   std::optional<absl::StatusOr<Principal>> AuthorizeCached(
-      const grpc::ServerContextBase& ctx,
-      std::initializer_list<storage::Role> allowed);
+      const AuthMetadata& md, std::initializer_list<storage::Role> allowed);
 
  private:
   struct Presented {  // what the call's authorization header names
@@ -56,7 +67,7 @@ class Authenticator {
     std::string secret_sha256;
   };
   // UNAUTHENTICATED for a missing or malformed header.
-  static absl::StatusOr<Presented> Parse(const grpc::ServerContextBase& ctx);
+  static absl::StatusOr<Presented> Parse(const AuthMetadata& md);
   // nullopt on a miss; UNAUTHENTICATED when the secret does not match.
   std::optional<absl::StatusOr<Principal>> FromCache(const Presented& key);
   static absl::StatusOr<Principal> CheckRole(

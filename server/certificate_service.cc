@@ -94,9 +94,9 @@ absl::StatusOr<storage::CertificateFilter> Filter(
 grpc::ServerUnaryReactor* CertificateServiceImpl::GetCertificate(
     grpc::CallbackServerContext* ctx, const v1::GetCertificateRequest* req,
     v1::Certificate* resp) {
-  return Offload(ctx, deps_->executor, [this, ctx, req, resp]() {
+  return Offload(ctx, deps_->executor, [this, req, resp](const auto& md) {
     auto principal = deps_->auth->Authorize(
-        *ctx, {Role::kAuditor, Role::kOperator, Role::kSubmitter});
+        md, {Role::kAuditor, Role::kOperator, Role::kSubmitter});
     if (!principal.ok()) return principal.status();
     if (auto st = CheckUuid("request_id", req->request_id()); !st.ok()) {
       return st;
@@ -119,9 +119,9 @@ grpc::ServerUnaryReactor* CertificateServiceImpl::GetCertificate(
 grpc::ServerUnaryReactor* CertificateServiceImpl::ListCertificates(
     grpc::CallbackServerContext* ctx, const v1::ListCertificatesRequest* req,
     v1::ListCertificatesResponse* resp) {
-  return Offload(ctx, deps_->executor, [this, ctx, req, resp]() {
+  return Offload(ctx, deps_->executor, [this, req, resp](const auto& md) {
     auto principal =
-        deps_->auth->Authorize(*ctx, {Role::kAuditor, Role::kOperator});
+        deps_->auth->Authorize(md, {Role::kAuditor, Role::kOperator});
     if (!principal.ok()) return principal.status();
     auto filter = Filter(*req);
     if (!filter.ok()) return filter.status();
@@ -141,8 +141,8 @@ grpc::ServerUnaryReactor* CertificateServiceImpl::ListCertificates(
 grpc::ServerUnaryReactor* CertificateServiceImpl::GetInclusionProof(
     grpc::CallbackServerContext* ctx, const v1::GetInclusionProofRequest* req,
     v1::InclusionProof* resp) {
-  return Offload(ctx, deps_->executor, [this, ctx, req, resp]() {
-    auto principal = deps_->auth->Authenticate(*ctx);
+  return Offload(ctx, deps_->executor, [this, req, resp](const auto& md) {
+    auto principal = deps_->auth->Authenticate(md);
     if (!principal.ok()) return principal.status();
     auto proof =
         options_.store->InclusionProof(req->leaf_index(), req->tree_size());
@@ -157,8 +157,8 @@ grpc::ServerUnaryReactor* CertificateServiceImpl::GetInclusionProof(
 grpc::ServerUnaryReactor* CertificateServiceImpl::GetConsistencyProof(
     grpc::CallbackServerContext* ctx,
     const v1::GetConsistencyProofRequest* req, v1::ConsistencyProof* resp) {
-  return Offload(ctx, deps_->executor, [this, ctx, req, resp]() {
-    auto principal = deps_->auth->Authenticate(*ctx);
+  return Offload(ctx, deps_->executor, [this, req, resp](const auto& md) {
+    auto principal = deps_->auth->Authenticate(md);
     if (!principal.ok()) return principal.status();
     auto proof =
         options_.store->ConsistencyProof(req->first_size(), req->second_size());
@@ -173,8 +173,8 @@ grpc::ServerUnaryReactor* CertificateServiceImpl::GetConsistencyProof(
 grpc::ServerUnaryReactor* CertificateServiceImpl::GetCheckpoint(
     grpc::CallbackServerContext* ctx, const v1::GetCheckpointRequest* req,
     v1::Checkpoint* resp) {
-  return Offload(ctx, deps_->executor, [this, ctx, req, resp]() {
-    auto principal = deps_->auth->Authenticate(*ctx);
+  return Offload(ctx, deps_->executor, [this, req, resp](const auto& md) {
+    auto principal = deps_->auth->Authenticate(md);
     if (!principal.ok()) return principal.status();
     if (req->tree_size() < 0) {
       return absl::InvalidArgumentError(
@@ -200,8 +200,8 @@ grpc::ServerUnaryReactor* CertificateServiceImpl::GetCheckpoint(
 grpc::ServerUnaryReactor* CertificateServiceImpl::GetPublicKeys(
     grpc::CallbackServerContext* ctx, const v1::GetPublicKeysRequest*,
     v1::GetPublicKeysResponse* resp) {
-  return Offload(ctx, deps_->executor, [this, ctx, resp]() {
-    auto principal = deps_->auth->Authenticate(*ctx);
+  return Offload(ctx, deps_->executor, [this, resp](const auto& md) {
+    auto principal = deps_->auth->Authenticate(md);
     if (!principal.ok()) return principal.status();
     for (const auto& key : options_.keys->PublicKeys()) {
       ToProto(key, resp->add_keys());

@@ -30,9 +30,8 @@ class UploadReactor final
                 v1::UploadRecordsResponse* resp)
       : deps_(deps), ctx_(ctx), resp_(resp) {
     // Authenticate before reading a byte of the upload.
-    deps_->executor->Submit([this] {
-      auto principal =
-          deps_->auth->Authorize(*ctx_, {Role::kOperator});
+    deps_->executor->Submit([this, md = AuthMetadata::From(*ctx)] {
+      auto principal = deps_->auth->Authorize(md, {Role::kOperator});
       if (!principal.ok()) return Finish(ToGrpc(principal.status()));
       actor_ = principal->key_id;
       StartRead(&msg_);
@@ -158,6 +157,8 @@ class UploadReactor final
   }
 
   const Deps* deps_;
+  // Alive until OnDone, which comes after our Finish: Store() reads it
+  // before finishing. Never read it after a Finish.
   grpc::CallbackServerContext* ctx_;
   v1::UploadRecordsResponse* resp_;
   std::string actor_;
@@ -173,8 +174,8 @@ class UploadReactor final
 grpc::ServerUnaryReactor* DatasetServiceImpl::CreateDataset(
     grpc::CallbackServerContext* ctx, const v1::CreateDatasetRequest* req,
     v1::Dataset* resp) {
-  return Offload(ctx, deps_->executor, [this, ctx, req, resp]() {
-    auto principal = deps_->auth->Authorize(*ctx, {Role::kOperator});
+  return Offload(ctx, deps_->executor, [this, req, resp](const auto& md) {
+    auto principal = deps_->auth->Authorize(md, {Role::kOperator});
     if (!principal.ok()) return principal.status();
     if (auto st = CheckName("name", req->name()); !st.ok()) return st;
     if (auto st = CheckText("description", req->description(),
@@ -217,9 +218,9 @@ DatasetServiceImpl::UploadRecords(grpc::CallbackServerContext* ctx,
 grpc::ServerUnaryReactor* DatasetServiceImpl::GetDataset(
     grpc::CallbackServerContext* ctx, const v1::GetDatasetRequest* req,
     v1::Dataset* resp) {
-  return Offload(ctx, deps_->executor, [this, ctx, req, resp]() {
+  return Offload(ctx, deps_->executor, [this, req, resp](const auto& md) {
     auto principal =
-        deps_->auth->Authorize(*ctx, {Role::kOperator, Role::kAuditor});
+        deps_->auth->Authorize(md, {Role::kOperator, Role::kAuditor});
     if (!principal.ok()) return principal.status();
     if (auto st = CheckUuid("id", req->id()); !st.ok()) return st;
     auto row = deps_->datasets->Get(req->id());
@@ -232,9 +233,9 @@ grpc::ServerUnaryReactor* DatasetServiceImpl::GetDataset(
 grpc::ServerUnaryReactor* DatasetServiceImpl::ListDatasets(
     grpc::CallbackServerContext* ctx, const v1::ListDatasetsRequest* req,
     v1::ListDatasetsResponse* resp) {
-  return Offload(ctx, deps_->executor, [this, ctx, req, resp]() {
+  return Offload(ctx, deps_->executor, [this, req, resp](const auto& md) {
     auto principal =
-        deps_->auth->Authorize(*ctx, {Role::kOperator, Role::kAuditor});
+        deps_->auth->Authorize(md, {Role::kOperator, Role::kAuditor});
     if (!principal.ok()) return principal.status();
     auto size = PageSize(req->page_size());
     if (!size.ok()) return size.status();

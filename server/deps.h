@@ -40,13 +40,16 @@ struct Deps {
 };
 
 // Runs `work` on the executor and finishes the unary call with its status.
-inline grpc::ServerUnaryReactor* Offload(grpc::CallbackServerContext* ctx,
-                                         Executor* executor,
-                                         std::function<absl::Status()> work) {
+// `work` gets the call's AuthMetadata, copied here on the gRPC thread: code
+// on the executor never reads the context (see auth.h).
+inline grpc::ServerUnaryReactor* Offload(
+    grpc::CallbackServerContext* ctx, Executor* executor,
+    std::function<absl::Status(const AuthMetadata&)> work) {
   auto* reactor = ctx->DefaultReactor();
-  executor->Submit([reactor, work = std::move(work)] {
-    reactor->Finish(ToGrpc(work()));
-  });
+  executor->Submit(
+      [reactor, md = AuthMetadata::From(*ctx), work = std::move(work)] {
+        reactor->Finish(ToGrpc(work(md)));
+      });
   return reactor;
 }
 

@@ -69,11 +69,14 @@ class WatchReactor final
   WatchReactor(const Deps* deps, std::string id)
       : deps_(deps), id_(std::move(id)) {}
 
+  // Copies the credentials here, on the gRPC thread: a client that cancels
+  // before the queued Authorize runs makes OnCancel finish the call, and
+  // gRPC frees the context after OnDone, maybe before Authorize runs.
   void Start(grpc::CallbackServerContext* ctx) {
     self_ = shared_from_this();
     std::weak_ptr<WatchReactor> weak = self_;
-    deps_->executor->Submit([weak, ctx] {
-      if (auto self = weak.lock()) self->Authorize(ctx);
+    deps_->executor->Submit([weak, md = AuthMetadata::From(*ctx)] {
+      if (auto self = weak.lock()) self->Authorize(md);
     });
   }
 
@@ -108,8 +111,12 @@ class WatchReactor final
   }
 
  private:
-  void Authorize(grpc::CallbackServerContext* ctx) {
-    auto principal = deps_->auth->Authenticate(*ctx);
+  void Authorize(const AuthMetadata& md) {
+    {
+      std::lock_guard lock(mu_);
+      if (finished_) return;  // cancelled while queued: spare the lookup
+    }
+    auto principal = deps_->auth->Authenticate(md);
     absl::Status st = principal.status();
     if (st.ok()) st = CheckUuid("id", id_);
     if (!st.ok()) {
@@ -276,13 +283,14 @@ grpc::ServerUnaryReactor* ErasureServiceImpl::SubmitErasure(
     grpc::CallbackServerContext* ctx, const v1::SubmitErasureRequest* req,
     v1::SubmitErasureResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
-  auto cached = deps_->auth->AuthorizeCached(*ctx, {Role::kSubmitter});
+  AuthMetadata md = AuthMetadata::From(*ctx);
+  auto cached = deps_->auth->AuthorizeCached(md, {Role::kSubmitter});
   if (cached) {
     StartSubmit(reactor, *std::move(cached), req, resp);
   } else {
-    deps_->executor->Submit([this, ctx, reactor, req, resp] {
-      StartSubmit(reactor, deps_->auth->Authorize(*ctx, {Role::kSubmitter}),
-                  req, resp);
+    deps_->executor->Submit([this, md = std::move(md), reactor, req, resp] {
+      StartSubmit(reactor, deps_->auth->Authorize(md, {Role::kSubmitter}), req,
+                  resp);
     });
   }
   return reactor;
@@ -313,8 +321,8 @@ void ErasureServiceImpl::StartSubmit(grpc::ServerUnaryReactor* reactor,
 grpc::ServerUnaryReactor* ErasureServiceImpl::GetErasure(
     grpc::CallbackServerContext* ctx, const v1::GetErasureRequest* req,
     v1::Erasure* resp) {
-  return Offload(ctx, deps_->executor, [this, ctx, req, resp]() {
-    auto principal = deps_->auth->Authenticate(*ctx);
+  return Offload(ctx, deps_->executor, [this, req, resp](const auto& md) {
+    auto principal = deps_->auth->Authenticate(md);
     if (!principal.ok()) return principal.status();
     if (auto st = CheckUuid("id", req->id()); !st.ok()) return st;
     auto row = deps_->erasures->Get(req->id());
@@ -328,9 +336,9 @@ grpc::ServerUnaryReactor* ErasureServiceImpl::GetErasure(
 grpc::ServerUnaryReactor* ErasureServiceImpl::ListErasures(
     grpc::CallbackServerContext* ctx, const v1::ListErasuresRequest* req,
     v1::ListErasuresResponse* resp) {
-  return Offload(ctx, deps_->executor, [this, ctx, req, resp]() {
+  return Offload(ctx, deps_->executor, [this, req, resp](const auto& md) {
     auto principal =
-        deps_->auth->Authorize(*ctx, {Role::kOperator, Role::kAuditor});
+        deps_->auth->Authorize(md, {Role::kOperator, Role::kAuditor});
     if (!principal.ok()) return principal.status();
     storage::ErasureFilter filter;
     if (req->state() != v1::ERASURE_STATE_UNSPECIFIED) {
@@ -361,8 +369,8 @@ grpc::ServerUnaryReactor* ErasureServiceImpl::ListErasures(
 grpc::ServerUnaryReactor* ErasureServiceImpl::CancelErasure(
     grpc::CallbackServerContext* ctx, const v1::CancelErasureRequest* req,
     v1::Erasure* resp) {
-  return Offload(ctx, deps_->executor, [this, ctx, req, resp]() {
-    auto principal = deps_->auth->Authorize(*ctx, {Role::kSubmitter});
+  return Offload(ctx, deps_->executor, [this, req, resp](const auto& md) {
+    auto principal = deps_->auth->Authorize(md, {Role::kSubmitter});
     if (!principal.ok()) return principal.status();
     if (auto st = CheckUuid("id", req->id()); !st.ok()) return st;
     // A product backend's key cancels only what it submitted.

@@ -128,8 +128,8 @@ class RegisterReactor final
   RegisterReactor(const Deps* deps, grpc::CallbackServerContext* ctx,
                   v1::Model* resp)
       : deps_(deps), ctx_(ctx), resp_(resp) {
-    deps_->executor->Submit([this] {
-      auto principal = deps_->auth->Authorize(*ctx_, {Role::kOperator});
+    deps_->executor->Submit([this, md = AuthMetadata::From(*ctx)] {
+      auto principal = deps_->auth->Authorize(md, {Role::kOperator});
       if (!principal.ok()) return Finish(ToGrpc(principal.status()));
       actor_ = principal->key_id;
       StartRead(&msg_);
@@ -221,6 +221,8 @@ class RegisterReactor final
   }
 
   const Deps* deps_;
+  // Alive until OnDone, which comes after our Finish: Store() reads it
+  // before finishing. Never read it after a Finish.
   grpc::CallbackServerContext* ctx_;
   v1::Model* resp_;
   std::string actor_;
@@ -236,9 +238,9 @@ class DownloadReactor final
  public:
   DownloadReactor(const Deps* deps, grpc::CallbackServerContext* ctx,
                   v1::DownloadModelVersionRequest req)
-      : deps_(deps), ctx_(ctx), req_(std::move(req)) {
-    deps_->executor->Submit([this] {
-      absl::Status st = Load();
+      : deps_(deps), req_(std::move(req)) {
+    deps_->executor->Submit([this, md = AuthMetadata::From(*ctx)] {
+      absl::Status st = Load(md);
       if (!st.ok()) return Finish(ToGrpc(st));
       StartWrite(&msg_);
     });
@@ -262,9 +264,9 @@ class DownloadReactor final
  private:
   static constexpr size_t kChunk = size_t{1} << 20;
 
-  absl::Status Load() {
+  absl::Status Load(const AuthMetadata& md) {
     auto principal =
-        deps_->auth->Authorize(*ctx_, {Role::kOperator, Role::kAuditor});
+        deps_->auth->Authorize(md, {Role::kOperator, Role::kAuditor});
     if (!principal.ok()) return principal.status();
     if (auto st = CheckUuid("model_id", req_.model_id()); !st.ok()) return st;
     if (req_.version() < 0) return Invalid("version must be >= 0");
@@ -278,7 +280,6 @@ class DownloadReactor final
   }
 
   const Deps* deps_;
-  grpc::CallbackServerContext* ctx_;
   const v1::DownloadModelVersionRequest req_;
   v1::DownloadModelVersionResponse msg_;
   std::string bytes_;
@@ -339,9 +340,9 @@ ModelRegistryImpl::RegisterModel(grpc::CallbackServerContext* ctx,
 grpc::ServerUnaryReactor* ModelRegistryImpl::GetModel(
     grpc::CallbackServerContext* ctx, const v1::GetModelRequest* req,
     v1::Model* resp) {
-  return Offload(ctx, deps_->executor, [this, ctx, req, resp]() {
+  return Offload(ctx, deps_->executor, [this, req, resp](const auto& md) {
     auto principal =
-        deps_->auth->Authorize(*ctx, {Role::kOperator, Role::kAuditor});
+        deps_->auth->Authorize(md, {Role::kOperator, Role::kAuditor});
     if (!principal.ok()) return principal.status();
     if (auto st = CheckUuid("id", req->id()); !st.ok()) return st;
     auto row = deps_->models->Get(req->id());
@@ -353,9 +354,9 @@ grpc::ServerUnaryReactor* ModelRegistryImpl::GetModel(
 grpc::ServerUnaryReactor* ModelRegistryImpl::ListModels(
     grpc::CallbackServerContext* ctx, const v1::ListModelsRequest* req,
     v1::ListModelsResponse* resp) {
-  return Offload(ctx, deps_->executor, [this, ctx, req, resp]() {
+  return Offload(ctx, deps_->executor, [this, req, resp](const auto& md) {
     auto principal =
-        deps_->auth->Authorize(*ctx, {Role::kOperator, Role::kAuditor});
+        deps_->auth->Authorize(md, {Role::kOperator, Role::kAuditor});
     if (!principal.ok()) return principal.status();
     if (!req->dataset_id().empty()) {
       if (auto st = CheckUuid("dataset_id", req->dataset_id()); !st.ok()) {
@@ -381,9 +382,9 @@ grpc::ServerUnaryReactor* ModelRegistryImpl::ListModels(
 grpc::ServerUnaryReactor* ModelRegistryImpl::ListModelVersions(
     grpc::CallbackServerContext* ctx, const v1::ListModelVersionsRequest* req,
     v1::ListModelVersionsResponse* resp) {
-  return Offload(ctx, deps_->executor, [this, ctx, req, resp]() {
+  return Offload(ctx, deps_->executor, [this, req, resp](const auto& md) {
     auto principal =
-        deps_->auth->Authorize(*ctx, {Role::kOperator, Role::kAuditor});
+        deps_->auth->Authorize(md, {Role::kOperator, Role::kAuditor});
     if (!principal.ok()) return principal.status();
     if (auto st = CheckUuid("model_id", req->model_id()); !st.ok()) return st;
     auto size = PageSize(req->page_size());

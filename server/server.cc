@@ -98,7 +98,6 @@ struct LetheServer::Impl {
   std::unique_ptr<storage::DatasetStore> datasets;
   std::unique_ptr<storage::ModelStore> models;
   std::unique_ptr<Authenticator> auth;
-  std::unique_ptr<Executor> executor;
   std::unique_ptr<ChangeHub> changes;
   std::shared_ptr<observability::Logger> logger;
   std::unique_ptr<observability::DatabaseMetrics> db_metrics;  // or null
@@ -109,6 +108,11 @@ struct LetheServer::Impl {
   cert::KeyRing signing_keys;
   std::unique_ptr<storage::CertificateStore> certificates;
   std::unique_ptr<CertificateServiceImpl> certificate_service;
+  // Destroyed after `server`, whose shutdown waits for calls that executor
+  // tasks finish, and before everything above: its destructor runs the
+  // tasks still queued (a WatchReactor's last one unsubscribes from
+  // `changes` after gRPC's OnDone), and they use the services and deps.
+  std::unique_ptr<Executor> executor;
   std::unique_ptr<grpc::Server> server;
   // Until the database is ready: health NOT_SERVING, the API UNAVAILABLE.
   UnavailableService unavailable;

@@ -1,5 +1,8 @@
 // ErasureService against a real server and PostgreSQL.
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -7,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "storage/api_key_store.h"
+#include "storage/hash.h"
 #include "tests/server/test_server.h"
 
 namespace lethe::testing {
@@ -487,6 +491,81 @@ TEST_F(ErasureApiTest, WatchUnknownRequestIsNotFound) {
   v1::ErasureEvent event;
   EXPECT_FALSE(reader->Read(&event));
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+// #17 item 2: a WatchErasure cancelled while its authorisation waited in
+// the executor's queue made OnCancel finish the call; gRPC then freed the
+// context, and the queued task read its metadata (ASan: heap-use-after-
+// free in Authenticator::Parse). A replica with one handler thread, busy
+// with a burst of key lookups, keeps the watches queued past their 1 ms
+// deadline. Run under AddressSanitizer to see the old failure.
+TEST_F(ErasureApiTest, WatchCancelledBeforeItsAuthorizationLeavesServerUp) {
+  v1::SubmitErasureResponse submitted;
+  ASSERT_TRUE(Submit(Request("alice", "watched"), &submitted).ok());
+  auto replica = ts_->StartReplica(
+      [](server::ServerOptions& o) { o.handler_threads = 1; });
+  ASSERT_NE(replica, nullptr);
+  auto stub = v1::ErasureService::NewStub(ts_->Channel(replica->port()));
+  v1::GetErasureRequest get;
+  get.set_id(submitted.erasure().id());
+
+  // Unknown, well-formed keys: each costs a lookup in PostgreSQL.
+  constexpr int kBurst = 1500;
+  struct Call {
+    grpc::ClientContext ctx;
+    v1::Erasure resp;
+  };
+  std::vector<Call> calls(kBurst);
+  std::mutex mu;
+  std::condition_variable cv;
+  int done = 0;
+  for (Call& call : calls) {
+    call.ctx.AddMetadata(
+        "authorization",
+        absl::StrCat("Bearer lethe_", storage::ToHex(storage::RandomBytes(8)),
+                     "_", storage::ToHex(storage::RandomBytes(32))));
+    call.ctx.set_deadline(std::chrono::system_clock::now() +
+                          std::chrono::seconds(120));
+    stub->async()->GetErasure(&call.ctx, &get, &call.resp,
+                              [&](grpc::Status) {
+                                std::lock_guard lock(mu);
+                                ++done;
+                                cv.notify_all();
+                              });
+  }
+  v1::WatchErasureRequest watch;
+  watch.set_id(submitted.erasure().id());
+  for (int i = 0; i < 100; ++i) {
+    auto ctx = ts_->Ctx(Role::kSubmitter);
+    ctx->set_deadline(std::chrono::system_clock::now() +
+                      std::chrono::milliseconds(1));
+    auto reader = stub->WatchErasure(ctx.get(), watch);
+    v1::ErasureEvent event;
+    while (reader->Read(&event)) {
+    }
+    EXPECT_EQ(reader->Finish().error_code(),
+              grpc::StatusCode::DEADLINE_EXCEEDED);
+  }
+  std::unique_lock lock(mu);
+  EXPECT_LT(done, kBurst) << "the burst was over before the last watch "
+                             "ended, so no watch waited in the queue; "
+                             "raise kBurst";
+  auto all_done = [&] { return done == kBurst; };
+  const bool drained =
+      cv.wait_for(lock, std::chrono::seconds(120), all_done);
+  if (!drained) {  // the callbacks must not outlive `mu`
+    lock.unlock();
+    for (Call& call : calls) call.ctx.TryCancel();
+    lock.lock();
+    cv.wait(lock, all_done);
+  }
+  lock.unlock();
+  ASSERT_TRUE(drained) << "the burst took over 120 s";
+
+  v1::Erasure got;
+  auto st = stub->GetErasure(ts_->Ctx(Role::kSubmitter).get(), get, &got);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(got.id(), submitted.erasure().id());
 }
 
 TEST_F(ErasureApiTest, AuditLogIsAppendOnly) {

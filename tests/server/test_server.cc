@@ -73,8 +73,11 @@ server::ServerOptions TestServer::Options() const {
   return o;
 }
 
-std::unique_ptr<server::LetheServer> TestServer::StartReplica() const {
-  auto server = server::LetheServer::Start(Options());
+std::unique_ptr<server::LetheServer> TestServer::StartReplica(
+    const std::function<void(server::ServerOptions&)>& adjust) const {
+  server::ServerOptions options = Options();
+  if (adjust) adjust(options);
+  auto server = server::LetheServer::Start(options);
   EXPECT_TRUE(server.ok()) << server.status();
   return server.ok() ? std::move(*server) : nullptr;
 }

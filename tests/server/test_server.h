@@ -3,6 +3,7 @@
 #ifndef LETHE_TESTS_SERVER_TEST_SERVER_H_
 #define LETHE_TESTS_SERVER_TEST_SERVER_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -30,8 +31,9 @@ class TestServer {
   ~TestServer();
 
   // Starts another server process-internally on the same database and
-  // secret (a second replica).
-  std::unique_ptr<server::LetheServer> StartReplica() const;
+  // secret (a second replica), with `adjust` applied to its options.
+  std::unique_ptr<server::LetheServer> StartReplica(
+      const std::function<void(server::ServerOptions&)>& adjust = {}) const;
 
   std::shared_ptr<grpc::Channel> Channel(int port = 0) const;
   // A context carrying the key of `role`.
