@@ -233,11 +233,7 @@ void LogSubmitted(const observability::Logger& log,
 absl::StatusOr<storage::SubmitParams> PrepareSubmission(
     const v1::SubmitErasureRequest& req, const std::string& client_key_id,
     const std::string& server_secret, const std::string& salt) {
-  if (auto st = CheckText("subject_id", req.subject_id(), kMaxSubjectIdBytes,
-                          /*required=*/true);
-      !st.ok()) {
-    return st;
-  }
+  if (auto st = CheckSubjectId(req.subject_id()); !st.ok()) return st;
   if (auto st = CheckLegalGround(req); !st.ok()) return st;
   if (auto st = CheckIdempotencyKey(req.idempotency_key()); !st.ok()) {
     return st;

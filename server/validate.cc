@@ -1,38 +1,83 @@
 #include "server/validate.h"
 
+#include <cstdint>
+#include <optional>
+
 #include "absl/strings/str_cat.h"
 
 namespace lethe::server {
 namespace {
 
-bool IsValidUtf8(const std::string& s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    int extra = 0;
-    if (c >= 0x80) {
-      if ((c >> 5) == 0x6) {
-        extra = 1;
-      } else if ((c >> 4) == 0xe) {
-        extra = 2;
-      } else if ((c >> 3) == 0x1e) {
-        extra = 3;
-      } else {
-        return false;
-      }
+// The offset of the first C0 control character or DEL in `s`, if any. UTF-8
+// never uses these bytes inside a multi-byte sequence.
+std::optional<size_t> ControlCharacterAt(std::string_view s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f) return i;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+bool IsValidUtf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* end = p + s.size();
+  while (p < end) {
+    const unsigned char c = *p;
+    if (c < 0x80) {
+      ++p;
+      continue;
     }
-    if (i + extra >= s.size() && extra > 0) {
+    int extra;
+    uint32_t min, cp;
+    if ((c & 0xE0) == 0xC0) {
+      extra = 1, min = 0x80, cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      extra = 2, min = 0x800, cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      extra = 3, min = 0x10000, cp = c & 0x07;
+    } else {
+      return false;  // a continuation byte, or F8..FF
+    }
+    if (end - p <= extra) return false;
+    for (int i = 1; i <= extra; ++i) {
+      if ((p[i] & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    // Overlong, beyond Unicode (lead bytes F5..F7 land here), or a
+    // surrogate.
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
       return false;
     }
-    for (int k = 1; k <= extra; ++k) {
-      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return false;
-    }
-    i += 1 + extra;
+    p += extra + 1;
   }
   return true;
 }
 
-}  // namespace
+absl::Status CheckSubjectId(std::string_view id) {
+  if (id.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("subject_id is empty; it is required (1..",
+                     kMaxSubjectIdBytes, " bytes of UTF-8)"));
+  }
+  if (id.size() > kMaxSubjectIdBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("subject_id is ", id.size(), " bytes; at most ",
+                     kMaxSubjectIdBytes, " are allowed"));
+  }
+  if (!IsValidUtf8(id)) {
+    return absl::InvalidArgumentError(
+        "subject_id is not valid UTF-8 (RFC 3629: no overlong forms, "
+        "surrogates or code points above U+10FFFF)");
+  }
+  if (auto at = ControlCharacterAt(id)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("subject_id has a control character (U+0000..U+001F or "
+                     "U+007F) at byte ", *at, "; remove it"));
+  }
+  return absl::OkStatus();
+}
 
 bool IsUuid(const std::string& s) {
   if (s.size() != 36) return false;
@@ -94,11 +139,9 @@ absl::Status CheckText(const std::string& field, const std::string& value,
     return absl::InvalidArgumentError(
         absl::StrCat(field, " must be valid UTF-8"));
   }
-  for (unsigned char c : value) {
-    if (c < 0x20 || c == 0x7f) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(field, " must not contain control characters"));
-    }
+  if (ControlCharacterAt(value)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " must not contain control characters"));
   }
   return absl::OkStatus();
 }

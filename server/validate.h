@@ -1,9 +1,12 @@
-// Field validation shared by the handlers. Each check returns
-// INVALID_ARGUMENT naming the field and what is expected.
+// Field validation shared by the handlers and the upload parsers. Each
+// check returns INVALID_ARGUMENT naming the field and what is expected.
+// Library lethe::validate: abseil only, so that lethe::upload (no gRPC)
+// applies the same rules as the handlers.
 #ifndef LETHE_SERVER_VALIDATE_H_
 #define LETHE_SERVER_VALIDATE_H_
 
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 
@@ -15,13 +18,27 @@ inline constexpr size_t kMaxReferenceBytes = 1024;
 inline constexpr size_t kMaxDescriptionBytes = 4096;
 inline constexpr size_t kMaxScopeModels = 100;
 
+// UTF-8 as RFC 3629 defines it: no overlong forms, no surrogates
+// (U+D800..U+DFFF), nothing above U+10FFFF (so no lead byte F5..FF).
+bool IsValidUtf8(std::string_view s);
+
+// The one rule for a data subject's id, wherever one enters lethe (the
+// records of an upload, SubmitErasure), so that every subject an upload
+// accepts can later be erased: 1..kMaxSubjectIdBytes bytes of valid UTF-8
+// without control characters (U+0000..U+001F, U+007F). The message names
+// `subject_id` and never quotes the id: subject ids are personal data, and
+// errors are logged.
+absl::Status CheckSubjectId(std::string_view id);
+
 bool IsUuid(const std::string& s);
 absl::Status CheckUuid(const std::string& field, const std::string& value);
 // 1..128 characters of [A-Za-z0-9._-].
 absl::Status CheckName(const std::string& field, const std::string& value);
 absl::Status CheckMaxBytes(const std::string& field, const std::string& value,
                            size_t max);
-// 1..max bytes of valid UTF-8 without control characters.
+// 1..max bytes of valid UTF-8 without control characters, the rules
+// CheckSubjectId applies; required = false also accepts "". Never quotes
+// `value`.
 absl::Status CheckText(const std::string& field, const std::string& value,
                        size_t max, bool required);
 // 1..128 printable ASCII characters.

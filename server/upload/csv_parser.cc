@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "server/upload/internal.h"
 #include "server/upload/upload_parser.h"
+#include "server/validate.h"
 
 namespace lethe::upload {
 namespace {
@@ -128,9 +129,8 @@ absl::Status ParseRow(std::string_view line, int64_t line_number,
   if (!fields.Next(&subject) || !fields.Next(&label) || !fields.Next(&split)) {
     return wrong_count();
   }
-  if (std::string problem = internal::SubjectIdProblem(subject);
-      !problem.empty()) {
-    return LineError(line_number, problem);
+  if (absl::Status st = server::CheckSubjectId(subject); !st.ok()) {
+    return LineError(line_number, std::string(st.message()));
   }
   int64_t label_value = -1;
   auto [end, ec] =

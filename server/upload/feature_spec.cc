@@ -14,54 +14,6 @@ std::string Excerpt(std::string_view s, size_t max) {
   return absl::StrCat(Absl(s.substr(0, max)), "...");
 }
 
-namespace {
-
-// RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF.
-bool IsValidUtf8(std::string_view s) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const auto* end = p + s.size();
-  while (p < end) {
-    unsigned char c = *p;
-    if (c < 0x80) {
-      ++p;
-      continue;
-    }
-    int extra;
-    uint32_t min, cp;
-    if ((c & 0xE0) == 0xC0) {
-      extra = 1, min = 0x80, cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      extra = 2, min = 0x800, cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      extra = 3, min = 0x10000, cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (end - p <= extra) return false;
-    for (int i = 1; i <= extra; ++i) {
-      if ((p[i] & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-      return false;
-    }
-    p += extra + 1;
-  }
-  return true;
-}
-
-}  // namespace
-
-std::string SubjectIdProblem(std::string_view id) {
-  if (id.empty()) return "subject_id is empty; every record needs one";
-  if (id.size() > kMaxSubjectIdBytes) {
-    return absl::StrCat("subject_id is ", id.size(), " bytes; at most ",
-                        kMaxSubjectIdBytes, " are allowed");
-  }
-  if (!IsValidUtf8(id)) return "subject_id is not valid UTF-8";
-  return "";
-}
-
 size_t CountLines(std::string_view text) {
   LineReader lines(text);
   std::string_view line;

@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "server/upload/internal.h"
 #include "server/upload/upload_parser.h"
+#include "server/validate.h"
 
 namespace lethe::upload {
 namespace {
@@ -200,10 +201,9 @@ absl::StatusOr<std::vector<ParsedRecord>> ParseIdx(std::string_view images,
   while (lines.Next(&line)) {
     const int64_t number = lines.line_number();
     if (static_cast<size_t>(number) > n) break;
-    if (std::string problem = internal::SubjectIdProblem(line);
-        !problem.empty()) {
+    if (absl::Status st = server::CheckSubjectId(line); !st.ok()) {
       return PartError("subjects",
-                       absl::StrCat("line ", number, ": ", problem));
+                       absl::StrCat("line ", number, ": ", st.message()));
     }
     records[number - 1].subject_id.assign(line);
   }

@@ -20,11 +20,6 @@ inline absl::string_view Absl(std::string_view s) {
 // `s` cut to `max` bytes with "..." appended, for quoting input in errors.
 std::string Excerpt(std::string_view s, size_t max = 40);
 
-// "" if `id` is a valid subject id (1..256 bytes of UTF-8), else what is
-// wrong with it. Never quotes the id: subject ids are personal data and
-// errors are logged.
-std::string SubjectIdProblem(std::string_view id);
-
 // Writes `value` as 4 little-endian bytes at `out`.
 inline void StoreFloat32Le(float value, char* out) {
   uint32_t bits = std::bit_cast<uint32_t>(value);

@@ -37,7 +37,6 @@ inline constexpr int64_t kMaxFeatureElements = 1 << 20;
 inline constexpr size_t kMaxFeatureDims = 4;
 inline constexpr int32_t kMinClasses = 2;
 inline constexpr int32_t kMaxClasses = 100000;
-inline constexpr size_t kMaxSubjectIdBytes = 256;
 
 // OK, or INVALID_ARGUMENT saying which limit `spec` breaks.
 absl::Status ValidateFeatureSpec(const FeatureSpec& spec);
@@ -47,10 +46,13 @@ absl::Status ValidateFeatureSpec(const FeatureSpec& spec);
 int64_t ElementCount(const FeatureSpec& spec);
 
 // One record as uploaded; the subject id is still raw (the caller keys it).
+// Every subject id passed server::CheckSubjectId (server/validate.h), the
+// rule SubmitErasure applies: 1..256 bytes of UTF-8 without control
+// characters, so that every uploaded subject can be erased.
 struct ParsedRecord {
-  std::string subject_id;  // 1..256 bytes of valid UTF-8
-  int32_t label = 0;       // in [0, num_classes)
-  bool test = false;       // split: false = train, true = test
+  std::string subject_id;
+  int32_t label = 0;  // in [0, num_classes)
+  bool test = false;  // split: false = train, true = test
   // ElementCount(spec) elements: one byte each for kUint8, 4-byte IEEE-754
   // little-endian for kFloat32 (always finite).
   std::string features;

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
+#include "server/validate.h"
 #include "storage/api_key_store.h"
 #include "storage/hash.h"
 #include "tests/server/test_server.h"
@@ -51,6 +52,28 @@ class ErasureApiTest : public ::testing::Test {
   int64_t CountRequests() {
     return std::stoll(
         QueryScalar(ts_->database_url(), "SELECT count(*) FROM erasure_requests"));
+  }
+
+  int64_t CountRecords() {
+    return std::stoll(
+        QueryScalar(ts_->database_url(), "SELECT count(*) FROM records"));
+  }
+
+  // Uploads CSV `rows` (after the header) to the fixture's dataset.
+  grpc::Status UploadCsv(const std::string& rows) {
+    auto ctx = ts_->Ctx(Role::kOperator);
+    v1::UploadRecordsResponse resp;
+    auto writer = ts_->datasets().UploadRecords(ctx.get(), &resp);
+    v1::UploadRecordsRequest msg;
+    msg.mutable_header()->set_dataset_id(dataset_);
+    msg.mutable_header()->set_format(v1::UPLOAD_FORMAT_CSV);
+    writer->Write(msg);
+    msg.Clear();
+    msg.mutable_chunk()->set_part(v1::UPLOAD_PART_CSV);
+    msg.mutable_chunk()->set_data("subject_id,label,split,f0,f1,f2,f3\n" + rows);
+    writer->Write(msg);
+    writer->WritesDone();
+    return writer->Finish();
   }
 
   std::unique_ptr<TestServer> ts_;
@@ -491,6 +514,48 @@ TEST_F(ErasureApiTest, WatchUnknownRequestIsNotFound) {
   v1::ErasureEvent event;
   EXPECT_FALSE(reader->Read(&event));
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+// #14 item 2c: uploads and SubmitErasure apply one subject-id rule, so no
+// uploaded subject is beyond erasure; a refused upload stores nothing.
+TEST_F(ErasureApiTest, UploadRefusesEverySubjectIdThatSubmitRefuses) {
+  const int64_t records = CountRecords();
+  for (const std::string bad :
+       {"tab\there", "bell\x07", "del\x7f", "cr\rhere", "\xC0\xAFoverlong",
+        "\xED\xA0\x80surrogate", "\xF4\x90\x80\x80" "beyond", "\xF5\x80\x80\x80",
+        "\xFF"}) {
+    auto st = UploadCsv("dave,0,train,1,1,1,1\n" + bad + ",1,train,1,1,1,1\n");
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(st.error_message().find("line 3: subject_id"), std::string::npos)
+        << st.error_message();
+    // A `string` field that is not UTF-8 never reaches the handler (the
+    // server's protobuf parser refuses the message); the rest reach
+    // CheckSubjectId.
+    v1::SubmitErasureResponse resp;
+    st = Submit(Request(bad, "bad-subject"), &resp);
+    EXPECT_FALSE(st.ok());
+    if (server::IsValidUtf8(bad)) {
+      EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+      EXPECT_NE(st.error_message().find("subject_id has a control character"),
+                std::string::npos)
+          << st.error_message();
+    }
+  }
+  EXPECT_EQ(CountRecords(), records) << "dave (line 2) must not be stored";
+  EXPECT_EQ(CountRequests(), 0);
+}
+
+TEST_F(ErasureApiTest, EveryUploadedSubjectCanBeSubmitted) {
+  int n = 0;
+  for (const std::string good :
+       {"j\xC3\xBCrgen", "smile \xF0\x9F\x98\x80", "\xF4\x8F\xBF\xBF",
+        "\xEF\xBF\xBD"}) {
+    ASSERT_TRUE(UploadCsv(good + ",0,train,1,1,1,1\n").ok());
+    v1::SubmitErasureResponse resp;
+    ASSERT_TRUE(Submit(Request(good, absl::StrCat("good-", n++)), &resp).ok());
+    EXPECT_EQ(resp.erasure().state(), v1::ERASURE_STATE_QUEUED);
+    EXPECT_EQ(resp.erasure().tasks_size(), 1);
+  }
 }
 
 // #17 item 2: a WatchErasure cancelled while its authorisation waited in

@@ -60,6 +60,56 @@ TEST(SubjectTest, PreparedSubmissionCarriesNoRawSubject) {
   EXPECT_NE(p->body_sha256, r->body_sha256);
 }
 
+TEST(ValidateTest, SubjectIdIsStrictUtf8WithoutControlCharacters) {
+  const std::vector<std::string> good = {
+      "alice", "a", "with space", "Zo\xC3\xAB", "\xE2\x82\xAC",
+      "\xEF\xBF\xBD", "\xF0\x9F\x98\x80", "\xF4\x8F\xBF\xBF",
+      "\xED\x9F\xBF" /* U+D7FF */, "\xEE\x80\x80" /* U+E000 */,
+      std::string(kMaxSubjectIdBytes, 's')};
+  for (const std::string& id : good) {
+    EXPECT_TRUE(CheckSubjectId(id).ok()) << storage::ToHex(id);
+  }
+  const std::vector<std::string> bad = {
+      "", std::string(kMaxSubjectIdBytes + 1, 's'),
+      // Control characters: C0, DEL, NUL inside.
+      "tab\there", "line\nbreak", "cr\r", "\x01", "\x1F", "del\x7F",
+      std::string("nul\0in", 6),
+      // Overlong forms of '/', of U+07FF and of U+FFFF.
+      "\xC0\xAF", "\xC1\xBF", "\xE0\x80\xAF", "\xE0\x9F\xBF",
+      "\xF0\x80\x80\xAF", "\xF0\x8F\xBF\xBF",
+      // Surrogates U+D800, U+DBFF, U+DC00, U+DFFF.
+      "\xED\xA0\x80", "\xED\xAF\xBF", "\xED\xB0\x80", "\xED\xBF\xBF",
+      // Above U+10FFFF, and the lead bytes F5..FF.
+      "\xF4\x90\x80\x80", "\xF5\x80\x80\x80", "\xF7\xBF\xBF\xBF",
+      "\xF8\x88\x80\x80\x80", "\xFC\x84\x80\x80\x80\x80", "\xFE", "\xFF",
+      // Truncated, stray continuation, continuation missing.
+      "\xC3", "\xE2\x82", "\xF0\x9F\x98", "\x80", "a\xBF", "\xC3(",
+      "\xE2\x28\xA1"};
+  for (const std::string& id : bad) {
+    absl::Status st = CheckSubjectId(id);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument)
+        << storage::ToHex(id);
+    EXPECT_EQ(st.message().rfind("subject_id ", 0), 0u) << st.message();
+  }
+  EXPECT_NE(CheckSubjectId("a\tb").message().find("control character"),
+            std::string::npos);
+  // Messages never quote the id (personal data; errors are logged).
+  EXPECT_EQ(CheckSubjectId("alice\x01").message().find("alice"),
+            std::string::npos);
+}
+
+TEST(ValidateTest, SubmissionAppliesTheSubjectIdRule) {
+  v1::SubmitErasureRequest req;
+  req.set_legal_ground(v1::LEGAL_GROUND_CCPA_1798_105);
+  req.set_idempotency_key("k");
+  for (const std::string id : {"a\tb", "\xED\xA0\x80", "\xC0\xAF", ""}) {
+    req.set_subject_id(id);
+    auto p = PrepareSubmission(req, "key", std::string(32, 's'),
+                               std::string(32, 't'));
+    EXPECT_EQ(p.status(), CheckSubjectId(id)) << storage::ToHex(id);
+  }
+}
+
 TEST(ValidateTest, UuidNameAndText) {
   EXPECT_TRUE(IsUuid("123e4567-e89b-12d3-a456-426614174000"));
   EXPECT_FALSE(IsUuid("123E4567-E89B-12D3-A456-426614174000"));
@@ -72,6 +122,9 @@ TEST(ValidateTest, UuidNameAndText) {
   EXPECT_FALSE(CheckText("t", "", 10, true).ok());
   EXPECT_TRUE(CheckText("t", "", 10, false).ok());
   EXPECT_FALSE(CheckText("t", "tab\there", 10, false).ok());
+  EXPECT_FALSE(CheckText("t", "\xED\xA0\x80", 10, false).ok());  // surrogate
+  EXPECT_FALSE(CheckText("t", "\xC0\xAF", 10, false).ok());      // overlong
+  EXPECT_FALSE(CheckText("t", "\xF5\x80\x80\x80", 10, false).ok());
   EXPECT_FALSE(CheckIdempotencyKey(std::string(129, 'a')).ok());
   EXPECT_TRUE(CheckIdempotencyKey(std::string(128, 'a')).ok());
 }

@@ -8,10 +8,12 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/validate.h"
 
 namespace lethe::upload {
 namespace {
@@ -220,6 +222,34 @@ TEST(ParseCsvTest, RejectsEmptyTooLongOrNonUtf8Subject) {
                      ",0,train,1,2,3,4\nj\xC3\xBCrgen,0,test,1,2,3,4\n");
   ASSERT_TRUE(longest.ok()) << longest.status();
   EXPECT_EQ((*longest)[1].subject_id, "j\xC3\xBCrgen");
+}
+
+// The parsers apply server::CheckSubjectId, the rule SubmitErasure
+// applies: whatever an upload accepts can be erased.
+TEST(ParseCsvTest, SubjectIdRuleIsTheOneSubmitErasureApplies) {
+  const std::vector<std::string> ids = {
+      "tab\there", "cr\rhere", "\x01", "del\x7f", "\xC0\xAF", "\xED\xA0\x80",
+      "\xF4\x90\x80\x80", "\xF5\x80\x80\x80", "alice", "j\xC3\xBCrgen",
+      "\xF0\x9F\x98\x80", std::string(256, 's'), std::string(257, 's')};
+  for (const std::string& id : ids) {
+    const absl::Status rule = server::CheckSubjectId(id);
+    auto parsed = Csv("ok,0,train,1,2,3,4\n" + id + ",0,train,1,2,3,4\n");
+    EXPECT_EQ(parsed.ok(), rule.ok()) << absl::CHexEscape(id);
+    if (!rule.ok()) {
+      ExpectInvalid(parsed, {"line 3: ", std::string(rule.message())});
+    }
+  }
+  ExpectInvalid(Csv("a\tb,0,train,1,2,3,4\n"),
+                {"line 2:", "subject_id has a control character"});
+}
+
+TEST(ParseIdxTest, SubjectIdRuleIsTheOneSubmitErasureApplies) {
+  std::string images = Idx({3, 2, 2}, std::string(12, '\x01'));
+  std::string labels = Idx({3}, std::string(3, '\x01'));
+  ExpectInvalid(ParseIdx(images, labels, "a\nb\x1b[0m\nc\n", false, kFour),
+                {"subjects:", "line 2:", "control character"});
+  ExpectInvalid(ParseIdx(images, labels, "a\nb\nc\xED\xB0\x80\n", false, kFour),
+                {"subjects:", "line 3:", "not valid UTF-8"});
 }
 
 TEST(ParseCsvTest, RejectsQuotesAndBlankLines) {
