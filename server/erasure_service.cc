@@ -43,6 +43,41 @@ absl::Status CheckLegalGround(const v1::SubmitErasureRequest& req) {
   return absl::OkStatus();
 }
 
+// An empty subject_salt is no salt: `optional` would say more, but
+// protoc before 3.15 (Debian 12's python3-grpc-tools) rejects it in proto3.
+bool HasClientSalt(const v1::SubmitErasureRequest& req) {
+  return !req.subject_salt().empty();
+}
+
+absl::Status CheckClientSalt(const v1::SubmitErasureRequest& req) {
+  if (!HasClientSalt(req) || req.subject_salt().size() == kSubjectSaltBytes) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "subject_salt is ", req.subject_salt().size(),
+      " bytes; when given it must be exactly ", kSubjectSaltBytes,
+      " random bytes from a CSPRNG (or leave it out and keep the salt that "
+      "the response returns)"));
+}
+
+// The body a replay must match, without the raw subject id. A client's
+// salt is part of it through the commitment it makes: a retry with another
+// salt would get back a commitment its salt does not open. The commitment
+// is stored anyway, so the hash keeps the salt as secret as before; and
+// legal_reference holds no newline (CheckText), so the two forms cannot
+// collide.
+std::string BodySha256(const storage::SubmitParams& p, bool client_salt) {
+  std::string body =
+      absl::StrCat("lethe-submit/v1\n", storage::ToHex(p.subject_key), "\n",
+                   absl::StrJoin(p.scope_model_ids, ","), "\n", p.legal_ground,
+                   "\n", p.legal_reference);
+  if (client_salt) {
+    absl::StrAppend(&body, "\nclient-salted ",
+                    storage::ToHex(p.subject_commitment));
+  }
+  return storage::Sha256(body);
+}
+
 // Fingerprint of the filters a page token is bound to.
 std::string ListFingerprint(const v1::ListErasuresRequest& req) {
   return absl::StrCat("erasures|", req.state(), "|", req.model_id(), "|",
@@ -232,8 +267,9 @@ void LogSubmitted(const observability::Logger& log,
 
 absl::StatusOr<storage::SubmitParams> PrepareSubmission(
     const v1::SubmitErasureRequest& req, const std::string& client_key_id,
-    const std::string& server_secret, const std::string& salt) {
+    const std::string& server_secret, const std::string& server_salt) {
   if (auto st = CheckSubjectId(req.subject_id()); !st.ok()) return st;
+  if (auto st = CheckClientSalt(req); !st.ok()) return st;
   if (auto st = CheckLegalGround(req); !st.ok()) return st;
   if (auto st = CheckIdempotencyKey(req.idempotency_key()); !st.ok()) {
     return st;
@@ -258,15 +294,13 @@ absl::StatusOr<storage::SubmitParams> PrepareSubmission(
   p.client_key_id = client_key_id;
   p.idempotency_key = req.idempotency_key();
   p.subject_key = SubjectKey(server_secret, req.subject_id());
-  p.subject_commitment = SubjectCommitment(salt, req.subject_id());
+  p.subject_commitment = SubjectCommitment(
+      HasClientSalt(req) ? req.subject_salt() : server_salt,
+      req.subject_id());
   p.legal_ground = LegalGroundName(req.legal_ground());
   p.legal_reference = req.legal_reference();
   p.scope_model_ids = std::move(scope);
-  // The body a replay must match, without the raw subject id.
-  p.body_sha256 = storage::Sha256(absl::StrCat(
-      "lethe-submit/v1\n", storage::ToHex(p.subject_key), "\n",
-      absl::StrJoin(p.scope_model_ids, ","), "\n", p.legal_ground, "\n",
-      p.legal_reference));
+  p.body_sha256 = BodySha256(p, HasClientSalt(req));
   return p;
 }
 
@@ -297,19 +331,24 @@ void ErasureServiceImpl::StartSubmit(grpc::ServerUnaryReactor* reactor,
                                      const v1::SubmitErasureRequest* req,
                                      v1::SubmitErasureResponse* resp) {
   if (!principal.ok()) return reactor->Finish(ToGrpc(principal.status()));
-  std::string salt = storage::RandomBytes(32);
-  auto params =
-      PrepareSubmission(*req, principal->key_id, deps_->server_secret, salt);
+  std::string server_salt = storage::RandomBytes(kSubjectSaltBytes);
+  auto params = PrepareSubmission(*req, principal->key_id, deps_->server_secret,
+                                  server_salt);
   if (!params.ok()) return reactor->Finish(ToGrpc(params.status()));
+  // A client's salt goes back in every answer, replays included (the
+  // stored commitment is the one it opens); ours only in the answer that
+  // created the request: it is not stored, and a replay drew another.
+  const bool client_salt = HasClientSalt(*req);
+  std::string salt = client_salt ? req->subject_salt() : std::move(server_salt);
   deps_->erasures->SubmitAsync(
       *std::move(params),
-      [deps = deps_, reactor, resp, key_id = principal->key_id,
+      [deps = deps_, reactor, resp, key_id = principal->key_id, client_salt,
        salt = std::move(salt)](absl::StatusOr<storage::SubmitResult> result) {
         if (!result.ok()) return reactor->Finish(ToGrpc(result.status()));
         LogSubmitted(*deps->logger, *result, key_id);
         ToProto(result->erasure, resp->mutable_erasure());
         resp->set_replayed(result->replayed);
-        if (!result->replayed) resp->set_subject_salt(salt);
+        if (client_salt || !result->replayed) resp->set_subject_salt(salt);
         reactor->Finish(grpc::Status::OK);
       });
 }

@@ -9,10 +9,13 @@
 namespace lethe::server {
 
 // Validates a submission and maps it to storage parameters (the subject id
-// is keyed and committed here, never passed on). Exposed for unit tests.
+// is keyed and committed here, never passed on). The commitment's salt is
+// the request's subject_salt when it carries one (then bound into the body
+// hash, so that a replay with another salt is ALREADY_EXISTS), else
+// `server_salt`, a fresh one the server drew. Exposed for unit tests.
 absl::StatusOr<storage::SubmitParams> PrepareSubmission(
     const v1::SubmitErasureRequest& req, const std::string& client_key_id,
-    const std::string& server_secret, const std::string& salt);
+    const std::string& server_secret, const std::string& server_salt);
 
 class ErasureServiceImpl final : public v1::ErasureService::CallbackService {
  public:

@@ -3,8 +3,9 @@
 //   subject_key = HMAC-SHA256(server secret, subject_id)
 //       the lookup key for records (applied at upload and at intake);
 //   commitment  = SHA-256("lethe-subject/v1" || salt || subject_id)
-//       with a fresh 32-byte salt returned to the submitter once and never
-//       stored; the controller can open it to an auditor later.
+//       with a 32-byte salt that is never stored: the submitter's own
+//       (SubmitErasureRequest.subject_salt), or a fresh one returned to it
+//       once; the controller can open it to an auditor later.
 //
 // The raw id itself is never stored or logged.
 #ifndef LETHE_SERVER_SUBJECT_H_
@@ -18,6 +19,7 @@
 namespace lethe::server {
 
 inline constexpr char kCommitmentDomain[] = "lethe-subject/v1";
+inline constexpr size_t kSubjectSaltBytes = 32;
 
 std::string SubjectKey(std::string_view server_secret,
                        std::string_view subject_id);

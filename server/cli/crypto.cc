@@ -52,6 +52,31 @@ std::string HexEncode(absl::string_view bytes) {
   return out;
 }
 
+std::optional<std::string> HexDecode(absl::string_view hex) {
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  if (hex.size() % 2 != 0) return std::nullopt;
+  std::string out(hex.size() / 2, '\0');
+  for (size_t i = 0; i < out.size(); ++i) {
+    const int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out[i] = static_cast<char>(hi << 4 | lo);
+  }
+  return out;
+}
+
+std::string RandomBytes(size_t n) {
+  std::string out(n, '\0');
+  Check(RAND_bytes(reinterpret_cast<unsigned char*>(out.data()),
+                   static_cast<int>(n)),
+        "RAND_bytes");
+  return out;
+}
+
 std::string NewUuidV4() {
   std::array<unsigned char, 16> b{};
   Check(RAND_bytes(b.data(), static_cast<int>(b.size())), "RAND_bytes");

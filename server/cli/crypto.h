@@ -1,8 +1,10 @@
 // The little cryptography lethectl needs, on OpenSSL: SHA-256 to check
-// artifacts, and random UUIDs for idempotency keys.
+// artifacts, random UUIDs for idempotency keys and random subject salts.
 #ifndef LETHE_SERVER_CLI_CRYPTO_H_
 #define LETHE_SERVER_CLI_CRYPTO_H_
 
+#include <cstddef>
+#include <optional>
 #include <string>
 
 #include "absl/strings/string_view.h"
@@ -29,6 +31,11 @@ class Sha256 {
 
 // Lower-case hex of arbitrary bytes.
 std::string HexEncode(absl::string_view bytes);
+// The bytes `hex` spells (either case), or nullopt if it is not hex.
+std::optional<std::string> HexDecode(absl::string_view hex);
+
+// `n` bytes from OpenSSL's CSPRNG.
+std::string RandomBytes(size_t n);
 
 // A random (version 4, RFC 9562 section 5.4) UUID in lower case, from
 // OpenSSL's CSPRNG.

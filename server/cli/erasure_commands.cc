@@ -81,6 +81,34 @@ std::string EventLine(const Erasure& e) {
   return out;
 }
 
+constexpr size_t kSaltBytes = 32;
+
+// --subject-salt, or 32 bytes drawn here: lethectl holds the salt before
+// the call, so a lost response loses nothing.
+std::string SubjectSalt(const ParsedFlags& flags, FlagReader& reader) {
+  if (!flags.Has("subject-salt")) return RandomBytes(kSaltBytes);
+  auto salt = HexDecode(flags.Get("subject-salt"));
+  if (!salt || salt->size() != kSaltBytes) {
+    reader.Fail("--subject-salt must be 64 hex digits (32 bytes)");
+    return "";
+  }
+  return *salt;
+}
+
+// What to pass to repeat the call without creating a second request, when
+// lethectl chose the key or the salt itself. Printed before the call.
+void PrintRetryHint(const Invocation& inv,
+                    const v1::SubmitErasureRequest& request) {
+  const bool drew_key = !inv.flags.Has("idempotency-key");
+  const bool drew_salt = !inv.flags.Has("subject-salt");
+  if (!drew_key && !drew_salt) return;
+  std::cerr << "lethectl: " << (drew_key ? "no --idempotency-key given; " : "")
+            << (drew_salt ? "subject salt drawn here; " : "")
+            << "to retry without a duplicate, pass --idempotency-key "
+            << request.idempotency_key() << " --subject-salt "
+            << HexEncode(request.subject_salt()) << "\n";
+}
+
 Outcome Submit(const Invocation& inv) {
   FlagReader reader(inv.flags);
   v1::SubmitErasureRequest request;
@@ -93,14 +121,13 @@ Outcome Submit(const Invocation& inv) {
   for (const std::string& id : inv.flags.GetList("model")) {
     request.add_model_ids(id);
   }
+  request.set_subject_salt(SubjectSalt(inv.flags, reader));
   if (!reader.ok()) return Outcome::FromStatus(reader.status());
   request.set_idempotency_key(inv.flags.Get("idempotency-key"));
   if (request.idempotency_key().empty()) {
     request.set_idempotency_key(NewUuidV4());
-    std::cerr << "lethectl: no --idempotency-key given; using "
-              << request.idempotency_key() << " (retry with --idempotency-key "
-              << request.idempotency_key() << " to avoid a duplicate)\n";
   }
+  PrintRetryHint(inv, request);
   v1::SubmitErasureResponse response;
   auto context = inv.connection.NewContext(/*streaming=*/false);
   grpc::Status status =
@@ -117,9 +144,13 @@ Outcome Submit(const Invocation& inv) {
                             : HexEncode(response.subject_salt())),
           Field("idempotency", e.idempotency_key()),
           response.replayed() ? Field("replayed", "yes") : ""));
-  if (response.replayed()) {
+  if (response.subject_salt().empty()) {  // a replay from an older server
     std::cerr << "lethectl: replayed: this idempotency key and body already "
                  "created the request; its salt was returned only then\n";
+  } else if (response.subject_salt() != request.subject_salt()) {
+    std::cerr << "lethectl: the server drew its own salt (a lethe without "
+                 "client salts): keep the salt printed above, not the one "
+                 "drawn here\n";
   } else {
     std::cerr << "lethectl: keep the subject salt: lethe does not store it, "
                  "and it is needed to show which subject the commitment is "
@@ -234,7 +265,10 @@ std::vector<Command> ErasureCommands() {
          "free text such as a ticket number (required for other)"},
         {"model", "ID", "restrict the erasure to these models", true},
         {"idempotency-key", "KEY",
-         "retry key; a random UUID is generated and printed when absent"}},
+         "retry key; a random UUID is generated and printed when absent"},
+        {"subject-salt", "HEX",
+         "the commitment's salt, 64 hex digits (to retry a call: the same "
+         "salt); 32 random bytes are drawn and printed when absent"}},
        Submit},
       {"get", "ID", "show an erasure request", 1, {}, Get},
       {"list", "[flags]", "list erasure requests, newest first", 0,

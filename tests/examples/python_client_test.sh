@@ -191,6 +191,8 @@ common_checks() {
   id=$(sed -n 's/^submit: request \([0-9a-f-]*\) .*/\1/p' "$out")
   expect "^retry \(same key, same body\): request $id replayed true$"
   expect '^reuse \(same key, other body\): ALREADY_EXISTS$'
+  expect '^reuse \(same key, other salt\): ALREADY_EXISTS$'
+  expect '^commitment: opens with the salt$'
   expect "^get: request $id state "
   expect '^errors: GetErasure\(unknown id\) -> NOT_FOUND \(do not retry\)$'
   expect '^errors: GetErasure\(malformed id\) -> INVALID_ARGUMENT \(do not retry\)$'
@@ -265,15 +267,18 @@ expect "^get:   model $model task DONE attempts [0-9]+ version [2-9]"
 expect "^certificate: leaf 0 key [0-9a-f]{64} models $model envelope [0-9]+ bytes$"
 expect '^result: COMPLETED$'
 first_id=$(sed -n 's/^submit: request \([0-9a-f-]*\) .*/\1/p' "$out")
+first_salt=$(sed -n 's/^salt: \([0-9a-f]\{64\}\)$/\1/p' "$out")
+[[ -n $first_salt ]] || fail "the example printed no salt"
 
-# 5. The same idempotency key again (a backend that crashed before it
-#    stored the answer): the original request comes back, without a salt.
-say "5. resubmitted with the same idempotency key"
+# 5. The same idempotency key and salt again (a backend that lost the
+#    answer): the original request comes back, and the client's salt still
+#    opens its commitment.
+say "5. resubmitted with the same idempotency key and salt"
 run_example 0 --api-key "$submitter_key" --subject user-5 --reference TICKET-3 \
-  --idempotency-key "ticket-3-user-5"
+  --idempotency-key "ticket-3-user-5" --subject-salt "$first_salt"
 common_checks
 expect "^submit: request $first_id state COMPLETED replayed true$"
-expect '^salt: none '
+expect "^salt: $first_salt$"
 expect '^result: COMPLETED$'
 
 # 6. A call that fails for good exits 3: the server is gone.

@@ -229,6 +229,13 @@ TEST_F(ErasureApiTest, EachValidationErrorIsInvalidArgumentAndWritesNothing) {
          }
        },
        "model_ids"},
+      {"short salt",
+       [](auto& r) { r.set_subject_salt(std::string(31, 's')); },
+       "subject_salt"},
+      {"long salt", [](auto& r) { r.set_subject_salt(std::string(33, 's')); },
+       "subject_salt"},
+      {"hex salt", [](auto& r) { r.set_subject_salt(std::string(64, 'a')); },
+       "subject_salt"},
   };
   for (const auto& c : cases) {
     auto req = Request("alice", "valid-key");
@@ -556,6 +563,68 @@ TEST_F(ErasureApiTest, EveryUploadedSubjectCanBeSubmitted) {
     EXPECT_EQ(resp.erasure().state(), v1::ERASURE_STATE_QUEUED);
     EXPECT_EQ(resp.erasure().tasks_size(), 1);
   }
+}
+
+// #14 item 5: the client draws the salt, so a lost response loses nothing.
+std::string Commitment(const std::string& salt, const std::string& subject) {
+  return storage::Sha256("lethe-subject/v1" + salt + subject);
+}
+
+TEST_F(ErasureApiTest, ClientSaltIsEchoedAndOpensTheCommitment) {
+  const std::string salt = storage::RandomBytes(32);
+  auto req = Request("alice", "client-salt");
+  req.set_subject_salt(salt);
+  v1::SubmitErasureResponse resp;
+  ASSERT_TRUE(Submit(req, &resp).ok());
+  EXPECT_FALSE(resp.replayed());
+  EXPECT_EQ(resp.subject_salt(), salt);
+  EXPECT_EQ(resp.erasure().subject_commitment(), Commitment(salt, "alice"));
+  EXPECT_NE(resp.erasure().subject_commitment(), Commitment(salt, "bob"));
+}
+
+TEST_F(ErasureApiTest, LostResponseReplayReturnsTheCommitmentTheSaltOpens) {
+  const std::string salt = storage::RandomBytes(32);
+  auto req = Request("alice", "lost-response");
+  req.set_subject_salt(salt);
+  v1::SubmitErasureResponse lost, replay;
+  ASSERT_TRUE(Submit(req, &lost).ok());  // committed; the answer never arrives
+  ASSERT_TRUE(Submit(req, &replay).ok());
+  EXPECT_TRUE(replay.replayed());
+  EXPECT_EQ(replay.erasure().id(), lost.erasure().id());
+  EXPECT_EQ(replay.subject_salt(), salt);
+  EXPECT_EQ(replay.erasure().subject_commitment(), Commitment(salt, "alice"));
+  v1::GetErasureRequest get;
+  get.set_id(replay.erasure().id());
+  v1::Erasure stored;
+  ASSERT_TRUE(ts_->erasures()
+                  .GetErasure(ts_->Ctx(Role::kAuditor).get(), get, &stored)
+                  .ok());
+  EXPECT_EQ(stored.subject_commitment(), Commitment(salt, "alice"));
+  EXPECT_EQ(CountRequests(), 1);
+}
+
+TEST_F(ErasureApiTest, ReplayWithAnotherSaltIsAlreadyExists) {
+  auto req = Request("alice", "salted");
+  req.set_subject_salt(storage::RandomBytes(32));
+  v1::SubmitErasureResponse resp;
+  ASSERT_TRUE(Submit(req, &resp).ok());
+  auto other_salt = req;
+  other_salt.set_subject_salt(storage::RandomBytes(32));
+  auto st = Submit(other_salt, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::ALREADY_EXISTS)
+      << st.error_message();
+  auto no_salt = req;
+  no_salt.clear_subject_salt();
+  EXPECT_EQ(Submit(no_salt, &resp).error_code(),
+            grpc::StatusCode::ALREADY_EXISTS);
+  // And the other way round: a server-salted request cannot be replayed
+  // with a salt, which would not open its commitment.
+  ASSERT_TRUE(Submit(Request("alice", "unsalted"), &resp).ok());
+  auto late_salt = Request("alice", "unsalted");
+  late_salt.set_subject_salt(storage::RandomBytes(32));
+  EXPECT_EQ(Submit(late_salt, &resp).error_code(),
+            grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(CountRequests(), 2);
 }
 
 // #17 item 2: a WatchErasure cancelled while its authorisation waited in

@@ -60,6 +60,36 @@ TEST(SubjectTest, PreparedSubmissionCarriesNoRawSubject) {
   EXPECT_NE(p->body_sha256, r->body_sha256);
 }
 
+TEST(SubjectTest, ClientSaltMakesTheCommitmentAndBindsTheBody) {
+  v1::SubmitErasureRequest req;
+  req.set_subject_id("alice");
+  req.set_legal_ground(v1::LEGAL_GROUND_CCPA_1798_105);
+  req.set_idempotency_key("k");
+  const std::string secret(32, 's');
+  auto server_salted = PrepareSubmission(req, "key", secret, std::string(32, 't'));
+  ASSERT_TRUE(server_salted.ok()) << server_salted.status();
+  req.set_subject_salt(std::string(32, 'c'));
+  auto p = PrepareSubmission(req, "key", secret, std::string(32, 't'));
+  auto q = PrepareSubmission(req, "key", secret, std::string(32, 'u'));
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_EQ(p->subject_commitment,
+            storage::Sha256("lethe-subject/v1" + std::string(32, 'c') + "alice"));
+  EXPECT_EQ(p->subject_commitment, q->subject_commitment);  // no server salt
+  EXPECT_EQ(p->body_sha256, q->body_sha256);
+  EXPECT_NE(p->body_sha256, server_salted->body_sha256);
+  req.set_subject_salt(std::string(32, 'd'));
+  auto r = PrepareSubmission(req, "key", secret, std::string(32, 't'));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_NE(p->body_sha256, r->body_sha256);
+  for (size_t size : {1, 31, 33, 64}) {
+    req.set_subject_salt(std::string(size, 'c'));
+    auto bad = PrepareSubmission(req, "key", secret, std::string(32, 't'));
+    EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument) << size;
+    EXPECT_NE(bad.status().message().find("subject_salt"), std::string::npos);
+  }
+}
+
 TEST(ValidateTest, SubjectIdIsStrictUtf8WithoutControlCharacters) {
   const std::vector<std::string> good = {
       "alice", "a", "with space", "Zo\xC3\xAB", "\xE2\x82\xAC",

@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """A product backend's use of lethe's ErasureService, with grpcio.
 
-It submits an erasure request for one data subject, retries the submission
-with the same idempotency key (the server answers with the same request,
-`replayed` set), shows that reusing the key for a different request is
-refused (ALREADY_EXISTS), optionally cancels the request, watches it until a
+It submits an erasure request for one data subject with a salt it drew
+itself (so that it can open the request's subject commitment whatever
+happens to the response), checks that the commitment opens, retries the
+submission with the same idempotency key and salt (the server answers with
+the same request, `replayed` set), shows that reusing the key for a
+different request, or with another salt, is refused (ALREADY_EXISTS),
+optionally cancels the request, watches it until a
 terminal state (reconnecting when the stream breaks), reads it back, pages
 through ListErasures, fetches the completion certificate of a COMPLETED
 request, and shows how each kind of error is told apart. docs/integration.md
@@ -23,7 +26,7 @@ Usage:
 
     lethe_client.py --addr HOST:PORT --subject ID [--api-key KEY]
         [--legal-ground NAME] [--reference TEXT] [--model ID]...
-        [--idempotency-key KEY] [--cancel] [--tls-ca FILE]
+        [--idempotency-key KEY] [--subject-salt HEX] [--cancel] [--tls-ca FILE]
         [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME]
         [--timeout SECONDS] [--watch-timeout SECONDS] [--page-size N]
 
@@ -38,9 +41,11 @@ error; 3 when a call failed (the gRPC code is printed).
 """
 
 import argparse
+import hashlib
 import importlib
 import os
 import random
+import secrets
 import shutil
 import sys
 import tempfile
@@ -236,6 +241,18 @@ def describe(client, erasure):
     return line
 
 
+def check_commitment(erasure, salt, subject):
+    """What an auditor will do: recompute the commitment from the salt and
+    the subject id (docs/compliance.md)."""
+    opened = hashlib.sha256(b"lethe-subject/v1" + salt +
+                            subject.encode("utf-8")).digest()
+    if opened == erasure.subject_commitment:
+        print("commitment: opens with the salt")
+        return True
+    print("commitment: does not open with the salt")
+    return False
+
+
 def expect_error(client, what, fn, expected):
     """Runs fn, which must fail with `expected`; prints what to do."""
     try:
@@ -255,10 +272,17 @@ def run(args, pb):
     e = client.e
     ok = True
     ground = getattr(e, "LEGAL_GROUND_" + args.legal_ground)
+    # The idempotency key and the salt are drawn before the first call, and a
+    # real backend stores them with its ticket first: every retry sends both
+    # unchanged, and the salt opens the commitment even if no response ever
+    # arrives.
     key = args.idempotency_key or str(uuid.uuid4())
+    salt = bytes.fromhex(args.subject_salt) if args.subject_salt else \
+        secrets.token_bytes(32)
     request = e.SubmitErasureRequest(
         subject_id=args.subject, model_ids=args.model, legal_ground=ground,
-        legal_reference=args.reference, idempotency_key=key)
+        legal_reference=args.reference, idempotency_key=key,
+        subject_salt=salt)
 
     # 1. Submit. Keep the salt: lethe does not store it, and it is what
     #    opens erasure.subject_commitment for an auditor.
@@ -267,13 +291,15 @@ def run(args, pb):
     print("submit: request %s state %s replayed %s" % (
         erasure.id, client.state(erasure), str(first.replayed).lower()))
     print("submit: idempotency key %s, %d task(s)" % (key, len(erasure.tasks)))
-    if first.subject_salt:
-        print("salt: %s" % first.subject_salt.hex())
-    else:  # a replay: only the call that created the request has the salt
-        print("salt: none (replayed; the first call returned it)")
+    if first.subject_salt and first.subject_salt != salt:
+        # A lethe without client salts ignores ours and returns its own.
+        print("salt: the server drew its own; keeping that one")
+        salt = first.subject_salt
+    print("salt: %s" % salt.hex())
+    ok &= check_commitment(erasure, salt, args.subject)
 
     # 2. A retry (a timeout, a crash before the answer was stored) with the
-    #    same key and body returns the same request, without a salt.
+    #    same key, body and salt returns the same request.
     again = client.submit(request)
     print("retry (same key, same body): request %s replayed %s" % (
         again.erasure.id, str(again.replayed).lower()))
@@ -281,17 +307,23 @@ def run(args, pb):
         print("retry: expected the original request back")
         ok = False
 
-    # 3. The same key for a different request is refused, whatever changed.
+    # 3. The same key for a different request is refused, whatever changed,
+    #    the salt included.
     other = e.SubmitErasureRequest()
     other.CopyFrom(request)
     other.legal_reference = (request.legal_reference + " (changed)")[:1024]
-    try:
-        client.submit(other)
-        print("reuse (same key, other body): accepted, expected ALREADY_EXISTS")
-        ok = False
-    except CallFailed as failed:
-        print("reuse (same key, other body): %s" % failed.err.code().name)
-        ok &= failed.err.code() == grpc.StatusCode.ALREADY_EXISTS
+    other_salt = e.SubmitErasureRequest()
+    other_salt.CopyFrom(request)
+    other_salt.subject_salt = secrets.token_bytes(32)
+    for what, changed in (("other body", other), ("other salt", other_salt)):
+        try:
+            client.submit(changed)
+            print("reuse (same key, %s): accepted, expected ALREADY_EXISTS"
+                  % what)
+            ok = False
+        except CallFailed as failed:
+            print("reuse (same key, %s): %s" % (what, failed.err.code().name))
+            ok &= failed.err.code() == grpc.StatusCode.ALREADY_EXISTS
 
     # 4. Watch until a terminal state; with --cancel, cancel while watching.
     def on_event(ev):
@@ -415,6 +447,10 @@ def main():
                    help="restrict the erasure to this model id (repeatable)")
     p.add_argument("--idempotency-key",
                    help="default: a fresh UUID (store it before calling)")
+    p.add_argument("--subject-salt",
+                   help="64 hex digits: the salt of an earlier call with the "
+                   "same idempotency key; default: 32 fresh random bytes "
+                   "(store them before calling)")
     p.add_argument("--cancel", action="store_true",
                    help="cancel the request while watching it")
     p.add_argument("--tls-ca", help="PEM CA certificates to trust (TLS)")
@@ -434,6 +470,13 @@ def main():
         p.error("no API key: pass --api-key or set LETHE_API_KEY")
     if bool(args.tls_cert) != bool(args.tls_key):
         p.error("--tls-cert and --tls-key go together")
+    if args.subject_salt is not None:
+        try:
+            valid = len(bytes.fromhex(args.subject_salt)) == 32
+        except ValueError:
+            valid = False
+        if not valid:
+            p.error("--subject-salt must be 64 hex digits (32 bytes)")
     pb = load_stubs(args.proto_dir, args.stubs_dir)
     if not hasattr(pb["erasure_pb2"], "LEGAL_GROUND_" + args.legal_ground):
         p.error("unknown legal ground " + args.legal_ground)
