@@ -138,8 +138,8 @@ Result<Run::Produced> Run::RunNewton() {
         "retrain needed: gradient-residual bound " +
         std::to_string(newton_->cumulative_bound) + " + " +
         std::to_string(r.bound) +
-        (r.residual_measured
-             ? " and measured residual " + std::to_string(r.residual)
+        (r.measured
+             ? " and the measured bound " + std::to_string(r.measured_bound)
              : std::string()) +
         " exceed the budget " + std::to_string(r.budget));
   }
@@ -149,8 +149,8 @@ Result<Run::Produced> Run::RunNewton() {
 Result<Run::Produced> Run::RetrainCertified() {
   LETHE_ASSIGN_OR_RETURN(torch::jit::Module m, CloneModel(original_));
   LETHE_ASSIGN_OR_RETURN(
-      NewtonState s, TrainCertified(m, data_, partition_.retain,
-                                    newton_->params, newton_->noise_seed + 1));
+      NewtonState s,
+      TrainCertified(m, data_, partition_.retain, newton_->params));
   return Produced{m, "", SerializeNewtonState(s)};
 }
 
@@ -408,10 +408,12 @@ Result<TrainedModel> Engine::TrainCertified(const Architecture& arch,
   LETHE_ASSIGN_OR_RETURN(auto md, Prepare(arch, seed, dataset,
                                           options_.device));
   auto& [m, d] = md;
+  // `seed` initialises the model (rf_logreg's random features); the
+  // objective's noise is secret, drawn afresh (core/newton.h).
   LETHE_ASSIGN_OR_RETURN(
       NewtonState s,
       ::lethe::core::TrainCertified(
-          m, d, IndicesOfSplit(dataset, Split::kTrain), params, seed));
+          m, d, IndicesOfSplit(dataset, Split::kTrain), params));
   LETHE_ASSIGN_OR_RETURN(TrainedModel out, Finish(m, dataset, d, t0));
   out.newton_state = SerializeNewtonState(s);
   return out;

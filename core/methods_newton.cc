@@ -1,9 +1,11 @@
-#include <ATen/CPUGeneratorImpl.h>
+#include <sys/random.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <numbers>
 #include <sstream>
 
 #include "guard.h"
@@ -90,10 +92,45 @@ Tensor OneHot(const DeviceData& d, const std::vector<int64_t>& rows,
   return at::one_hot(y, k).to(at::kDouble);
 }
 
-Tensor Noise(const NewtonState& s, int64_t k, int64_t d, at::Device device) {
-  at::Generator g = at::make_generator<at::CPUGeneratorImpl>(s.noise_seed);
-  return (at::randn({k, d}, g, at::TensorOptions(at::kDouble)) *
-          s.params.sigma).to(device);
+// n bytes from the kernel's CSPRNG. getrandom(2) rather than
+// std::random_device, whose source the standard leaves to the library (it may
+// be a CPU instruction or, elsewhere, a plain PRNG); with no flags it reads
+// the /dev/urandom pool and blocks only until that pool is first seeded.
+bool SecureRandomBytes(void* out, size_t n) {
+  auto* p = static_cast<unsigned char*>(out);
+  while (n > 0) {
+    ssize_t got = getrandom(p, n, 0);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    p += got;
+    n -= static_cast<size_t>(got);
+  }
+  return true;
+}
+
+// b ~ N(0, sigma^2 I) [k, d], float64 on the CPU: Box-Muller on 53-bit
+// uniforms from the CSPRNG, so every entry carries fresh entropy (no seed
+// to guess).
+Result<Tensor> SecretNoise(int64_t k, int64_t d, double sigma) {
+  const int64_t n = k * d;
+  std::vector<uint64_t> bits(static_cast<size_t>(n + 1) / 2 * 2);
+  if (!SecureRandomBytes(bits.data(), bits.size() * sizeof(uint64_t))) {
+    return InternalError(std::string("certified training needs random bytes "
+                                     "from the kernel (getrandom): ") +
+                         std::strerror(errno));
+  }
+  Tensor b = at::empty({k, d}, at::kDouble);
+  double* out = b.data_ptr<double>();
+  for (int64_t i = 0; i < n; i += 2) {
+    const double u1 = (static_cast<double>(bits[i] >> 11) + 1) * 0x1p-53;  // (0, 1]
+    const double u2 = static_cast<double>(bits[i + 1] >> 11) * 0x1p-53;   // [0, 1)
+    const double r = sigma * std::sqrt(-2 * std::log(u1));
+    out[i] = r * std::cos(2 * std::numbers::pi * u2);
+    if (i + 1 < n) out[i + 1] = r * std::sin(2 * std::numbers::pi * u2);
+  }
+  return b;
 }
 
 // Per-class loss sums and gradient [K, d + 1] of the perturbed objective.
@@ -153,7 +190,8 @@ double SpectralNorm(const Tensor& gram) {
 int64_t CacheBytes(int64_t k, int64_t d) { return (k + 1) * d * d * 8 + k * d * 8; }
 
 constexpr char kMagicV1[] = "lethe-newton-v1";
-constexpr char kMagicV2[] = "lethe-newton-v2";
+constexpr char kMagicV2[] = "lethe-newton-v2";  // v1 + the cache
+constexpr char kMagicV3[] = "lethe-newton-v3";  // v2 - noise_seed + rows
 
 }  // namespace
 
@@ -170,15 +208,14 @@ std::string SerializeNewtonState(const NewtonState& s) {
                 "%s\nlambda=%.17g\nsigma=%.17g\nepsilon=%.17g\n"
                 "delta=%.17g\nmax_iterations=%d\nmax_cache_bytes=%lld\n"
                 "measure_residual=%d\n"
-                "noise_seed=%llu\ncumulative_bound=%.17g\nremovals=%lld\n"
+                "cumulative_bound=%.17g\nremovals=%lld\nrows=%lld\n"
                 "max_row_norm=%.17g\ncache=%lld,%lld\n\n",
-                kMagicV2, s.params.lambda, s.params.sigma, s.params.epsilon,
+                kMagicV3, s.params.lambda, s.params.sigma, s.params.epsilon,
                 s.params.delta, s.params.max_iterations,
                 static_cast<long long>(s.params.max_cache_bytes),
-                s.params.measure_residual ? 1 : 0,
-                static_cast<unsigned long long>(s.noise_seed),
-                s.cumulative_bound, static_cast<long long>(s.removals),
-                s.max_row_norm, static_cast<long long>(k),
+                s.params.measure_residual ? 1 : 0, s.cumulative_bound,
+                static_cast<long long>(s.removals),
+                static_cast<long long>(s.rows), s.max_row_norm, static_cast<long long>(k),
                 static_cast<long long>(d));
   std::string out = buf;
   if (cache) {
@@ -192,19 +229,22 @@ std::string SerializeNewtonState(const NewtonState& s) {
 }
 
 Result<NewtonState> ParseNewtonState(std::string_view bytes) {
-  // v2: text header, a blank line, then the cache as float64 (host order);
-  // v1 (text only, no cache) is still read.
+  // v3: text header, a blank line, then the cache as float64 (host order).
+  // v2 (the same with noise_seed) and v1 (text only, no cache) are still
+  // read; their b came from the public seed.
   size_t end = bytes.find("\n\n");
   std::string_view header = bytes.substr(0, end);
   std::string_view body =
       end == std::string_view::npos ? std::string_view() : bytes.substr(end + 2);
   std::istringstream in{std::string(header)};
   std::string line;
-  if (!std::getline(in, line) || (line != kMagicV1 && line != kMagicV2)) {
+  if (!std::getline(in, line) ||
+      (line != kMagicV1 && line != kMagicV2 && line != kMagicV3)) {
     return InvalidArgumentError("not a lethe newton state (bad first line)");
   }
-  const bool v2 = line == kMagicV2;
+  const int version = line == kMagicV1 ? 1 : line == kMagicV2 ? 2 : 3;
   NewtonState s;
+  s.public_noise = version < 3;
   int fields = 0;
   long long k = 0, d = 0;
   while (std::getline(in, line)) {
@@ -220,9 +260,10 @@ Result<NewtonState> ParseNewtonState(std::string_view bytes) {
     else if (key == "max_iterations") s.params.max_iterations = std::atoi(v);
     else if (key == "max_cache_bytes") s.params.max_cache_bytes = std::strtoll(v, nullptr, 10);
     else if (key == "measure_residual") s.params.measure_residual = std::atoi(v) != 0;
-    else if (key == "noise_seed") s.noise_seed = std::strtoull(v, nullptr, 10);
+    else if (key == "noise_seed" && version < 3) {}  // public: not kept
     else if (key == "cumulative_bound") s.cumulative_bound = std::strtod(v, nullptr);
     else if (key == "removals") s.removals = std::strtoll(v, nullptr, 10);
+    else if (key == "rows" && version == 3) s.rows = std::strtoll(v, nullptr, 10);
     else if (key == "max_row_norm") s.max_row_norm = std::strtod(v, nullptr);
     else if (key == "cache") {
       if (std::sscanf(v, "%lld,%lld", &k, &d) != 2 || k < 0 || d < 0 ||
@@ -233,7 +274,7 @@ Result<NewtonState> ParseNewtonState(std::string_view bytes) {
       --fields;
     }
   }
-  if (fields != (v2 ? 12 : 8)) {
+  if (fields != (version == 1 ? 8 : 12)) {
     return InvalidArgumentError("newton state is incomplete");
   }
   const uint64_t want = k > 0 ? static_cast<uint64_t>(CacheBytes(k, d)) : 0;
@@ -257,21 +298,32 @@ Result<NewtonState> ParseNewtonState(std::string_view bytes) {
   return s;
 }
 
-Result<NewtonState> TrainCertified(torch::jit::Module& model,
-                                   const DeviceData& data,
-                                   const std::vector<int64_t>& rows,
-                                   const NewtonParams& params,
-                                   uint64_t noise_seed) {
+namespace {
+
+// Certified training with b given (defined) or drawn secretly (undefined);
+// a drawn b goes to *drawn when asked for.
+Result<NewtonState> Train(torch::jit::Module& model, const DeviceData& data,
+                          const std::vector<int64_t>& rows,
+                          const NewtonParams& params, Tensor noise,
+                          Tensor* drawn) {
   LETHE_ASSIGN_OR_RETURN(Linear lin, FindLinear(model, data));
   if (rows.empty()) return InvalidArgumentError("no rows to train on");
+  const int64_t k = lin.weight.size(0), d = lin.weight.size(1) + 1;
+  if (!noise.defined()) {
+    LETHE_ASSIGN_OR_RETURN(noise, SecretNoise(k, d, params.sigma));
+    if (drawn != nullptr) *drawn = noise;
+  } else if (noise.dim() != 2 || noise.size(0) != k || noise.size(1) != d) {
+    return InvalidArgumentError("newton noise must be [" + std::to_string(k) +
+                                ", " + std::to_string(d) + "]");
+  }
   return Guarded("newton training", [&]() -> Result<NewtonState> {
     at::NoGradGuard no_grad;
     NewtonState state;
     state.params = params;
-    state.noise_seed = noise_seed;
+    state.rows = static_cast<int64_t>(rows.size());
     Tensor x = Design(model, lin, data, rows);
-    Tensor y = OneHot(data, rows, lin.weight.size(0));
-    Tensor b = Noise(state, y.size(1), x.size(1), x.device());
+    Tensor y = OneHot(data, rows, k);
+    Tensor b = noise.to(x.device(), at::kDouble);
     double reg = params.lambda * static_cast<double>(rows.size());
     Tensor w = at::zeros({y.size(1), x.size(1)}, x.options());
     double f = Objective(w, x, y, b, reg);
@@ -313,16 +365,50 @@ Result<NewtonState> TrainCertified(torch::jit::Module& model,
   });
 }
 
+}  // namespace
+
+Result<NewtonState> TrainCertified(torch::jit::Module& model,
+                                   const DeviceData& data,
+                                   const std::vector<int64_t>& rows,
+                                   const NewtonParams& params,
+                                   Tensor* noise) {
+  return Train(model, data, rows, params, Tensor(), noise);
+}
+
+Result<NewtonState> TrainCertifiedWithNoise(torch::jit::Module& model,
+                                            const DeviceData& data,
+                                            const std::vector<int64_t>& rows,
+                                            const NewtonParams& params,
+                                            const Tensor& noise) {
+  if (!noise.defined()) return InvalidArgumentError("no newton noise given");
+  return Train(model, data, rows, params, noise, nullptr);
+}
+
 Result<NewtonRemoval> NewtonRemove(const torch::jit::Module& original,
                                    const DeviceData& data,
                                    const Partition& partition,
                                    const NewtonState& state) {
+  if (state.public_noise) {
+    return FailedPreconditionError(
+        "retrain needed: this model's certified-removal noise was drawn from "
+        "its recipe seed, which is public (a state written before "
+        "lethe-newton-v3), so it is not certified; certified retraining "
+        "draws a secret one");
+  }
   LETHE_ASSIGN_OR_RETURN(torch::jit::Module model, CloneModel(original));
   LETHE_ASSIGN_OR_RETURN(Linear lin, FindLinear(model, data));
   if (state.has_cache() &&
       (state.hessians.size(0) != lin.weight.size(0) ||
        state.hessians.size(1) != lin.weight.size(1) + 1)) {
     return InvalidArgumentError("newton state's cache does not fit this model");
+  }
+  const int64_t now =
+      static_cast<int64_t>(partition.forget.size() + partition.retain.size());
+  if (now != state.rows) {
+    return FailedPreconditionError(
+        "retrain needed: the model stands for " + std::to_string(state.rows) +
+        " training records but the data now has " + std::to_string(now) +
+        " (records added since certified training are in no bound)");
   }
   return Guarded("newton removal", [&]() -> Result<NewtonRemoval> {
     at::NoGradGuard no_grad;
@@ -383,20 +469,25 @@ Result<NewtonRemoval> NewtonRemove(const torch::jit::Module& original,
     Tensor w_new = w_step.to(lin.weight.scalar_type()).to(at::kDouble);
     out.bound += (x_norm * x_norm / 4 + kept_reg) *
                  (w_new - w_step).norm().item<double>();
-    // What Theorem 3 needs is |grad L(w-; D')| itself; the bounds only stand
-    // in for it where computing it would cost a pass over the kept data.
-    // When the summed bound would exceed the budget, or the pass is already
-    // paid for (no cache), measure it: one forward over the kept rows.
+    // What Theorem 3 needs is a bound on |grad L(w-; D')|; this step's
+    // bound stands in for the change from |grad L(w; D)| where measuring it
+    // would cost a pass over the kept data. When the summed bound would
+    // exceed the budget, or the pass is already paid for (no cache), measure
+    // the change itself: grad L(w-; D') - grad L(w; D) = G(w-; D') - G(w; D')
+    // - Delta, G the gradient over the kept rows without b (b cancels: it is
+    // never needed, so never kept).
     double carried = state.cumulative_bound + out.bound;
     if (!std::isfinite(out.bound) || carried > out.budget || xr.defined()) {
       if (state.params.measure_residual || xr.defined()) {
         if (!xr.defined()) xr = Design(model, lin, data, partition.retain);
-        Tensor yr = OneHot(data, partition.retain, k);
-        Tensor b = Noise(state, k, d, xr.device());
-        out.residual = Gradient(w_new, xr, yr, b, kept_reg).norm().item<double>();
-        out.residual_measured = true;
-        if (std::isfinite(out.residual) && out.residual < carried) {
-          carried = out.residual;
+        Tensor change =
+            (at::sigmoid(xr.mm(w_new.t())) - at::sigmoid(xr.mm(w.t()))).t().mm(xr) +
+            kept_reg * (w_new - w) - delta;
+        out.measured_bound =
+            state.cumulative_bound + change.norm().item<double>();
+        out.measured = true;
+        if (std::isfinite(out.measured_bound) && out.measured_bound < carried) {
+          carried = out.measured_bound;
         }
       }
     }
@@ -408,6 +499,7 @@ Result<NewtonRemoval> NewtonRemove(const torch::jit::Module& original,
     out.model = model;
     out.state.cumulative_bound = carried;
     out.state.removals += static_cast<int64_t>(m);
+    out.state.rows -= static_cast<int64_t>(m);
     if (state.has_cache()) {
       out.state.hessians = hessians.cpu();
       out.state.gram = gram.cpu();
@@ -419,16 +511,16 @@ Result<NewtonRemoval> NewtonRemove(const torch::jit::Module& original,
 Result<double> GradientResidual(const torch::jit::Module& model,
                                 const DeviceData& data,
                                 const std::vector<int64_t>& rows,
-                                const NewtonState& state) {
+                                double lambda, const Tensor& noise) {
   LETHE_ASSIGN_OR_RETURN(torch::jit::Module m, CloneModel(model));
   LETHE_ASSIGN_OR_RETURN(Linear lin, FindLinear(m, data));
   return Guarded("gradient residual", [&]() -> Result<double> {
     at::NoGradGuard no_grad;
     Tensor x = Design(m, lin, data, rows);
     Tensor y = OneHot(data, rows, lin.weight.size(0));
-    Tensor b = Noise(state, y.size(1), x.size(1), x.device());
+    Tensor b = noise.to(x.device(), at::kDouble);
     Tensor w = Stacked(lin).to(data.device);
-    double reg = state.params.lambda * static_cast<double>(rows.size());
+    double reg = lambda * static_cast<double>(rows.size());
     return Gradient(w, x, y, b, reg).norm().item<double>();
   });
 }

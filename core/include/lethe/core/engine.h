@@ -70,7 +70,8 @@ class Engine {
                                  const Recipe& recipe, const SisaParams& sisa,
                                  const Dataset& dataset) const;
   // Logistic regression trained for certified removal (newton.h); arch must
-  // be logreg.
+  // be logreg or rf_logreg. `seed` builds the model (rf_logreg's features);
+  // the objective's noise is drawn secretly, never from it.
   Result<TrainedModel> TrainCertified(const Architecture& arch,
                                       const NewtonParams& params,
                                       uint64_t seed,
