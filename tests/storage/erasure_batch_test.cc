@@ -244,7 +244,8 @@ TEST_F(ErasureBatchTest, QueuedSubmissionsShareOneTransactionAndOwnResults) {
                   "WHERE action = 'erasure.submitted'"),
             29);
   EXPECT_EQ(Count("SELECT count(*) FROM audit_log WHERE action = "
-                  "'erasure.submitted' AND details = '{\"tasks\": 1}'"),
+                  "'erasure.submitted' AND details = "
+                  "'{\"tasks\": 1, \"records_deleted\": 0}'"),
             16);
 }
 
