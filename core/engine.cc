@@ -58,7 +58,12 @@ class Run {
   Result<Produced> RunSisa(const TrainControl& control);
   Result<Produced> RunNewton();
   Result<Produced> RetrainCertified();
-  std::string GateFailure(const Metrics& after) const;
+  // The first gate check a non-exact result fails, or kNone.
+  struct GateVerdict {
+    AttemptFailure failure = AttemptFailure::kNone;
+    std::string reason;
+  };
+  GateVerdict GateFailure(const Metrics& after) const;
   MethodContext Context(const TrainControl& control) const {
     return MethodContext{data_, partition_, req_.recipe, req_.policy.params,
                          control, req_.policy.seed};
@@ -182,28 +187,31 @@ Result<Run::Produced> Run::RunMethod(Method m, const TrainControl& control) {
   return Produced{out, "", ""};
 }
 
-std::string Run::GateFailure(const Metrics& after) const {
+Run::GateVerdict Run::GateFailure(const Metrics& after) const {
   const Policy& p = req_.policy;
   double drop = 100.0 * (report_.before.ta - after.ta);
   if (after.mia_auc > p.max_mia_auc) {
-    return "MIA AUC " + std::to_string(after.mia_auc) + " > " +
-           std::to_string(p.max_mia_auc);
+    return {AttemptFailure::kMiaAuc, "MIA AUC " +
+                                         std::to_string(after.mia_auc) + " > " +
+                                         std::to_string(p.max_mia_auc)};
   }
   if (drop > p.max_test_acc_drop) {
-    return "test accuracy dropped " + std::to_string(drop) + " points > " +
-           std::to_string(p.max_test_acc_drop);
+    return {AttemptFailure::kTestAccuracy,
+            "test accuracy dropped " + std::to_string(drop) + " points > " +
+                std::to_string(p.max_test_acc_drop)};
   }
   // ua = 1 - forget accuracy. With no forget record there is nothing to
   // compare (ua is 0 then).
   if (report_.forget_records > 0) {
     const double excess = 100.0 * ((1.0 - after.ua) - after.ta);
     if (excess > p.max_forget_acc_excess) {
-      return "forget accuracy exceeds test accuracy by " +
-             std::to_string(excess) + " points > " +
-             std::to_string(p.max_forget_acc_excess);
+      return {AttemptFailure::kForgetAccuracy,
+              "forget accuracy exceeds test accuracy by " +
+                  std::to_string(excess) + " points > " +
+                  std::to_string(p.max_forget_acc_excess)};
     }
   }
-  return "";
+  return {};
 }
 
 Result<UnlearnOutcome> Run::Go() {
@@ -240,6 +248,7 @@ Result<UnlearnOutcome> Run::Go() {
     a.method = MethodName(m);
     if (!exact && Clock::now() > budgeted.deadline) {
       a.outcome = "skipped";
+      a.failure = AttemptFailure::kTimeBudget;
       a.reason = "time budget spent";
       report_.attempts.push_back(a);
       continue;
@@ -255,6 +264,7 @@ Result<UnlearnOutcome> Run::Go() {
           report_.forget_records);
       if (cost > req_.policy.max_cost_fraction) {
         a.outcome = "skipped";
+        a.failure = AttemptFailure::kCost;
         char buf[160];
         std::snprintf(buf, sizeof buf,
                       "estimated cost %.3g of a retrain > max_cost_fraction %.3g",
@@ -270,6 +280,7 @@ Result<UnlearnOutcome> Run::Go() {
     report_.timings.unlearn_s += a.seconds;
     if (!r.ok()) {
       a.outcome = "error";
+      a.failure = AttemptFailure::kError;
       a.reason = r.status().ToString();
       report_.attempts.push_back(a);
       continue;
@@ -281,10 +292,11 @@ Result<UnlearnOutcome> Run::Go() {
     if (!metrics.ok()) return metrics.status();
     a.has_metrics = true;
     a.metrics = *metrics;
-    std::string gate = exact ? "" : GateFailure(*metrics);
-    if (!gate.empty()) {
+    GateVerdict gate = exact ? GateVerdict{} : GateFailure(*metrics);
+    if (gate.failure != AttemptFailure::kNone) {
       a.outcome = "failed_gate";
-      a.reason = gate;
+      a.failure = gate.failure;
+      a.reason = gate.reason;
       report_.attempts.push_back(a);
       continue;
     }

@@ -55,6 +55,19 @@ void PutMetrics(std::string& out, const Metrics& m) {
 
 }  // namespace
 
+const char* AttemptFailureName(AttemptFailure failure) {
+  switch (failure) {
+    case AttemptFailure::kNone: return "none";
+    case AttemptFailure::kError: return "error";
+    case AttemptFailure::kTimeBudget: return "time_budget";
+    case AttemptFailure::kCost: return "cost";
+    case AttemptFailure::kMiaAuc: return "mia_auc";
+    case AttemptFailure::kTestAccuracy: return "test_accuracy";
+    case AttemptFailure::kForgetAccuracy: return "forget_accuracy";
+  }
+  return "unknown";
+}
+
 std::string JsonString(const std::string& s) {
   std::string out = "\"";
   for (unsigned char c : s) {
@@ -116,6 +129,7 @@ std::string ReportToJson(const Report& r) {
       JsonObject e(out);
       e.Str("method", a.method);
       e.Str("outcome", a.outcome);
+      e.Str("failure", AttemptFailureName(a.failure));
       e.Str("reason", a.reason);
       e.Num("seconds", a.seconds);
       e.Key("metrics");

@@ -53,6 +53,8 @@ TEST_F(EngineTest, DivergingMethodEscalatesAndNeverYieldsItsModel) {
   const Report& rep = r->report;
   ASSERT_EQ(rep.attempts.size(), 2u);
   EXPECT_EQ(rep.attempts[0].outcome, "error");
+  EXPECT_EQ(rep.attempts[0].failure, AttemptFailure::kError);
+  EXPECT_EQ(rep.attempts[1].failure, AttemptFailure::kNone);
   EXPECT_NE(rep.attempts[0].reason.find("diverged"), std::string::npos)
       << rep.attempts[0].reason;
   EXPECT_TRUE(rep.ok);
@@ -73,7 +75,10 @@ TEST_F(EngineTest, FailedGateEscalatesToExactMethod) {
   Result<UnlearnOutcome> r = engine_.Unlearn(req);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->report.attempts[0].outcome, "failed_gate");
+  EXPECT_EQ(r->report.attempts[0].failure, AttemptFailure::kMiaAuc);
   EXPECT_NE(r->report.attempts[0].reason.find("MIA AUC"), std::string::npos);
+  EXPECT_NE(ReportToJson(r->report).find("\"failure\":\"mia_auc\""),
+            std::string::npos);
   EXPECT_TRUE(r->report.attempts[0].has_metrics);
   EXPECT_EQ(r->report.method, "retrain");
 }
@@ -88,7 +93,25 @@ TEST_F(EngineTest, ForgetSetStillAboveTestAccuracyFailsTheGate) {
   ASSERT_TRUE(r.ok());
   ASSERT_EQ(r->report.attempts.size(), 2u);
   EXPECT_EQ(r->report.attempts[0].outcome, "failed_gate");
+  EXPECT_EQ(r->report.attempts[0].failure, AttemptFailure::kForgetAccuracy);
   EXPECT_NE(r->report.attempts[0].reason.find("forget accuracy exceeds test accuracy"),
+            std::string::npos)
+      << r->report.attempts[0].reason;
+  EXPECT_EQ(r->report.method, "retrain");
+}
+
+TEST_F(EngineTest, TestAccuracyDropFailsTheGate) {
+  UnlearnRequest req = Request({Method::kFinetune, Method::kRetrain});
+  req.policy.max_mia_auc = 1.0;
+  req.policy.max_forget_acc_excess = 100;
+  // Test accuracy can never rise by 100 points.
+  req.policy.max_test_acc_drop = -100;
+  Result<UnlearnOutcome> r = engine_.Unlearn(req);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->report.attempts.size(), 2u);
+  EXPECT_EQ(r->report.attempts[0].outcome, "failed_gate");
+  EXPECT_EQ(r->report.attempts[0].failure, AttemptFailure::kTestAccuracy);
+  EXPECT_NE(r->report.attempts[0].reason.find("test accuracy dropped"),
             std::string::npos)
       << r->report.attempts[0].reason;
   EXPECT_EQ(r->report.method, "retrain");
@@ -104,6 +127,7 @@ TEST_F(EngineTest, CostRuleSkipsCostlyApproximateMethodForExactOne) {
   ASSERT_EQ(rep.attempts.size(), 2u);
   EXPECT_EQ(rep.attempts[0].method, "finetune");
   EXPECT_EQ(rep.attempts[0].outcome, "skipped");
+  EXPECT_EQ(rep.attempts[0].failure, AttemptFailure::kCost);
   EXPECT_EQ(rep.attempts[0].reason,
             "estimated cost 1.67 of a retrain > max_cost_fraction 0.5");
   EXPECT_FALSE(rep.attempts[0].has_metrics);
@@ -183,6 +207,7 @@ TEST_F(EngineTest, SpentTimeBudgetSkipsToExactMethod) {
   Result<UnlearnOutcome> r = engine_.Unlearn(req);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->report.attempts[0].outcome, "skipped");
+  EXPECT_EQ(r->report.attempts[0].failure, AttemptFailure::kTimeBudget);
   EXPECT_EQ(r->report.method, "retrain");
 }
 

@@ -13,9 +13,24 @@
 
 namespace lethe::core {
 
+// Why an attempt did not produce the model, as a type: callers (the
+// worker's escalation metrics) branch on this, never on the reason's text.
+// AttemptFailureName gives the report's stable JSON string.
+enum class AttemptFailure {
+  kNone,            // "none": accepted
+  kError,           // "error": the method failed (diverged, no state, ...)
+  kTimeBudget,      // "time_budget": skipped, the policy's time budget spent
+  kCost,            // "cost": skipped, estimated cost over max_cost_fraction
+  kMiaAuc,          // "mia_auc": gate, MIA AUC over max_mia_auc
+  kTestAccuracy,    // "test_accuracy": gate, test accuracy dropped too far
+  kForgetAccuracy,  // "forget_accuracy": gate, forget set still above test
+};
+const char* AttemptFailureName(AttemptFailure failure);
+
 struct Attempt {
   std::string method;
   std::string outcome;  // "accepted", "failed_gate", "error", "skipped"
+  AttemptFailure failure = AttemptFailure::kNone;  // set unless accepted
   std::string reason;   // why it did not produce the model ("" if accepted)
   double seconds = 0;
   bool has_metrics = false;
