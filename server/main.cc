@@ -20,11 +20,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "base/config.h"
+#include "base/status_macros.h"
 #include "cert/keys.h"
 #include "observability/log.h"
 #include "observability/metrics.h"
 #include "observability/queue_collector.h"
-#include "server/config.h"
 #include "server/server.h"
 #include "server/subject.h"
 #include "storage/api_key_store.h"
@@ -33,6 +34,9 @@
 
 namespace lethe::server {
 namespace {
+
+using base::Config;
+using base::OptionSpec;
 
 const std::vector<OptionSpec>& Options() {
   static const auto* specs = new std::vector<OptionSpec>{
@@ -107,30 +111,26 @@ absl::StatusOr<ServerOptions> ServerOptionsFrom(const Config& cfg) {
   o.listen = cfg.Get("listen");
   o.database_url = cfg.Get("database-url");
   o.secrets_file = cfg.Get("secrets-file");
-  auto pool = cfg.GetInt("db-pool-size");
-  if (!pool.ok()) return pool.status();
-  auto threads = cfg.GetInt("handler-threads");
-  if (!threads.ok()) return threads.status();
-  o.db_pool_size = *pool;
-  o.handler_threads = *threads;
-  auto max_batch = cfg.GetInt("intake-max-batch");
-  if (!max_batch.ok()) return max_batch.status();
-  auto batches = cfg.GetInt("intake-concurrent-batches");
-  if (!batches.ok()) return batches.status();
-  if (*max_batch < 1 || *batches < 1 || *batches >= *pool) {
+  LETHE_ASSIGN_OR_RETURN(o.db_pool_size, cfg.GetInt("db-pool-size"));
+  LETHE_ASSIGN_OR_RETURN(o.handler_threads, cfg.GetInt("handler-threads"));
+  LETHE_ASSIGN_OR_RETURN(o.intake.max_batch, cfg.GetInt("intake-max-batch"));
+  LETHE_ASSIGN_OR_RETURN(o.intake.max_concurrent_batches,
+                         cfg.GetInt("intake-concurrent-batches"));
+  if (o.intake.max_batch < 1 || o.intake.max_concurrent_batches < 1 ||
+      o.intake.max_concurrent_batches >= o.db_pool_size) {
     return absl::InvalidArgumentError(
         "--intake-max-batch and --intake-concurrent-batches must be at least "
         "1, and --intake-concurrent-batches below --db-pool-size");
   }
-  o.intake.max_batch = *max_batch;
-  o.intake.max_concurrent_batches = *batches;
   o.artifact_dir = cfg.Get("artifact-dir");
   o.migrate_on_start = cfg.GetBool("migrate-on-start");
   o.tls_cert_file = cfg.Get("tls-cert");
   o.tls_key_file = cfg.Get("tls-key");
   o.tls_client_ca_file = cfg.Get("tls-client-ca");
-  o.limits.max_upload_bytes = std::stoll(cfg.Get("max-upload-bytes"));
-  o.limits.max_artifact_bytes = std::stoll(cfg.Get("max-artifact-bytes"));
+  LETHE_ASSIGN_OR_RETURN(o.limits.max_upload_bytes,
+                         cfg.GetInt64("max-upload-bytes"));
+  LETHE_ASSIGN_OR_RETURN(o.limits.max_artifact_bytes,
+                         cfg.GetInt64("max-artifact-bytes"));
   o.signing_key_files =
       absl::StrSplit(cfg.Get("signing-keys"), ',', absl::SkipWhitespace());
   o.log_origin = cfg.Get("log-origin");

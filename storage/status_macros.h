@@ -1,27 +1,6 @@
-// Our abseil (20220623) predates ABSL_RETURN_IF_ERROR; these two macros are
-// the small replacement STYLE.md asks for.
+// LETHE_RETURN_IF_ERROR and LETHE_ASSIGN_OR_RETURN live in base/; include
+// "base/status_macros.h" directly.
 #ifndef LETHE_STORAGE_STATUS_MACROS_H_
 #define LETHE_STORAGE_STATUS_MACROS_H_
-
-#include "absl/status/status.h"
-#include "absl/status/statusor.h"
-
-#define LETHE_RETURN_IF_ERROR(expr)            \
-  do {                                         \
-    if (absl::Status _st = (expr); !_st.ok()) { \
-      return _st;                              \
-    }                                          \
-  } while (0)
-
-#define LETHE_CONCAT_INNER_(a, b) a##b
-#define LETHE_CONCAT_(a, b) LETHE_CONCAT_INNER_(a, b)
-
-// LETHE_ASSIGN_OR_RETURN(auto x, FunctionReturningStatusOr());
-#define LETHE_ASSIGN_OR_RETURN(lhs, expr) \
-  LETHE_ASSIGN_OR_RETURN_IMPL_(LETHE_CONCAT_(_statusor_, __LINE__), lhs, expr)
-#define LETHE_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
-  auto tmp = (expr);                                 \
-  if (!tmp.ok()) return std::move(tmp).status();     \
-  lhs = std::move(tmp).value()
-
+#include "base/status_macros.h"  // IWYU pragma: export
 #endif  // LETHE_STORAGE_STATUS_MACROS_H_

@@ -14,11 +14,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "base/config.h"
+#include "base/status_macros.h"
 #include "cert/keys.h"
 #include "observability/log.h"
 #include "observability/metrics.h"
 #include "observability/worker_metrics.h"
-#include "server/config.h"
 #include "storage/migrations.h"
 #include "storage/reachability.h"
 #include "worker/worker.h"
@@ -26,8 +27,12 @@
 namespace lethe::worker {
 namespace {
 
-const std::vector<server::OptionSpec>& Options() {
-  static const auto* specs = new std::vector<server::OptionSpec>{
+using base::Config;
+using base::OptionSpec;
+
+const std::vector<OptionSpec>& Options() {
+  const WorkerOptions defaults;  // batch sizes stated once, in worker.h
+  static const auto* specs = new std::vector<OptionSpec>{
       {"database-url", "postgresql:///lethe", "libpq URL of PostgreSQL"},
       {"artifact-dir", "", "shared directory for model artifacts (empty: "
                            "PostgreSQL)"},
@@ -35,8 +40,10 @@ const std::vector<server::OptionSpec>& Options() {
       {"threads", "0", "LibTorch threads per engine run (0: all cores)"},
       {"concurrency", "1", "engine runs at once"},
       {"lease-seconds", "60", "lease length; renewed every third of it"},
-      {"batch-size", "64", "tasks per batch when the policy sets none"},
-      {"max-batch-size", "1000", "cap on any policy's batch size"},
+      {"batch-size", absl::StrCat(defaults.default_batch),
+       "tasks per batch when the policy sets none"},
+      {"max-batch-size", absl::StrCat(defaults.max_batch),
+       "cap on any policy's batch size"},
       {"retry-base-seconds", "10", "first retry delay (doubles per attempt)"},
       {"retry-max-seconds", "900", "longest retry delay"},
       {"max-lost-leases", "20", "expired leases (workers killed or cut off "
@@ -63,7 +70,7 @@ int Fail(const absl::Status& st) {
   return st.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
 }
 
-absl::StatusOr<WorkerOptions> FromConfig(const server::Config& cfg) {
+absl::StatusOr<WorkerOptions> FromConfig(const Config& cfg) {
   WorkerOptions o;
   o.database_url = cfg.Get("database-url");
   o.artifact_dir = cfg.Get("artifact-dir");
@@ -72,25 +79,24 @@ absl::StatusOr<WorkerOptions> FromConfig(const server::Config& cfg) {
                            {"concurrency", &o.concurrency},
                            {"batch-size", &o.default_batch},
                            {"max-batch-size", &o.max_batch}}) {
-    auto v = cfg.GetInt(name);
-    if (!v.ok()) return v.status();
-    *out = *v;
+    LETHE_ASSIGN_OR_RETURN(*out, cfg.GetInt(name));
   }
-  auto lease = cfg.GetInt("lease-seconds");
-  if (!lease.ok()) return lease.status();
-  if (*lease < 3 || o.concurrency < 1) {
+  LETHE_ASSIGN_OR_RETURN(const int lease, cfg.GetInt("lease-seconds"));
+  if (lease < 3 || o.concurrency < 1) {
     return absl::InvalidArgumentError(
         "--lease-seconds must be >= 3 and --concurrency >= 1");
   }
-  o.lease = std::chrono::seconds(*lease);
-  o.retry_base_seconds = std::stod(cfg.Get("retry-base-seconds"));
-  o.retry_max_seconds = std::stod(cfg.Get("retry-max-seconds"));
-  o.max_lost_leases = std::stoi(cfg.Get("max-lost-leases"));
+  o.lease = std::chrono::seconds(lease);
+  LETHE_ASSIGN_OR_RETURN(o.retry_base_seconds,
+                         cfg.GetDouble("retry-base-seconds"));
+  LETHE_ASSIGN_OR_RETURN(o.retry_max_seconds,
+                         cfg.GetDouble("retry-max-seconds"));
+  LETHE_ASSIGN_OR_RETURN(o.max_lost_leases, cfg.GetInt("max-lost-leases"));
   if (o.max_lost_leases < 1) {
     return absl::InvalidArgumentError("--max-lost-leases must be >= 1");
   }
-  o.poll = std::chrono::milliseconds(
-      static_cast<int64_t>(std::stod(cfg.Get("poll-seconds")) * 1000));
+  LETHE_ASSIGN_OR_RETURN(const double poll, cfg.GetDouble("poll-seconds"));
+  o.poll = std::chrono::milliseconds(static_cast<int64_t>(poll * 1000));
   o.exit_when_idle = cfg.GetBool("exit-when-idle");
   if (const char* fault = std::getenv("LETHE_FAULT_POINT")) o.fault_point = fault;
   auto level = observability::ParseLogLevel(cfg.Get("log-level"));
@@ -139,12 +145,12 @@ int Main(int argc, char** argv) {
   }
   std::vector<std::string> args(argv + 1, argv + argc);
   if (!args.empty() && args[0] == "worker") args.erase(args.begin());
-  auto cfg = server::Config::Parse(Options(), args);
+  auto cfg = Config::Parse(Options(), args);
   if (!cfg.ok()) return Fail(cfg.status());
   if (cfg->help_requested()) {
     std::cout << "usage: lethe-worker [options]\n\noptions (flag, environment "
                  "variable, default):\n"
-              << server::Config::Usage(Options());
+              << Config::Usage(Options());
     return 0;
   }
   auto options = FromConfig(*cfg);

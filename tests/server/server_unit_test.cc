@@ -2,11 +2,9 @@
 // configuration.
 #include <stdlib.h>
 
-#include <fstream>
 
 #include <gtest/gtest.h>
 
-#include "server/config.h"
 #include "server/convert.h"
 #include "server/erasure_service.h"
 #include "server/subject.h"
@@ -183,31 +181,6 @@ TEST(ApiTokenTest, ParsesOnlyTheDocumentedShape) {
   EXPECT_EQ(t->key_id, "0123456789abcdef");
   EXPECT_FALSE(storage::ParseApiToken("lethe_x").ok());
   EXPECT_FALSE(storage::ParseApiToken("lethe_0123456789abcdeg_" + std::string(64, 'a')).ok());
-}
-
-TEST(ConfigTest, FlagBeatsEnvironmentBeatsFileBeatsDefault) {
-  const std::vector<OptionSpec> specs = {{"listen", "d1", ""},
-                                         {"database-url", "d2", ""},
-                                         {"pool", "d3", ""},
-                                         {"verbose", "false", ""}};
-  const std::string file = ::testing::TempDir() + "/lethe.conf";
-  std::ofstream(file) << "# comment\nlisten = file-listen\ndatabase-url = file-db\n"
-                         "pool = file-pool\n";
-  setenv("LETHE_DATABASE_URL", "env-db", 1);
-  setenv("LETHE_POOL", "env-pool", 1);
-  auto cfg = Config::Parse(specs, {"--config", file, "--pool=flag-pool", "--verbose",
-                                   "serve"});
-  unsetenv("LETHE_DATABASE_URL");
-  unsetenv("LETHE_POOL");
-  ASSERT_TRUE(cfg.ok()) << cfg.status();
-  EXPECT_EQ(cfg->Get("listen"), "file-listen");
-  EXPECT_EQ(cfg->Get("database-url"), "env-db");
-  EXPECT_EQ(cfg->Get("pool"), "flag-pool");
-  EXPECT_TRUE(cfg->GetBool("verbose"));
-  EXPECT_EQ(cfg->positional(), std::vector<std::string>{"serve"});
-  EXPECT_FALSE(Config::Parse(specs, {"--nope=1"}).ok());
-  EXPECT_FALSE(Config::Parse(specs, {"--listen"}).ok());
-  EXPECT_EQ(Config::EnvName("db-pool-size"), "LETHE_DB_POOL_SIZE");
 }
 
 }  // namespace
