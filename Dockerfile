@@ -84,7 +84,7 @@ RUN set -eux; \
     cmake --build /build -j"$JOBS" --target lethe lethe-worker lethectl; \
     install -d /opt/lethe/bin; \
     install -m 0755 /build/server/lethe /build/worker/lethe-worker \
-      /build/server/cli/lethectl /opt/lethe/bin/; \
+      /build/lethectl/lethectl /opt/lethe/bin/; \
     strip --strip-debug /opt/lethe/bin/*; \
     /opt/lethe/bin/lethe version
 

@@ -68,8 +68,9 @@ absl::StatusOr<std::map<std::string, std::string>> FileValues(
   if (path.empty()) return values;
   if (auto st = ReadConfigFile(path, values); !st.ok()) return st;
   for (const auto& [name, value] : values) {
-    const bool known = std::any_of(specs.begin(), specs.end(),
-                                   [&](const auto& s) { return s.name == name; });
+    const bool known =
+        std::any_of(specs.begin(), specs.end(),
+                    [&](const OptionSpec& s) { return s.name == name; });
     if (!known) {
       return absl::InvalidArgumentError(
           absl::StrCat(path, ": unknown option '", name, "'"));

@@ -47,7 +47,8 @@ class ParsedFlags {
   // Whether a switch is on: given, and not as `--name=false`.
   bool Switch(absl::string_view name) const;
   // The (last) value of a flag, or `fallback` when it was not given.
-  std::string Get(absl::string_view name, absl::string_view fallback = {}) const;
+  std::string Get(absl::string_view name,
+                  absl::string_view fallback = {}) const;
   // Every value of a repeatable flag, in order; comma-separated values are
   // split ("--model a,b --model c" gives a, b, c).
   std::vector<std::string> GetList(absl::string_view name) const;

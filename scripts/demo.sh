@@ -80,7 +80,7 @@ if [[ $mode == --once ]]; then trap stop_all EXIT; fi
 
 export LETHE_ADDR="127.0.0.1:$(cat "$port_file")"
 export LETHE_API_KEY=$(cat "$state/admin.key")
-ctl="$build/server/cli/lethectl"
+ctl="$build/lethectl/lethectl"
 for _ in $(seq 50); do "$ctl" dataset list >/dev/null 2>&1 && break; sleep 0.2; done
 
 json() { $py -c "import json,sys; d=json.load(sys.stdin); print($1)"; }

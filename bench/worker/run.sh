@@ -45,7 +45,7 @@ trap cleanup EXIT
 url=$("$root/scripts/pg-local.sh" url "$tmp/pg")
 sql() { psql "$url" -Atqc "$1"; }
 lethe=$build/server/lethe
-ctl=$build/server/cli/lethectl
+ctl=$build/lethectl/lethectl
 "$lethe" admin create-secret --secrets-file "$tmp/secret" >/dev/null
 "$lethe" migrate --database-url "$url" >/dev/null
 export LETHE_API_KEY=$("$lethe" admin create-key --role admin --database-url "$url" 2>/dev/null)

@@ -78,7 +78,7 @@ class Cluster:
         self.pg_local = os.path.join(root, "scripts", "pg-local.sh")
         self.lethe = os.path.join(build, "server", "lethe")
         self.worker_bin = os.path.join(build, "worker", "lethe-worker")
-        self.ctl = os.path.join(build, "server", "cli", "lethectl")
+        self.ctl = os.path.join(build, "lethectl", "lethectl")
         self.secret = os.path.join(work, "secret")
         self.signing = os.path.join(work, "signing")
         self.n_workers = workers

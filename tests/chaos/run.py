@@ -368,7 +368,7 @@ def main():
     ap.add_argument("--keep", action="store_true",
                     help="keep the run's folder (logs, dump, bundles)")
     args = ap.parse_args()
-    for b in ("server/lethe", "worker/lethe-worker", "server/cli/lethectl"):
+    for b in ("server/lethe", "worker/lethe-worker", "lethectl/lethectl"):
         if not os.access(os.path.join(args.build_dir, b), os.X_OK):
             sys.exit(f"chaos: no {b} in {args.build_dir}; build it or pass "
                      "--build-dir")

@@ -19,7 +19,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 example=$root/docs/examples/python/lethe_client.py
 lethe=$build/server/lethe
 worker_bin=$build/worker/lethe-worker
-ctl=$build/server/cli/lethectl
+ctl=$build/lethectl/lethectl
 
 fail() { echo "python_client_test: FAIL: $*" >&2; exit 1; }
 say() { echo "python_client_test: $*"; }

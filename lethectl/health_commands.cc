@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.grpc.pb.h"
-#include "server/cli/commands.h"
+#include "lethectl/commands.h"
 
 namespace lethe::cli {
 namespace {

@@ -1,4 +1,4 @@
-#include "server/cli/output.h"
+#include "lethectl/output.h"
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"

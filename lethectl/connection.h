@@ -1,8 +1,8 @@
 // The flags every lethectl command shares, and the gRPC channel and call
 // contexts they describe: server address, API key (sent as
 // `authorization: Bearer <key>` metadata), TLS or mTLS, and a deadline.
-#ifndef LETHE_SERVER_CLI_CONNECTION_H_
-#define LETHE_SERVER_CLI_CONNECTION_H_
+#ifndef LETHE_LETHECTL_CONNECTION_H_
+#define LETHE_LETHECTL_CONNECTION_H_
 
 #include <memory>
 #include <optional>
@@ -12,7 +12,7 @@
 #include "absl/status/statusor.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
-#include "server/cli/flags.h"
+#include "lethectl/flags.h"
 
 namespace lethe::cli {
 
@@ -61,4 +61,4 @@ class Connection {
 
 }  // namespace lethe::cli
 
-#endif  // LETHE_SERVER_CLI_CONNECTION_H_
+#endif  // LETHE_LETHECTL_CONNECTION_H_

@@ -9,9 +9,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "base/file.h"
 #include "lethe/v1/dataset.grpc.pb.h"
-#include "server/cli/commands.h"
-#include "server/cli/files.h"
+#include "lethectl/commands.h"
 
 namespace lethe::cli {
 namespace {
@@ -53,7 +53,7 @@ Outcome Create(const Invocation& inv) {
     for (int64_t dim : *shape) request.add_feature_shape(dim);
   }
   if (!inv.flags.Has("type")) reader.Fail("--type is required: uint8|float32");
-  if (auto type = reader.Enum<v1::FeatureType>("type")) {
+  if (auto type = ReadEnum<v1::FeatureType>(reader, "type")) {
     request.set_feature_type(*type);
   }
   if (!inv.flags.Has("classes")) reader.Fail("--classes is required");
@@ -99,7 +99,7 @@ absl::Status PlanUpload(
                       reader.Required("idx-labels"));
   parts->emplace_back(v1::UPLOAD_PART_SUBJECTS, reader.Required("subjects"));
   if (!flags.Has("split")) reader.Fail("--split is required: train|test");
-  if (auto split = reader.Enum<v1::Split>("split"))
+  if (auto split = ReadEnum<v1::Split>(reader, "split"))
     header->set_idx_split(*split);
   return reader.status();
 }
@@ -112,7 +112,7 @@ Outcome Upload(const Invocation& inv) {
     return Outcome::FromStatus(s);
   }
   for (const auto& [part, path] : parts) {
-    if (absl::Status s = CheckReadable(path); !s.ok()) {
+    if (absl::Status s = base::CheckReadable(path); !s.ok()) {
       return Outcome::FromStatus(s);
     }
   }
@@ -124,10 +124,11 @@ Outcome Upload(const Invocation& inv) {
   for (const auto& [part, path] : parts) {
     if (!open) break;  // Finish says why
     message.mutable_chunk()->set_part(part);
-    absl::Status read = ForEachChunk(path, [&](absl::string_view chunk) {
-      message.mutable_chunk()->set_data(std::string(chunk));
-      return open = open && writer->Write(message);
-    });
+    absl::Status read = base::ForEachChunk(
+        path, kUploadChunkBytes, [&](absl::string_view chunk) {
+          message.mutable_chunk()->set_data(std::string(chunk));
+          return open = open && writer->Write(message);
+        });
     if (!read.ok()) {
       context->TryCancel();  // the server then adds nothing
       (void)writer->Finish();

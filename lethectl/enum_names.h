@@ -3,8 +3,8 @@
 // (ERASURE_STATE_NOTHING_TO_ERASE -> "nothing-to-erase"), except for a few
 // documented aliases (LEGAL_GROUND_CCPA_1798_105 -> "ccpa",
 // KIND_LOGISTIC_REGRESSION -> "logreg", OPTIMIZER_SGD_MOMENTUM -> "sgd").
-#ifndef LETHE_SERVER_CLI_ENUM_NAMES_H_
-#define LETHE_SERVER_CLI_ENUM_NAMES_H_
+#ifndef LETHE_LETHECTL_ENUM_NAMES_H_
+#define LETHE_LETHECTL_ENUM_NAMES_H_
 
 #include <optional>
 #include <string>
@@ -27,4 +27,4 @@ std::string EnumChoices(const google::protobuf::EnumDescriptor& type);
 
 }  // namespace lethe::cli
 
-#endif  // LETHE_SERVER_CLI_ENUM_NAMES_H_
+#endif  // LETHE_LETHECTL_ENUM_NAMES_H_

@@ -7,10 +7,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "base/crypto.h"
+#include "base/hex.h"
 #include "google/protobuf/util/time_util.h"
 #include "lethe/v1/erasure.grpc.pb.h"
-#include "server/cli/commands.h"
-#include "server/cli/crypto.h"
+#include "lethectl/commands.h"
+#include "lethectl/uuid.h"
 
 namespace lethe::cli {
 namespace {
@@ -51,7 +53,7 @@ std::string ErasureText(const Erasure& e) {
       Field("scope", e.scope_model_ids().empty()
                          ? "all models"
                          : absl::StrJoin(e.scope_model_ids(), ", ")),
-      Field("commitment", HexEncode(e.subject_commitment())),
+      Field("commitment", base::HexEncode(e.subject_commitment())),
       Field("idempotency", e.idempotency_key()),
       Field("created", FormatTime(e.create_time())),
       Field("updated", FormatTime(e.update_time())));
@@ -86,8 +88,8 @@ constexpr size_t kSaltBytes = 32;
 // --subject-salt, or 32 bytes drawn here: lethectl holds the salt before
 // the call, so a lost response loses nothing.
 std::string SubjectSalt(const ParsedFlags& flags, FlagReader& reader) {
-  if (!flags.Has("subject-salt")) return RandomBytes(kSaltBytes);
-  auto salt = HexDecode(flags.Get("subject-salt"));
+  if (!flags.Has("subject-salt")) return base::RandomBytes(kSaltBytes);
+  auto salt = base::HexDecode(flags.Get("subject-salt"));
   if (!salt || salt->size() != kSaltBytes) {
     reader.Fail("--subject-salt must be 64 hex digits (32 bytes)");
     return "";
@@ -106,7 +108,7 @@ void PrintRetryHint(const Invocation& inv,
             << (drew_salt ? "subject salt drawn here; " : "")
             << "to retry without a duplicate, pass --idempotency-key "
             << request.idempotency_key() << " --subject-salt "
-            << HexEncode(request.subject_salt()) << "\n";
+            << base::HexEncode(request.subject_salt()) << "\n";
 }
 
 Outcome Submit(const Invocation& inv) {
@@ -114,7 +116,7 @@ Outcome Submit(const Invocation& inv) {
   v1::SubmitErasureRequest request;
   request.set_subject_id(reader.Required("subject"));
   if (!inv.flags.Has("legal-ground")) reader.Fail("--legal-ground is required");
-  if (auto ground = reader.Enum<v1::LegalGround>("legal-ground")) {
+  if (auto ground = ReadEnum<v1::LegalGround>(reader, "legal-ground")) {
     request.set_legal_ground(*ground);
   }
   request.set_legal_reference(inv.flags.Get("reference"));
@@ -141,7 +143,7 @@ Outcome Submit(const Invocation& inv) {
           e.state_reason().empty() ? "" : Field("reason", e.state_reason()),
           Field("salt", response.subject_salt().empty()
                             ? "-"
-                            : HexEncode(response.subject_salt())),
+                            : base::HexEncode(response.subject_salt())),
           Field("idempotency", e.idempotency_key()),
           response.replayed() ? Field("replayed", "yes") : ""));
   if (response.subject_salt().empty()) {  // a replay from an older server
@@ -186,14 +188,14 @@ Outcome Cancel(const Invocation& inv) {
 Outcome List(const Invocation& inv) {
   FlagReader reader(inv.flags);
   v1::ListErasuresRequest request;
-  if (auto state = reader.Enum<ErasureState>("state")) {
+  if (auto state = ReadEnum<ErasureState>(reader, "state")) {
     request.set_state(*state);
   }
   request.set_model_id(inv.flags.Get("model"));
-  if (auto after = ReadTime(reader, inv.flags, "after")) {
+  if (auto after = ReadTime(reader, "after")) {
     *request.mutable_created_after() = *after;
   }
-  if (auto before = ReadTime(reader, inv.flags, "before")) {
+  if (auto before = ReadTime(reader, "before")) {
     *request.mutable_created_before() = *before;
   }
   if (!reader.ok()) return Outcome::FromStatus(reader.status());

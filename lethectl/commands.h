@@ -3,9 +3,10 @@
 // health_commands.cc) turns flags into requests, calls
 // the server and prints the responses; main.cc finds the command, parses
 // its flags and opens the connection.
-#ifndef LETHE_SERVER_CLI_COMMANDS_H_
-#define LETHE_SERVER_CLI_COMMANDS_H_
+#ifndef LETHE_LETHECTL_COMMANDS_H_
+#define LETHE_LETHECTL_COMMANDS_H_
 
+#include <cstddef>
 #include <functional>
 #include <iostream>
 #include <string>
@@ -13,12 +14,15 @@
 
 #include "absl/strings/string_view.h"
 #include "grpcpp/client_context.h"
-#include "server/cli/connection.h"
-#include "server/cli/flags.h"
-#include "server/cli/outcome.h"
-#include "server/cli/output.h"
+#include "lethectl/connection.h"
+#include "lethectl/flags.h"
+#include "lethectl/outcome.h"
+#include "lethectl/output.h"
 
 namespace lethe::cli {
+
+// Files sent to the server go in chunks of this size (the API allows 4 MiB).
+inline constexpr size_t kUploadChunkBytes = 1 << 20;
 
 struct Invocation {
   const ParsedFlags& flags;
@@ -62,7 +66,7 @@ Outcome RunList(const Invocation& inv, Request request, Rpc rpc, Rows rows) {
   }
   if (!reader.ok()) return Outcome::FromStatus(reader.status());
   request.set_page_token(inv.flags.Get("page-token"));
-  const bool all = inv.flags.Has("all");
+  const bool all = inv.flags.Switch("all");
   do {
     Response response;
     auto context = inv.connection.NewContext(/*streaming=*/false);
@@ -80,4 +84,4 @@ Outcome RunList(const Invocation& inv, Request request, Rpc rpc, Rows rows) {
 
 }  // namespace lethe::cli
 
-#endif  // LETHE_SERVER_CLI_COMMANDS_H_
+#endif  // LETHE_LETHECTL_COMMANDS_H_

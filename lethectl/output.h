@@ -2,8 +2,8 @@
 // proto3 JSON (MessageToJsonString; bytes fields in base64); otherwise
 // concise text made by the command, with times in RFC 3339 and enum values
 // by their short names (enum_names.h).
-#ifndef LETHE_SERVER_CLI_OUTPUT_H_
-#define LETHE_SERVER_CLI_OUTPUT_H_
+#ifndef LETHE_LETHECTL_OUTPUT_H_
+#define LETHE_LETHECTL_OUTPUT_H_
 
 #include <ostream>
 #include <string>
@@ -12,7 +12,7 @@
 #include "google/protobuf/generated_enum_reflection.h"
 #include "google/protobuf/message.h"
 #include "google/protobuf/timestamp.pb.h"
-#include "server/cli/enum_names.h"
+#include "lethectl/enum_names.h"
 
 namespace lethe::cli {
 
@@ -47,4 +47,4 @@ std::string Field(absl::string_view name, absl::string_view value);
 
 }  // namespace lethe::cli
 
-#endif  // LETHE_SERVER_CLI_OUTPUT_H_
+#endif  // LETHE_LETHECTL_OUTPUT_H_

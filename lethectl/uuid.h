@@ -1,7 +1,7 @@
 // The little cryptography lethectl needs, on OpenSSL: SHA-256 to check
 // artifacts, random UUIDs for idempotency keys and random subject salts.
-#ifndef LETHE_SERVER_CLI_CRYPTO_H_
-#define LETHE_SERVER_CLI_CRYPTO_H_
+#ifndef LETHE_LETHECTL_CRYPTO_H_
+#define LETHE_LETHECTL_CRYPTO_H_
 
 #include <cstddef>
 #include <optional>
@@ -43,4 +43,4 @@ std::string NewUuidV4();
 
 }  // namespace lethe::cli
 
-#endif  // LETHE_SERVER_CLI_CRYPTO_H_
+#endif  // LETHE_LETHECTL_CRYPTO_H_

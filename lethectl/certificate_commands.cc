@@ -13,15 +13,15 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "base/file.h"
+#include "base/hex.h"
 #include "cert/bundle.h"
 #include "cert/dsse.h"
-#include "cert/encoding.h"
 #include "cert/keys.h"
 #include "cert/statement.h"
 #include "google/protobuf/util/time_util.h"
 #include "lethe/v1/certificate.grpc.pb.h"
-#include "server/cli/commands.h"
-#include "server/cli/files.h"
+#include "lethectl/commands.h"
 
 namespace lethe::cli {
 namespace {
@@ -51,7 +51,7 @@ std::string CertificateText(const v1::Certificate& c) {
   return absl::StrCat(
       Field("request", c.request_id()),
       Field("leaf index", absl::StrCat(c.leaf_index())),
-      Field("leaf hash", cert::HexEncode(c.leaf_hash())),
+      Field("leaf hash", base::HexEncode(c.leaf_hash())),
       Field("key id", c.key_id()), Field("issued", FormatTime(c.issue_time())),
       Field("models", absl::StrJoin(c.model_ids(), ", ")),
       "\nStatement (not verified here: write a --bundle and run lethectl "
@@ -122,10 +122,10 @@ Outcome ListCertificates(const Invocation& inv) {
   FlagReader reader(inv.flags);
   v1::ListCertificatesRequest request;
   request.set_model_id(inv.flags.Get("model"));
-  if (auto after = ReadTime(reader, inv.flags, "after")) {
+  if (auto after = ReadTime(reader, "after")) {
     *request.mutable_issued_after() = *after;
   }
-  if (auto before = ReadTime(reader, inv.flags, "before")) {
+  if (auto before = ReadTime(reader, "before")) {
     *request.mutable_issued_before() = *before;
   }
   if (!reader.ok()) return Outcome::FromStatus(reader.status());
@@ -213,7 +213,7 @@ Outcome GenerateKey(const Invocation& inv) {
 absl::StatusOr<std::vector<cert::PublicKey>> ReadKeys(const ParsedFlags& flags) {
   std::vector<cert::PublicKey> keys;
   for (const std::string& path : flags.GetList("key")) {
-    auto pem = ReadWholeFile(path);
+    auto pem = base::ReadFile(path);
     if (!pem.ok()) return pem.status();
     auto key = cert::PublicKey::FromPem(*pem);
     if (!key.ok()) {
@@ -233,7 +233,7 @@ Outcome Verify(const Invocation& inv) {
   auto keys = ReadKeys(inv.flags);
   if (!keys.ok()) return Outcome::FromStatus(keys.status());
   const std::string& path = inv.flags.positionals()[0];
-  auto text = ReadWholeFile(path);
+  auto text = base::ReadFile(path);
   if (!text.ok()) return Outcome::Local(text.status().message());
   const auto failed = [&](const absl::Status& st) {
     return Outcome{kExitVerifyFailed,
@@ -251,9 +251,9 @@ Outcome Verify(const Invocation& inv) {
       "  envelope signature: valid, key ", verified->envelope_key_id, "\n",
       "  checkpoint: ", verified->checkpoint.origin, ", tree size ",
       verified->checkpoint.size, ", root ",
-      cert::HexEncode(verified->checkpoint.root_hash), " (signature valid)\n",
+      base::HexEncode(verified->checkpoint.root_hash), " (signature valid)\n",
       "  inclusion: leaf ", verified->leaf_index, " = ",
-      cert::HexEncode(verified->leaf_hash),
+      base::HexEncode(verified->leaf_hash),
       " (recomputed from the envelope) is in that tree\n\n",
       cert::Describe(verified->record));
   std::cout.flush();

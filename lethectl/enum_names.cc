@@ -1,4 +1,4 @@
-#include "server/cli/enum_names.h"
+#include "lethectl/enum_names.h"
 
 #include <cctype>
 #include <string>

@@ -10,11 +10,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "base/crypto.h"
+#include "base/file.h"
+#include "base/hex.h"
 #include "google/protobuf/util/json_util.h"
 #include "lethe/v1/model.grpc.pb.h"
-#include "server/cli/commands.h"
-#include "server/cli/crypto.h"
-#include "server/cli/files.h"
+#include "lethectl/commands.h"
 
 namespace lethe::cli {
 namespace {
@@ -37,7 +38,7 @@ absl::Status ReadJsonFlag(const ParsedFlags& flags, absl::string_view name,
                           google::protobuf::Message* out) {
   if (!flags.Has(name)) return absl::OkStatus();
   const std::string path = flags.Get(name);
-  absl::StatusOr<std::string> json = ReadWholeFile(path);
+  absl::StatusOr<std::string> json = base::ReadFile(path);
   if (!json.ok()) return json.status();
   auto status = google::protobuf::util::JsonStringToMessage(*json, out);
   if (!status.ok()) {
@@ -50,7 +51,7 @@ absl::Status ReadJsonFlag(const ParsedFlags& flags, absl::string_view name,
 
 // Inline recipe flags override the fields of --recipe-json.
 void ReadRecipeFlags(FlagReader& reader, v1::TrainingRecipe* recipe) {
-  if (auto v = reader.Enum<v1::Optimizer>("optimizer"))
+  if (auto v = ReadEnum<v1::Optimizer>(reader, "optimizer"))
     recipe->set_optimizer(*v);
   if (auto v = reader.Double("lr", 0, kHuge)) recipe->set_learning_rate(*v);
   if (auto v = reader.Double("momentum", 0, kHuge)) recipe->set_momentum(*v);
@@ -66,7 +67,7 @@ void ReadRecipeFlags(FlagReader& reader, v1::TrainingRecipe* recipe) {
   if (auto v = reader.Int("seed", 0, kInt64Max)) {
     recipe->set_seed(static_cast<uint64_t>(*v));
   }
-  if (auto v = reader.Enum<v1::LearningRateSchedule>("schedule")) {
+  if (auto v = ReadEnum<v1::LearningRateSchedule>(reader, "schedule")) {
     recipe->set_schedule(*v);
   }
 }
@@ -100,14 +101,15 @@ absl::StatusOr<std::string> ArtifactSha256(const ParsedFlags& flags) {
     return hex;
   }
   if (!flags.Has("artifact")) return std::string();
-  Sha256 sha;
+  base::Sha256Stream sha;
   absl::Status read =
-      ForEachChunk(flags.Get("artifact"), [&](absl::string_view c) {
-        sha.Update(c);
-        return true;
-      });
+      base::ForEachChunk(flags.Get("artifact"), kUploadChunkBytes,
+                         [&](absl::string_view c) {
+                           sha.Update(c);
+                           return true;
+                         });
   if (!read.ok()) return read;
-  return sha.FinishHex();
+  return base::HexEncode(sha.Finish());
 }
 
 absl::Status BuildMetadata(const ParsedFlags& flags, v1::ModelMetadata* m) {
@@ -116,7 +118,7 @@ absl::Status BuildMetadata(const ParsedFlags& flags, v1::ModelMetadata* m) {
   m->set_description(flags.Get("description"));
   m->set_dataset_id(reader.Required("dataset"));
   if (!flags.Has("kind")) reader.Fail("--kind is required");
-  if (auto kind = reader.Enum<v1::Architecture::Kind>("kind")) {
+  if (auto kind = ReadEnum<v1::Architecture::Kind>(reader, "kind")) {
     m->mutable_architecture()->set_kind(*kind);
   }
   if (auto hidden = reader.IntList("hidden", 1, kInt32Max)) {
@@ -132,7 +134,7 @@ absl::Status BuildMetadata(const ParsedFlags& flags, v1::ModelMetadata* m) {
   if (auto s = ReadJsonFlag(flags, "policy-json", &policy); !s.ok()) return s;
   ReadRecipeFlags(reader, &recipe);
   ReadMethods(reader, flags, &policy);
-  if (auto device = reader.Enum<v1::DeviceRequirement>("device")) {
+  if (auto device = ReadEnum<v1::DeviceRequirement>(reader, "device")) {
     policy.set_device(*device);
   }
   if (!reader.ok()) return reader.status();
@@ -243,10 +245,11 @@ Outcome Register(const Invocation& inv) {
   if (open && inv.flags.Has("artifact")) {
     v1::RegisterModelRequest message;
     absl::Status read =
-        ForEachChunk(inv.flags.Get("artifact"), [&](absl::string_view chunk) {
-          message.set_artifact_chunk(std::string(chunk));
-          return open = writer->Write(message);
-        });
+        base::ForEachChunk(inv.flags.Get("artifact"), kUploadChunkBytes,
+                           [&](absl::string_view chunk) {
+                             message.set_artifact_chunk(std::string(chunk));
+                             return open = writer->Write(message);
+                           });
     if (!read.ok()) {
       context->TryCancel();  // the server then registers nothing
       (void)writer->Finish();
@@ -323,8 +326,8 @@ Outcome Versions(const Invocation& inv) {
 // the version's metadata.
 Outcome Receive(const Invocation& inv,
                 const v1::DownloadModelVersionRequest& request,
-                const std::string& part, ModelVersion* version, Sha256* sha,
-                int64_t* size) {
+                const std::string& part, ModelVersion* version,
+                base::Sha256Stream* sha, int64_t* size) {
   std::ofstream out(part, std::ios::binary | std::ios::trunc);
   if (!out) return Outcome::Local(absl::StrCat("cannot write ", part));
   auto context = inv.connection.NewContext(/*streaming=*/true);
@@ -366,10 +369,10 @@ Outcome Download(const Invocation& inv) {
   // failed download never leaves a wrong file under the requested name.
   const std::string part = out + ".part";
   ModelVersion version;
-  Sha256 sha;
+  base::Sha256Stream sha;
   int64_t size = 0;
   Outcome received = Receive(inv, request, part, &version, &sha, &size);
-  const std::string digest = sha.FinishHex();
+  const std::string digest = base::HexEncode(sha.Finish());
   if (received.exit_code == kExitOk &&
       (digest != absl::AsciiStrToLower(version.artifact_sha256()) ||
        size != version.size_bytes())) {

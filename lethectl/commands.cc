@@ -1,4 +1,4 @@
-#include "server/cli/commands.h"
+#include "lethectl/commands.h"
 
 #include <algorithm>
 

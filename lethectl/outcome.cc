@@ -1,4 +1,4 @@
-#include "server/cli/outcome.h"
+#include "lethectl/outcome.h"
 
 #include <string>
 

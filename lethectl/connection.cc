@@ -1,13 +1,13 @@
-#include "server/cli/connection.h"
+#include "lethectl/connection.h"
 
 #include <chrono>
 #include <cstdlib>
 #include <limits>
 
+#include "base/file.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
-#include "server/cli/files.h"
 
 namespace lethe::cli {
 namespace {
@@ -51,7 +51,7 @@ absl::StatusOr<ConnectionOptions> ConnectionOptionsFromFlags(
   options.tls_cert_file = flags.Get("tls-cert");
   options.tls_key_file = flags.Get("tls-key");
   options.tls_server_name = flags.Get("tls-server-name");
-  options.tls = flags.Has("tls") || !options.tls_ca_file.empty() ||
+  options.tls = flags.Switch("tls") || !options.tls_ca_file.empty() ||
                 !options.tls_cert_file.empty();
   if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
     return absl::InvalidArgumentError(
@@ -82,7 +82,7 @@ absl::StatusOr<Connection> Connection::Open(ConnectionOptions options) {
           std::pair{&options.tls_cert_file, &ssl.pem_cert_chain},
           std::pair{&options.tls_key_file, &ssl.pem_private_key}}) {
       if (file->empty()) continue;
-      absl::StatusOr<std::string> content = ReadWholeFile(*file);
+      absl::StatusOr<std::string> content = base::ReadFile(*file);
       if (!content.ok()) return content.status();
       *pem = *std::move(content);
     }

@@ -7,7 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "server/cli/commands.h"
+#include "lethectl/commands.h"
 
 namespace lethe::cli {
 namespace {
@@ -99,7 +99,7 @@ Outcome RunCommand(const Command& command,
   if (!options.ok()) return Usage(options.status().message(), command.name);
   absl::StatusOr<Connection> connection = Connection::Open(*std::move(options));
   if (!connection.ok()) return Outcome::FromStatus(connection.status());
-  Printer printer(flags->Has("json"), std::cout);
+  Printer printer(flags->Switch("json"), std::cout);
   Outcome outcome = command.run({*flags, *connection, printer});
   if (outcome.exit_code == kExitUsage)
     return Usage(outcome.message, command.name);

@@ -11,8 +11,8 @@
 //
 // Helpers below return absl::Status; FromStatus maps INVALID_ARGUMENT to a
 // usage error and every other code to a local failure.
-#ifndef LETHE_SERVER_CLI_OUTCOME_H_
-#define LETHE_SERVER_CLI_OUTCOME_H_
+#ifndef LETHE_LETHECTL_OUTCOME_H_
+#define LETHE_LETHECTL_OUTCOME_H_
 
 #include <string>
 
@@ -49,4 +49,4 @@ absl::string_view StatusCodeName(grpc::StatusCode code);
 
 }  // namespace lethe::cli
 
-#endif  // LETHE_SERVER_CLI_OUTCOME_H_
+#endif  // LETHE_LETHECTL_OUTCOME_H_
