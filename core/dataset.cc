@@ -133,7 +133,7 @@ Status DatasetBuilder::AddValues(int64_t record_id,
                                  std::string_view subject_key, int64_t label,
                                  Split split, std::span<const float> values) {
   State& s = *state_;
-  LETHE_RETURN_IF_ERROR(CheckRow(s.spec, record_id, subject_key, label));
+  LETHE_CORE_RETURN_IF_ERROR(CheckRow(s.spec, record_id, subject_key, label));
   if (static_cast<int64_t>(values.size()) != s.spec.NumFeatures()) {
     return InvalidArgumentError(
         "record " + std::to_string(record_id) + ": " +
@@ -186,7 +186,7 @@ Status DatasetBuilder::Add(int64_t record_id, std::string_view subject_key,
 
 Result<Dataset> DatasetBuilder::Build() && {
   State& s = *state_;
-  LETHE_RETURN_IF_ERROR(s.spec.Validate());
+  LETHE_CORE_RETURN_IF_ERROR(s.spec.Validate());
   if (s.labels.empty()) return InvalidArgumentError("dataset has no records");
   auto rep = std::make_shared<Dataset::Rep>();
   rep->spec = s.spec;

@@ -89,7 +89,7 @@ Result<std::string> ReadFileMaybeGzip(const std::string& path) {
 
 Result<Dataset> ParseCsvDataset(const std::string& text,
                                 const FeatureSpec& spec) {
-  LETHE_RETURN_IF_ERROR(spec.Validate());
+  LETHE_CORE_RETURN_IF_ERROR(spec.Validate());
   std::istringstream in(text);
   std::string line;
   const size_t k = static_cast<size_t>(spec.NumFeatures());
@@ -142,7 +142,7 @@ Result<Dataset> ParseCsvDataset(const std::string& text,
 
 Result<Dataset> ReadCsvDataset(const std::string& path,
                                const FeatureSpec& spec) {
-  LETHE_ASSIGN_OR_RETURN(std::string text, ReadFileMaybeGzip(path));
+  LETHE_CORE_ASSIGN_OR_RETURN(std::string text, ReadFileMaybeGzip(path));
   Result<Dataset> r = ParseCsvDataset(text, spec);
   if (!r.ok()) {
     return Status(r.status().code(), path + ": " + r.status().message());
@@ -184,7 +184,7 @@ Result<IdxArray> ParseIdx(const std::string& bytes) {
 }
 
 Result<IdxArray> ReadIdx(const std::string& path) {
-  LETHE_ASSIGN_OR_RETURN(std::string bytes, ReadFileMaybeGzip(path));
+  LETHE_CORE_ASSIGN_OR_RETURN(std::string bytes, ReadFileMaybeGzip(path));
   Result<IdxArray> r = ParseIdx(bytes);
   if (!r.ok()) {
     return Status(r.status().code(), path + ": " + r.status().message());
@@ -202,8 +202,8 @@ Result<Dataset> LoadIdxDataset(const std::vector<IdxSource>& sources,
   std::vector<IdxArray> images, labels;
   int64_t total = 0;
   for (const IdxSource& src : sources) {
-    LETHE_ASSIGN_OR_RETURN(IdxArray im, ReadIdx(src.images_path));
-    LETHE_ASSIGN_OR_RETURN(IdxArray lb, ReadIdx(src.labels_path));
+    LETHE_CORE_ASSIGN_OR_RETURN(IdxArray im, ReadIdx(src.images_path));
+    LETHE_CORE_ASSIGN_OR_RETURN(IdxArray lb, ReadIdx(src.labels_path));
     if (lb.dims.size() != 1 || im.dims[0] != lb.dims[0]) {
       return InvalidArgumentError("'" + src.labels_path +
                                   "' does not hold one label per image of '" +
@@ -246,7 +246,7 @@ Result<Dataset> LoadIdxDataset(const std::vector<IdxSource>& sources,
                             : subjects.keys[static_cast<size_t>(id)];
       std::string_view raw(
           reinterpret_cast<const char*>(images[s].data.data()) + i * row, row);
-      LETHE_RETURN_IF_ERROR(builder.Add(id, key, labels[s].data[i],
+      LETHE_CORE_RETURN_IF_ERROR(builder.Add(id, key, labels[s].data[i],
                                         sources[s].split, raw));
     }
   }

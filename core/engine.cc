@@ -23,11 +23,11 @@ double Since(Clock::time_point t) {
 
 // A model moved to the CPU and saved, with its hash.
 Status Export(torch::jit::Module& m, std::string& bytes, std::string& sha) {
-  LETHE_RETURN_IF_ERROR(Guarded("moving model to cpu", [&]() -> Status {
+  LETHE_CORE_RETURN_IF_ERROR(Guarded("moving model to cpu", [&]() -> Status {
     m.to(at::Device(at::kCPU));
     return OkStatus();
   }));
-  LETHE_ASSIGN_OR_RETURN(bytes, SaveModel(m));
+  LETHE_CORE_ASSIGN_OR_RETURN(bytes, SaveModel(m));
   sha = Sha256Hex(bytes);
   return OkStatus();
 }
@@ -93,19 +93,19 @@ Status Run::Load() {
   if (!(req_.policy.max_cost_fraction > 0)) {
     return InvalidArgumentError("policy max_cost_fraction must be > 0");
   }
-  LETHE_RETURN_IF_ERROR(req_.recipe.Validate());
-  LETHE_ASSIGN_OR_RETURN(original_, LoadModel(req_.model_bytes));
-  LETHE_RETURN_IF_ERROR(CheckModelFits(original_, req_.dataset->spec()));
-  LETHE_ASSIGN_OR_RETURN(partition_,
+  LETHE_CORE_RETURN_IF_ERROR(req_.recipe.Validate());
+  LETHE_CORE_ASSIGN_OR_RETURN(original_, LoadModel(req_.model_bytes));
+  LETHE_CORE_RETURN_IF_ERROR(CheckModelFits(original_, req_.dataset->spec()));
+  LETHE_CORE_ASSIGN_OR_RETURN(partition_,
                          PartitionBySubjects(*req_.dataset, req_.forget_subjects));
   if (!req_.sisa_state.empty()) {
-    LETHE_ASSIGN_OR_RETURN(sisa_, ParseSisaState(req_.sisa_state));
+    LETHE_CORE_ASSIGN_OR_RETURN(sisa_, ParseSisaState(req_.sisa_state));
   }
   if (!req_.newton_state.empty()) {
-    LETHE_ASSIGN_OR_RETURN(newton_, ParseNewtonState(req_.newton_state));
+    LETHE_CORE_ASSIGN_OR_RETURN(newton_, ParseNewtonState(req_.newton_state));
   }
-  LETHE_ASSIGN_OR_RETURN(data_, ToDevice(*req_.dataset, opt_.device));
-  LETHE_RETURN_IF_ERROR(ToDeviceInPlace(original_, data_));
+  LETHE_CORE_ASSIGN_OR_RETURN(data_, ToDevice(*req_.dataset, opt_.device));
+  LETHE_CORE_RETURN_IF_ERROR(ToDeviceInPlace(original_, data_));
   retain_sample_ = RetainSample(partition_, req_.policy.retain_sample,
                                 req_.policy.seed);
   return OkStatus();
@@ -116,12 +116,12 @@ Result<Run::Produced> Run::RunSisa(const TrainControl& control) {
     return FailedPreconditionError(
         "model has no SISA state: train it with Engine::TrainSisa");
   }
-  LETHE_ASSIGN_OR_RETURN(SisaForgetResult r,
+  LETHE_CORE_ASSIGN_OR_RETURN(SisaForgetResult r,
                          SisaForget(*sisa_, *req_.dataset, data_, partition_,
                                     control));
   Produced p;
-  LETHE_ASSIGN_OR_RETURN(p.model, SisaEnsemble(r.state));
-  LETHE_RETURN_IF_ERROR(ToDeviceInPlace(p.model, data_));
+  LETHE_CORE_ASSIGN_OR_RETURN(p.model, SisaEnsemble(r.state));
+  LETHE_CORE_RETURN_IF_ERROR(ToDeviceInPlace(p.model, data_));
   p.sisa_state = SerializeSisaState(r.state);
   report_.sisa_retrained_shards = r.retrained_shards;
   return p;
@@ -133,7 +133,7 @@ Result<Run::Produced> Run::RunNewton() {
         "model has no certified-removal state: train it with "
         "Engine::TrainCertified");
   }
-  LETHE_ASSIGN_OR_RETURN(NewtonRemoval r,
+  LETHE_CORE_ASSIGN_OR_RETURN(NewtonRemoval r,
                          NewtonRemove(original_, data_, partition_, *newton_));
   report_.newton_bound = r.bound;
   report_.newton_budget = r.budget;
@@ -152,8 +152,8 @@ Result<Run::Produced> Run::RunNewton() {
 }
 
 Result<Run::Produced> Run::RetrainCertified() {
-  LETHE_ASSIGN_OR_RETURN(torch::jit::Module m, CloneModel(original_));
-  LETHE_ASSIGN_OR_RETURN(
+  LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module m, CloneModel(original_));
+  LETHE_CORE_ASSIGN_OR_RETURN(
       NewtonState s,
       TrainCertified(m, data_, partition_.retain, newton_->params));
   return Produced{m, "", SerializeNewtonState(s)};
@@ -183,7 +183,7 @@ Result<Run::Produced> Run::RunMethod(Method m, const TrainControl& control) {
     case Method::kSalun: fn = &Salun; break;
     default: return InternalError("unhandled method");
   }
-  LETHE_ASSIGN_OR_RETURN(torch::jit::Module out, fn(original_, Context(control)));
+  LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module out, fn(original_, Context(control)));
   return Produced{out, "", ""};
 }
 
@@ -220,14 +220,14 @@ Result<UnlearnOutcome> Run::Go() {
   report_.gate = Gate{req_.policy.max_mia_auc, req_.policy.max_test_acc_drop,
                       req_.policy.max_forget_acc_excess};
   report_.subjects_requested = static_cast<int64_t>(req_.forget_subjects.size());
-  LETHE_RETURN_IF_ERROR(Load());
+  LETHE_CORE_RETURN_IF_ERROR(Load());
   report_.forget_records = static_cast<int64_t>(partition_.forget.size());
   report_.retain_records = static_cast<int64_t>(partition_.retain.size());
   report_.test_records = static_cast<int64_t>(partition_.test.size());
   report_.timings.load_s = Since(t0);
 
   Clock::time_point tv = Clock::now();
-  LETHE_ASSIGN_OR_RETURN(report_.before, ComputeMetrics(original_, data_,
+  LETHE_CORE_ASSIGN_OR_RETURN(report_.before, ComputeMetrics(original_, data_,
                                                         partition_,
                                                         retain_sample_));
   report_.timings.verify_s += Since(tv);
@@ -319,9 +319,9 @@ Result<UnlearnOutcome> Run::Go() {
     bool same = report_.method == "retrain" && !sisa_ && !newton_;
     Metrics ref = report_.after;
     if (!same) {
-      LETHE_ASSIGN_OR_RETURN(torch::jit::Module rm,
+      LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module rm,
                              Retrain(original_, Context(TrainControl{})));
-      LETHE_ASSIGN_OR_RETURN(ref, ComputeMetrics(rm, data_, partition_,
+      LETHE_CORE_ASSIGN_OR_RETURN(ref, ComputeMetrics(rm, data_, partition_,
                                                  retain_sample_));
     }
     report_.has_reference = true;
@@ -330,7 +330,7 @@ Result<UnlearnOutcome> Run::Go() {
     report_.gap_before_points = GapPoints(report_.before, ref);
     report_.timings.reference_s = Since(tr);
   }
-  LETHE_RETURN_IF_ERROR(Export(accepted->model, out.model_bytes,
+  LETHE_CORE_RETURN_IF_ERROR(Export(accepted->model, out.model_bytes,
                                out.model_sha256));
   report_.model_sha256 = out.model_sha256;
   out.sisa_state = accepted->sisa_state;
@@ -344,13 +344,13 @@ Result<TrainedModel> Finish(torch::jit::Module& m, const Dataset& dataset,
   TrainedModel out;
   std::vector<int64_t> train = IndicesOfSplit(dataset, Split::kTrain);
   std::vector<int64_t> test = IndicesOfSplit(dataset, Split::kTest);
-  LETHE_ASSIGN_OR_RETURN(EvalResult tr, Evaluate(m, data, train));
+  LETHE_CORE_ASSIGN_OR_RETURN(EvalResult tr, Evaluate(m, data, train));
   out.train_accuracy = tr.accuracy();
   if (!test.empty()) {
-    LETHE_ASSIGN_OR_RETURN(EvalResult te, Evaluate(m, data, test));
+    LETHE_CORE_ASSIGN_OR_RETURN(EvalResult te, Evaluate(m, data, test));
     out.test_accuracy = te.accuracy();
   }
-  LETHE_RETURN_IF_ERROR(Export(m, out.model_bytes, out.model_sha256));
+  LETHE_CORE_RETURN_IF_ERROR(Export(m, out.model_bytes, out.model_sha256));
   out.seconds = Since(t0);
   return out;
 }
@@ -359,13 +359,13 @@ Result<TrainedModel> Finish(torch::jit::Module& m, const Dataset& dataset,
 Result<std::pair<torch::jit::Module, DeviceData>> Prepare(
     const Architecture& arch, uint64_t seed, const Dataset& dataset,
     const Device& device) {
-  LETHE_ASSIGN_OR_RETURN(torch::jit::Module m, BuildModel(arch, seed));
-  LETHE_RETURN_IF_ERROR(CheckModelFits(m, dataset.spec()));
+  LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module m, BuildModel(arch, seed));
+  LETHE_CORE_RETURN_IF_ERROR(CheckModelFits(m, dataset.spec()));
   if (IndicesOfSplit(dataset, Split::kTrain).empty()) {
     return InvalidArgumentError("dataset has no training records");
   }
-  LETHE_ASSIGN_OR_RETURN(DeviceData d, ToDevice(dataset, device));
-  LETHE_RETURN_IF_ERROR(ToDeviceInPlace(m, d));
+  LETHE_CORE_ASSIGN_OR_RETURN(DeviceData d, ToDevice(dataset, device));
+  LETHE_CORE_RETURN_IF_ERROR(ToDeviceInPlace(m, d));
   return std::make_pair(m, d);
 }
 
@@ -381,11 +381,11 @@ Result<TrainedModel> Engine::TrainImpl(const Architecture& arch,
                                        const Recipe& recipe,
                                        const Dataset& dataset) const {
   Clock::time_point t0 = Clock::now();
-  LETHE_RETURN_IF_ERROR(recipe.Validate());
-  LETHE_ASSIGN_OR_RETURN(auto md, Prepare(arch, recipe.seed, dataset,
+  LETHE_CORE_RETURN_IF_ERROR(recipe.Validate());
+  LETHE_CORE_ASSIGN_OR_RETURN(auto md, Prepare(arch, recipe.seed, dataset,
                                           options_.device));
   auto& [m, d] = md;
-  LETHE_RETURN_IF_ERROR(
+  LETHE_CORE_RETURN_IF_ERROR(
       TrainModel(m, d, IndicesOfSplit(dataset, Split::kTrain), recipe));
   return Finish(m, dataset, d, t0);
 }
@@ -395,15 +395,15 @@ Result<TrainedModel> Engine::TrainSisa(const Architecture& arch,
                                        const SisaParams& sisa,
                                        const Dataset& dataset) const {
   Clock::time_point t0 = Clock::now();
-  LETHE_RETURN_IF_ERROR(recipe.Validate());
-  LETHE_ASSIGN_OR_RETURN(auto md, Prepare(arch, recipe.seed, dataset,
+  LETHE_CORE_RETURN_IF_ERROR(recipe.Validate());
+  LETHE_CORE_ASSIGN_OR_RETURN(auto md, Prepare(arch, recipe.seed, dataset,
                                           options_.device));
   auto& [m, d] = md;
-  LETHE_ASSIGN_OR_RETURN(SisaState s,
+  LETHE_CORE_ASSIGN_OR_RETURN(SisaState s,
                          ::lethe::core::TrainSisa(m, dataset, d, sisa, recipe));
-  LETHE_ASSIGN_OR_RETURN(torch::jit::Module ens, SisaEnsemble(s));
-  LETHE_RETURN_IF_ERROR(ToDeviceInPlace(ens, d));
-  LETHE_ASSIGN_OR_RETURN(TrainedModel out, Finish(ens, dataset, d, t0));
+  LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module ens, SisaEnsemble(s));
+  LETHE_CORE_RETURN_IF_ERROR(ToDeviceInPlace(ens, d));
+  LETHE_CORE_ASSIGN_OR_RETURN(TrainedModel out, Finish(ens, dataset, d, t0));
   out.sisa_state = SerializeSisaState(s);
   return out;
 }
@@ -417,23 +417,23 @@ Result<TrainedModel> Engine::TrainCertified(const Architecture& arch,
     return InvalidArgumentError(
         "certified training needs architecture logreg or rf_logreg");
   }
-  LETHE_ASSIGN_OR_RETURN(auto md, Prepare(arch, seed, dataset,
+  LETHE_CORE_ASSIGN_OR_RETURN(auto md, Prepare(arch, seed, dataset,
                                           options_.device));
   auto& [m, d] = md;
   // `seed` initialises the model (rf_logreg's random features); the
   // objective's noise is secret, drawn afresh (core/newton.h).
-  LETHE_ASSIGN_OR_RETURN(
+  LETHE_CORE_ASSIGN_OR_RETURN(
       NewtonState s,
       ::lethe::core::TrainCertified(
           m, d, IndicesOfSplit(dataset, Split::kTrain), params));
-  LETHE_ASSIGN_OR_RETURN(TrainedModel out, Finish(m, dataset, d, t0));
+  LETHE_CORE_ASSIGN_OR_RETURN(TrainedModel out, Finish(m, dataset, d, t0));
   out.newton_state = SerializeNewtonState(s);
   return out;
 }
 
 Status Engine::Validate(std::string_view model_bytes,
                         const FeatureSpec& spec) const {
-  LETHE_ASSIGN_OR_RETURN(torch::jit::Module m, LoadModel(model_bytes));
+  LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module m, LoadModel(model_bytes));
   return CheckModelFits(m, spec);
 }
 

@@ -11,7 +11,7 @@ namespace {
 using internal::Guarded;
 
 Result<torch::jit::Module> Student(const torch::jit::Module& original) {
-  LETHE_ASSIGN_OR_RETURN(torch::jit::Module m, CloneModel(original));
+  LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module m, CloneModel(original));
   return m;
 }
 
@@ -101,11 +101,11 @@ Result<torch::jit::Module> TrainOnLabels(
     const torch::jit::Module& original, const MethodContext& ctx, int epochs,
     double lr, const at::Tensor& labels,
     const std::vector<at::Tensor>* mask) {
-  LETHE_ASSIGN_OR_RETURN(torch::jit::Module m, Student(original));
+  LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module m, Student(original));
   Recipe r = With(ctx.recipe, epochs, lr, LrSchedule::kConstant, ctx.seed);
   TrainControl control = ctx.control;
   control.grad_mask = mask;
-  LETHE_RETURN_IF_ERROR(RunTrainingLoop(
+  LETHE_CORE_RETURN_IF_ERROR(RunTrainingLoop(
       m, Concat(ctx.partition.forget, ctx.partition.retain), r, control,
       [&](const at::Tensor& rows) {
         return CrossEntropy(m, ctx.data, rows, labels);
@@ -117,13 +117,13 @@ Result<torch::jit::Module> TrainOnLabels(
 
 Result<torch::jit::Module> Retrain(const torch::jit::Module& original,
                                    const MethodContext& ctx) {
-  LETHE_ASSIGN_OR_RETURN(torch::jit::Module m, Student(original));
-  LETHE_RETURN_IF_ERROR(ReinitializeModel(m, ctx.recipe.seed));
-  LETHE_RETURN_IF_ERROR(Guarded("moving model", [&]() -> Status {
+  LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module m, Student(original));
+  LETHE_CORE_RETURN_IF_ERROR(ReinitializeModel(m, ctx.recipe.seed));
+  LETHE_CORE_RETURN_IF_ERROR(Guarded("moving model", [&]() -> Status {
     m.to(ctx.data.device);
     return OkStatus();
   }));
-  LETHE_RETURN_IF_ERROR(
+  LETHE_CORE_RETURN_IF_ERROR(
       TrainModel(m, ctx.data, ctx.partition.retain, ctx.recipe, ctx.control));
   return m;
 }
@@ -140,7 +140,7 @@ Status RefitHead(torch::jit::Module& m, const MethodContext& ctx) {
   if (p.batch > 0) r.batch_size = p.batch;
   const std::vector<int64_t>& retain = ctx.partition.retain;
   at::Tensor trunk_out, labels;
-  LETHE_RETURN_IF_ERROR(Guarded("computing the trunk's outputs", [&]() -> Status {
+  LETHE_CORE_RETURN_IF_ERROR(Guarded("computing the trunk's outputs", [&]() -> Status {
     at::NoGradGuard no_grad;
     m.eval();
     torch::jit::Method trunk = m.get_method("trunk");
@@ -170,12 +170,12 @@ Status RefitHead(torch::jit::Module& m, const MethodContext& ctx) {
 Result<torch::jit::Module> FinetuneOnly(const torch::jit::Module& original,
                                         const MethodContext& ctx) {
   const FinetuneParams& p = ctx.params.finetune;
-  LETHE_ASSIGN_OR_RETURN(torch::jit::Module m, Student(original));
+  LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module m, Student(original));
   Recipe r = With(ctx.recipe, p.epochs, p.lr, LrSchedule::kLinearDecay,
                   ctx.seed);
   r.warmup_fraction = p.warmup;
   r.max_grad_norm = p.max_grad_norm;
-  LETHE_RETURN_IF_ERROR(
+  LETHE_CORE_RETURN_IF_ERROR(
       TrainModel(m, ctx.data, ctx.partition.retain, r, ctx.control));
   return m;
 }
@@ -183,11 +183,11 @@ Result<torch::jit::Module> FinetuneOnly(const torch::jit::Module& original,
 Result<torch::jit::Module> NegGradPlusOnly(const torch::jit::Module& original,
                                            const MethodContext& ctx) {
   const NegGradPlusParams& p = ctx.params.neggrad_plus;
-  LETHE_ASSIGN_OR_RETURN(torch::jit::Module m, Student(original));
+  LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module m, Student(original));
   Recipe r = With(ctx.recipe, p.epochs, p.lr, LrSchedule::kConstant, ctx.seed);
   ForgetStream forget(ctx.partition.forget, r.batch_size, ctx.seed + 1,
                       ctx.data.device);
-  LETHE_RETURN_IF_ERROR(RunTrainingLoop(
+  LETHE_CORE_RETURN_IF_ERROR(RunTrainingLoop(
       m, ctx.partition.retain, r, ctx.control, [&](const at::Tensor& rows) {
         at::Tensor keep = CrossEntropy(m, ctx.data, rows, ctx.data.labels);
         at::Tensor drop =
@@ -200,8 +200,8 @@ Result<torch::jit::Module> NegGradPlusOnly(const torch::jit::Module& original,
 Result<torch::jit::Module> ScrubOnly(const torch::jit::Module& original,
                                      const MethodContext& ctx) {
   const ScrubParams& p = ctx.params.scrub;
-  LETHE_ASSIGN_OR_RETURN(torch::jit::Module teacher, Student(original));
-  LETHE_ASSIGN_OR_RETURN(torch::jit::Module m, Student(original));
+  LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module teacher, Student(original));
+  LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module m, Student(original));
   auto teacher_logits = [&](const at::Tensor& x) {
     at::NoGradGuard no_grad;
     teacher.eval();
@@ -211,14 +211,14 @@ Result<torch::jit::Module> ScrubOnly(const torch::jit::Module& original,
     Recipe r = With(ctx.recipe, 1, p.lr, LrSchedule::kConstant,
                     ctx.seed + 2 * static_cast<uint64_t>(e));
     if (e < p.max_epochs) {
-      LETHE_RETURN_IF_ERROR(RunTrainingLoop(
+      LETHE_CORE_RETURN_IF_ERROR(RunTrainingLoop(
           m, ctx.partition.forget, r, ctx.control, [&](const at::Tensor& rows) {
             at::Tensor x = ctx.data.features.index_select(0, rows);
             return -Kl(teacher_logits(x), Forward(m, x), p.temperature);
           }));
     }
     r.seed += 1;
-    LETHE_RETURN_IF_ERROR(RunTrainingLoop(
+    LETHE_CORE_RETURN_IF_ERROR(RunTrainingLoop(
         m, ctx.partition.retain, r, ctx.control, [&](const at::Tensor& rows) {
           at::Tensor x = ctx.data.features.index_select(0, rows);
           at::Tensor logits = Forward(m, x);
@@ -233,8 +233,8 @@ Result<torch::jit::Module> ScrubOnly(const torch::jit::Module& original,
 Result<torch::jit::Module> RandomLabelOnly(const torch::jit::Module& original,
                                            const MethodContext& ctx) {
   const RandomLabelParams& p = ctx.params.random_label;
-  LETHE_ASSIGN_OR_RETURN(torch::jit::Module probe, Student(original));
-  LETHE_ASSIGN_OR_RETURN(int64_t classes, NumClasses(probe, ctx.data));
+  LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module probe, Student(original));
+  LETHE_CORE_ASSIGN_OR_RETURN(int64_t classes, NumClasses(probe, ctx.data));
   at::Tensor labels =
       RandomWrongLabels(ctx.data, ctx.partition, classes, ctx.seed + 7);
   return TrainOnLabels(original, ctx, p.epochs, p.lr, labels, nullptr);
@@ -246,10 +246,10 @@ Result<torch::jit::Module> SalunOnly(const torch::jit::Module& original,
   if (!(p.salient > 0 && p.salient <= 1)) {
     return InvalidArgumentError("salun: salient must be in (0, 1]");
   }
-  LETHE_ASSIGN_OR_RETURN(torch::jit::Module probe, Student(original));
-  LETHE_ASSIGN_OR_RETURN(int64_t classes, NumClasses(probe, ctx.data));
+  LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module probe, Student(original));
+  LETHE_CORE_ASSIGN_OR_RETURN(int64_t classes, NumClasses(probe, ctx.data));
   std::vector<at::Tensor> mask;
-  LETHE_RETURN_IF_ERROR(Guarded("salun saliency", [&]() -> Status {
+  LETHE_CORE_RETURN_IF_ERROR(Guarded("salun saliency", [&]() -> Status {
     // Gradient of the forget loss (sum over the forget set) at the original.
     std::vector<at::Tensor> params = TrainableParameters(probe);
     probe.eval();
@@ -301,8 +301,8 @@ Result<torch::jit::Module> ThenRefitHead(MethodFn method,
         "the head re-fit needs a model with trunk(x) and head(h) methods and "
         "forward(x) = head(trunk(x)) (built-in mlp and cnn have them)");
   }
-  LETHE_ASSIGN_OR_RETURN(torch::jit::Module m, method(original, ctx));
-  LETHE_RETURN_IF_ERROR(RefitHead(m, ctx));
+  LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module m, method(original, ctx));
+  LETHE_CORE_RETURN_IF_ERROR(RefitHead(m, ctx));
   return m;
 }
 

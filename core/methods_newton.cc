@@ -306,11 +306,11 @@ Result<NewtonState> Train(torch::jit::Module& model, const DeviceData& data,
                           const std::vector<int64_t>& rows,
                           const NewtonParams& params, Tensor noise,
                           Tensor* drawn) {
-  LETHE_ASSIGN_OR_RETURN(Linear lin, FindLinear(model, data));
+  LETHE_CORE_ASSIGN_OR_RETURN(Linear lin, FindLinear(model, data));
   if (rows.empty()) return InvalidArgumentError("no rows to train on");
   const int64_t k = lin.weight.size(0), d = lin.weight.size(1) + 1;
   if (!noise.defined()) {
-    LETHE_ASSIGN_OR_RETURN(noise, SecretNoise(k, d, params.sigma));
+    LETHE_CORE_ASSIGN_OR_RETURN(noise, SecretNoise(k, d, params.sigma));
     if (drawn != nullptr) *drawn = noise;
   } else if (noise.dim() != 2 || noise.size(0) != k || noise.size(1) != d) {
     return InvalidArgumentError("newton noise must be [" + std::to_string(k) +
@@ -395,8 +395,8 @@ Result<NewtonRemoval> NewtonRemove(const torch::jit::Module& original,
         "lethe-newton-v3), so it is not certified; certified retraining "
         "draws a secret one");
   }
-  LETHE_ASSIGN_OR_RETURN(torch::jit::Module model, CloneModel(original));
-  LETHE_ASSIGN_OR_RETURN(Linear lin, FindLinear(model, data));
+  LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module model, CloneModel(original));
+  LETHE_CORE_ASSIGN_OR_RETURN(Linear lin, FindLinear(model, data));
   if (state.has_cache() &&
       (state.hessians.size(0) != lin.weight.size(0) ||
        state.hessians.size(1) != lin.weight.size(1) + 1)) {
@@ -512,8 +512,8 @@ Result<double> GradientResidual(const torch::jit::Module& model,
                                 const DeviceData& data,
                                 const std::vector<int64_t>& rows,
                                 double lambda, const Tensor& noise) {
-  LETHE_ASSIGN_OR_RETURN(torch::jit::Module m, CloneModel(model));
-  LETHE_ASSIGN_OR_RETURN(Linear lin, FindLinear(m, data));
+  LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module m, CloneModel(model));
+  LETHE_CORE_ASSIGN_OR_RETURN(Linear lin, FindLinear(m, data));
   return Guarded("gradient residual", [&]() -> Result<double> {
     at::NoGradGuard no_grad;
     Tensor x = Design(m, lin, data, rows);

@@ -102,17 +102,17 @@ Status TrainStages(SisaState& s, torch::jit::Module model, const DeviceData& d,
       Recipe r = s.recipe;
       r.epochs = StageEpochs(s);
       r.seed = StageSeed(s.recipe.seed, k, j);
-      LETHE_RETURN_IF_ERROR(TrainModel(model, d, rows, r, control));
+      LETHE_CORE_RETURN_IF_ERROR(TrainModel(model, d, rows, r, control));
     }
-    LETHE_ASSIGN_OR_RETURN(s.checkpoints[k][j], SaveModel(model));
+    LETHE_CORE_ASSIGN_OR_RETURN(s.checkpoints[k][j], SaveModel(model));
   }
   return OkStatus();
 }
 
 Result<torch::jit::Module> FreshShard(const SisaState& s, int k,
                                       at::Device device) {
-  LETHE_ASSIGN_OR_RETURN(torch::jit::Module m, LoadModel(s.template_bytes));
-  LETHE_RETURN_IF_ERROR(ReinitializeModel(m, StageSeed(s.recipe.seed, k, -1)));
+  LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module m, LoadModel(s.template_bytes));
+  LETHE_CORE_RETURN_IF_ERROR(ReinitializeModel(m, StageSeed(s.recipe.seed, k, -1)));
   return Guarded("moving shard", [&]() -> Result<torch::jit::Module> {
     m.to(device);
     return m;
@@ -218,7 +218,7 @@ Result<SisaState> TrainSisa(const torch::jit::Module& template_model,
       params.slices > 65535) {
     return InvalidArgumentError("sisa shards and slices must be in [1, 65535]");
   }
-  LETHE_RETURN_IF_ERROR(recipe.Validate());
+  LETHE_CORE_RETURN_IF_ERROR(recipe.Validate());
   if (recipe.warmup_fraction != 0) {
     // Not part of the state's format: a shard retrained from it would differ.
     return InvalidArgumentError("sisa does not support a warm-up in the recipe");
@@ -226,7 +226,7 @@ Result<SisaState> TrainSisa(const torch::jit::Module& template_model,
   SisaState s;
   s.params = params;
   s.recipe = recipe;
-  LETHE_ASSIGN_OR_RETURN(s.template_bytes, SaveModel(template_model));
+  LETHE_CORE_ASSIGN_OR_RETURN(s.template_bytes, SaveModel(template_model));
   std::vector<std::pair<int64_t, int64_t>> train;  // (record id, row)
   for (int64_t i = 0; i < dataset.size(); ++i) {
     if (dataset.splits()[i] == Split::kTrain) {
@@ -244,8 +244,8 @@ Result<SisaState> TrainSisa(const torch::jit::Module& template_model,
   s.checkpoints.assign(params.shards, std::vector<std::string>(params.slices));
   auto row_of = RowsById(dataset);
   for (int k = 0; k < params.shards; ++k) {
-    LETHE_ASSIGN_OR_RETURN(torch::jit::Module m, FreshShard(s, k, data.device));
-    LETHE_RETURN_IF_ERROR(TrainStages(s, m, data, row_of, k, 0, control));
+    LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module m, FreshShard(s, k, data.device));
+    LETHE_CORE_RETURN_IF_ERROR(TrainStages(s, m, data, row_of, k, 0, control));
   }
   return s;
 }
@@ -255,7 +255,7 @@ Result<torch::jit::Module> SisaEnsemble(const SisaState& s) {
     torch::jit::Module ens("__torch__.lethe.SisaEnsemble");
     std::string src = "def forward(self, x):\n";
     for (int k = 0; k < s.params.shards; ++k) {
-      LETHE_ASSIGN_OR_RETURN(torch::jit::Module shard,
+      LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module shard,
                              LoadModel(s.checkpoints[k].back()));
       std::string name = "shard" + std::to_string(k);
       ens.register_module(name, shard);
@@ -299,15 +299,15 @@ Result<SisaForgetResult> SisaForget(const SisaState& state,
     if (first[k] == s.params.slices) continue;
     torch::jit::Module m;
     if (first[k] == 0) {
-      LETHE_ASSIGN_OR_RETURN(m, FreshShard(s, k, data.device));
+      LETHE_CORE_ASSIGN_OR_RETURN(m, FreshShard(s, k, data.device));
     } else {
-      LETHE_ASSIGN_OR_RETURN(m, LoadModel(s.checkpoints[k][first[k] - 1]));
-      LETHE_RETURN_IF_ERROR(Guarded("moving shard", [&]() -> Status {
+      LETHE_CORE_ASSIGN_OR_RETURN(m, LoadModel(s.checkpoints[k][first[k] - 1]));
+      LETHE_CORE_RETURN_IF_ERROR(Guarded("moving shard", [&]() -> Status {
         m.to(data.device);
         return OkStatus();
       }));
     }
-    LETHE_RETURN_IF_ERROR(TrainStages(s, m, data, row_of, k, first[k], control));
+    LETHE_CORE_RETURN_IF_ERROR(TrainStages(s, m, data, row_of, k, first[k], control));
     out.retrained_shards.push_back(k);
     out.retrained_stages += s.params.slices - first[k];
   }

@@ -145,7 +145,7 @@ def forward(self, x):
 
 Result<torch::jit::Module> BuildModel(const Architecture& arch,
                                       uint64_t seed) {
-  LETHE_RETURN_IF_ERROR(arch.Validate());
+  LETHE_CORE_RETURN_IF_ERROR(arch.Validate());
   return Guarded("building model", [&]() -> Result<torch::jit::Module> {
     at::Generator g = at::make_generator<at::CPUGeneratorImpl>(seed);
     switch (arch.kind) {
@@ -234,7 +234,7 @@ Status ReinitializeModel(torch::jit::Module& module, uint64_t seed) {
 }
 
 Status CheckModelFits(torch::jit::Module& module, const FeatureSpec& spec) {
-  LETHE_RETURN_IF_ERROR(spec.Validate());
+  LETHE_CORE_RETURN_IF_ERROR(spec.Validate());
   std::vector<int64_t> shape{2};
   shape.insert(shape.end(), spec.shape.begin(), spec.shape.end());
   std::string input = "float32[2";

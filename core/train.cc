@@ -139,7 +139,7 @@ std::vector<at::Tensor> TrainableParameters(torch::jit::Module& module) {
 Status RunTrainingLoop(torch::jit::Module& module,
                        const std::vector<int64_t>& rows, const Recipe& recipe,
                        const TrainControl& control, const BatchLoss& loss) {
-  LETHE_RETURN_IF_ERROR(recipe.Validate());
+  LETHE_CORE_RETURN_IF_ERROR(recipe.Validate());
   if (rows.empty()) return InvalidArgumentError("no rows to train on");
   return Guarded("training", [&]() -> Status {
     std::vector<at::Tensor> params = TrainableParameters(module);

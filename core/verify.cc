@@ -20,10 +20,10 @@ std::vector<int64_t> RetainSample(const Partition& p, int64_t n,
 Result<Metrics> ComputeMetrics(torch::jit::Module& model,
                                const DeviceData& data, const Partition& p,
                                const std::vector<int64_t>& retain_sample) {
-  LETHE_ASSIGN_OR_RETURN(EvalResult forget, Evaluate(model, data, p.forget));
-  LETHE_ASSIGN_OR_RETURN(EvalResult retain,
+  LETHE_CORE_ASSIGN_OR_RETURN(EvalResult forget, Evaluate(model, data, p.forget));
+  LETHE_CORE_ASSIGN_OR_RETURN(EvalResult retain,
                          Evaluate(model, data, retain_sample));
-  LETHE_ASSIGN_OR_RETURN(EvalResult test, Evaluate(model, data, p.test));
+  LETHE_CORE_ASSIGN_OR_RETURN(EvalResult test, Evaluate(model, data, p.test));
   Metrics m;
   m.ua = 1.0 - forget.accuracy();
   m.ra = retain.accuracy();

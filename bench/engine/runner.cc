@@ -207,7 +207,7 @@ Status RequestRun::Go(std::ostringstream& json, const core::SisaState* sisa,
   nothing.label = "nothing (original)";
   nothing.guarantee = "none";
   Module orig = original_;
-  LETHE_RETURN_IF_ERROR(Measure(orig, nothing));
+  LETHE_CORE_RETURN_IF_ERROR(Measure(orig, nothing));
   Row ref = Timed("retrain (reference, seed 0)", [&] {
     return core::Retrain(original_, Ctx(s_.recipe, defaults));
   });
@@ -314,7 +314,7 @@ Status RequestRun::Go(std::ostringstream& json, const core::SisaState* sisa,
     row.label = "sisa forget (8 shards)";
     row.guarantee = "exact";
     row.seconds = forget_s;
-    LETHE_RETURN_IF_ERROR(Measure(*ens, row));
+    LETHE_CORE_RETURN_IF_ERROR(Measure(*ens, row));
     std::string shards;
     for (int k : f->retrained_shards) shards += (shards.empty() ? "" : ",") + std::to_string(k);
     row.note = "shards " + shards + ", " + std::to_string(f->retrained_stages) +
@@ -395,7 +395,7 @@ Result<std::string> RunScenario(const Scenario& s, const RunOptions& o) {
   Result<Module> original = core::BuildModel(s.arch, s.recipe.seed);
   if (!original.ok()) return original.status();
   Clock::time_point t = Clock::now();
-  LETHE_RETURN_IF_ERROR(core::TrainModel(*original, *dd, train, s.recipe));
+  LETHE_CORE_RETURN_IF_ERROR(core::TrainModel(*original, *dd, train, s.recipe));
   double train_s = Since(t);
   Result<core::EvalResult> tr = core::Evaluate(*original, *dd, train);
   Result<core::EvalResult> te = core::Evaluate(*original, *dd, test);
@@ -435,7 +435,7 @@ Result<std::string> RunScenario(const Scenario& s, const RunOptions& o) {
   for (size_t i = 0; i < s.requests.size(); ++i) {
     if (i) json << ",";
     RequestRun run(s, s.requests[i], o, *original, *bytes, *dd, true_labels);
-    LETHE_RETURN_IF_ERROR(run.Go(json, sisa ? &*sisa : nullptr, sisa_s));
+    LETHE_CORE_RETURN_IF_ERROR(run.Go(json, sisa ? &*sisa : nullptr, sisa_s));
   }
   json << "]";
   return json.str();

@@ -41,8 +41,8 @@ Result<int> Half(int x) {
 }
 
 Result<int> Quarter(int x) {
-  LETHE_ASSIGN_OR_RETURN(int h, Half(x));
-  LETHE_ASSIGN_OR_RETURN(int q, Half(h));
+  LETHE_CORE_ASSIGN_OR_RETURN(int h, Half(x));
+  LETHE_CORE_ASSIGN_OR_RETURN(int q, Half(h));
   return q;
 }
 

@@ -81,20 +81,23 @@ class Result {
 
 }  // namespace lethe::core
 
-#define LETHE_CONCAT_INNER_(a, b) a##b
-#define LETHE_CONCAT_(a, b) LETHE_CONCAT_INNER_(a, b)
+// Named LETHE_CORE_* so that they never clash with the abseil-based macros
+// of the service libraries, which a file may include beside these.
+#define LETHE_CORE_CONCAT_INNER_(a, b) a##b
+#define LETHE_CORE_CONCAT_(a, b) LETHE_CORE_CONCAT_INNER_(a, b)
 
-#define LETHE_RETURN_IF_ERROR(expr)                  \
-  do {                                               \
-    ::lethe::core::Status lethe_status_ = (expr);    \
-    if (!lethe_status_.ok()) return lethe_status_;   \
+#define LETHE_CORE_RETURN_IF_ERROR(expr)           \
+  do {                                             \
+    ::lethe::core::Status lethe_status_ = (expr);  \
+    if (!lethe_status_.ok()) return lethe_status_; \
   } while (0)
 
-#define LETHE_ASSIGN_OR_RETURN(lhs, expr) \
-  LETHE_ASSIGN_OR_RETURN_IMPL_(LETHE_CONCAT_(lethe_result_, __LINE__), lhs, expr)
-#define LETHE_ASSIGN_OR_RETURN_IMPL_(result, lhs, expr) \
-  auto result = (expr);                                 \
-  if (!result.ok()) return result.status();             \
+#define LETHE_CORE_ASSIGN_OR_RETURN(lhs, expr) \
+  LETHE_CORE_ASSIGN_OR_RETURN_IMPL_(           \
+      LETHE_CORE_CONCAT_(lethe_result_, __LINE__), lhs, expr)
+#define LETHE_CORE_ASSIGN_OR_RETURN_IMPL_(result, lhs, expr) \
+  auto result = (expr);                                      \
+  if (!result.ok()) return result.status();                  \
   lhs = std::move(result).value()
 
 #endif  // LETHE_CORE_STATUS_H_
