@@ -109,7 +109,8 @@ Json ModelJson(const ModelOutcome& m) {
   return out;
 }
 
-absl::StatusOr<std::string> Digest(const Json& version, std::string where) {
+absl::StatusOr<std::string> Digest(const Json& version,
+                                   const std::string& where) {
   JsonReader r(version, where);
   if (auto st = r.CheckKeys({"sha256", "version"}); !st.ok()) return st;
   auto hex = r.String("sha256");
@@ -121,7 +122,70 @@ absl::StatusOr<std::string> Digest(const Json& version, std::string where) {
   return *raw;
 }
 
-absl::StatusOr<ModelOutcome> ParseModel(const Json& j, std::string where) {
+// A {"sha256", "version"} object: the model version before or after.
+absl::Status ParseVersion(const Json& j, const std::string& where,
+                          int64_t& version, std::string& digest) {
+  auto d = Digest(j, where);
+  if (!d.ok()) return d.status();
+  digest = *d;
+  auto v = JsonReader(j, where).Int("version");
+  if (!v.ok()) return v.status();
+  version = *v;
+  return absl::OkStatus();
+}
+
+// The {"class", "epsilon", "delta"} object into m's guarantee fields.
+absl::Status ParseGuarantee(const Json& j, const std::string& where,
+                            ModelOutcome& m) {
+  JsonReader g(j, where);
+  if (auto st = g.CheckKeys({"class", "delta", "epsilon"}); !st.ok()) return st;
+  auto cls = g.String("class");
+  if (!cls.ok()) return cls.status();
+  if (*cls == "exact") {
+    m.guarantee = Guarantee::kExact;
+  } else if (*cls == "approximate") {
+    m.guarantee = Guarantee::kApproximate;
+  } else if (*cls == "certified") {
+    m.guarantee = Guarantee::kCertified;
+    auto eps = g.Number("epsilon");
+    if (!eps.ok()) return eps.status();
+    auto delta = g.Number("delta");
+    if (!delta.ok()) return delta.status();
+    m.epsilon = *eps;
+    m.delta = *delta;
+  } else {
+    return Invalid(where + ".class", "is unknown");
+  }
+  return absl::OkStatus();
+}
+
+// One {"name", "value", "threshold", "bound"} entry of "metrics".
+absl::StatusOr<MetricCheck> ParseMetric(const Json& c,
+                                        const std::string& where) {
+  JsonReader cr(c, where);
+  if (auto st = cr.CheckKeys({"bound", "name", "threshold", "value"});
+      !st.ok()) {
+    return st;
+  }
+  auto name = cr.String("name");
+  auto value = cr.Number("value");
+  auto threshold = cr.Number("threshold");
+  auto bound = cr.String("bound");
+  for (const absl::Status& st :
+       {name.status(), value.status(), threshold.status(), bound.status()}) {
+    if (!st.ok()) return st;
+  }
+  MetricCheck check{*name, *value, MetricCheck::Bound::kAtMost, *threshold};
+  if (*bound == "at_least") {
+    check.bound = MetricCheck::Bound::kAtLeast;
+  } else if (*bound != "at_most") {
+    return Invalid(where + ".bound", "is unknown");
+  }
+  return check;
+}
+
+absl::StatusOr<ModelOutcome> ParseModel(const Json& j,
+                                        const std::string& where) {
   JsonReader r(j, where);
   if (auto st = r.CheckKeys({"after", "before", "guarantee", "method",
                              "metrics", "modelId", "modelName",
@@ -153,53 +217,19 @@ absl::StatusOr<ModelOutcome> ParseModel(const Json& j, std::string where) {
   for (auto [json, version, digest, name] :
        {std::tuple(*before, &m.version_before, &m.digest_before, ".before"),
         std::tuple(*after, &m.version_after, &m.digest_after, ".after")}) {
-    auto d = Digest(*json, where + name);
-    if (!d.ok()) return d.status();
-    *digest = *d;
-    auto v = JsonReader(*json, where + name).Int("version");
-    if (!v.ok()) return v.status();
-    *version = *v;
-  }
-  JsonReader g(**guarantee, where + ".guarantee");
-  if (auto st = g.CheckKeys({"class", "delta", "epsilon"}); !st.ok()) return st;
-  auto cls = g.String("class");
-  if (!cls.ok()) return cls.status();
-  if (*cls == "exact") {
-    m.guarantee = Guarantee::kExact;
-  } else if (*cls == "approximate") {
-    m.guarantee = Guarantee::kApproximate;
-  } else if (*cls == "certified") {
-    m.guarantee = Guarantee::kCertified;
-    auto eps = g.Number("epsilon");
-    if (!eps.ok()) return eps.status();
-    auto delta = g.Number("delta");
-    if (!delta.ok()) return delta.status();
-    m.epsilon = *eps;
-    m.delta = *delta;
-  } else {
-    return Invalid(where + ".guarantee.class", "is unknown");
-  }
-  for (const Json& c : **metrics) {
-    JsonReader cr(c, where + ".metrics[]");
-    if (auto st = cr.CheckKeys({"bound", "name", "threshold", "value"});
+    if (auto st = ParseVersion(*json, where + name, *version, *digest);
         !st.ok()) {
       return st;
     }
-    auto name = cr.String("name");
-    auto value = cr.Number("value");
-    auto threshold = cr.Number("threshold");
-    auto bound = cr.String("bound");
-    for (const absl::Status& st : {name.status(), value.status(),
-                                   threshold.status(), bound.status()}) {
-      if (!st.ok()) return st;
-    }
-    MetricCheck check{*name, *value, MetricCheck::Bound::kAtMost, *threshold};
-    if (*bound == "at_least") {
-      check.bound = MetricCheck::Bound::kAtLeast;
-    } else if (*bound != "at_most") {
-      return Invalid(where + ".metrics[].bound", "is unknown");
-    }
-    m.metrics.push_back(std::move(check));
+  }
+  if (auto st = ParseGuarantee(**guarantee, where + ".guarantee", m);
+      !st.ok()) {
+    return st;
+  }
+  for (const Json& c : **metrics) {
+    auto check = ParseMetric(c, where + ".metrics[]");
+    if (!check.ok()) return check.status();
+    m.metrics.push_back(std::move(*check));
   }
   return m;
 }

@@ -54,6 +54,11 @@ class Run {
   };
 
   Status Load();
+  Status Prepare();
+  TrainControl Budgeted() const;
+  bool Skip(size_t i, const TrainControl& budgeted);
+  Status TryMethod(Method m, const TrainControl& control);
+  Status Reference();
   Result<Produced> RunMethod(Method m, const TrainControl& control);
   Result<Produced> RunSisa(const TrainControl& control);
   Result<Produced> RunNewton();
@@ -78,6 +83,7 @@ class Run {
   std::optional<SisaState> sisa_;
   std::optional<NewtonState> newton_;
   Report report_;
+  std::optional<Produced> accepted_;  // the result the chain ended with
 };
 
 Status Run::Load() {
@@ -214,7 +220,9 @@ Run::GateVerdict Run::GateFailure(const Metrics& after) const {
   return {};
 }
 
-Result<UnlearnOutcome> Run::Go() {
+// The report's request fields, the request loaded, and the original model's
+// metrics.
+Status Run::Prepare() {
   Clock::time_point t0 = Clock::now();
   report_.device = opt_.device.ToString();
   report_.gate = Gate{req_.policy.max_mia_auc, req_.policy.max_test_acc_drop,
@@ -231,110 +239,143 @@ Result<UnlearnOutcome> Run::Go() {
                                                         partition_,
                                                         retain_sample_));
   report_.timings.verify_s += Since(tv);
+  return OkStatus();
+}
 
-  UnlearnOutcome out;
-  Clock::time_point chain_start = Clock::now();
+// The control of the non-exact methods: the policy's time budget, from now.
+TrainControl Run::Budgeted() const {
   TrainControl budgeted;
   if (req_.policy.time_budget_s > 0) {
-    budgeted.deadline = chain_start + std::chrono::duration_cast<Clock::duration>(
+    budgeted.deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
         std::chrono::duration<double>(req_.policy.time_budget_s));
   }
-  std::optional<Produced> accepted;
+  return budgeted;
+}
+
+// Whether chain[i] is skipped (then recorded as such): a non-exact method
+// once the time budget is spent, or an approximate one estimated to cost
+// more than max_cost_fraction of a retrain while an exact method follows.
+bool Run::Skip(size_t i, const TrainControl& budgeted) {
   const std::vector<Method>& chain = req_.policy.chain;
-  for (size_t i = 0; i < chain.size(); ++i) {
-    const Method m = chain[i];
-    bool exact = GuaranteeOf(m) == Guarantee::kExact;
-    Attempt a;
-    a.method = MethodName(m);
-    if (!exact && Clock::now() > budgeted.deadline) {
-      a.outcome = "skipped";
-      a.failure = AttemptFailure::kTimeBudget;
-      a.reason = "time budget spent";
-      report_.attempts.push_back(a);
-      continue;
-    }
-    // (On a SISA model an approximate method is an error, said by RunMethod.)
-    if (GuaranteeOf(m) == Guarantee::kApproximate && !sisa_ &&
-        std::any_of(chain.begin() + static_cast<std::ptrdiff_t>(i) + 1,
-                    chain.end(), [](Method later) {
-                      return GuaranteeOf(later) == Guarantee::kExact;
-                    })) {
-      const double cost = EstimatedCostFraction(
-          m, req_.policy.params, req_.recipe, report_.retain_records,
-          report_.forget_records);
-      if (cost > req_.policy.max_cost_fraction) {
-        a.outcome = "skipped";
-        a.failure = AttemptFailure::kCost;
-        char buf[160];
-        std::snprintf(buf, sizeof buf,
-                      "estimated cost %.3g of a retrain > max_cost_fraction %.3g",
-                      cost, req_.policy.max_cost_fraction);
-        a.reason = buf;
-        report_.attempts.push_back(a);
-        continue;
-      }
-    }
-    Clock::time_point tm = Clock::now();
-    Result<Produced> r = RunMethod(m, exact ? TrainControl{} : budgeted);
-    a.seconds = Since(tm);
-    report_.timings.unlearn_s += a.seconds;
-    if (!r.ok()) {
-      a.outcome = "error";
-      a.failure = AttemptFailure::kError;
-      a.reason = r.status().ToString();
-      report_.attempts.push_back(a);
-      continue;
-    }
-    tv = Clock::now();
-    Result<Metrics> metrics = ComputeMetrics(r->model, data_, partition_,
-                                             retain_sample_);
-    report_.timings.verify_s += Since(tv);
-    if (!metrics.ok()) return metrics.status();
-    a.has_metrics = true;
-    a.metrics = *metrics;
-    GateVerdict gate = exact ? GateVerdict{} : GateFailure(*metrics);
-    if (gate.failure != AttemptFailure::kNone) {
-      a.outcome = "failed_gate";
-      a.failure = gate.failure;
-      a.reason = gate.reason;
-      report_.attempts.push_back(a);
-      continue;
-    }
-    a.outcome = "accepted";
+  const Method m = chain[i];
+  Attempt a;
+  a.method = MethodName(m);
+  a.outcome = "skipped";
+  if (GuaranteeOf(m) != Guarantee::kExact && Clock::now() > budgeted.deadline) {
+    a.failure = AttemptFailure::kTimeBudget;
+    a.reason = "time budget spent";
     report_.attempts.push_back(a);
-    report_.ok = true;
-    report_.method = a.method;
-    report_.guarantee = GuaranteeName(GuaranteeOf(m));
-    report_.after = *metrics;
-    accepted = std::move(*r);
-    break;
+    return true;
   }
-  if (!accepted) {
+  // (On a SISA model an approximate method is an error, said by RunMethod.)
+  if (GuaranteeOf(m) == Guarantee::kApproximate && !sisa_ &&
+      std::any_of(chain.begin() + static_cast<std::ptrdiff_t>(i) + 1,
+                  chain.end(), [](Method later) {
+                    return GuaranteeOf(later) == Guarantee::kExact;
+                  })) {
+    const double cost = EstimatedCostFraction(
+        m, req_.policy.params, req_.recipe, report_.retain_records,
+        report_.forget_records);
+    if (cost > req_.policy.max_cost_fraction) {
+      a.failure = AttemptFailure::kCost;
+      char buf[160];
+      std::snprintf(buf, sizeof buf,
+                    "estimated cost %.3g of a retrain > max_cost_fraction %.3g",
+                    cost, req_.policy.max_cost_fraction);
+      a.reason = buf;
+      report_.attempts.push_back(a);
+      return true;
+    }
+  }
+  return false;
+}
+
+// Runs m, measures its result and checks it against the gate (non-exact
+// methods), recording the attempt; sets accepted_ when the result passes.
+// A method's failure is an attempt; only failing to measure is an error.
+Status Run::TryMethod(Method m, const TrainControl& control) {
+  const bool exact = GuaranteeOf(m) == Guarantee::kExact;
+  Attempt a;
+  a.method = MethodName(m);
+  Clock::time_point tm = Clock::now();
+  Result<Produced> r = RunMethod(m, control);
+  a.seconds = Since(tm);
+  report_.timings.unlearn_s += a.seconds;
+  if (!r.ok()) {
+    a.outcome = "error";
+    a.failure = AttemptFailure::kError;
+    a.reason = r.status().ToString();
+    report_.attempts.push_back(a);
+    return OkStatus();
+  }
+  Clock::time_point tv = Clock::now();
+  Result<Metrics> metrics = ComputeMetrics(r->model, data_, partition_,
+                                           retain_sample_);
+  report_.timings.verify_s += Since(tv);
+  if (!metrics.ok()) return metrics.status();
+  a.has_metrics = true;
+  a.metrics = *metrics;
+  GateVerdict gate = exact ? GateVerdict{} : GateFailure(*metrics);
+  if (gate.failure != AttemptFailure::kNone) {
+    a.outcome = "failed_gate";
+    a.failure = gate.failure;
+    a.reason = gate.reason;
+    report_.attempts.push_back(a);
+    return OkStatus();
+  }
+  a.outcome = "accepted";
+  report_.attempts.push_back(a);
+  report_.ok = true;
+  report_.method = a.method;
+  report_.guarantee = GuaranteeName(GuaranteeOf(m));
+  report_.after = *metrics;
+  accepted_ = std::move(*r);
+  return OkStatus();
+}
+
+// The reference retrain (policy reference_retrain) and the gaps to it.
+Status Run::Reference() {
+  Clock::time_point tr = Clock::now();
+  bool same = report_.method == "retrain" && !sisa_ && !newton_;
+  Metrics ref = report_.after;
+  if (!same) {
+    LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module rm,
+                           Retrain(original_, Context(TrainControl{})));
+    LETHE_CORE_ASSIGN_OR_RETURN(ref, ComputeMetrics(rm, data_, partition_,
+                                               retain_sample_));
+  }
+  report_.has_reference = true;
+  report_.reference = ref;
+  report_.gap_points = GapPoints(report_.after, ref);
+  report_.gap_before_points = GapPoints(report_.before, ref);
+  report_.timings.reference_s = Since(tr);
+  return OkStatus();
+}
+
+Result<UnlearnOutcome> Run::Go() {
+  LETHE_CORE_RETURN_IF_ERROR(Prepare());
+  const TrainControl budgeted = Budgeted();
+  const std::vector<Method>& chain = req_.policy.chain;
+  for (size_t i = 0; i < chain.size() && !accepted_; ++i) {
+    if (Skip(i, budgeted)) continue;
+    const bool exact = GuaranteeOf(chain[i]) == Guarantee::kExact;
+    LETHE_CORE_RETURN_IF_ERROR(
+        TryMethod(chain[i], exact ? TrainControl{} : budgeted));
+  }
+  UnlearnOutcome out;
+  if (!accepted_) {
     report_.failure = "no method of the chain produced an acceptable model";
     out.report = report_;
     return out;
   }
   if (req_.policy.reference_retrain) {
-    Clock::time_point tr = Clock::now();
-    bool same = report_.method == "retrain" && !sisa_ && !newton_;
-    Metrics ref = report_.after;
-    if (!same) {
-      LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module rm,
-                             Retrain(original_, Context(TrainControl{})));
-      LETHE_CORE_ASSIGN_OR_RETURN(ref, ComputeMetrics(rm, data_, partition_,
-                                                 retain_sample_));
-    }
-    report_.has_reference = true;
-    report_.reference = ref;
-    report_.gap_points = GapPoints(report_.after, ref);
-    report_.gap_before_points = GapPoints(report_.before, ref);
-    report_.timings.reference_s = Since(tr);
+    LETHE_CORE_RETURN_IF_ERROR(Reference());
   }
-  LETHE_CORE_RETURN_IF_ERROR(Export(accepted->model, out.model_bytes,
+  LETHE_CORE_RETURN_IF_ERROR(Export(accepted_->model, out.model_bytes,
                                out.model_sha256));
   report_.model_sha256 = out.model_sha256;
-  out.sisa_state = accepted->sisa_state;
-  out.newton_state = accepted->newton_state;
+  out.sisa_state = accepted_->sisa_state;
+  out.newton_state = accepted_->newton_state;
   out.report = report_;
   return out;
 }

@@ -384,19 +384,12 @@ Result<NewtonState> TrainCertifiedWithNoise(torch::jit::Module& model,
   return Train(model, data, rows, params, noise, nullptr);
 }
 
-Result<NewtonRemoval> NewtonRemove(const torch::jit::Module& original,
-                                   const DeviceData& data,
-                                   const Partition& partition,
-                                   const NewtonState& state) {
-  if (state.public_noise) {
-    return FailedPreconditionError(
-        "retrain needed: this model's certified-removal noise was drawn from "
-        "its recipe seed, which is public (a state written before "
-        "lethe-newton-v3), so it is not certified; certified retraining "
-        "draws a secret one");
-  }
-  LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module model, CloneModel(original));
-  LETHE_CORE_ASSIGN_OR_RETURN(Linear lin, FindLinear(model, data));
+namespace {
+
+// Precondition of a removal the state can certify: the cache, when kept,
+// fits the model, and the data still has the rows the model stands for.
+Status CheckState(const NewtonState& state, const Linear& lin,
+                  const Partition& partition) {
   if (state.has_cache() &&
       (state.hessians.size(0) != lin.weight.size(0) ||
        state.hessians.size(1) != lin.weight.size(1) + 1)) {
@@ -410,101 +403,182 @@ Result<NewtonRemoval> NewtonRemove(const torch::jit::Module& original,
         " training records but the data now has " + std::to_string(now) +
         " (records added since certified training are in no bound)");
   }
+  return OkStatus();
+}
+
+// One removal (Guo et al., "Certified Data Removal from Machine Learning
+// Models"): the Newton step on the kept data's objective, its gradient
+// residual bound, and the state after it. Runs under NoGradGuard.
+class Removal {
+ public:
+  Removal(torch::jit::Module& model, const Linear& lin, const DeviceData& data,
+          const Partition& partition, const NewtonState& state)
+      : model_(model),
+        lin_(lin),
+        data_(data),
+        partition_(partition),
+        state_(state),
+        m_(static_cast<double>(partition.forget.size())),
+        lambda_(state.params.lambda),
+        kept_reg_(lambda_ * static_cast<double>(partition.retain.size())),
+        row_norm_(state.max_row_norm) {}
+
+  Result<NewtonRemoval> Run();
+
+ private:
+  void ForgetGradient();
+  void KeptFromCache();
+  void KeptFromPass();
+  double StepBound(const Tensor& v, double x_norm) const;
+  void Measure(const Tensor& w_new, NewtonRemoval& out, double& carried);
+
+  torch::jit::Module& model_;
+  const Linear& lin_;
+  const DeviceData& data_;
+  const Partition& partition_;
+  const NewtonState& state_;
+  const double m_;         // forget rows
+  const double lambda_;
+  const double kept_reg_;  // lambda |D \ F|
+  Tensor w_;               // the current weights, [K, d + 1] float64
+  Tensor xf_;              // the forget rows' design
+  Tensor delta_;           // their loss and regulariser's gradient at w
+  Tensor xr_;  // the kept rows, once a pass over them has been paid for
+  Tensor hessians_, gram_, drift_;  // H' per class, X'^T X', w - w_H
+  double row_norm_;                 // max_i |x_i|
+};
+
+// w, the forget rows' design and Delta, the gradient their terms (loss and
+// lambda m |w|^2 / 2) contribute at w.
+void Removal::ForgetGradient() {
+  const int64_t k = lin_.weight.size(0);
+  w_ = Stacked(lin_).to(data_.device);
+  xf_ = Design(model_, lin_, data_, partition_.forget);
+  Tensor yf = OneHot(data_, partition_.forget, k);
+  delta_ = (at::sigmoid(xf_.mm(w_.t())) - yf).t().mm(xf_) + lambda_ * m_ * w_;
+}
+
+// H' = H(w_H; D) - sum_F s_i x_i x_i^T - lambda m I, exactly the Hessians of
+// L(.; D \ F) at w_H: O(K m d^2), no pass over D \ F.
+void Removal::KeptFromCache() {
+  const int64_t k = lin_.weight.size(0);
+  Tensor eye = at::eye(xf_.size(1), xf_.options());
+  Tensor wh = state_.hessian_at.to(data_.device);
+  Tensor pf = at::sigmoid(xf_.mm(wh.t()));
+  Tensor sf = pf * (1 - pf);
+  std::vector<Tensor> h;
+  for (int64_t c = 0; c < k; ++c) {
+    h.push_back(state_.hessians[c].to(data_.device) -
+                (xf_ * sf.select(1, c).unsqueeze(1)).t().mm(xf_) -
+                eye * (lambda_ * m_));
+  }
+  hessians_ = at::stack(h);
+  gram_ = state_.gram.to(data_.device) - xf_.t().mm(xf_);
+  drift_ = w_ - wh;
+}
+
+// The same at w, from one pass over the kept rows.
+void Removal::KeptFromPass() {
+  xr_ = Design(model_, lin_, data_, partition_.retain);
+  hessians_ = Hessians(w_, xr_, kept_reg_);
+  gram_ = xr_.t().mm(xr_);
+  drift_ = at::zeros_like(w_);
+  row_norm_ = xr_.norm(2, {1}).max().item<double>();
+}
+
+// Residual bound of the step v (Guo et al., Corollary 1, with the factor
+// max_i |x_i| their unit-norm rows make 1, and the Hessian taken at w_H):
+//   |grad L(w + v; D')| <= gamma R |X'| sum-of-squares over k of
+//                          |v_k| (|X' v_k| + |X' (w_k - w_H,k)|)
+// since |H(a) - H(b)| <= gamma R |X'| |X' (a - b)|. x_norm is |X'|.
+double Removal::StepBound(const Tensor& v, double x_norm) const {
+  Tensor per_class =
+      v.norm(2, {1}) * (GramNorms(gram_, v) + GramNorms(gram_, drift_));
+  return kGamma * row_norm_ * x_norm * per_class.norm().item<double>();
+}
+
+// What Theorem 3 needs is a bound on |grad L(w-; D')|; the step's bound
+// stands in for the change from |grad L(w; D)| where measuring it would cost
+// a pass over the kept data. When the summed bound would exceed the budget,
+// or the pass is already paid for (no cache), measure the change itself:
+// grad L(w-; D') - grad L(w; D) = G(w-; D') - G(w; D') - Delta, G the
+// gradient over the kept rows without b (b cancels: it is never needed, so
+// never kept). Lowers `carried` to the measured bound when that is smaller.
+void Removal::Measure(const Tensor& w_new, NewtonRemoval& out,
+                      double& carried) {
+  if (!(state_.params.measure_residual || xr_.defined())) return;
+  if (!xr_.defined()) xr_ = Design(model_, lin_, data_, partition_.retain);
+  Tensor change =
+      (at::sigmoid(xr_.mm(w_new.t())) - at::sigmoid(xr_.mm(w_.t()))).t().mm(xr_) +
+      kept_reg_ * (w_new - w_) - delta_;
+  out.measured_bound = state_.cumulative_bound + change.norm().item<double>();
+  out.measured = true;
+  if (std::isfinite(out.measured_bound) && out.measured_bound < carried) {
+    carried = out.measured_bound;
+  }
+}
+
+Result<NewtonRemoval> Removal::Run() {
+  ForgetGradient();
+  if (state_.has_cache()) {
+    KeptFromCache();
+  } else {
+    KeptFromPass();
+  }
+  Tensor v = Solve(hessians_, delta_);
+  const double x_norm = SpectralNorm(gram_);
+  NewtonRemoval out;
+  out.bound = StepBound(v, x_norm);
+  out.budget = NewtonBudget(state_.params);
+  out.state = state_;
+  Tensor w_step = w_ + v;
+  if (!at::isfinite(w_step).all().item<bool>()) {
+    return AbortedError("newton step is not finite");
+  }
+  // The weights as the model stores them (float32): rounding moves the
+  // gradient by at most |H'(u)| |rounding| <= (|X'|^2 / 4 + reg) |rounding|.
+  Tensor w_new = w_step.to(lin_.weight.scalar_type()).to(at::kDouble);
+  out.bound += (x_norm * x_norm / 4 + kept_reg_) *
+               (w_new - w_step).norm().item<double>();
+  double carried = state_.cumulative_bound + out.bound;
+  if (!std::isfinite(out.bound) || carried > out.budget || xr_.defined()) {
+    Measure(w_new, out, carried);
+  }
+  if (!std::isfinite(carried) || carried > out.budget) {
+    out.retrain_needed = true;
+    return out;
+  }
+  Store(lin_, w_new.to(lin_.weight.device()));
+  out.model = model_;
+  out.state.cumulative_bound = carried;
+  out.state.removals += static_cast<int64_t>(m_);
+  out.state.rows -= static_cast<int64_t>(m_);
+  if (state_.has_cache()) {
+    out.state.hessians = hessians_.cpu();
+    out.state.gram = gram_.cpu();
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<NewtonRemoval> NewtonRemove(const torch::jit::Module& original,
+                                   const DeviceData& data,
+                                   const Partition& partition,
+                                   const NewtonState& state) {
+  if (state.public_noise) {
+    return FailedPreconditionError(
+        "retrain needed: this model's certified-removal noise was drawn from "
+        "its recipe seed, which is public (a state written before "
+        "lethe-newton-v3), so it is not certified; certified retraining "
+        "draws a secret one");
+  }
+  LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module model, CloneModel(original));
+  LETHE_CORE_ASSIGN_OR_RETURN(Linear lin, FindLinear(model, data));
+  LETHE_CORE_RETURN_IF_ERROR(CheckState(state, lin, partition));
   return Guarded("newton removal", [&]() -> Result<NewtonRemoval> {
     at::NoGradGuard no_grad;
-    const int64_t k = lin.weight.size(0);
-    const double m = static_cast<double>(partition.forget.size());
-    const double lambda = state.params.lambda;
-    Tensor w = Stacked(lin).to(data.device);
-    const double kept_reg = lambda * static_cast<double>(partition.retain.size());
-    Tensor xr;  // the kept rows, once a pass over them has been paid for
-    Tensor xf = Design(model, lin, data, partition.forget);
-    Tensor yf = OneHot(data, partition.forget, k);
-    Tensor delta = (at::sigmoid(xf.mm(w.t())) - yf).t().mm(xf) + lambda * m * w;
-    const int64_t d = xf.size(1);
-    Tensor eye = at::eye(d, xf.options());
-    Tensor hessians, gram, drift;  // H' per class, X'^T X', w - w_H
-    double row_norm = state.max_row_norm;
-    if (state.has_cache()) {
-      // H' = H(w_H; D) - sum_F s_i x_i x_i^T - lambda m I, exactly the
-      // Hessians of L(.; D \ F) at w_H: O(K m d^2), no pass over D \ F.
-      Tensor wh = state.hessian_at.to(data.device);
-      Tensor pf = at::sigmoid(xf.mm(wh.t()));
-      Tensor sf = pf * (1 - pf);
-      std::vector<Tensor> h;
-      for (int64_t c = 0; c < k; ++c) {
-        h.push_back(state.hessians[c].to(data.device) -
-                    (xf * sf.select(1, c).unsqueeze(1)).t().mm(xf) -
-                    eye * (lambda * m));
-      }
-      hessians = at::stack(h);
-      gram = state.gram.to(data.device) - xf.t().mm(xf);
-      drift = w - wh;
-    } else {
-      xr = Design(model, lin, data, partition.retain);
-      hessians = Hessians(w, xr, kept_reg);
-      gram = xr.t().mm(xr);
-      drift = at::zeros_like(w);
-      row_norm = xr.norm(2, {1}).max().item<double>();
-    }
-    Tensor v = Solve(hessians, delta);
-    // Residual bound of the step (Guo et al., Corollary 1, with the factor
-    // max_i |x_i| their unit-norm rows make 1, and the Hessian taken at w_H):
-    //   |grad L(w + v; D')| <= gamma R |X'| sum-of-squares over k of
-    //                          |v_k| (|X' v_k| + |X' (w_k - w_H,k)|)
-    // since |H(a) - H(b)| <= gamma R |X'| |X' (a - b)|.
-    const double x_norm = SpectralNorm(gram);
-    Tensor per_class =
-        v.norm(2, {1}) * (GramNorms(gram, v) + GramNorms(gram, drift));
-    NewtonRemoval out;
-    out.bound = kGamma * row_norm * x_norm * per_class.norm().item<double>();
-    out.budget = NewtonBudget(state.params);
-    out.state = state;
-    Tensor w_step = w + v;
-    if (!at::isfinite(w_step).all().item<bool>()) {
-      return AbortedError("newton step is not finite");
-    }
-    // The weights as the model stores them (float32): rounding moves the
-    // gradient by at most |H'(u)| |rounding| <= (|X'|^2 / 4 + reg) |rounding|.
-    Tensor w_new = w_step.to(lin.weight.scalar_type()).to(at::kDouble);
-    out.bound += (x_norm * x_norm / 4 + kept_reg) *
-                 (w_new - w_step).norm().item<double>();
-    // What Theorem 3 needs is a bound on |grad L(w-; D')|; this step's
-    // bound stands in for the change from |grad L(w; D)| where measuring it
-    // would cost a pass over the kept data. When the summed bound would
-    // exceed the budget, or the pass is already paid for (no cache), measure
-    // the change itself: grad L(w-; D') - grad L(w; D) = G(w-; D') - G(w; D')
-    // - Delta, G the gradient over the kept rows without b (b cancels: it is
-    // never needed, so never kept).
-    double carried = state.cumulative_bound + out.bound;
-    if (!std::isfinite(out.bound) || carried > out.budget || xr.defined()) {
-      if (state.params.measure_residual || xr.defined()) {
-        if (!xr.defined()) xr = Design(model, lin, data, partition.retain);
-        Tensor change =
-            (at::sigmoid(xr.mm(w_new.t())) - at::sigmoid(xr.mm(w.t()))).t().mm(xr) +
-            kept_reg * (w_new - w) - delta;
-        out.measured_bound =
-            state.cumulative_bound + change.norm().item<double>();
-        out.measured = true;
-        if (std::isfinite(out.measured_bound) && out.measured_bound < carried) {
-          carried = out.measured_bound;
-        }
-      }
-    }
-    if (!std::isfinite(carried) || carried > out.budget) {
-      out.retrain_needed = true;
-      return out;
-    }
-    Store(lin, w_new.to(lin.weight.device()));
-    out.model = model;
-    out.state.cumulative_bound = carried;
-    out.state.removals += static_cast<int64_t>(m);
-    out.state.rows -= static_cast<int64_t>(m);
-    if (state.has_cache()) {
-      out.state.hessians = hessians.cpu();
-      out.state.gram = gram.cpu();
-    }
-    return out;
+    return Removal(model, lin, data, partition, state).Run();
   });
 }
 
