@@ -35,7 +35,8 @@ std::string RawPublic(EVP_PKEY* pkey) {
 
 std::string BioContents(BIO* bio) {
   char* data = nullptr;
-  const long len = BIO_get_mem_data(bio, &data);
+  // BIO_get_mem_data is BIO_ctrl, which returns long.
+  const long len = BIO_get_mem_data(bio, &data);  // NOLINT(google-runtime-int)
   return std::string(data, static_cast<size_t>(len));
 }
 

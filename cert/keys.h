@@ -31,7 +31,9 @@
 
 #include "absl/status/statusor.h"
 
-typedef struct evp_pkey_st EVP_PKEY;
+// OpenSSL's key type, declared as <openssl/types.h> does, so that this header
+// need not include OpenSSL.
+using EVP_PKEY = struct evp_pkey_st;
 
 namespace lethe::cert {
 

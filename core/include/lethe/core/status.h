@@ -92,6 +92,9 @@ class Result {
     if (!lethe_status_.ok()) return lethe_status_; \
   } while (0)
 
+// `lhs` may be a declaration (`int x`) and `result` is a name: neither can
+// be parenthesised.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define LETHE_CORE_ASSIGN_OR_RETURN(lhs, expr) \
   LETHE_CORE_ASSIGN_OR_RETURN_IMPL_(           \
       LETHE_CORE_CONCAT_(lethe_result_, __LINE__), lhs, expr)
@@ -99,5 +102,6 @@ class Result {
   auto result = (expr);                                      \
   if (!result.ok()) return result.status();                  \
   lhs = std::move(result).value()
+// NOLINTEND(bugprone-macro-parentheses)
 
 #endif  // LETHE_CORE_STATUS_H_
