@@ -47,47 +47,127 @@ absl::StatusOr<core::Method> ToMethod(int method) {
   return m.value();
 }
 
+// The model row's three JSON columns as their lethe.v1 messages.
+struct StoredModel {
+  v1::Architecture arch;
+  v1::TrainingRecipe recipe;
+  v1::UnlearningPolicy policy;
+};
+
+absl::StatusOr<StoredModel> ParseStored(const storage::ModelRow& model) {
+  StoredModel out;
+  for (auto [json, msg] :
+       {std::pair<const std::string*, google::protobuf::Message*>{
+            &model.architecture_json, &out.arch},
+        {&model.recipe_json, &out.recipe},
+        {&model.policy_json, &out.policy}}) {
+    if (auto st = FromJson(*json, msg); !st.ok()) return st;
+  }
+  return out;
+}
+
+core::FeatureSpec ToFeatures(const storage::DatasetRow& dataset) {
+  core::FeatureSpec out;
+  out.shape = dataset.feature_shape;
+  out.type = dataset.feature_type == "uint8" ? core::FeatureType::kUint8
+                                             : core::FeatureType::kFloat32;
+  out.num_classes = dataset.num_classes;
+  return out;
+}
+
+// A built-in architecture (ignored when the model is TorchScript).
+core::Architecture ToArchitecture(const v1::Architecture& arch,
+                                  const storage::DatasetRow& dataset) {
+  core::Architecture out;
+  out.input_shape = dataset.feature_shape;
+  out.num_classes = dataset.num_classes;
+  switch (arch.kind()) {
+    case v1::Architecture::KIND_LOGISTIC_REGRESSION:
+      out.kind = core::ArchKind::kLogReg;
+      break;
+    case v1::Architecture::KIND_CNN:
+      out.kind = core::ArchKind::kCnn;
+      break;
+    case v1::Architecture::KIND_RF_LOGISTIC_REGRESSION:
+      out.kind = core::ArchKind::kRfLogReg;
+      out.hidden.assign(arch.hidden_units().begin(), arch.hidden_units().end());
+      break;
+    default:
+      out.kind = core::ArchKind::kMlp;
+      out.hidden.assign(arch.hidden_units().begin(), arch.hidden_units().end());
+  }
+  return out;
+}
+
+// The policy's methods, or the default chain for the model's state.
+absl::Status SetChain(const v1::UnlearningPolicy& policy, bool sisa,
+                      bool newton, std::vector<core::Method>& chain) {
+  chain.clear();
+  for (int m : policy.methods()) {
+    auto method = ToMethod(m);
+    if (!method.ok()) return method.status();
+    chain.push_back(*method);
+  }
+  if (chain.empty()) {
+    if (sisa) {
+      chain = {core::Method::kSisa};
+    } else if (newton) {
+      chain = {core::Method::kNewton, core::Method::kRetrain};
+    } else {
+      chain = {core::Method::kFinetune, core::Method::kRetrain};
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Fine-tuning and head-refit parameters; 0 means "the engine's default" for
+// each field (proto comments).
+void SetMethodParams(const v1::UnlearningPolicy& policy,
+                     core::MethodParams& params) {
+  core::FinetuneParams& ft = params.finetune;
+  if (policy.finetune().epochs() > 0) ft.epochs = policy.finetune().epochs();
+  if (policy.finetune().learning_rate() > 0) {
+    ft.lr = policy.finetune().learning_rate();
+  }
+  ft.warmup = policy.finetune().warmup_fraction();
+  ft.max_grad_norm = policy.finetune().max_grad_norm();
+  core::HeadRefitParams& hr = params.head_refit;
+  hr.epochs = policy.head_refit().epochs();
+  if (policy.head_refit().learning_rate() > 0) {
+    hr.lr = policy.head_refit().learning_rate();
+  }
+  hr.batch = policy.head_refit().batch_size();
+}
+
+// The gate and budgets, with the API's documented defaults for 0.
+void SetLimits(const v1::UnlearningPolicy& policy, core::Policy& p) {
+  p.max_mia_auc = policy.max_mia_auc() == 0 ? 0.55 : policy.max_mia_auc();
+  p.max_test_acc_drop = policy.max_test_accuracy_drop() == 0
+                            ? 1.5
+                            : policy.max_test_accuracy_drop();
+  p.max_forget_acc_excess = policy.max_forget_accuracy_excess() == 0
+                                ? 5.0
+                                : policy.max_forget_accuracy_excess();
+  p.max_cost_fraction =
+      policy.max_cost_fraction() == 0 ? 0.5 : policy.max_cost_fraction();
+  p.time_budget_s = policy.time_budget_seconds() == 0
+                        ? 3600
+                        : policy.time_budget_seconds();
+}
+
 }  // namespace
 
 absl::StatusOr<ModelSpec> ParseModelSpec(const storage::ModelRow& model,
                                          const storage::DatasetRow& dataset) {
-  v1::Architecture arch;
-  v1::TrainingRecipe recipe;
-  v1::UnlearningPolicy policy;
-  for (auto [json, msg] : {std::pair<const std::string*, google::protobuf::Message*>{
-                               &model.architecture_json, &arch},
-                           {&model.recipe_json, &recipe},
-                           {&model.policy_json, &policy}}) {
-    if (auto st = FromJson(*json, msg); !st.ok()) return st;
-  }
+  absl::StatusOr<StoredModel> stored = ParseStored(model);
+  if (!stored.ok()) return stored.status();
+  const v1::Architecture& arch = stored->arch;
+  const v1::UnlearningPolicy& policy = stored->policy;
   ModelSpec spec;
-  spec.features.shape = dataset.feature_shape;
-  spec.features.type = dataset.feature_type == "uint8"
-                           ? core::FeatureType::kUint8
-                           : core::FeatureType::kFloat32;
-  spec.features.num_classes = dataset.num_classes;
-  spec.recipe = ToRecipe(recipe);
-
+  spec.features = ToFeatures(dataset);
+  spec.recipe = ToRecipe(stored->recipe);
   spec.torchscript = arch.kind() == v1::Architecture::KIND_TORCHSCRIPT;
-  spec.architecture.input_shape = dataset.feature_shape;
-  spec.architecture.num_classes = dataset.num_classes;
-  switch (arch.kind()) {
-    case v1::Architecture::KIND_LOGISTIC_REGRESSION:
-      spec.architecture.kind = core::ArchKind::kLogReg;
-      break;
-    case v1::Architecture::KIND_CNN:
-      spec.architecture.kind = core::ArchKind::kCnn;
-      break;
-    case v1::Architecture::KIND_RF_LOGISTIC_REGRESSION:
-      spec.architecture.kind = core::ArchKind::kRfLogReg;
-      spec.architecture.hidden.assign(arch.hidden_units().begin(),
-                                      arch.hidden_units().end());
-      break;
-    default:
-      spec.architecture.kind = core::ArchKind::kMlp;
-      spec.architecture.hidden.assign(arch.hidden_units().begin(),
-                                      arch.hidden_units().end());
-  }
+  spec.architecture = ToArchitecture(arch, dataset);
 
   core::Policy& p = spec.policy;
   if (policy.has_sisa()) {
@@ -103,50 +183,18 @@ absl::StatusOr<ModelSpec> ParseModelSpec(const storage::ModelRow& model,
     p.params.newton.epsilon = policy.newton().epsilon();
     p.params.newton.delta = policy.newton().delta();
     p.params.newton.lambda = policy.newton().l2();
-    if (policy.newton().sigma() > 0) p.params.newton.sigma = policy.newton().sigma();
-  }
-  p.chain.clear();
-  for (int m : policy.methods()) {
-    auto method = ToMethod(m);
-    if (!method.ok()) return method.status();
-    p.chain.push_back(*method);
-  }
-  if (p.chain.empty()) {
-    if (spec.sisa) {
-      p.chain = {core::Method::kSisa};
-    } else if (newton) {
-      p.chain = {core::Method::kNewton, core::Method::kRetrain};
-    } else {
-      p.chain = {core::Method::kFinetune, core::Method::kRetrain};
+    if (policy.newton().sigma() > 0) {
+      p.params.newton.sigma = policy.newton().sigma();
     }
   }
-  // 0 means "the engine's default" for each field (proto comments).
-  core::FinetuneParams& ft = p.params.finetune;
-  if (policy.finetune().epochs() > 0) ft.epochs = policy.finetune().epochs();
-  if (policy.finetune().learning_rate() > 0) {
-    ft.lr = policy.finetune().learning_rate();
+  if (absl::Status st =
+          SetChain(policy, spec.sisa.has_value(), newton, p.chain);
+      !st.ok()) {
+    return st;
   }
-  ft.warmup = policy.finetune().warmup_fraction();
-  ft.max_grad_norm = policy.finetune().max_grad_norm();
-  core::HeadRefitParams& hr = p.params.head_refit;
-  hr.epochs = policy.head_refit().epochs();
-  if (policy.head_refit().learning_rate() > 0) {
-    hr.lr = policy.head_refit().learning_rate();
-  }
-  hr.batch = policy.head_refit().batch_size();
-  p.max_mia_auc = policy.max_mia_auc() == 0 ? 0.55 : policy.max_mia_auc();
-  p.max_test_acc_drop = policy.max_test_accuracy_drop() == 0
-                            ? 1.5
-                            : policy.max_test_accuracy_drop();
-  p.max_forget_acc_excess = policy.max_forget_accuracy_excess() == 0
-                                ? 5.0
-                                : policy.max_forget_accuracy_excess();
-  p.max_cost_fraction =
-      policy.max_cost_fraction() == 0 ? 0.5 : policy.max_cost_fraction();
-  p.time_budget_s = policy.time_budget_seconds() == 0
-                        ? 3600
-                        : policy.time_budget_seconds();
-  p.seed = recipe.seed();
+  SetMethodParams(policy, p.params);
+  SetLimits(policy, p);
+  p.seed = stored->recipe.seed();
   spec.grace_seconds = policy.old_version_grace_seconds();
   return spec;
 }
