@@ -59,7 +59,7 @@ struct UnlearnOutcome {
 
 class Engine {
  public:
-  explicit Engine(EngineOptions options) : options_(std::move(options)) {}
+  explicit Engine(EngineOptions options) : options_(options) {}
 
   // A built-in architecture trained on the dataset's train split.
   // INVALID_ARGUMENT if architecture, recipe and dataset do not fit.
