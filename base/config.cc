@@ -67,7 +67,8 @@ absl::StatusOr<std::map<std::string, std::string>> FileValues(
   }
   if (path.empty()) return values;
   if (auto st = ReadConfigFile(path, values); !st.ok()) return st;
-  for (const auto& [name, value] : values) {
+  for (const auto& entry : values) {
+    const std::string& name = entry.first;
     const bool known =
         std::any_of(specs.begin(), specs.end(),
                     [&](const OptionSpec& s) { return s.name == name; });

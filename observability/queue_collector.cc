@@ -1,7 +1,5 @@
 #include "observability/queue_collector.h"
 
-#include <pqxx/result>
-
 #include <prometheus/metric_type.h>
 
 namespace lethe::observability {
@@ -12,33 +10,6 @@ constexpr const char* kRequestStates[] = {
     "cancelled"};
 constexpr const char* kTaskStates[] = {"queued", "leased", "done", "dead",
                                        "cancelled"};
-
-// Scans erasure_requests and erasure_tasks once each for the counts (index-
-// only on the state indexes where PostgreSQL can), plus two min()s, the
-// log head's one row and a max() on the checkpoints' primary key.
-constexpr const char* kQuery = R"sql(
-SELECT 'request', lower(state), count(*)::float8
-  FROM erasure_requests GROUP BY state
-UNION ALL
-SELECT 'task', lower(state), count(*)::float8
-  FROM erasure_tasks GROUP BY state
-UNION ALL
-SELECT 'oldest_queued_task', '',
-       coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8
-  FROM erasure_tasks WHERE state = 'QUEUED'
-UNION ALL
-SELECT 'oldest_open_request', '',
-       coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8
-  FROM erasure_requests WHERE state IN ('QUEUED', 'RUNNING')
-UNION ALL
-SELECT 'retries', '', coalesce(sum(greatest(attempts - 1, 0)), 0)::float8
-  FROM erasure_tasks
-UNION ALL
-SELECT 'log_entries', '', size::float8 FROM certificate_log_head
-UNION ALL
-SELECT 'checkpoint_entries', '', coalesce(max(tree_size), 0)::float8
-  FROM certificate_checkpoints
-)sql";
 
 prometheus::MetricFamily Gauge(std::string name, std::string help) {
   prometheus::MetricFamily f;
@@ -67,45 +38,16 @@ prometheus::MetricFamily PerState(std::string name, std::string help,
 
 }  // namespace
 
-absl::StatusOr<QueueStats> ReadQueueStats(storage::Database& db) {
-  return db.TransactValue<QueueStats>(
-      [](storage::Txn& txn) -> absl::StatusOr<QueueStats> {
-        // A scrape must not hang on a lock or a slow plan.
-        txn.exec("SET LOCAL statement_timeout = '5s'");
-        const pqxx::result rows = txn.exec(kQuery);
-        QueueStats s;
-        for (const auto& row : rows) {
-          const std::string kind = row[0].as<std::string>();
-          const double value = row[2].as<double>();
-          if (kind == "request") {
-            s.requests[row[1].as<std::string>()] = value;
-          } else if (kind == "task") {
-            s.tasks[row[1].as<std::string>()] = value;
-          } else if (kind == "oldest_queued_task") {
-            s.oldest_queued_task_age_seconds = value;
-          } else if (kind == "oldest_open_request") {
-            s.oldest_open_request_age_seconds = value;
-          } else if (kind == "retries") {
-            s.task_retries = value;
-          } else if (kind == "log_entries") {
-            s.log_entries = value;
-          } else if (kind == "checkpoint_entries") {
-            s.checkpoint_entries = value;
-          }
-        }
-        return s;
-      });
-}
-
-QueueCollector::QueueCollector(storage::Database* db, DatabaseMetrics* errors,
+QueueCollector::QueueCollector(storage::Backend* backend,
+                               DatabaseMetrics* errors,
                                std::chrono::milliseconds cache_ttl)
-    : db_(db), errors_(errors), cache_ttl_(cache_ttl) {}
+    : backend_(backend), errors_(errors), cache_ttl_(cache_ttl) {}
 
 std::vector<prometheus::MetricFamily> QueueCollector::Collect() const {
   std::lock_guard lock(mu_);
   const auto now = std::chrono::steady_clock::now();
   if (!has_cache_ || now - cached_at_ >= cache_ttl_) {
-    auto stats = ReadQueueStats(*db_);
+    auto stats = backend_->ReadQueueStats();
     if (stats.ok()) {
       cached_ = std::move(*stats);
     } else {

@@ -1,4 +1,4 @@
-// QueueCollector: the state of the erasure queue, read from PostgreSQL when
+// QueueCollector: the state of the erasure queue, read from storage when
 // Prometheus scrapes. Every server replica reads the same tables, so every
 // replica reports the same, correct numbers (aggregate them with max, not
 // sum). One query per scrape, its result cached briefly so that several
@@ -30,36 +30,25 @@
 
 #include "absl/status/statusor.h"
 #include "observability/metrics.h"
-#include "storage/database.h"
+#include "storage/backend.h"
 
 namespace lethe::observability {
 
-struct QueueStats {
-  std::map<std::string, double> requests;  // lower-case state -> rows
-  std::map<std::string, double> tasks;     // lower-case state -> rows
-  double oldest_queued_task_age_seconds = 0;
-  double oldest_open_request_age_seconds = 0;
-  double task_retries = 0;
-  double log_entries = 0;       // certificate transparency log tree size
-  double checkpoint_entries = 0;  // tree size of the newest signed checkpoint
-};
-
-// The one query. Errors as storage::Database::Transact.
-absl::StatusOr<QueueStats> ReadQueueStats(storage::Database& db);
+using storage::QueueStats;
 
 class QueueCollector final : public prometheus::Collectable {
  public:
-  // `db` and `errors` must outlive the collector. Give it a Database of its
-  // own (pool of 1, short acquire timeout) so that a scrape never waits
-  // behind request handlers for a connection.
-  QueueCollector(storage::Database* db, DatabaseMetrics* errors,
+  // `backend` and `errors` must outlive the collector; the figures come
+  // from Backend::ReadQueueStats (PostgreSQL's reads on a connection of
+  // their own, so a scrape never waits behind request handlers).
+  QueueCollector(storage::Backend* backend, DatabaseMetrics* errors,
                  std::chrono::milliseconds cache_ttl = std::chrono::seconds(2));
 
   // Thread-safe; concurrent scrapes share one query.
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
-  storage::Database* const db_;
+  storage::Backend* const backend_;
   DatabaseMetrics* const errors_;
   const std::chrono::milliseconds cache_ttl_;
   mutable std::mutex mu_;

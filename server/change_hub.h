@@ -1,8 +1,8 @@
 // ChangeHub: tells subscribers when an erasure request may have changed.
 //
-// One thread LISTENs on PostgreSQL's `lethe_erasure_changed` channel (a
-// trigger notifies it on every update of a request, whichever
-// replica or worker made it) and calls the subscribers of that request.
+// One thread listens on the backend's erasure-changed channel (PostgreSQL:
+// a trigger notifies it on every update of a request, whichever replica or
+// worker made it) and calls the subscribers of that request.
 // Every `poll_interval` it calls all subscribers anyway, and it reconnects
 // after losing the database, so a missed notification costs at most one
 // interval. Callbacks run on the hub thread under its lock: keep them
@@ -19,13 +19,13 @@
 #include <string>
 #include <thread>
 
-#include "storage/database.h"
+#include "storage/backend.h"
 
 namespace lethe::server {
 
 class ChangeHub {
  public:
-  ChangeHub(storage::Database* db, std::chrono::milliseconds poll_interval);
+  ChangeHub(storage::Backend* backend, std::chrono::milliseconds poll_interval);
   ~ChangeHub();
 
   uint64_t Subscribe(const std::string& erasure_id,
@@ -41,7 +41,7 @@ class ChangeHub {
   void Loop();
   void Fire(const std::string* erasure_id);  // nullptr: everyone
 
-  storage::Database* db_;  // not owned
+  storage::Backend* backend_;  // not owned
   const std::chrono::milliseconds poll_;
   std::atomic<bool> stop_{false};
   std::mutex mu_;

@@ -29,7 +29,8 @@
 #include "server/server.h"
 #include "server/subject.h"
 #include "storage/api_key_store.h"
-#include "storage/migrations.h"
+#include "storage/postgres/backend.h"
+#include "storage/postgres/migrations.h"
 #include "storage/reachability.h"
 
 namespace lethe::server {
@@ -138,9 +139,9 @@ absl::StatusOr<ServerOptions> ServerOptionsFrom(const Config& cfg) {
 }
 
 // The /metrics endpoint and what it serves besides the registry: the queue
-// gauges, read on scrape over a connection of their own.
+// gauges, read on scrape from the server's backend (on a connection of
+// their own), registered once the server runs.
 struct Metrics {
-  std::unique_ptr<storage::Database> db;
   std::unique_ptr<observability::DatabaseMetrics> errors;
   std::shared_ptr<observability::QueueCollector> queue;
   std::unique_ptr<observability::MetricsEndpoint> http;
@@ -153,14 +154,16 @@ absl::StatusOr<Metrics> StartMetrics(
   auto http = observability::MetricsEndpoint::Start(cfg.Get("metrics-listen"));
   if (!http.ok()) return http.status();
   m.http = std::move(*http);
-  m.db = std::make_unique<storage::Database>(
-      storage::DatabaseOptions{cfg.Get("database-url"), 1, 5});
   m.errors = std::make_unique<observability::DatabaseMetrics>(*registry);
-  m.queue = std::make_shared<observability::QueueCollector>(m.db.get(),
-                                                            m.errors.get());
   m.http->Register(registry);
-  m.http->Register(m.queue);
   return m;
+}
+
+void AddQueueGauges(Metrics& m, storage::Backend* backend) {
+  if (!m.http) return;
+  m.queue = std::make_shared<observability::QueueCollector>(backend,
+                                                            m.errors.get());
+  m.http->Register(m.queue);
 }
 
 int Serve(const Config& cfg) {
@@ -188,6 +191,7 @@ int Serve(const Config& cfg) {
   }
   auto server = LetheServer::Start(*options);
   if (!server.ok()) return Fail(server.status());
+  AddQueueGauges(*metrics, (*server)->backend());
   log->Info({}, "listening", {{"port", (*server)->port()}});
   int sig = 0;
   sigwait(&stop, &sig);
@@ -239,11 +243,12 @@ int Admin(const Config& cfg) {
     return 0;
   }
   if (what == "create-signing-key") return CreateSigningKey(cfg);
-  storage::Database db({cfg.Get("database-url"), 1, 30});
-  if (auto migrated = storage::Migrate(db); !migrated.ok()) {
-    return Fail(migrated.status());
+  auto backend = storage::OpenPostgres({.url = cfg.Get("database-url"),
+                                        .pool_size = 1});
+  if (auto migrated = backend->Prepare(/*migrate=*/true); !migrated.ok()) {
+    return Fail(migrated);
   }
-  storage::ApiKeyStore keys(&db);
+  storage::ApiKeyStore& keys = backend->api_keys();
   if (what == "create-key") {
     auto role = storage::ParseRole(cfg.Get("role"));
     if (!role) {

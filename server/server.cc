@@ -16,8 +16,7 @@
 #include "server/erasure_service.h"
 #include "server/model_service.h"
 #include "server/subject.h"
-#include "storage/api_key_store.h"
-#include "storage/migrations.h"
+#include "storage/postgres/backend.h"
 #include "storage/reachability.h"
 
 namespace lethe::server {
@@ -89,14 +88,10 @@ struct LetheServer::Impl {
   ServerOptions options;
   std::string secret;
   std::shared_ptr<grpc::ServerCredentials> credentials;
-  std::unique_ptr<storage::Database> db;
-  std::unique_ptr<storage::ArtifactStore> artifacts;
-  std::unique_ptr<storage::ApiKeyStore> keys;
-  // Before `erasures`, whose writers report to it until they stop.
+  // Before `backend`, whose intake writers report to it until they stop.
   std::unique_ptr<observability::IntakeMetrics> intake_metrics;
-  std::unique_ptr<storage::ErasureStore> erasures;
-  std::unique_ptr<storage::DatasetStore> datasets;
-  std::unique_ptr<storage::ModelStore> models;
+  // Outlives everything that follows: the stores are the backend's.
+  std::shared_ptr<storage::Backend> backend;
   std::unique_ptr<Authenticator> auth;
   std::unique_ptr<ChangeHub> changes;
   std::shared_ptr<observability::Logger> logger;
@@ -106,7 +101,6 @@ struct LetheServer::Impl {
   std::unique_ptr<DatasetServiceImpl> dataset_service;
   std::unique_ptr<ModelRegistryImpl> model_service;
   cert::KeyRing signing_keys;
-  std::unique_ptr<storage::CertificateStore> certificates;
   std::unique_ptr<CertificateServiceImpl> certificate_service;
   // Destroyed after `server`, whose shutdown waits for calls that executor
   // tasks finish, and before everything above: its destructor runs the
@@ -121,8 +115,30 @@ struct LetheServer::Impl {
 
 absl::StatusOr<std::unique_ptr<LetheServer>> LetheServer::Start(
     const ServerOptions& o) {
+  std::unique_ptr<observability::IntakeMetrics> intake_metrics;
+  storage::PostgresOptions pg;
+  pg.url = o.database_url;
+  pg.pool_size = o.db_pool_size;
+  pg.artifact_dir = o.artifact_dir;
+  pg.intake = o.intake;
+  if (o.metrics_registry) {
+    intake_metrics =
+        std::make_unique<observability::IntakeMetrics>(*o.metrics_registry);
+    pg.intake.on_batch = [m = intake_metrics.get()](size_t n, double s) {
+      m->RecordBatch(n, s);
+    };
+  }
+  std::shared_ptr<storage::Backend> backend = storage::OpenPostgres(pg);
+  return Start(o, std::move(backend), std::move(intake_metrics));
+}
+
+absl::StatusOr<std::unique_ptr<LetheServer>> LetheServer::Start(
+    const ServerOptions& o, std::shared_ptr<storage::Backend> backend,
+    std::unique_ptr<observability::IntakeMetrics> intake_metrics) {
   auto impl = std::make_unique<Impl>();
   impl->options = o;
+  impl->intake_metrics = std::move(intake_metrics);
+  impl->backend = std::move(backend);
   auto secret = LoadServerSecret(o.secrets_file);
   if (!secret.ok()) return secret.status();
   impl->secret = *std::move(secret);
@@ -144,8 +160,6 @@ absl::StatusOr<std::unique_ptr<LetheServer>> LetheServer::Start(
     impl->db_metrics =
         std::make_unique<observability::DatabaseMetrics>(*o.metrics_registry);
   }
-  impl->db = std::make_unique<storage::Database>(
-      storage::DatabaseOptions{o.database_url, o.db_pool_size, 30});
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
@@ -165,11 +179,10 @@ absl::StatusOr<std::unique_ptr<LetheServer>> LetheServer::Start(
   return server;
 }
 
+storage::Backend* LetheServer::backend() const { return impl_->backend.get(); }
+
 absl::Status LetheServer::PrepareDatabase() {
-  if (impl_->options.migrate_on_start) {
-    return storage::Migrate(*impl_->db).status();
-  }
-  return impl_->db->Ping();
+  return impl_->backend->Prepare(impl_->options.migrate_on_start);
 }
 
 absl::Status LetheServer::OpenWaiting() {
@@ -233,39 +246,20 @@ bool LetheServer::SleepUnlessStopping(std::chrono::milliseconds delay) {
 void LetheServer::BuildApi() {
   Impl* impl = impl_.get();
   const ServerOptions& o = impl->options;
-  impl->artifacts = o.artifact_dir.empty()
-                        ? storage::NewPostgresArtifactStore()
-                        : storage::NewFilesystemArtifactStore(o.artifact_dir);
-  impl->keys = std::make_unique<storage::ApiKeyStore>(impl->db.get());
-  storage::ErasureStoreOptions intake = o.intake;
-  if (o.metrics_registry) {
-    impl->intake_metrics =
-        std::make_unique<observability::IntakeMetrics>(*o.metrics_registry);
-    intake.on_batch = [m = impl->intake_metrics.get()](size_t n, double s) {
-      m->RecordBatch(n, s);
-    };
-  }
-  impl->erasures =
-      std::make_unique<storage::ErasureStore>(impl->db.get(), intake);
-  impl->datasets = std::make_unique<storage::DatasetStore>(impl->db.get());
-  impl->models = std::make_unique<storage::ModelStore>(impl->db.get(),
-                                                       impl->artifacts.get());
-  impl->auth = std::make_unique<Authenticator>(impl->keys.get(),
-                                               o.key_cache_ttl);
+  storage::Backend& b = *impl->backend;
+  impl->auth = std::make_unique<Authenticator>(&b.api_keys(), o.key_cache_ttl);
   impl->executor = std::make_unique<Executor>(o.handler_threads);
-  impl->changes = std::make_unique<ChangeHub>(impl->db.get(), o.watch_poll);
-  impl->deps = Deps{impl->erasures.get(), impl->datasets.get(),
-                    impl->models.get(),   impl->auth.get(),
-                    impl->executor.get(), impl->changes.get(),
-                    impl->secret,         o.limits};
+  impl->changes = std::make_unique<ChangeHub>(&b, o.watch_poll);
+  impl->deps = Deps{&b.erasures(),          &b.datasets(),
+                    &b.models(),            impl->auth.get(),
+                    impl->executor.get(),   impl->changes.get(),
+                    impl->secret,           o.limits};
   impl->deps.logger = impl->logger.get();
   impl->erasure_service = std::make_unique<ErasureServiceImpl>(&impl->deps);
   impl->dataset_service = std::make_unique<DatasetServiceImpl>(&impl->deps);
   impl->model_service = std::make_unique<ModelRegistryImpl>(&impl->deps);
-  impl->certificates =
-      std::make_unique<storage::CertificateStore>(impl->db.get());
   impl->certificate_service = std::make_unique<CertificateServiceImpl>(
-      &impl->deps, CertificateServiceOptions{impl->certificates.get(),
+      &impl->deps, CertificateServiceOptions{&b.certificates(),
                                              &impl->signing_keys,
                                              o.log_origin});
 }
@@ -313,7 +307,7 @@ void LetheServer::HealthLoop() {
   bool last = true;
   health->SetServingStatus(true);
   while (!stopping_) {
-    const absl::Status st = impl_->db->Ping();
+    const absl::Status st = impl_->backend->Ping();
     const bool serving = st.ok();
     if (!serving && impl_->db_metrics) impl_->db_metrics->RecordError("ping");
     if (serving != last) {

@@ -15,7 +15,9 @@
 
 #include "absl/status/statusor.h"
 #include "observability/log.h"
+#include "observability/metrics.h"
 #include "server/deps.h"
+#include "storage/backend.h"
 
 namespace prometheus {
 class Registry;
@@ -66,9 +68,20 @@ class LetheServer {
   // migrations ran the API opens on the same port and health turns
   // SERVING. Errors: bad options, unreadable files, a migration that fails
   // for another reason than an unreachable database, a port it cannot bind.
+  // Serves `options.database_url` (storage::OpenPostgres with the pool,
+  // artifact directory and intake options above).
   static absl::StatusOr<std::unique_ptr<LetheServer>> Start(
       const ServerOptions& options);
+  // Serves `backend` (e.g. storage/memory's, in tests); database_url is
+  // then only named in logs. `intake_metrics`, when set, is the one the
+  // backend's intake reports to: the server keeps it alive.
+  static absl::StatusOr<std::unique_ptr<LetheServer>> Start(
+      const ServerOptions& options, std::shared_ptr<storage::Backend> backend,
+      std::unique_ptr<observability::IntakeMetrics> intake_metrics = nullptr);
   ~LetheServer();
+
+  // The backend it serves; lives as long as the server.
+  storage::Backend* backend() const;
 
   int port() const { return port_; }
   // Stops accepting calls (and waiting for the database), lets in-flight
@@ -82,7 +95,7 @@ class LetheServer {
   explicit LetheServer(std::unique_ptr<Impl> impl);
   absl::Status PrepareDatabase();  // migrations, or a ping without them
   absl::Status OpenWaiting();      // health NOT_SERVING, API UNAVAILABLE
-  void BuildApi();  // the stores and services, once
+  void BuildApi();  // the services, once
   absl::Status Listen(const std::string& listen);  // serves the API
   // Retries PrepareDatabase with backoff, then swaps the waiting server for
   // the API. False when Shutdown came first.

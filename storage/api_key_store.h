@@ -9,7 +9,6 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "storage/database.h"
 #include "storage/types.h"
 
 namespace lethe::storage {
@@ -30,17 +29,16 @@ absl::StatusOr<ParsedToken> ParseApiToken(std::string_view token);
 
 class ApiKeyStore {
  public:
-  explicit ApiKeyStore(Database* db) : db_(db) {}
+  virtual ~ApiKeyStore() = default;
 
-  absl::StatusOr<NewApiKey> Create(Role role, const std::string& description,
-                                   const std::string& actor);
+
+  virtual absl::StatusOr<NewApiKey> Create(Role role, const std::string& description,
+                                   const std::string& actor) = 0;
   // NOT_FOUND if absent.
-  absl::StatusOr<ApiKeyRow> Lookup(const std::string& key_id);
+  virtual absl::StatusOr<ApiKeyRow> Lookup(const std::string& key_id) = 0;
   // NOT_FOUND if absent; idempotent.
-  absl::Status Revoke(const std::string& key_id, const std::string& actor);
+  virtual absl::Status Revoke(const std::string& key_id, const std::string& actor) = 0;
 
- private:
-  Database* db_;  // not owned
 };
 
 }  // namespace lethe::storage

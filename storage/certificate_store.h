@@ -1,5 +1,6 @@
-// CertificateStore: completion certificates and their transparency log in
-// PostgreSQL (migration 0003), so that any server replica can serve them.
+// CertificateStore: completion certificates and their transparency log,
+// stored so that any server replica can serve them (in PostgreSQL:
+// migration 0003).
 //
 // Issuing appends one leaf, SHA-256(0x00 || SHA-256(envelope)), at the end
 // of the log under a row lock on certificate_log_head: concurrent issuers
@@ -15,11 +16,13 @@
 // Proofs are computed from the stored leaf hashes of the tree in question
 // (O(tree size) reads and hashes per proof).
 //
-// Thread-safe; errors as Database::Transact describes.
+// Thread-safe. Storage errors: UNAVAILABLE while the store cannot be
+// reached, INTERNAL otherwise.
 #ifndef LETHE_STORAGE_CERTIFICATE_STORE_H_
 #define LETHE_STORAGE_CERTIFICATE_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -27,7 +30,6 @@
 #include "absl/status/statusor.h"
 #include "cert/keys.h"
 #include "cert/statement.h"
-#include "storage/database.h"
 #include "storage/types.h"
 
 namespace lethe::storage {
@@ -41,7 +43,7 @@ struct IssuedCertificate {
   std::vector<std::string> model_ids;
   int64_t issued_us = 0;
   std::string client_key_id;  // the API key that submitted the request
-  bool replayed = false;      // IssueInTxn found it already issued
+  bool replayed = false;      // Issue found it already issued
 };
 
 struct CertificateFilter {
@@ -63,40 +65,91 @@ struct StoredCheckpoint {
   int64_t signed_us = 0;
 };
 
+// The facts of a COMPLETED request that its certificate states, as the
+// transaction issuing it reads them: one entry per DONE task.
+struct CompletedTask {
+  std::string model_id;
+  std::string model_name;
+  int64_t result_version = 0;
+  std::string method;          // the task's, else the version's produced_by
+  std::string digest_after;    // raw SHA-256 of the result version
+  int64_t parent_version = 0;
+  std::string digest_before;   // raw SHA-256 of the parent, or empty
+  int64_t records_removed = 0;
+  std::string report_json;     // the result version's engine report, or ""
+  std::string policy_json;     // the model's policy
+};
+
+struct CompletedRequest {
+  std::string erasure_id;
+  std::string legal_ground;
+  std::string legal_reference;
+  std::string subject_commitment;  // 32 bytes
+  int64_t submitted_us = 0;
+  int64_t completed_us = 0;
+  std::vector<CompletedTask> tasks;  // in model id order
+};
+
+// What code running inside a storage transaction (a publication, or the
+// sweep of missing certificates) may do to certify the requests that the
+// transaction completes.
+class CertificateScope {
+ public:
+  virtual ~CertificateScope() = default;
+  // FAILED_PRECONDITION unless the request is COMPLETED (as this
+  // transaction sees it).
+  virtual absl::StatusOr<CompletedRequest> ReadCompleted(
+      const std::string& erasure_id) = 0;
+  // CertificateStore::Issue's contract, inside this transaction.
+  virtual absl::StatusOr<IssuedCertificate> Issue(
+      const cert::CompletionRecord& record, const cert::KeyRing& keys) = 0;
+  // Runs `fn`; if it fails, what it wrote is undone alone (the rest of the
+  // transaction stands) and its error is returned.
+  virtual absl::Status Isolated(const std::function<absl::Status()>& fn) = 0;
+};
+
+// Called with the requests a transaction completes (or, in the sweep, one
+// request completed without a certificate); an error aborts the
+// transaction.
+using CertifyHook = std::function<absl::Status(
+    CertificateScope& scope, const std::vector<std::string>& erasure_ids)>;
+
 class CertificateStore {
  public:
-  explicit CertificateStore(Database* db) : db_(db) {}
+  virtual ~CertificateStore() = default;
 
-  // Issues the completion certificate of `record.request_id` inside the
-  // caller's transaction (the worker's publish transaction), signed by the
-  // key of `keys` valid at record.completed_us. Idempotent: if the request
-  // already has one, returns it (replayed = true) and writes nothing.
-  // INVALID_ARGUMENT for an invalid record (cert::Validate);
-  // FAILED_PRECONDITION when no key is valid then; NOT_FOUND when the
-  // request does not exist. Database errors propagate as exceptions, like
-  // the caller's other statements, for Database::Transact to map.
-  static absl::StatusOr<IssuedCertificate> IssueInTxn(
-      Txn& txn, const cert::CompletionRecord& record,
-      const cert::KeyRing& keys);
+  // Issues the completion certificate of `record.request_id`, signed by the
+  // key of `keys` valid at record.completed_us, appending it to the log.
+  // Idempotent: if the request already has one, returns it (replayed =
+  // true) and writes nothing. INVALID_ARGUMENT for an invalid record
+  // (cert::Validate); FAILED_PRECONDITION when no key is valid then;
+  // NOT_FOUND when the request does not exist.
+  virtual absl::StatusOr<IssuedCertificate> Issue(
+      const cert::CompletionRecord& record, const cert::KeyRing& keys) = 0;
 
-  // IssueInTxn in a transaction of its own.
-  absl::StatusOr<IssuedCertificate> Issue(const cert::CompletionRecord& record,
-                                          const cert::KeyRing& keys);
+  // Requests COMPLETED without a certificate although a task of theirs is
+  // DONE (completed while no worker had signing keys, say), oldest first,
+  // at most `limit`: `hook` runs for each, with that one id, in a
+  // transaction of its own. Returns how many requests it visited. A request
+  // whose every task was SKIPPED has nothing to certify and is not visited.
+  virtual absl::StatusOr<int> CertifyMissing(int limit,
+                                             const CertifyHook& hook) = 0;
 
   // The completion certificate of a request; NOT_FOUND if none.
-  absl::StatusOr<IssuedCertificate> Get(const std::string& request_id);
-  // Newest first.
-  absl::StatusOr<CertificatePage> List(const CertificateFilter& filter,
-                                       const Page& page);
+  virtual absl::StatusOr<IssuedCertificate> Get(
+      const std::string& request_id) = 0;
+  // Newest first; a page cursor is (issued_us, leaf index in decimal).
+  virtual absl::StatusOr<CertificatePage> List(const CertificateFilter& filter,
+                                               const Page& page) = 0;
 
-  absl::StatusOr<int64_t> TreeSize();
+  virtual absl::StatusOr<int64_t> TreeSize() = 0;
   // PATH(leaf, tree of `tree_size`). INVALID_ARGUMENT unless leaf <
   // tree_size; FAILED_PRECONDITION if tree_size exceeds the log's size.
-  absl::StatusOr<std::vector<std::string>> InclusionProof(int64_t leaf,
-                                                          int64_t tree_size);
+  virtual absl::StatusOr<std::vector<std::string>> InclusionProof(
+      int64_t leaf, int64_t tree_size) = 0;
   // PROOF(first, tree of `second`), errors as above.
-  absl::StatusOr<std::vector<std::string>> ConsistencyProof(int64_t first,
-                                                            int64_t second);
+  virtual absl::StatusOr<std::vector<std::string>> ConsistencyProof(
+      int64_t first, int64_t second) = 0;
 
   // The checkpoint of the whole log: the stored one if the tree has not
   // grown since, else a new one signed by `keys` (checkpoint key name =
@@ -104,13 +157,10 @@ class CertificateStore {
   // when one must be signed and no key is valid; INTERNAL if the stored
   // leaves are not consistent with the last checkpoint (the log was
   // tampered with: nothing is signed).
-  absl::StatusOr<StoredCheckpoint> LatestCheckpoint(const cert::KeyRing& keys,
-                                                    const std::string& origin);
+  virtual absl::StatusOr<StoredCheckpoint> LatestCheckpoint(
+      const cert::KeyRing& keys, const std::string& origin) = 0;
   // A stored checkpoint by tree size; NOT_FOUND if none was signed at it.
-  absl::StatusOr<StoredCheckpoint> CheckpointAt(int64_t tree_size);
-
- private:
-  Database* db_;  // not owned
+  virtual absl::StatusOr<StoredCheckpoint> CheckpointAt(int64_t tree_size) = 0;
 };
 
 }  // namespace lethe::storage

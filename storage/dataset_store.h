@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "storage/database.h"
 #include "storage/types.h"
 
 namespace lethe::storage {
@@ -24,23 +23,22 @@ struct AddRecordsResult {
 
 class DatasetStore {
  public:
-  explicit DatasetStore(Database* db) : db_(db) {}
+  virtual ~DatasetStore() = default;
+
 
   // ALREADY_EXISTS if the name is taken.
-  absl::StatusOr<DatasetRow> Create(const DatasetRow& row,
-                                    const std::string& actor);
+  virtual absl::StatusOr<DatasetRow> Create(const DatasetRow& row,
+                                    const std::string& actor) = 0;
   // With record and subject counts. NOT_FOUND if absent.
-  absl::StatusOr<DatasetRow> Get(const std::string& id);
-  absl::StatusOr<DatasetPage> List(const Page& page);
+  virtual absl::StatusOr<DatasetRow> Get(const std::string& id) = 0;
+  virtual absl::StatusOr<DatasetPage> List(const Page& page) = 0;
 
-  // Appends all `records` in one transaction (COPY), or none. Uploads to one
+  // Appends all `records` in one transaction, or none. Uploads to one
   // dataset are serialised. NOT_FOUND if the dataset is absent.
-  absl::StatusOr<AddRecordsResult> AddRecords(
+  virtual absl::StatusOr<AddRecordsResult> AddRecords(
       const std::string& dataset_id, const std::vector<RecordRow>& records,
-      const std::string& actor);
+      const std::string& actor) = 0;
 
- private:
-  Database* db_;  // not owned
 };
 
 }  // namespace lethe::storage

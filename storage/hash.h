@@ -1,5 +1,6 @@
-// SHA-256, HMAC-SHA256 and randomness through OpenSSL 3's EVP API, plus hex
-// helpers. All digests are raw 32-byte strings.
+// SHA-256, HMAC-SHA256, randomness and hex for storage and its callers:
+// base/crypto.h and base/hex.h under std::string_view signatures. All
+// digests are raw 32-byte strings.
 #ifndef LETHE_STORAGE_HASH_H_
 #define LETHE_STORAGE_HASH_H_
 

@@ -1,5 +1,6 @@
 // ModelStore: registered models, their versions and artifacts.
-// Thread-safe; artifacts go through the injected ArtifactStore.
+// Thread-safe. Artifacts are content-addressed by SHA-256 (the PostgreSQL
+// store keeps them in a table or on a shared volume).
 #ifndef LETHE_STORAGE_MODEL_STORE_H_
 #define LETHE_STORAGE_MODEL_STORE_H_
 
@@ -8,8 +9,6 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "storage/artifact_store.h"
-#include "storage/database.h"
 #include "storage/types.h"
 
 namespace lethe::storage {
@@ -33,31 +32,31 @@ struct RegisterParams {
 
 class ModelStore {
  public:
-  ModelStore(Database* db, ArtifactStore* artifacts)
-      : db_(db), artifacts_(artifacts) {}
+  virtual ~ModelStore() = default;
+
 
   // Stores the model and, with an artifact, version 1 ("registered") in one
   // transaction. The model starts PENDING_VALIDATION (with an artifact) or
   // TRAINING (without). NOT_FOUND for an unknown dataset, ALREADY_EXISTS
-  // for a taken name.
-  absl::StatusOr<ModelRow> Register(const RegisterParams& params,
-                                    const std::string& actor);
-  absl::StatusOr<ModelRow> Get(const std::string& id);
-  absl::StatusOr<ModelPage> List(const std::string& dataset_id,
-                                 const Page& page);
+  // for a taken name, INVALID_ARGUMENT when `artifact_sha256` is not the
+  // digest of `artifact`.
+  virtual absl::StatusOr<ModelRow> Register(const RegisterParams& params,
+                                    const std::string& actor) = 0;
+  virtual absl::StatusOr<ModelRow> Get(const std::string& id) = 0;
+  virtual absl::StatusOr<ModelPage> List(const std::string& dataset_id,
+                                 const Page& page) = 0;
   // Newest first; `before_version` 0 starts at the newest.
-  absl::StatusOr<VersionPage> ListVersions(const std::string& model_id,
+  virtual absl::StatusOr<VersionPage> ListVersions(const std::string& model_id,
                                            int64_t before_version,
-                                           int32_t page_size);
+                                           int32_t page_size) = 0;
   // `version` 0 is the newest. NOT_FOUND / FAILED_PRECONDITION (no version,
   // or deleted).
-  absl::StatusOr<ModelVersionRow> GetVersion(const std::string& model_id,
-                                             int64_t version);
-  absl::StatusOr<std::string> ReadArtifact(const std::string& sha256);
+  virtual absl::StatusOr<ModelVersionRow> GetVersion(const std::string& model_id,
+                                             int64_t version) = 0;
+  // The bytes of an artifact by raw digest: NOT_FOUND if none has it,
+  // DATA_LOSS if the stored bytes do not match it.
+  virtual absl::StatusOr<std::string> ReadArtifact(const std::string& sha256) = 0;
 
- private:
-  Database* db_;              // not owned
-  ArtifactStore* artifacts_;  // not owned
 };
 
 }  // namespace lethe::storage

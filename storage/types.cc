@@ -1,5 +1,9 @@
 #include "storage/types.h"
 
+#include "storage/api_key_store.h"
+#include "storage/erasure_store.h"
+#include "storage/hash.h"
+
 namespace lethe::storage {
 
 const char* RoleName(Role role) {
@@ -22,6 +26,24 @@ std::optional<Role> ParseRole(std::string_view name) {
     if (name == RoleName(r)) return r;
   }
   return std::nullopt;
+}
+
+absl::StatusOr<ParsedToken> ParseApiToken(std::string_view token) {
+  // lethe_ + 16 hex + _ + 64 hex
+  constexpr size_t kLength = 6 + 16 + 1 + 64;
+  if (token.size() != kLength || token.substr(0, 6) != "lethe_" ||
+      token[22] != '_' || !FromHex(token.substr(6, 16)) ||
+      !FromHex(token.substr(23))) {
+    return absl::InvalidArgumentError(
+        "malformed API key: expected lethe_<16 hex>_<64 hex>");
+  }
+  return ParsedToken{std::string(token.substr(6, 16)),
+                     std::string(token.substr(23))};
+}
+
+bool IsTerminalErasureState(std::string_view state) {
+  return state == "COMPLETED" || state == "NOTHING_TO_ERASE" ||
+         state == "FAILED" || state == "CANCELLED";
 }
 
 }  // namespace lethe::storage

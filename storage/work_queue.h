@@ -39,8 +39,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "storage/artifact_store.h"
-#include "storage/database.h"
+#include "storage/certificate_store.h"
 #include "storage/types.h"
 
 namespace lethe::storage {
@@ -92,9 +91,8 @@ struct PublishResult {
 };
 
 // Called inside the publish transaction with the requests it completes
-// (e.g. to issue their certificates); an error aborts the publication.
-using CompletionHook = std::function<absl::Status(
-    Txn& txn, const std::vector<std::string>& completed_erasures)>;
+// (to issue their certificates); an error aborts the publication.
+using CompletionHook = CertifyHook;
 
 struct RecordData {
   int64_t id;
@@ -125,81 +123,75 @@ struct QueueOptions {
 
 class WorkQueue {
  public:
-  WorkQueue(Database* db, ArtifactStore* artifacts, QueueOptions options)
-      : db_(db), artifacts_(artifacts), options_(std::move(options)) {}
+  virtual ~WorkQueue() = default;
 
-  const QueueOptions& options() const { return options_; }
+  virtual const QueueOptions& options() const = 0;
 
   // Returns expired leases to the queue (or DEAD once max_lost_leases are
   // spent, failing the request). Does not count as a failure of the work.
   // Returns how many.
-  absl::StatusOr<int> RescueExpired();
+  virtual absl::StatusOr<int> RescueExpired() = 0;
 
   // Settles the queued tasks of INVALID models: SKIPPED, their versions
   // (trained with the subjects, and never to be unlearned) scheduled for
   // deletion, and their requests completed (records deleted) where no
   // other task is left. Returns how many tasks.
-  absl::StatusOr<int> SkipInvalidModels();
+  virtual absl::StatusOr<int> SkipInvalidModels() = 0;
 
   // Claims up to the model's batch size of QUEUED tasks of one READY model
   // (honouring the policy's batch window). nullopt when nothing is ready.
-  absl::StatusOr<std::optional<TaskBatch>> ClaimBatch();
+  virtual absl::StatusOr<std::optional<TaskBatch>> ClaimBatch() = 0;
   // FAILED_PRECONDITION when any lease of the batch was lost.
-  absl::Status Renew(const TaskBatch& batch);
+  virtual absl::Status Renew(const TaskBatch& batch) = 0;
   // Gives the batch back unharmed (a draining worker, the database lost
   // mid-run): no failure is counted.
-  absl::Status Release(const TaskBatch& batch);
+  virtual absl::Status Release(const TaskBatch& batch) = 0;
   // Records a failure of the work itself: back to the queue after an
   // exponential backoff with jitter, or DEAD (request FAILED) after the
   // policy's max_attempts failures.
-  absl::Status Fail(const TaskBatch& batch, const std::string& error);
+  virtual absl::Status Fail(const TaskBatch& batch, const std::string& error) = 0;
 
-  absl::StatusOr<LatestVersion> Latest(const std::string& model_id);
+  virtual absl::StatusOr<LatestVersion> Latest(const std::string& model_id) = 0;
   // Streams the records of the model's dataset that the model may train
   // on, in id order: every record except those of the subjects on the
   // model's exclusion list. The only way records reach a worker.
-  absl::Status ForEachTrainingRecord(
+  virtual absl::Status ForEachTrainingRecord(
       const std::string& model_id,
-      const std::function<absl::Status(RecordData&)>& fn);
+      const std::function<absl::Status(RecordData&)>& fn) = 0;
 
-  // FAILED_PRECONDITION if a lease was lost, ABORTED if another version
-  // was published since `parent_version`.
-  absl::StatusOr<PublishResult> Publish(const TaskBatch& batch,
+  // FAILED_PRECONDITION if a lease was lost (another attempt claimed a
+  // task: a lease that expired but was not yet rescued still publishes, as
+  // nothing else can have run it), ABORTED if another version was
+  // published since `parent_version`.
+  virtual absl::StatusOr<PublishResult> Publish(const TaskBatch& batch,
                                         const PublishRequest& request,
-                                        const CompletionHook& hook);
+                                        const CompletionHook& hook) = 0;
 
   // Deletes superseded versions whose grace period ended (artifacts too,
   // once no live version refers to them). Returns how many.
-  absl::StatusOr<int> DeleteDueVersions();
+  virtual absl::StatusOr<int> DeleteDueVersions() = 0;
 
   // A training job's claim also puts every subject whose erasure from the
   // dataset is under way on the model's exclusion list.
-  absl::StatusOr<std::optional<ModelJob>> ClaimModelJob();
+  virtual absl::StatusOr<std::optional<ModelJob>> ClaimModelJob() = 0;
 
   // True when nothing is left that this queue's worker could claim now or
   // later: no leased task, no queued task and no model job on a model its
   // device may run (tasks of models waiting for another device kind do not
   // count). For --exit-when-idle.
-  absl::StatusOr<bool> Idle();
-  absl::Status RenewModelJob(const ModelJob& job);
+  virtual absl::StatusOr<bool> Idle() = 0;
+  virtual absl::Status RenewModelJob(const ModelJob& job) = 0;
   // The model becomes READY; a trained model gets version 1 (`artifact`
   // non-empty).
-  absl::Status FinishModelJob(const ModelJob& job, const std::string& artifact,
+  virtual absl::Status FinishModelJob(const ModelJob& job, const std::string& artifact,
                               const std::string& state,
                               const std::string& produced_by,
-                              const std::string& report_json);
+                              const std::string& report_json) = 0;
   // `permanent`: the model is INVALID with `reason` (its queued erasure
   // tasks are SKIPPED, as SkipInvalidModels); otherwise the job is retried
   // after a backoff, and INVALID after max attempts.
-  absl::Status FailModelJob(const ModelJob& job, const std::string& reason,
-                            bool permanent);
-
- private:
-  double BackoffSeconds(int attempts) const;
-
-  Database* db_;              // not owned
-  ArtifactStore* artifacts_;  // not owned
-  const QueueOptions options_;
+  virtual absl::Status FailModelJob(const ModelJob& job, const std::string& reason,
+                            bool permanent) = 0;
 };
 
 }  // namespace lethe::storage

@@ -4,8 +4,8 @@
 #include <google/protobuf/util/json_util.h>
 
 #include "absl/strings/str_cat.h"
+#include "lethe/core/policy.h"
 #include "storage/certificate_store.h"
-#include "storage/sql_util.h"
 
 namespace lethe::worker {
 namespace {
@@ -52,15 +52,17 @@ void AddGate(const Struct& report, const Struct& policy,
   const Struct* after = Child(report, "after");
   if (before == nullptr || after == nullptr) return;
   const Struct* gate = Child(report, "gate");
+  const core::Policy defaults;
   const double max_auc =
       gate != nullptr ? Number(*gate, "max_mia_auc")
-      : Number(policy, "maxMiaAuc") == 0 ? 0.55
-                                         : Number(policy, "maxMiaAuc");
+                      : Number(policy, "maxMiaAuc", 0) == 0
+                            ? defaults.max_mia_auc
+                            : Number(policy, "maxMiaAuc");
   const double max_drop =
       gate != nullptr ? Number(*gate, "max_test_acc_drop_points")
-      : Number(policy, "maxTestAccuracyDrop") == 0
-          ? 1.5
-          : Number(policy, "maxTestAccuracyDrop");
+                      : Number(policy, "maxTestAccuracyDrop", 0) == 0
+                            ? defaults.max_test_acc_drop
+                            : Number(policy, "maxTestAccuracyDrop");
   m.metrics.push_back({"mia_auc", Number(*after, "mia_auc"),
                        cert::MetricCheck::Bound::kAtMost, max_auc});
   m.metrics.push_back(
@@ -81,54 +83,32 @@ void AddGate(const Struct& report, const Struct& policy,
 }  // namespace
 
 absl::StatusOr<cert::CompletionRecord> CompletionRecordOf(
-    storage::Txn& txn, const std::string& erasure_id) {
-  using storage::internal::Micros;
-  using storage::internal::ReadBytea;
-  auto req = txn.exec_params(
-      absl::StrCat("SELECT legal_ground, legal_reference, subject_commitment, ",
-                   Micros("created_at"), ", ", Micros("completed_at"),
-                   " FROM erasure_requests WHERE id = $1::uuid AND state = "
-                   "'COMPLETED'"),
-      erasure_id);
-  if (req.empty()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("erasure request ", erasure_id, " is not COMPLETED"));
-  }
+    const storage::CompletedRequest& req) {
   cert::CompletionRecord record;
-  record.request_id = erasure_id;
-  record.legal_ground = req[0][0].c_str();
-  record.legal_reference = req[0][1].c_str();
-  record.subject_commitment = ReadBytea(req[0][2]);
-  record.submitted_us = req[0][3].as<int64_t>();
-  record.completed_us = req[0][4].as<int64_t>();
-  auto tasks = txn.exec_params(
-      "SELECT t.model_id::text, m.name, t.result_version, "
-      "coalesce(t.method, v.produced_by), v.artifact_sha256, v.parent_version, "
-      "pv.artifact_sha256, t.records_removed, coalesce(v.report::text, ''), "
-      "m.policy::text FROM erasure_tasks t JOIN models m ON m.id = t.model_id "
-      "JOIN model_versions v ON v.model_id = t.model_id AND v.version = "
-      "t.result_version LEFT JOIN model_versions pv ON pv.model_id = "
-      "t.model_id AND pv.version = v.parent_version WHERE t.erasure_id = "
-      "$1::uuid AND t.state = 'DONE' ORDER BY t.model_id",
-      erasure_id);
-  for (const auto& t : tasks) {
+  record.request_id = req.erasure_id;
+  record.legal_ground = req.legal_ground;
+  record.legal_reference = req.legal_reference;
+  record.subject_commitment = req.subject_commitment;
+  record.submitted_us = req.submitted_us;
+  record.completed_us = req.completed_us;
+  for (const storage::CompletedTask& t : req.tasks) {
     cert::ModelOutcome m;
-    m.model_id = t[0].c_str();
-    m.model_name = t[1].c_str();
-    m.method = t[3].c_str();
-    m.records_removed = t[7].as<int64_t>();
-    m.version_after = t[2].as<int64_t>();
-    m.digest_after = ReadBytea(t[4]);
+    m.model_id = t.model_id;
+    m.model_name = t.model_name;
+    m.method = t.method;
+    m.records_removed = t.records_removed;
+    m.version_after = t.result_version;
+    m.digest_after = t.digest_after;
     if (m.method == cert::kMethodNone) {
       m.version_before = m.version_after;
       m.digest_before = m.digest_after;
       m.guarantee = cert::Guarantee::kExact;
     } else {
-      m.version_before = t[5].as<int64_t>();
-      m.digest_before = ReadBytea(t[6]);
-      auto report = ParseJson(t[8].c_str());
+      m.version_before = t.parent_version;
+      m.digest_before = t.digest_before;
+      auto report = ParseJson(t.report_json);
       if (!report.ok()) return report.status();
-      auto policy = ParseJson(t[9].c_str());
+      auto policy = ParseJson(t.policy_json);
       if (!policy.ok()) return policy.status();
       m.guarantee = GuaranteeOf(Text(*report, "guarantee"));
       if (m.guarantee == cert::Guarantee::kCertified) {
@@ -144,44 +124,34 @@ absl::StatusOr<cert::CompletionRecord> CompletionRecordOf(
 }
 
 absl::StatusOr<int> IssueCertificates(
-    storage::Txn& txn, const std::vector<std::string>& erasure_ids,
-    const cert::KeyRing& keys) {
+    storage::CertificateScope& scope,
+    const std::vector<std::string>& erasure_ids, const cert::KeyRing& keys) {
   int issued = 0;
   for (const auto& id : erasure_ids) {
-    auto record = CompletionRecordOf(txn, id);
+    auto completed = scope.ReadCompleted(id);
+    if (!completed.ok()) return completed.status();
+    auto record = CompletionRecordOf(*completed);
     if (!record.ok()) return record.status();
-    auto cert = storage::CertificateStore::IssueInTxn(txn, *record, keys);
+    auto cert = scope.Issue(*record, keys);
     if (!cert.ok()) return cert.status();
     if (!cert->replayed) ++issued;
   }
   return issued;
 }
 
-absl::StatusOr<int> IssueMissingCertificates(storage::Database& db,
-                                             const cert::KeyRing& keys,
-                                             int limit) {
-  auto ids = db.TransactValue<std::vector<std::string>>(
-      [&](storage::Txn& txn) -> absl::StatusOr<std::vector<std::string>> {
-        auto res = txn.exec_params(
-            "SELECT e.id::text FROM erasure_requests e WHERE e.state = "
-            "'COMPLETED' AND NOT EXISTS (SELECT 1 FROM certificates c WHERE "
-            "c.request_id = e.id) AND EXISTS (SELECT 1 FROM erasure_tasks t "
-            "WHERE t.erasure_id = e.id AND t.state = 'DONE') "
-            "ORDER BY e.completed_at LIMIT $1",
-            limit);
-        std::vector<std::string> out;
-        for (const auto& r : res) out.emplace_back(r[0].c_str());
-        return out;
-      });
-  if (!ids.ok()) return ids.status();
+absl::StatusOr<int> IssueMissingCertificates(
+    storage::CertificateStore& certificates, const cert::KeyRing& keys,
+    int limit) {
   int issued = 0;
-  for (const auto& id : *ids) {
-    auto n = db.TransactValue<int>([&](storage::Txn& txn) {
-      return IssueCertificates(txn, {id}, keys);
-    });
-    if (!n.ok()) return n.status();
-    issued += *n;
-  }
+  auto visited = certificates.CertifyMissing(
+      limit, [&](storage::CertificateScope& scope,
+                 const std::vector<std::string>& ids) -> absl::Status {
+        auto n = IssueCertificates(scope, ids, keys);
+        if (!n.ok()) return n.status();
+        issued += *n;
+        return absl::OkStatus();
+      });
+  if (!visited.ok()) return visited.status();
   return issued;
 }
 

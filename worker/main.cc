@@ -20,7 +20,7 @@
 #include "observability/log.h"
 #include "observability/metrics.h"
 #include "observability/worker_metrics.h"
-#include "storage/migrations.h"
+#include "storage/postgres/migrations.h"
 #include "storage/reachability.h"
 #include "worker/worker.h"
 

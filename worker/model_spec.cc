@@ -139,20 +139,26 @@ void SetMethodParams(const v1::UnlearningPolicy& policy,
   hr.batch = policy.head_refit().batch_size();
 }
 
-// The gate and budgets, with the API's documented defaults for 0.
+// The API's default time budget of one engine run (common.proto: "0 =
+// 3600"); core's own default is no budget.
+constexpr double kDefaultTimeBudgetSeconds = 3600;
+
+// The gate and budgets; 0 means the default, which for the gate is core's
+// (core::Policy), as the API documents.
 void SetLimits(const v1::UnlearningPolicy& policy, core::Policy& p) {
-  p.max_mia_auc = policy.max_mia_auc() == 0 ? 0.55 : policy.max_mia_auc();
-  p.max_test_acc_drop = policy.max_test_accuracy_drop() == 0
-                            ? 1.5
-                            : policy.max_test_accuracy_drop();
-  p.max_forget_acc_excess = policy.max_forget_accuracy_excess() == 0
-                                ? 5.0
-                                : policy.max_forget_accuracy_excess();
+  const core::Policy defaults;
+  auto or_default = [](double value, double fallback) {
+    return value == 0 ? fallback : value;
+  };
+  p.max_mia_auc = or_default(policy.max_mia_auc(), defaults.max_mia_auc);
+  p.max_test_acc_drop =
+      or_default(policy.max_test_accuracy_drop(), defaults.max_test_acc_drop);
+  p.max_forget_acc_excess = or_default(policy.max_forget_accuracy_excess(),
+                                       defaults.max_forget_acc_excess);
   p.max_cost_fraction =
-      policy.max_cost_fraction() == 0 ? 0.5 : policy.max_cost_fraction();
-  p.time_budget_s = policy.time_budget_seconds() == 0
-                        ? 3600
-                        : policy.time_budget_seconds();
+      or_default(policy.max_cost_fraction(), defaults.max_cost_fraction);
+  p.time_budget_s =
+      or_default(policy.time_budget_seconds(), kDefaultTimeBudgetSeconds);
 }
 
 }  // namespace

@@ -5,13 +5,12 @@
 
 #include <cstdio>
 #include <iostream>
-#include <pqxx/notification>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "lethe/core/report.h"
-#include "lethe/core/runtime.h"
 #include "observability/log.h"
+#include "storage/postgres/backend.h"
 #include "worker/certify.h"
 #include "worker/model_spec.h"
 
@@ -62,11 +61,31 @@ class Heartbeat {
   std::thread thread_;
 };
 
+// Why an attempt escalated, as the metrics name it.
+observability::EscalationReason EscalationOf(core::AttemptFailure failure) {
+  using observability::EscalationReason;
+  switch (failure) {
+    case core::AttemptFailure::kTimeBudget:
+      return EscalationReason::kTimeBudget;
+    case core::AttemptFailure::kCost:
+      return EscalationReason::kCost;
+    case core::AttemptFailure::kMiaAuc:
+      return EscalationReason::kMiaAuc;
+    case core::AttemptFailure::kTestAccuracy:
+      return EscalationReason::kTestAccuracy;
+    case core::AttemptFailure::kForgetAccuracy:
+      return EscalationReason::kForgetAccuracy;
+    case core::AttemptFailure::kNone:
+    case core::AttemptFailure::kError:
+      break;
+  }
+  return EscalationReason::kError;
+}
+
 // Records a finished engine run in the worker's metrics.
 void RecordRun(observability::WorkerMetrics& m, const std::string& model_id,
                const core::Report& r, double fetch_s, double publish_s,
                double total_s, int64_t records_removed) {
-  using observability::EscalationReason;
   using observability::TaskPhase;
   // Load: fetching the version and dataset from PostgreSQL, then the
   // engine's deserialisation of the model.
@@ -77,35 +96,11 @@ void RecordRun(observability::WorkerMetrics& m, const std::string& model_id,
   m.ObserveTask(r.method, total_s);
   m.AddRecordsRemoved(r.method, records_removed);
   for (const core::Attempt& a : r.attempts) {
-    if (a.outcome == "accepted") continue;
-    EscalationReason why = EscalationReason::kError;
-    if (a.outcome == "skipped") {
-      // core's reasons: "time budget spent", "estimated cost ...".
-      why = a.reason.find("cost") != std::string::npos
-                ? EscalationReason::kCost
-                : EscalationReason::kTimeBudget;
-    } else if (a.outcome == "failed_gate") {
-      // core's GateFailure reasons: "MIA AUC ...", "test accuracy dropped
-      // ...", "forget accuracy exceeds test accuracy ...".
-      if (a.reason.find("MIA") != std::string::npos) {
-        why = EscalationReason::kMiaAuc;
-      } else if (a.reason.find("forget accuracy") != std::string::npos) {
-        why = EscalationReason::kForgetAccuracy;
-      } else {
-        why = EscalationReason::kTestAccuracy;
-      }
-    }
-    m.RecordEscalation(a.method, why);
+    if (a.failure == core::AttemptFailure::kNone) continue;
+    m.RecordEscalation(a.method, EscalationOf(a.failure));
   }
   m.ObserveOutcome(model_id, r.after.mia_auc, r.after.ta - r.before.ta);
 }
-
-class Receiver final : public pqxx::notification_receiver {
- public:
-  Receiver(pqxx::connection_base& conn, const std::string& channel)
-      : pqxx::notification_receiver(conn, channel) {}
-  void operator()(const std::string&, int) override {}
-};
 
 }  // namespace
 
@@ -130,32 +125,41 @@ absl::StatusOr<core::Dataset> LoadDataset(storage::WorkQueue& queue,
 }
 
 Worker::Worker(WorkerOptions options)
+    : Worker(options, nullptr, nullptr) {}
+
+Worker::Worker(WorkerOptions options, std::shared_ptr<storage::Backend> backend,
+               std::shared_ptr<ModelEngine> engine)
     : options_(std::move(options)),
       log_(options_.logger ? *options_.logger
                            : observability::Logger::Stderr(
-                                 observability::LogLevel::kInfo, "worker")) {
+                                 observability::LogLevel::kInfo, "worker")),
+      backend_(std::move(backend)),
+      engine_(std::move(engine)) {
   if (options_.owner_prefix.empty()) {
     char host[256] = {0};
     gethostname(host, sizeof(host) - 1);
     options_.owner_prefix = absl::StrCat(host, ":", getpid());
   }
-  db_ = std::make_unique<storage::Database>(storage::DatabaseOptions{
-      options_.database_url, options_.concurrency * 2 + 2, 30});
-  artifacts_ = options_.artifact_dir.empty()
-                   ? storage::NewPostgresArtifactStore()
-                   : storage::NewFilesystemArtifactStore(options_.artifact_dir);
+  if (!backend_) {
+    storage::PostgresOptions pg;
+    pg.url = options_.database_url;
+    pg.pool_size = options_.concurrency * 2 + 2;
+    pg.artifact_dir = options_.artifact_dir;
+    backend_ = storage::OpenPostgres(std::move(pg));
+  }
 }
 
 Worker::~Worker() = default;
 
 absl::Status Worker::Run() {
-  core::InitRuntime(options_.threads);
-  auto device = core::ParseDevice(options_.device);
-  if (!device.ok()) return FromCore(device.status());
-  engine_ = std::make_unique<core::Engine>(core::EngineOptions{device.value()});
-  device_kind_ = device.value().is_cuda() ? "cuda" : "cpu";
+  if (!engine_) {
+    auto engine = NewInProcessEngine(options_.device, options_.threads);
+    if (!engine.ok()) return engine.status();
+    engine_ = std::move(*engine);
+  }
+  device_kind_ = engine_->device_kind();
   log_.Info({}, "worker started",
-            {{"device", device.value().ToString()},
+            {{"device", engine_->device_name()},
              {"owner", options_.owner_prefix},
              {"concurrency", options_.concurrency}});
   std::vector<std::thread> loops;
@@ -200,69 +204,73 @@ void Worker::Loop(int index) {
   qo.max_lost_leases = options_.max_lost_leases;
   // Claim only models this device may run (UnlearningPolicy.device).
   qo.device_kind = device_kind_;
-  storage::WorkQueue queue(db_.get(), artifacts_.get(), qo);
-  std::unique_ptr<pqxx::connection> listen;
-  std::unique_ptr<Receiver> tasks_rx, models_rx;
+  std::unique_ptr<storage::WorkQueue> queue = backend_->NewWorkQueue(qo);
+  std::unique_ptr<storage::ChangeListener> listener;
   auto housekeeping = Clock::time_point();
   while (!stop_) {
     if (index == 0 && Clock::now() - housekeeping > options_.lease / 4) {
       housekeeping = Clock::now();
-      if (auto n = queue.RescueExpired(); n.ok() && *n > 0) {
-        log_.Warn({}, absl::StrCat("rescued ", *n, " tasks with expired leases"));
-      }
-      if (auto n = queue.SkipInvalidModels(); n.ok() && *n > 0) {
-        log_.Warn({}, absl::StrCat("skipped ", *n, " tasks of INVALID models"));
-      }
-      if (auto n = queue.DeleteDueVersions(); n.ok() && *n > 0) {
-        log_.Info({}, absl::StrCat("deleted ", *n, " superseded model versions"));
-      }
-      if (options_.signing_keys && !options_.signing_keys->empty()) {
-        auto n = IssueMissingCertificates(*db_, *options_.signing_keys, 100);
-        if (!n.ok()) {
-          log_.Error({}, absl::StrCat("issuing missing certificates: ",
-                                    n.status().message()));
-        } else if (*n > 0) {
-          log_.Info({}, absl::StrCat("issued ", *n, " missing certificates"));
-          if (options_.metrics) {
-            for (int i = 0; i < *n; ++i) options_.metrics->RecordCertificateIssued();
-          }
-        }
-      }
+      Housekeeping(*queue);
     }
-    if (RunOnce(queue)) continue;
+    if (RunOnce(*queue)) continue;
     if (options_.exit_when_idle) {
-      auto idle = queue.Idle();
+      auto idle = queue->Idle();
       if (idle.ok() && *idle) {
         stop_ = true;
         break;
       }
     }
-    // Sleep until notified (LISTEN) or the poll interval passes.
-    try {
-      if (!listen || !listen->is_open()) {
-        tasks_rx.reset();
-        models_rx.reset();
-        auto conn = db_->OpenDedicated();
-        if (!conn.ok()) throw std::runtime_error(std::string(conn.status().message()));
-        listen = std::move(*conn);
-        tasks_rx = std::make_unique<Receiver>(*listen, "lethe_tasks");
-        models_rx = std::make_unique<Receiver>(*listen, "lethe_models");
-      }
-      const auto wait = options_.exit_when_idle
-                            ? std::min(options_.poll, std::chrono::milliseconds(500))
-                            : options_.poll;
-      listen->await_notification(
-          wait.count() / 1000, static_cast<long>((wait.count() % 1000) * 1000));
-      // Throttle: a burst of notifications wakes us once.
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      listen->get_notifs();
-    } catch (const std::exception& e) {
-      tasks_rx.reset();
-      models_rx.reset();
-      listen.reset();
-      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    WaitForWork(listener);
+  }
+}
+
+void Worker::Housekeeping(storage::WorkQueue& queue) {
+  if (auto n = queue.RescueExpired(); n.ok() && *n > 0) {
+    log_.Warn({}, absl::StrCat("rescued ", *n, " tasks with expired leases"));
+  }
+  if (auto n = queue.SkipInvalidModels(); n.ok() && *n > 0) {
+    log_.Warn({}, absl::StrCat("skipped ", *n, " tasks of INVALID models"));
+  }
+  if (auto n = queue.DeleteDueVersions(); n.ok() && *n > 0) {
+    log_.Info({}, absl::StrCat("deleted ", *n, " superseded model versions"));
+  }
+  if (!options_.signing_keys || options_.signing_keys->empty()) return;
+  auto n = IssueMissingCertificates(backend_->certificates(),
+                                    *options_.signing_keys, 100);
+  if (!n.ok()) {
+    log_.Error({}, absl::StrCat("issuing missing certificates: ",
+                                n.status().message()));
+  } else if (*n > 0) {
+    log_.Info({}, absl::StrCat("issued ", *n, " missing certificates"));
+    if (options_.metrics) {
+      for (int i = 0; i < *n; ++i) options_.metrics->RecordCertificateIssued();
     }
   }
+}
+
+void Worker::WaitForWork(std::unique_ptr<storage::ChangeListener>& listener) {
+  // Sleep until notified or the poll interval passes.
+  if (!listener) {
+    auto opened = backend_->Listen(
+        {storage::kTasksChannel, storage::kModelsChannel});
+    if (!opened.ok()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      return;
+    }
+    listener = std::move(*opened);
+  }
+  const auto wait = options_.exit_when_idle
+                        ? std::min(options_.poll, std::chrono::milliseconds(500))
+                        : options_.poll;
+  auto woke = listener->Wait(wait);
+  if (!woke.ok()) {
+    listener.reset();
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    return;
+  }
+  // Throttle: a burst of notifications wakes us once.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  if (!listener->Wait(std::chrono::milliseconds(0)).ok()) listener.reset();
 }
 
 bool Worker::RunOnce(storage::WorkQueue& queue) {
@@ -287,162 +295,43 @@ bool Worker::RunOnce(storage::WorkQueue& queue) {
   return true;
 }
 
+// What the steps of one batch share.
+struct Worker::BatchRun {
+  storage::WorkQueue& queue;
+  const storage::TaskBatch& batch;
+  std::function<bool()> lease_lost;
+  Clock::time_point started;
+  double fetch_s = 0;
+  double publish_s = 0;
+  core::Result<core::UnlearnOutcome> outcome =
+      core::Status(core::Code::kInternal, "not run");
+  storage::PublishRequest pub;
+  int certificates = 0;
+};
+
 void Worker::RunBatch(storage::WorkQueue& queue, storage::TaskBatch batch) {
   ++in_flight_;
   {
     std::lock_guard lock(mu_);
     running_.emplace_back(&queue, batch);
   }
-  const std::string model_id = batch.model.id;
-  const auto started = Clock::now();
   if (options_.metrics) {
     options_.metrics->SetBusy(true);
     options_.metrics->ObserveBatchSize(static_cast<int64_t>(batch.tasks.size()));
   }
-  log_.Info({.model_id = model_id}, "batch claimed",
+  log_.Info({.model_id = batch.model.id}, "batch claimed",
             {{"tasks", batch.tasks.size()},
              {"attempt", batch.tasks.front().token}});
-  Heartbeat heartbeat(options_.lease, [&] { return queue.Renew(batch); });
-  auto fail = [&](const std::string& why) {
-    if (options_.metrics) {
-      options_.metrics->RecordTaskOutcome(observability::TaskOutcome::kRetried);
+  {
+    Heartbeat heartbeat(options_.lease, [&] { return queue.Renew(batch); });
+    BatchRun run{queue, batch, [&heartbeat] { return heartbeat.lost(); },
+                 Clock::now()};
+    if (auto st = UnlearnBatch(run); !st.ok()) {
+      FailBatch(queue, batch, st);
+    } else if (auto published = PublishBatch(run); published) {
+      RecordBatch(run, *published);
     }
-    log_.Warn({.model_id = model_id}, absl::StrCat("batch failed: ", why));
-    if (auto st = queue.Fail(batch, why); !st.ok()) {
-      log_.Error({.model_id = model_id}, absl::StrCat("recording the failure: ", st.message()));
-    }
-  };
-  // The database, not the work, failed: give the batch back uncounted (if
-  // the database is still gone, its lease expires and is rescued).
-  auto fail_or_release = [&](const absl::Status& st) {
-    if (!absl::IsUnavailable(st)) return fail(std::string(st.message()));
-    log_.Warn({.model_id = model_id},
-              absl::StrCat("database lost; batch released: ", st.message()));
-    (void)queue.Release(batch);
-  };
-  [&] {
-    auto spec = ParseModelSpec(batch.model, batch.dataset);
-    if (!spec.ok()) return fail(std::string(spec.status().message()));
-    // The load phase: the newest version and the dataset from PostgreSQL
-    // here, the model's deserialisation in the engine (report.timings).
-    const auto fetch_start = Clock::now();
-    auto latest = queue.Latest(model_id);
-    if (!latest.ok()) return fail_or_release(latest.status());
-    auto data = LoadDataset(queue, batch.model, batch.dataset);
-    if (!data.ok()) return fail_or_release(data.status());
-    const double fetch_s =
-        std::chrono::duration<double>(Clock::now() - fetch_start).count();
-    core::UnlearnRequest req;
-    req.model_bytes = latest->artifact;
-    req.dataset = &*data;
-    std::set<std::string> keys;
-    for (const auto& t : batch.tasks) {
-      if (!t.subject_key.empty()) keys.insert(t.subject_key);
-    }
-    req.forget_subjects.assign(keys.begin(), keys.end());
-    req.recipe = spec->recipe;
-    req.policy = spec->policy;
-    if (spec->state_kind == StateKind::kSisa) req.sisa_state = latest->state;
-    if (spec->state_kind == StateKind::kNewton) req.newton_state = latest->state;
-    if (options_.fault_point == "training") {
-      std::thread([this] {
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        Fault("training");
-      }).detach();
-    }
-    auto outcome = engine_->Unlearn(req);
-    storage::PublishRequest pub;
-    pub.parent_version = latest->version;
-    pub.grace_seconds = spec->grace_seconds;
-    if (!outcome.ok()) {
-      if (outcome.status().code() != core::Code::kNotFound) {
-        return fail(outcome.status().ToString());
-      }
-      // No training record of these subjects: nothing to unlearn, but their
-      // other records still go and the requests complete.
-      pub.produced_by = "none";
-    } else if (!outcome->report.ok) {
-      return fail(absl::StrCat("every method of the policy failed: ",
-                               outcome->report.failure));
-    } else {
-      pub.artifact = std::move(outcome->model_bytes);
-      pub.state = spec->state_kind == StateKind::kSisa ? outcome->sisa_state
-                                                        : outcome->newton_state;
-      pub.produced_by = outcome->report.method;
-      pub.report_json = core::ReportToJson(outcome->report);
-    }
-    if (heartbeat.lost()) {
-      log_.Warn({.model_id = model_id}, "lease lost during the run; result discarded");
-      return;
-    }
-    int certificates = 0;
-    const auto publish_start = Clock::now();
-    auto hook = [&](storage::Txn& txn, const std::vector<std::string>& done) {
-      Fault("after_artifact");
-      if (options_.signing_keys && !options_.signing_keys->empty()) {
-        // A certificate that cannot be issued (an expired key, say) must
-        // not undo the erasure: it is rolled back alone, logged, and
-        // issued later by the housekeeping sweep.
-        txn.exec("SAVEPOINT certify");
-        absl::Status st;
-        try {
-          auto issued = IssueCertificates(txn, done, *options_.signing_keys);
-          st = issued.status();
-          if (issued.ok()) certificates = *issued;
-        } catch (const std::exception& e) {
-          st = absl::InternalError(e.what());
-        }
-        if (st.ok()) {
-          txn.exec("RELEASE SAVEPOINT certify");
-        } else {
-          txn.exec("ROLLBACK TO SAVEPOINT certify");
-          log_.Error({.model_id = model_id}, absl::StrCat("certificate deferred: ", st.message()));
-        }
-      }
-      Fault("before_commit");
-      return absl::OkStatus();
-    };
-    auto published = queue.Publish(batch, pub, hook);
-    if (absl::IsFailedPrecondition(published.status())) {
-      log_.Warn({.model_id = model_id}, std::string(published.status().message()));
-      return;
-    }
-    if (absl::IsAborted(published.status())) {
-      log_.Warn({.model_id = model_id}, std::string(published.status().message()));
-      (void)queue.Release(batch);
-      return;
-    }
-    if (!published.ok()) return fail_or_release(published.status());
-    Fault("after_commit");
-    if (options_.metrics) {
-      for (size_t i = 0; i < batch.tasks.size(); ++i) {
-        options_.metrics->RecordTaskOutcome(observability::TaskOutcome::kDone);
-      }
-      for (int i = 0; i < certificates; ++i) options_.metrics->RecordCertificateIssued();
-      if (outcome.ok() && outcome->report.ok) {
-        const double total =
-            std::chrono::duration<double>(Clock::now() - started).count();
-        RecordRun(*options_.metrics, model_id, outcome->report, fetch_s,
-                  std::chrono::duration<double>(Clock::now() - publish_start).count(),
-                  total, published->records_removed);
-      }
-    }
-    const double publish_s =
-        std::chrono::duration<double>(Clock::now() - publish_start).count();
-    const double total_s = std::chrono::duration<double>(Clock::now() - started).count();
-    const bool ran = outcome.ok() && outcome->report.ok;
-    log_.Info({.model_id = model_id}, "batch published",
-              {{"version", published->version},
-               {"method", pub.produced_by},
-               {"records_removed", published->records_removed},
-               {"completed", published->completed_erasures.size()},
-               {"requests", batch.tasks.size()},
-               {"load_seconds", fetch_s + (ran ? outcome->report.timings.load_s : 0.0)},
-               {"unlearn_seconds", ran ? outcome->report.timings.unlearn_s : 0.0},
-               {"verify_seconds", ran ? outcome->report.timings.verify_s : 0.0},
-               {"publish_seconds", publish_s},
-               {"seconds", total_s}});
-  }();
+  }
   {
     std::lock_guard lock(mu_);
     std::erase_if(running_, [&](const auto& r) {
@@ -452,6 +341,169 @@ void Worker::RunBatch(storage::WorkQueue& queue, storage::TaskBatch batch) {
   }
   if (options_.metrics) options_.metrics->SetBusy(false);
   --in_flight_;
+}
+
+void Worker::FailBatch(storage::WorkQueue& queue,
+                       const storage::TaskBatch& batch,
+                       const absl::Status& why) {
+  const std::string& model_id = batch.model.id;
+  if (absl::IsUnavailable(why)) {
+    // The database, not the work, failed: give the batch back uncounted (if
+    // the database is still gone, its lease expires and is rescued).
+    log_.Warn({.model_id = model_id},
+              absl::StrCat("database lost; batch released: ", why.message()));
+    (void)queue.Release(batch);
+    return;
+  }
+  if (options_.metrics) {
+    options_.metrics->RecordTaskOutcome(observability::TaskOutcome::kRetried);
+  }
+  log_.Warn({.model_id = model_id},
+            absl::StrCat("batch failed: ", why.message()));
+  if (auto st = queue.Fail(batch, std::string(why.message())); !st.ok()) {
+    log_.Error({.model_id = model_id},
+               absl::StrCat("recording the failure: ", st.message()));
+  }
+}
+
+absl::Status Worker::UnlearnBatch(BatchRun& run) {
+  const storage::TaskBatch& batch = run.batch;
+  // A failure of the work itself; UNAVAILABLE is kept for the database.
+  auto work_failed = [](std::string why) {
+    return absl::InternalError(std::move(why));
+  };
+  auto spec = ParseModelSpec(batch.model, batch.dataset);
+  if (!spec.ok()) return work_failed(std::string(spec.status().message()));
+  // The load phase: the newest version and the dataset from storage here,
+  // the model's deserialisation in the engine (report.timings).
+  const auto fetch_start = Clock::now();
+  auto latest = run.queue.Latest(batch.model.id);
+  if (!latest.ok()) return latest.status();
+  auto data = LoadDataset(run.queue, batch.model, batch.dataset);
+  if (!data.ok()) return data.status();
+  run.fetch_s = std::chrono::duration<double>(Clock::now() - fetch_start).count();
+  core::UnlearnRequest req;
+  req.model_bytes = latest->artifact;
+  req.dataset = &*data;
+  std::set<std::string> keys;
+  for (const auto& t : batch.tasks) {
+    if (!t.subject_key.empty()) keys.insert(t.subject_key);
+  }
+  req.forget_subjects.assign(keys.begin(), keys.end());
+  req.recipe = spec->recipe;
+  req.policy = spec->policy;
+  if (spec->state_kind == StateKind::kSisa) req.sisa_state = latest->state;
+  if (spec->state_kind == StateKind::kNewton) req.newton_state = latest->state;
+  if (options_.fault_point == "training") {
+    std::thread([this] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      Fault("training");
+    }).detach();
+  }
+  run.outcome = engine_->Unlearn(req);
+  run.pub.parent_version = latest->version;
+  run.pub.grace_seconds = spec->grace_seconds;
+  if (!run.outcome.ok()) {
+    if (run.outcome.status().code() != core::Code::kNotFound) {
+      return work_failed(run.outcome.status().ToString());
+    }
+    // No training record of these subjects: nothing to unlearn, but their
+    // other records still go and the requests complete.
+    run.pub.produced_by = "none";
+    return absl::OkStatus();
+  }
+  core::UnlearnOutcome& out = run.outcome.value();
+  if (!out.report.ok) {
+    return work_failed(absl::StrCat("every method of the policy failed: ",
+                                    out.report.failure));
+  }
+  run.pub.artifact = std::move(out.model_bytes);
+  run.pub.state = spec->state_kind == StateKind::kSisa ? out.sisa_state
+                                                       : out.newton_state;
+  run.pub.produced_by = out.report.method;
+  run.pub.report_json = core::ReportToJson(out.report);
+  return absl::OkStatus();
+}
+
+std::optional<storage::PublishResult> Worker::PublishBatch(BatchRun& run) {
+  const std::string& model_id = run.batch.model.id;
+  if (run.lease_lost()) {
+    log_.Warn({.model_id = model_id}, "lease lost during the run; result discarded");
+    return std::nullopt;
+  }
+  const auto publish_start = Clock::now();
+  auto hook = [&](storage::CertificateScope& scope,
+                  const std::vector<std::string>& done) {
+    Fault("after_artifact");
+    if (options_.signing_keys && !options_.signing_keys->empty()) {
+      // A certificate that cannot be issued (an expired key, say) must not
+      // undo the erasure: it is rolled back alone, logged, and issued later
+      // by the housekeeping sweep.
+      absl::Status st = scope.Isolated([&]() -> absl::Status {
+        auto issued = IssueCertificates(scope, done, *options_.signing_keys);
+        if (!issued.ok()) return issued.status();
+        run.certificates = *issued;
+        return absl::OkStatus();
+      });
+      if (!st.ok()) {
+        run.certificates = 0;
+        log_.Error({.model_id = model_id},
+                   absl::StrCat("certificate deferred: ", st.message()));
+      }
+    }
+    Fault("before_commit");
+    return absl::OkStatus();
+  };
+  auto published = run.queue.Publish(run.batch, run.pub, hook);
+  run.publish_s =
+      std::chrono::duration<double>(Clock::now() - publish_start).count();
+  if (absl::IsFailedPrecondition(published.status())) {
+    log_.Warn({.model_id = model_id}, std::string(published.status().message()));
+    return std::nullopt;
+  }
+  if (absl::IsAborted(published.status())) {
+    log_.Warn({.model_id = model_id}, std::string(published.status().message()));
+    (void)run.queue.Release(run.batch);
+    return std::nullopt;
+  }
+  if (!published.ok()) {
+    FailBatch(run.queue, run.batch, published.status());
+    return std::nullopt;
+  }
+  Fault("after_commit");
+  return *std::move(published);
+}
+
+void Worker::RecordBatch(const BatchRun& run,
+                         const storage::PublishResult& published) {
+  const std::string& model_id = run.batch.model.id;
+  const double total_s =
+      std::chrono::duration<double>(Clock::now() - run.started).count();
+  const bool ran = run.outcome.ok() && run.outcome.value().report.ok;
+  if (options_.metrics) {
+    for (size_t i = 0; i < run.batch.tasks.size(); ++i) {
+      options_.metrics->RecordTaskOutcome(observability::TaskOutcome::kDone);
+    }
+    for (int i = 0; i < run.certificates; ++i) {
+      options_.metrics->RecordCertificateIssued();
+    }
+    if (ran) {
+      RecordRun(*options_.metrics, model_id, run.outcome.value().report,
+                run.fetch_s, run.publish_s, total_s, published.records_removed);
+    }
+  }
+  const core::Report* report = ran ? &run.outcome.value().report : nullptr;
+  log_.Info({.model_id = model_id}, "batch published",
+            {{"version", published.version},
+             {"method", run.pub.produced_by},
+             {"records_removed", published.records_removed},
+             {"completed", published.completed_erasures.size()},
+             {"requests", run.batch.tasks.size()},
+             {"load_seconds", run.fetch_s + (report ? report->timings.load_s : 0.0)},
+             {"unlearn_seconds", report ? report->timings.unlearn_s : 0.0},
+             {"verify_seconds", report ? report->timings.verify_s : 0.0},
+             {"publish_seconds", run.publish_s},
+             {"seconds", total_s}});
 }
 
 void Worker::RunModelJob(storage::WorkQueue& queue, storage::ModelJob job) {
@@ -486,14 +538,7 @@ void Worker::RunModelJob(storage::WorkQueue& queue, storage::ModelJob job) {
     if (!data.ok()) {
       return finish(queue.FailModelJob(job, std::string(data.status().message()), false));
     }
-    core::Result<core::TrainedModel> trained =
-        spec->state_kind == StateKind::kSisa
-            ? engine_->TrainSisa(spec->architecture, spec->recipe, *spec->sisa, *data)
-        : spec->state_kind == StateKind::kNewton
-            ? engine_->TrainCertified(spec->architecture,
-                                      spec->policy.params.newton,
-                                      spec->recipe.seed, *data)
-            : engine_->Train(spec->architecture, spec->recipe, *data);
+    core::Result<core::TrainedModel> trained = engine_->Train(*spec, *data);
     if (!trained.ok()) {
       const bool permanent = trained.status().code() == core::Code::kInvalidArgument;
       return finish(queue.FailModelJob(job, trained.status().ToString(), permanent));

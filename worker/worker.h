@@ -1,8 +1,8 @@
 // Worker: turns queued erasure tasks into new model versions, and
 // registered models into usable ones.
 //
-// Each loop thread claims work from PostgreSQL (storage::WorkQueue), runs
-// the engine (core::Engine) on it while a heartbeat renews the lease, and
+// Each loop thread claims work from storage (storage::WorkQueue), runs the
+// engine (worker::ModelEngine) on it while a heartbeat renews the lease, and
 // publishes the result in one transaction. Nothing is acknowledged before
 // that commit, so a worker killed at any point leaves either no trace or
 // the whole result; the lease then expires and another worker (or this one,
@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,10 +24,9 @@
 #include "cert/keys.h"
 #include "observability/log.h"
 #include "observability/worker_metrics.h"
-#include "lethe/core/engine.h"
-#include "storage/artifact_store.h"
-#include "storage/database.h"
+#include "storage/backend.h"
 #include "storage/work_queue.h"
+#include "worker/model_engine.h"
 
 namespace lethe::worker {
 
@@ -61,7 +61,13 @@ struct WorkerOptions {
 
 class Worker {
  public:
+  // Runs on `options.database_url` (storage::OpenPostgres) with the
+  // in-process engine on `options.device`.
   explicit Worker(WorkerOptions options);
+  // Runs on `backend` and `engine`; either may be null for the default
+  // above (database_url, artifact_dir, device and threads then unused).
+  Worker(WorkerOptions options, std::shared_ptr<storage::Backend> backend,
+         std::shared_ptr<ModelEngine> engine);
   ~Worker();
 
   // Runs the loops until Stop() or, with exit_when_idle, until idle.
@@ -74,19 +80,33 @@ class Worker {
   bool busy() const { return in_flight_ > 0; }
 
  private:
-  struct InFlight;
+  struct BatchRun;
   void Loop(int index);
+  // Rescues expired leases, skips tasks of INVALID models, deletes due
+  // versions, issues missing certificates (loop 0 only).
+  void Housekeeping(storage::WorkQueue& queue);
+  // Until a change notification or the poll interval; opens `listener`
+  // when needed and drops it when it broke.
+  void WaitForWork(std::unique_ptr<storage::ChangeListener>& listener);
   bool RunOnce(storage::WorkQueue& queue);  // true if it did work
   void RunBatch(storage::WorkQueue& queue, storage::TaskBatch batch);
+  // Loads, runs the engine and fills run.pub; an error is UNAVAILABLE when
+  // storage failed (the batch is released), else the work failed.
+  absl::Status UnlearnBatch(BatchRun& run);
+  // Publishes run.pub with the certificates; nullopt when it did not (the
+  // lease was lost, the model moved on, or storage failed: each handled).
+  std::optional<storage::PublishResult> PublishBatch(BatchRun& run);
+  // Release on UNAVAILABLE, else a counted failure of the work.
+  void FailBatch(storage::WorkQueue& queue, const storage::TaskBatch& batch,
+                 const absl::Status& why);
+  void RecordBatch(const BatchRun& run, const storage::PublishResult& published);
   void RunModelJob(storage::WorkQueue& queue, storage::ModelJob job);
-  void WaitForWork();
   void Fault(const std::string& point) const;
 
   WorkerOptions options_;
   const observability::Logger log_;
-  std::unique_ptr<storage::Database> db_;
-  std::unique_ptr<storage::ArtifactStore> artifacts_;
-  std::unique_ptr<core::Engine> engine_;
+  std::shared_ptr<storage::Backend> backend_;
+  std::shared_ptr<ModelEngine> engine_;
   std::string device_kind_;  // "cpu" or "cuda": which models it claims
   std::atomic<bool> stop_{false};
   std::atomic<int> in_flight_{0};

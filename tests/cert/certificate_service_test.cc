@@ -21,9 +21,9 @@
 #include "cert/keys.h"
 #include "cert/merkle.h"
 #include "lethe/v1/certificate.grpc.pb.h"
-#include "storage/api_key_store.h"
+#include "storage/postgres/stores.h"
 #include "storage/certificate_store.h"
-#include "storage/database.h"
+#include "storage/postgres/database.h"
 #include "tests/server/test_server.h"
 #include "tests/support/process.h"
 
@@ -108,7 +108,7 @@ class CertificateServiceTest : public ::testing::Test {
               "UPDATE erasure_requests SET state = 'COMPLETED', "
               "completed_at = now(), updated_at = now() WHERE id = $1::uuid",
               erasure.id());
-          return storage::CertificateStore::IssueInTxn(txn, r, keys_);
+          return storage::PgCertificateStore::IssueInTxn(txn, r, keys_);
         });
     EXPECT_TRUE(issued.ok()) << issued.status();
     return issued.ok() ? *issued : storage::IssuedCertificate{};
@@ -168,7 +168,7 @@ TEST_F(CertificateServiceTest, GetCertificateReturnsTheSignedEnvelope) {
 
 TEST_F(CertificateServiceTest, RolesAndErrors) {
   const auto own = CompletedRequest("alice", model_a_);
-  auto other_key = storage::ApiKeyStore(db_.get())
+  auto other_key = storage::PgApiKeyStore(db_.get())
                        .Create(Role::kSubmitter, "other client", "test");
   ASSERT_TRUE(other_key.ok()) << other_key.status();
   const auto others =

@@ -468,6 +468,8 @@ TEST_P(BackendContractTest, TrainingJobIsRetriedThenFinished) {
   RegisterParams p;
   p.model.name = "trained";
   p.model.dataset_id = dataset;
+  p.model.architecture_json = "{}";
+  p.model.recipe_json = "{}";
   p.model.policy_json = "{}";
   auto model = backend_->models().Register(p, "admin");
   ASSERT_TRUE(model.ok()) << model.status();
@@ -503,6 +505,8 @@ TEST_P(BackendContractTest, InvalidModelSkipsItsTasks) {
   RegisterParams p;
   p.model.name = "broken";
   p.model.dataset_id = dataset;
+  p.model.architecture_json = "{}";
+  p.model.recipe_json = "{}";
   p.model.policy_json = "{}";
   p.artifact = "not a model";
   p.artifact_sha256 = Sha256(p.artifact);

@@ -4,13 +4,13 @@
 #include "observability/queue_collector.h"
 
 #include <gtest/gtest.h>
-#include <pqxx/connection>
-#include <pqxx/nontransaction>
 #include <prometheus/registry.h>
 
 #include "absl/strings/str_cat.h"
-#include "storage/database.h"
-#include "storage/migrations.h"
+#include "storage/postgres/backend.h"
+#include "storage/postgres/run_sql.h"
+#include "storage/reachability.h"
+#include "storage/postgres/migrations.h"
 #include "tests/observability/metrics_test_util.h"
 #include "tests/support/process.h"
 #include "tests/support/scratch_database.h"
@@ -24,23 +24,23 @@ using observability::QueueCollector;
 constexpr char kM1[] = "11111111-1111-1111-1111-111111111111";
 constexpr char kM2[] = "22222222-2222-2222-2222-222222222222";
 
-void Exec(const std::string& url, const std::string& sql) {
-  pqxx::connection conn(url);
-  pqxx::nontransaction txn(conn);
-  txn.exec(sql);
+// The rows of `sql`, which must succeed.
+std::vector<storage::SqlRow> Exec(const std::string& url,
+                                  const std::string& sql) {
+  auto rows = storage::RunSql(url, sql);
+  EXPECT_TRUE(rows.ok()) << storage::ErrorDetail(rows.status()) << ": " << sql;
+  return rows.ok() ? *rows : std::vector<storage::SqlRow>{};
 }
 
 std::string InsertRequest(const std::string& url, const std::string& key,
                           const std::string& state, const std::string& age) {
-  pqxx::connection conn(url);
-  pqxx::nontransaction txn(conn);
-  auto r = txn.exec(absl::StrCat(
+  auto r = Exec(url, absl::StrCat(
       "INSERT INTO erasure_requests (client_key_id, idempotency_key, "
       "body_sha256, subject_commitment, legal_ground, state, created_at) "
       "VALUES ('c', '", key, "', decode(repeat('00', 32), 'hex'), "
       "decode(repeat('00', 32), 'hex'), 'GDPR', '", state,
       "', now() - interval '", age, "') RETURNING id"));
-  return r[0][0].c_str();
+  return r.empty() ? "" : r[0][0].value_or("");
 }
 
 void InsertTask(const std::string& url, const std::string& erasure,
@@ -59,10 +59,9 @@ class QueueCollectorTest : public ::testing::Test {
     auto scratch = ScratchDatabase::Create("lethe_obs_queue");
     ASSERT_TRUE(scratch.ok()) << scratch.status();
     scratch_ = std::make_unique<ScratchDatabase>(std::move(*scratch));
-    db_ = std::make_unique<storage::Database>(
-        storage::DatabaseOptions{scratch_->url(), 1, 5});
-    auto migrated = storage::Migrate(*db_);
-    ASSERT_TRUE(migrated.ok()) << migrated.status();
+    db_ = storage::OpenPostgres({.url = scratch_->url(), .pool_size = 1});
+    auto migrated = db_->Prepare(/*migrate=*/true);
+    ASSERT_TRUE(migrated.ok()) << migrated;
     Exec(url(),
          "INSERT INTO datasets (id, name, feature_shape, feature_type, "
          "num_classes) VALUES ('33333333-3333-3333-3333-333333333333', 'd', "
@@ -80,7 +79,7 @@ class QueueCollectorTest : public ::testing::Test {
   const std::string& url() const { return scratch_->url(); }
 
   std::unique_ptr<ScratchDatabase> scratch_;
-  std::unique_ptr<storage::Database> db_;
+  std::unique_ptr<storage::PostgresBackend> db_;
   prometheus::Registry registry_;
   DatabaseMetrics errors_{registry_};
 };
@@ -164,11 +163,13 @@ TEST_F(QueueCollectorTest, CachesTheQueryResultForItsTtl) {
 TEST(QueueCollectorDownTest, UnreachableDatabaseReportsDownAndCountsErrors) {
   const int port = FreePort();
   ASSERT_NE(port, 0);
-  storage::Database db(storage::DatabaseOptions{
-      absl::StrCat("postgresql://lethe@127.0.0.1:", port, "/lethe"), 1, 1});
+  auto db = storage::OpenPostgres(
+      {.url = absl::StrCat("postgresql://lethe@127.0.0.1:", port, "/lethe"),
+       .pool_size = 1,
+       .acquire_timeout_seconds = 1});
   prometheus::Registry registry;
   DatabaseMetrics errors(registry);
-  QueueCollector collector(&db, &errors, std::chrono::milliseconds(0));
+  QueueCollector collector(db.get(), &errors, std::chrono::milliseconds(0));
   auto f = collector.Collect();
   EXPECT_EQ(GaugeValue(f, "lethe_database_up"), 0);
   EXPECT_FALSE(FindSample(f, "lethe_erasure_requests", {{"state", "queued"}}));

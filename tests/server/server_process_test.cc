@@ -13,7 +13,7 @@
 #include "server/subject.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpc/health/v1/health.grpc.pb.h"
-#include "storage/api_key_store.h"
+#include "storage/postgres/stores.h"
 #include "storage/hash.h"
 #include "tests/server/test_server.h"
 #include "tests/support/pg_instance.h"
@@ -207,7 +207,7 @@ TEST(ServerProcessTest, WaitsForPostgresAtStartWithoutRevealingIt) {
   ASSERT_TRUE(WaitForHealth(port, S::SERVING, std::chrono::seconds(30)))
       << ReadFileOrEmpty(dir + "/server.log");
   storage::Database db({pg.Url(), 1, 10});
-  storage::ApiKeyStore keys(&db);
+  storage::PgApiKeyStore keys(&db);
   auto key = keys.Create(Role::kSubmitter, "test", "test");
   ASSERT_TRUE(key.ok()) << key.status();
   st = call(key->token, "after");

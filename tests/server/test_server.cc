@@ -5,14 +5,15 @@
 #include <filesystem>
 
 #include <gtest/gtest.h>
-#include <pqxx/connection>
-#include <pqxx/nontransaction>
 
 #include "absl/strings/str_cat.h"
 #include "server/subject.h"
-#include "storage/api_key_store.h"
-#include "storage/database.h"
-#include "storage/migrations.h"
+#include "storage/postgres/stores.h"
+#include "storage/postgres/database.h"
+#include "storage/memory/backend.h"
+#include "storage/postgres/migrations.h"
+#include "storage/postgres/run_sql.h"
+#include "storage/reachability.h"
 
 namespace lethe::testing {
 
@@ -35,22 +36,45 @@ std::unique_ptr<TestServer> TestServer::Start(
   storage::Database db({ts->url_, 1, 30});
   auto migrated = storage::Migrate(db);
   EXPECT_TRUE(migrated.ok()) << migrated.status();
-  storage::ApiKeyStore keys(&db);
+  storage::PgApiKeyStore keys(&db);
   for (auto role : {storage::Role::kSubmitter, storage::Role::kOperator,
                     storage::Role::kAuditor, storage::Role::kAdmin}) {
     auto key = keys.Create(role, "test", "test");
     EXPECT_TRUE(key.ok()) << key.status();
     ts->tokens_[role] = key->token;
   }
-  auto server = server::LetheServer::Start(ts->Options());
-  EXPECT_TRUE(server.ok()) << server.status();
-  if (!server.ok()) return nullptr;
-  ts->server_ = std::move(*server);
-  auto channel = ts->Channel();
-  ts->erasures_ = v1::ErasureService::NewStub(channel);
-  ts->datasets_ = v1::DatasetService::NewStub(channel);
-  ts->models_ = v1::ModelRegistry::NewStub(channel);
+  if (!ts->Finish(nullptr)) return nullptr;
   return ts;
+}
+
+std::unique_ptr<TestServer> TestServer::StartInMemory() {
+  std::unique_ptr<TestServer> ts(new TestServer());
+  char tmpl[] = "/tmp/lethe-test-XXXXXX";
+  ts->dir_ = mkdtemp(tmpl);
+  ts->secrets_file_ = ts->dir_ + "/secret";
+  EXPECT_TRUE(server::CreateServerSecret(ts->secrets_file_).ok());
+  std::shared_ptr<storage::Backend> backend = storage::NewMemoryBackend();
+  for (auto role : {storage::Role::kSubmitter, storage::Role::kOperator,
+                    storage::Role::kAuditor, storage::Role::kAdmin}) {
+    auto key = backend->api_keys().Create(role, "test", "test");
+    EXPECT_TRUE(key.ok()) << key.status();
+    ts->tokens_[role] = key->token;
+  }
+  if (!ts->Finish(std::move(backend))) return nullptr;
+  return ts;
+}
+
+bool TestServer::Finish(std::shared_ptr<storage::Backend> backend) {
+  auto server = backend ? server::LetheServer::Start(Options(), backend)
+                        : server::LetheServer::Start(Options());
+  EXPECT_TRUE(server.ok()) << server.status();
+  if (!server.ok()) return false;
+  server_ = std::move(*server);
+  auto channel = Channel();
+  erasures_ = v1::ErasureService::NewStub(channel);
+  datasets_ = v1::DatasetService::NewStub(channel);
+  models_ = v1::ModelRegistry::NewStub(channel);
+  return true;
 }
 
 TestServer::~TestServer() {
@@ -106,11 +130,10 @@ std::unique_ptr<grpc::ClientContext> TestServer::CtxWithToken(
 }
 
 std::string QueryScalar(const std::string& url, const std::string& sql) {
-  pqxx::connection conn(url);
-  pqxx::nontransaction txn(conn);
-  auto r = txn.exec(sql);
-  if (r.empty() || r[0][0].is_null()) return "";
-  return r[0][0].c_str();
+  auto rows = storage::RunSql(url, sql);
+  EXPECT_TRUE(rows.ok()) << storage::ErrorDetail(rows.status()) << ": " << sql;
+  if (!rows.ok() || rows->empty() || !(*rows)[0][0]) return "";
+  return *(*rows)[0][0];
 }
 
 std::string CreateDatasetWithRows(TestServer& ts, const std::string& name,

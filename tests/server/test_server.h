@@ -30,6 +30,11 @@ class TestServer {
       std::vector<std::string> signing_key_files = {});
   ~TestServer();
 
+  // The same, on the in-memory backend (storage/memory): no database, so
+  // database_url() is empty and QueryScalar cannot be used. For fast unit
+  // tests of the handlers.
+  static std::unique_ptr<TestServer> StartInMemory();
+
   // Starts another server process-internally on the same database and
   // secret (a second replica), with `adjust` applied to its options.
   std::unique_ptr<server::LetheServer> StartReplica(
@@ -58,6 +63,9 @@ class TestServer {
  private:
   TestServer() = default;
   server::ServerOptions Options() const;
+  // Keys for every role, the server on `backend` (null: the database at
+  // url_), the stubs.
+  bool Finish(std::shared_ptr<storage::Backend> backend);
 
   std::unique_ptr<ScratchDatabase> scratch_;
   std::string url_;

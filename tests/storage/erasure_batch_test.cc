@@ -14,10 +14,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "gtest/gtest.h"
-#include "storage/database.h"
-#include "storage/erasure_store.h"
+#include "storage/postgres/database.h"
+#include "storage/postgres/erasure_store.h"
 #include "storage/hash.h"
-#include "storage/migrations.h"
+#include "storage/postgres/migrations.h"
 #include "tests/support/scratch_database.h"
 
 namespace lethe::storage {
@@ -100,7 +100,7 @@ class ErasureBatchTest : public ::testing::Test {
 };
 
 TEST_F(ErasureBatchTest, ConcurrentIdenticalSubmissionsCreateOneRequest) {
-  ErasureStore store(db_.get());
+  PgErasureStore store(db_.get());
   const SubmitParams params = Params("same-key", "known");
   std::vector<absl::StatusOr<SubmitResult>> results(
       32, absl::InternalError("not run"));
@@ -130,7 +130,7 @@ TEST_F(ErasureBatchTest, ConcurrentIdenticalSubmissionsCreateOneRequest) {
 }
 
 TEST_F(ErasureBatchTest, ReusedKeyWithTwoBodiesCreatesOneRequest) {
-  ErasureStore store(db_.get());
+  PgErasureStore store(db_.get());
   const SubmitParams a = Params("contested", "known");
   const SubmitParams b = Params("contested", "unknown");
   std::vector<absl::StatusOr<SubmitResult>> results(
@@ -163,7 +163,7 @@ TEST_F(ErasureBatchTest, ReusedKeyWithTwoBodiesCreatesOneRequest) {
 // uncommitted row) while 31 more calls queue; they then run as one batch:
 // one transaction, so one created_at. Each still gets its own outcome.
 TEST_F(ErasureBatchTest, QueuedSubmissionsShareOneTransactionAndOwnResults) {
-  ErasureStore store(db_.get(), {.max_batch = 64, .max_concurrent_batches = 1});
+  PgErasureStore store(db_.get(), {.max_batch = 64, .max_concurrent_batches = 1});
   pqxx::connection blocker_conn(scratch_->url());
   auto blocker = std::make_unique<pqxx::work>(blocker_conn);
   HoldKey(*blocker, "first");
@@ -255,7 +255,7 @@ TEST_F(ErasureBatchTest, QueuedSubmissionsShareOneTransactionAndOwnResults) {
 // while it drains is refused with UNAVAILABLE instead of being lost.
 TEST_F(ErasureBatchTest, AsyncCallbacksRunOnceAndTheDestructorDrainsTheQueue) {
   std::vector<size_t> batch_sizes;  // only the one writer appends
-  auto store = std::make_unique<ErasureStore>(
+  auto store = std::make_unique<PgErasureStore>(
       db_.get(),
       ErasureStoreOptions{.max_batch = 64,
                           .max_concurrent_batches = 1,

@@ -10,7 +10,7 @@
 #include <pqxx/except>
 
 #include "absl/strings/str_cat.h"
-#include "storage/database.h"
+#include "storage/postgres/database.h"
 #include "tests/support/process.h"
 
 namespace lethe::storage {

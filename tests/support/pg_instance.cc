@@ -8,11 +8,12 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <pqxx/pqxx>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "storage/postgres/run_sql.h"
+#include "storage/reachability.h"
 
 namespace lethe::testing {
 namespace {
@@ -160,14 +161,12 @@ absl::Status PgInstance::StartOnce() {
 }
 
 absl::Status PgInstance::CreateDatabase() {
-  try {
-    pqxx::connection conn(absl::StrCat("host=127.0.0.1 port=", port_,
-                                       " user=lethe dbname=postgres"));
-    pqxx::nontransaction tx(conn);
-    tx.exec0("CREATE DATABASE lethe");
-  } catch (const std::exception& e) {
-    return absl::InternalError(
-        absl::StrCat("CREATE DATABASE lethe: ", e.what()));
+  auto created = storage::RunSql(
+      absl::StrCat("host=127.0.0.1 port=", port_, " user=lethe dbname=postgres"),
+      "CREATE DATABASE lethe");
+  if (!created.ok()) {
+    return absl::InternalError(absl::StrCat(
+        "CREATE DATABASE lethe: ", storage::ErrorDetail(created.status())));
   }
   database_created_ = true;
   return absl::OkStatus();

@@ -7,23 +7,22 @@
 #include <iostream>
 #include <memory>
 #include <mutex>
-#include <pqxx/pqxx>
 #include <random>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "storage/postgres/run_sql.h"
+#include "storage/reachability.h"
 #include "tests/support/pg_instance.h"
 
 namespace lethe::testing {
 namespace {
 
 absl::Status Exec(const std::string& server_url, const std::string& sql) {
-  try {
-    pqxx::connection conn(server_url);
-    pqxx::nontransaction tx(conn);
-    tx.exec0(sql);
-  } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat(sql, ": ", e.what()));
+  auto rows = storage::RunSql(server_url, sql);
+  if (!rows.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat(sql, ": ", storage::ErrorDetail(rows.status())));
   }
   return absl::OkStatus();
 }

@@ -15,10 +15,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "cert/keys.h"
-#include "storage/artifact_store.h"
-#include "storage/database.h"
+#include "storage/postgres/artifact_store.h"
+#include "storage/postgres/database.h"
 #include "storage/hash.h"
-#include "storage/work_queue.h"
+#include "storage/postgres/work_queue.h"
 #include "tests/server/test_server.h"
 #include "tests/support/pg_instance.h"
 #include "tests/support/process.h"
@@ -625,7 +625,7 @@ std::string TrainedOn(TestServer& ts, const std::string& model, int version) {
 std::set<std::string> LoaderSubjects(TestServer& ts, const std::string& model) {
   storage::Database db({ts.database_url(), 1, 10});
   auto artifacts = storage::NewPostgresArtifactStore();
-  storage::WorkQueue queue(&db, artifacts.get(), {});
+  storage::PgWorkQueue queue(&db, artifacts.get(), {});
   std::set<std::string> keys;
   auto st = queue.ForEachTrainingRecord(model, [&](storage::RecordData& r) {
     keys.insert(storage::ToHex(r.subject_key));

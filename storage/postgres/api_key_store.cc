@@ -1,0 +1,67 @@
+#include "storage/postgres/stores.h"
+
+#include "absl/strings/str_cat.h"
+#include "storage/hash.h"
+#include "storage/postgres/sql_util.h"
+
+namespace lethe::storage {
+
+absl::StatusOr<NewApiKey> PgApiKeyStore::Create(Role role,
+                                              const std::string& description,
+                                              const std::string& actor) {
+  NewApiKey key{ToHex(RandomBytes(8)), "", role};
+  const std::string secret = ToHex(RandomBytes(32));
+  key.token = absl::StrCat("lethe_", key.key_id, "_", secret);
+  auto st = db_->Transact([&](Txn& txn) {
+    txn.exec_params(
+        "INSERT INTO api_keys (key_id, secret_sha256, role, description) "
+        "VALUES ($1, $2, $3, $4)",
+        key.key_id, internal::Bytea(Sha256(secret)), RoleName(role),
+        description);
+    internal::AppendAudit(
+        txn, actor, "api_key.created", "", "",
+        absl::StrCat("{\"key_id\":\"", key.key_id, "\",\"role\":\"",
+                     RoleName(role), "\"}"));
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return key;
+}
+
+absl::StatusOr<ApiKeyRow> PgApiKeyStore::Lookup(const std::string& key_id) {
+  return db_->TransactValue<ApiKeyRow>(
+      [&](Txn& txn) -> absl::StatusOr<ApiKeyRow> {
+        auto res = txn.exec_params(
+            "SELECT key_id, secret_sha256, role, description, "
+            "revoked_at IS NOT NULL FROM api_keys WHERE key_id = $1",
+            key_id);
+        if (res.empty()) {
+          return absl::NotFoundError(absl::StrCat("no API key ", key_id));
+        }
+        ApiKeyRow row;
+        row.key_id = res[0][0].c_str();
+        row.secret_sha256 = internal::ReadBytea(res[0][1]);
+        row.role = ParseRole(res[0][2].c_str()).value_or(Role::kSubmitter);
+        row.description = res[0][3].c_str();
+        row.revoked = res[0][4].as<bool>();
+        return row;
+      });
+}
+
+absl::Status PgApiKeyStore::Revoke(const std::string& key_id,
+                                 const std::string& actor) {
+  return db_->Transact([&](Txn& txn) -> absl::Status {
+    auto res = txn.exec_params(
+        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) "
+        "WHERE key_id = $1 RETURNING 1",
+        key_id);
+    if (res.empty()) {
+      return absl::NotFoundError(absl::StrCat("no API key ", key_id));
+    }
+    internal::AppendAudit(txn, actor, "api_key.revoked", "", "",
+                          absl::StrCat("{\"key_id\":\"", key_id, "\"}"));
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace lethe::storage

@@ -1,0 +1,44 @@
+// ArtifactStore: model files, content-addressed by SHA-256.
+//
+// Contract: Put is idempotent (the same bytes under the same digest may be
+// written any number of times) and runs inside the caller's transaction, so
+// that publishing a model version and its artifact is one commit. The
+// PostgreSQL store keeps the bytes in the `artifacts` table; the filesystem
+// store writes the file first (atomically, by rename) and records its
+// location in the transaction, so a rolled-back transaction leaves at most
+// an unreferenced file for garbage collection. Get verifies the digest of
+// what it read (DATA_LOSS on mismatch). Implementations are thread-safe.
+#ifndef LETHE_STORAGE_POSTGRES_ARTIFACT_STORE_H_
+#define LETHE_STORAGE_POSTGRES_ARTIFACT_STORE_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "storage/postgres/database.h"
+
+namespace lethe::storage {
+
+class ArtifactStore {
+ public:
+  virtual ~ArtifactStore() = default;
+  // `sha256` is the raw 32-byte digest of `bytes` (checked: INVALID_ARGUMENT
+  // on mismatch).
+  virtual absl::Status Put(Txn& txn, std::string_view sha256,
+                           std::string_view bytes) = 0;
+  // NOT_FOUND if no artifact has that digest.
+  virtual absl::StatusOr<std::string> Get(Txn& txn,
+                                          std::string_view sha256) = 0;
+  // Removes the artifact's bytes and row; OK if already absent.
+  virtual absl::Status Delete(Txn& txn, std::string_view sha256) = 0;
+};
+
+std::unique_ptr<ArtifactStore> NewPostgresArtifactStore();
+// Files live under `root/<2 hex>/<64 hex>`; `root` must be shared by every
+// server and worker (a shared volume).
+std::unique_ptr<ArtifactStore> NewFilesystemArtifactStore(std::string root);
+
+}  // namespace lethe::storage
+
+#endif  // LETHE_STORAGE_POSTGRES_ARTIFACT_STORE_H_

@@ -1,0 +1,401 @@
+#include "storage/postgres/stores.h"
+
+#include <pqxx/pqxx>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "cert/checkpoint.h"
+#include "cert/dsse.h"
+#include "cert/merkle.h"
+#include "storage/postgres/sql_util.h"
+
+namespace lethe::storage {
+namespace {
+
+using internal::Bytea;
+using internal::Micros;
+using internal::ReadBytea;
+
+// Serialises appenders: held until the transaction ends.
+constexpr const char* kLockHead =
+    "SELECT size FROM certificate_log_head FOR UPDATE";
+
+std::string CertificateColumns() {
+  return absl::StrCat(
+      "c.leaf_index, c.request_id::text, c.envelope, l.leaf_hash, c.key_id, "
+      "c.model_ids::text, ",
+      Micros("c.issued_at"), ", r.client_key_id");
+}
+
+std::string CertificateFrom() {
+  return " FROM certificates c JOIN certificate_log l USING (leaf_index) "
+         "JOIN erasure_requests r ON r.id = c.request_id ";
+}
+
+IssuedCertificate ReadCertificate(const pqxx::row& r) {
+  IssuedCertificate c;
+  c.leaf_index = r[0].as<int64_t>();
+  c.request_id = r[1].c_str();
+  c.envelope = ReadBytea(r[2]);
+  c.leaf_hash = ReadBytea(r[3]);
+  c.key_id = r[4].c_str();
+  c.model_ids = internal::ParseArray(r[5]);
+  c.issued_us = r[6].as<int64_t>();
+  c.client_key_id = r[7].c_str();
+  return c;
+}
+
+std::optional<IssuedCertificate> FindCompletion(Txn& txn,
+                                                const std::string& id) {
+  auto res = txn.exec_params(
+      absl::StrCat("SELECT ", CertificateColumns(), CertificateFrom(),
+                   "WHERE c.request_id = $1::uuid AND c.supersedes IS NULL"),
+      id);
+  if (res.empty()) return std::nullopt;
+  return ReadCertificate(res[0]);
+}
+
+// The log's leaves as a LeafHashSource, read in the caller's transaction.
+class TxnLeafSource final : public cert::LeafHashSource {
+ public:
+  explicit TxnLeafSource(Txn& txn) : txn_(txn) {}
+
+  absl::StatusOr<std::vector<std::string>> LeafHashes(
+      uint64_t begin, uint64_t end) const override {
+    auto res = txn_.exec_params(
+        "SELECT leaf_hash FROM certificate_log WHERE leaf_index >= $1 AND "
+        "leaf_index < $2 ORDER BY leaf_index",
+        static_cast<int64_t>(begin), static_cast<int64_t>(end));
+    if (res.size() != end - begin) {
+      return absl::InternalError(absl::StrCat(
+          "certificate_log has ", res.size(), " leaves in [", begin, ", ", end,
+          "): the log has a gap"));
+    }
+    std::vector<std::string> out;
+    out.reserve(res.size());
+    for (const auto& row : res) out.push_back(ReadBytea(row[0]));
+    return out;
+  }
+
+ private:
+  Txn& txn_;
+};
+
+int64_t CurrentSize(Txn& txn) {
+  return txn.exec("SELECT size FROM certificate_log_head")[0][0].as<int64_t>();
+}
+
+absl::Status CheckTreeSize(Txn& txn, int64_t tree_size) {
+  const int64_t size = CurrentSize(txn);
+  if (tree_size > size) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "tree size ", tree_size, " is beyond the log's size ", size,
+        ": ask for a checkpoint first"));
+  }
+  return absl::OkStatus();
+}
+
+std::optional<StoredCheckpoint> ReadCheckpoint(Txn& txn,
+                                               const std::string& where,
+                                               int64_t size) {
+  auto res = txn.exec_params(
+      absl::StrCat("SELECT tree_size, root_hash, note, key_id, ",
+                   Micros("signed_at"), " FROM certificate_checkpoints ",
+                   where),
+      size);
+  if (res.empty()) return std::nullopt;
+  StoredCheckpoint cp;
+  cp.tree_size = res[0][0].as<int64_t>();
+  cp.root_hash = ReadBytea(res[0][1]);
+  cp.note = res[0][2].c_str();
+  cp.key_id = res[0][3].c_str();
+  cp.signed_us = res[0][4].as<int64_t>();
+  return cp;
+}
+
+}  // namespace
+
+absl::StatusOr<IssuedCertificate> PgCertificateStore::IssueInTxn(
+    Txn& txn, const cert::CompletionRecord& record, const cert::KeyRing& keys) {
+  auto statement = cert::MakeStatement(record);
+  if (!statement.ok()) return statement.status();
+  if (auto existing = FindCompletion(txn, record.request_id)) {
+    existing->replayed = true;
+    return *existing;
+  }
+  auto signer = keys.SignerAt(record.completed_us);
+  if (!signer.ok()) return signer.status();
+  if (txn.exec_params("SELECT 1 FROM erasure_requests WHERE id = $1::uuid",
+                      record.request_id)
+          .empty()) {
+    return absl::NotFoundError(
+        absl::StrCat("erasure request ", record.request_id, " not found"));
+  }
+  const int64_t index = txn.exec(kLockHead)[0][0].as<int64_t>();
+  // Another issuer of the same request may have committed while we waited.
+  if (auto existing = FindCompletion(txn, record.request_id)) {
+    existing->replayed = true;
+    return *existing;
+  }
+  const std::string envelope =
+      cert::SignEnvelope(cert::kInTotoPayloadType, *statement, **signer)
+          .Serialize();
+  const std::string leaf = cert::CertificateLeafHash(envelope);
+  std::vector<std::string> model_ids;
+  for (const auto& m : record.models) model_ids.push_back(m.model_id);
+  txn.exec_params(
+      "INSERT INTO certificate_log (leaf_index, leaf_hash) VALUES ($1, $2)",
+      index, Bytea(leaf));
+  txn.exec_params(
+      "INSERT INTO certificates (leaf_index, request_id, envelope, key_id, "
+      "model_ids) VALUES ($1, $2::uuid, $3, $4, $5::uuid[])",
+      index, record.request_id, Bytea(envelope),
+      (*signer)->public_key().key_id(), internal::UuidArray(model_ids));
+  txn.exec_params("UPDATE certificate_log_head SET size = $1", index + 1);
+  auto issued = FindCompletion(txn, record.request_id);
+  if (!issued) return absl::InternalError("issued certificate not readable");
+  return *issued;
+}
+
+absl::StatusOr<IssuedCertificate> PgCertificateStore::Issue(
+    const cert::CompletionRecord& record, const cert::KeyRing& keys) {
+  return db_->TransactValue<IssuedCertificate>(
+      [&](Txn& txn) { return IssueInTxn(txn, record, keys); });
+}
+
+absl::StatusOr<CompletedRequest> PgCertificateStore::ReadCompletedInTxn(
+    Txn& txn, const std::string& erasure_id) {
+  auto req = txn.exec_params(
+      absl::StrCat("SELECT legal_ground, legal_reference, subject_commitment, ",
+                   Micros("created_at"), ", ", Micros("completed_at"),
+                   " FROM erasure_requests WHERE id = $1::uuid AND state = "
+                   "'COMPLETED'"),
+      erasure_id);
+  if (req.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("erasure request ", erasure_id, " is not COMPLETED"));
+  }
+  CompletedRequest out;
+  out.erasure_id = erasure_id;
+  out.legal_ground = req[0][0].c_str();
+  out.legal_reference = req[0][1].c_str();
+  out.subject_commitment = ReadBytea(req[0][2]);
+  out.submitted_us = req[0][3].as<int64_t>();
+  out.completed_us = req[0][4].as<int64_t>();
+  auto tasks = txn.exec_params(
+      "SELECT t.model_id::text, m.name, t.result_version, "
+      "coalesce(t.method, v.produced_by), v.artifact_sha256, v.parent_version, "
+      "pv.artifact_sha256, t.records_removed, coalesce(v.report::text, ''), "
+      "m.policy::text FROM erasure_tasks t JOIN models m ON m.id = t.model_id "
+      "JOIN model_versions v ON v.model_id = t.model_id AND v.version = "
+      "t.result_version LEFT JOIN model_versions pv ON pv.model_id = "
+      "t.model_id AND pv.version = v.parent_version WHERE t.erasure_id = "
+      "$1::uuid AND t.state = 'DONE' ORDER BY t.model_id",
+      erasure_id);
+  for (const auto& t : tasks) {
+    CompletedTask task;
+    task.model_id = t[0].c_str();
+    task.model_name = t[1].c_str();
+    task.result_version = t[2].as<int64_t>();
+    task.method = t[3].c_str();
+    task.digest_after = ReadBytea(t[4]);
+    task.parent_version = t[5].is_null() ? 0 : t[5].as<int64_t>();
+    if (!t[6].is_null()) task.digest_before = ReadBytea(t[6]);
+    task.records_removed = t[7].as<int64_t>();
+    task.report_json = t[8].c_str();
+    task.policy_json = t[9].c_str();
+    out.tasks.push_back(std::move(task));
+  }
+  return out;
+}
+
+absl::StatusOr<int> PgCertificateStore::CertifyMissing(
+    int limit, const CertifyHook& hook) {
+  auto ids = db_->TransactValue<std::vector<std::string>>(
+      [&](Txn& txn) -> absl::StatusOr<std::vector<std::string>> {
+        auto res = txn.exec_params(
+            "SELECT e.id::text FROM erasure_requests e WHERE e.state = "
+            "'COMPLETED' AND NOT EXISTS (SELECT 1 FROM certificates c WHERE "
+            "c.request_id = e.id) AND EXISTS (SELECT 1 FROM erasure_tasks t "
+            "WHERE t.erasure_id = e.id AND t.state = 'DONE') "
+            "ORDER BY e.completed_at LIMIT $1",
+            limit);
+        std::vector<std::string> out;
+        for (const auto& r : res) out.emplace_back(r[0].c_str());
+        return out;
+      });
+  if (!ids.ok()) return ids.status();
+  for (const auto& id : *ids) {
+    absl::Status st = db_->Transact([&](Txn& txn) {
+      PgCertificateScope scope(txn);
+      return hook(scope, {id});
+    });
+    if (!st.ok()) return st;
+  }
+  return static_cast<int>(ids->size());
+}
+
+absl::StatusOr<CompletedRequest> PgCertificateScope::ReadCompleted(
+    const std::string& erasure_id) {
+  return PgCertificateStore::ReadCompletedInTxn(txn_, erasure_id);
+}
+
+absl::StatusOr<IssuedCertificate> PgCertificateScope::Issue(
+    const cert::CompletionRecord& record, const cert::KeyRing& keys) {
+  return PgCertificateStore::IssueInTxn(txn_, record, keys);
+}
+
+absl::Status PgCertificateScope::Isolated(
+    const std::function<absl::Status()>& fn) {
+  txn_.exec("SAVEPOINT isolated");
+  absl::Status st;
+  try {
+    st = fn();
+  } catch (const std::exception&) {
+    st = StatusFromCurrentException();
+  }
+  txn_.exec(st.ok() ? "RELEASE SAVEPOINT isolated"
+                    : "ROLLBACK TO SAVEPOINT isolated");
+  return st;
+}
+
+absl::StatusOr<IssuedCertificate> PgCertificateStore::Get(
+    const std::string& request_id) {
+  return db_->TransactValue<IssuedCertificate>(
+      [&](Txn& txn) -> absl::StatusOr<IssuedCertificate> {
+        auto found = FindCompletion(txn, request_id);
+        if (!found) {
+          return absl::NotFoundError(absl::StrCat(
+              "no certificate for erasure request ", request_id,
+              " (it is issued when the request completes)"));
+        }
+        return *found;
+      });
+}
+
+absl::StatusOr<CertificatePage> PgCertificateStore::List(
+    const CertificateFilter& filter, const Page& page) {
+  return db_->TransactValue<CertificatePage>(
+      [&](Txn& txn) -> absl::StatusOr<CertificatePage> {
+        const bool has_cursor = page.after.has_value();
+        auto res = txn.exec_params(
+            absl::StrCat(
+                "SELECT ", CertificateColumns(), CertificateFrom(),
+                "WHERE c.supersedes IS NULL "
+                "AND ($1 = '' OR c.model_ids @> ARRAY[nullif($1, '')::uuid]) "
+                "AND ($2::bigint = 0 OR "
+                "c.issued_at >= to_timestamp($2::bigint / 1e6)) "
+                "AND ($3::bigint = 0 OR "
+                "c.issued_at < to_timestamp($3::bigint / 1e6)) "
+                "AND (NOT $4 OR c.leaf_index < $5) "
+                "ORDER BY c.leaf_index DESC LIMIT $6"),
+            filter.model_id, filter.issued_after_us, filter.issued_before_us,
+            has_cursor,
+            has_cursor ? std::stoll(page.after->id) : int64_t{0},
+            page.size + 1);
+        CertificatePage out;
+        for (const auto& row : res) {
+          if (static_cast<int>(out.rows.size()) == page.size) {
+            const auto& last = out.rows.back();
+            out.next = PageCursor{last.issued_us,
+                                  std::to_string(last.leaf_index)};
+            break;
+          }
+          out.rows.push_back(ReadCertificate(row));
+        }
+        return out;
+      });
+}
+
+absl::StatusOr<int64_t> PgCertificateStore::TreeSize() {
+  return db_->TransactValue<int64_t>(
+      [](Txn& txn) -> absl::StatusOr<int64_t> { return CurrentSize(txn); });
+}
+
+absl::StatusOr<std::vector<std::string>> PgCertificateStore::InclusionProof(
+    int64_t leaf, int64_t tree_size) {
+  if (leaf < 0 || leaf >= tree_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "leaf_index ", leaf, " is not in a tree of ", tree_size, " leaves"));
+  }
+  return db_->TransactValue<std::vector<std::string>>(
+      [&](Txn& txn) -> absl::StatusOr<std::vector<std::string>> {
+        if (auto st = CheckTreeSize(txn, tree_size); !st.ok()) return st;
+        return cert::InclusionProof(TxnLeafSource(txn),
+                                    static_cast<uint64_t>(leaf),
+                                    static_cast<uint64_t>(tree_size));
+      });
+}
+
+absl::StatusOr<std::vector<std::string>> PgCertificateStore::ConsistencyProof(
+    int64_t first, int64_t second) {
+  if (first < 0 || first > second) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "first_size ", first, " must be between 0 and second_size ", second));
+  }
+  return db_->TransactValue<std::vector<std::string>>(
+      [&](Txn& txn) -> absl::StatusOr<std::vector<std::string>> {
+        if (auto st = CheckTreeSize(txn, second); !st.ok()) return st;
+        return cert::ConsistencyProof(TxnLeafSource(txn),
+                                      static_cast<uint64_t>(first),
+                                      static_cast<uint64_t>(second));
+      });
+}
+
+absl::StatusOr<StoredCheckpoint> PgCertificateStore::LatestCheckpoint(
+    const cert::KeyRing& keys, const std::string& origin) {
+  return db_->TransactValue<StoredCheckpoint>(
+      [&](Txn& txn) -> absl::StatusOr<StoredCheckpoint> {
+        const int64_t size = CurrentSize(txn);
+        auto last = ReadCheckpoint(
+            txn, "WHERE tree_size <= $1 ORDER BY tree_size DESC LIMIT 1", size);
+        if (last && last->tree_size == size) return *last;
+        auto signer = keys.SignerAt(absl::ToUnixMicros(absl::Now()));
+        if (!signer.ok()) return signer.status();
+        TxnLeafSource source(txn);
+        auto root = cert::RootHash(source, static_cast<uint64_t>(size));
+        if (!root.ok()) return root.status();
+        if (last) {
+          auto proof = cert::ConsistencyProof(
+              source, static_cast<uint64_t>(last->tree_size),
+              static_cast<uint64_t>(size));
+          if (!proof.ok()) return proof.status();
+          if (auto st = cert::VerifyConsistency(
+                  static_cast<uint64_t>(last->tree_size),
+                  static_cast<uint64_t>(size), *proof, last->root_hash, *root);
+              !st.ok()) {
+            return absl::InternalError(absl::StrCat(
+                "refusing to sign: the stored log is not consistent with "
+                "checkpoint ", last->tree_size, ": ", st.message()));
+          }
+        }
+        auto note = cert::SignCheckpoint(
+            {origin, static_cast<uint64_t>(size), *root}, **signer);
+        if (!note.ok()) return note.status();
+        txn.exec_params(
+            "INSERT INTO certificate_checkpoints (tree_size, root_hash, note, "
+            "key_id) VALUES ($1, $2, $3, $4) ON CONFLICT (tree_size) DO "
+            "NOTHING",
+            size, Bytea(*root), *note, (*signer)->public_key().key_id());
+        // A replica that signed the same size first wins; ours is dropped.
+        auto stored = ReadCheckpoint(txn, "WHERE tree_size = $1", size);
+        if (!stored) return absl::InternalError("checkpoint not stored");
+        return *stored;
+      });
+}
+
+absl::StatusOr<StoredCheckpoint> PgCertificateStore::CheckpointAt(
+    int64_t tree_size) {
+  return db_->TransactValue<StoredCheckpoint>(
+      [&](Txn& txn) -> absl::StatusOr<StoredCheckpoint> {
+        auto cp = ReadCheckpoint(txn, "WHERE tree_size = $1", tree_size);
+        if (!cp) {
+          return absl::NotFoundError(absl::StrCat(
+              "no checkpoint was signed at tree size ", tree_size));
+        }
+        return *cp;
+      });
+}
+
+}  // namespace lethe::storage

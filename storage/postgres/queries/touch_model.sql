@@ -1,0 +1,1 @@
+UPDATE models SET updated_at = now() WHERE id = $1::uuid
