@@ -1,12 +1,12 @@
 // The storage seam's contract as a parameterised GoogleTest suite: what
 // every Backend (storage/backend.h) must do, exercised through the
 // interfaces only. memory_backend_test.cc instantiates it for the
-// in-memory backend; a PostgreSQL instantiation needs only a factory that
-// hands out a backend on a fresh, migrated database.
+// in-memory backend, tests/storage/postgres_backend_test.cc for PostgreSQL
+// (a fresh, migrated database per test).
 //
 // To instantiate:
 //   INSTANTIATE_TEST_SUITE_P(Postgres, BackendContractTest,
-//       ::testing::Values(BackendFactory{"postgres", make, nullptr}),
+//       ::testing::Values(BackendFactory{"postgres", make, advance}),
 //       BackendFactoryName);
 // and compile backend_contract.cc into the same test binary (its TEST_Ps
 // register themselves at start-up, so it must not sit in a static library
@@ -32,8 +32,9 @@ struct BackendFactory {
   std::string name;  // the instantiation's name, [A-Za-z0-9_]
   // A backend over empty storage. Called once per test.
   std::function<std::unique_ptr<Backend>()> make;
-  // Moves the clock of the backends `make` returns. Empty where time
-  // cannot be moved (a real database): tests that need it are skipped.
+  // Moves the clock of the backends `make` returns (a real database moves
+  // its stored deadlines and creation times back instead). Required: the
+  // lease tests fail without it.
   std::function<void(std::chrono::microseconds)> advance;
 };
 
