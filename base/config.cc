@@ -131,24 +131,21 @@ const std::string& Config::Get(const std::string& name) const {
 }
 
 absl::StatusOr<int> Config::GetInt(const std::string& name) const {
-  return GetNumber<int>(*this, name, "an integer",
-                        [](absl::string_view s, int* v) {
-                          return absl::SimpleAtoi(s, v);
-                        });
+  return GetNumber<int>(
+      *this, name, "an integer",
+      [](absl::string_view s, int* v) { return absl::SimpleAtoi(s, v); });
 }
 
 absl::StatusOr<int64_t> Config::GetInt64(const std::string& name) const {
-  return GetNumber<int64_t>(*this, name, "an integer",
-                            [](absl::string_view s, int64_t* v) {
-                              return absl::SimpleAtoi(s, v);
-                            });
+  return GetNumber<int64_t>(
+      *this, name, "an integer",
+      [](absl::string_view s, int64_t* v) { return absl::SimpleAtoi(s, v); });
 }
 
 absl::StatusOr<double> Config::GetDouble(const std::string& name) const {
-  return GetNumber<double>(*this, name, "a number",
-                           [](absl::string_view s, double* v) {
-                             return absl::SimpleAtod(s, v);
-                           });
+  return GetNumber<double>(
+      *this, name, "a number",
+      [](absl::string_view s, double* v) { return absl::SimpleAtod(s, v); });
 }
 
 bool Config::GetBool(const std::string& name) const {

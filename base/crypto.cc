@@ -1,13 +1,13 @@
 #include "base/crypto.h"
 
+#include <cstdio>
+#include <cstdlib>
+#include <utility>
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
-
-#include <cstdio>
-#include <cstdlib>
-#include <utility>
 
 namespace lethe::base {
 namespace {

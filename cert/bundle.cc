@@ -20,13 +20,12 @@ absl::Status Denied(std::string_view what, const absl::Status& cause) {
 std::string Bundle::Serialize() const {
   Json::Array proof;
   for (const std::string& h : inclusion_proof) proof.push_back(Base64Encode(h));
-  return Json(Json::Object{
-                  {"checkpoint", checkpoint},
-                  {"envelope", envelope},
-                  {"inclusionProof", std::move(proof)},
-                  {"leafIndex", static_cast<int64_t>(leaf_index)},
-                  {"mediaType", std::string(kBundleMediaType)},
-                  {"treeSize", static_cast<int64_t>(tree_size)}})
+  return Json(Json::Object{{"checkpoint", checkpoint},
+                           {"envelope", envelope},
+                           {"inclusionProof", std::move(proof)},
+                           {"leafIndex", static_cast<int64_t>(leaf_index)},
+                           {"mediaType", std::string(kBundleMediaType)},
+                           {"treeSize", static_cast<int64_t>(tree_size)}})
       .Dump();
 }
 
@@ -42,8 +41,8 @@ absl::StatusOr<Bundle> Bundle::Parse(std::string_view text) {
   auto media = r.String("mediaType");
   if (!media.ok()) return media.status();
   if (*media != kBundleMediaType) {
-    return absl::InvalidArgumentError(
-        "bundle: mediaType is not " + std::string(kBundleMediaType));
+    return absl::InvalidArgumentError("bundle: mediaType is not " +
+                                      std::string(kBundleMediaType));
   }
   Bundle b;
   auto checkpoint = r.String("checkpoint");
@@ -51,9 +50,9 @@ absl::StatusOr<Bundle> Bundle::Parse(std::string_view text) {
   auto index = r.Int("leafIndex");
   auto size = r.Int("treeSize");
   auto proof = r.Array("inclusionProof");
-  for (const absl::Status& st : {checkpoint.status(), envelope.status(),
-                                 index.status(), size.status(),
-                                 proof.status()}) {
+  for (const absl::Status& st :
+       {checkpoint.status(), envelope.status(), index.status(), size.status(),
+        proof.status()}) {
     if (!st.ok()) return st;
   }
   if (*index < 0 || *size < 0) {
@@ -89,7 +88,8 @@ absl::StatusOr<VerifiedCertificate> VerifyBundle(
         "the envelope's payloadType is not application/vnd.in-toto+json");
   }
   auto record = ParseStatement(envelope->payload);
-  if (!record.ok()) return Denied("the signed statement is invalid", record.status());
+  if (!record.ok())
+    return Denied("the signed statement is invalid", record.status());
   if (!(*signer)->info().ValidAt(record->completed_us)) {
     return absl::PermissionDeniedError(
         "the envelope's key was not valid at the completion time");
@@ -102,9 +102,9 @@ absl::StatusOr<VerifiedCertificate> VerifyBundle(
   }
   VerifiedCertificate out;
   out.leaf_hash = CertificateLeafHash(bundle.envelope);
-  if (auto st = VerifyInclusion(bundle.leaf_index, bundle.tree_size,
-                                out.leaf_hash, bundle.inclusion_proof,
-                                opened->checkpoint.root_hash);
+  if (auto st =
+          VerifyInclusion(bundle.leaf_index, bundle.tree_size, out.leaf_hash,
+                          bundle.inclusion_proof, opened->checkpoint.root_hash);
       !st.ok()) {
     return Denied("the certificate is not in the signed log", st);
   }

@@ -74,8 +74,7 @@ absl::StatusOr<std::string> SignCheckpoint(const Checkpoint& checkpoint,
   }
   const std::string body = checkpoint.Body();
   const std::string& name = key.info().name;
-  const std::string sig =
-      NoteKeyId(name, key.public_key()) + key.Sign(body);
+  const std::string sig = NoteKeyId(name, key.public_key()) + key.Sign(body);
   std::string note = body;
   note.append("\n");
   note.append(kSigPrefix);
@@ -109,7 +108,8 @@ absl::StatusOr<OpenedCheckpoint> OpenCheckpoint(
     auto sig = Base64Decode(line.substr(space + 1));
     if (!sig || sig->size() < 5) return Malformed("bad signature encoding");
     for (const PublicKey& key : keys) {
-      if (key.info().name != name || NoteKeyId(name, key) != sig->substr(0, 4)) {
+      if (key.info().name != name ||
+          NoteKeyId(name, key) != sig->substr(0, 4)) {
         continue;
       }
       known = true;

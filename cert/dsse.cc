@@ -42,7 +42,8 @@ absl::StatusOr<Envelope> Envelope::Parse(std::string_view text) {
   if (!sigs.ok()) return sigs.status();
   Envelope env;
   auto raw = Base64Decode(*payload);
-  if (!raw) return absl::InvalidArgumentError("envelope: payload is not base64");
+  if (!raw)
+    return absl::InvalidArgumentError("envelope: payload is not base64");
   env.payload = *std::move(raw);
   env.payload_type = *std::move(type);
   for (const Json& s : **sigs) {

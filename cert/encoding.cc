@@ -1,9 +1,9 @@
 #include "cert/encoding.h"
 
-#include <openssl/evp.h>
-
 #include <cstdint>
 #include <cstdlib>
+
+#include <openssl/evp.h>
 
 #include "absl/time/time.h"
 
@@ -142,8 +142,8 @@ std::string_view Trim(std::string_view text) {
   while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
     text.remove_prefix(1);
   }
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t' ||
-                           text.back() == '\r')) {
+  while (!text.empty() &&
+         (text.back() == ' ' || text.back() == '\t' || text.back() == '\r')) {
     text.remove_suffix(1);
   }
   return text;

@@ -26,24 +26,22 @@ class Json {
   using Array = std::vector<Json>;
   using Object = std::map<std::string, Json, std::less<>>;
 
-  Json() = default;  // null
-  Json(bool v) : value_(v) {}                          // NOLINT
-  Json(int v) : value_(int64_t{v}) {}                  // NOLINT
-  Json(int64_t v) : value_(v) {}                       // NOLINT
-  Json(double v) : value_(v) {}                        // NOLINT
-  Json(const char* v) : value_(std::string(v)) {}      // NOLINT
-  Json(std::string v) : value_(std::move(v)) {}        // NOLINT
-  Json(Array v) : value_(std::move(v)) {}              // NOLINT
-  Json(Object v) : value_(std::move(v)) {}             // NOLINT
+  Json() = default;                                // null
+  Json(bool v) : value_(v) {}                      // NOLINT
+  Json(int v) : value_(int64_t{v}) {}              // NOLINT
+  Json(int64_t v) : value_(v) {}                   // NOLINT
+  Json(double v) : value_(v) {}                    // NOLINT
+  Json(const char* v) : value_(std::string(v)) {}  // NOLINT
+  Json(std::string v) : value_(std::move(v)) {}    // NOLINT
+  Json(Array v) : value_(std::move(v)) {}          // NOLINT
+  Json(Object v) : value_(std::move(v)) {}         // NOLINT
 
   bool is_null() const { return value_.index() == 0; }
   bool is_int() const { return std::holds_alternative<int64_t>(value_); }
   bool is_number() const {
     return is_int() || std::holds_alternative<double>(value_);
   }
-  bool is_string() const {
-    return std::holds_alternative<std::string>(value_);
-  }
+  bool is_string() const { return std::holds_alternative<std::string>(value_); }
   bool is_array() const { return std::holds_alternative<Array>(value_); }
   bool is_object() const { return std::holds_alternative<Object>(value_); }
 

@@ -1,9 +1,6 @@
 #include "cert/keys.h"
 
 #include <fcntl.h>
-#include <openssl/bio.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +8,10 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include "absl/strings/str_cat.h"
 #include "cert/encoding.h"
@@ -60,8 +61,9 @@ absl::StatusOr<KeyInfo> ParseInfo(std::string_view pem) {
     const std::string value(Trim(line.substr(colon + 1)));
     if (key == "name") {
       if (!ValidKeyName(value)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "key name \"", value, "\" must be non-empty, without spaces or '+'"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("key name \"", value,
+                         "\" must be non-empty, without spaces or '+'"));
       }
       info.name = value;
     } else if (key == "not-before" || key == "not-after") {
@@ -168,7 +170,8 @@ bool PublicKey::Verify(std::string_view message,
     return false;
   }
   return EVP_DigestVerify(
-             ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
+             ctx.get(),
+             reinterpret_cast<const unsigned char*>(signature.data()),
              signature.size(),
              reinterpret_cast<const unsigned char*>(message.data()),
              message.size()) == 1;
@@ -274,7 +277,8 @@ absl::StatusOr<const PrivateKey*> KeyRing::SignerAt(int64_t t_us) const {
   const PrivateKey* best = nullptr;
   for (const PrivateKey& k : keys_) {
     if (!k.info().ValidAt(t_us)) continue;
-    if (best == nullptr || k.info().not_before_us > best->info().not_before_us) {
+    if (best == nullptr ||
+        k.info().not_before_us > best->info().not_before_us) {
       best = &k;
     }
   }

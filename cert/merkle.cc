@@ -86,8 +86,8 @@ std::string CertificateLeafHash(std::string_view envelope) {
 absl::StatusOr<std::vector<std::string>> VectorLeafSource::LeafHashes(
     uint64_t begin, uint64_t end) const {
   if (begin > end || end > leaves_->size()) {
-    return absl::OutOfRangeError(
-        absl::StrCat("leaves [", begin, ", ", end, ") beyond ", leaves_->size()));
+    return absl::OutOfRangeError(absl::StrCat("leaves [", begin, ", ", end,
+                                              ") beyond ", leaves_->size()));
   }
   return std::vector<std::string>(
       leaves_->begin() + static_cast<std::ptrdiff_t>(begin),
@@ -104,8 +104,8 @@ absl::StatusOr<std::string> RootHash(const LeafHashSource& source,
 absl::StatusOr<std::vector<std::string>> InclusionProof(
     const LeafHashSource& source, uint64_t index, uint64_t size) {
   if (index >= size) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "leaf ", index, " is not in a tree of ", size, " leaves"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("leaf ", index, " is not in a tree of ", size, " leaves"));
   }
   auto leaves = source.LeafHashes(0, size);
   if (!leaves.ok()) return leaves.status();
@@ -179,8 +179,8 @@ absl::Status VerifyConsistency(uint64_t first, uint64_t second,
     if (!proof.empty()) return Fail("consistency: from 0 needs no proof");
     return absl::OkStatus();
   }
-  if (proof.empty() || !AllHashes(proof) ||
-      first_root.size() != kSha256Bytes || second_root.size() != kSha256Bytes) {
+  if (proof.empty() || !AllHashes(proof) || first_root.size() != kSha256Bytes ||
+      second_root.size() != kSha256Bytes) {
     return Fail("consistency: malformed proof or roots");
   }
   // RFC 9162 §2.1.4.2.

@@ -23,8 +23,7 @@ bool IsUuid(std::string_view s) {
   for (size_t i = 0; i < s.size(); ++i) {
     const char c = s[i];
     const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-    if (dash ? c != '-'
-             : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+    if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
       return false;
     }
   }
@@ -187,9 +186,9 @@ absl::StatusOr<MetricCheck> ParseMetric(const Json& c,
 absl::StatusOr<ModelOutcome> ParseModel(const Json& j,
                                         const std::string& where) {
   JsonReader r(j, where);
-  if (auto st = r.CheckKeys({"after", "before", "guarantee", "method",
-                             "metrics", "modelId", "modelName",
-                             "recordsRemoved"});
+  if (auto st =
+          r.CheckKeys({"after", "before", "guarantee", "method", "metrics",
+                       "modelId", "modelName", "recordsRemoved"});
       !st.ok()) {
     return st;
   }
@@ -246,9 +245,12 @@ absl::StatusOr<int64_t> Time(const JsonReader& r, std::string_view key) {
 
 const char* GuaranteeName(Guarantee g) {
   switch (g) {
-    case Guarantee::kExact: return "exact";
-    case Guarantee::kCertified: return "certified";
-    case Guarantee::kApproximate: return "approximate";
+    case Guarantee::kExact:
+      return "exact";
+    case Guarantee::kCertified:
+      return "certified";
+    case Guarantee::kApproximate:
+      return "approximate";
   }
   return "approximate";
 }
@@ -317,9 +319,9 @@ absl::StatusOr<CompletionRecord> ParseStatement(std::string_view text) {
   auto pred_json = s.Get("predicate");
   if (!pred_json.ok()) return pred_json.status();
   JsonReader p(**pred_json, "predicate");
-  if (auto st = p.CheckKeys({"completedAt", "legalGround", "legalReference",
-                             "models", "requestId", "subjectCommitment",
-                             "submittedAt"});
+  if (auto st =
+          p.CheckKeys({"completedAt", "legalGround", "legalReference", "models",
+                       "requestId", "subjectCommitment", "submittedAt"});
       !st.ok()) {
     return st;
   }
@@ -345,7 +347,8 @@ absl::StatusOr<CompletionRecord> ParseStatement(std::string_view text) {
   r.submitted_us = *submitted;
   r.completed_us = *completed;
   for (size_t i = 0; i < (*models)->size(); ++i) {
-    auto m = ParseModel((**models)[i], absl::StrCat("predicate.models[", i, "]"));
+    auto m =
+        ParseModel((**models)[i], absl::StrCat("predicate.models[", i, "]"));
     if (!m.ok()) return m.status();
     r.models.push_back(*std::move(m));
   }
@@ -371,7 +374,8 @@ std::string Describe(const CompletionRecord& r) {
       "Erasure request ", r.request_id, " was completed at ",
       FormatTime(r.completed_us), " (submitted ", FormatTime(r.submitted_us),
       ").\n", "Legal ground: ", r.legal_ground,
-      r.legal_reference.empty() ? "" : absl::StrCat(" (", r.legal_reference, ")"),
+      r.legal_reference.empty() ? ""
+                                : absl::StrCat(" (", r.legal_reference, ")"),
       ".\nData subject commitment: ", HexEncode(r.subject_commitment),
       "\n  (open it with the salt returned at intake: SHA-256(\"lethe-subject/"
       "v1\" || salt || subject id)).\n");
@@ -384,22 +388,20 @@ std::string Describe(const CompletionRecord& r) {
             ? ") is unchanged: it held none of the subject's training records"
             : absl::StrCat(") was replaced by version ", m.version_after,
                            " (sha256 ", HexEncode(m.digest_after), ")"),
-        ".\n  ", m.records_removed,
-        " training record(s) removed by method \"", m.method, "\"; guarantee: ",
-        GuaranteeName(m.guarantee));
+        ".\n  ", m.records_removed, " training record(s) removed by method \"",
+        m.method, "\"; guarantee: ", GuaranteeName(m.guarantee));
     if (m.guarantee == Guarantee::kCertified) {
-      absl::StrAppend(&out, absl::StrFormat(" (epsilon %g, delta %g)",
-                                            m.epsilon, m.delta));
+      absl::StrAppend(
+          &out, absl::StrFormat(" (epsilon %g, delta %g)", m.epsilon, m.delta));
     }
     absl::StrAppend(&out, ".\n");
     for (const MetricCheck& c : m.metrics) {
-      absl::StrAppend(&out, absl::StrFormat(
-                                "  %s = %g, %s the policy threshold %g.\n",
-                                c.name, c.value,
-                                c.bound == MetricCheck::Bound::kAtMost
-                                    ? "at most"
-                                    : "at least",
-                                c.threshold));
+      absl::StrAppend(
+          &out,
+          absl::StrFormat(
+              "  %s = %g, %s the policy threshold %g.\n", c.name, c.value,
+              c.bound == MetricCheck::Bound::kAtMost ? "at most" : "at least",
+              c.threshold));
     }
   }
   return out;

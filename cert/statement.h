@@ -67,10 +67,10 @@ struct ModelOutcome {
 // Everything a completion certificate states. The worker fills it inside
 // the transaction that completes the request.
 struct CompletionRecord {
-  std::string request_id;          // the erasure request's UUID
-  std::string legal_ground;        // e.g. "GDPR_ART17_1B_CONSENT_WITHDRAWN"
-  std::string legal_reference;     // free text, may be empty
-  std::string subject_commitment;  // raw 32 bytes, from intake
+  std::string request_id;            // the erasure request's UUID
+  std::string legal_ground;          // e.g. "GDPR_ART17_1B_CONSENT_WITHDRAWN"
+  std::string legal_reference;       // free text, may be empty
+  std::string subject_commitment;    // raw 32 bytes, from intake
   std::vector<ModelOutcome> models;  // at least one
   int64_t submitted_us = 0;          // microseconds since the epoch
   int64_t completed_us = 0;

@@ -119,10 +119,10 @@ Status CheckRow(const FeatureSpec& spec, int64_t record_id,
                                 ": empty subject key");
   }
   if (label < 0 || label >= spec.num_classes) {
-    return InvalidArgumentError(
-        "record " + std::to_string(record_id) + ": label " +
-        std::to_string(label) + " outside [0, " +
-        std::to_string(spec.num_classes) + ")");
+    return InvalidArgumentError("record " + std::to_string(record_id) +
+                                ": label " + std::to_string(label) +
+                                " outside [0, " +
+                                std::to_string(spec.num_classes) + ")");
   }
   return OkStatus();
 }
@@ -168,10 +168,10 @@ Status DatasetBuilder::Add(int64_t record_id, std::string_view subject_key,
                            int64_t label, Split split, std::string_view raw) {
   const FeatureSpec& spec = state_->spec;
   if (raw.size() != spec.RowBytes()) {
-    return InvalidArgumentError(
-        "record " + std::to_string(record_id) + ": " +
-        std::to_string(raw.size()) + " feature bytes, spec " +
-        spec.ToString() + " needs " + std::to_string(spec.RowBytes()));
+    return InvalidArgumentError("record " + std::to_string(record_id) + ": " +
+                                std::to_string(raw.size()) +
+                                " feature bytes, spec " + spec.ToString() +
+                                " needs " + std::to_string(spec.RowBytes()));
   }
   std::vector<float> values(static_cast<size_t>(spec.NumFeatures()));
   if (spec.type == FeatureType::kUint8) {
@@ -196,8 +196,8 @@ Result<Dataset> DatasetBuilder::Build() && {
     // Adopt the vector's buffer rather than copying it: one copy in memory.
     auto* owned = new std::vector<float>(std::move(s.features));
     rep->features = at::from_blob(
-        owned->data(), sizes,
-        [owned](void*) { delete owned; }, at::TensorOptions(at::kFloat));
+        owned->data(), sizes, [owned](void*) { delete owned; },
+        at::TensorOptions(at::kFloat));
     rep->labels = at::tensor(s.labels, at::TensorOptions(at::kLong));
   } catch (const std::exception& e) {
     return ResourceExhaustedError(std::string("building dataset: ") + e.what());

@@ -36,7 +36,8 @@ Result<std::string> Gunzip(const std::string& gz, const std::string& path) {
   }
   inflateEnd(&zs);
   if (rc != Z_STREAM_END) {
-    return InvalidArgumentError("'" + path + "' is not valid gzip (truncated "
+    return InvalidArgumentError("'" + path +
+                                "' is not valid gzip (truncated "
                                 "or corrupt)");
   }
   return out;
@@ -57,7 +58,8 @@ std::vector<std::string_view> SplitCommas(std::string_view line) {
 }
 
 std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.back() == '\r' || s.back() == ' ')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == '\r' || s.back() == ' '))
+    s.remove_suffix(1);
   while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
   return s;
 }
@@ -70,8 +72,7 @@ bool ParseNumber(std::string_view s, T& out) {
 }
 
 Status CsvError(int64_t line, const std::string& what) {
-  return InvalidArgumentError("CSV line " + std::to_string(line) + ": " +
-                              what);
+  return InvalidArgumentError("CSV line " + std::to_string(line) + ": " + what);
 }
 
 }  // namespace
@@ -115,8 +116,8 @@ Result<Dataset> ParseCsvDataset(const std::string& text,
     }
     int64_t label = 0;
     if (!ParseNumber(cols[1], label)) {
-      return CsvError(line_no, "label '" + std::string(cols[1]) +
-                                   "' is not an integer");
+      return CsvError(line_no,
+                      "label '" + std::string(cols[1]) + "' is not an integer");
     }
     std::string_view split_name = Trim(cols[2]);
     Split split = Split::kTrain;
@@ -133,8 +134,8 @@ Result<Dataset> ParseCsvDataset(const std::string& text,
                                      "' is not a number");
       }
     }
-    Status st = builder.AddValues(builder.size(), Trim(cols[0]), label, split,
-                                  values);
+    Status st =
+        builder.AddValues(builder.size(), Trim(cols[0]), label, split, values);
     if (!st.ok()) return CsvError(line_no, st.message());
   }
   return std::move(builder).Build();
@@ -217,9 +218,9 @@ Result<Dataset> LoadIdxDataset(const std::vector<IdxSource>& sources,
   }
   if (!subjects.keys.empty() &&
       static_cast<int64_t>(subjects.keys.size()) != total) {
-    return InvalidArgumentError(
-        std::to_string(subjects.keys.size()) + " subject keys for " +
-        std::to_string(total) + " records");
+    return InvalidArgumentError(std::to_string(subjects.keys.size()) +
+                                " subject keys for " + std::to_string(total) +
+                                " records");
   }
   FeatureSpec spec;
   spec.type = FeatureType::kUint8;
@@ -246,8 +247,8 @@ Result<Dataset> LoadIdxDataset(const std::vector<IdxSource>& sources,
                             : subjects.keys[static_cast<size_t>(id)];
       std::string_view raw(
           reinterpret_cast<const char*>(images[s].data.data()) + i * row, row);
-      LETHE_CORE_RETURN_IF_ERROR(builder.Add(id, key, labels[s].data[i],
-                                        sources[s].split, raw));
+      LETHE_CORE_RETURN_IF_ERROR(
+          builder.Add(id, key, labels[s].data[i], sources[s].split, raw));
     }
   }
   return std::move(builder).Build();

@@ -70,8 +70,9 @@ class Run {
   };
   GateVerdict GateFailure(const Metrics& after) const;
   MethodContext Context(const TrainControl& control) const {
-    return MethodContext{data_, partition_, req_.recipe, req_.policy.params,
-                         control, req_.policy.seed};
+    return MethodContext{data_,       partition_,
+                         req_.recipe, req_.policy.params,
+                         control,     req_.policy.seed};
   }
 
   const UnlearnRequest& req_;
@@ -102,8 +103,8 @@ Status Run::Load() {
   LETHE_CORE_RETURN_IF_ERROR(req_.recipe.Validate());
   LETHE_CORE_ASSIGN_OR_RETURN(original_, LoadModel(req_.model_bytes));
   LETHE_CORE_RETURN_IF_ERROR(CheckModelFits(original_, req_.dataset->spec()));
-  LETHE_CORE_ASSIGN_OR_RETURN(partition_,
-                         PartitionBySubjects(*req_.dataset, req_.forget_subjects));
+  LETHE_CORE_ASSIGN_OR_RETURN(
+      partition_, PartitionBySubjects(*req_.dataset, req_.forget_subjects));
   if (!req_.sisa_state.empty()) {
     LETHE_CORE_ASSIGN_OR_RETURN(sisa_, ParseSisaState(req_.sisa_state));
   }
@@ -112,8 +113,8 @@ Status Run::Load() {
   }
   LETHE_CORE_ASSIGN_OR_RETURN(data_, ToDevice(*req_.dataset, opt_.device));
   LETHE_CORE_RETURN_IF_ERROR(ToDeviceInPlace(original_, data_));
-  retain_sample_ = RetainSample(partition_, req_.policy.retain_sample,
-                                req_.policy.seed);
+  retain_sample_ =
+      RetainSample(partition_, req_.policy.retain_sample, req_.policy.seed);
   return OkStatus();
 }
 
@@ -122,9 +123,9 @@ Result<Run::Produced> Run::RunSisa(const TrainControl& control) {
     return FailedPreconditionError(
         "model has no SISA state: train it with Engine::TrainSisa");
   }
-  LETHE_CORE_ASSIGN_OR_RETURN(SisaForgetResult r,
-                         SisaForget(*sisa_, *req_.dataset, data_, partition_,
-                                    control));
+  LETHE_CORE_ASSIGN_OR_RETURN(
+      SisaForgetResult r,
+      SisaForget(*sisa_, *req_.dataset, data_, partition_, control));
   Produced p;
   LETHE_CORE_ASSIGN_OR_RETURN(p.model, SisaEnsemble(r.state));
   LETHE_CORE_RETURN_IF_ERROR(ToDeviceInPlace(p.model, data_));
@@ -139,8 +140,8 @@ Result<Run::Produced> Run::RunNewton() {
         "model has no certified-removal state: train it with "
         "Engine::TrainCertified");
   }
-  LETHE_CORE_ASSIGN_OR_RETURN(NewtonRemoval r,
-                         NewtonRemove(original_, data_, partition_, *newton_));
+  LETHE_CORE_ASSIGN_OR_RETURN(
+      NewtonRemoval r, NewtonRemove(original_, data_, partition_, *newton_));
   report_.newton_bound = r.bound;
   report_.newton_budget = r.budget;
   report_.newton_cumulative_bound = r.state.cumulative_bound;
@@ -181,15 +182,29 @@ Result<Run::Produced> Run::RunMethod(Method m, const TrainControl& control) {
                                             const MethodContext&);
   Fn fn = nullptr;
   switch (m) {
-    case Method::kRetrain: fn = &Retrain; break;
-    case Method::kFinetune: fn = &Finetune; break;
-    case Method::kNegGradPlus: fn = &NegGradPlus; break;
-    case Method::kScrub: fn = &Scrub; break;
-    case Method::kRandomLabel: fn = &RandomLabel; break;
-    case Method::kSalun: fn = &Salun; break;
-    default: return InternalError("unhandled method");
+    case Method::kRetrain:
+      fn = &Retrain;
+      break;
+    case Method::kFinetune:
+      fn = &Finetune;
+      break;
+    case Method::kNegGradPlus:
+      fn = &NegGradPlus;
+      break;
+    case Method::kScrub:
+      fn = &Scrub;
+      break;
+    case Method::kRandomLabel:
+      fn = &RandomLabel;
+      break;
+    case Method::kSalun:
+      fn = &Salun;
+      break;
+    default:
+      return InternalError("unhandled method");
   }
-  LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module out, fn(original_, Context(control)));
+  LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module out,
+                              fn(original_, Context(control)));
   return Produced{out, "", ""};
 }
 
@@ -227,7 +242,8 @@ Status Run::Prepare() {
   report_.device = opt_.device.ToString();
   report_.gate = Gate{req_.policy.max_mia_auc, req_.policy.max_test_acc_drop,
                       req_.policy.max_forget_acc_excess};
-  report_.subjects_requested = static_cast<int64_t>(req_.forget_subjects.size());
+  report_.subjects_requested =
+      static_cast<int64_t>(req_.forget_subjects.size());
   LETHE_CORE_RETURN_IF_ERROR(Load());
   report_.forget_records = static_cast<int64_t>(partition_.forget.size());
   report_.retain_records = static_cast<int64_t>(partition_.retain.size());
@@ -235,9 +251,9 @@ Status Run::Prepare() {
   report_.timings.load_s = Since(t0);
 
   Clock::time_point tv = Clock::now();
-  LETHE_CORE_ASSIGN_OR_RETURN(report_.before, ComputeMetrics(original_, data_,
-                                                        partition_,
-                                                        retain_sample_));
+  LETHE_CORE_ASSIGN_OR_RETURN(
+      report_.before,
+      ComputeMetrics(original_, data_, partition_, retain_sample_));
   report_.timings.verify_s += Since(tv);
   return OkStatus();
 }
@@ -246,8 +262,10 @@ Status Run::Prepare() {
 TrainControl Run::Budgeted() const {
   TrainControl budgeted;
   if (req_.policy.time_budget_s > 0) {
-    budgeted.deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-        std::chrono::duration<double>(req_.policy.time_budget_s));
+    budgeted.deadline =
+        Clock::now() +
+        std::chrono::duration_cast<Clock::duration>(
+            std::chrono::duration<double>(req_.policy.time_budget_s));
   }
   return budgeted;
 }
@@ -273,9 +291,9 @@ bool Run::Skip(size_t i, const TrainControl& budgeted) {
                   chain.end(), [](Method later) {
                     return GuaranteeOf(later) == Guarantee::kExact;
                   })) {
-    const double cost = EstimatedCostFraction(
-        m, req_.policy.params, req_.recipe, report_.retain_records,
-        report_.forget_records);
+    const double cost =
+        EstimatedCostFraction(m, req_.policy.params, req_.recipe,
+                              report_.retain_records, report_.forget_records);
     if (cost > req_.policy.max_cost_fraction) {
       a.failure = AttemptFailure::kCost;
       char buf[160];
@@ -309,8 +327,8 @@ Status Run::TryMethod(Method m, const TrainControl& control) {
     return OkStatus();
   }
   Clock::time_point tv = Clock::now();
-  Result<Metrics> metrics = ComputeMetrics(r->model, data_, partition_,
-                                           retain_sample_);
+  Result<Metrics> metrics =
+      ComputeMetrics(r->model, data_, partition_, retain_sample_);
   report_.timings.verify_s += Since(tv);
   if (!metrics.ok()) return metrics.status();
   a.has_metrics = true;
@@ -340,9 +358,9 @@ Status Run::Reference() {
   Metrics ref = report_.after;
   if (!same) {
     LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module rm,
-                           Retrain(original_, Context(TrainControl{})));
-    LETHE_CORE_ASSIGN_OR_RETURN(ref, ComputeMetrics(rm, data_, partition_,
-                                               retain_sample_));
+                                Retrain(original_, Context(TrainControl{})));
+    LETHE_CORE_ASSIGN_OR_RETURN(
+        ref, ComputeMetrics(rm, data_, partition_, retain_sample_));
   }
   report_.has_reference = true;
   report_.reference = ref;
@@ -371,8 +389,8 @@ Result<UnlearnOutcome> Run::Go() {
   if (req_.policy.reference_retrain) {
     LETHE_CORE_RETURN_IF_ERROR(Reference());
   }
-  LETHE_CORE_RETURN_IF_ERROR(Export(accepted_->model, out.model_bytes,
-                               out.model_sha256));
+  LETHE_CORE_RETURN_IF_ERROR(
+      Export(accepted_->model, out.model_bytes, out.model_sha256));
   report_.model_sha256 = out.model_sha256;
   out.sisa_state = accepted_->sisa_state;
   out.newton_state = accepted_->newton_state;
@@ -423,8 +441,8 @@ Result<TrainedModel> Engine::TrainImpl(const Architecture& arch,
                                        const Dataset& dataset) const {
   Clock::time_point t0 = Clock::now();
   LETHE_CORE_RETURN_IF_ERROR(recipe.Validate());
-  LETHE_CORE_ASSIGN_OR_RETURN(auto md, Prepare(arch, recipe.seed, dataset,
-                                          options_.device));
+  LETHE_CORE_ASSIGN_OR_RETURN(
+      auto md, Prepare(arch, recipe.seed, dataset, options_.device));
   auto& [m, d] = md;
   LETHE_CORE_RETURN_IF_ERROR(
       TrainModel(m, d, IndicesOfSplit(dataset, Split::kTrain), recipe));
@@ -437,11 +455,11 @@ Result<TrainedModel> Engine::TrainSisa(const Architecture& arch,
                                        const Dataset& dataset) const {
   Clock::time_point t0 = Clock::now();
   LETHE_CORE_RETURN_IF_ERROR(recipe.Validate());
-  LETHE_CORE_ASSIGN_OR_RETURN(auto md, Prepare(arch, recipe.seed, dataset,
-                                          options_.device));
+  LETHE_CORE_ASSIGN_OR_RETURN(
+      auto md, Prepare(arch, recipe.seed, dataset, options_.device));
   auto& [m, d] = md;
-  LETHE_CORE_ASSIGN_OR_RETURN(SisaState s,
-                         ::lethe::core::TrainSisa(m, dataset, d, sisa, recipe));
+  LETHE_CORE_ASSIGN_OR_RETURN(
+      SisaState s, ::lethe::core::TrainSisa(m, dataset, d, sisa, recipe));
   LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module ens, SisaEnsemble(s));
   LETHE_CORE_RETURN_IF_ERROR(ToDeviceInPlace(ens, d));
   LETHE_CORE_ASSIGN_OR_RETURN(TrainedModel out, Finish(ens, dataset, d, t0));
@@ -458,15 +476,14 @@ Result<TrainedModel> Engine::TrainCertified(const Architecture& arch,
     return InvalidArgumentError(
         "certified training needs architecture logreg or rf_logreg");
   }
-  LETHE_CORE_ASSIGN_OR_RETURN(auto md, Prepare(arch, seed, dataset,
-                                          options_.device));
+  LETHE_CORE_ASSIGN_OR_RETURN(auto md,
+                              Prepare(arch, seed, dataset, options_.device));
   auto& [m, d] = md;
   // `seed` initialises the model (rf_logreg's random features); the
   // objective's noise is secret, drawn afresh (core/newton.h).
   LETHE_CORE_ASSIGN_OR_RETURN(
-      NewtonState s,
-      ::lethe::core::TrainCertified(
-          m, d, IndicesOfSplit(dataset, Split::kTrain), params));
+      NewtonState s, ::lethe::core::TrainCertified(
+                         m, d, IndicesOfSplit(dataset, Split::kTrain), params));
   LETHE_CORE_ASSIGN_OR_RETURN(TrainedModel out, Finish(m, dataset, d, t0));
   out.newton_state = SerializeNewtonState(s);
   return out;

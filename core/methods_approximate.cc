@@ -90,26 +90,26 @@ class ForgetStream {
   size_t pos_ = 0;
 };
 
-at::Tensor Kl(const at::Tensor& teacher_logits, const at::Tensor& student_logits,
-              double t) {
+at::Tensor Kl(const at::Tensor& teacher_logits,
+              const at::Tensor& student_logits, double t) {
   at::Tensor lt = at::log_softmax(teacher_logits / t, 1);
   at::Tensor ls = at::log_softmax(student_logits / t, 1);
   return (lt.exp() * (lt - ls)).sum(1).mean() * (t * t);
 }
 
-Result<torch::jit::Module> TrainOnLabels(
-    const torch::jit::Module& original, const MethodContext& ctx, int epochs,
-    double lr, const at::Tensor& labels,
-    const std::vector<at::Tensor>* mask) {
+Result<torch::jit::Module> TrainOnLabels(const torch::jit::Module& original,
+                                         const MethodContext& ctx, int epochs,
+                                         double lr, const at::Tensor& labels,
+                                         const std::vector<at::Tensor>* mask) {
   LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module m, Student(original));
   Recipe r = With(ctx.recipe, epochs, lr, LrSchedule::kConstant, ctx.seed);
   TrainControl control = ctx.control;
   control.grad_mask = mask;
-  LETHE_CORE_RETURN_IF_ERROR(RunTrainingLoop(
-      m, Concat(ctx.partition.forget, ctx.partition.retain), r, control,
-      [&](const at::Tensor& rows) {
-        return CrossEntropy(m, ctx.data, rows, labels);
-      }));
+  LETHE_CORE_RETURN_IF_ERROR(
+      RunTrainingLoop(m, Concat(ctx.partition.forget, ctx.partition.retain), r,
+                      control, [&](const at::Tensor& rows) {
+                        return CrossEntropy(m, ctx.data, rows, labels);
+                      }));
   return m;
 }
 
@@ -140,39 +140,44 @@ Status RefitHead(torch::jit::Module& m, const MethodContext& ctx) {
   if (p.batch > 0) r.batch_size = p.batch;
   const std::vector<int64_t>& retain = ctx.partition.retain;
   at::Tensor trunk_out, labels;
-  LETHE_CORE_RETURN_IF_ERROR(Guarded("computing the trunk's outputs", [&]() -> Status {
-    at::NoGradGuard no_grad;
-    m.eval();
-    torch::jit::Method trunk = m.get_method("trunk");
-    std::vector<at::Tensor> parts;
-    const int64_t n = static_cast<int64_t>(retain.size()), chunk = 4096;
-    for (int64_t b = 0; b < n; b += chunk) {
-      at::Tensor rows = RowTensor(
-          std::vector<int64_t>(retain.begin() + b,
-                               retain.begin() + std::min(n, b + chunk)),
-          ctx.data.device);
-      parts.push_back(
-          trunk({ctx.data.features.index_select(0, rows)}).toTensor());
-    }
-    trunk_out = at::cat(parts);
-    labels = ctx.data.labels.index_select(0, RowTensor(retain, ctx.data.device));
-    return OkStatus();
-  }));
+  LETHE_CORE_RETURN_IF_ERROR(
+      Guarded("computing the trunk's outputs", [&]() -> Status {
+        at::NoGradGuard no_grad;
+        m.eval();
+        torch::jit::Method trunk = m.get_method("trunk");
+        std::vector<at::Tensor> parts;
+        const int64_t n = static_cast<int64_t>(retain.size()), chunk = 4096;
+        for (int64_t b = 0; b < n; b += chunk) {
+          at::Tensor rows = RowTensor(
+              std::vector<int64_t>(retain.begin() + b,
+                                   retain.begin() + std::min(n, b + chunk)),
+              ctx.data.device);
+          parts.push_back(
+              trunk({ctx.data.features.index_select(0, rows)}).toTensor());
+        }
+        trunk_out = at::cat(parts);
+        labels =
+            ctx.data.labels.index_select(0, RowTensor(retain, ctx.data.device));
+        return OkStatus();
+      }));
   std::vector<int64_t> positions(retain.size());
-  for (size_t i = 0; i < positions.size(); ++i) positions[i] = static_cast<int64_t>(i);
+  for (size_t i = 0; i < positions.size(); ++i)
+    positions[i] = static_cast<int64_t>(i);
   torch::jit::Method head = m.get_method("head");
-  return RunTrainingLoop(m, positions, r, ctx.control, [&](const at::Tensor& pos) {
-    return at::cross_entropy_loss(
-        head({trunk_out.index_select(0, pos)}).toTensor(), labels.index_select(0, pos));
-  });
+  return RunTrainingLoop(
+      m, positions, r, ctx.control, [&](const at::Tensor& pos) {
+        return at::cross_entropy_loss(
+            head({trunk_out.index_select(0, pos)}).toTensor(),
+            labels.index_select(0, pos));
+      });
 }
 
 Result<torch::jit::Module> FinetuneOnly(const torch::jit::Module& original,
                                         const MethodContext& ctx) {
   const FinetuneParams& p = ctx.params.finetune;
   LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module m, Student(original));
-  Recipe r = With(ctx.recipe, p.epochs, p.lr, LrSchedule::kLinearDecay,
-                  ctx.seed);
+  Recipe r =
+      With(ctx.recipe, p.epochs, p.lr, LrSchedule::kLinearDecay, ctx.seed);
   r.warmup_fraction = p.warmup;
   r.max_grad_norm = p.max_grad_norm;
   LETHE_CORE_RETURN_IF_ERROR(
@@ -288,7 +293,7 @@ Result<torch::jit::Module> SalunOnly(const torch::jit::Module& original,
 }
 
 using MethodFn = Result<torch::jit::Module> (*)(const torch::jit::Module&,
-                                               const MethodContext&);
+                                                const MethodContext&);
 
 // The method, then the head re-fit when asked for (HeadRefitParams).
 Result<torch::jit::Module> ThenRefitHead(MethodFn method,

@@ -15,14 +15,15 @@
 namespace lethe::core {
 namespace {
 
-using internal::Guarded;
 using at::Tensor;
+using internal::Guarded;
 
 constexpr double kGamma = 0.25;  // Lipschitz constant Guo et al. use
 
 struct Linear {
-  Tensor weight, bias;    // the module's own parameters (float32)
-  bool embedded = false;  // forward(x) = linear(embed(x)), else linear(flatten(x))
+  Tensor weight, bias;  // the module's own parameters (float32)
+  bool embedded =
+      false;  // forward(x) = linear(embed(x)), else linear(flatten(x))
 };
 
 // What the head sees: embed(x) for a head on frozen features, else flatten(x).
@@ -36,7 +37,8 @@ Result<Linear> FindLinearUnguarded(const torch::jit::Module& model,
   torch::jit::Module probe = model;
   at::NoGradGuard no_grad;
   const bool embedded = probe.find_method("embed").has_value();
-  Tensor x = data.features.narrow(0, 0, std::min<int64_t>(4, data.features.size(0)));
+  Tensor x =
+      data.features.narrow(0, 0, std::min<int64_t>(4, data.features.size(0)));
   Tensor in = HeadInput(probe, embedded, x);
   std::vector<Tensor> p;
   for (const Tensor& t : model.parameters()) p.push_back(t);
@@ -76,9 +78,10 @@ Tensor Design(torch::jit::Module& m, const Linear& lin, const DeviceData& d,
   std::vector<Tensor> parts;
   constexpr size_t kChunk = 8192;
   for (size_t b = 0; b < rows.size(); b += kChunk) {
-    std::vector<int64_t> chunk(rows.begin() + static_cast<std::ptrdiff_t>(b),
-                               rows.begin() + static_cast<std::ptrdiff_t>(
-                                                  std::min(rows.size(), b + kChunk)));
+    std::vector<int64_t> chunk(
+        rows.begin() + static_cast<std::ptrdiff_t>(b),
+        rows.begin() +
+            static_cast<std::ptrdiff_t>(std::min(rows.size(), b + kChunk)));
     Tensor x = d.features.index_select(0, RowTensor(chunk, d.device));
     parts.push_back(HeadInput(m, lin.embedded, x).to(at::kDouble));
   }
@@ -124,8 +127,10 @@ Result<Tensor> SecretNoise(int64_t k, int64_t d, double sigma) {
   Tensor b = at::empty({k, d}, at::kDouble);
   double* out = b.data_ptr<double>();
   for (int64_t i = 0; i < n; i += 2) {
-    const double u1 = (static_cast<double>(bits[i] >> 11) + 1) * 0x1p-53;  // (0, 1]
-    const double u2 = static_cast<double>(bits[i + 1] >> 11) * 0x1p-53;   // [0, 1)
+    const double u1 =
+        (static_cast<double>(bits[i] >> 11) + 1) * 0x1p-53;  // (0, 1]
+    const double u2 =
+        static_cast<double>(bits[i + 1] >> 11) * 0x1p-53;  // [0, 1)
     const double r = sigma * std::sqrt(-2 * std::log(u1));
     out[i] = r * std::cos(2 * std::numbers::pi * u2);
     if (i + 1 < n) out[i + 1] = r * std::sin(2 * std::numbers::pi * u2);
@@ -184,10 +189,13 @@ Tensor GramNorms(const Tensor& g, const Tensor& v) {
 }
 
 double SpectralNorm(const Tensor& gram) {
-  return std::sqrt(std::max(0.0, at::linalg_eigvalsh(gram).max().item<double>()));
+  return std::sqrt(
+      std::max(0.0, at::linalg_eigvalsh(gram).max().item<double>()));
 }
 
-int64_t CacheBytes(int64_t k, int64_t d) { return (k + 1) * d * d * 8 + k * d * 8; }
+int64_t CacheBytes(int64_t k, int64_t d) {
+  return (k + 1) * d * d * 8 + k * d * 8;
+}
 
 constexpr char kMagicV1[] = "lethe-newton-v1";
 constexpr char kMagicV2[] = "lethe-newton-v2";  // v1 + the cache
@@ -215,8 +223,8 @@ std::string SerializeNewtonState(const NewtonState& s) {
                 static_cast<long long>(s.params.max_cache_bytes),
                 s.params.measure_residual ? 1 : 0, s.cumulative_bound,
                 static_cast<long long>(s.removals),
-                static_cast<long long>(s.rows), s.max_row_norm, static_cast<long long>(k),
-                static_cast<long long>(d));
+                static_cast<long long>(s.rows), s.max_row_norm,
+                static_cast<long long>(k), static_cast<long long>(d));
   std::string out = buf;
   if (cache) {
     for (const Tensor& t : {s.hessians, s.hessian_at, s.gram}) {
@@ -234,8 +242,8 @@ Result<NewtonState> ParseNewtonState(std::string_view bytes) {
   // read; their b came from the public seed.
   size_t end = bytes.find("\n\n");
   std::string_view header = bytes.substr(0, end);
-  std::string_view body =
-      end == std::string_view::npos ? std::string_view() : bytes.substr(end + 2);
+  std::string_view body = end == std::string_view::npos ? std::string_view()
+                                                        : bytes.substr(end + 2);
   std::istringstream in{std::string(header)};
   std::string line;
   if (!std::getline(in, line) ||
@@ -253,18 +261,30 @@ Result<NewtonState> ParseNewtonState(std::string_view bytes) {
     std::string key = line.substr(0, eq);
     const char* v = line.c_str() + eq + 1;
     ++fields;
-    if (key == "lambda") s.params.lambda = std::strtod(v, nullptr);
-    else if (key == "sigma") s.params.sigma = std::strtod(v, nullptr);
-    else if (key == "epsilon") s.params.epsilon = std::strtod(v, nullptr);
-    else if (key == "delta") s.params.delta = std::strtod(v, nullptr);
-    else if (key == "max_iterations") s.params.max_iterations = std::atoi(v);
-    else if (key == "max_cache_bytes") s.params.max_cache_bytes = std::strtoll(v, nullptr, 10);
-    else if (key == "measure_residual") s.params.measure_residual = std::atoi(v) != 0;
-    else if (key == "noise_seed" && version < 3) {}  // public: not kept
-    else if (key == "cumulative_bound") s.cumulative_bound = std::strtod(v, nullptr);
-    else if (key == "removals") s.removals = std::strtoll(v, nullptr, 10);
-    else if (key == "rows" && version == 3) s.rows = std::strtoll(v, nullptr, 10);
-    else if (key == "max_row_norm") s.max_row_norm = std::strtod(v, nullptr);
+    if (key == "lambda")
+      s.params.lambda = std::strtod(v, nullptr);
+    else if (key == "sigma")
+      s.params.sigma = std::strtod(v, nullptr);
+    else if (key == "epsilon")
+      s.params.epsilon = std::strtod(v, nullptr);
+    else if (key == "delta")
+      s.params.delta = std::strtod(v, nullptr);
+    else if (key == "max_iterations")
+      s.params.max_iterations = std::atoi(v);
+    else if (key == "max_cache_bytes")
+      s.params.max_cache_bytes = std::strtoll(v, nullptr, 10);
+    else if (key == "measure_residual")
+      s.params.measure_residual = std::atoi(v) != 0;
+    else if (key == "noise_seed" && version < 3) {
+    }  // public: not kept
+    else if (key == "cumulative_bound")
+      s.cumulative_bound = std::strtod(v, nullptr);
+    else if (key == "removals")
+      s.removals = std::strtoll(v, nullptr, 10);
+    else if (key == "rows" && version == 3)
+      s.rows = std::strtoll(v, nullptr, 10);
+    else if (key == "max_row_norm")
+      s.max_row_norm = std::strtod(v, nullptr);
     else if (key == "cache") {
       if (std::sscanf(v, "%lld,%lld", &k, &d) != 2 || k < 0 || d < 0 ||
           k > 65536 || d > 65536) {
@@ -370,8 +390,7 @@ Result<NewtonState> Train(torch::jit::Module& model, const DeviceData& data,
 Result<NewtonState> TrainCertified(torch::jit::Module& model,
                                    const DeviceData& data,
                                    const std::vector<int64_t>& rows,
-                                   const NewtonParams& params,
-                                   Tensor* noise) {
+                                   const NewtonParams& params, Tensor* noise) {
   return Train(model, data, rows, params, Tensor(), noise);
 }
 
@@ -390,9 +409,8 @@ namespace {
 // fits the model, and the data still has the rows the model stands for.
 Status CheckState(const NewtonState& state, const Linear& lin,
                   const Partition& partition) {
-  if (state.has_cache() &&
-      (state.hessians.size(0) != lin.weight.size(0) ||
-       state.hessians.size(1) != lin.weight.size(1) + 1)) {
+  if (state.has_cache() && (state.hessians.size(0) != lin.weight.size(0) ||
+                            state.hessians.size(1) != lin.weight.size(1) + 1)) {
     return InvalidArgumentError("newton state's cache does not fit this model");
   }
   const int64_t now =
@@ -437,7 +455,7 @@ class Removal {
   const DeviceData& data_;
   const Partition& partition_;
   const NewtonState& state_;
-  const double m_;         // forget rows
+  const double m_;  // forget rows
   const double lambda_;
   const double kept_reg_;  // lambda |D \ F|
   Tensor w_;               // the current weights, [K, d + 1] float64
@@ -508,9 +526,10 @@ void Removal::Measure(const Tensor& w_new, NewtonRemoval& out,
                       double& carried) {
   if (!(state_.params.measure_residual || xr_.defined())) return;
   if (!xr_.defined()) xr_ = Design(model_, lin_, data_, partition_.retain);
-  Tensor change =
-      (at::sigmoid(xr_.mm(w_new.t())) - at::sigmoid(xr_.mm(w_.t()))).t().mm(xr_) +
-      kept_reg_ * (w_new - w_) - delta_;
+  Tensor change = (at::sigmoid(xr_.mm(w_new.t())) - at::sigmoid(xr_.mm(w_.t())))
+                      .t()
+                      .mm(xr_) +
+                  kept_reg_ * (w_new - w_) - delta_;
   out.measured_bound = state_.cumulative_bound + change.norm().item<double>();
   out.measured = true;
   if (std::isfinite(out.measured_bound) && out.measured_bound < carried) {
@@ -584,8 +603,8 @@ Result<NewtonRemoval> NewtonRemove(const torch::jit::Module& original,
 
 Result<double> GradientResidual(const torch::jit::Module& model,
                                 const DeviceData& data,
-                                const std::vector<int64_t>& rows,
-                                double lambda, const Tensor& noise) {
+                                const std::vector<int64_t>& rows, double lambda,
+                                const Tensor& noise) {
   LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module m, CloneModel(model));
   LETHE_CORE_ASSIGN_OR_RETURN(Linear lin, FindLinear(m, data));
   return Guarded("gradient residual", [&]() -> Result<double> {

@@ -111,8 +111,10 @@ Status TrainStages(SisaState& s, torch::jit::Module model, const DeviceData& d,
 
 Result<torch::jit::Module> FreshShard(const SisaState& s, int k,
                                       at::Device device) {
-  LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module m, LoadModel(s.template_bytes));
-  LETHE_CORE_RETURN_IF_ERROR(ReinitializeModel(m, StageSeed(s.recipe.seed, k, -1)));
+  LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module m,
+                              LoadModel(s.template_bytes));
+  LETHE_CORE_RETURN_IF_ERROR(
+      ReinitializeModel(m, StageSeed(s.recipe.seed, k, -1)));
   return Guarded("moving shard", [&]() -> Result<torch::jit::Module> {
     m.to(device);
     return m;
@@ -173,8 +175,8 @@ Result<SisaState> ParseSisaState(std::string_view bytes) {
     return InvalidArgumentError("not a lethe SISA state (bad magic)");
   }
   std::string_view body = bytes.substr(0, bytes.size() - 32);
-  if (ToHex(Sha256(body)) !=
-      ToHex(*reinterpret_cast<const Sha256Digest*>(bytes.data() + body.size()))) {
+  if (ToHex(Sha256(body)) != ToHex(*reinterpret_cast<const Sha256Digest*>(
+                                 bytes.data() + body.size()))) {
     return InvalidArgumentError("SISA state is corrupt (checksum mismatch)");
   }
   Reader r(body.substr(magic_len));
@@ -221,7 +223,8 @@ Result<SisaState> TrainSisa(const torch::jit::Module& template_model,
   LETHE_CORE_RETURN_IF_ERROR(recipe.Validate());
   if (recipe.warmup_fraction != 0) {
     // Not part of the state's format: a shard retrained from it would differ.
-    return InvalidArgumentError("sisa does not support a warm-up in the recipe");
+    return InvalidArgumentError(
+        "sisa does not support a warm-up in the recipe");
   }
   SisaState s;
   s.params = params;
@@ -237,14 +240,16 @@ Result<SisaState> TrainSisa(const torch::jit::Module& template_model,
   for (auto [id, row] : train) {
     s.record_ids.push_back(id);
     const std::string& key = dataset.subjects()[dataset.subject_index()[row]];
-    s.shard.push_back(static_cast<uint16_t>(ShardOfSubject(key, params.shards)));
-    s.slice.push_back(static_cast<uint16_t>(
-        SliceOfRecord(id, recipe.seed, params.slices)));
+    s.shard.push_back(
+        static_cast<uint16_t>(ShardOfSubject(key, params.shards)));
+    s.slice.push_back(
+        static_cast<uint16_t>(SliceOfRecord(id, recipe.seed, params.slices)));
   }
   s.checkpoints.assign(params.shards, std::vector<std::string>(params.slices));
   auto row_of = RowsById(dataset);
   for (int k = 0; k < params.shards; ++k) {
-    LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module m, FreshShard(s, k, data.device));
+    LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module m,
+                                FreshShard(s, k, data.device));
     LETHE_CORE_RETURN_IF_ERROR(TrainStages(s, m, data, row_of, k, 0, control));
   }
   return s;
@@ -256,7 +261,7 @@ Result<torch::jit::Module> SisaEnsemble(const SisaState& s) {
     std::string src = "def forward(self, x):\n";
     for (int k = 0; k < s.params.shards; ++k) {
       LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module shard,
-                             LoadModel(s.checkpoints[k].back()));
+                                  LoadModel(s.checkpoints[k].back()));
       std::string name = "shard" + std::to_string(k);
       ens.register_module(name, shard);
       src += std::string(k ? "    p = p + " : "    p = ") +
@@ -277,7 +282,8 @@ Result<SisaForgetResult> SisaForget(const SisaState& state,
                                     const TrainControl& control) {
   auto row_of = RowsById(dataset);
   std::unordered_set<int64_t> removed;
-  for (int64_t row : partition.forget) removed.insert(dataset.record_ids()[row]);
+  for (int64_t row : partition.forget)
+    removed.insert(dataset.record_ids()[row]);
   SisaForgetResult out;
   SisaState& s = out.state;
   s = state;
@@ -288,7 +294,8 @@ Result<SisaForgetResult> SisaForget(const SisaState& state,
   for (size_t i = 0; i < state.record_ids.size(); ++i) {
     int64_t id = state.record_ids[i];
     if (removed.count(id) || !row_of.count(id)) {
-      first[state.shard[i]] = std::min<int>(first[state.shard[i]], state.slice[i]);
+      first[state.shard[i]] =
+          std::min<int>(first[state.shard[i]], state.slice[i]);
       continue;
     }
     s.record_ids.push_back(id);
@@ -307,7 +314,8 @@ Result<SisaForgetResult> SisaForget(const SisaState& state,
         return OkStatus();
       }));
     }
-    LETHE_CORE_RETURN_IF_ERROR(TrainStages(s, m, data, row_of, k, first[k], control));
+    LETHE_CORE_RETURN_IF_ERROR(
+        TrainStages(s, m, data, row_of, k, first[k], control));
     out.retrained_shards.push_back(k);
     out.retrained_stages += s.params.slices - first[k];
   }

@@ -126,7 +126,8 @@ torch::jit::Module MakeRfLogReg(const Architecture& a, at::Generator& g) {
   torch::jit::Module m("__torch__.lethe.RfLogReg");
   const int64_t in = Product(a.input_shape), f = a.hidden[0];
   const double scale = 4.0 / std::sqrt(static_cast<double>(in));
-  m.register_buffer("rf_proj", at::empty({f, in}, at::kFloat).normal_(0, scale, g));
+  m.register_buffer("rf_proj",
+                    at::empty({f, in}, at::kFloat).normal_(0, scale, g));
   m.register_buffer("rf_offset",
                     at::empty({f}, at::kFloat).uniform_(0, 2 * M_PI, g));
   AddLinear(m, "out", f, a.num_classes, g);
@@ -143,8 +144,7 @@ def forward(self, x):
 
 }  // namespace
 
-Result<torch::jit::Module> BuildModel(const Architecture& arch,
-                                      uint64_t seed) {
+Result<torch::jit::Module> BuildModel(const Architecture& arch, uint64_t seed) {
   LETHE_CORE_RETURN_IF_ERROR(arch.Validate());
   return Guarded("building model", [&]() -> Result<torch::jit::Module> {
     at::Generator g = at::make_generator<at::CPUGeneratorImpl>(seed);
@@ -207,7 +207,8 @@ Status ReinitializeModel(torch::jit::Module& module, uint64_t seed) {
                n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0;
       };
       if (t.dim() >= 2) {
-        last_bound = 1.0 / std::sqrt(static_cast<double>(t.numel() / t.size(0)));
+        last_bound =
+            1.0 / std::sqrt(static_cast<double>(t.numel() / t.size(0)));
         t.copy_(Uniform(t.sizes().vec(), last_bound, g));
       } else if (ends("bias") && last_bound > 0) {
         t.copy_(Uniform(t.sizes().vec(), last_bound, g));
@@ -247,17 +248,17 @@ Status CheckModelFits(torch::jit::Module& module, const FeatureSpec& spec) {
     c10::IValue out = module.forward({at::zeros(shape, at::kFloat)});
     module.train(was_training);
     if (!out.isTensor()) {
-      return InvalidArgumentError("model forward returns " +
-                                  out.tagKind() + ", not a tensor of logits");
+      return InvalidArgumentError("model forward returns " + out.tagKind() +
+                                  ", not a tensor of logits");
     }
     at::Tensor t = out.toTensor();
     if (t.dim() != 2 || t.size(0) != 2 || t.size(1) != spec.num_classes) {
       std::ostringstream got;
       got << t.sizes();
-      return InvalidArgumentError(
-          "model maps " + input + " to " + got.str() + ", data needs [2, " +
-          std::to_string(spec.num_classes) + "] logits (" + spec.ToString() +
-          ")");
+      return InvalidArgumentError("model maps " + input + " to " + got.str() +
+                                  ", data needs [2, " +
+                                  std::to_string(spec.num_classes) +
+                                  "] logits (" + spec.ToString() + ")");
     }
     if (t.scalar_type() != at::kFloat) {
       return InvalidArgumentError("model outputs " +

@@ -6,14 +6,22 @@ namespace lethe::core {
 
 const char* MethodName(Method m) {
   switch (m) {
-    case Method::kRetrain: return "retrain";
-    case Method::kSisa: return "sisa";
-    case Method::kNewton: return "newton";
-    case Method::kFinetune: return "finetune";
-    case Method::kNegGradPlus: return "neggrad_plus";
-    case Method::kScrub: return "scrub";
-    case Method::kRandomLabel: return "random_label";
-    case Method::kSalun: return "salun";
+    case Method::kRetrain:
+      return "retrain";
+    case Method::kSisa:
+      return "sisa";
+    case Method::kNewton:
+      return "newton";
+    case Method::kFinetune:
+      return "finetune";
+    case Method::kNegGradPlus:
+      return "neggrad_plus";
+    case Method::kScrub:
+      return "scrub";
+    case Method::kRandomLabel:
+      return "random_label";
+    case Method::kSalun:
+      return "salun";
   }
   return "unknown";
 }
@@ -75,9 +83,12 @@ double EstimatedCostFraction(Method m, const MethodParams& params,
 
 const char* GuaranteeName(Guarantee g) {
   switch (g) {
-    case Guarantee::kExact: return "exact";
-    case Guarantee::kCertified: return "certified";
-    case Guarantee::kApproximate: return "approximate";
+    case Guarantee::kExact:
+      return "exact";
+    case Guarantee::kCertified:
+      return "certified";
+    case Guarantee::kApproximate:
+      return "approximate";
   }
   return "unknown";
 }

@@ -51,10 +51,14 @@ Status Architecture::Validate() const {
 
 const char* ArchKindName(ArchKind kind) {
   switch (kind) {
-    case ArchKind::kLogReg: return "logreg";
-    case ArchKind::kMlp: return "mlp";
-    case ArchKind::kCnn: return "cnn";
-    case ArchKind::kRfLogReg: return "rf_logreg";
+    case ArchKind::kLogReg:
+      return "logreg";
+    case ArchKind::kMlp:
+      return "mlp";
+    case ArchKind::kCnn:
+      return "cnn";
+    case ArchKind::kRfLogReg:
+      return "rf_logreg";
   }
   return "unknown";
 }

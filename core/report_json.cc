@@ -57,13 +57,20 @@ void PutMetrics(std::string& out, const Metrics& m) {
 
 const char* AttemptFailureName(AttemptFailure failure) {
   switch (failure) {
-    case AttemptFailure::kNone: return "none";
-    case AttemptFailure::kError: return "error";
-    case AttemptFailure::kTimeBudget: return "time_budget";
-    case AttemptFailure::kCost: return "cost";
-    case AttemptFailure::kMiaAuc: return "mia_auc";
-    case AttemptFailure::kTestAccuracy: return "test_accuracy";
-    case AttemptFailure::kForgetAccuracy: return "forget_accuracy";
+    case AttemptFailure::kNone:
+      return "none";
+    case AttemptFailure::kError:
+      return "error";
+    case AttemptFailure::kTimeBudget:
+      return "time_budget";
+    case AttemptFailure::kCost:
+      return "cost";
+    case AttemptFailure::kMiaAuc:
+      return "mia_auc";
+    case AttemptFailure::kTestAccuracy:
+      return "test_accuracy";
+    case AttemptFailure::kForgetAccuracy:
+      return "forget_accuracy";
   }
   return "unknown";
 }
@@ -72,11 +79,21 @@ std::string JsonString(const std::string& s) {
   std::string out = "\"";
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];
@@ -107,9 +124,15 @@ std::string ReportToJson(const Report& r) {
     o.Key("before");
     PutMetrics(out, r.before);
     o.Key("after");
-    if (r.ok) PutMetrics(out, r.after); else out += "null";
+    if (r.ok)
+      PutMetrics(out, r.after);
+    else
+      out += "null";
     o.Key("reference");
-    if (r.has_reference) PutMetrics(out, r.reference); else out += "null";
+    if (r.has_reference)
+      PutMetrics(out, r.reference);
+    else
+      out += "null";
     if (r.has_reference) {
       o.Num("gap_points", r.gap_points);
       o.Num("gap_before_points", r.gap_before_points);
@@ -133,7 +156,10 @@ std::string ReportToJson(const Report& r) {
       e.Str("reason", a.reason);
       e.Num("seconds", a.seconds);
       e.Key("metrics");
-      if (a.has_metrics) PutMetrics(out, a.metrics); else out += "null";
+      if (a.has_metrics)
+        PutMetrics(out, a.metrics);
+      else
+        out += "null";
     }
     out += ']';
     o.Key("timings");

@@ -18,7 +18,8 @@ class Optimiser {
       : params_(std::move(params)), r_(r) {
     for (const at::Tensor& p : params_) {
       state1_.push_back(at::zeros_like(p));
-      if (r_.optimizer == Optimizer::kAdam) state2_.push_back(at::zeros_like(p));
+      if (r_.optimizer == Optimizer::kAdam)
+        state2_.push_back(at::zeros_like(p));
     }
   }
 
@@ -95,7 +96,8 @@ bool AllFinite(const std::vector<at::Tensor>& params) {
 }  // namespace
 
 double ScheduledLearningRate(const Recipe& r, int64_t step, int64_t total) {
-  const double warm = std::floor(r.warmup_fraction * static_cast<double>(total));
+  const double warm =
+      std::floor(r.warmup_fraction * static_cast<double>(total));
   const double s = static_cast<double>(step);
   if (s < warm) return r.lr * (s + 1) / (warm + 1);
   if (r.lr_schedule == LrSchedule::kConstant) return r.lr;
@@ -104,19 +106,20 @@ double ScheduledLearningRate(const Recipe& r, int64_t step, int64_t total) {
 
 at::Device ToTorchDevice(const Device& device) {
   return device.is_cuda()
-             ? at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device.index))
+             ? at::Device(at::kCUDA,
+                          static_cast<c10::DeviceIndex>(device.index))
              : at::Device(at::kCPU);
 }
 
 Result<DeviceData> ToDevice(const Dataset& data, const Device& device) {
   return Guarded("moving data to " + device.ToString(),
                  [&]() -> Result<DeviceData> {
-    DeviceData d;
-    d.device = ToTorchDevice(device);
-    d.features = data.features().to(d.device);
-    d.labels = data.labels().to(d.device);
-    return d;
-  });
+                   DeviceData d;
+                   d.device = ToTorchDevice(device);
+                   d.features = data.features().to(d.device);
+                   d.labels = data.labels().to(d.device);
+                   return d;
+                 });
 }
 
 at::Tensor RowTensor(const std::vector<int64_t>& rows, at::Device device) {
@@ -166,8 +169,8 @@ Status RunTrainingLoop(torch::jit::Module& module,
         double value = l.item<double>();
         if (!std::isfinite(value) || std::abs(value) > control.max_abs_loss) {
           return AbortedError("diverged: loss " + std::to_string(value) +
-                              " at epoch " + std::to_string(epoch) +
-                              ", step " + std::to_string(step));
+                              " at epoch " + std::to_string(epoch) + ", step " +
+                              std::to_string(step));
         }
         opt.ZeroGrad();
         l.backward();
@@ -187,11 +190,11 @@ Status RunTrainingLoop(torch::jit::Module& module,
 Status TrainModel(torch::jit::Module& module, const DeviceData& data,
                   const std::vector<int64_t>& rows, const Recipe& recipe,
                   const TrainControl& control) {
-  return RunTrainingLoop(module, rows, recipe, control,
-                         [&](const at::Tensor& r) {
-    at::Tensor logits = Forward(module, data.features.index_select(0, r));
-    return at::cross_entropy_loss(logits, data.labels.index_select(0, r));
-  });
+  return RunTrainingLoop(
+      module, rows, recipe, control, [&](const at::Tensor& r) {
+        at::Tensor logits = Forward(module, data.features.index_select(0, r));
+        return at::cross_entropy_loss(logits, data.labels.index_select(0, r));
+      });
 }
 
 Result<EvalResult> Evaluate(torch::jit::Module& module, const DeviceData& data,
@@ -205,13 +208,16 @@ Result<EvalResult> Evaluate(torch::jit::Module& module, const DeviceData& data,
     const int64_t n = static_cast<int64_t>(rows.size());
     for (int64_t b = 0; b < n; b += batch_size) {
       int64_t e = std::min(n, b + batch_size);
-      at::Tensor r = RowTensor(
-          std::vector<int64_t>(rows.begin() + b, rows.begin() + e), data.device);
+      at::Tensor r =
+          RowTensor(std::vector<int64_t>(rows.begin() + b, rows.begin() + e),
+                    data.device);
       at::Tensor y = data.labels.index_select(0, r);
       at::Tensor logits = Forward(module, data.features.index_select(0, r));
       at::Tensor losses =
           at::cross_entropy_loss(logits, y, {}, at::Reduction::None)
-              .to(at::kFloat).cpu().contiguous();
+              .to(at::kFloat)
+              .cpu()
+              .contiguous();
       out.correct += logits.argmax(1).eq(y).sum().item<int64_t>();
       const float* p = losses.data_ptr<float>();
       out.losses.insert(out.losses.end(), p, p + losses.numel());

@@ -36,13 +36,13 @@ std::unique_ptr<CertificateService::Stub> Stub(const Invocation& inv) {
 std::string DescribeEnvelope(const std::string& envelope) {
   auto parsed = cert::Envelope::Parse(envelope);
   if (!parsed.ok()) {
-    return absl::StrCat("(the envelope does not parse: ",
-                        parsed.status().message(), ")\n");
+    return absl::StrCat(
+        "(the envelope does not parse: ", parsed.status().message(), ")\n");
   }
   auto record = cert::ParseStatement(parsed->payload);
   if (!record.ok()) {
-    return absl::StrCat("(the statement does not parse: ",
-                        record.status().message(), ")\n");
+    return absl::StrCat(
+        "(the statement does not parse: ", record.status().message(), ")\n");
   }
   return cert::Describe(*record);
 }
@@ -74,8 +74,8 @@ Outcome FetchBundle(const Invocation& inv, CertificateService::Stub& stub,
                     const v1::Certificate& certificate, cert::Bundle* out) {
   v1::Checkpoint checkpoint;
   auto context = inv.connection.NewContext(/*streaming=*/false);
-  grpc::Status status =
-      stub.GetCheckpoint(context.get(), v1::GetCheckpointRequest(), &checkpoint);
+  grpc::Status status = stub.GetCheckpoint(
+      context.get(), v1::GetCheckpointRequest(), &checkpoint);
   if (!status.ok()) return Outcome::Rpc(status);
   v1::GetInclusionProofRequest request;
   request.set_leaf_index(certificate.leaf_index());
@@ -106,8 +106,7 @@ Outcome GetCertificate(const Invocation& inv) {
     cert::Bundle bundle;
     Outcome fetched = FetchBundle(inv, *stub, certificate, &bundle);
     if (fetched.exit_code != kExitOk) return fetched;
-    if (auto st = WriteFile(bundle_file, bundle.Serialize() + "\n");
-        !st.ok()) {
+    if (auto st = WriteFile(bundle_file, bundle.Serialize() + "\n"); !st.ok()) {
       return Outcome::Local(st.message());
     }
     std::cerr << "lethectl: wrote " << bundle_file << " (tree size "
@@ -138,8 +137,8 @@ Outcome ListCertificates(const Invocation& inv) {
       [](const v1::ListCertificatesResponse& response) {
         std::string rows;
         for (const v1::Certificate& c : response.certificates()) {
-          absl::StrAppend(&rows, absl::StrFormat(
-                                     "%6d  %-36s  %-24s  %s\n", c.leaf_index(),
+          absl::StrAppend(
+              &rows, absl::StrFormat("%6d  %-36s  %-24s  %s\n", c.leaf_index(),
                                      c.request_id(), FormatTime(c.issue_time()),
                                      absl::StrJoin(c.model_ids(), ",")));
         }
@@ -150,7 +149,8 @@ Outcome ListCertificates(const Invocation& inv) {
 Outcome GetCheckpoint(const Invocation& inv) {
   FlagReader reader(inv.flags);
   v1::GetCheckpointRequest request;
-  if (auto size = reader.Int("size", 1, INT64_MAX)) request.set_tree_size(*size);
+  if (auto size = reader.Int("size", 1, INT64_MAX))
+    request.set_tree_size(*size);
   if (!reader.ok()) return Outcome::FromStatus(reader.status());
   v1::Checkpoint checkpoint;
   auto context = inv.connection.NewContext(/*streaming=*/false);
@@ -194,7 +194,8 @@ Outcome GenerateKey(const Invocation& inv) {
   std::optional<int64_t> days = reader.Int("valid-days", 1, 36500);
   if (!reader.ok()) return Outcome::FromStatus(reader.status());
   cert::KeyInfo info;
-  info.name = inv.flags.Get("name", absl::string_view(cert::kDefaultKeyName.data(),
+  info.name =
+      inv.flags.Get("name", absl::string_view(cert::kDefaultKeyName.data(),
                                               cert::kDefaultKeyName.size()));
   if (days) {
     info.not_before_us = absl::ToUnixMicros(absl::Now());
@@ -210,7 +211,8 @@ Outcome GenerateKey(const Invocation& inv) {
 }
 
 // The public keys of the --key files.
-absl::StatusOr<std::vector<cert::PublicKey>> ReadKeys(const ParsedFlags& flags) {
+absl::StatusOr<std::vector<cert::PublicKey>> ReadKeys(
+    const ParsedFlags& flags) {
   std::vector<cert::PublicKey> keys;
   for (const std::string& path : flags.GetList("key")) {
     auto pem = base::ReadFile(path);
@@ -237,8 +239,7 @@ Outcome Verify(const Invocation& inv) {
   if (!text.ok()) return Outcome::Local(text.status().message());
   const auto failed = [&](const absl::Status& st) {
     return Outcome{kExitVerifyFailed,
-                   absl::StrCat("NOT VERIFIED: ", path, ": ",
-                                st.message())};
+                   absl::StrCat("NOT VERIFIED: ", path, ": ", st.message())};
   };
   std::string_view json = *text;
   while (!json.empty() && json.back() == '\n') json.remove_suffix(1);
@@ -247,8 +248,8 @@ Outcome Verify(const Invocation& inv) {
   auto verified = cert::VerifyBundle(*bundle, *keys);
   if (!verified.ok()) return failed(verified.status());
   std::cout << absl::StrCat(
-      "VERIFIED ", path, "\n",
-      "  envelope signature: valid, key ", verified->envelope_key_id, "\n",
+      "VERIFIED ", path, "\n", "  envelope signature: valid, key ",
+      verified->envelope_key_id, "\n",
       "  checkpoint: ", verified->checkpoint.origin, ", tree size ",
       verified->checkpoint.size, ", root ",
       base::HexEncode(verified->checkpoint.root_hash), " (signature valid)\n",
@@ -285,7 +286,11 @@ std::vector<Command> CertificateCommands() {
        0,
        {{"size", "N", "the checkpoint signed at this tree size"}},
        GetCheckpoint},
-      {"keys list", "", "show the server's public signing keys", 0, {},
+      {"keys list",
+       "",
+       "show the server's public signing keys",
+       0,
+       {},
        ListKeys},
       {"keys generate",
        "--out PREFIX [--name N] [--valid-days D]",

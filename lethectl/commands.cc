@@ -16,9 +16,8 @@ std::vector<FlagSpec> PageFlags() {
 
 std::vector<Command> AllCommands() {
   std::vector<Command> all = ErasureCommands();
-  for (auto* group :
-       {&DatasetCommands, &ModelCommands, &CertificateCommands,
-        &HealthCommands}) {
+  for (auto* group : {&DatasetCommands, &ModelCommands, &CertificateCommands,
+                      &HealthCommands}) {
     for (Command& command : (*group)()) all.push_back(std::move(command));
   }
   return all;

@@ -102,12 +102,11 @@ absl::StatusOr<std::string> ArtifactSha256(const ParsedFlags& flags) {
   }
   if (!flags.Has("artifact")) return std::string();
   base::Sha256Stream sha;
-  absl::Status read =
-      base::ForEachChunk(flags.Get("artifact"), kUploadChunkBytes,
-                         [&](absl::string_view c) {
-                           sha.Update(c);
-                           return true;
-                         });
+  absl::Status read = base::ForEachChunk(
+      flags.Get("artifact"), kUploadChunkBytes, [&](absl::string_view c) {
+        sha.Update(c);
+        return true;
+      });
   if (!read.ok()) return read;
   return base::HexEncode(sha.Finish());
 }

@@ -73,11 +73,10 @@ class MetricsInterceptor final : public grpc::experimental::Interceptor {
     if (!handled_) Handled(grpc::StatusCode::CANCELLED);
   }
 
-  void Intercept(grpc::experimental::InterceptorBatchMethods* methods)
-      override {
-    if (!handled_ &&
-        methods->QueryInterceptionHookPoint(
-            InterceptionHookPoints::PRE_SEND_STATUS)) {
+  void Intercept(
+      grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (!handled_ && methods->QueryInterceptionHookPoint(
+                         InterceptionHookPoints::PRE_SEND_STATUS)) {
       Handled(methods->GetSendStatus().error_code());
     }
     methods->Proceed();

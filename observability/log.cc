@@ -16,8 +16,8 @@ namespace lethe::observability {
 namespace {
 
 constexpr std::array<std::string_view, 7> kStandardFields = {
-    "time", "level", "component", "request_id", "task_id", "model_id",
-    "message"};
+    "time",    "level",    "component", "request_id",
+    "task_id", "model_id", "message"};
 
 std::string Lower(std::string_view s) {
   std::string out(s);
@@ -200,8 +200,8 @@ Logger::Logger(std::shared_ptr<LogSink> sink, LogLevel level,
 Logger Logger::Stderr(LogLevel level, std::string component) {
   // One sink for the whole process, so that lines from several loggers on
   // stderr never interleave.
-  static const auto* sink = new std::shared_ptr<LogSink>(
-      std::make_shared<FileLogSink>(stderr));
+  static const auto* sink =
+      new std::shared_ptr<LogSink>(std::make_shared<FileLogSink>(stderr));
   return Logger(*sink, level, std::move(component));
 }
 

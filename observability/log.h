@@ -63,8 +63,7 @@ class LogField {
       : key_(key), value_(std::string_view(value)) {}
   LogField(std::string_view key, bool value) : key_(key), value_(value) {}
   template <std::integral T>
-    requires(!std::same_as<T, bool>)
-  LogField(std::string_view key, T value)
+  requires(!std::same_as<T, bool>) LogField(std::string_view key, T value)
       : key_(key), value_(static_cast<int64_t>(value)) {}
   LogField(std::string_view key, double value) : key_(key), value_(value) {}
 

@@ -35,13 +35,13 @@ bool WriteAll(int fd, std::string_view data) {
   return true;
 }
 
-std::string Response(const std::string& status,
-                     const std::string& content_type, const std::string& body,
-                     bool head, const std::string& extra_headers = "") {
-  std::string out = absl::StrCat(
-      "HTTP/1.1 ", status, "\r\nContent-Type: ", content_type,
-      "\r\nContent-Length: ", body.size(), "\r\n", extra_headers,
-      "Connection: close\r\n\r\n");
+std::string Response(const std::string& status, const std::string& content_type,
+                     const std::string& body, bool head,
+                     const std::string& extra_headers = "") {
+  std::string out =
+      absl::StrCat("HTTP/1.1 ", status, "\r\nContent-Type: ", content_type,
+                   "\r\nContent-Length: ", body.size(), "\r\n", extra_headers,
+                   "Connection: close\r\n\r\n");
   if (!head) out.append(body);
   return out;
 }
@@ -53,9 +53,9 @@ absl::StatusOr<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(
   const size_t colon = listen.rfind(':');
   if (listen.empty() || colon == std::string::npos ||
       colon + 1 == listen.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "metrics address '", listen, "' is not host:port (e.g. ",
-        "127.0.0.1:9464)"));
+    return absl::InvalidArgumentError(absl::StrCat("metrics address '", listen,
+                                                   "' is not host:port (e.g. ",
+                                                   "127.0.0.1:9464)"));
   }
   std::string host = listen.substr(0, colon);
   const std::string port = listen.substr(colon + 1);
@@ -183,8 +183,8 @@ void MetricsEndpoint::Answer(int fd) {
   while (head.find("\r\n\r\n") == std::string::npos &&
          head.find("\n\n") == std::string::npos) {
     if (head.size() > kMaxRequestBytes) {
-      WriteAll(fd, Response("431 Request Header Fields Too Large",
-                            "text/plain", "request head too large\n", false));
+      WriteAll(fd, Response("431 Request Header Fields Too Large", "text/plain",
+                            "request head too large\n", false));
       return;
     }
     const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
@@ -207,9 +207,9 @@ void MetricsEndpoint::Answer(int fd) {
   path = path.substr(0, path.find('?'));
   const bool head_only = method == "HEAD";
   if (method != "GET" && !head_only) {
-    WriteAll(fd, Response("405 Method Not Allowed", "text/plain",
-                          "only GET and HEAD\n", false,
-                          "Allow: GET, HEAD\r\n"));
+    WriteAll(fd,
+             Response("405 Method Not Allowed", "text/plain",
+                      "only GET and HEAD\n", false, "Allow: GET, HEAD\r\n"));
     return;
   }
   if (path != "/metrics") {
@@ -242,21 +242,22 @@ void DatabaseMetrics::RecordError(std::string_view operation) {
 }
 
 IntakeMetrics::IntakeMetrics(prometheus::Registry& registry)
-    : batch_size_(prometheus::BuildHistogram()
-                      .Name("lethe_intake_batch_size")
-                      .Help("SubmitErasure calls written per batch (group "
-                            "commit)")
-                      .Register(registry)
-                      .Add({}, prometheus::Histogram::BucketBoundaries{
-                                   1, 2, 4, 8, 16, 32, 64, 128})),
+    : batch_size_(
+          prometheus::BuildHistogram()
+              .Name("lethe_intake_batch_size")
+              .Help("SubmitErasure calls written per batch (group "
+                    "commit)")
+              .Register(registry)
+              .Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16,
+                                                               32, 64, 128})),
       batch_seconds_(prometheus::BuildHistogram()
                          .Name("lethe_intake_batch_seconds")
                          .Help("Time to write and commit one batch of "
                                "SubmitErasure calls")
                          .Register(registry)
                          .Add({}, prometheus::Histogram::BucketBoundaries{
-                                      0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                      0.025, 0.05, 0.1, 0.25, 1})) {}
+                                      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                      0.05, 0.1, 0.25, 1})) {}
 
 void IntakeMetrics::RecordBatch(size_t submissions, double seconds) {
   batch_size_.Observe(static_cast<double>(submissions));

@@ -68,7 +68,7 @@ class MetricsEndpoint {
   std::string Exposition();
 
   const int listen_fd_;
-  const int wake_read_;   // a byte here (or EOF) stops Serve()
+  const int wake_read_;  // a byte here (or EOF) stops Serve()
   const int wake_write_;
   const int port_;
   std::mutex mu_;

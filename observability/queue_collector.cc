@@ -5,9 +5,9 @@
 namespace lethe::observability {
 namespace {
 
-constexpr const char* kRequestStates[] = {
-    "queued", "running", "completed", "nothing_to_erase", "failed",
-    "cancelled"};
+constexpr const char* kRequestStates[] = {"queued",    "running",
+                                          "completed", "nothing_to_erase",
+                                          "failed",    "cancelled"};
 constexpr const char* kTaskStates[] = {"queued", "leased", "done", "dead",
                                        "cancelled"};
 

@@ -19,14 +19,14 @@ using prometheus::Histogram;
 // factor of ~1.5 where runs usually fall, and coarser beyond.
 const Histogram::BucketBoundaries& DurationBuckets() {
   static const auto* b = new Histogram::BucketBoundaries{
-      0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120,
-      300, 600, 1800, 3600};
+      0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,    2.5,
+      5,     10,   30,    60,   120, 300,  600, 1800, 3600};
   return *b;
 }
 
 const Histogram::BucketBoundaries& BatchBuckets() {
-  static const auto* b = new Histogram::BucketBoundaries{
-      1, 2, 5, 10, 20, 50, 100, 200, 500, 1000};
+  static const auto* b =
+      new Histogram::BucketBoundaries{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000};
   return *b;
 }
 
@@ -40,8 +40,8 @@ const Histogram::BucketBoundaries& MiaAucBuckets() {
 // Dense around the usual gate (max_test_acc_drop 1.5 points).
 const Histogram::BucketBoundaries& AccuracyChangeBuckets() {
   static const auto* b = new Histogram::BucketBoundaries{
-      -0.1, -0.05, -0.03, -0.02, -0.015, -0.01, -0.005, 0, 0.005, 0.01,
-      0.02, 0.05};
+      -0.1,   -0.05, -0.03, -0.02, -0.015, -0.01,
+      -0.005, 0,     0.005, 0.01,  0.02,   0.05};
   return *b;
 }
 

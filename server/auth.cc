@@ -9,9 +9,10 @@ namespace {
 constexpr char kBearer[] = "Bearer ";
 
 absl::Status Unauthenticated(const std::string& why) {
-  return absl::UnauthenticatedError(absl::StrCat(
-      why, "; send `authorization: Bearer <API key>` (create keys with "
-           "`lethe admin create-key`)"));
+  return absl::UnauthenticatedError(
+      absl::StrCat(why,
+                   "; send `authorization: Bearer <API key>` (create keys with "
+                   "`lethe admin create-key`)"));
 }
 
 }  // namespace

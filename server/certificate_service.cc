@@ -50,10 +50,10 @@ void ToProto(const cert::PublicKey& key, v1::PublicKey* out) {
 // Page tokens as convert.h's, but the store's cursor is a leaf index rather
 // than a UUID: "c1|<leaf index>|<filter fingerprint hash>", base64url.
 std::string ListFingerprint(const v1::ListCertificatesRequest& req) {
-  return storage::ToHex(storage::Sha256(absl::StrCat(
-                            "certificates|", req.model_id(), "|",
-                            Micros(req.issued_after()), "|",
-                            Micros(req.issued_before()))))
+  return storage::ToHex(
+             storage::Sha256(absl::StrCat("certificates|", req.model_id(), "|",
+                                          Micros(req.issued_after()), "|",
+                                          Micros(req.issued_before()))))
       .substr(0, 16);
 }
 
@@ -107,9 +107,9 @@ grpc::ServerUnaryReactor* CertificateServiceImpl::GetCertificate(
     // request ids of other clients cannot be probed.
     if (principal->role == Role::kSubmitter &&
         issued->client_key_id != principal->key_id) {
-      return absl::NotFoundError(absl::StrCat(
-          "no certificate for erasure request ", req->request_id(),
-          " submitted by this API key"));
+      return absl::NotFoundError(
+          absl::StrCat("no certificate for erasure request ", req->request_id(),
+                       " submitted by this API key"));
     }
     ToProto(*issued, resp);
     return absl::OkStatus();
@@ -155,8 +155,8 @@ grpc::ServerUnaryReactor* CertificateServiceImpl::GetInclusionProof(
 }
 
 grpc::ServerUnaryReactor* CertificateServiceImpl::GetConsistencyProof(
-    grpc::CallbackServerContext* ctx,
-    const v1::GetConsistencyProofRequest* req, v1::ConsistencyProof* resp) {
+    grpc::CallbackServerContext* ctx, const v1::GetConsistencyProofRequest* req,
+    v1::ConsistencyProof* resp) {
   return Offload(ctx, deps_->executor, [this, req, resp](const auto& md) {
     auto principal = deps_->auth->Authenticate(md);
     if (!principal.ok()) return principal.status();
@@ -180,10 +180,10 @@ grpc::ServerUnaryReactor* CertificateServiceImpl::GetCheckpoint(
       return absl::InvalidArgumentError(
           "tree_size must be 0 (the latest checkpoint) or a positive size");
     }
-    auto cp = req->tree_size() == 0
-                  ? options_.store->LatestCheckpoint(*options_.keys,
-                                                     options_.origin)
-                  : options_.store->CheckpointAt(req->tree_size());
+    auto cp =
+        req->tree_size() == 0
+            ? options_.store->LatestCheckpoint(*options_.keys, options_.origin)
+            : options_.store->CheckpointAt(req->tree_size());
     if (!cp.ok()) {
       if (absl::IsFailedPrecondition(cp.status()) && options_.keys->empty()) {
         return absl::FailedPreconditionError(

@@ -27,23 +27,22 @@ class CertificateServiceImpl final
   CertificateServiceImpl(const Deps* deps, CertificateServiceOptions options)
       : deps_(deps), options_(std::move(options)) {}
 
-  grpc::ServerUnaryReactor* GetCertificate(
-      grpc::CallbackServerContext* ctx, const v1::GetCertificateRequest* req,
-      v1::Certificate* resp) override;
+  grpc::ServerUnaryReactor* GetCertificate(grpc::CallbackServerContext* ctx,
+                                           const v1::GetCertificateRequest* req,
+                                           v1::Certificate* resp) override;
   grpc::ServerUnaryReactor* ListCertificates(
       grpc::CallbackServerContext* ctx, const v1::ListCertificatesRequest* req,
       v1::ListCertificatesResponse* resp) override;
   grpc::ServerUnaryReactor* GetInclusionProof(
-      grpc::CallbackServerContext* ctx,
-      const v1::GetInclusionProofRequest* req,
+      grpc::CallbackServerContext* ctx, const v1::GetInclusionProofRequest* req,
       v1::InclusionProof* resp) override;
   grpc::ServerUnaryReactor* GetConsistencyProof(
       grpc::CallbackServerContext* ctx,
       const v1::GetConsistencyProofRequest* req,
       v1::ConsistencyProof* resp) override;
-  grpc::ServerUnaryReactor* GetCheckpoint(
-      grpc::CallbackServerContext* ctx, const v1::GetCheckpointRequest* req,
-      v1::Checkpoint* resp) override;
+  grpc::ServerUnaryReactor* GetCheckpoint(grpc::CallbackServerContext* ctx,
+                                          const v1::GetCheckpointRequest* req,
+                                          v1::Checkpoint* resp) override;
   grpc::ServerUnaryReactor* GetPublicKeys(
       grpc::CallbackServerContext* ctx, const v1::GetPublicKeysRequest* req,
       v1::GetPublicKeysResponse* resp) override;

@@ -42,7 +42,8 @@ void ChangeHub::Loop() {
     auto listener = backend_->Listen({storage::kErasureChangedChannel});
     if (!listener.ok()) {
       Fire(nullptr);  // let watchers report UNAVAILABLE or recover
-      std::this_thread::sleep_for(std::min(poll_, std::chrono::milliseconds(500)));
+      std::this_thread::sleep_for(
+          std::min(poll_, std::chrono::milliseconds(500)));
       continue;
     }
     while (!stop_) {

@@ -23,8 +23,7 @@ v1::TaskState TaskStateFromName(const std::string& name) {
   return s;
 }
 
-absl::Status FromJson(const std::string& json,
-                      google::protobuf::Message* out) {
+absl::Status FromJson(const std::string& json, google::protobuf::Message* out) {
   auto st = google::protobuf::util::JsonStringToMessage(json, out);
   if (!st.ok()) {
     return absl::InternalError(
@@ -49,8 +48,7 @@ int64_t Micros(const google::protobuf::Timestamp& ts) {
 }
 
 std::string LegalGroundName(v1::LegalGround g) {
-  return StripPrefix<v1::LegalGround>(v1::LegalGround_Name(g),
-                                      "LEGAL_GROUND_");
+  return StripPrefix<v1::LegalGround>(v1::LegalGround_Name(g), "LEGAL_GROUND_");
 }
 
 std::string ErasureStateName(v1::ErasureState s) {
@@ -92,9 +90,8 @@ void ToProto(const storage::DatasetRow& row, v1::Dataset* out) {
   out->set_name(row.name);
   out->set_description(row.description);
   for (int64_t d : row.feature_shape) out->add_feature_shape(d);
-  out->set_feature_type(row.feature_type == "uint8"
-                            ? v1::FEATURE_TYPE_UINT8
-                            : v1::FEATURE_TYPE_FLOAT32);
+  out->set_feature_type(row.feature_type == "uint8" ? v1::FEATURE_TYPE_UINT8
+                                                    : v1::FEATURE_TYPE_FLOAT32);
   out->set_num_classes(row.num_classes);
   out->set_train_records(row.train_records);
   out->set_test_records(row.test_records);
@@ -153,9 +150,9 @@ absl::StatusOr<int32_t> PageSize(int32_t requested) {
 
 std::string EncodePageToken(const storage::PageCursor& cursor,
                             const std::string& filter_fingerprint) {
-  return absl::WebSafeBase64Escape(absl::StrCat(
-      "v1|", cursor.created_us, "|", cursor.id, "|",
-      Short(filter_fingerprint)));
+  return absl::WebSafeBase64Escape(absl::StrCat("v1|", cursor.created_us, "|",
+                                                cursor.id, "|",
+                                                Short(filter_fingerprint)));
 }
 
 absl::Status InvalidPageToken() {

@@ -81,11 +81,10 @@ class UploadReactor final
     }
     const auto& chunk = msg_.chunk();
     const bool csv = header_.format() == v1::UPLOAD_FORMAT_CSV;
-    const bool part_ok =
-        csv ? chunk.part() == v1::UPLOAD_PART_CSV
-            : (chunk.part() == v1::UPLOAD_PART_IDX_IMAGES ||
-               chunk.part() == v1::UPLOAD_PART_IDX_LABELS ||
-               chunk.part() == v1::UPLOAD_PART_SUBJECTS);
+    const bool part_ok = csv ? chunk.part() == v1::UPLOAD_PART_CSV
+                             : (chunk.part() == v1::UPLOAD_PART_IDX_IMAGES ||
+                                chunk.part() == v1::UPLOAD_PART_IDX_LABELS ||
+                                chunk.part() == v1::UPLOAD_PART_SUBJECTS);
     if (!part_ok) {
       return absl::InvalidArgumentError(absl::StrCat(
           "chunk part ", v1::UploadPart_Name(chunk.part()),
@@ -124,11 +123,14 @@ class UploadReactor final
       if (!csv.ok()) return csv.status();
       parsed = upload::ParseCsv(*csv, spec);
     } else {
-      auto images = upload::MaybeGunzip(parts_[v1::UPLOAD_PART_IDX_IMAGES], max);
+      auto images =
+          upload::MaybeGunzip(parts_[v1::UPLOAD_PART_IDX_IMAGES], max);
       if (!images.ok()) return images.status();
-      auto labels = upload::MaybeGunzip(parts_[v1::UPLOAD_PART_IDX_LABELS], max);
+      auto labels =
+          upload::MaybeGunzip(parts_[v1::UPLOAD_PART_IDX_LABELS], max);
       if (!labels.ok()) return labels.status();
-      auto subjects = upload::MaybeGunzip(parts_[v1::UPLOAD_PART_SUBJECTS], max);
+      auto subjects =
+          upload::MaybeGunzip(parts_[v1::UPLOAD_PART_SUBJECTS], max);
       if (!subjects.ok()) return subjects.status();
       parsed = upload::ParseIdx(*images, *labels, *subjects,
                                 header_.idx_split() == v1::SPLIT_TEST, spec);
@@ -141,12 +143,13 @@ class UploadReactor final
     std::vector<storage::RecordRow> rows;
     rows.reserve(parsed->size());
     for (auto& r : *parsed) {
-      rows.push_back(storage::RecordRow{
-          SubjectKey(deps_->server_secret, r.subject_id), r.label, r.test,
-          std::move(r.features)});
+      rows.push_back(
+          storage::RecordRow{SubjectKey(deps_->server_secret, r.subject_id),
+                             r.label, r.test, std::move(r.features)});
     }
     parsed->clear();
-    auto added = deps_->datasets->AddRecords(header_.dataset_id(), rows, actor_);
+    auto added =
+        deps_->datasets->AddRecords(header_.dataset_id(), rows, actor_);
     if (!added.ok()) return added.status();
     resp_->set_records_added(added->records_added);
     resp_->set_new_subjects(added->new_subjects);

@@ -11,9 +11,9 @@ class DatasetServiceImpl final : public v1::DatasetService::CallbackService {
  public:
   explicit DatasetServiceImpl(const Deps* deps) : deps_(deps) {}
 
-  grpc::ServerUnaryReactor* CreateDataset(
-      grpc::CallbackServerContext* ctx, const v1::CreateDatasetRequest* req,
-      v1::Dataset* resp) override;
+  grpc::ServerUnaryReactor* CreateDataset(grpc::CallbackServerContext* ctx,
+                                          const v1::CreateDatasetRequest* req,
+                                          v1::Dataset* resp) override;
   grpc::ServerReadReactor<v1::UploadRecordsRequest>* UploadRecords(
       grpc::CallbackServerContext* ctx,
       v1::UploadRecordsResponse* resp) override;

@@ -97,9 +97,8 @@ std::string Fingerprint(const storage::ErasureRow& row) {
 // Streams an erasure's states until a terminal one. Owned by a shared_ptr
 // that the executor tasks and the hub callback hold weakly, so nothing
 // touches it after gRPC's OnDone.
-class WatchReactor final
-    : public grpc::ServerWriteReactor<v1::ErasureEvent>,
-      public std::enable_shared_from_this<WatchReactor> {
+class WatchReactor final : public grpc::ServerWriteReactor<v1::ErasureEvent>,
+                           public std::enable_shared_from_this<WatchReactor> {
  public:
   WatchReactor(const Deps* deps, std::string id)
       : deps_(deps), id_(std::move(id)) {}
@@ -118,8 +117,9 @@ class WatchReactor final
   void OnWriteDone(bool ok) override {
     std::unique_lock lock(mu_);
     writing_ = false;
-    if (!ok) return FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED,
-                                              "stream closed by the client"));
+    if (!ok)
+      return FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED,
+                                       "stream closed by the client"));
     if (terminal_sent_) return FinishLocked(grpc::Status::OK);
     if (recheck_) {
       recheck_ = false;
@@ -280,8 +280,8 @@ absl::StatusOr<storage::SubmitParams> PrepareSubmission(
   }
   std::vector<std::string> scope;
   for (int i = 0; i < req.model_ids_size(); ++i) {
-    if (auto st = CheckUuid(absl::StrCat("model_ids[", i, "]"),
-                            req.model_ids(i));
+    if (auto st =
+            CheckUuid(absl::StrCat("model_ids[", i, "]"), req.model_ids(i));
         !st.ok()) {
       return st;
     }
@@ -295,8 +295,7 @@ absl::StatusOr<storage::SubmitParams> PrepareSubmission(
   p.idempotency_key = req.idempotency_key();
   p.subject_key = SubjectKey(server_secret, req.subject_id());
   p.subject_commitment = SubjectCommitment(
-      HasClientSalt(req) ? req.subject_salt() : server_salt,
-      req.subject_id());
+      HasClientSalt(req) ? req.subject_salt() : server_salt, req.subject_id());
   p.legal_ground = LegalGroundName(req.legal_ground());
   p.legal_reference = req.legal_reference();
   p.scope_model_ids = std::move(scope);

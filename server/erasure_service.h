@@ -30,9 +30,9 @@ class ErasureServiceImpl final : public v1::ErasureService::CallbackService {
   grpc::ServerUnaryReactor* ListErasures(
       grpc::CallbackServerContext* ctx, const v1::ListErasuresRequest* req,
       v1::ListErasuresResponse* resp) override;
-  grpc::ServerUnaryReactor* CancelErasure(
-      grpc::CallbackServerContext* ctx, const v1::CancelErasureRequest* req,
-      v1::Erasure* resp) override;
+  grpc::ServerUnaryReactor* CancelErasure(grpc::CallbackServerContext* ctx,
+                                          const v1::CancelErasureRequest* req,
+                                          v1::Erasure* resp) override;
   grpc::ServerWriteReactor<v1::ErasureEvent>* WatchErasure(
       grpc::CallbackServerContext* ctx,
       const v1::WatchErasureRequest* req) override;

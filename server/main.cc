@@ -161,8 +161,8 @@ absl::StatusOr<Metrics> StartMetrics(
 
 void AddQueueGauges(Metrics& m, storage::Backend* backend) {
   if (!m.http) return;
-  m.queue = std::make_shared<observability::QueueCollector>(backend,
-                                                            m.errors.get());
+  m.queue =
+      std::make_shared<observability::QueueCollector>(backend, m.errors.get());
   m.http->Register(m.queue);
 }
 
@@ -243,8 +243,8 @@ int Admin(const Config& cfg) {
     return 0;
   }
   if (what == "create-signing-key") return CreateSigningKey(cfg);
-  auto backend = storage::OpenPostgres({.url = cfg.Get("database-url"),
-                                        .pool_size = 1});
+  auto backend =
+      storage::OpenPostgres({.url = cfg.Get("database-url"), .pool_size = 1});
   if (auto migrated = backend->Prepare(/*migrate=*/true); !migrated.ok()) {
     return Fail(migrated);
   }

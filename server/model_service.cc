@@ -1,8 +1,8 @@
 #include "server/model_service.h"
 
-#include <google/protobuf/util/json_util.h>
-
 #include <cmath>
+
+#include <google/protobuf/util/json_util.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -55,10 +55,12 @@ absl::Status ValidatePolicy(const v1::UnlearningPolicy& p) {
       return Invalid("policy.methods names SISA but policy.sisa is not set");
     }
     if (m == v1::UNLEARNING_METHOD_NEWTON && !p.has_newton()) {
-      return Invalid("policy.methods names NEWTON but policy.newton is not set");
+      return Invalid(
+          "policy.methods names NEWTON but policy.newton is not set");
     }
   }
-  if (!(p.max_mia_auc() == 0 || (p.max_mia_auc() >= 0.5 && p.max_mia_auc() <= 1))) {
+  if (!(p.max_mia_auc() == 0 ||
+        (p.max_mia_auc() >= 0.5 && p.max_mia_auc() <= 1))) {
     return Invalid("policy.max_mia_auc must be 0 (default) or in [0.5, 1]");
   }
   if (!(p.max_test_accuracy_drop() >= 0 && p.max_test_accuracy_drop() <= 100)) {
@@ -69,7 +71,8 @@ absl::Status ValidatePolicy(const v1::UnlearningPolicy& p) {
   }
   if (!(p.max_forget_accuracy_excess() >= 0 &&
         p.max_forget_accuracy_excess() <= 100)) {
-    return Invalid("policy.max_forget_accuracy_excess must be in [0, 100] points");
+    return Invalid(
+        "policy.max_forget_accuracy_excess must be in [0, 100] points");
   }
   if (p.time_budget_seconds() < 0 || p.max_attempts() < 0 ||
       p.max_attempts() > 100 || p.batch_size() < 0 || p.batch_size() > 10000 ||
@@ -162,15 +165,15 @@ class RegisterReactor final
     }
     const std::string& chunk = msg_.artifact_chunk();
     if (static_cast<int64_t>(chunk.size()) > deps_->limits.max_chunk_bytes) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "an artifact chunk holds at most ", deps_->limits.max_chunk_bytes,
-          " bytes"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("an artifact chunk holds at most ",
+                       deps_->limits.max_chunk_bytes, " bytes"));
     }
     if (static_cast<int64_t>(artifact_.size() + chunk.size()) >
         deps_->limits.max_artifact_bytes) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "a model artifact holds at most ", deps_->limits.max_artifact_bytes,
-          " bytes"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("a model artifact holds at most ",
+                       deps_->limits.max_artifact_bytes, " bytes"));
     }
     artifact_.append(chunk);
     return absl::OkStatus();
@@ -199,10 +202,10 @@ class RegisterReactor final
       p.artifact_sha256 = storage::Sha256(artifact_);
       if (!metadata_.artifact_sha256().empty() &&
           storage::ToHex(p.artifact_sha256) != metadata_.artifact_sha256()) {
-        return Invalid(absl::StrCat(
-            "artifact_sha256 mismatch: metadata says ",
-            metadata_.artifact_sha256(), ", received bytes hash to ",
-            storage::ToHex(p.artifact_sha256)));
+        return Invalid(absl::StrCat("artifact_sha256 mismatch: metadata says ",
+                                    metadata_.artifact_sha256(),
+                                    ", received bytes hash to ",
+                                    storage::ToHex(p.artifact_sha256)));
       }
       p.artifact = std::move(artifact_);
     }
@@ -368,8 +371,8 @@ grpc::ServerUnaryReactor* ModelRegistryImpl::ListModels(
     const std::string fp = absl::StrCat("models|", req->dataset_id());
     auto cursor = DecodePageToken(req->page_token(), fp);
     if (!cursor.ok()) return cursor.status();
-    auto page = deps_->models->List(req->dataset_id(),
-                                    storage::Page{*size, *cursor});
+    auto page =
+        deps_->models->List(req->dataset_id(), storage::Page{*size, *cursor});
     if (!page.ok()) return page.status();
     for (const auto& row : page->rows) {
       if (auto st = ToProto(row, resp->add_models()); !st.ok()) return st;

@@ -24,8 +24,7 @@ class ModelRegistryImpl final : public v1::ModelRegistry::CallbackService {
                                        const v1::ListModelsRequest* req,
                                        v1::ListModelsResponse* resp) override;
   grpc::ServerUnaryReactor* ListModelVersions(
-      grpc::CallbackServerContext* ctx,
-      const v1::ListModelVersionsRequest* req,
+      grpc::CallbackServerContext* ctx, const v1::ListModelVersionsRequest* req,
       v1::ListModelVersionsResponse* resp) override;
   grpc::ServerWriteReactor<v1::DownloadModelVersionResponse>*
   DownloadModelVersion(grpc::CallbackServerContext* ctx,

@@ -24,7 +24,8 @@ namespace {
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::InvalidArgumentError(absl::StrCat("cannot read ", path));
+  if (!in)
+    return absl::InvalidArgumentError(absl::StrCat("cannot read ", path));
   std::stringstream buf;
   buf << in.rdbuf();
   return buf.str();
@@ -250,18 +251,16 @@ void LetheServer::BuildApi() {
   impl->auth = std::make_unique<Authenticator>(&b.api_keys(), o.key_cache_ttl);
   impl->executor = std::make_unique<Executor>(o.handler_threads);
   impl->changes = std::make_unique<ChangeHub>(&b, o.watch_poll);
-  impl->deps = Deps{&b.erasures(),          &b.datasets(),
-                    &b.models(),            impl->auth.get(),
-                    impl->executor.get(),   impl->changes.get(),
-                    impl->secret,           o.limits};
+  impl->deps = Deps{
+      &b.erasures(),        &b.datasets(),       &b.models(),  impl->auth.get(),
+      impl->executor.get(), impl->changes.get(), impl->secret, o.limits};
   impl->deps.logger = impl->logger.get();
   impl->erasure_service = std::make_unique<ErasureServiceImpl>(&impl->deps);
   impl->dataset_service = std::make_unique<DatasetServiceImpl>(&impl->deps);
   impl->model_service = std::make_unique<ModelRegistryImpl>(&impl->deps);
   impl->certificate_service = std::make_unique<CertificateServiceImpl>(
-      &impl->deps, CertificateServiceOptions{&b.certificates(),
-                                             &impl->signing_keys,
-                                             o.log_origin});
+      &impl->deps, CertificateServiceOptions{
+                       &b.certificates(), &impl->signing_keys, o.log_origin});
 }
 
 absl::Status LetheServer::Listen(const std::string& listen) {
@@ -277,8 +276,8 @@ absl::Status LetheServer::Listen(const std::string& listen) {
   builder.RegisterService(impl->model_service.get());
   builder.RegisterService(impl->certificate_service.get());
   if (o.metrics_registry) {
-    std::vector<std::unique_ptr<
-        grpc::experimental::ServerInterceptorFactoryInterface>>
+    std::vector<
+        std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
         interceptors;
     interceptors.push_back(
         observability::NewGrpcServerMetricsFactory(*o.metrics_registry));
@@ -293,8 +292,7 @@ absl::Status LetheServer::Listen(const std::string& listen) {
   return absl::OkStatus();
 }
 
-LetheServer::LetheServer(std::unique_ptr<Impl> impl)
-    : impl_(std::move(impl)) {}
+LetheServer::LetheServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 LetheServer::~LetheServer() {
   Shutdown(std::chrono::system_clock::now());

@@ -95,7 +95,7 @@ class LetheServer {
   explicit LetheServer(std::unique_ptr<Impl> impl);
   absl::Status PrepareDatabase();  // migrations, or a ping without them
   absl::Status OpenWaiting();      // health NOT_SERVING, API UNAVAILABLE
-  void BuildApi();  // the services, once
+  void BuildApi();                 // the services, once
   absl::Status Listen(const std::string& listen);  // serves the API
   // Retries PrepareDatabase with backoff, then swaps the waiting server for
   // the API. False when Shutdown came first.

@@ -50,8 +50,8 @@ absl::Status CreateServerSecret(const std::string& path) {
         absl::StrCat("cannot create ", path, " (does it exist already?)"));
   }
   const std::string hex = storage::ToHex(storage::RandomBytes(32)) + "\n";
-  const bool ok = ::write(fd, hex.data(), hex.size()) ==
-                  static_cast<ssize_t>(hex.size());
+  const bool ok =
+      ::write(fd, hex.data(), hex.size()) == static_cast<ssize_t>(hex.size());
   ::close(fd);
   if (!ok) return absl::InternalError(absl::StrCat("cannot write ", path));
   return absl::OkStatus();

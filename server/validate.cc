@@ -74,7 +74,8 @@ absl::Status CheckSubjectId(std::string_view id) {
   if (auto at = ControlCharacterAt(id)) {
     return absl::InvalidArgumentError(
         absl::StrCat("subject_id has a control character (U+0000..U+001F or "
-                     "U+007F) at byte ", *at, "; remove it"));
+                     "U+007F) at byte ",
+                     *at, "; remove it"));
   }
   return absl::OkStatus();
 }
@@ -97,9 +98,10 @@ absl::Status CheckUuid(const std::string& field, const std::string& value) {
     return absl::InvalidArgumentError(absl::StrCat(field, " is required"));
   }
   if (!IsUuid(value)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, " must be a lower-case UUID such as "
-               "123e4567-e89b-12d3-a456-426614174000"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field,
+                     " must be a lower-case UUID such as "
+                     "123e4567-e89b-12d3-a456-426614174000"));
   }
   return absl::OkStatus();
 }

@@ -31,14 +31,14 @@ class ApiKeyStore {
  public:
   virtual ~ApiKeyStore() = default;
 
-
-  virtual absl::StatusOr<NewApiKey> Create(Role role, const std::string& description,
-                                   const std::string& actor) = 0;
+  virtual absl::StatusOr<NewApiKey> Create(Role role,
+                                           const std::string& description,
+                                           const std::string& actor) = 0;
   // NOT_FOUND if absent.
   virtual absl::StatusOr<ApiKeyRow> Lookup(const std::string& key_id) = 0;
   // NOT_FOUND if absent; idempotent.
-  virtual absl::Status Revoke(const std::string& key_id, const std::string& actor) = 0;
-
+  virtual absl::Status Revoke(const std::string& key_id,
+                              const std::string& actor) = 0;
 };
 
 }  // namespace lethe::storage

@@ -71,13 +71,13 @@ struct CompletedTask {
   std::string model_id;
   std::string model_name;
   int64_t result_version = 0;
-  std::string method;          // the task's, else the version's produced_by
-  std::string digest_after;    // raw SHA-256 of the result version
+  std::string method;        // the task's, else the version's produced_by
+  std::string digest_after;  // raw SHA-256 of the result version
   int64_t parent_version = 0;
-  std::string digest_before;   // raw SHA-256 of the parent, or empty
+  std::string digest_before;  // raw SHA-256 of the parent, or empty
   int64_t records_removed = 0;
-  std::string report_json;     // the result version's engine report, or ""
-  std::string policy_json;     // the model's policy
+  std::string report_json;  // the result version's engine report, or ""
+  std::string policy_json;  // the model's policy
 };
 
 struct CompletedRequest {

@@ -25,10 +25,9 @@ class DatasetStore {
  public:
   virtual ~DatasetStore() = default;
 
-
   // ALREADY_EXISTS if the name is taken.
   virtual absl::StatusOr<DatasetRow> Create(const DatasetRow& row,
-                                    const std::string& actor) = 0;
+                                            const std::string& actor) = 0;
   // With record and subject counts. NOT_FOUND if absent.
   virtual absl::StatusOr<DatasetRow> Get(const std::string& id) = 0;
   virtual absl::StatusOr<DatasetPage> List(const Page& page) = 0;
@@ -38,7 +37,6 @@ class DatasetStore {
   virtual absl::StatusOr<AddRecordsResult> AddRecords(
       const std::string& dataset_id, const std::vector<RecordRow>& records,
       const std::string& actor) = 0;
-
 };
 
 }  // namespace lethe::storage

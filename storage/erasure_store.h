@@ -25,10 +25,10 @@
 namespace lethe::storage {
 
 struct SubmitParams {
-  std::string client_key_id;    // the API key that submits
+  std::string client_key_id;  // the API key that submits
   std::string idempotency_key;
-  std::string body_sha256;      // canonical body hash (32 bytes)
-  std::string subject_key;      // HMAC of the subject id (32 bytes)
+  std::string body_sha256;         // canonical body hash (32 bytes)
+  std::string subject_key;         // HMAC of the subject id (32 bytes)
   std::string subject_commitment;  // 32 bytes
   std::string legal_ground;
   std::string legal_reference;
@@ -57,8 +57,8 @@ struct ErasureStoreOptions {
 };
 
 struct ErasureFilter {
-  std::string state;     // "" = any
-  std::string model_id;  // "" = any
+  std::string state;              // "" = any
+  std::string model_id;           // "" = any
   int64_t created_after_us = 0;   // 0 = unbounded
   int64_t created_before_us = 0;  // 0 = unbounded
 };

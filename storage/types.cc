@@ -21,8 +21,8 @@ const char* RoleName(Role role) {
 }
 
 std::optional<Role> ParseRole(std::string_view name) {
-  for (Role r : {Role::kSubmitter, Role::kOperator, Role::kAuditor,
-                 Role::kAdmin}) {
+  for (Role r :
+       {Role::kSubmitter, Role::kOperator, Role::kAuditor, Role::kAdmin}) {
     if (name == RoleName(r)) return r;
   }
   return std::nullopt;

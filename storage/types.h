@@ -88,7 +88,7 @@ struct ErasureRow {
   std::string state;
   std::string state_reason;
   std::string subject_commitment;  // 32 bytes
-  std::string legal_ground;        // enum name without prefix, e.g. "CCPA_1798_105"
+  std::string legal_ground;  // enum name without prefix, e.g. "CCPA_1798_105"
   std::string legal_reference;
   std::vector<std::string> scope_model_ids;
   std::vector<TaskRow> tasks;

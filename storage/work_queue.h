@@ -61,8 +61,8 @@ struct ModelJob {
   ModelRow model;
   DatasetRow dataset;
   int32_t token = 0;
-  bool training = false;          // else: validation of version 1
-  std::string artifact;           // validation: the registered bytes
+  bool training = false;  // else: validation of version 1
+  std::string artifact;   // validation: the registered bytes
 };
 
 // The newest live version of a model, with its artifact and engine state.
@@ -149,7 +149,8 @@ class WorkQueue {
   // Records a failure of the work itself: back to the queue after an
   // exponential backoff with jitter, or DEAD (request FAILED) after the
   // policy's max_attempts failures.
-  virtual absl::Status Fail(const TaskBatch& batch, const std::string& error) = 0;
+  virtual absl::Status Fail(const TaskBatch& batch,
+                            const std::string& error) = 0;
 
   virtual absl::StatusOr<LatestVersion> Latest(const std::string& model_id) = 0;
   // Streams the records of the model's dataset that the model may train
@@ -164,8 +165,8 @@ class WorkQueue {
   // nothing else can have run it), ABORTED if another version was
   // published since `parent_version`.
   virtual absl::StatusOr<PublishResult> Publish(const TaskBatch& batch,
-                                        const PublishRequest& request,
-                                        const CompletionHook& hook) = 0;
+                                                const PublishRequest& request,
+                                                const CompletionHook& hook) = 0;
 
   // Deletes superseded versions whose grace period ended (artifacts too,
   // once no live version refers to them). Returns how many.
@@ -183,15 +184,17 @@ class WorkQueue {
   virtual absl::Status RenewModelJob(const ModelJob& job) = 0;
   // The model becomes READY; a trained model gets version 1 (`artifact`
   // non-empty).
-  virtual absl::Status FinishModelJob(const ModelJob& job, const std::string& artifact,
-                              const std::string& state,
-                              const std::string& produced_by,
-                              const std::string& report_json) = 0;
+  virtual absl::Status FinishModelJob(const ModelJob& job,
+                                      const std::string& artifact,
+                                      const std::string& state,
+                                      const std::string& produced_by,
+                                      const std::string& report_json) = 0;
   // `permanent`: the model is INVALID with `reason` (its queued erasure
   // tasks are SKIPPED, as SkipInvalidModels); otherwise the job is retried
   // after a backoff, and INVALID after max attempts.
-  virtual absl::Status FailModelJob(const ModelJob& job, const std::string& reason,
-                            bool permanent) = 0;
+  virtual absl::Status FailModelJob(const ModelJob& job,
+                                    const std::string& reason,
+                                    bool permanent) = 0;
 };
 
 }  // namespace lethe::storage

@@ -53,22 +53,20 @@ void AddGate(const Struct& report, const Struct& policy,
   if (before == nullptr || after == nullptr) return;
   const Struct* gate = Child(report, "gate");
   const core::Policy defaults;
-  const double max_auc =
-      gate != nullptr ? Number(*gate, "max_mia_auc")
-                      : Number(policy, "maxMiaAuc", 0) == 0
-                            ? defaults.max_mia_auc
-                            : Number(policy, "maxMiaAuc");
-  const double max_drop =
-      gate != nullptr ? Number(*gate, "max_test_acc_drop_points")
-                      : Number(policy, "maxTestAccuracyDrop", 0) == 0
-                            ? defaults.max_test_acc_drop
-                            : Number(policy, "maxTestAccuracyDrop");
+  const double max_auc = gate != nullptr ? Number(*gate, "max_mia_auc")
+                         : Number(policy, "maxMiaAuc", 0) == 0
+                             ? defaults.max_mia_auc
+                             : Number(policy, "maxMiaAuc");
+  const double max_drop = gate != nullptr
+                              ? Number(*gate, "max_test_acc_drop_points")
+                          : Number(policy, "maxTestAccuracyDrop", 0) == 0
+                              ? defaults.max_test_acc_drop
+                              : Number(policy, "maxTestAccuracyDrop");
   m.metrics.push_back({"mia_auc", Number(*after, "mia_auc"),
                        cert::MetricCheck::Bound::kAtMost, max_auc});
-  m.metrics.push_back(
-      {"test_accuracy_drop_points",
-       100.0 * (Number(*before, "ta") - Number(*after, "ta")),
-       cert::MetricCheck::Bound::kAtMost, max_drop});
+  m.metrics.push_back({"test_accuracy_drop_points",
+                       100.0 * (Number(*before, "ta") - Number(*after, "ta")),
+                       cert::MetricCheck::Bound::kAtMost, max_drop});
   if (gate != nullptr && gate->fields().count("max_forget_acc_excess_points") &&
       Number(report, "forget_records") > 0) {
     // ua = 1 - accuracy on the forgotten records.
@@ -144,8 +142,9 @@ absl::StatusOr<int> IssueMissingCertificates(
     int limit) {
   int issued = 0;
   auto visited = certificates.CertifyMissing(
-      limit, [&](storage::CertificateScope& scope,
-                 const std::vector<std::string>& ids) -> absl::Status {
+      limit,
+      [&](storage::CertificateScope& scope,
+          const std::vector<std::string>& ids) -> absl::Status {
         auto n = IssueCertificates(scope, ids, keys);
         if (!n.ok()) return n.status();
         issued += *n;

@@ -34,8 +34,9 @@ const std::vector<OptionSpec>& Options() {
   const WorkerOptions defaults;  // batch sizes stated once, in worker.h
   static const auto* specs = new std::vector<OptionSpec>{
       {"database-url", "postgresql:///lethe", "libpq URL of PostgreSQL"},
-      {"artifact-dir", "", "shared directory for model artifacts (empty: "
-                           "PostgreSQL)"},
+      {"artifact-dir", "",
+       "shared directory for model artifacts (empty: "
+       "PostgreSQL)"},
       {"device", "auto", "cpu, cuda:N, or auto (CUDA when available)"},
       {"threads", "0", "LibTorch threads per engine run (0: all cores)"},
       {"concurrency", "1", "engine runs at once"},
@@ -46,18 +47,22 @@ const std::vector<OptionSpec>& Options() {
        "cap on any policy's batch size"},
       {"retry-base-seconds", "10", "first retry delay (doubles per attempt)"},
       {"retry-max-seconds", "900", "longest retry delay"},
-      {"max-lost-leases", "20", "expired leases (workers killed or cut off "
-                                "from the database) a task survives before "
-                                "its request fails; not counted as failures"},
+      {"max-lost-leases", "20",
+       "expired leases (workers killed or cut off "
+       "from the database) a task survives before "
+       "its request fails; not counted as failures"},
       {"poll-seconds", "5", "fallback poll when no notification arrives"},
-      {"drain-seconds", "30", "on SIGTERM, how long a running batch may "
-                              "finish before it is released"},
+      {"drain-seconds", "30",
+       "on SIGTERM, how long a running batch may "
+       "finish before it is released"},
       {"exit-when-idle", "false", "exit once no work is left"},
       {"migrate-on-start", "true", "apply schema migrations at start"},
-      {"signing-keys", "", "comma-separated PEM private keys that sign "
-                           "completion certificates"},
-      {"metrics-listen", "", "serve Prometheus /metrics on host:port "
-                             "(empty: off)"},
+      {"signing-keys", "",
+       "comma-separated PEM private keys that sign "
+       "completion certificates"},
+      {"metrics-listen", "",
+       "serve Prometheus /metrics on host:port "
+       "(empty: off)"},
       {"log-level", "info", "debug, info, warn or error"},
   };
   return *specs;
@@ -98,13 +103,15 @@ absl::StatusOr<WorkerOptions> FromConfig(const Config& cfg) {
   LETHE_ASSIGN_OR_RETURN(const double poll, cfg.GetDouble("poll-seconds"));
   o.poll = std::chrono::milliseconds(static_cast<int64_t>(poll * 1000));
   o.exit_when_idle = cfg.GetBool("exit-when-idle");
-  if (const char* fault = std::getenv("LETHE_FAULT_POINT")) o.fault_point = fault;
+  if (const char* fault = std::getenv("LETHE_FAULT_POINT"))
+    o.fault_point = fault;
   auto level = observability::ParseLogLevel(cfg.Get("log-level"));
   if (!level.ok()) return level.status();
   o.logger = std::make_shared<const observability::Logger>(
       observability::Logger::Stderr(*level, "worker"));
   if (!cfg.Get("signing-keys").empty()) {
-    std::vector<std::string> files = absl::StrSplit(cfg.Get("signing-keys"), ',');
+    std::vector<std::string> files =
+        absl::StrSplit(cfg.Get("signing-keys"), ',');
     auto keys = cert::KeyRing::LoadFiles(files);
     if (!keys.ok()) return keys.status();
     o.signing_keys = std::make_shared<const cert::KeyRing>(std::move(*keys));
@@ -122,7 +129,8 @@ absl::Status WaitForDatabase(const WorkerOptions& o, bool migrate,
   const std::string database = storage::RedactedDatabaseUrl(o.database_url);
   return storage::RetryWhileUnavailable(
       [&] { return migrate ? storage::Migrate(db).status() : db.Ping(); },
-      [&](const absl::Status& st, int attempt, std::chrono::milliseconds delay) {
+      [&](const absl::Status& st, int attempt,
+          std::chrono::milliseconds delay) {
         o.logger->Warn({}, "database not ready; waiting",
                        {{"attempt", attempt},
                         {"retry_in_seconds", delay.count() / 1000.0},
@@ -168,12 +176,14 @@ int Main(int argc, char** argv) {
   observability::WorkerMetrics metrics(*registry);
   std::unique_ptr<observability::MetricsEndpoint> endpoint;
   if (!cfg->Get("metrics-listen").empty()) {
-    auto http = observability::MetricsEndpoint::Start(cfg->Get("metrics-listen"));
+    auto http =
+        observability::MetricsEndpoint::Start(cfg->Get("metrics-listen"));
     if (!http.ok()) return Fail(http.status());
     endpoint = std::move(*http);
     endpoint->Register(registry);
   }
-  if (auto st = WaitForDatabase(*options, cfg->GetBool("migrate-on-start"), stop);
+  if (auto st =
+          WaitForDatabase(*options, cfg->GetBool("migrate-on-start"), stop);
       !st.ok()) {
     return absl::IsUnavailable(st) ? 0 : Fail(st);
   }

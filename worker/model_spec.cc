@@ -177,7 +177,8 @@ absl::StatusOr<ModelSpec> ParseModelSpec(const storage::ModelRow& model,
 
   core::Policy& p = spec.policy;
   if (policy.has_sisa()) {
-    spec.sisa = core::SisaParams{policy.sisa().shards(), policy.sisa().slices()};
+    spec.sisa =
+        core::SisaParams{policy.sisa().shards(), policy.sisa().slices()};
     spec.state_kind = StateKind::kSisa;
   }
   const bool newton =

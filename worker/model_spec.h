@@ -19,7 +19,7 @@ enum class StateKind { kNone, kSisa, kNewton };
 
 struct ModelSpec {
   core::FeatureSpec features;
-  bool torchscript = false;          // else `architecture` is built in
+  bool torchscript = false;  // else `architecture` is built in
   core::Architecture architecture;
   core::Recipe recipe;
   core::Policy policy;

@@ -114,9 +114,9 @@ absl::StatusOr<core::Dataset> LoadDataset(storage::WorkQueue& queue,
   spec.num_classes = dataset.num_classes;
   core::DatasetBuilder builder(spec);
   auto st = queue.ForEachTrainingRecord(model.id, [&](storage::RecordData& r) {
-    return FromCore(builder.Add(r.id, r.subject_key, r.label,
-                                r.test ? core::Split::kTest : core::Split::kTrain,
-                                r.features));
+    return FromCore(builder.Add(
+        r.id, r.subject_key, r.label,
+        r.test ? core::Split::kTest : core::Split::kTrain, r.features));
   });
   if (!st.ok()) return st;
   auto built = std::move(builder).Build();
@@ -124,8 +124,7 @@ absl::StatusOr<core::Dataset> LoadDataset(storage::WorkQueue& queue,
   return std::move(built).value();
 }
 
-Worker::Worker(WorkerOptions options)
-    : Worker(options, nullptr, nullptr) {}
+Worker::Worker(WorkerOptions options) : Worker(options, nullptr, nullptr) {}
 
 Worker::Worker(WorkerOptions options, std::shared_ptr<storage::Backend> backend,
                std::shared_ptr<ModelEngine> engine)
@@ -251,17 +250,18 @@ void Worker::Housekeeping(storage::WorkQueue& queue) {
 void Worker::WaitForWork(std::unique_ptr<storage::ChangeListener>& listener) {
   // Sleep until notified or the poll interval passes.
   if (!listener) {
-    auto opened = backend_->Listen(
-        {storage::kTasksChannel, storage::kModelsChannel});
+    auto opened =
+        backend_->Listen({storage::kTasksChannel, storage::kModelsChannel});
     if (!opened.ok()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
       return;
     }
     listener = std::move(*opened);
   }
-  const auto wait = options_.exit_when_idle
-                        ? std::min(options_.poll, std::chrono::milliseconds(500))
-                        : options_.poll;
+  const auto wait =
+      options_.exit_when_idle
+          ? std::min(options_.poll, std::chrono::milliseconds(500))
+          : options_.poll;
   auto woke = listener->Wait(wait);
   if (!woke.ok()) {
     listener.reset();
@@ -276,7 +276,8 @@ void Worker::WaitForWork(std::unique_ptr<storage::ChangeListener>& listener) {
 bool Worker::RunOnce(storage::WorkQueue& queue) {
   auto job = queue.ClaimModelJob();
   if (!job.ok()) {
-    log_.Error({}, absl::StrCat("claiming a model job: ", job.status().message()));
+    log_.Error({},
+               absl::StrCat("claiming a model job: ", job.status().message()));
     std::this_thread::sleep_for(std::chrono::seconds(1));
     return false;
   }
@@ -317,11 +318,12 @@ void Worker::RunBatch(storage::WorkQueue& queue, storage::TaskBatch batch) {
   }
   if (options_.metrics) {
     options_.metrics->SetBusy(true);
-    options_.metrics->ObserveBatchSize(static_cast<int64_t>(batch.tasks.size()));
+    options_.metrics->ObserveBatchSize(
+        static_cast<int64_t>(batch.tasks.size()));
   }
-  log_.Info({.model_id = batch.model.id}, "batch claimed",
-            {{"tasks", batch.tasks.size()},
-             {"attempt", batch.tasks.front().token}});
+  log_.Info(
+      {.model_id = batch.model.id}, "batch claimed",
+      {{"tasks", batch.tasks.size()}, {"attempt", batch.tasks.front().token}});
   {
     Heartbeat heartbeat(options_.lease, [&] { return queue.Renew(batch); });
     BatchRun run{queue, batch, [&heartbeat] { return heartbeat.lost(); },
@@ -335,8 +337,8 @@ void Worker::RunBatch(storage::WorkQueue& queue, storage::TaskBatch batch) {
   {
     std::lock_guard lock(mu_);
     std::erase_if(running_, [&](const auto& r) {
-      return r.first == &queue && r.second.tasks.front().task_id ==
-                                      batch.tasks.front().task_id;
+      return r.first == &queue &&
+             r.second.tasks.front().task_id == batch.tasks.front().task_id;
     });
   }
   if (options_.metrics) options_.metrics->SetBusy(false);
@@ -381,7 +383,8 @@ absl::Status Worker::UnlearnBatch(BatchRun& run) {
   if (!latest.ok()) return latest.status();
   auto data = LoadDataset(run.queue, batch.model, batch.dataset);
   if (!data.ok()) return data.status();
-  run.fetch_s = std::chrono::duration<double>(Clock::now() - fetch_start).count();
+  run.fetch_s =
+      std::chrono::duration<double>(Clock::now() - fetch_start).count();
   core::UnlearnRequest req;
   req.model_bytes = latest->artifact;
   req.dataset = &*data;
@@ -418,8 +421,8 @@ absl::Status Worker::UnlearnBatch(BatchRun& run) {
                                     out.report.failure));
   }
   run.pub.artifact = std::move(out.model_bytes);
-  run.pub.state = spec->state_kind == StateKind::kSisa ? out.sisa_state
-                                                       : out.newton_state;
+  run.pub.state =
+      spec->state_kind == StateKind::kSisa ? out.sisa_state : out.newton_state;
   run.pub.produced_by = out.report.method;
   run.pub.report_json = core::ReportToJson(out.report);
   return absl::OkStatus();
@@ -428,7 +431,8 @@ absl::Status Worker::UnlearnBatch(BatchRun& run) {
 std::optional<storage::PublishResult> Worker::PublishBatch(BatchRun& run) {
   const std::string& model_id = run.batch.model.id;
   if (run.lease_lost()) {
-    log_.Warn({.model_id = model_id}, "lease lost during the run; result discarded");
+    log_.Warn({.model_id = model_id},
+              "lease lost during the run; result discarded");
     return std::nullopt;
   }
   const auto publish_start = Clock::now();
@@ -458,11 +462,13 @@ std::optional<storage::PublishResult> Worker::PublishBatch(BatchRun& run) {
   run.publish_s =
       std::chrono::duration<double>(Clock::now() - publish_start).count();
   if (absl::IsFailedPrecondition(published.status())) {
-    log_.Warn({.model_id = model_id}, std::string(published.status().message()));
+    log_.Warn({.model_id = model_id},
+              std::string(published.status().message()));
     return std::nullopt;
   }
   if (absl::IsAborted(published.status())) {
-    log_.Warn({.model_id = model_id}, std::string(published.status().message()));
+    log_.Warn({.model_id = model_id},
+              std::string(published.status().message()));
     (void)run.queue.Release(run.batch);
     return std::nullopt;
   }
@@ -493,38 +499,43 @@ void Worker::RecordBatch(const BatchRun& run,
     }
   }
   const core::Report* report = ran ? &run.outcome.value().report : nullptr;
-  log_.Info({.model_id = model_id}, "batch published",
-            {{"version", published.version},
-             {"method", run.pub.produced_by},
-             {"records_removed", published.records_removed},
-             {"completed", published.completed_erasures.size()},
-             {"requests", run.batch.tasks.size()},
-             {"load_seconds", run.fetch_s + (report ? report->timings.load_s : 0.0)},
-             {"unlearn_seconds", report ? report->timings.unlearn_s : 0.0},
-             {"verify_seconds", report ? report->timings.verify_s : 0.0},
-             {"publish_seconds", run.publish_s},
-             {"seconds", total_s}});
+  log_.Info(
+      {.model_id = model_id}, "batch published",
+      {{"version", published.version},
+       {"method", run.pub.produced_by},
+       {"records_removed", published.records_removed},
+       {"completed", published.completed_erasures.size()},
+       {"requests", run.batch.tasks.size()},
+       {"load_seconds", run.fetch_s + (report ? report->timings.load_s : 0.0)},
+       {"unlearn_seconds", report ? report->timings.unlearn_s : 0.0},
+       {"verify_seconds", report ? report->timings.verify_s : 0.0},
+       {"publish_seconds", run.publish_s},
+       {"seconds", total_s}});
 }
 
 void Worker::RunModelJob(storage::WorkQueue& queue, storage::ModelJob job) {
   ++in_flight_;
   const std::string model_id = job.model.id;
-  log_.Info({.model_id = model_id}, job.training ? "training model" : "validating model");
+  log_.Info({.model_id = model_id},
+            job.training ? "training model" : "validating model");
   Heartbeat heartbeat(options_.lease, [&] { return queue.RenewModelJob(job); });
   auto finish = [&](absl::Status st) {
     if (!st.ok()) {
-      log_.Error({.model_id = model_id}, absl::StrCat("model job: ", st.message()));
+      log_.Error({.model_id = model_id},
+                 absl::StrCat("model job: ", st.message()));
     }
   };
   [&] {
     auto spec = ParseModelSpec(job.model, job.dataset);
     if (!spec.ok()) {
-      return finish(queue.FailModelJob(job, std::string(spec.status().message()), true));
+      return finish(
+          queue.FailModelJob(job, std::string(spec.status().message()), true));
     }
     if (!job.training) {
       core::Status valid = engine_->Validate(job.artifact, spec->features);
       if (!valid.ok()) {
-        log_.Warn({.model_id = model_id}, absl::StrCat("model invalid: ", valid.message()));
+        log_.Warn({.model_id = model_id},
+                  absl::StrCat("model invalid: ", valid.message()));
         return finish(queue.FailModelJob(job, valid.message(), true));
       }
       log_.Info({.model_id = model_id}, "model validated");
@@ -532,23 +543,28 @@ void Worker::RunModelJob(storage::WorkQueue& queue, storage::ModelJob job) {
     }
     if (spec->torchscript) {
       return finish(queue.FailModelJob(
-          job, "a TorchScript model needs its artifact; it cannot be trained", true));
+          job, "a TorchScript model needs its artifact; it cannot be trained",
+          true));
     }
     auto data = LoadDataset(queue, job.model, job.dataset);
     if (!data.ok()) {
-      return finish(queue.FailModelJob(job, std::string(data.status().message()), false));
+      return finish(
+          queue.FailModelJob(job, std::string(data.status().message()), false));
     }
     core::Result<core::TrainedModel> trained = engine_->Train(*spec, *data);
     if (!trained.ok()) {
-      const bool permanent = trained.status().code() == core::Code::kInvalidArgument;
-      return finish(queue.FailModelJob(job, trained.status().ToString(), permanent));
+      const bool permanent =
+          trained.status().code() == core::Code::kInvalidArgument;
+      return finish(
+          queue.FailModelJob(job, trained.status().ToString(), permanent));
     }
     if (heartbeat.lost()) return;
     const auto& t = trained.value();
     // The records it trained on: the dataset less its exclusion list.
     const std::string report = absl::StrCat(
-        "{\"train_accuracy\":", t.train_accuracy, ",\"test_accuracy\":",
-        t.test_accuracy, ",\"seconds\":", t.seconds, ",\"train_records\":",
+        "{\"train_accuracy\":", t.train_accuracy,
+        ",\"test_accuracy\":", t.test_accuracy, ",\"seconds\":", t.seconds,
+        ",\"train_records\":",
         core::IndicesOfSplit(*data, core::Split::kTrain).size(),
         ",\"test_records\":",
         core::IndicesOfSplit(*data, core::Split::kTest).size(), "}");

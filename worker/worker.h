@@ -34,14 +34,14 @@ struct WorkerOptions {
   std::string database_url;
   std::string artifact_dir;  // empty: artifacts in PostgreSQL
   std::string device = "auto";
-  int threads = 0;       // LibTorch intra-op threads; 0 = all cores
-  int concurrency = 1;   // engine runs at once
+  int threads = 0;      // LibTorch intra-op threads; 0 = all cores
+  int concurrency = 1;  // engine runs at once
   std::chrono::seconds lease{60};
   int default_batch = 64;
   int max_batch = 1000;  // cap on any policy's batch size
   double retry_base_seconds = 10;
   double retry_max_seconds = 900;
-  int max_lost_leases = 20;  // QueueOptions::max_lost_leases
+  int max_lost_leases = 20;              // QueueOptions::max_lost_leases
   std::chrono::milliseconds poll{5000};  // fallback when NOTIFY is missed
   // Exit once no task or model job is left (queued, leased or backing off).
   bool exit_when_idle = false;
@@ -99,7 +99,8 @@ class Worker {
   // Release on UNAVAILABLE, else a counted failure of the work.
   void FailBatch(storage::WorkQueue& queue, const storage::TaskBatch& batch,
                  const absl::Status& why);
-  void RecordBatch(const BatchRun& run, const storage::PublishResult& published);
+  void RecordBatch(const BatchRun& run,
+                   const storage::PublishResult& published);
   void RunModelJob(storage::WorkQueue& queue, storage::ModelJob job);
   void Fault(const std::string& point) const;
 

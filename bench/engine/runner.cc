@@ -2,17 +2,17 @@
 
 #include <ATen/ATen.h>
 
-#include <chrono>
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 
+#include "certified.h"
 #include "lethe/core/engine.h"
 #include "lethe/core/methods.h"
 #include "lethe/core/model.h"
-#include "certified.h"
 #include "lethe/core/sisa.h"
 
 namespace lethe::bench {
@@ -24,7 +24,6 @@ using core::Status;
 using Module = torch::jit::Module;
 using Clock = std::chrono::steady_clock;
 
-
 struct Row {
   std::string label, guarantee = "approximate", note;
   bool ok = false;
@@ -34,15 +33,19 @@ struct Row {
   double true_forget_acc = -1;  // poison only
 };
 
-
 // Everything one forget request of a scenario shares.
 class RequestRun {
  public:
   RequestRun(const Scenario& s, const Request& r, const RunOptions& o,
              const Module& original, const std::string& original_bytes,
              const core::DeviceData& dd, const at::Tensor& true_labels)
-      : s_(s), r_(r), o_(o), original_(original),
-        original_bytes_(original_bytes), dd_(dd), true_labels_(true_labels) {}
+      : s_(s),
+        r_(r),
+        o_(o),
+        original_(original),
+        original_bytes_(original_bytes),
+        dd_(dd),
+        true_labels_(true_labels) {}
 
   Status Go(std::ostringstream& json, const core::SisaState* sisa,
             double sisa_train_s);
@@ -50,8 +53,8 @@ class RequestRun {
  private:
   core::MethodContext Ctx(const core::Recipe& recipe,
                           const core::MethodParams& params) const {
-    return core::MethodContext{dd_, p_, recipe, params, core::TrainControl{},
-                               o_.method_seed};
+    return core::MethodContext{
+        dd_, p_, recipe, params, core::TrainControl{}, o_.method_seed};
   }
   Status Measure(Module& m, Row& row);
   // Runs the method `repeats` times (it is deterministic: same seed, same
@@ -177,8 +180,9 @@ std::string RequestRun::RowJson(const Row& row) const {
                   ",\"speedup\":" + Num(Speedup(row)) +
                   ",\"note\":" + core::JsonString(row.note);
   if (row.ok) {
-    j += ",\"metrics\":" + MetricsJson(row.m) + ",\"gap_points\":" +
-         Num(Gap(row)) + ",\"closed_pct\":" + Num(Closed(row));
+    j += ",\"metrics\":" + MetricsJson(row.m) +
+         ",\"gap_points\":" + Num(Gap(row)) +
+         ",\"closed_pct\":" + Num(Closed(row));
     if (row.true_forget_acc >= 0) {
       j += ",\"forget_acc_true_labels\":" + Num(row.true_forget_acc);
     }
@@ -188,15 +192,17 @@ std::string RequestRun::RowJson(const Row& row) const {
 
 Status RequestRun::Go(std::ostringstream& json, const core::SisaState* sisa,
                       double sisa_train_s) {
-  Result<core::Partition> part = core::PartitionBySubjects(s_.data, r_.subjects);
+  Result<core::Partition> part =
+      core::PartitionBySubjects(s_.data, r_.subjects);
   if (!part.ok()) return part.status();
   p_ = std::move(part).value();
   sample_ = core::RetainSample(p_, 2000, 0);
   std::string load = LoadAverage();
-  std::printf("\n== %s / %s: %zu subjects, %zu forget, %zu retain, %zu test "
-              "records; load %s ==\n",
-              s_.name.c_str(), r_.name.c_str(), r_.subjects.size(),
-              p_.forget.size(), p_.retain.size(), p_.test.size(), load.c_str());
+  std::printf(
+      "\n== %s / %s: %zu subjects, %zu forget, %zu retain, %zu test "
+      "records; load %s ==\n",
+      s_.name.c_str(), r_.name.c_str(), r_.subjects.size(), p_.forget.size(),
+      p_.retain.size(), p_.test.size(), load.c_str());
   std::printf("%-34s %7s %9s %6s %6s %6s %6s %6s %7s%s\n", "method", "time s",
               "speed-up", "UA", "RA", "TA", "MIA", "gap", "closed%",
               s_.poisoned ? " trueFA" : "");
@@ -258,8 +264,9 @@ Status RequestRun::Go(std::ostringstream& json, const core::SisaState* sisa,
   Row policy = DefaultPolicy(policy_report);
   rows.push_back(policy);
   Print(policy);
-  std::printf("(default policy time includes its own verification: metrics "
-              "before and after each attempt)\n");
+  std::printf(
+      "(default policy time includes its own verification: metrics "
+      "before and after each attempt)\n");
 
   // Targets on this request.
   double best4 = -1e9, best10 = -1e9;
@@ -270,11 +277,13 @@ Status RequestRun::Go(std::ostringstream& json, const core::SisaState* sisa,
     if (sp >= 4 && c > best4) best4 = c, best4_label = row.label;
     if (sp >= 10 && c > best10) best10 = c, best10_label = row.label;
   }
-  bool policy_ok = policy.ok && (policy.guarantee == "exact" || Gap(policy) <= noise);
-  std::printf("noise floor %.2f points; do-nothing gap %.2f; default policy %s "
-              "(%s, gap %.2f)\n",
-              noise, gap_nothing_, policy_ok ? "MET" : "NOT MET",
-              policy.guarantee.c_str(), policy.ok ? Gap(policy) : NAN);
+  bool policy_ok =
+      policy.ok && (policy.guarantee == "exact" || Gap(policy) <= noise);
+  std::printf(
+      "noise floor %.2f points; do-nothing gap %.2f; default policy %s "
+      "(%s, gap %.2f)\n",
+      noise, gap_nothing_, policy_ok ? "MET" : "NOT MET",
+      policy.guarantee.c_str(), policy.ok ? Gap(policy) : NAN);
   auto best = [](const std::string& label, double closed) {
     return label.empty() ? std::string("none")
                          : label + " " + Num(closed, "%.1f") + "%";
@@ -295,17 +304,21 @@ Status RequestRun::Go(std::ostringstream& json, const core::SisaState* sisa,
        << ",\"noise_floor_points\":" << Num(noise)
        << ",\"gap_nothing_points\":" << Num(gap_nothing_)
        << ",\"vmhwm_kb_after_mlp_methods\":" << hwm_methods << ",\"rows\":[";
-  for (size_t i = 0; i < rows.size(); ++i) json << (i ? "," : "") << RowJson(rows[i]);
+  for (size_t i = 0; i < rows.size(); ++i)
+    json << (i ? "," : "") << RowJson(rows[i]);
   json << "],\"default_policy_report\":" << policy_report
        << ",\"targets\":{\"default_policy_within_noise_or_exact\":"
-       << (policy_ok ? "true" : "false") << ",\"best_approx_4x\":{\"label\":"
-       << core::JsonString(best4_label) << ",\"closed_pct\":" << (best4_label.empty() ? "null" : Num(best4))
+       << (policy_ok ? "true" : "false")
+       << ",\"best_approx_4x\":{\"label\":" << core::JsonString(best4_label)
+       << ",\"closed_pct\":" << (best4_label.empty() ? "null" : Num(best4))
        << "},\"best_approx_10x\":{\"label\":" << core::JsonString(best10_label)
-       << ",\"closed_pct\":" << (best10_label.empty() ? "null" : Num(best10)) << "}}";
+       << ",\"closed_pct\":" << (best10_label.empty() ? "null" : Num(best10))
+       << "}}";
 
   if (sisa != nullptr) {
     Clock::time_point t = Clock::now();
-    Result<core::SisaForgetResult> f = core::SisaForget(*sisa, s_.data, dd_, p_);
+    Result<core::SisaForgetResult> f =
+        core::SisaForget(*sisa, s_.data, dd_, p_);
     double forget_s = Since(t);
     if (!f.ok()) return f.status();
     Result<Module> ens = core::SisaEnsemble(f->state);
@@ -316,11 +329,14 @@ Status RequestRun::Go(std::ostringstream& json, const core::SisaState* sisa,
     row.seconds = forget_s;
     LETHE_CORE_RETURN_IF_ERROR(Measure(*ens, row));
     std::string shards;
-    for (int k : f->retrained_shards) shards += (shards.empty() ? "" : ",") + std::to_string(k);
+    for (int k : f->retrained_shards)
+      shards += (shards.empty() ? "" : ",") + std::to_string(k);
     row.note = "shards " + shards + ", " + std::to_string(f->retrained_stages) +
                " stages; vs full-model retrain";
-    std::printf("SISA (its own ensemble model; gap/closed are against the full "
-                "model's retrain): training took %.2f s\n", sisa_train_s);
+    std::printf(
+        "SISA (its own ensemble model; gap/closed are against the full "
+        "model's retrain): training took %.2f s\n",
+        sisa_train_s);
     Print(row);
     std::string exact = "not checked";
     if (o_.sisa_exact_check) {
@@ -363,8 +379,8 @@ std::string Num(double v, const char* fmt) {
 }
 
 std::string MetricsJson(const core::Metrics& m) {
-  return "{\"ua\":" + Num(m.ua) + ",\"ra\":" + Num(m.ra) + ",\"ta\":" +
-         Num(m.ta) + ",\"mia_auc\":" + Num(m.mia_auc) + "}";
+  return "{\"ua\":" + Num(m.ua) + ",\"ra\":" + Num(m.ra) +
+         ",\"ta\":" + Num(m.ta) + ",\"mia_auc\":" + Num(m.mia_auc) + "}";
 }
 
 std::string LoadAverage() {
@@ -378,7 +394,8 @@ long StatusKb(const char* field) {
   std::ifstream f("/proc/self/status");
   std::string line, want = std::string(field) + ":";
   while (std::getline(f, line)) {
-    if (line.rfind(want, 0) == 0) return std::strtol(line.c_str() + want.size(), nullptr, 10);
+    if (line.rfind(want, 0) == 0)
+      return std::strtol(line.c_str() + want.size(), nullptr, 10);
   }
   return -1;
 }
@@ -389,7 +406,8 @@ Result<std::string> RunScenario(const Scenario& s, const RunOptions& o) {
   if (!dd.ok()) return dd.status();
   bool shared = dd->features.data_ptr() == s.data.features().data_ptr();
   at::Tensor true_labels = at::tensor(s.true_labels, at::kLong);
-  std::vector<int64_t> train = core::IndicesOfSplit(s.data, core::Split::kTrain);
+  std::vector<int64_t> train =
+      core::IndicesOfSplit(s.data, core::Split::kTrain);
   std::vector<int64_t> test = core::IndicesOfSplit(s.data, core::Split::kTest);
 
   Result<Module> original = core::BuildModel(s.arch, s.recipe.seed);
@@ -402,22 +420,24 @@ Result<std::string> RunScenario(const Scenario& s, const RunOptions& o) {
   if (!tr.ok() || !te.ok()) return core::InternalError("evaluating original");
   Result<std::string> bytes = core::SaveModel(*original);
   if (!bytes.ok()) return bytes.status();
-  std::printf("%s: %zu train + %zu test records, MLP 784-256-128-10, %d epochs "
-              "lr %.2g linear decay, batch %d; training took %.2f s (load %s): "
-              "train acc %.2f%%, test acc %.2f%%\n",
-              s.name.c_str(), train.size(), test.size(), s.recipe.epochs,
-              s.recipe.lr, s.recipe.batch_size, train_s, LoadAverage().c_str(),
-              100 * tr->accuracy(), 100 * te->accuracy());
+  std::printf(
+      "%s: %zu train + %zu test records, MLP 784-256-128-10, %d epochs "
+      "lr %.2g linear decay, batch %d; training took %.2f s (load %s): "
+      "train acc %.2f%%, test acc %.2f%%\n",
+      s.name.c_str(), train.size(), test.size(), s.recipe.epochs, s.recipe.lr,
+      s.recipe.batch_size, train_s, LoadAverage().c_str(), 100 * tr->accuracy(),
+      100 * te->accuracy());
 
   std::ostringstream json;
   json << "{\"scenario\":" << core::JsonString(s.name)
        << ",\"train_records\":" << train.size()
-       << ",\"test_records\":" << test.size() << ",\"epochs\":" << s.recipe.epochs
+       << ",\"test_records\":" << test.size()
+       << ",\"epochs\":" << s.recipe.epochs
        << ",\"train_seconds\":" << Num(train_s)
        << ",\"train_accuracy\":" << Num(tr->accuracy())
        << ",\"test_accuracy\":" << Num(te->accuracy())
-       << ",\"device_data_shares_dataset_tensors\":" << (shared ? "true" : "false")
-       << ",\"requests\":[";
+       << ",\"device_data_shares_dataset_tensors\":"
+       << (shared ? "true" : "false") << ",\"requests\":[";
   if (o.train_only) return json.str() + "]";
 
   std::optional<core::SisaState> sisa;

@@ -8,7 +8,6 @@
 #include <string>
 
 #include "lethe/core/metrics.h"
-
 #include "scenario.h"
 
 namespace lethe::bench {

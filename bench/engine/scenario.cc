@@ -7,9 +7,9 @@
 #include <functional>
 #include <numeric>
 #include <random>
+#include <set>
 #include <sstream>
 #include <stdexcept>
-#include <set>
 
 namespace lethe::bench {
 namespace {
@@ -26,8 +26,9 @@ constexpr int64_t kPixels = 784;
 // First n training images as float32 [n, 784] in [0, 1] (a temporary copy,
 // only for clustering).
 at::Tensor Pixels(const FashionMnist& raw, int64_t n) {
-  at::Tensor u8 = at::from_blob(const_cast<uint8_t*>(raw.train_images.data.data()),
-                                {n, kPixels}, at::kByte);
+  at::Tensor u8 =
+      at::from_blob(const_cast<uint8_t*>(raw.train_images.data.data()),
+                    {n, kPixels}, at::kByte);
   return u8.to(at::kFloat) / 255.0;
 }
 
@@ -40,7 +41,8 @@ std::vector<int64_t> KMeans(const at::Tensor& x, int64_t k, uint64_t seed) {
   at::Tensor vecs = std::get<1>(at::linalg_eigh(cov));  // ascending
   at::Tensor z = centred.mm(vecs.narrow(1, kPixels - 50, 50)).contiguous();
   at::Generator g = at::make_generator<at::CPUGeneratorImpl>(seed);
-  at::Tensor centres = z.index_select(0, at::randperm(z.size(0), g).narrow(0, 0, k));
+  at::Tensor centres =
+      z.index_select(0, at::randperm(z.size(0), g).narrow(0, 0, k));
   at::Tensor assign;
   for (int it = 0; it < 25; ++it) {
     at::Tensor d = z.pow(2).sum(1, true) - 2 * z.mm(centres.t()) +
@@ -78,9 +80,9 @@ std::vector<std::string> PickSubjects(std::vector<std::string> all, size_t n,
 }
 
 struct Layout {
-  int64_t train = 0;                // first `train` training images
-  std::vector<std::string> keys;    // per training record
-  std::vector<int64_t> labels;      // per training record, as stored
+  int64_t train = 0;              // first `train` training images
+  std::vector<std::string> keys;  // per training record
+  std::vector<int64_t> labels;    // per training record, as stored
 };
 
 // Train records 0..train-1 (ids 0..), then the 10,000 test images (ids
@@ -88,8 +90,8 @@ struct Layout {
 Result<Dataset> Build(const FashionMnist& raw, const Layout& l) {
   DatasetBuilder b(FeatureSpec{{1, 28, 28}, core::FeatureType::kUint8, 10});
   auto row = [](const core::IdxArray& a, int64_t i) {
-    return std::string_view(reinterpret_cast<const char*>(a.data.data()) +
-                                 i * kPixels, kPixels);
+    return std::string_view(
+        reinterpret_cast<const char*>(a.data.data()) + i * kPixels, kPixels);
   };
   for (int64_t i = 0; i < l.train; ++i) {
     Status s = b.Add(i, l.keys[i], l.labels[i], Split::kTrain,
@@ -97,9 +99,9 @@ Result<Dataset> Build(const FashionMnist& raw, const Layout& l) {
     if (!s.ok()) return s;
   }
   for (int64_t j = 0; j < raw.test_images.dims[0]; ++j) {
-    Status s = b.Add(60000 + j, "test-" + std::to_string(j / 50),
-                     raw.test_labels.data[j], Split::kTest,
-                     row(raw.test_images, j));
+    Status s =
+        b.Add(60000 + j, "test-" + std::to_string(j / 50),
+              raw.test_labels.data[j], Split::kTest, row(raw.test_images, j));
     if (!s.ok()) return s;
   }
   return std::move(b).Build();
@@ -136,16 +138,21 @@ std::vector<Variant> Variants(bool full_data) {
   };
   if (full_data) {
     // 60,000 images, 8 epochs: 5 fine-tuning epochs cost 5/8 of a retrain.
-    add("finetune e1 lr0.05", Method::kFinetune,
-        [](auto& t) { t.finetune = {1, 0.05}; });
-    add("finetune e1 lr0.1", Method::kFinetune,
-        [](auto& t) { t.finetune = {1, 0.1}; });
-    add("finetune e1 lr0.03", Method::kFinetune,
-        [](auto& t) { t.finetune = {1, 0.03}; });
-    add("finetune e2 lr0.05", Method::kFinetune,
-        [](auto& t) { t.finetune = {2, 0.05}; });
-    add("finetune e1 lr0.08 w0.2", Method::kFinetune,
-        [](auto& t) { t.finetune = {1, 0.08, 0.2}; });
+    add("finetune e1 lr0.05", Method::kFinetune, [](auto& t) {
+      t.finetune = {1, 0.05};
+    });
+    add("finetune e1 lr0.1", Method::kFinetune, [](auto& t) {
+      t.finetune = {1, 0.1};
+    });
+    add("finetune e1 lr0.03", Method::kFinetune, [](auto& t) {
+      t.finetune = {1, 0.03};
+    });
+    add("finetune e2 lr0.05", Method::kFinetune, [](auto& t) {
+      t.finetune = {2, 0.05};
+    });
+    add("finetune e1 lr0.08 w0.2", Method::kFinetune, [](auto& t) {
+      t.finetune = {1, 0.08, 0.2};
+    });
     add("neggrad_plus lr0.002", Method::kNegGradPlus,
         [](auto& t) { t.neggrad_plus.lr = 0.002; });
     add("scrub e1 max1 lr0.002", Method::kScrub, [](auto& t) {
@@ -153,33 +160,44 @@ std::vector<Variant> Variants(bool full_data) {
       t.scrub.max_epochs = 1;
       t.scrub.lr = 0.002;
     });
-    add("random_label e1 lr0.01", Method::kRandomLabel,
-        [](auto& t) { t.random_label = {1, 0.01}; });
-    add("salun e1 lr0.01", Method::kSalun,
-        [](auto& t) { t.salun = {1, 0.01, 0.5}; });
+    add("random_label e1 lr0.01", Method::kRandomLabel, [](auto& t) {
+      t.random_label = {1, 0.01};
+    });
+    add("salun e1 lr0.01", Method::kSalun, [](auto& t) {
+      t.salun = {1, 0.01, 0.5};
+    });
   } else {
-    add("finetune e8 lr0.1", Method::kFinetune,
-        [](auto& t) { t.finetune = {8, 0.1}; });
-    add("finetune e8 lr0.2", Method::kFinetune,
-        [](auto& t) { t.finetune = {8, 0.2}; });
-    add("finetune e5 lr0.15", Method::kFinetune,
-        [](auto& t) { t.finetune = {5, 0.15}; });
-    add("finetune e8 lr0.15", Method::kFinetune,
-        [](auto& t) { t.finetune = {8, 0.15}; });
+    add("finetune e8 lr0.1", Method::kFinetune, [](auto& t) {
+      t.finetune = {8, 0.1};
+    });
+    add("finetune e8 lr0.2", Method::kFinetune, [](auto& t) {
+      t.finetune = {8, 0.2};
+    });
+    add("finetune e5 lr0.15", Method::kFinetune, [](auto& t) {
+      t.finetune = {5, 0.15};
+    });
+    add("finetune e8 lr0.15", Method::kFinetune, [](auto& t) {
+      t.finetune = {8, 0.15};
+    });
     // A warm-up lets the rate go to 0.2 without diverging or collapsing
     // (the e8 lr0.2 row above without one).
-    add("finetune e8 lr0.2 w0.2", Method::kFinetune,
-        [](auto& t) { t.finetune = {8, 0.2, 0.2}; });
-    add("finetune e8 lr0.2 w0.4", Method::kFinetune,
-        [](auto& t) { t.finetune = {8, 0.2, 0.4}; });
+    add("finetune e8 lr0.2 w0.2", Method::kFinetune, [](auto& t) {
+      t.finetune = {8, 0.2, 0.2};
+    });
+    add("finetune e8 lr0.2 w0.4", Method::kFinetune, [](auto& t) {
+      t.finetune = {8, 0.2, 0.4};
+    });
     // Clipping the gradient norm (Recipe::max_grad_norm) keeps rates of
     // 0.3-0.4 from collapsing the model, without a warm-up.
-    add("finetune e7 lr0.4 clip1", Method::kFinetune,
-        [](auto& t) { t.finetune = {7, 0.4, 0, 1.0}; });
-    add("finetune e8 lr0.3 clip1", Method::kFinetune,
-        [](auto& t) { t.finetune = {8, 0.3, 0, 1.0}; });
-    add("finetune e5 lr0.4 clip1", Method::kFinetune,
-        [](auto& t) { t.finetune = {5, 0.4, 0, 1.0}; });
+    add("finetune e7 lr0.4 clip1", Method::kFinetune, [](auto& t) {
+      t.finetune = {7, 0.4, 0, 1.0};
+    });
+    add("finetune e8 lr0.3 clip1", Method::kFinetune, [](auto& t) {
+      t.finetune = {8, 0.3, 0, 1.0};
+    });
+    add("finetune e5 lr0.4 clip1", Method::kFinetune, [](auto& t) {
+      t.finetune = {5, 0.4, 0, 1.0};
+    });
     // Then the head re-fit on the frozen trunk (HeadRefitParams). Over
     // method seeds 0-3 the first row averaged 54.8% (random) and 52.7%
     // (cluster) at a median 10.15x, the second 54.0% / 52.9% at 9.2-10x
@@ -211,25 +229,32 @@ std::vector<Variant> Variants(bool full_data) {
           t.neggrad_plus = {2, 0.05, 0.9};
           t.head_refit = {16, 0.3};
         });
-    add("neggrad_plus e4 lr0.03 b0.9", Method::kNegGradPlus,
-        [](auto& t) { t.neggrad_plus = {4, 0.03, 0.9}; });
+    add("neggrad_plus e4 lr0.03 b0.9", Method::kNegGradPlus, [](auto& t) {
+      t.neggrad_plus = {4, 0.03, 0.9};
+    });
     add("scrub e4 max2 lr0.005", Method::kScrub, [](auto& t) {
       t.scrub.epochs = 4;
       t.scrub.max_epochs = 2;
       t.scrub.lr = 0.005;
     });
-    add("neggrad_plus e2 lr0.05 b0.95", Method::kNegGradPlus,
-        [](auto& t) { t.neggrad_plus = {2, 0.05, 0.95}; });
-    add("random_label e1 lr0.01", Method::kRandomLabel,
-        [](auto& t) { t.random_label = {1, 0.01}; });
-    add("random_label e2 lr0.05", Method::kRandomLabel,
-        [](auto& t) { t.random_label = {2, 0.05}; });
-    add("salun e1 lr0.01", Method::kSalun,
-        [](auto& t) { t.salun = {1, 0.01, 0.5}; });
-    add("salun e1 lr0.02 s0.2", Method::kSalun,
-        [](auto& t) { t.salun = {1, 0.02, 0.2}; });
-    add("salun e2 lr0.05", Method::kSalun,
-        [](auto& t) { t.salun = {2, 0.05, 0.5}; });
+    add("neggrad_plus e2 lr0.05 b0.95", Method::kNegGradPlus, [](auto& t) {
+      t.neggrad_plus = {2, 0.05, 0.95};
+    });
+    add("random_label e1 lr0.01", Method::kRandomLabel, [](auto& t) {
+      t.random_label = {1, 0.01};
+    });
+    add("random_label e2 lr0.05", Method::kRandomLabel, [](auto& t) {
+      t.random_label = {2, 0.05};
+    });
+    add("salun e1 lr0.01", Method::kSalun, [](auto& t) {
+      t.salun = {1, 0.01, 0.5};
+    });
+    add("salun e1 lr0.02 s0.2", Method::kSalun, [](auto& t) {
+      t.salun = {1, 0.02, 0.2};
+    });
+    add("salun e2 lr0.05", Method::kSalun, [](auto& t) {
+      t.salun = {2, 0.05, 0.5};
+    });
   }
   return v;
 }
@@ -313,15 +338,18 @@ Result<Variant> RowVariant(const std::string& spec) {
     if (f.size() > 5) p.head_refit.lr = num(5);
     if (f.size() > 6) p.head_refit.batch = static_cast<int64_t>(num(6));
     if (p.head_refit.epochs > 0) {
-      label += " h" + std::to_string(p.head_refit.epochs) + " lr" +
-               AsTyped(p.head_refit.lr) +
-               (p.head_refit.batch > 0 ? " b" + std::to_string(p.head_refit.batch) : "");
+      label +=
+          " h" + std::to_string(p.head_refit.epochs) + " lr" +
+          AsTyped(p.head_refit.lr) +
+          (p.head_refit.batch > 0 ? " b" + std::to_string(p.head_refit.batch)
+                                  : "");
     }
   } catch (const std::exception&) {
     return core::InvalidArgumentError(
         "--row wants METHOD,EPOCHS,LR,X,HEAD_EPOCHS,HEAD_LR,HEAD_BATCH[,CLIP] "
         "(METHOD finetune, neggrad_plus, random_label or salun; X its warmup, "
-        "beta, 0 or salient; CLIP finetune's max_grad_norm), got '" + spec + "'");
+        "beta, 0 or salient; CLIP finetune's max_grad_norm), got '" +
+        spec + "'");
   }
   return Variant{label + " (tuned)", method, p};
 }
@@ -332,7 +360,8 @@ Result<Scenario> MakeScenario(const std::string& name, bool quick,
   if (!full && name != "memorised-random" && name != "memorised-cluster") {
     return core::InvalidArgumentError(
         "unknown scenario '" + name +
-        "': use memorised-random, memorised-cluster, poison, class or certified");
+        "': use memorised-random, memorised-cluster, poison, class or "
+        "certified");
   }
   Scenario s = Base(name, quick, full);
   Layout l;
@@ -366,7 +395,8 @@ Result<Scenario> MakeScenario(const std::string& name, bool quick,
     }
     s.requests.push_back({"class-0", zero});
   } else if (name == "poison") {
-    std::vector<std::string> bad = PickSubjects(subjects, subjects.size() / 10, 11);
+    std::vector<std::string> bad =
+        PickSubjects(subjects, subjects.size() / 10, 11);
     std::set<std::string> bad_set(bad.begin(), bad.end());
     for (int64_t i = 0; i < l.train; ++i) {
       if (bad_set.count(l.keys[i])) l.labels[i] = (l.labels[i] + 1) % 10;
@@ -405,10 +435,9 @@ Result<Dataset> WithoutRecords(const Dataset& data,
   const int64_t* y = data.labels().data_ptr<int64_t>();
   for (int64_t i = 0; i < data.size(); ++i) {
     if (drop[i]) continue;
-    Status s = b.Add(data.record_ids()[i],
-                     data.subjects()[data.subject_index()[i]], y[i],
-                     data.splits()[i],
-                     std::string_view(base + i * row_bytes, row_bytes));
+    Status s = b.Add(
+        data.record_ids()[i], data.subjects()[data.subject_index()[i]], y[i],
+        data.splits()[i], std::string_view(base + i * row_bytes, row_bytes));
     if (!s.ok()) return s;
   }
   return std::move(b).Build();

@@ -36,7 +36,7 @@ struct Variant {
 
 struct Scenario {
   std::string name;
-  core::Dataset data;               // the only copy of the features
+  core::Dataset data;                // the only copy of the features
   std::vector<int64_t> true_labels;  // per record; differs where poisoned
   bool poisoned = false;
   core::Recipe recipe;
@@ -49,8 +49,8 @@ struct Scenario {
   std::vector<std::string> sequential;
 };
 
-// name: memorised-random, memorised-cluster, poison, class, certified. quick: a smaller,
-// shorter version for smoke tests (not comparable with the reference).
+// name: memorised-random, memorised-cluster, poison, class, certified. quick: a
+// smaller, shorter version for smoke tests (not comparable with the reference).
 // A method row from "METHOD,EPOCHS,LR,X,HEAD_EPOCHS,HEAD_LR,HEAD_BATCH[,CLIP]":
 // METHOD finetune, neggrad_plus, random_label or salun, X its warmup, beta, 0
 // or salient; the HEAD_ fields set MethodParams::head_refit; CLIP is

@@ -19,8 +19,6 @@
 // does the real records lookup. A failed call counts as an error (its code
 // is reported) and is not part of the latency figures. Exit status 1 when
 // any call failed.
-#include <grpcpp/grpcpp.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -36,6 +34,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <grpcpp/grpcpp.h>
 
 #include "lethe/v1/erasure.grpc.pb.h"
 
@@ -286,9 +286,8 @@ int Main(int argc, char** argv) {
     }
   }
   const auto t0 = Clock::now();
-  const auto measure_from =
-      t0 + std::chrono::duration_cast<Clock::duration>(
-               std::chrono::duration<double>(o.warmup_s));
+  const auto measure_from = t0 + std::chrono::duration_cast<Clock::duration>(
+                                     std::chrono::duration<double>(o.warmup_s));
   const auto stop_at =
       measure_from + std::chrono::duration_cast<Clock::duration>(
                          std::chrono::duration<double>(o.duration_s));
@@ -306,8 +305,8 @@ int Main(int argc, char** argv) {
     std::vector<std::thread> threads;
     for (int i = 0; i < o.concurrency; ++i) {
       threads.emplace_back(Work, std::cref(o),
-                           channels[o.shared_channel ? 0 : i], i,
-                           measure_from, stop_at, &results[i]);
+                           channels[o.shared_channel ? 0 : i], i, measure_from,
+                           stop_at, &results[i]);
     }
     for (auto& t : threads) t.join();
   }
@@ -340,10 +339,10 @@ int Main(int argc, char** argv) {
       ",\"rps\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,"
       "\"replayed\":%" PRId64 ",\"error_codes\":{%s},\"first_error\":\"%s\"}\n",
       o.concurrency, o.shared_channel ? "shared" : "per-thread",
-      o.callback_client ? "callback" : "sync", seconds,
-      all.size(), errors, all.size() / seconds, Percentile(all, 0.50),
-      Percentile(all, 0.99), all.empty() ? 0.0 : all.back(), replayed,
-      code_json.c_str(), JsonEscape(first_error).c_str());
+      o.callback_client ? "callback" : "sync", seconds, all.size(), errors,
+      all.size() / seconds, Percentile(all, 0.50), Percentile(all, 0.99),
+      all.empty() ? 0.0 : all.back(), replayed, code_json.c_str(),
+      JsonEscape(first_error).c_str());
   return errors == 0 ? 0 : 1;
 }
 

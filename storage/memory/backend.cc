@@ -52,8 +52,8 @@ QueueStats StatsOf(const State& s, int64_t now) {
   for (const auto& [id, r] : s.requests) {
     ++q.requests[absl::AsciiStrToLower(r.row.state)];
     if (r.row.state == "QUEUED" || r.row.state == "RUNNING") {
-      oldest_request = std::min(oldest_request.value_or(r.row.created_us),
-                                r.row.created_us);
+      oldest_request =
+          std::min(oldest_request.value_or(r.row.created_us), r.row.created_us);
     }
   }
   for (const auto& [id, t] : s.tasks) {
@@ -102,8 +102,9 @@ class MemoryBackend final : public Backend {
 
   absl::StatusOr<QueueStats> ReadQueueStats() override {
     const int64_t now = core_.Now();
-    return core_.Run(
-        [&](State& s) -> absl::StatusOr<QueueStats> { return StatsOf(s, now); });
+    return core_.Run([&](State& s) -> absl::StatusOr<QueueStats> {
+      return StatsOf(s, now);
+    });
   }
 
  private:

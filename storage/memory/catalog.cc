@@ -26,7 +26,8 @@ std::pair<std::vector<Row>, std::optional<PageCursor>> Paginate(
   std::optional<PageCursor> next;
   if (static_cast<int>(rows.size()) > page.size) {
     rows.resize(std::max(0, page.size));
-    if (!rows.empty()) next = PageCursor{rows.back().created_us, rows.back().id};
+    if (!rows.empty())
+      next = PageCursor{rows.back().created_us, rows.back().id};
   }
   return {std::move(rows), next};
 }
@@ -41,8 +42,8 @@ class MemoryDatasetStore final : public DatasetStore {
     return core_->Run([&](State& s) -> absl::StatusOr<DatasetRow> {
       for (const auto& [id, d] : s.datasets) {
         if (d.name == row.name) {
-          return absl::AlreadyExistsError(absl::StrCat(
-              "a dataset named '", row.name, "' already exists"));
+          return absl::AlreadyExistsError(
+              absl::StrCat("a dataset named '", row.name, "' already exists"));
         }
       }
       DatasetRow d = row;
@@ -116,8 +117,8 @@ absl::StatusOr<ModelRow> RegisterIn(State& s, const RegisterParams& p,
   }
   for (const auto& [id, m] : s.models) {
     if (m.row.name == p.model.name) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          "a model named '", p.model.name, "' already exists"));
+      return absl::AlreadyExistsError(
+          absl::StrCat("a model named '", p.model.name, "' already exists"));
     }
   }
   if (!p.artifact.empty() && (p.artifact_sha256.size() != 32 ||
@@ -170,9 +171,9 @@ absl::StatusOr<ModelVersionRow> GetVersionIn(const State& s,
         absl::StrCat("model ", model_id, " has no version ", version));
   }
   if (it->second.row.deleted_us != 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "version ", wanted, " of model ", model_id,
-        " was deleted because it still held erased data"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("version ", wanted, " of model ", model_id,
+                     " was deleted because it still held erased data"));
   }
   return VersionRowOf(s, it->second);
 }

@@ -55,8 +55,13 @@ absl::StatusOr<CompletedRequest> ReadCompletedIn(const State& s,
         absl::StrCat("erasure request ", id, " is not COMPLETED"));
   }
   const ErasureRow& r = it->second.row;
-  CompletedRequest out{id, r.legal_ground, r.legal_reference,
-                       r.subject_commitment, r.created_us, r.completed_us, {}};
+  CompletedRequest out{id,
+                       r.legal_ground,
+                       r.legal_reference,
+                       r.subject_commitment,
+                       r.created_us,
+                       r.completed_us,
+                       {}};
   for (const auto& [task_id, t] : s.tasks) {
     if (t.erasure_id != id || t.state != "DONE") continue;
     auto v = s.versions.find({t.model_id, t.result_version});
@@ -121,9 +126,8 @@ absl::Status CheckTreeSize(const State& s, int64_t tree_size) {
 
 bool Listed(const IssuedCertificate& c, const CertificateFilter& f,
             std::optional<int64_t> before_leaf) {
-  if (!f.model_id.empty() &&
-      std::find(c.model_ids.begin(), c.model_ids.end(), f.model_id) ==
-          c.model_ids.end()) {
+  if (!f.model_id.empty() && std::find(c.model_ids.begin(), c.model_ids.end(),
+                                       f.model_id) == c.model_ids.end()) {
     return false;
   }
   if (f.issued_after_us != 0 && c.issued_us < f.issued_after_us) return false;
@@ -153,7 +157,8 @@ absl::StatusOr<StoredCheckpoint> SignLatest(
         !st.ok()) {
       return absl::InternalError(absl::StrCat(
           "refusing to sign: the stored log is not consistent with "
-          "checkpoint ", last->tree_size, ": ", st.message()));
+          "checkpoint ",
+          last->tree_size, ": ", st.message()));
     }
   }
   auto note = cert::SignCheckpoint({origin, size, *root}, **signer);
@@ -181,9 +186,9 @@ class MemoryCertificateStore final : public CertificateStore {
     return core_->Run([&](State& s) -> absl::StatusOr<IssuedCertificate> {
       auto it = s.certificate_of.find(id);
       if (it == s.certificate_of.end()) {
-        return absl::NotFoundError(absl::StrCat(
-            "no certificate for erasure request ", id,
-            " (it is issued when the request completes)"));
+        return absl::NotFoundError(
+            absl::StrCat("no certificate for erasure request ", id,
+                         " (it is issued when the request completes)"));
       }
       return s.certificates[it->second];
     });
@@ -245,8 +250,8 @@ class MemoryCertificateStore final : public CertificateStore {
     return core_->Run([&](State& s) -> absl::StatusOr<StoredCheckpoint> {
       auto it = s.checkpoints.find(tree_size);
       if (it == s.checkpoints.end()) {
-        return absl::NotFoundError(absl::StrCat(
-            "no checkpoint was signed at tree size ", tree_size));
+        return absl::NotFoundError(
+            absl::StrCat("no checkpoint was signed at tree size ", tree_size));
       }
       return it->second;
     });
@@ -258,24 +263,26 @@ class MemoryCertificateStore final : public CertificateStore {
 
 absl::StatusOr<int> MemoryCertificateStore::CertifyMissing(
     int limit, const CertifyHook& hook) {
-  auto ids = core_->Run([&](State& s) -> absl::StatusOr<std::vector<std::string>> {
-    std::vector<std::pair<int64_t, std::string>> due;  // completed_us, id
-    for (const auto& [id, r] : s.requests) {
-      if (r.row.state != "COMPLETED" || s.certificate_of.count(id)) continue;
-      for (const auto& [task_id, t] : s.tasks) {
-        if (t.erasure_id == id && t.state == "DONE") {
-          due.emplace_back(r.row.completed_us, id);
-          break;
+  auto ids =
+      core_->Run([&](State& s) -> absl::StatusOr<std::vector<std::string>> {
+        std::vector<std::pair<int64_t, std::string>> due;  // completed_us, id
+        for (const auto& [id, r] : s.requests) {
+          if (r.row.state != "COMPLETED" || s.certificate_of.count(id))
+            continue;
+          for (const auto& [task_id, t] : s.tasks) {
+            if (t.erasure_id == id && t.state == "DONE") {
+              due.emplace_back(r.row.completed_us, id);
+              break;
+            }
+          }
         }
-      }
-    }
-    std::sort(due.begin(), due.end());
-    std::vector<std::string> out;
-    for (size_t i = 0; i < due.size() && static_cast<int>(i) < limit; ++i) {
-      out.push_back(due[i].second);
-    }
-    return out;
-  });
+        std::sort(due.begin(), due.end());
+        std::vector<std::string> out;
+        for (size_t i = 0; i < due.size() && static_cast<int>(i) < limit; ++i) {
+          out.push_back(due[i].second);
+        }
+        return out;
+      });
   if (!ids.ok()) return ids.status();
   for (const auto& id : *ids) {
     const int64_t now = core_->Now();

@@ -47,7 +47,8 @@ void ChangeHub::Send(const std::vector<Notice>& notices) {
     if (inbox == nullptr) continue;
     absl::MutexLock inbox_lock(&inbox->mu);
     for (const Notice& n : notices) {
-      if (inbox->channels.count(n.channel)) inbox->payloads.push_back(n.payload);
+      if (inbox->channels.count(n.channel))
+        inbox->payloads.push_back(n.payload);
     }
   }
 }

@@ -58,7 +58,7 @@ struct Record {
 };
 
 struct Model {
-  ModelRow row;  // latest_version is computed on reading (ModelRowOf)
+  ModelRow row;     // latest_version is computed on reading (ModelRowOf)
   int64_t seq = 0;  // creation order, for equal created_us
   int32_t job_attempts = 0;
   int32_t job_failures = 0;
@@ -69,7 +69,7 @@ struct Model {
 };
 
 struct Version {
-  ModelVersionRow row;  // erasure_ids are filled on reading
+  ModelVersionRow row;       // erasure_ids are filled on reading
   std::string state_sha256;  // empty: no engine state
   std::optional<int64_t> delete_after_us;
 };
@@ -99,9 +99,9 @@ struct State {
   // (model id, subject key) -> why.
   std::map<std::pair<std::string, std::string>, Exclusion> exclusions;
   std::map<std::string, ApiKeyRow> api_keys;
-  std::vector<std::string> leaves;                 // the log's leaf hashes
-  std::vector<IssuedCertificate> certificates;     // by leaf index
-  std::map<std::string, int64_t> certificate_of;   // request id -> leaf
+  std::vector<std::string> leaves;                  // the log's leaf hashes
+  std::vector<IssuedCertificate> certificates;      // by leaf index
+  std::map<std::string, int64_t> certificate_of;    // request id -> leaf
   std::map<int64_t, StoredCheckpoint> checkpoints;  // by tree size
   std::vector<Notice> pending;  // sent when the call succeeds
 };

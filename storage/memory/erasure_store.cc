@@ -19,18 +19,18 @@ absl::Status ScopeStatus(const State& s, const SubmitParams& p) {
   if (missing.empty()) return absl::OkStatus();
   std::sort(missing.begin(), missing.end());
   missing.erase(std::unique(missing.begin(), missing.end()), missing.end());
-  return absl::NotFoundError(absl::StrCat("model_ids: no such model: ",
-                                          absl::StrJoin(missing, ", ")));
+  return absl::NotFoundError(
+      absl::StrCat("model_ids: no such model: ", absl::StrJoin(missing, ", ")));
 }
 
 absl::StatusOr<SubmitResult> Replay(const State& s, const SubmitParams& p,
                                     const std::string& id) {
   const Request& prior = s.requests.at(id);
   if (prior.body_sha256 != p.body_sha256) {
-    return absl::AlreadyExistsError(absl::StrCat(
-        "idempotency_key '", p.idempotency_key,
-        "' was already used for a different request (", id,
-        "); use a new key for a new request"));
+    return absl::AlreadyExistsError(
+        absl::StrCat("idempotency_key '", p.idempotency_key,
+                     "' was already used for a different request (", id,
+                     "); use a new key for a new request"));
   }
   return SubmitResult{RequestRow(s, prior), true};
 }
@@ -135,9 +135,9 @@ bool Matches(const ErasureRow& row, const State& s, const ErasureFilter& f,
   if (f.created_before_us != 0 && row.created_us >= f.created_before_us) {
     return false;
   }
-  if (page.after && std::make_pair(row.created_us, row.id) >=
-                        std::make_pair(page.after->created_us,
-                                       page.after->id)) {
+  if (page.after &&
+      std::make_pair(row.created_us, row.id) >=
+          std::make_pair(page.after->created_us, page.after->id)) {
     return false;
   }
   if (f.model_id.empty()) return true;
@@ -215,10 +215,11 @@ class MemoryErasureStore final : public ErasureStore {
       for (const auto& [id, r] : s.requests) {
         if (Matches(r.row, s, f, page)) hits.push_back(&r);
       }
-      std::sort(hits.begin(), hits.end(), [](const Request* a, const Request* b) {
-        return std::tie(a->row.created_us, a->row.id) >
-               std::tie(b->row.created_us, b->row.id);
-      });
+      std::sort(hits.begin(), hits.end(),
+                [](const Request* a, const Request* b) {
+                  return std::tie(a->row.created_us, a->row.id) >
+                         std::tie(b->row.created_us, b->row.id);
+                });
       ErasurePage out;
       for (const Request* r : hits) {
         if (static_cast<int>(out.rows.size()) == page.size) {

@@ -37,7 +37,7 @@ std::optional<Candidate> Ready(const State& s, const Model& m,
   }
   const int batch = policy.batch_size > 0 ? policy.batch_size : o.default_batch;
   const int64_t window_us = int64_t{policy.batch_window_seconds} * 1000000;
-  if (due == 0 || (due < batch && *oldest > now - window_us)) {
+  if (due == 0 || (due<batch&& * oldest> now - window_us)) {
     return std::nullopt;
   }
   return Candidate{&m, batch, *oldest};
@@ -90,7 +90,8 @@ std::vector<Task*> PickTasks(State& s, const Candidate& c,
   for (const Task* t : picked) {
     if (!subject(t).empty()) retrained.insert(ShardOf(subject(t), shards));
   }
-  const size_t extra = static_cast<size_t>(std::max(0, o.max_batch - c.batch_size));
+  const size_t extra =
+      static_cast<size_t>(std::max(0, o.max_batch - c.batch_size));
   for (size_t i = first, added = 0; i < due.size() && added < extra; ++i) {
     if (!subject(due[i]).empty() &&
         retrained.count(ShardOf(subject(due[i]), shards))) {
@@ -118,8 +119,8 @@ Task* MemoryWorkQueue::Held(State& s, const LeasedTask& lt,
   auto it = s.tasks.find(lt.task_id);
   if (it == s.tasks.end()) return nullptr;
   Task& t = it->second;
-  const bool held = t.attempts == lt.token && t.state == "LEASED" &&
-                    t.lease_owner == owner;
+  const bool held =
+      t.attempts == lt.token && t.state == "LEASED" && t.lease_owner == owner;
   return held ? &t : nullptr;
 }
 
@@ -146,8 +147,8 @@ absl::StatusOr<std::optional<TaskBatch>> MemoryWorkQueue::ClaimBatch() {
     auto candidate = PickModel(s, options_, now);
     if (!candidate) return std::optional<TaskBatch>();
     TaskBatch batch;
-    if (auto st = FillRows(s, candidate->model->row.id, &batch.model,
-                           &batch.dataset);
+    if (auto st =
+            FillRows(s, candidate->model->row.id, &batch.model, &batch.dataset);
         !st.ok()) {
       return st;
     }
@@ -207,7 +208,8 @@ absl::Status MemoryWorkQueue::Fail(const TaskBatch& batch,
     for (const auto& lt : batch.tasks) {
       Task* t = Held(s, lt, options_.owner);
       if (t == nullptr) continue;
-      const Policy policy = ParsePolicy(s.models.at(t->model_id).row.policy_json);
+      const Policy policy =
+          ParsePolicy(s.models.at(t->model_id).row.policy_json);
       const int max_attempts = policy.max_attempts > 0
                                    ? policy.max_attempts
                                    : options_.default_max_attempts;
@@ -245,7 +247,8 @@ absl::StatusOr<int> MemoryWorkQueue::RescueExpired() {
       t.last_error =
           dead ? absl::StrCat("lease lost ", t.lost_leases,
                               " times (the workers running it died or lost "
-                              "the database); last: ", t.lease_owner)
+                              "the database); last: ",
+                              t.lease_owner)
                : absl::StrCat("lease of ", t.lease_owner,
                               " expired (worker lost)");
       t.lease_owner.clear();
@@ -305,8 +308,9 @@ absl::StatusOr<LatestVersion> MemoryWorkQueue::LatestIn(
   LatestVersion v;
   v.version = newest->row.version;
   v.artifact_sha256 = newest->row.artifact_sha256;
-  for (auto [digest, out] : {std::pair{&newest->row.artifact_sha256, &v.artifact},
-                             std::pair{&newest->state_sha256, &v.state}}) {
+  for (auto [digest, out] :
+       {std::pair{&newest->row.artifact_sha256, &v.artifact},
+        std::pair{&newest->state_sha256, &v.state}}) {
     if (digest->empty()) continue;
     auto it = s.artifacts.find(*digest);
     if (it == s.artifacts.end()) {
@@ -362,9 +366,9 @@ absl::StatusOr<bool> MemoryWorkQueue::Idle() {
     };
     for (const auto& [id, t] : s.tasks) {
       const Model& m = s.models.at(t.model_id);
-      const bool live = t.state == "LEASED" ||
-                        (t.state == "QUEUED" &&
-                         (m.row.state == "READY" || pending_job(m)));
+      const bool live =
+          t.state == "LEASED" ||
+          (t.state == "QUEUED" && (m.row.state == "READY" || pending_job(m)));
       if (live && mine(m)) return false;
     }
     for (const auto& [id, m] : s.models) {

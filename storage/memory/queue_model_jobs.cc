@@ -72,7 +72,8 @@ absl::Status MemoryWorkQueue::RenewModelJob(const ModelJob& job) {
   const int64_t now = core_->Now();
   return core_->Run([&](State& s) -> absl::Status {
     Model* m = HeldJob(s, job, options_.owner);
-    if (m == nullptr) return absl::FailedPreconditionError("model job lease lost");
+    if (m == nullptr)
+      return absl::FailedPreconditionError("model job lease lost");
     m->lease_expires_us = now + LeaseUs();
     return absl::OkStatus();
   });

@@ -82,9 +82,9 @@ absl::StatusOr<PublishResult> MemoryWorkQueue::PublishIn(
   }
   const int64_t latest = MaxVersion(s, batch.model.id);
   if (latest != req.parent_version) {
-    return absl::AbortedError(absl::StrCat(
-        "model ", batch.model.id, " moved from version ", req.parent_version,
-        " to ", latest, " during the run"));
+    return absl::AbortedError(
+        absl::StrCat("model ", batch.model.id, " moved from version ",
+                     req.parent_version, " to ", latest, " during the run"));
   }
   PublishResult out;
   out.version = latest;

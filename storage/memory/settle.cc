@@ -16,7 +16,9 @@ bool Open(const Request& r) {
   return r.row.state == "QUEUED" || r.row.state == "RUNNING";
 }
 
-bool IsSettled(const Task& t) { return t.state == "DONE" || t.state == "SKIPPED"; }
+bool IsSettled(const Task& t) {
+  return t.state == "DONE" || t.state == "SKIPPED";
+}
 
 const std::string& DatasetOf(const State& s, const Task& t) {
   return s.models.at(t.model_id).row.dataset_id;
@@ -27,10 +29,11 @@ const std::string& DatasetOf(const State& s, const Task& t) {
 // dataset (that of `model_id` first, then a DONE one, then the oldest).
 int64_t RemoveSubject(State& s, const Request& r, const std::string& dataset_id,
                       const std::string& model_id) {
-  const int64_t n = static_cast<int64_t>(std::erase_if(s.records, [&](const auto& kv) {
-    return kv.second.dataset_id == dataset_id &&
-           kv.second.row.subject_key == r.subject_key;
-  }));
+  const int64_t n =
+      static_cast<int64_t>(std::erase_if(s.records, [&](const auto& kv) {
+        return kv.second.dataset_id == dataset_id &&
+               kv.second.row.subject_key == r.subject_key;
+      }));
   std::erase_if(s.exclusions, [&](const auto& kv) {
     return kv.first.second == r.subject_key &&
            s.models.at(kv.first.first).row.dataset_id == dataset_id;
@@ -78,7 +81,8 @@ bool AllSettled(const State& s, const std::string& erasure_id) {
 std::string SkippedReasons(const State& s, const std::string& erasure_id) {
   std::vector<const Task*> skipped;
   for (const auto& [id, t] : s.tasks) {
-    if (t.erasure_id == erasure_id && t.state == "SKIPPED") skipped.push_back(&t);
+    if (t.erasure_id == erasure_id && t.state == "SKIPPED")
+      skipped.push_back(&t);
   }
   std::sort(skipped.begin(), skipped.end(), [](const Task* a, const Task* b) {
     return a->model_id < b->model_id;
@@ -158,10 +162,10 @@ int SkipTasksOfInvalidModels(State& s, const std::string& model_id,
     t.lease_owner.clear();
     t.lease_expires_us.reset();
     t.updated_us = now;
-    t.last_error = absl::StrCat("model ", m.row.name, " is INVALID (",
-                                m.row.state_reason,
-                                "): its versions were deleted instead of "
-                                "unlearned");
+    t.last_error =
+        absl::StrCat("model ", m.row.name, " is INVALID (", m.row.state_reason,
+                     "): its versions were deleted instead of "
+                     "unlearned");
     erasures.insert(t.erasure_id);
     models.insert(t.model_id);
     ++skipped;
@@ -216,7 +220,8 @@ int DeleteVersionsDue(State& s, const std::string& model_id, int64_t now) {
     return false;
   };
   for (const Version* v : due) {
-    for (const std::string* digest : {&v->row.artifact_sha256, &v->state_sha256}) {
+    for (const std::string* digest :
+         {&v->row.artifact_sha256, &v->state_sha256}) {
       if (!digest->empty() && !referenced(*digest)) s.artifacts.erase(*digest);
     }
   }

@@ -1,14 +1,13 @@
-#include "storage/postgres/stores.h"
-
 #include "absl/strings/str_cat.h"
 #include "storage/hash.h"
 #include "storage/postgres/sql_util.h"
+#include "storage/postgres/stores.h"
 
 namespace lethe::storage {
 
 absl::StatusOr<NewApiKey> PgApiKeyStore::Create(Role role,
-                                              const std::string& description,
-                                              const std::string& actor) {
+                                                const std::string& description,
+                                                const std::string& actor) {
   NewApiKey key{ToHex(RandomBytes(8)), "", role};
   const std::string secret = ToHex(RandomBytes(32));
   key.token = absl::StrCat("lethe_", key.key_id, "_", secret);
@@ -49,7 +48,7 @@ absl::StatusOr<ApiKeyRow> PgApiKeyStore::Lookup(const std::string& key_id) {
 }
 
 absl::Status PgApiKeyStore::Revoke(const std::string& key_id,
-                                 const std::string& actor) {
+                                   const std::string& actor) {
   return db_->Transact([&](Txn& txn) -> absl::Status {
     auto res = txn.exec_params(
         "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) "

@@ -47,14 +47,12 @@ class PostgresArtifactStore final : public ArtifactStore {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<std::string> Get(Txn& txn,
-                                  std::string_view sha256) override {
+  absl::StatusOr<std::string> Get(Txn& txn, std::string_view sha256) override {
     auto res = txn.exec_params(
         "SELECT data, location FROM artifacts WHERE sha256 = $1",
         Bytea(sha256));
     if (res.empty()) {
-      return absl::NotFoundError(
-          absl::StrCat("no artifact ", ToHex(sha256)));
+      return absl::NotFoundError(absl::StrCat("no artifact ", ToHex(sha256)));
     }
     if (res[0][0].is_null()) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -87,14 +85,12 @@ class FilesystemArtifactStore final : public ArtifactStore {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<std::string> Get(Txn& txn,
-                                  std::string_view sha256) override {
+  absl::StatusOr<std::string> Get(Txn& txn, std::string_view sha256) override {
     auto res = txn.exec_params(
         "SELECT data, location FROM artifacts WHERE sha256 = $1",
         Bytea(sha256));
     if (res.empty()) {
-      return absl::NotFoundError(
-          absl::StrCat("no artifact ", ToHex(sha256)));
+      return absl::NotFoundError(absl::StrCat("no artifact ", ToHex(sha256)));
     }
     if (!res[0][0].is_null()) return Verified(sha256, ReadBytea(res[0][0]));
     std::ifstream in(PathOf(sha256), std::ios::binary);

@@ -12,10 +12,10 @@
 namespace lethe::storage {
 
 struct PostgresOptions {
-  std::string url;     // libpq connection string or URL
-  int pool_size = 8;   // pooled connections for the stores and queues
+  std::string url;    // libpq connection string or URL
+  int pool_size = 8;  // pooled connections for the stores and queues
   int acquire_timeout_seconds = 30;
-  std::string artifact_dir;  // empty: artifacts in PostgreSQL
+  std::string artifact_dir;    // empty: artifacts in PostgreSQL
   ErasureStoreOptions intake;  // group commit of submissions
 };
 

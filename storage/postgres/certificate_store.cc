@@ -1,5 +1,3 @@
-#include "storage/postgres/stores.h"
-
 #include <pqxx/pqxx>
 
 #include "absl/strings/str_cat.h"
@@ -9,6 +7,7 @@
 #include "cert/dsse.h"
 #include "cert/merkle.h"
 #include "storage/postgres/sql_util.h"
+#include "storage/postgres/stores.h"
 
 namespace lethe::storage {
 namespace {
@@ -68,9 +67,9 @@ class TxnLeafSource final : public cert::LeafHashSource {
         "leaf_index < $2 ORDER BY leaf_index",
         static_cast<int64_t>(begin), static_cast<int64_t>(end));
     if (res.size() != end - begin) {
-      return absl::InternalError(absl::StrCat(
-          "certificate_log has ", res.size(), " leaves in [", begin, ", ", end,
-          "): the log has a gap"));
+      return absl::InternalError(
+          absl::StrCat("certificate_log has ", res.size(), " leaves in [",
+                       begin, ", ", end, "): the log has a gap"));
     }
     std::vector<std::string> out;
     out.reserve(res.size());
@@ -89,9 +88,9 @@ int64_t CurrentSize(Txn& txn) {
 absl::Status CheckTreeSize(Txn& txn, int64_t tree_size) {
   const int64_t size = CurrentSize(txn);
   if (tree_size > size) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "tree size ", tree_size, " is beyond the log's size ", size,
-        ": ask for a checkpoint first"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("tree size ", tree_size, " is beyond the log's size ",
+                     size, ": ask for a checkpoint first"));
   }
   return absl::OkStatus();
 }
@@ -266,9 +265,9 @@ absl::StatusOr<IssuedCertificate> PgCertificateStore::Get(
       [&](Txn& txn) -> absl::StatusOr<IssuedCertificate> {
         auto found = FindCompletion(txn, request_id);
         if (!found) {
-          return absl::NotFoundError(absl::StrCat(
-              "no certificate for erasure request ", request_id,
-              " (it is issued when the request completes)"));
+          return absl::NotFoundError(
+              absl::StrCat("no certificate for erasure request ", request_id,
+                           " (it is issued when the request completes)"));
         }
         return *found;
       });
@@ -276,36 +275,34 @@ absl::StatusOr<IssuedCertificate> PgCertificateStore::Get(
 
 absl::StatusOr<CertificatePage> PgCertificateStore::List(
     const CertificateFilter& filter, const Page& page) {
-  return db_->TransactValue<CertificatePage>(
-      [&](Txn& txn) -> absl::StatusOr<CertificatePage> {
-        const bool has_cursor = page.after.has_value();
-        auto res = txn.exec_params(
-            absl::StrCat(
-                "SELECT ", CertificateColumns(), CertificateFrom(),
-                "WHERE c.supersedes IS NULL "
-                "AND ($1 = '' OR c.model_ids @> ARRAY[nullif($1, '')::uuid]) "
-                "AND ($2::bigint = 0 OR "
-                "c.issued_at >= to_timestamp($2::bigint / 1e6)) "
-                "AND ($3::bigint = 0 OR "
-                "c.issued_at < to_timestamp($3::bigint / 1e6)) "
-                "AND (NOT $4 OR c.leaf_index < $5) "
-                "ORDER BY c.leaf_index DESC LIMIT $6"),
-            filter.model_id, filter.issued_after_us, filter.issued_before_us,
-            has_cursor,
-            has_cursor ? std::stoll(page.after->id) : int64_t{0},
-            page.size + 1);
-        CertificatePage out;
-        for (const auto& row : res) {
-          if (static_cast<int>(out.rows.size()) == page.size) {
-            const auto& last = out.rows.back();
-            out.next = PageCursor{last.issued_us,
-                                  std::to_string(last.leaf_index)};
-            break;
-          }
-          out.rows.push_back(ReadCertificate(row));
-        }
-        return out;
-      });
+  return db_->TransactValue<
+      CertificatePage>([&](Txn& txn) -> absl::StatusOr<CertificatePage> {
+    const bool has_cursor = page.after.has_value();
+    auto res = txn.exec_params(
+        absl::StrCat(
+            "SELECT ", CertificateColumns(), CertificateFrom(),
+            "WHERE c.supersedes IS NULL "
+            "AND ($1 = '' OR c.model_ids @> ARRAY[nullif($1, '')::uuid]) "
+            "AND ($2::bigint = 0 OR "
+            "c.issued_at >= to_timestamp($2::bigint / 1e6)) "
+            "AND ($3::bigint = 0 OR "
+            "c.issued_at < to_timestamp($3::bigint / 1e6)) "
+            "AND (NOT $4 OR c.leaf_index < $5) "
+            "ORDER BY c.leaf_index DESC LIMIT $6"),
+        filter.model_id, filter.issued_after_us, filter.issued_before_us,
+        has_cursor, has_cursor ? std::stoll(page.after->id) : int64_t{0},
+        page.size + 1);
+    CertificatePage out;
+    for (const auto& row : res) {
+      if (static_cast<int>(out.rows.size()) == page.size) {
+        const auto& last = out.rows.back();
+        out.next = PageCursor{last.issued_us, std::to_string(last.leaf_index)};
+        break;
+      }
+      out.rows.push_back(ReadCertificate(row));
+    }
+    return out;
+  });
 }
 
 absl::StatusOr<int64_t> PgCertificateStore::TreeSize() {
@@ -367,7 +364,8 @@ absl::StatusOr<StoredCheckpoint> PgCertificateStore::LatestCheckpoint(
               !st.ok()) {
             return absl::InternalError(absl::StrCat(
                 "refusing to sign: the stored log is not consistent with "
-                "checkpoint ", last->tree_size, ": ", st.message()));
+                "checkpoint ",
+                last->tree_size, ": ", st.message()));
           }
         }
         auto note = cert::SignCheckpoint(

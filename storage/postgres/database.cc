@@ -120,8 +120,7 @@ absl::Status Database::Run(const Fn& fn) {
   return result;
 }
 
-absl::Status Database::Transact(
-    const std::function<absl::Status(Txn&)>& fn) {
+absl::Status Database::Transact(const std::function<absl::Status(Txn&)>& fn) {
   return Run<Txn>(fn);
 }
 

@@ -93,7 +93,7 @@ class Database {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::unique_ptr<pqxx::connection>> idle_;  // guarded by mu_
-  int open_ = 0;                                          // guarded by mu_
+  int open_ = 0;                                         // guarded by mu_
 };
 
 // Maps a libpqxx / std exception (call from a catch block) to a status.

@@ -1,5 +1,3 @@
-#include "storage/postgres/stores.h"
-
 #include <tuple>
 
 #include <pqxx/stream_to>
@@ -9,6 +7,7 @@
 #include "absl/strings/str_split.h"
 #include "storage/hash.h"
 #include "storage/postgres/sql_util.h"
+#include "storage/postgres/stores.h"
 
 namespace lethe::storage {
 namespace {
@@ -17,10 +16,10 @@ using internal::Micros;
 using internal::ReadInt64;
 
 const std::string& DatasetColumns() {
-  static const std::string* cols = new std::string(absl::StrCat(
-      "d.id::text, d.name, d.description, d.feature_shape::text, "
-      "d.feature_type, d.num_classes, ",
-      Micros("d.created_at")));
+  static const std::string* cols = new std::string(
+      absl::StrCat("d.id::text, d.name, d.description, d.feature_shape::text, "
+                   "d.feature_type, d.num_classes, ",
+                   Micros("d.created_at")));
   return *cols;
 }
 
@@ -51,10 +50,10 @@ void LoadCounts(pqxx::transaction_base& txn, DatasetRow& d) {
 
 absl::StatusOr<DatasetRow> GetIn(pqxx::transaction_base& txn,
                                  const std::string& id) {
-  auto res = txn.exec_params(
-      absl::StrCat("SELECT ", DatasetColumns(),
-                   " FROM datasets d WHERE d.id = $1::uuid"),
-      id);
+  auto res =
+      txn.exec_params(absl::StrCat("SELECT ", DatasetColumns(),
+                                   " FROM datasets d WHERE d.id = $1::uuid"),
+                      id);
   if (res.empty()) return absl::NotFoundError(absl::StrCat("no dataset ", id));
   DatasetRow d = ReadDataset(res[0]);
   LoadCounts(txn, d);
@@ -62,8 +61,8 @@ absl::StatusOr<DatasetRow> GetIn(pqxx::transaction_base& txn,
 }
 
 // One COPY row; bytea travels as its hex text form (stream_to escapes it).
-std::tuple<std::string, std::string, int32_t, std::string, std::string>
-CopyRow(const std::string& dataset_id, const RecordRow& r) {
+std::tuple<std::string, std::string, int32_t, std::string, std::string> CopyRow(
+    const std::string& dataset_id, const RecordRow& r) {
   return {dataset_id, absl::StrCat("\\x", ToHex(r.subject_key)), r.label,
           r.test ? "test" : "train", absl::StrCat("\\x", ToHex(r.features))};
 }
@@ -71,7 +70,7 @@ CopyRow(const std::string& dataset_id, const RecordRow& r) {
 }  // namespace
 
 absl::StatusOr<DatasetRow> PgDatasetStore::Create(const DatasetRow& row,
-                                                const std::string& actor) {
+                                                  const std::string& actor) {
   return db_->TransactValue<DatasetRow>(
       [&](Txn& txn) -> absl::StatusOr<DatasetRow> {
         std::vector<std::string> dims;
@@ -81,11 +80,11 @@ absl::StatusOr<DatasetRow> PgDatasetStore::Create(const DatasetRow& row,
             "feature_type, num_classes) VALUES ($1, $2, $3::bigint[], $4, $5) "
             "ON CONFLICT (name) DO NOTHING RETURNING id::text",
             row.name, row.description,
-            absl::StrCat("{", absl::StrJoin(dims, ","), "}"),
-            row.feature_type, row.num_classes);
+            absl::StrCat("{", absl::StrJoin(dims, ","), "}"), row.feature_type,
+            row.num_classes);
         if (res.empty()) {
-          return absl::AlreadyExistsError(absl::StrCat(
-              "a dataset named '", row.name, "' already exists"));
+          return absl::AlreadyExistsError(
+              absl::StrCat("a dataset named '", row.name, "' already exists"));
         }
         const std::string id = res[0][0].c_str();
         internal::AppendAudit(txn, actor, "dataset.created", "", "",
@@ -100,30 +99,29 @@ absl::StatusOr<DatasetRow> PgDatasetStore::Get(const std::string& id) {
 }
 
 absl::StatusOr<DatasetPage> PgDatasetStore::List(const Page& page) {
-  return db_->TransactValue<DatasetPage>(
-      [&](Txn& txn) -> absl::StatusOr<DatasetPage> {
-        const bool has_cursor = page.after.has_value();
-        auto res = txn.exec_params(
-            absl::StrCat("SELECT ", DatasetColumns(),
-                         " FROM datasets d WHERE NOT $1 OR (d.created_at, d.id)"
-                         " < (to_timestamp($2 / 1e6), $3::uuid) "
-                         "ORDER BY d.created_at DESC, d.id DESC LIMIT $4"),
-            has_cursor, has_cursor ? page.after->created_us : 0,
-            has_cursor ? page.after->id
-                       : std::string("00000000-0000-0000-0000-000000000000"),
-            page.size + 1);
-        DatasetPage out;
-        for (const auto& r : res) {
-          if (static_cast<int>(out.rows.size()) == page.size) {
-            out.next = PageCursor{out.rows.back().created_us,
-                                  out.rows.back().id};
-            break;
-          }
-          out.rows.push_back(ReadDataset(r));
-        }
-        for (auto& d : out.rows) LoadCounts(txn, d);
-        return out;
-      });
+  return db_->TransactValue<DatasetPage>([&](Txn& txn)
+                                             -> absl::StatusOr<DatasetPage> {
+    const bool has_cursor = page.after.has_value();
+    auto res = txn.exec_params(
+        absl::StrCat("SELECT ", DatasetColumns(),
+                     " FROM datasets d WHERE NOT $1 OR (d.created_at, d.id)"
+                     " < (to_timestamp($2 / 1e6), $3::uuid) "
+                     "ORDER BY d.created_at DESC, d.id DESC LIMIT $4"),
+        has_cursor, has_cursor ? page.after->created_us : 0,
+        has_cursor ? page.after->id
+                   : std::string("00000000-0000-0000-0000-000000000000"),
+        page.size + 1);
+    DatasetPage out;
+    for (const auto& r : res) {
+      if (static_cast<int>(out.rows.size()) == page.size) {
+        out.next = PageCursor{out.rows.back().created_us, out.rows.back().id};
+        break;
+      }
+      out.rows.push_back(ReadDataset(r));
+    }
+    for (auto& d : out.rows) LoadCounts(txn, d);
+    return out;
+  });
 }
 
 absl::StatusOr<AddRecordsResult> PgDatasetStore::AddRecords(

@@ -51,8 +51,9 @@ ErasureRow ReadErasure(const pqxx::row& r) {
   return e;
 }
 
-// A task row of the insert statement (queries/insert_erasure_round.sql): erasure id, model
-// id, state, -, attempts, last error, result version, -, updated.
+// A task row of the insert statement (queries/insert_erasure_round.sql):
+// erasure id, model id, state, -, attempts, last error, result version, -,
+// updated.
 TaskRow ReadNewTask(const pqxx::row& r) {
   TaskRow t;
   t.model_id = r[1].c_str();
@@ -151,8 +152,8 @@ absl::Status ScopeStatus(const SubmitParams& p,
   }
   if (missing.empty()) return absl::OkStatus();
   std::sort(missing.begin(), missing.end());
-  return absl::NotFoundError(absl::StrCat(
-      "model_ids: no such model: ", absl::StrJoin(missing, ", ")));
+  return absl::NotFoundError(
+      absl::StrCat("model_ids: no such model: ", absl::StrJoin(missing, ", ")));
 }
 
 constexpr char kInsertRound[] = "lethe_erasure_insert_round";
@@ -199,11 +200,10 @@ std::vector<size_t> WriteRound(
   // Prepared once per connection: parsing and planning this statement
   // would otherwise cost more than executing it for a small batch.
   txn.conn().prepare(kInsertRound, sql::kInsertErasureRound);
-  auto res = txn.exec_prepared(kInsertRound, TextArray(cols[0]),
-                               TextArray(cols[1]), TextArray(cols[2]),
-                               TextArray(cols[3]), TextArray(cols[4]),
-                               TextArray(cols[5]), TextArray(cols[6]),
-                               TextArray(cols[7]));
+  auto res = txn.exec_prepared(
+      kInsertRound, TextArray(cols[0]), TextArray(cols[1]), TextArray(cols[2]),
+      TextArray(cols[3]), TextArray(cols[4]), TextArray(cols[5]),
+      TextArray(cols[6]), TextArray(cols[7]));
   std::vector<std::optional<ErasureRow>> created(round.size());
   std::map<std::string, std::vector<TaskRow>> tasks;  // by erasure id
   for (const auto& r : res) {
@@ -433,7 +433,7 @@ absl::StatusOr<ErasureRow> PgErasureStore::Get(const std::string& id) {
 }
 
 absl::StatusOr<ErasurePage> PgErasureStore::List(const ErasureFilter& f,
-                                               const Page& page) {
+                                                 const Page& page) {
   return db_->TransactValue<ErasurePage>(
       [&](Txn& txn) -> absl::StatusOr<ErasurePage> {
         const bool has_cursor = page.after.has_value();
@@ -468,8 +468,8 @@ absl::StatusOr<ErasurePage> PgErasureStore::List(const ErasureFilter& f,
 }
 
 absl::StatusOr<ErasureRow> PgErasureStore::Cancel(const std::string& id,
-                                                const std::string& actor,
-                                                const std::string& only_key) {
+                                                  const std::string& actor,
+                                                  const std::string& only_key) {
   return db_->TransactValue<ErasureRow>(
       [&](Txn& txn) -> absl::StatusOr<ErasureRow> {
         auto req = txn.exec_params(
@@ -486,9 +486,9 @@ absl::StatusOr<ErasureRow> PgErasureStore::Cancel(const std::string& id,
         const std::string state = req[0][0].c_str();
         if (state == "CANCELLED") return GetIn(txn, id);
         if (IsTerminalErasureState(state)) {
-          return absl::FailedPreconditionError(absl::StrCat(
-              "erasure request ", id, " is already ", state,
-              "; only a QUEUED request can be cancelled"));
+          return absl::FailedPreconditionError(
+              absl::StrCat("erasure request ", id, " is already ", state,
+                           "; only a QUEUED request can be cancelled"));
         }
         // Locking the tasks makes a concurrent claim either finish first
         // (and be seen here) or wait until the cancellation committed.
@@ -498,8 +498,8 @@ absl::StatusOr<ErasureRow> PgErasureStore::Cancel(const std::string& id,
             id);
         bool started = false;
         for (const auto& t : tasks) {
-          started |= std::string_view(t[0].c_str()) != "QUEUED" ||
-                     t[1].as<int>() > 0;
+          started |=
+              std::string_view(t[0].c_str()) != "QUEUED" || t[1].as<int>() > 0;
         }
         if (started) {
           return absl::FailedPreconditionError(absl::StrCat(

@@ -19,8 +19,8 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 ))sql";
 
 int CurrentVersion(pqxx::transaction_base& txn) {
-  auto row = txn.exec1(
-      "SELECT coalesce(max(version), 0) FROM schema_migrations");
+  auto row =
+      txn.exec1("SELECT coalesce(max(version), 0) FROM schema_migrations");
   return row[0].as<int>();
 }
 
@@ -39,7 +39,8 @@ const std::vector<Migration>& AllMigrations() {
 
 absl::StatusOr<int> SchemaVersion(Database& db) {
   return db.TransactValue<int>([](Txn& txn) -> absl::StatusOr<int> {
-    auto exists = txn.exec1("SELECT to_regclass('schema_migrations') IS NOT NULL");
+    auto exists =
+        txn.exec1("SELECT to_regclass('schema_migrations') IS NOT NULL");
     if (!exists[0].as<bool>()) return 0;
     return CurrentVersion(txn);
   });
@@ -68,8 +69,7 @@ absl::StatusOr<MigrationResult> Migrate(Database& db) {
     if (result.from_version > newest) {
       return absl::FailedPreconditionError(absl::StrCat(
           "database schema is at version ", result.from_version,
-          " but this build knows only up to ", newest,
-          "; run a newer lethe"));
+          " but this build knows only up to ", newest, "; run a newer lethe"));
     }
     for (const Migration& m : all) {
       if (m.version <= result.from_version) continue;

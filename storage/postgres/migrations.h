@@ -1,6 +1,6 @@
-// Versioned schema migrations (storage/postgres/migrations/NNNN_name.sql, embedded
-// at build time). Migrate() applies the missing ones in order, each in its
-// own transaction, under a PostgreSQL advisory lock so that several server
+// Versioned schema migrations (storage/postgres/migrations/NNNN_name.sql,
+// embedded at build time). Migrate() applies the missing ones in order, each in
+// its own transaction, under a PostgreSQL advisory lock so that several server
 // replicas starting at once apply each migration exactly once. Applied
 // versions are recorded in `schema_migrations`.
 #ifndef LETHE_STORAGE_POSTGRES_MIGRATIONS_H_

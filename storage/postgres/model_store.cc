@@ -1,10 +1,9 @@
-#include "storage/postgres/stores.h"
-
 #include <map>
 
 #include "absl/strings/str_cat.h"
 #include "storage/hash.h"
 #include "storage/postgres/sql_util.h"
+#include "storage/postgres/stores.h"
 
 namespace lethe::storage {
 namespace {
@@ -43,10 +42,10 @@ ModelRow ReadModel(const pqxx::row& r) {
 
 absl::StatusOr<ModelRow> GetIn(pqxx::transaction_base& txn,
                                const std::string& id) {
-  auto res = txn.exec_params(
-      absl::StrCat("SELECT ", ModelColumns(),
-                   " FROM models m WHERE m.id = $1::uuid"),
-      id);
+  auto res =
+      txn.exec_params(absl::StrCat("SELECT ", ModelColumns(),
+                                   " FROM models m WHERE m.id = $1::uuid"),
+                      id);
   if (res.empty()) return absl::NotFoundError(absl::StrCat("no model ", id));
   return ReadModel(res[0]);
 }
@@ -88,18 +87,19 @@ void LoadAbsorbed(pqxx::transaction_base& txn, const std::string& model_id,
       model_id, by_version.begin()->first, by_version.rbegin()->first);
   for (const auto& r : res) {
     auto it = by_version.find(r[0].as<int64_t>());
-    if (it != by_version.end()) it->second->erasure_ids.emplace_back(r[1].c_str());
+    if (it != by_version.end())
+      it->second->erasure_ids.emplace_back(r[1].c_str());
   }
 }
 
 }  // namespace
 
 absl::StatusOr<ModelRow> PgModelStore::Register(const RegisterParams& p,
-                                              const std::string& actor) {
+                                                const std::string& actor) {
   return db_->TransactValue<ModelRow>(
       [&](Txn& txn) -> absl::StatusOr<ModelRow> {
-        auto ds = txn.exec_params(
-            "SELECT 1 FROM datasets WHERE id = $1::uuid", p.model.dataset_id);
+        auto ds = txn.exec_params("SELECT 1 FROM datasets WHERE id = $1::uuid",
+                                  p.model.dataset_id);
         if (ds.empty()) {
           return absl::NotFoundError(
               absl::StrCat("no dataset ", p.model.dataset_id));
@@ -111,8 +111,7 @@ absl::StatusOr<ModelRow> PgModelStore::Register(const RegisterParams& p,
             "$4::jsonb, $5::jsonb, $6::jsonb, $7, $8) "
             "ON CONFLICT (name) DO NOTHING RETURNING id::text",
             p.model.name, p.model.description, p.model.dataset_id,
-            p.model.architecture_json, p.model.recipe_json,
-            p.model.policy_json,
+            p.model.architecture_json, p.model.recipe_json, p.model.policy_json,
             has_artifact ? "PENDING_VALIDATION" : "TRAINING",
             has_artifact ? "waiting for a worker to validate the artifact"
                          : "waiting for a worker to train the model");
@@ -143,37 +142,35 @@ absl::StatusOr<ModelRow> PgModelStore::Register(const RegisterParams& p,
 }
 
 absl::StatusOr<ModelRow> PgModelStore::Get(const std::string& id) {
-  return db_->TransactValue<ModelRow>(
-      [&](Txn& txn) { return GetIn(txn, id); });
+  return db_->TransactValue<ModelRow>([&](Txn& txn) { return GetIn(txn, id); });
 }
 
 absl::StatusOr<ModelPage> PgModelStore::List(const std::string& dataset_id,
-                                           const Page& page) {
-  return db_->TransactValue<ModelPage>(
-      [&](Txn& txn) -> absl::StatusOr<ModelPage> {
-        const bool has_cursor = page.after.has_value();
-        auto res = txn.exec_params(
-            absl::StrCat(
-                "SELECT ", ModelColumns(),
-                " FROM models m WHERE ($1 = '' OR m.dataset_id::text = $1) "
-                "AND (NOT $2 OR (m.created_at, m.id) < "
-                "(to_timestamp($3 / 1e6), $4::uuid)) "
-                "ORDER BY m.created_at DESC, m.id DESC LIMIT $5"),
-            dataset_id, has_cursor, has_cursor ? page.after->created_us : 0,
-            has_cursor ? page.after->id
-                       : std::string("00000000-0000-0000-0000-000000000000"),
-            page.size + 1);
-        ModelPage out;
-        for (const auto& r : res) {
-          if (static_cast<int>(out.rows.size()) == page.size) {
-            out.next = PageCursor{out.rows.back().created_us,
-                                  out.rows.back().id};
-            break;
-          }
-          out.rows.push_back(ReadModel(r));
-        }
-        return out;
-      });
+                                             const Page& page) {
+  return db_->TransactValue<ModelPage>([&](Txn& txn)
+                                           -> absl::StatusOr<ModelPage> {
+    const bool has_cursor = page.after.has_value();
+    auto res = txn.exec_params(
+        absl::StrCat(
+            "SELECT ", ModelColumns(),
+            " FROM models m WHERE ($1 = '' OR m.dataset_id::text = $1) "
+            "AND (NOT $2 OR (m.created_at, m.id) < "
+            "(to_timestamp($3 / 1e6), $4::uuid)) "
+            "ORDER BY m.created_at DESC, m.id DESC LIMIT $5"),
+        dataset_id, has_cursor, has_cursor ? page.after->created_us : 0,
+        has_cursor ? page.after->id
+                   : std::string("00000000-0000-0000-0000-000000000000"),
+        page.size + 1);
+    ModelPage out;
+    for (const auto& r : res) {
+      if (static_cast<int>(out.rows.size()) == page.size) {
+        out.next = PageCursor{out.rows.back().created_us, out.rows.back().id};
+        break;
+      }
+      out.rows.push_back(ReadModel(r));
+    }
+    return out;
+  });
 }
 
 absl::StatusOr<VersionPage> PgModelStore::ListVersions(
@@ -216,14 +213,14 @@ absl::StatusOr<ModelVersionRow> PgModelStore::GetVersion(
             return absl::FailedPreconditionError(absl::StrCat(
                 "model ", model_id, " has no version yet (still training)"));
           }
-          return absl::NotFoundError(absl::StrCat(
-              "model ", model_id, " has no version ", version));
+          return absl::NotFoundError(
+              absl::StrCat("model ", model_id, " has no version ", version));
         }
         std::vector<ModelVersionRow> rows = {ReadVersion(res[0])};
         if (rows[0].deleted_us != 0) {
-          return absl::FailedPreconditionError(absl::StrCat(
-              "version ", rows[0].version, " of model ", model_id,
-              " was deleted because it still held erased data"));
+          return absl::FailedPreconditionError(
+              absl::StrCat("version ", rows[0].version, " of model ", model_id,
+                           " was deleted because it still held erased data"));
         }
         LoadAbsorbed(txn, model_id, rows);
         return std::move(rows[0]);

@@ -19,8 +19,9 @@ absl::StatusOr<std::vector<SqlRow>> RunSql(const std::string& url,
     for (const auto& r : result) {
       SqlRow row;
       for (const auto& field : r) {
-        row.push_back(field.is_null() ? std::nullopt
-                                      : std::optional(std::string(field.c_str())));
+        row.push_back(field.is_null()
+                          ? std::nullopt
+                          : std::optional(std::string(field.c_str())));
       }
       rows.push_back(std::move(row));
     }

@@ -62,7 +62,8 @@ class PgApiKeyStore final : public ApiKeyStore {
   absl::StatusOr<NewApiKey> Create(Role role, const std::string& description,
                                    const std::string& actor) override;
   absl::StatusOr<ApiKeyRow> Lookup(const std::string& key_id) override;
-  absl::Status Revoke(const std::string& key_id, const std::string& actor) override;
+  absl::Status Revoke(const std::string& key_id,
+                      const std::string& actor) override;
 
  private:
   Database* db_;  // not owned

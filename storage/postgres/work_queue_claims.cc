@@ -20,8 +20,8 @@ using internal::Tokens;
 
 double PgWorkQueue::BackoffSeconds(int attempts) const {
   thread_local std::mt19937_64 rng(std::random_device{}());
-  const double base = options_.retry_base_seconds *
-                      std::pow(2.0, std::max(0, attempts - 1));
+  const double base =
+      options_.retry_base_seconds * std::pow(2.0, std::max(0, attempts - 1));
   const double capped = std::min(base, options_.retry_max_seconds);
   // "Equal jitter": half fixed, half random, so retries of a burst spread.
   std::uniform_real_distribution<double> jitter(0.5, 1.0);
@@ -32,10 +32,9 @@ absl::StatusOr<int> PgWorkQueue::RescueExpired() {
   return db_->TransactValue<int>([&](Txn& txn) -> absl::StatusOr<int> {
     // A lost lease is not a failure of the work (the worker was killed or
     // cut off from the database): it counts against max_lost_leases only.
-    auto res = txn.exec_params(sql::kRescueExpiredTasks,
-                               options_.max_lost_leases,
-                               options_.retry_base_seconds,
-                               options_.retry_max_seconds);
+    auto res = txn.exec_params(
+        sql::kRescueExpiredTasks, options_.max_lost_leases,
+        options_.retry_base_seconds, options_.retry_max_seconds);
     std::vector<std::string> ids;
     for (const auto& r : res) ids.emplace_back(r[0].c_str());
     if (!ids.empty()) {
@@ -44,8 +43,8 @@ absl::StatusOr<int> PgWorkQueue::RescueExpired() {
     }
     // Model jobs likewise; a model whose jobs keep losing their workers
     // becomes INVALID (and its queued tasks SKIPPED) after the bound.
-    auto jobs = txn.exec_params(sql::kRescueExpiredModelJobs,
-                                options_.max_lost_leases);
+    auto jobs =
+        txn.exec_params(sql::kRescueExpiredModelJobs, options_.max_lost_leases);
     for (const auto& r : jobs) {
       if (r[1].as<bool>()) {
         internal::SkipTasksOfInvalidModels(txn, r[0].c_str(), options_.owner);
@@ -66,24 +65,24 @@ namespace {
 // Leases the tasks of the locked model `model_id` (queries/lease_tasks.sql)
 // and marks their requests RUNNING. nullopt when none was due after all.
 std::optional<TaskBatch> LeaseTasks(Txn& txn, const QueueOptions& o,
-                                    const std::string& model_id,
-                                    int batch_size, int sisa_shards) {
+                                    const std::string& model_id, int batch_size,
+                                    int sisa_shards) {
   // A fresh snapshot, taken with the model locked, sees any batch another
   // worker committed meanwhile.
-  auto tasks = txn.exec_params(
-      sql::kLeaseTasks, model_id, batch_size, o.owner,
-      static_cast<double>(o.lease.count()), sisa_shards,
-      std::max(0, o.max_batch - batch_size));
+  auto tasks =
+      txn.exec_params(sql::kLeaseTasks, model_id, batch_size, o.owner,
+                      static_cast<double>(o.lease.count()), sisa_shards,
+                      std::max(0, o.max_batch - batch_size));
   if (tasks.empty()) return std::nullopt;
   TaskBatch batch;
   std::vector<std::string> erasures;
   for (const auto& r : tasks) {
-    batch.tasks.push_back(LeasedTask{r[0].as<int64_t>(), r[1].as<int32_t>(),
-                                     r[2].c_str(), ""});
+    batch.tasks.push_back(
+        LeasedTask{r[0].as<int64_t>(), r[1].as<int32_t>(), r[2].c_str(), ""});
     erasures.emplace_back(r[2].c_str());
   }
-  auto keys = txn.exec_params(sql::kMarkRequestsRunning,
-                              internal::UuidArray(erasures));
+  auto keys =
+      txn.exec_params(sql::kMarkRequestsRunning, internal::UuidArray(erasures));
   for (const auto& r : keys) {
     for (auto& t : batch.tasks) {
       if (t.erasure_id == r[0].c_str()) t.subject_key = ReadBytea(r[1]);
@@ -101,9 +100,8 @@ absl::StatusOr<std::optional<TaskBatch>> PgWorkQueue::ClaimBatch() {
   auto claimed = db_->TransactValue<std::optional<TaskBatch>>(
       [&](Txn& txn) -> absl::StatusOr<std::optional<TaskBatch>> {
         // One READY model with due work and no batch in flight, locked.
-        auto model = txn.exec_params(sql::kLockReadyModel,
-                                     options_.default_batch,
-                                     options_.device_kind);
+        auto model = txn.exec_params(
+            sql::kLockReadyModel, options_.default_batch, options_.device_kind);
         if (model.empty()) return std::optional<TaskBatch>();
         model_id = model[0][0].c_str();
         return LeaseTasks(txn, options_, model_id, model[0][1].as<int>(),
@@ -117,8 +115,8 @@ absl::StatusOr<std::optional<TaskBatch>> PgWorkQueue::ClaimBatch() {
   return claimed;
 }
 
-absl::Status PgWorkQueue::FillRows(const std::string& model_id,
-                                   ModelRow* model, DatasetRow* dataset) {
+absl::Status PgWorkQueue::FillRows(const std::string& model_id, ModelRow* model,
+                                   DatasetRow* dataset) {
   PgModelStore models(db_, artifacts_);
   auto m = models.Get(model_id);
   if (!m.ok()) return m.status();

@@ -24,7 +24,8 @@ absl::StatusOr<std::optional<ModelJob>> PgWorkQueue::ClaimModelJob() {
         job.model.id = res[0][0].c_str();
         job.token = res[0][1].as<int32_t>();
         job.training = res[0][2].as<bool>();
-        if (job.training) internal::ExcludeSubjectsBeingErased(txn, job.model.id);
+        if (job.training)
+          internal::ExcludeSubjectsBeingErased(txn, job.model.id);
         return std::optional<ModelJob>(std::move(job));
       });
   if (!claimed.ok() || !claimed->has_value()) return claimed;
@@ -91,10 +92,10 @@ absl::Status PgWorkQueue::FailModelJob(const ModelJob& job,
                                        const std::string& reason,
                                        bool permanent) {
   return db_->Transact([&](Txn& txn) -> absl::Status {
-    auto res = txn.exec_params(
-        sql::kFailModelJob, job.model.id, job.token, options_.owner, permanent,
-        reason, BackoffSeconds(1), options_.default_max_attempts,
-        options_.retry_max_seconds);
+    auto res = txn.exec_params(sql::kFailModelJob, job.model.id, job.token,
+                               options_.owner, permanent, reason,
+                               BackoffSeconds(1), options_.default_max_attempts,
+                               options_.retry_max_seconds);
     if (res.empty()) return absl::OkStatus();  // lease lost: not ours
     const bool invalid = res[0][0].as<bool>();
     if (invalid) {

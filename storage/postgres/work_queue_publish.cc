@@ -79,10 +79,9 @@ absl::StatusOr<int64_t> PgWorkQueue::LockForPublish(Txn& txn,
   const int64_t latest =
       txn.exec_params1(sql::kNewestVersion, batch.model.id)[0].as<int64_t>();
   if (latest != parent_version) {
-    return absl::AbortedError(absl::StrCat("model ", batch.model.id,
-                                           " moved from version ",
-                                           parent_version, " to ", latest,
-                                           " during the run"));
+    return absl::AbortedError(
+        absl::StrCat("model ", batch.model.id, " moved from version ",
+                     parent_version, " to ", latest, " during the run"));
   }
   return latest;
 }
@@ -100,9 +99,8 @@ absl::Status PgWorkQueue::StoreVersion(Txn& txn, const TaskBatch& batch,
     }
   }
   txn.exec_params(sql::kInsertVersion, batch.model.id, version, Bytea(sha),
-                  static_cast<int64_t>(req.artifact.size()),
-                  req.parent_version, req.produced_by, req.report_json,
-                  Bytea(state_sha));
+                  static_cast<int64_t>(req.artifact.size()), req.parent_version,
+                  req.produced_by, req.report_json, Bytea(state_sha));
   return absl::OkStatus();
 }
 
@@ -139,16 +137,15 @@ void AuditPublication(pqxx::transaction_base& txn, const TaskBatch& batch,
                       const std::string& actor, const PublishResult& out,
                       bool new_version, const std::string& produced_by) {
   for (const auto& t : batch.tasks) {
-    internal::AppendAudit(txn, actor, "task.done", t.erasure_id,
-                          batch.model.id,
+    internal::AppendAudit(txn, actor, "task.done", t.erasure_id, batch.model.id,
                           absl::StrCat("{\"version\":", out.version, "}"));
   }
   if (!new_version) return;
   internal::AppendAudit(
       txn, actor, "model.version_published", "", batch.model.id,
       absl::StrCat("{\"version\":", out.version, ",\"produced_by\":\"",
-                   produced_by, "\",\"records_removed\":",
-                   out.records_removed, "}"));
+                   produced_by, "\",\"records_removed\":", out.records_removed,
+                   "}"));
 }
 
 }  // namespace
@@ -173,10 +170,12 @@ absl::StatusOr<PublishResult> PgWorkQueue::Publish(const TaskBatch& batch,
             MarkDone(txn, batch, options_.owner, out.version, req.produced_by);
         out.records_removed = settled.removed_in_dataset;
         out.completed_erasures = std::move(settled.completed);
-        if (new_version) RetireOlderVersions(txn, batch, out, req.grace_seconds);
+        if (new_version)
+          RetireOlderVersions(txn, batch, out, req.grace_seconds);
         if (hook) {
           PgCertificateScope scope(txn);
-          if (auto st = hook(scope, out.completed_erasures); !st.ok()) return st;
+          if (auto st = hook(scope, out.completed_erasures); !st.ok())
+            return st;
         }
         AuditPublication(txn, batch, options_.owner, out, new_version,
                          req.produced_by);

@@ -1,10 +1,9 @@
-#include "storage/postgres/work_queue_internal.h"
-
 #include <pqxx/result>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "storage/postgres/sql_util.h"
+#include "storage/postgres/work_queue_internal.h"
 #include "storage/queries_sql.h"
 
 namespace lethe::storage::internal {

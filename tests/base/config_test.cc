@@ -54,8 +54,8 @@ TEST(ConfigTest, ConfigFileFromTheEnvironment) {
 }
 
 TEST(ConfigTest, LaterFlagWinsAndSwitchesTakeExplicitValues) {
-  auto cfg = Config::Parse(kSpecs, {"--pool", "1", "--pool", "2",
-                                    "--verbose=false", "-h"});
+  auto cfg = Config::Parse(
+      kSpecs, {"--pool", "1", "--pool", "2", "--verbose=false", "-h"});
   ASSERT_TRUE(cfg.ok()) << cfg.status();
   EXPECT_EQ(cfg->Get("pool"), "2");
   EXPECT_FALSE(cfg->GetBool("verbose"));

@@ -81,8 +81,7 @@ TEST(FlagReaderTest, TypedValuesCheckTheirRange) {
   FlagReader reader(*flags);
   EXPECT_EQ(reader.Int("count", 1, 10), 7);
   EXPECT_EQ(reader.Double("count", 0, 7.5), 7.0);
-  EXPECT_EQ(reader.IntList("name", 1, 100),
-            (std::vector<int64_t>{1, 28, 28}));
+  EXPECT_EQ(reader.IntList("name", 1, 100), (std::vector<int64_t>{1, 28, 28}));
   EXPECT_EQ(reader.Int("model", 1, 2), std::nullopt);  // absent: no error
   EXPECT_TRUE(reader.ok());
   EXPECT_EQ(reader.Int("count", 1, 5), std::nullopt);

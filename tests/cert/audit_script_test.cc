@@ -3,10 +3,10 @@
 // trees of 1..8 leaves and refuses a proof for another leaf, and
 // scripts/audit-bundle.sh (openssl, python3, coreutils) accepts a bundle
 // made by cert/ and refuses it with another key or one flipped proof bit.
-#include <gtest/gtest.h>
-
 #include <filesystem>
 #include <fstream>
+
+#include <gtest/gtest.h>
 
 #include "cert/bundle.h"
 #include "cert/keys.h"
@@ -61,13 +61,15 @@ TEST_F(AuditScriptTest, PythonInclusionCheckAgreesWithMerkleCode) {
       cert::Bundle b = MakeBundle(SampleRecord(), key_, index, size);
       const std::string good = Write("good.json", b.Serialize());
       EXPECT_EQ(Script("verify_inclusion.py", {good}), 0)
-          << index << "/" << size << "\n" << Log();
+          << index << "/" << size << "\n"
+          << Log();
       if (size == 1) continue;
       // The same proof cannot place the certificate at another index.
       b.leaf_index = (index + 1) % size;
       const std::string moved = Write("moved.json", b.Serialize());
       EXPECT_EQ(Script("verify_inclusion.py", {moved}), 1)
-          << index << "/" << size << "\n" << Log();
+          << index << "/" << size << "\n"
+          << Log();
     }
   }
 }
@@ -80,8 +82,8 @@ TEST_F(AuditScriptTest, AuditScriptAcceptsOnlyTheIntactBundleAndRightKey) {
   EXPECT_NE(Log().find("ALL CHECKS PASSED"), std::string::npos) << Log();
   EXPECT_NE(Log().find("epsilon 1, delta 1e-05"), std::string::npos) << Log();
 
-  const std::string other = Write(
-      "other.pub", cert::PrivateKey::Generate().public_key().Pem());
+  const std::string other =
+      Write("other.pub", cert::PrivateKey::Generate().public_key().Pem());
   EXPECT_EQ(Script("audit-bundle.sh", {good, other}), 1) << Log();
 
   for (size_t i = 0; i < b.inclusion_proof.size(); ++i) {

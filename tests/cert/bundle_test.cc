@@ -35,8 +35,8 @@ TEST_F(BundleTest, ValidBundleVerifiesAndReturnsThePredicate) {
       const std::string json =
           testing::MakeBundle(record, key_, index, size).Serialize();
       auto verified = Verify(json);
-      ASSERT_TRUE(verified.ok()) << verified.status() << " " << index << "@"
-                                 << size;
+      ASSERT_TRUE(verified.ok())
+          << verified.status() << " " << index << "@" << size;
       EXPECT_EQ(verified->record.request_id, record.request_id);
       EXPECT_EQ(verified->leaf_index, index);
       EXPECT_EQ(verified->envelope_key_id, key_.public_key().key_id());

@@ -4,11 +4,11 @@
 // checkpoints; roles; and the offline checks of a bundle written by
 // `lethectl certificate get --bundle`, with lethectl and with the
 // standard-tool walkthrough of docs/compliance.md (scripts/audit-bundle.sh).
-#include <gtest/gtest.h>
-
 #include <filesystem>
 #include <fstream>
 #include <set>
+
+#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -21,9 +21,9 @@
 #include "cert/keys.h"
 #include "cert/merkle.h"
 #include "lethe/v1/certificate.grpc.pb.h"
-#include "storage/postgres/stores.h"
 #include "storage/certificate_store.h"
 #include "storage/postgres/database.h"
+#include "storage/postgres/stores.h"
 #include "tests/server/test_server.h"
 #include "tests/support/process.h"
 
@@ -47,11 +47,11 @@ class CertificateServiceTest : public ::testing::Test {
     stub_ = v1::CertificateService::NewStub(ts_->Channel());
     db_ = std::make_unique<storage::Database>(
         storage::DatabaseOptions{ts_->database_url(), 2, 30});
-    const std::string dataset = CreateDatasetWithRows(
-        *ts_, "people",
-        "alice,1,train,0.1,0.2,0.3,0.4\n"
-        "bob,0,train,1,2,3,4\n"
-        "carol,2,train,0,0,0,1\n");
+    const std::string dataset =
+        CreateDatasetWithRows(*ts_, "people",
+                              "alice,1,train,0.1,0.2,0.3,0.4\n"
+                              "bob,0,train,1,2,3,4\n"
+                              "carol,2,train,0,0,0,1\n");
     model_a_ = RegisterModel(*ts_, "model-a", dataset);
     model_b_ = RegisterModel(*ts_, "model-b", dataset);
   }
@@ -72,8 +72,8 @@ class CertificateServiceTest : public ::testing::Test {
     req.set_legal_reference("ticket DPO-4711");
     req.set_idempotency_key(absl::StrCat(subject, "-", model));
     v1::SubmitErasureResponse resp;
-    auto st = ts_->erasures().SubmitErasure(ts_->CtxWithToken(token).get(),
-                                            req, &resp);
+    auto st = ts_->erasures().SubmitErasure(ts_->CtxWithToken(token).get(), req,
+                                            &resp);
     EXPECT_TRUE(st.ok()) << st.error_message();
     return resp.erasure();
   }
@@ -99,11 +99,11 @@ class CertificateServiceTest : public ::testing::Test {
     m.records_removed = 1;
     m.method = "retrain";
     m.guarantee = cert::Guarantee::kExact;
-    m.metrics = {{"forget_accuracy", 0.1, cert::MetricCheck::Bound::kAtMost,
-                  0.5}};
+    m.metrics = {
+        {"forget_accuracy", 0.1, cert::MetricCheck::Bound::kAtMost, 0.5}};
     r.models.push_back(m);
-    auto issued = db_->TransactValue<storage::IssuedCertificate>(
-        [&](storage::Txn& txn) {
+    auto issued =
+        db_->TransactValue<storage::IssuedCertificate>([&](storage::Txn& txn) {
           txn.exec_params(
               "UPDATE erasure_requests SET state = 'COMPLETED', "
               "completed_at = now(), updated_at = now() WHERE id = $1::uuid",
@@ -168,8 +168,8 @@ TEST_F(CertificateServiceTest, GetCertificateReturnsTheSignedEnvelope) {
 
 TEST_F(CertificateServiceTest, RolesAndErrors) {
   const auto own = CompletedRequest("alice", model_a_);
-  auto other_key = storage::PgApiKeyStore(db_.get())
-                       .Create(Role::kSubmitter, "other client", "test");
+  auto other_key = storage::PgApiKeyStore(db_.get()).Create(
+      Role::kSubmitter, "other client", "test");
   ASSERT_TRUE(other_key.ok()) << other_key.status();
   const auto others =
       Complete(Submit("bob", model_a_, other_key->token), model_a_);
@@ -185,8 +185,7 @@ TEST_F(CertificateServiceTest, RolesAndErrors) {
   EXPECT_EQ(get(submitter, own.request_id), grpc::StatusCode::OK);
   EXPECT_EQ(get(submitter, others.request_id), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(get(other_key->token, others.request_id), grpc::StatusCode::OK);
-  EXPECT_EQ(get(other_key->token, own.request_id),
-            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(get(other_key->token, own.request_id), grpc::StatusCode::NOT_FOUND);
   for (Role role : {Role::kAuditor, Role::kOperator, Role::kAdmin}) {
     EXPECT_EQ(get(ts_->token(role), others.request_id), grpc::StatusCode::OK);
   }
@@ -195,27 +194,30 @@ TEST_F(CertificateServiceTest, RolesAndErrors) {
             grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(get(ts_->token(Role::kAuditor), "not-a-uuid"),
             grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(get(ts_->token(Role::kAuditor),
-                "00000000-0000-4000-8000-000000000000"),
-            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(
+      get(ts_->token(Role::kAuditor), "00000000-0000-4000-8000-000000000000"),
+      grpc::StatusCode::NOT_FOUND);
   // A request that has not completed has no certificate yet.
   const auto pending = Submit("carol", model_a_, submitter);
   EXPECT_EQ(get(ts_->token(Role::kAuditor), pending.id()),
             grpc::StatusCode::NOT_FOUND);
 
   v1::ListCertificatesResponse list;
-  EXPECT_EQ(stub_->ListCertificates(ts_->Ctx(Role::kSubmitter).get(),
-                                    v1::ListCertificatesRequest(), &list)
+  EXPECT_EQ(stub_
+                ->ListCertificates(ts_->Ctx(Role::kSubmitter).get(),
+                                   v1::ListCertificatesRequest(), &list)
                 .error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
   v1::GetPublicKeysResponse keys;
-  EXPECT_EQ(stub_->GetPublicKeys(ts_->CtxWithToken("").get(),
-                                 v1::GetPublicKeysRequest(), &keys)
+  EXPECT_EQ(stub_
+                ->GetPublicKeys(ts_->CtxWithToken("").get(),
+                                v1::GetPublicKeysRequest(), &keys)
                 .error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
   v1::Checkpoint cp;
-  EXPECT_EQ(stub_->GetCheckpoint(ts_->CtxWithToken("").get(),
-                                 v1::GetCheckpointRequest(), &cp)
+  EXPECT_EQ(stub_
+                ->GetCheckpoint(ts_->CtxWithToken("").get(),
+                                v1::GetCheckpointRequest(), &cp)
                 .error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
 }
@@ -232,8 +234,8 @@ TEST_F(CertificateServiceTest, ListPagesNewestFirstAndFiltersByModel) {
   std::string first_token;
   do {
     v1::ListCertificatesResponse resp;
-    auto st = stub_->ListCertificates(ts_->Ctx(Role::kAuditor).get(), req,
-                                      &resp);
+    auto st =
+        stub_->ListCertificates(ts_->Ctx(Role::kAuditor).get(), req, &resp);
     ASSERT_TRUE(st.ok()) << st.error_message();
     ASSERT_LE(resp.certificates_size(), 1);
     for (const auto& c : resp.certificates()) seen.push_back(c.request_id());
@@ -245,9 +247,9 @@ TEST_F(CertificateServiceTest, ListPagesNewestFirstAndFiltersByModel) {
   v1::ListCertificatesRequest by_model;
   by_model.set_model_id(model_a_);
   v1::ListCertificatesResponse resp;
-  ASSERT_TRUE(stub_->ListCertificates(ts_->Ctx(Role::kOperator).get(),
-                                      by_model, &resp)
-                  .ok());
+  ASSERT_TRUE(
+      stub_->ListCertificates(ts_->Ctx(Role::kOperator).get(), by_model, &resp)
+          .ok());
   ASSERT_EQ(resp.certificates_size(), 2);
   EXPECT_EQ(resp.certificates(0).request_id(), ids[2]);
   EXPECT_EQ(resp.certificates(1).request_id(), ids[0]);
@@ -271,16 +273,15 @@ TEST_F(CertificateServiceTest, ListPagesNewestFirstAndFiltersByModel) {
 
   // A token is bound to its filters; bad filters are refused.
   by_model.set_page_token(first_token);
-  EXPECT_EQ(stub_->ListCertificates(ts_->Ctx(Role::kAuditor).get(), by_model,
-                                    &resp)
-                .error_code(),
-            grpc::StatusCode::INVALID_ARGUMENT);
-  v1::ListCertificatesRequest bad;
-  bad.set_model_id("model-a");
   EXPECT_EQ(
-      stub_->ListCertificates(ts_->Ctx(Role::kAuditor).get(), bad, &resp)
+      stub_->ListCertificates(ts_->Ctx(Role::kAuditor).get(), by_model, &resp)
           .error_code(),
       grpc::StatusCode::INVALID_ARGUMENT);
+  v1::ListCertificatesRequest bad;
+  bad.set_model_id("model-a");
+  EXPECT_EQ(stub_->ListCertificates(ts_->Ctx(Role::kAuditor).get(), bad, &resp)
+                .error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 TEST_F(CertificateServiceTest, ProofsVerifyAgainstSignedCheckpoints) {
@@ -310,8 +311,8 @@ TEST_F(CertificateServiceTest, ProofsVerifyAgainstSignedCheckpoints) {
     req.set_leaf_index(c->leaf_index);
     req.set_tree_size(3);
     v1::InclusionProof proof;
-    auto st = stub_->GetInclusionProof(ts_->Ctx(Role::kSubmitter).get(), req,
-                                       &proof);
+    auto st =
+        stub_->GetInclusionProof(ts_->Ctx(Role::kSubmitter).get(), req, &proof);
     ASSERT_TRUE(st.ok()) << st.error_message();
     std::vector<std::string> hashes(proof.hashes().begin(),
                                     proof.hashes().end());
@@ -326,9 +327,9 @@ TEST_F(CertificateServiceTest, ProofsVerifyAgainstSignedCheckpoints) {
   creq.set_first_size(1);
   creq.set_second_size(3);
   v1::ConsistencyProof cproof;
-  ASSERT_TRUE(stub_->GetConsistencyProof(ts_->Ctx(Role::kAuditor).get(), creq,
-                                         &cproof)
-                  .ok());
+  ASSERT_TRUE(
+      stub_->GetConsistencyProof(ts_->Ctx(Role::kAuditor).get(), creq, &cproof)
+          .ok());
   std::vector<std::string> hashes(cproof.hashes().begin(),
                                   cproof.hashes().end());
   EXPECT_TRUE(cert::VerifyConsistency(1, 3, hashes,
@@ -362,8 +363,8 @@ TEST_F(CertificateServiceTest, ProofsVerifyAgainstSignedCheckpoints) {
   creq.set_first_size(3);
   creq.set_second_size(2);
   EXPECT_EQ(code([&] {
-              return stub_->GetConsistencyProof(
-                  ts_->Ctx(Role::kAuditor).get(), creq, &cproof);
+              return stub_->GetConsistencyProof(ts_->Ctx(Role::kAuditor).get(),
+                                                creq, &cproof);
             }),
             grpc::StatusCode::INVALID_ARGUMENT);
   v1::GetCheckpointRequest unsigned_size;
@@ -378,8 +379,9 @@ TEST_F(CertificateServiceTest, ProofsVerifyAgainstSignedCheckpoints) {
 
 TEST_F(CertificateServiceTest, PublicKeysInEveryForm) {
   v1::GetPublicKeysResponse resp;
-  ASSERT_TRUE(stub_->GetPublicKeys(ts_->Ctx(Role::kSubmitter).get(),
-                                   v1::GetPublicKeysRequest(), &resp)
+  ASSERT_TRUE(stub_
+                  ->GetPublicKeys(ts_->Ctx(Role::kSubmitter).get(),
+                                  v1::GetPublicKeysRequest(), &resp)
                   .ok());
   ASSERT_EQ(resp.keys_size(), 1);
   const cert::PublicKey& expected = keys_.keys()[0].public_key();
@@ -421,8 +423,8 @@ TEST_F(CertificateServiceTest, ReplicaWithoutKeysServesOnlyStoredCheckpoints) {
 TEST_F(CertificateServiceTest, ServerRefusesToStartWithABadKeyFile) {
   const std::string bad = dir_ + "/bad.key";
   std::ofstream(bad) << "-----BEGIN PRIVATE KEY-----\nnot a key\n";
-  for (const std::string& file : {bad, dir_ + "/missing.key",
-                                  dir_ + "/log.pub"}) {
+  for (const std::string& file :
+       {bad, dir_ + "/missing.key", dir_ + "/log.pub"}) {
     server::ServerOptions o;
     o.listen = "127.0.0.1:0";
     o.database_url = ts_->database_url();
@@ -438,7 +440,7 @@ TEST_F(CertificateServiceTest, ServerRefusesToStartWithABadKeyFile) {
 
 // Runs a program to completion; its stdout and stderr go to `log`.
 ExitStatus RunProgram(const std::string& program, std::vector<std::string> args,
-               const std::string& log) {
+                      const std::string& log) {
   SubprocessOptions o;
   o.program = program;
   o.args = std::move(args);
@@ -467,10 +469,10 @@ class BundleTest : public CertificateServiceTest {
     issued_ = CompletedRequest("bob", model_a_);
     CompletedRequest("carol", model_a_);
     bundle_ = dir_ + "/bundle.json";
-    const ExitStatus got = Lethectl(
-        {"certificate", "get", issued_.request_id, "--bundle", bundle_,
-         "--addr", absl::StrCat("127.0.0.1:", ts_->port()), "--api-key",
-         ts_->token(Role::kSubmitter)});
+    const ExitStatus got =
+        Lethectl({"certificate", "get", issued_.request_id, "--bundle", bundle_,
+                  "--addr", absl::StrCat("127.0.0.1:", ts_->port()),
+                  "--api-key", ts_->token(Role::kSubmitter)});
     ASSERT_TRUE(got.Success()) << got.ToString() << "\n" << ReadAll(log());
     text_ = ReadAll(bundle_);
     ASSERT_FALSE(text_.empty());
@@ -488,7 +490,7 @@ class BundleTest : public CertificateServiceTest {
 
   ExitStatus Audit(const std::string& bundle) {
     return RunProgram(LETHE_SOURCE_DIR "/scripts/audit-bundle.sh",
-               {bundle, dir_ + "/log.pub"}, log());
+                      {bundle, dir_ + "/log.pub"}, log());
   }
 
   // The bundle with `from` replaced by `to` (once), in a file of its own.
@@ -510,10 +512,9 @@ class BundleTest : public CertificateServiceTest {
     if (!bundle.ok()) return {};
     std::vector<std::string> out;
     // Another leaf index.
-    out.push_back(Tampered("index", absl::StrCat("\"leafIndex\":",
-                                                 bundle->leaf_index),
-                           absl::StrCat("\"leafIndex\":",
-                                        bundle->leaf_index + 1)));
+    out.push_back(
+        Tampered("index", absl::StrCat("\"leafIndex\":", bundle->leaf_index),
+                 absl::StrCat("\"leafIndex\":", bundle->leaf_index + 1)));
     // A forged proof hash.
     const std::string h = cert::Base64Encode(bundle->inclusion_proof[0]);
     std::string forged = bundle->inclusion_proof[0];
@@ -523,8 +524,8 @@ class BundleTest : public CertificateServiceTest {
     auto env = cert::Envelope::Parse(bundle->envelope);
     EXPECT_TRUE(env.ok());
     cert::Envelope changed = *env;
-    changed.payload = absl::StrReplaceAll(changed.payload,
-                                          {{"retrain", "retrail"}});
+    changed.payload =
+        absl::StrReplaceAll(changed.payload, {{"retrain", "retrail"}});
     cert::Bundle b2 = *bundle;
     b2.envelope = changed.Serialize();
     WriteAll(dir_ + "/payload.json", b2.Serialize());
@@ -559,13 +560,15 @@ TEST_F(BundleTest, LethectlVerifiesTheBundleAndRejectsTampering) {
   for (const std::string& tampered : TamperedBundles()) {
     ExitStatus st = Verify(tampered);
     EXPECT_TRUE(st.exited && st.code == 1)
-        << tampered << ": " << st.ToString() << "\n" << ReadAll(log());
+        << tampered << ": " << st.ToString() << "\n"
+        << ReadAll(log());
     EXPECT_NE(ReadAll(log()).find("NOT VERIFIED"), std::string::npos);
   }
   // A key the bundle was not signed with.
   auto other = cert::GenerateKeyFiles(dir_ + "/other", {kKeyName, 0, 0});
   ASSERT_TRUE(other.ok());
-  ExitStatus wrong = Lethectl({"verify", bundle_, "--key", dir_ + "/other.pub"});
+  ExitStatus wrong =
+      Lethectl({"verify", bundle_, "--key", dir_ + "/other.pub"});
   EXPECT_TRUE(wrong.exited && wrong.code == 1) << wrong.ToString();
   // Both keys, as after a rotation: the right one is found.
   ExitStatus both = Lethectl({"verify", bundle_, "--key", dir_ + "/other.pub",
@@ -582,13 +585,13 @@ TEST_F(BundleTest, AuditScriptChecksTheBundleWithStandardToolsOnly) {
   for (const std::string& tampered : TamperedBundles()) {
     ExitStatus st = Audit(tampered);
     EXPECT_TRUE(st.exited && st.code != 0)
-        << tampered << ": " << st.ToString() << "\n" << ReadAll(log());
+        << tampered << ": " << st.ToString() << "\n"
+        << ReadAll(log());
   }
   auto other = cert::GenerateKeyFiles(dir_ + "/other", {kKeyName, 0, 0});
   ASSERT_TRUE(other.ok());
-  ExitStatus wrong =
-      RunProgram(LETHE_SOURCE_DIR "/scripts/audit-bundle.sh",
-          {bundle_, dir_ + "/other.pub"}, log());
+  ExitStatus wrong = RunProgram(LETHE_SOURCE_DIR "/scripts/audit-bundle.sh",
+                                {bundle_, dir_ + "/other.pub"}, log());
   EXPECT_TRUE(wrong.exited && wrong.code != 0) << wrong.ToString();
 }
 

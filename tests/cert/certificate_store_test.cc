@@ -1,19 +1,18 @@
 // CertificateStore on a real PostgreSQL: exactly one certificate per
 // request under concurrency, a log with no gaps, proofs that verify against
 // the stored checkpoints, and append-only tables.
-#include "storage/postgres/stores.h"
-
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <set>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "cert/bundle.h"
 #include "cert/checkpoint.h"
 #include "cert/merkle.h"
 #include "storage/postgres/migrations.h"
 #include "storage/postgres/run_sql.h"
+#include "storage/postgres/stores.h"
 #include "storage/reachability.h"
 #include "tests/cert/cert_test_util.h"
 #include "tests/support/scratch_database.h"
@@ -118,8 +117,8 @@ TEST_F(CertificateStoreTest, ConcurrentIssuersAppendEachRequestOnceInOrder) {
 TEST_F(CertificateStoreTest, IssueInTxnRollsBackWithTheCallersTransaction) {
   const std::string id = NewRequest();
   absl::Status st = db_->Transact([&](Txn& txn) {
-    auto issued = PgCertificateStore::IssueInTxn(
-        txn, testing::SampleRecord(id), keys_);
+    auto issued =
+        PgCertificateStore::IssueInTxn(txn, testing::SampleRecord(id), keys_);
     EXPECT_TRUE(issued.ok()) << issued.status();
     return absl::AbortedError("the worker's publish failed");
   });
@@ -131,12 +130,13 @@ TEST_F(CertificateStoreTest, IssueInTxnRollsBackWithTheCallersTransaction) {
 }
 
 TEST_F(CertificateStoreTest, UnknownRequestAndInvalidRecordAreRefused) {
-  EXPECT_EQ(store_->Issue(testing::SampleRecord(
-                              "00000000-0000-4000-8000-000000000000"),
-                          keys_)
-                .status()
-                .code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(
+      store_
+          ->Issue(testing::SampleRecord("00000000-0000-4000-8000-000000000000"),
+                  keys_)
+          .status()
+          .code(),
+      absl::StatusCode::kNotFound);
   cert::CompletionRecord bad = testing::SampleRecord(NewRequest());
   bad.subject_commitment.clear();
   EXPECT_EQ(store_->Issue(bad, keys_).status().code(),
@@ -155,7 +155,8 @@ TEST_F(CertificateStoreTest, CheckpointsOfAGrowingLogAreAllConsistent) {
   checkpoints.push_back(*empty);
   for (int round = 0; round < 6; ++round) {
     for (int i = 0; i <= round; ++i) {
-      ASSERT_TRUE(store_->Issue(testing::SampleRecord(NewRequest()), keys_).ok());
+      ASSERT_TRUE(
+          store_->Issue(testing::SampleRecord(NewRequest()), keys_).ok());
     }
     auto cp = store_->LatestCheckpoint(keys_, kOrigin);
     ASSERT_TRUE(cp.ok()) << cp.status();

@@ -1,9 +1,10 @@
 // Encodings, JSON, Ed25519 (RFC 8032 §7.1 test 1), DSSE, statements and
 // checkpoints.
-#include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <filesystem>
-#include <sys/stat.h>
+
+#include <gtest/gtest.h>
 
 #include "cert/checkpoint.h"
 #include "cert/dsse.h"
@@ -30,9 +31,8 @@ TEST(EncodingTest, Base64RoundTripsAndIsStrict) {
 }
 
 TEST(JsonTest, DumpIsDeterministicAndParsesBack) {
-  Json v(Json::Object{{"b", Json::Array{1, 2.5, "x\n\"y\x01"}},
-                      {"a", true},
-                      {"c", Json()}});
+  Json v(Json::Object{
+      {"b", Json::Array{1, 2.5, "x\n\"y\x01"}}, {"a", true}, {"c", Json()}});
   const std::string text = v.Dump();
   EXPECT_EQ(text, R"({"a":true,"b":[1,2.5,"x\n\"y\u0001"],"c":null})");
   EXPECT_EQ(*Json::Parse(text), v);
@@ -125,10 +125,9 @@ TEST(KeysTest, GenerateKeyFilesWritesPrivateKeyOwnerOnly) {
   EXPECT_EQ(ring->keys()[0].public_key().key_id(), key->public_key().key_id());
   EXPECT_EQ(GenerateKeyFiles(dir + "/k", {"lethe", 0, 0}).status().code(),
             absl::StatusCode::kAlreadyExists);
-  EXPECT_EQ(KeyRing::LoadFiles({dir + "/k.key", dir + "/k.key"})
-                .status()
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      KeyRing::LoadFiles({dir + "/k.key", dir + "/k.key"}).status().code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 TEST(DsseTest, PaeMatchesSpecExample) {
@@ -206,16 +205,17 @@ TEST(CheckpointTest, NoteFormatAndKeyIdFollowC2sp) {
   Checkpoint cp{"lethe.test/log", 7, Sha256("root")};
   auto note = SignCheckpoint(cp, key);
   ASSERT_TRUE(note.ok());
-  const std::string body = "lethe.test/log\n7\n" + Base64Encode(Sha256("root")) +
-                           "\n";
+  const std::string body =
+      "lethe.test/log\n7\n" + Base64Encode(Sha256("root")) + "\n";
   ASSERT_EQ(note->substr(0, body.size() + 1), body + "\n");
   const std::string line = note->substr(body.size() + 1);
   ASSERT_EQ(line.substr(0, 3), "\xe2\x80\x94");
-  auto sig = Base64Decode(line.substr(line.rfind(' ') + 1,
-                                      line.size() - line.rfind(' ') - 2));
+  auto sig = Base64Decode(
+      line.substr(line.rfind(' ') + 1, line.size() - line.rfind(' ') - 2));
   ASSERT_TRUE(sig.has_value());
-  EXPECT_EQ(sig->substr(0, 4),
-            Sha256("lethe.test/log\n\x01" + key.public_key().raw()).substr(0, 4));
+  EXPECT_EQ(
+      sig->substr(0, 4),
+      Sha256("lethe.test/log\n\x01" + key.public_key().raw()).substr(0, 4));
   EXPECT_TRUE(key.public_key().Verify(body, sig->substr(4)));
   const std::string vkey = VerifierKey("lethe.test/log", key.public_key());
   EXPECT_EQ(vkey, "lethe.test/log+" + HexEncode(sig->substr(0, 4)) + "+" +

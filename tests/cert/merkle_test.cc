@@ -3,10 +3,10 @@
 // and against a naive implementation for every tree of 1..40 leaves.
 #include "cert/merkle.h"
 
-#include <gtest/gtest.h>
-
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "cert/encoding.h"
 
@@ -43,17 +43,21 @@ struct ProofVector {
 
 const std::vector<ProofVector>& InclusionVectors() {
   static const auto* v = new std::vector<ProofVector>{
-      {0, 8,
+      {0,
+       8,
        {"96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
         "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
         "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"}},
-      {5, 8,
+      {5,
+       8,
        {"bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
         "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
         "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"}},
-      {2, 3,
+      {2,
+       3,
        {"fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"}},
-      {1, 5,
+      {1,
+       5,
        {"6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
         "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
         "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"}},
@@ -63,18 +67,22 @@ const std::vector<ProofVector>& InclusionVectors() {
 
 const std::vector<ProofVector>& ConsistencyVectors() {
   static const auto* v = new std::vector<ProofVector>{
-      {1, 8,
+      {1,
+       8,
        {"96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
         "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
         "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"}},
-      {6, 8,
+      {6,
+       8,
        {"0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
         "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
         "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"}},
-      {2, 5,
+      {2,
+       5,
        {"5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
         "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"}},
-      {6, 7,
+      {6,
+       7,
        {"0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
         "b08693ec2e721597130641e8211e7eedccb4c26413963eee6c1e2ed16ffb1a5f",
         "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"}},
@@ -130,8 +138,8 @@ TEST(MerkleTest, ConsistencyProofsMatchPublishedVectors) {
 // The negative probes of transparency-dev's verifierCheck.
 TEST(MerkleTest, CorruptedInclusionProofsFail) {
   const auto leaves = VectorLeaves();
-  const std::string some = H(
-      "abacaba000000000000000000000000000000000000000000060061e00123456");
+  const std::string some =
+      H("abacaba000000000000000000000000000000000000000000060061e00123456");
   const std::string empty_root = Sha256("");
   for (const ProofVector& v : InclusionVectors()) {
     const auto proof = Hashes(v.proof);
@@ -229,17 +237,17 @@ TEST(MerkleTest, TrivialConsistencyCases) {
 
 // A naive RFC 6962 implementation, written from the definitions with no
 // shared code, to check every proof of every tree up to 40 leaves.
-std::string NaiveRoot(const std::vector<std::string>& d, size_t lo,
-                      size_t hi) {
+std::string NaiveRoot(const std::vector<std::string>& d, size_t lo, size_t hi) {
   if (hi - lo == 1) return d[lo];
   size_t k = 1;
   while (k * 2 < hi - lo) k *= 2;
-  std::string buf = "\x01" + NaiveRoot(d, lo, lo + k) + NaiveRoot(d, lo + k, hi);
+  std::string buf =
+      "\x01" + NaiveRoot(d, lo, lo + k) + NaiveRoot(d, lo + k, hi);
   return Sha256(buf);
 }
 
-std::vector<std::string> NaivePath(const std::vector<std::string>& d,
-                                   size_t m, size_t lo, size_t hi) {
+std::vector<std::string> NaivePath(const std::vector<std::string>& d, size_t m,
+                                   size_t lo, size_t hi) {
   if (hi - lo <= 1) return {};
   size_t k = 1;
   while (k * 2 < hi - lo) k *= 2;
@@ -268,8 +276,9 @@ TEST(MerkleTest, AllProofsUpTo40LeavesAgreeWithNaiveTreeAndVerify) {
       const auto proof = *InclusionProof(source, i, n);
       ASSERT_EQ(proof, NaivePath(leaves, i, 0, n)) << i << "@" << n;
       ASSERT_TRUE(VerifyInclusion(i, n, leaves[i], proof, roots[n]).ok());
-      ASSERT_FALSE(VerifyInclusion(i, n, leaves[(i + 1) % 40], proof,
-                                   roots[n]).ok() && n > 1);
+      ASSERT_FALSE(
+          VerifyInclusion(i, n, leaves[(i + 1) % 40], proof, roots[n]).ok() &&
+          n > 1);
     }
     for (uint64_t m = 1; m <= n; ++m) {
       const auto proof = *ConsistencyProof(source, m, n);

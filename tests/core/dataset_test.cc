@@ -1,10 +1,13 @@
+#include "lethe/core/dataset.h"
+
 #include <ATen/ATen.h>
-#include <gtest/gtest.h>
+
 #include <zlib.h>
 
 #include <fstream>
 
-#include "lethe/core/dataset.h"
+#include <gtest/gtest.h>
+
 #include "lethe/core/dataset_io.h"
 #include "test_util.h"
 
@@ -113,30 +116,30 @@ TEST(IdxTest, ReadsGzipAndRejectsTruncatedGzip) {
 
 TEST(IdxTest, LoadsFashionMnistWithBlockSubjects) {
   std::string dir = testing::FashionDir();
-  Result<Dataset> d = LoadIdxDataset(
-      {{dir + "/train-images-idx3-ubyte.gz", dir + "/train-labels-idx1-ubyte.gz",
-        Split::kTrain, 100},
-       {dir + "/t10k-images-idx3-ubyte.gz", dir + "/t10k-labels-idx1-ubyte.gz",
-        Split::kTest, 30}},
-      10, SubjectAssignment{25, {}});
+  Result<Dataset> d =
+      LoadIdxDataset({{dir + "/train-images-idx3-ubyte.gz",
+                       dir + "/train-labels-idx1-ubyte.gz", Split::kTrain, 100},
+                      {dir + "/t10k-images-idx3-ubyte.gz",
+                       dir + "/t10k-labels-idx1-ubyte.gz", Split::kTest, 30}},
+                     10, SubjectAssignment{25, {}});
   ASSERT_TRUE(d.ok()) << d.status().ToString();
   EXPECT_EQ(d->size(), 130);
   EXPECT_EQ(d->features().sizes(), (at::IntArrayRef{130, 1, 28, 28}));
-  EXPECT_EQ(d->subjects().size(), 4u + 2u);  // 100/25 train, 30/25 test
+  EXPECT_EQ(d->subjects().size(), 4u + 2u);      // 100/25 train, 30/25 test
   EXPECT_EQ(d->labels()[0].item<int64_t>(), 9);  // first image: ankle boot
   EXPECT_LE(d->features().max().item<float>(), 1.0f);
   EXPECT_GT(d->features().max().item<float>(), 0.9f);
   // A provided key vector must cover every record.
-  Result<Dataset> bad = LoadIdxDataset(
-      {{dir + "/t10k-images-idx3-ubyte.gz", dir + "/t10k-labels-idx1-ubyte.gz",
-        Split::kTest, 10}},
-      10, SubjectAssignment{1, {"a", "b"}});
+  Result<Dataset> bad =
+      LoadIdxDataset({{dir + "/t10k-images-idx3-ubyte.gz",
+                       dir + "/t10k-labels-idx1-ubyte.gz", Split::kTest, 10}},
+                     10, SubjectAssignment{1, {"a", "b"}});
   EXPECT_EQ(bad.status().code(), Code::kInvalidArgument);
   // Images and labels of different files do not pair up.
-  Result<Dataset> mixed = LoadIdxDataset(
-      {{dir + "/train-images-idx3-ubyte.gz", dir + "/t10k-labels-idx1-ubyte.gz",
-        Split::kTrain, 10}},
-      10, SubjectAssignment{});
+  Result<Dataset> mixed =
+      LoadIdxDataset({{dir + "/train-images-idx3-ubyte.gz",
+                       dir + "/t10k-labels-idx1-ubyte.gz", Split::kTrain, 10}},
+                     10, SubjectAssignment{});
   EXPECT_EQ(mixed.status().code(), Code::kInvalidArgument);
 }
 
@@ -161,7 +164,9 @@ TEST(DatasetBuilderTest, RejectsBadRowsAndKeepsGoodOnes) {
   EXPECT_EQ(d->record_ids()[0], 7);
   EXPECT_FLOAT_EQ(d->features()[0][1].item<float>(), -1.0f);
   EXPECT_EQ(DatasetBuilder(Spec({2}, FeatureType::kFloat32, 2))
-                .Build().status().code(),
+                .Build()
+                .status()
+                .code(),
             Code::kInvalidArgument);
 }
 

@@ -1,9 +1,11 @@
 // The policy chain: escalation on errors, divergence and failed gates, time
 // budget, reference retraining, request errors.
+#include "lethe/core/engine.h"
+
 #include <ATen/ATen.h>
+
 #include <gtest/gtest.h>
 
-#include "lethe/core/engine.h"
 #include "lethe/core/model.h"
 #include "lethe/core/sha256.h"
 #include "test_util.h"
@@ -18,8 +20,9 @@ class EngineTest : public ::testing::Test {
     o.train = 800;
     o.test = 300;
     data_ = new Dataset(testing::FashionSubset(o));
-    Result<TrainedModel> m = Engine(EngineOptions{}).Train(
-        testing::SmallMlp(), testing::QuickRecipe(3), *data_);
+    Result<TrainedModel> m =
+        Engine(EngineOptions{})
+            .Train(testing::SmallMlp(), testing::QuickRecipe(3), *data_);
     ASSERT_TRUE(m.ok()) << m.status().ToString();
     model_ = new std::string(m->model_bytes);
   }
@@ -94,7 +97,8 @@ TEST_F(EngineTest, ForgetSetStillAboveTestAccuracyFailsTheGate) {
   ASSERT_EQ(r->report.attempts.size(), 2u);
   EXPECT_EQ(r->report.attempts[0].outcome, "failed_gate");
   EXPECT_EQ(r->report.attempts[0].failure, AttemptFailure::kForgetAccuracy);
-  EXPECT_NE(r->report.attempts[0].reason.find("forget accuracy exceeds test accuracy"),
+  EXPECT_NE(r->report.attempts[0].reason.find(
+                "forget accuracy exceeds test accuracy"),
             std::string::npos)
       << r->report.attempts[0].reason;
   EXPECT_EQ(r->report.method, "retrain");
@@ -169,18 +173,22 @@ TEST_F(EngineTest, CostRuleEstimates) {
   p.salun.epochs = 2;
   Recipe recipe;
   recipe.epochs = 8;
-  EXPECT_DOUBLE_EQ(EstimatedCostFraction(Method::kFinetune, p, recipe, 900, 100), 0.25);
-  EXPECT_DOUBLE_EQ(EstimatedCostFraction(Method::kNegGradPlus, p, recipe, 900, 100), 0.25);
+  EXPECT_DOUBLE_EQ(
+      EstimatedCostFraction(Method::kFinetune, p, recipe, 900, 100), 0.25);
+  EXPECT_DOUBLE_EQ(
+      EstimatedCostFraction(Method::kNegGradPlus, p, recipe, 900, 100), 0.25);
   EXPECT_DOUBLE_EQ(EstimatedCostFraction(Method::kScrub, p, recipe, 900, 100),
                    (4 * 900.0 + 2 * 100.0) / (8 * 900.0));
-  EXPECT_DOUBLE_EQ(EstimatedCostFraction(Method::kRandomLabel, p, recipe, 900, 100),
-                   1000.0 / 7200.0);
+  EXPECT_DOUBLE_EQ(
+      EstimatedCostFraction(Method::kRandomLabel, p, recipe, 900, 100),
+      1000.0 / 7200.0);
   EXPECT_DOUBLE_EQ(EstimatedCostFraction(Method::kSalun, p, recipe, 900, 100),
                    2000.0 / 7200.0);
   EXPECT_EQ(EstimatedCostFraction(Method::kRetrain, p, recipe, 900, 100), 0);
   EXPECT_EQ(EstimatedCostFraction(Method::kFinetune, p, recipe, 0, 100), 0);
   p.head_refit.epochs = 4;  // a head epoch counted as a full one
-  EXPECT_DOUBLE_EQ(EstimatedCostFraction(Method::kFinetune, p, recipe, 900, 100), 0.75);
+  EXPECT_DOUBLE_EQ(
+      EstimatedCostFraction(Method::kFinetune, p, recipe, 900, 100), 0.75);
   EXPECT_EQ(EstimatedCostFraction(Method::kRetrain, p, recipe, 900, 100), 0);
   UnlearnRequest bad = Request({Method::kFinetune, Method::kRetrain});
   bad.policy.max_cost_fraction = 0;
@@ -227,8 +235,8 @@ TEST_F(EngineTest, AcceptedApproximateResultReportsGapToReference) {
   EXPECT_EQ(rep.retain_records, 740);
   EXPECT_EQ(rep.test_records, 300);
   std::string json = ReportToJson(rep);
-  for (const char* field : {"\"gap_points\"", "\"timings\"", "\"before\"",
-                            "\"model_sha256\":\"" }) {
+  for (const char* field :
+       {"\"gap_points\"", "\"timings\"", "\"before\"", "\"model_sha256\":\""}) {
     EXPECT_NE(json.find(field), std::string::npos) << field << json;
   }
 }
@@ -239,7 +247,8 @@ TEST_F(EngineTest, RetrainEqualsTrainingWithoutTheSubjects) {
   testing::SubsetOptions o;
   o.train = 800;
   o.test = 300;
-  for (const std::string& k : testing::TrainSubjects(2, 3)) o.excluded.insert(k);
+  for (const std::string& k : testing::TrainSubjects(2, 3))
+    o.excluded.insert(k);
   Result<TrainedModel> t = engine_.Train(
       testing::SmallMlp(), testing::QuickRecipe(3), testing::FashionSubset(o));
   ASSERT_TRUE(t.ok());

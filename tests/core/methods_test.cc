@@ -3,10 +3,11 @@
 // them should move UA (error on the forget set, stored labels) toward the
 // retrained model's, keeping retain and test accuracy.
 #include <ATen/ATen.h>
-#include <gtest/gtest.h>
 
 #include <cstdio>
 #include <optional>
+
+#include <gtest/gtest.h>
 
 #include "lethe/core/engine.h"
 #include "lethe/core/model.h"
@@ -73,12 +74,12 @@ TEST_P(ApproximateMethodTest, MovesForgetErrorTowardRetrainKeepingAccuracy) {
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   ASSERT_TRUE(r->report.ok) << ReportToJson(r->report);
   const Metrics& a = r->report.after;
-  std::printf("%s: UA %.3f -> %.3f (retrain %.3f) RA %.3f -> %.3f (%.3f) "
-              "TA %.3f -> %.3f (%.3f) MIA %.3f -> %.3f (%.3f) %.2fs\n",
-              MethodName(GetParam()), s.before.ua, a.ua, s.retrain.ua,
-              s.before.ra, a.ra, s.retrain.ra, s.before.ta, a.ta,
-              s.retrain.ta, s.before.mia_auc, a.mia_auc, s.retrain.mia_auc,
-              r->report.attempts.back().seconds);
+  std::printf(
+      "%s: UA %.3f -> %.3f (retrain %.3f) RA %.3f -> %.3f (%.3f) "
+      "TA %.3f -> %.3f (%.3f) MIA %.3f -> %.3f (%.3f) %.2fs\n",
+      MethodName(GetParam()), s.before.ua, a.ua, s.retrain.ua, s.before.ra,
+      a.ra, s.retrain.ra, s.before.ta, a.ta, s.retrain.ta, s.before.mia_auc,
+      a.mia_auc, s.retrain.mia_auc, r->report.attempts.back().seconds);
   EXPECT_EQ(r->report.guarantee, "approximate");
   // At least half of the way from the original's UA to the retrained one's.
   EXPECT_GT(a.ua - s.before.ua, 0.5 * (s.retrain.ua - s.before.ua));
@@ -86,13 +87,14 @@ TEST_P(ApproximateMethodTest, MovesForgetErrorTowardRetrainKeepingAccuracy) {
   EXPECT_GT(a.ra, s.retrain.ra - 0.10);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Methods, ApproximateMethodTest,
-    ::testing::Values(Method::kFinetune, Method::kNegGradPlus, Method::kScrub,
-                      Method::kRandomLabel, Method::kSalun),
-    [](const ::testing::TestParamInfo<Method>& i) {
-      return std::string(MethodName(i.param));
-    });
+INSTANTIATE_TEST_SUITE_P(Methods, ApproximateMethodTest,
+                         ::testing::Values(Method::kFinetune,
+                                           Method::kNegGradPlus, Method::kScrub,
+                                           Method::kRandomLabel,
+                                           Method::kSalun),
+                         [](const ::testing::TestParamInfo<Method>& i) {
+                           return std::string(MethodName(i.param));
+                         });
 
 // The head re-fit (policy.h, HeadRefitParams) after a fine-tune at a rate
 // that disturbs the retain set: the trunk stays as the fine-tune left it, the
@@ -107,8 +109,8 @@ TEST(HeadRefitTest, RetrainsOnlyTheHeadAndRestoresRetainAccuracy) {
     req.policy.params.finetune = {2, 0.5};
     req.policy.params.head_refit = {head_epochs, 0.1};
     Result<UnlearnOutcome> r = Engine(EngineOptions{}).Unlearn(req);
-    EXPECT_TRUE(r.ok() && r->report.ok) << (r.ok() ? ReportToJson(r->report)
-                                                   : r.status().ToString());
+    EXPECT_TRUE(r.ok() && r->report.ok)
+        << (r.ok() ? ReportToJson(r->report) : r.status().ToString());
     return r;
   };
   Result<UnlearnOutcome> plain = run(0), refit = run(10);
@@ -125,9 +127,10 @@ TEST(HeadRefitTest, RetrainsOnlyTheHeadAndRestoresRetainAccuracy) {
                          b->attr("out_weight").toTensor()));
   const Metrics& p = plain->report.after;
   const Metrics& q = refit->report.after;
-  std::printf("finetune e2 lr0.5: RA %.3f TA %.3f UA %.3f; with the head "
-              "re-fit: RA %.3f TA %.3f UA %.3f\n",
-              p.ra, p.ta, p.ua, q.ra, q.ta, q.ua);
+  std::printf(
+      "finetune e2 lr0.5: RA %.3f TA %.3f UA %.3f; with the head "
+      "re-fit: RA %.3f TA %.3f UA %.3f\n",
+      p.ra, p.ta, p.ua, q.ra, q.ta, q.ua);
   EXPECT_GT(q.ra, p.ra + 0.01);
 }
 
@@ -139,7 +142,7 @@ TEST(HeadRefitTest, ModelWithoutTrunkAndHeadFailsCleanly) {
       Engine(EngineOptions{}).Train(logreg, testing::QuickRecipe(1), s.data);
   ASSERT_TRUE(m.ok()) << m.status().ToString();
   UnlearnRequest req = Forget(m->model_bytes, s.data, testing::QuickRecipe(1),
-                             {Method::kFinetune, Method::kRetrain});
+                              {Method::kFinetune, Method::kRetrain});
   req.policy.params.head_refit = {5, 0.1};
   req.policy.max_cost_fraction = 1e9;  // try it, however costly
   Result<UnlearnOutcome> r = Engine(EngineOptions{}).Unlearn(req);

@@ -1,11 +1,13 @@
+#include "lethe/core/model.h"
+
 #include <ATen/ATen.h>
-#include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
 
 #include <cmath>
 
+#include <gtest/gtest.h>
+
 #include "lethe/core/engine.h"
-#include "lethe/core/model.h"
 #include "lethe/core/sha256.h"
 #include "lethe/core/train.h"
 #include "test_util.h"
@@ -123,9 +125,8 @@ TEST(ModelTest, ShapeAndClassMismatchesAreInvalidArgument) {
   o.train = 50;
   o.test = 10;
   o.pool2 = true;
-  Result<TrainedModel> t = engine.Train(Arch(ArchKind::kMlp),
-                                        testing::QuickRecipe(1),
-                                        testing::FashionSubset(o));
+  Result<TrainedModel> t = engine.Train(
+      Arch(ArchKind::kMlp), testing::QuickRecipe(1), testing::FashionSubset(o));
   EXPECT_EQ(t.status().code(), Code::kInvalidArgument);
 }
 
@@ -188,13 +189,15 @@ TEST(TrainTest, LearningRateScheduleWithWarmup) {
 TEST(TrainTest, GradientClippingBoundsTheStep) {
   Result<torch::jit::Module> built = BuildModel(testing::SmallMlp(), 1);
   ASSERT_TRUE(built.ok());
-  at::Tensor x = at::rand({16, 1, 28, 28}, at::TensorOptions().dtype(at::kFloat));
+  at::Tensor x =
+      at::rand({16, 1, 28, 28}, at::TensorOptions().dtype(at::kFloat));
   at::Tensor y = at::arange(16, at::kLong).remainder(10);
   auto step_and_norms = [&](double clip) {
     Result<torch::jit::Module> m = CloneModel(*built);
     EXPECT_TRUE(m.ok());
     std::vector<at::Tensor> before;
-    for (const at::Tensor& p : m->parameters()) before.push_back(p.detach().clone());
+    for (const at::Tensor& p : m->parameters())
+      before.push_back(p.detach().clone());
     Recipe r;
     r.lr = 0.5;
     r.momentum = 0;
@@ -203,18 +206,19 @@ TEST(TrainTest, GradientClippingBoundsTheStep) {
     r.lr_schedule = LrSchedule::kConstant;
     r.max_grad_norm = clip;
     double grad_norm = 0;
-    Status s = RunTrainingLoop(*m, std::vector<int64_t>(16, 0), r, {},
-                               [&](const at::Tensor&) {
-      at::Tensor loss = at::cross_entropy_loss(Forward(*m, x), y) * 100;
-      std::vector<at::Tensor> ps;
-      for (const at::Tensor& p : m->parameters()) ps.push_back(p);
-      double sq = 0;
-      for (const at::Tensor& g : torch::autograd::grad({loss}, ps, {}, true)) {
-        sq += g.pow(2).sum().item<double>();
-      }
-      grad_norm = std::sqrt(sq);
-      return loss;
-    });
+    Status s = RunTrainingLoop(
+        *m, std::vector<int64_t>(16, 0), r, {}, [&](const at::Tensor&) {
+          at::Tensor loss = at::cross_entropy_loss(Forward(*m, x), y) * 100;
+          std::vector<at::Tensor> ps;
+          for (const at::Tensor& p : m->parameters()) ps.push_back(p);
+          double sq = 0;
+          for (const at::Tensor& g :
+               torch::autograd::grad({loss}, ps, {}, true)) {
+            sq += g.pow(2).sum().item<double>();
+          }
+          grad_norm = std::sqrt(sq);
+          return loss;
+        });
     EXPECT_TRUE(s.ok()) << s.ToString();
     double moved = 0;
     size_t i = 0;
@@ -246,8 +250,8 @@ TEST(TrainTest, DivergenceAbortsWithoutAModel) {
   Recipe r = testing::QuickRecipe(2);
   r.lr = 1e6;
   r.lr_schedule = LrSchedule::kConstant;
-  Result<TrainedModel> t = Engine(EngineOptions{}).Train(testing::SmallMlp(),
-                                                         r, d);
+  Result<TrainedModel> t =
+      Engine(EngineOptions{}).Train(testing::SmallMlp(), r, d);
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.status().code(), Code::kAborted);
   EXPECT_NE(t.status().message().find("diverged"), std::string::npos);
@@ -260,8 +264,7 @@ TEST(RuntimeTest, ParsesDevices) {
   EXPECT_EQ(ParseDevice("tpu").status().code(), Code::kInvalidArgument);
   EXPECT_EQ(ParseDevice("cuda:x").status().code(), Code::kInvalidArgument);
   Result<Device> cuda = ParseDevice("cuda:0");
-  EXPECT_TRUE(cuda.ok() ||
-              cuda.status().code() == Code::kFailedPrecondition);
+  EXPECT_TRUE(cuda.ok() || cuda.status().code() == Code::kFailedPrecondition);
 }
 
 }  // namespace

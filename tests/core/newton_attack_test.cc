@@ -7,12 +7,13 @@
 // lethe-newton-v3) that names the removed subject exactly; with a secret b
 // the true subject's simulation is no nearer than the decoys'.
 #include <ATen/CPUGeneratorImpl.h>
-#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "lethe/core/engine.h"
 #include "lethe/core/model.h"
@@ -87,13 +88,13 @@ Published Remove(const Engine& engine, const Dataset& data,
 }
 
 struct Attack {
-  double truth = 0;                // distance of the true subject's simulation
-  std::vector<double> decoys;      // the decoys', ascending
+  double truth = 0;            // distance of the true subject's simulation
+  std::vector<double> decoys;  // the decoys', ascending
   double ratio() const { return truth / decoys.front(); }
-  int rank() const {               // 1: nearest of all candidates
-    return 1 + static_cast<int>(std::count_if(
-                   decoys.begin(), decoys.end(),
-                   [&](double d) { return d < truth; }));
+  int rank() const {  // 1: nearest of all candidates
+    return 1 +
+           static_cast<int>(std::count_if(decoys.begin(), decoys.end(),
+                                          [&](double d) { return d < truth; }));
   }
 };
 
@@ -104,13 +105,13 @@ Attack Simulate(const Dataset& data, const DeviceData& dev,
                 const std::vector<std::string>& decoys,
                 const at::Tensor& published) {
   torch::jit::Module model = *BuildModel(RfLogReg(), kSeed);
-  Result<NewtonState> state = TrainCertifiedWithNoise(
-      model, dev, IndicesOfSplit(data, Split::kTrain), Params(),
-      SeedNoise(10, 129, Params().sigma));
+  Result<NewtonState> state =
+      TrainCertifiedWithNoise(model, dev, IndicesOfSplit(data, Split::kTrain),
+                              Params(), SeedNoise(10, 129, Params().sigma));
   EXPECT_TRUE(state.ok()) << state.status().ToString();
   auto distance = [&](const std::string& subject) {
-    Result<NewtonRemoval> r = NewtonRemove(
-        model, dev, *PartitionBySubjects(data, {subject}), *state);
+    Result<NewtonRemoval> r =
+        NewtonRemove(model, dev, *PartitionBySubjects(data, {subject}), *state);
     EXPECT_TRUE(r.ok() && !r->retrain_needed) << subject;
     if (!r.ok() || r->retrain_needed) return 0.0;
     return (Weights(r->model) - published).norm().item<double>();
@@ -123,11 +124,12 @@ Attack Simulate(const Dataset& data, const DeviceData& dev,
 }
 
 void Print(const char* what, const Attack& a) {
-  std::printf("%s: true subject %.6g, decoys %.6g..%.6g (median %.6g); "
-              "ratio to the nearest decoy %.6g, rank %d of %d\n",
-              what, a.truth, a.decoys.front(), a.decoys.back(),
-              a.decoys[a.decoys.size() / 2], a.ratio(), a.rank(),
-              static_cast<int>(a.decoys.size()) + 1);
+  std::printf(
+      "%s: true subject %.6g, decoys %.6g..%.6g (median %.6g); "
+      "ratio to the nearest decoy %.6g, rank %d of %d\n",
+      what, a.truth, a.decoys.front(), a.decoys.back(),
+      a.decoys[a.decoys.size() / 2], a.ratio(), a.rank(),
+      static_cast<int>(a.decoys.size()) + 1);
 }
 
 TEST(NewtonAttackTest, SeedKnowingObserverCannotTellTheRemovedSubject) {
@@ -147,9 +149,9 @@ TEST(NewtonAttackTest, SeedKnowingObserverCannotTellTheRemovedSubject) {
   // observer's simulation of the true subject reproduces the published
   // weights.
   torch::jit::Module seeded = *BuildModel(RfLogReg(), kSeed);
-  Result<NewtonState> seeded_state = TrainCertifiedWithNoise(
-      seeded, dev, IndicesOfSplit(data, Split::kTrain), Params(),
-      SeedNoise(10, 129, Params().sigma));
+  Result<NewtonState> seeded_state =
+      TrainCertifiedWithNoise(seeded, dev, IndicesOfSplit(data, Split::kTrain),
+                              Params(), SeedNoise(10, 129, Params().sigma));
   ASSERT_TRUE(seeded_state.ok()) << seeded_state.status().ToString();
   Published before = Remove(engine, data, truth, *SaveModel(seeded),
                             SerializeNewtonState(*seeded_state));
@@ -160,7 +162,8 @@ TEST(NewtonAttackTest, SeedKnowingObserverCannotTellTheRemovedSubject) {
   EXPECT_LT(old.ratio(), 0.01);
 
   // The service now: the same recipe, seed and data; b is secret.
-  Result<TrainedModel> t = engine.TrainCertified(RfLogReg(), Params(), kSeed, data);
+  Result<TrainedModel> t =
+      engine.TrainCertified(RfLogReg(), Params(), kSeed, data);
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   EXPECT_EQ(t->newton_state.find("seed"), std::string::npos);
   Published now = Remove(engine, data, truth, t->model_bytes, t->newton_state);
@@ -181,8 +184,8 @@ TEST(NewtonAttackTest, SeedKnowingObserverCannotTellTheRemovedSubject) {
   no_cache.hessians = no_cache.hessian_at = no_cache.gram = at::Tensor();
   Attack kept;
   auto step = [&](const std::string& subject) {
-    Result<NewtonRemoval> r = NewtonRemove(
-        v1, dev, *PartitionBySubjects(data, {subject}), no_cache);
+    Result<NewtonRemoval> r =
+        NewtonRemove(v1, dev, *PartitionBySubjects(data, {subject}), no_cache);
     return r.ok() && !r->retrain_needed
                ? (Weights(r->model) - now.after).norm().item<double>()
                : -1.0;

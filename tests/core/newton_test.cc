@@ -1,14 +1,15 @@
 // Certified removal (Guo et al.) on logistic regression over 14x14
 // Fashion-MNIST features.
-#include <gtest/gtest.h>
+#include "lethe/core/newton.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 
+#include <gtest/gtest.h>
+
 #include "lethe/core/engine.h"
 #include "lethe/core/model.h"
-#include "lethe/core/newton.h"
 #include "test_util.h"
 
 namespace lethe::core {
@@ -59,24 +60,28 @@ TEST(NewtonTest, RemovalCutsResidualUnderBoundAndMatchesRetraining) {
   params.epsilon = 200;
   Fixture f = Make(params);
   const std::vector<int64_t>& kept = f.partition.retain;
-  double before = *GradientResidual(f.model, f.dev, kept, params.lambda, f.noise);
+  double before =
+      *GradientResidual(f.model, f.dev, kept, params.lambda, f.noise);
   Result<NewtonRemoval> r = NewtonRemove(f.model, f.dev, f.partition, f.state);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   ASSERT_FALSE(r->retrain_needed) << r->bound << " vs " << r->budget;
-  double after = *GradientResidual(r->model, f.dev, kept, params.lambda, f.noise);
-  std::printf("residual %.4g -> %.4g, bound %.4g, budget %.4g\n", before,
-              after, r->bound, r->budget);
+  double after =
+      *GradientResidual(r->model, f.dev, kept, params.lambda, f.noise);
+  std::printf("residual %.4g -> %.4g, bound %.4g, budget %.4g\n", before, after,
+              r->bound, r->budget);
   EXPECT_GE(before / after, 100.0);
   EXPECT_LE(after, r->bound);
   // Training left the float32 weights' own residual (tiny) as the start.
   EXPECT_GT(f.state.cumulative_bound, 0);
   EXPECT_LT(f.state.cumulative_bound, 1e-3);
-  EXPECT_DOUBLE_EQ(r->state.cumulative_bound, f.state.cumulative_bound + r->bound);
+  EXPECT_DOUBLE_EQ(r->state.cumulative_bound,
+                   f.state.cumulative_bound + r->bound);
   EXPECT_EQ(r->state.removals, 40);
 
   // Retraining with the same b: what the step approximates.
   torch::jit::Module retrained = *BuildModel(LogReg(), 0);
-  ASSERT_TRUE(TrainCertifiedWithNoise(retrained, f.dev, kept, params, f.noise).ok());
+  ASSERT_TRUE(
+      TrainCertifiedWithNoise(retrained, f.dev, kept, params, f.noise).ok());
   double ta_newton = TestAccuracy(r->model, f);
   double ta_retrain = TestAccuracy(retrained, f);
   std::printf("TA newton %.4f retrain %.4f original %.4f\n", ta_newton,
@@ -148,8 +153,10 @@ TEST(NewtonTest, CachedRemovalEqualsRecomputedAndStaysSoundWhenStale) {
   ASSERT_TRUE(f.state.has_cache());  // 10 x 197^2 float64: 3.4 MB
   NewtonState plain = f.state;
   plain.hessians = plain.hessian_at = plain.gram = at::Tensor();
-  Result<NewtonRemoval> cached = NewtonRemove(f.model, f.dev, f.partition, f.state);
-  Result<NewtonRemoval> recomputed = NewtonRemove(f.model, f.dev, f.partition, plain);
+  Result<NewtonRemoval> cached =
+      NewtonRemove(f.model, f.dev, f.partition, f.state);
+  Result<NewtonRemoval> recomputed =
+      NewtonRemove(f.model, f.dev, f.partition, plain);
   ASSERT_TRUE(cached.ok() && recomputed.ok());
   ASSERT_FALSE(cached->retrain_needed);
   // Same Hessians (the cache minus the forget set = the retained set's), so
@@ -159,7 +166,8 @@ TEST(NewtonTest, CachedRemovalEqualsRecomputedAndStaysSoundWhenStale) {
     for (const at::Tensor& p : m.parameters()) out.push_back(p);
     return out;
   };
-  std::vector<at::Tensor> a = weights(cached->model), b = weights(recomputed->model);
+  std::vector<at::Tensor> a = weights(cached->model),
+                          b = weights(recomputed->model);
   ASSERT_EQ(a.size(), 2u);
   for (size_t i = 0; i < a.size(); ++i) {
     EXPECT_TRUE(at::allclose(a[i], b[i], 1e-5, 1e-6)) << i;
@@ -173,12 +181,11 @@ TEST(NewtonTest, CachedRemovalEqualsRecomputedAndStaysSoundWhenStale) {
   // A second removal uses the now stale Hessian (taken at training's
   // optimum): its bound gains the drift term, and the true residual of the
   // final model on the final data stays under the summed bounds.
-  Partition second = *PartitionBySubjects(
-      f.data, [] {
-        std::vector<std::string> s = testing::TrainSubjects(10, 2);
-        for (const std::string& x : testing::TrainSubjects(30, 3)) s.push_back(x);
-        return s;
-      }());
+  Partition second = *PartitionBySubjects(f.data, [] {
+    std::vector<std::string> s = testing::TrainSubjects(10, 2);
+    for (const std::string& x : testing::TrainSubjects(30, 3)) s.push_back(x);
+    return s;
+  }());
   Partition step2 = second;
   step2.forget.clear();
   for (int64_t row : second.forget) {
@@ -191,15 +198,16 @@ TEST(NewtonTest, CachedRemovalEqualsRecomputedAndStaysSoundWhenStale) {
   // The model no longer stands for the first 40 records: a partition that
   // still counts them is refused, not stepped with a bound that ignores them.
   EXPECT_EQ(cached->state.rows, f.state.rows - 40);
-  Result<NewtonRemoval> stale = NewtonRemove(cached->model, f.dev, second, cached->state);
+  Result<NewtonRemoval> stale =
+      NewtonRemove(cached->model, f.dev, second, cached->state);
   EXPECT_EQ(stale.status().code(), Code::kFailedPrecondition);
   EXPECT_NE(stale.status().message().find("retrain needed"), std::string::npos);
   Result<NewtonRemoval> r2 =
       NewtonRemove(cached->model, f.dev, step2, cached->state);
   ASSERT_TRUE(r2.ok()) << r2.status().ToString();
   ASSERT_FALSE(r2->retrain_needed);
-  double residual =
-      *GradientResidual(r2->model, f.dev, second.retain, params.lambda, f.noise);
+  double residual = *GradientResidual(r2->model, f.dev, second.retain,
+                                      params.lambda, f.noise);
   std::printf("two removals: bounds %.4g + %.4g, true residual %.4g\n",
               cached->bound, r2->bound, residual);
   EXPECT_LE(residual, r2->state.cumulative_bound);
@@ -236,8 +244,10 @@ TEST(NewtonTest, MeasuredChangeCarriesOnWhereTheBoundsWouldStop) {
   EXPECT_DOUBLE_EQ(r->state.cumulative_bound, r->measured_bound);
   EXPECT_LE(r->measured_bound, r->budget);
   // The state round-trips its settings.
-  EXPECT_TRUE(ParseNewtonState(SerializeNewtonState(r->state))->params.measure_residual);
-  EXPECT_FALSE(ParseNewtonState(SerializeNewtonState(no_measure))->params.measure_residual);
+  EXPECT_TRUE(ParseNewtonState(SerializeNewtonState(r->state))
+                  ->params.measure_residual);
+  EXPECT_FALSE(ParseNewtonState(SerializeNewtonState(no_measure))
+                   ->params.measure_residual);
 }
 
 TEST(NewtonTest, RandomFeatureHeadIsCertifiedCheaplyAndMatchesRetraining) {
@@ -276,17 +286,20 @@ TEST(NewtonTest, RandomFeatureHeadIsCertifiedCheaplyAndMatchesRetraining) {
   // Round trip through the bytes a worker stores.
   NewtonState state = *ParseNewtonState(SerializeNewtonState(*s));
   torch::jit::Module loaded = *LoadModel(*SaveModel(model));
-  double before = *GradientResidual(loaded, dev, p.retain, params.lambda, noise);
+  double before =
+      *GradientResidual(loaded, dev, p.retain, params.lambda, noise);
   Result<NewtonRemoval> r = NewtonRemove(loaded, dev, p, state);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   ASSERT_FALSE(r->retrain_needed) << r->bound << " vs budget " << r->budget;
-  double after = *GradientResidual(r->model, dev, p.retain, params.lambda, noise);
+  double after =
+      *GradientResidual(r->model, dev, p.retain, params.lambda, noise);
   std::printf("rf_logreg: residual %.4g -> %.4g, bound %.4g, budget %.4g\n",
               before, after, r->bound, r->budget);
   EXPECT_GE(before / after, 100.0);
   EXPECT_LE(after, r->bound);
   torch::jit::Module retrained = *CloneModel(model);
-  ASSERT_TRUE(TrainCertifiedWithNoise(retrained, dev, p.retain, params, noise).ok());
+  ASSERT_TRUE(
+      TrainCertifiedWithNoise(retrained, dev, p.retain, params, noise).ok());
   double ta_newton = Evaluate(r->model, dev, p.test)->accuracy();
   double ta_retrain = Evaluate(retrained, dev, p.test)->accuracy();
   std::printf("rf_logreg TA newton %.4f retrain %.4f\n", ta_newton, ta_retrain);
@@ -420,4 +433,3 @@ def forward(self, x):
 
 }  // namespace
 }  // namespace lethe::core
-

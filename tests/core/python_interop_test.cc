@@ -3,11 +3,12 @@
 // in Python, which must measure the accuracy lethe reported. The SISA
 // ensemble lethe exports must load in Python too.
 #include <ATen/ATen.h>
-#include <gtest/gtest.h>
 
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+
+#include <gtest/gtest.h>
 
 #include "lethe/core/engine.h"
 #include "lethe/core/model.h"
@@ -44,8 +45,8 @@ print("%.10f" % (out.argmax(1) == y).double().mean().item())
 std::string RunPython(const std::string& script, const std::string& args) {
   std::string path = testing::TempDir() + "/script.py";
   std::ofstream(path) << script;
-  std::string cmd = std::string(LETHE_TORCH_PYTHON) + " " + path + " " + args +
-                    " 2>&1";
+  std::string cmd =
+      std::string(LETHE_TORCH_PYTHON) + " " + path + " " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return "popen failed";
   std::string out;
@@ -74,9 +75,9 @@ int64_t WriteTestSplit(const Dataset& d) {
 
 double PythonAccuracy(const std::string& model_path, int64_t n) {
   std::string dir = testing::TempDir();
-  std::string out = RunPython(kEvaluate, model_path + " " + dir + "/x.bin " +
-                                             dir + "/y.bin " +
-                                             std::to_string(n));
+  std::string out =
+      RunPython(kEvaluate, model_path + " " + dir + "/x.bin " + dir +
+                               "/y.bin " + std::to_string(n));
   EXPECT_EQ(out.find("exit"), std::string::npos) << out;
   return std::atof(out.c_str());
 }
@@ -97,7 +98,8 @@ TEST(PythonInteropTest, PythonModelIsUnlearnedAndLoadsBackInPython) {
   ASSERT_TRUE(m.ok()) << m.status().ToString();
   DeviceData dev = *ToDevice(d, Device{});
   Recipe recipe = testing::QuickRecipe(5);
-  ASSERT_TRUE(TrainModel(*m, dev, IndicesOfSplit(d, Split::kTrain), recipe).ok());
+  ASSERT_TRUE(
+      TrainModel(*m, dev, IndicesOfSplit(d, Split::kTrain), recipe).ok());
   std::string trained = *SaveModel(*m);
 
   UnlearnRequest req;
@@ -129,8 +131,9 @@ TEST(PythonInteropTest, SisaEnsembleLoadsInPython) {
   SisaParams sisa;
   sisa.shards = 3;
   sisa.slices = 2;
-  Result<TrainedModel> t = Engine(EngineOptions{}).TrainSisa(
-      testing::SmallMlp({1, 28, 28}, {16}), testing::QuickRecipe(8), sisa, d);
+  Result<TrainedModel> t = Engine(EngineOptions{})
+                               .TrainSisa(testing::SmallMlp({1, 28, 28}, {16}),
+                                          testing::QuickRecipe(8), sisa, d);
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   std::string path = testing::TempDir() + "/sisa.pt";
   WriteFile(path, t->model_bytes.data(), t->model_bytes.size());

@@ -1,10 +1,10 @@
 // The report's JSON: every attempt carries its typed failure as a stable
 // string, beside the free-text reason.
-#include <gtest/gtest.h>
+#include "lethe/core/report.h"
 
 #include <string>
 
-#include "lethe/core/report.h"
+#include <gtest/gtest.h>
 
 namespace lethe::core {
 namespace {

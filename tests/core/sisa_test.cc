@@ -1,11 +1,13 @@
+#include "lethe/core/sisa.h"
+
 #include <ATen/ATen.h>
-#include <gtest/gtest.h>
 
 #include <set>
 
+#include <gtest/gtest.h>
+
 #include "lethe/core/engine.h"
 #include "lethe/core/model.h"
-#include "lethe/core/sisa.h"
 #include "test_util.h"
 
 namespace lethe::core {
@@ -49,14 +51,13 @@ TEST(SisaTest, ForgettingEqualsShardRetrainingBitForBit) {
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   std::vector<std::string> forget = {"train-3", "train-17"};
   Partition p = *PartitionBySubjects(d, forget);
-  Result<SisaForgetResult> f =
-      SisaForget(*s, d, *ToDevice(d, Device{}), p);
+  Result<SisaForgetResult> f = SisaForget(*s, d, *ToDevice(d, Device{}), p);
   ASSERT_TRUE(f.ok()) << f.status().ToString();
   std::set<int> expected = {ShardOfSubject("train-3", 4),
                             ShardOfSubject("train-17", 4)};
-  EXPECT_EQ(std::set<int>(f->retrained_shards.begin(),
-                          f->retrained_shards.end()),
-            expected);
+  EXPECT_EQ(
+      std::set<int>(f->retrained_shards.begin(), f->retrained_shards.end()),
+      expected);
   EXPECT_EQ(f->state.record_ids.size(), s->record_ids.size() - 40);
 
   testing::SubsetOptions o = Options();
@@ -67,16 +68,16 @@ TEST(SisaTest, ForgettingEqualsShardRetrainingBitForBit) {
   EXPECT_EQ(fresh->record_ids, f->state.record_ids);
   for (int k = 0; k < 4; ++k) {
     for (int j = 0; j < 3; ++j) {
-      EXPECT_TRUE(SameWeights(f->state.checkpoints[k][j],
-                              fresh->checkpoints[k][j]))
+      EXPECT_TRUE(
+          SameWeights(f->state.checkpoints[k][j], fresh->checkpoints[k][j]))
           << "shard " << k << " slice " << j;
     }
     // Untouched shards were not retrained at all.
     if (!expected.count(k)) {
       EXPECT_EQ(f->state.checkpoints[k], s->checkpoints[k]);
     } else {
-      EXPECT_FALSE(SameWeights(f->state.checkpoints[k][2],
-                               s->checkpoints[k][2]));
+      EXPECT_FALSE(
+          SameWeights(f->state.checkpoints[k][2], s->checkpoints[k][2]));
     }
   }
 }
@@ -113,9 +114,9 @@ TEST(SisaTest, StateSerialisesAndDetectsCorruption) {
 TEST(SisaTest, EngineUnlearnsSisaModelExactly) {
   Dataset d = testing::FashionSubset(Options());
   Engine engine(EngineOptions{});
-  Result<TrainedModel> t = engine.TrainSisa(
-      testing::SmallMlp({1, 28, 28}, {32}), testing::QuickRecipe(6, 11),
-      Params(), d);
+  Result<TrainedModel> t =
+      engine.TrainSisa(testing::SmallMlp({1, 28, 28}, {32}),
+                       testing::QuickRecipe(6, 11), Params(), d);
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   EXPECT_GT(t->test_accuracy, 0.6);
   UnlearnRequest req;

@@ -107,8 +107,9 @@ Recipe QuickRecipe(int epochs, uint64_t seed) {
 
 std::string TempDir() {
   static const std::string dir = [] {
-    std::string tmpl = (std::filesystem::temp_directory_path() /
-                        "lethe-core-test-XXXXXX").string();
+    std::string tmpl =
+        (std::filesystem::temp_directory_path() / "lethe-core-test-XXXXXX")
+            .string();
     std::string made = mkdtemp(tmpl.data());
     std::atexit([] {
       std::error_code ec;

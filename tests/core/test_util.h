@@ -17,8 +17,8 @@ std::string FashionDir();
 struct SubsetOptions {
   int64_t train = 2000;
   int64_t test = 1000;
-  int64_t block = 20;     // records per subject ("train-<b>")
-  bool pool2 = false;     // 2x2 average pooling -> float32 [196] features
+  int64_t block = 20;  // records per subject ("train-<b>")
+  bool pool2 = false;  // 2x2 average pooling -> float32 [196] features
   // Train subjects whose stored labels become (y + 1) mod 10 (poisoned data).
   std::set<std::string> poisoned;
   // Train subjects left out entirely.

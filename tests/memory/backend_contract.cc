@@ -110,9 +110,9 @@ std::string BackendContractTest::MakeDataset(const std::string& name,
   return created->id;
 }
 
-std::string BackendContractTest::MakeReadyModel(const std::string& name,
-                                                const std::string& dataset_id,
-                                                const std::string& policy_json) {
+std::string BackendContractTest::MakeReadyModel(
+    const std::string& name, const std::string& dataset_id,
+    const std::string& policy_json) {
   RegisterParams p;
   p.model.name = name;
   p.model.dataset_id = dataset_id;
@@ -133,8 +133,9 @@ std::string BackendContractTest::MakeReadyModel(const std::string& name,
   return model->id;
 }
 
-SubmitParams BackendContractTest::Params(int subject, const std::string& key,
-                                         const std::vector<std::string>& scope) {
+SubmitParams BackendContractTest::Params(
+    int subject, const std::string& key,
+    const std::vector<std::string>& scope) {
   SubmitParams p;
   p.client_key_id = "client-1";
   p.idempotency_key = key;
@@ -278,8 +279,7 @@ TEST_P(BackendContractTest, PublishCompletesTheRequestAndDeletesRecords) {
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(out->version, 2);
   EXPECT_EQ(out->records_removed, 3);
-  EXPECT_EQ(out->completed_erasures,
-            std::vector<std::string>{req->erasure.id});
+  EXPECT_EQ(out->completed_erasures, std::vector<std::string>{req->erasure.id});
 
   auto done = backend_->erasures().Get(req->erasure.id);
   ASSERT_TRUE(done.ok());
@@ -325,7 +325,8 @@ TEST_P(BackendContractTest, TrainingRecordsLeaveOutTheAbsorbedSubject) {
   auto second = queue_->ClaimBatch();
   ASSERT_TRUE(second.ok() && second->has_value());
   EXPECT_EQ((*second)->model.id, pending);
-  auto out = queue_->Publish(**second, NewVersion(1, "v2 of the other"), nullptr);
+  auto out =
+      queue_->Publish(**second, NewVersion(1, "v2 of the other"), nullptr);
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(out->records_removed, 3);
   EXPECT_EQ(backend_->erasures().Get(req->erasure.id)->state, "COMPLETED");
@@ -344,10 +345,9 @@ TEST_P(BackendContractTest, StaleTokenIsFailedPrecondition) {
 
   EXPECT_EQ(queue_->Renew(**stale).code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(queue_->Publish(**stale, NewVersion(1, "v2"), nullptr)
-                .status()
-                .code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(
+      queue_->Publish(**stale, NewVersion(1, "v2"), nullptr).status().code(),
+      absl::StatusCode::kFailedPrecondition);
   // Another owner holding the same token holds nothing either.
   auto other = backend_->NewWorkQueue(Options("worker-2"));
   EXPECT_EQ(other->Renew(**fresh).code(),
@@ -401,8 +401,9 @@ TEST_P(BackendContractTest, FailuresUntilDeadFailTheRequest) {
   EXPECT_FALSE(queue_->ClaimBatch()->has_value());
   // A stale Fail is not ours: it changes nothing.
   EXPECT_TRUE(queue_->Fail(**first, "late").ok());
-  EXPECT_EQ(TaskOf(*backend_->erasures().Get(req->erasure.id), model).last_error,
-            "engine exploded again");
+  EXPECT_EQ(
+      TaskOf(*backend_->erasures().Get(req->erasure.id), model).last_error,
+      "engine exploded again");
 }
 
 TEST_P(BackendContractTest, ExpiredLeaseIsRescuedAndFenced) {
@@ -425,10 +426,9 @@ TEST_P(BackendContractTest, ExpiredLeaseIsRescuedAndFenced) {
   auto rescued = other->ClaimBatch();
   ASSERT_TRUE(rescued.ok() && rescued->has_value());
   EXPECT_EQ((*rescued)->tasks[0].token, 2);
-  EXPECT_EQ(queue_->Publish(**lost, NewVersion(1, "v2"), nullptr)
-                .status()
-                .code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(
+      queue_->Publish(**lost, NewVersion(1, "v2"), nullptr).status().code(),
+      absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(other->Publish(**rescued, NewVersion(1, "v2"), nullptr).ok());
   EXPECT_EQ(backend_->erasures().Get(req->erasure.id)->state, "COMPLETED");
 }
@@ -490,9 +490,9 @@ TEST_P(BackendContractTest, TrainingJobIsRetriedThenFinished) {
   EXPECT_EQ((*retry)->token, (*job)->token + 1);
   EXPECT_EQ(queue_->FinishModelJob(**job, "w", "", "retrain", "").code(),
             absl::StatusCode::kFailedPrecondition);
-  ASSERT_TRUE(queue_->FinishModelJob(**retry, "trained weights", "",
-                                     "retrain", "")
-                  .ok());
+  ASSERT_TRUE(
+      queue_->FinishModelJob(**retry, "trained weights", "", "retrain", "")
+          .ok());
   auto ready = backend_->models().Get(model->id);
   EXPECT_EQ(ready->state, "READY");
   EXPECT_EQ(ready->latest_version, 1);
@@ -539,8 +539,8 @@ TEST_P(BackendContractTest, PublishHookIssuesAProvableCertificate) {
   auto req = backend_->erasures().Submit(Params(1, "k"));
   auto batch = queue_->ClaimBatch();
   ASSERT_TRUE(batch.ok() && batch->has_value());
-  ASSERT_TRUE(queue_->Publish(**batch, NewVersion(1, "v2"), IssueWith(keys))
-                  .ok());
+  ASSERT_TRUE(
+      queue_->Publish(**batch, NewVersion(1, "v2"), IssueWith(keys)).ok());
 
   auto issued = backend_->certificates().Get(req->erasure.id);
   ASSERT_TRUE(issued.ok()) << issued.status();
@@ -555,8 +555,7 @@ TEST_P(BackendContractTest, PublishHookIssuesAProvableCertificate) {
       backend_->certificates().LatestCheckpoint(keys, "lethe.test/log");
   ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
   EXPECT_EQ(checkpoint->tree_size, 1);
-  auto proof =
-      backend_->certificates().InclusionProof(issued->leaf_index, 1);
+  auto proof = backend_->certificates().InclusionProof(issued->leaf_index, 1);
   ASSERT_TRUE(proof.ok());
   EXPECT_TRUE(cert::VerifyInclusion(issued->leaf_index, 1, issued->leaf_hash,
                                     *proof, checkpoint->root_hash)
@@ -599,8 +598,8 @@ TEST_P(BackendContractTest, CertifyMissingIssuesWhatPublishCouldNot) {
   }
   auto first = queue_->ClaimBatch();
   ASSERT_TRUE(first.ok() && first->has_value());
-  ASSERT_TRUE(queue_->Publish(**first, NewVersion(1, "v2"), IssueWith(keys))
-                  .ok());
+  ASSERT_TRUE(
+      queue_->Publish(**first, NewVersion(1, "v2"), IssueWith(keys)).ok());
   auto old_checkpoint =
       backend_->certificates().LatestCheckpoint(keys, "lethe.test/log");
   ASSERT_TRUE(old_checkpoint.ok());

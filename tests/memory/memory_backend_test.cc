@@ -12,9 +12,7 @@ BackendFactory MemoryFactory() {
   ManualClock clock;
   return BackendFactory{
       "memory",
-      [clock] {
-        return NewMemoryBackend(MemoryOptions{clock.AsFunction()});
-      },
+      [clock] { return NewMemoryBackend(MemoryOptions{clock.AsFunction()}); },
       [clock](std::chrono::microseconds by) mutable { clock.Advance(by); }};
 }
 

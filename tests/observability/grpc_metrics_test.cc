@@ -1,6 +1,8 @@
 // The gRPC metrics interceptor on a real server: calls of every kind are
 // counted by service, method, type and code, and timed. Also the server's
 // request log lines, which must name the request and never the subject.
+#include "observability/grpc_metrics.h"
+
 #include <memory>
 #include <mutex>
 #include <string>
@@ -10,7 +12,6 @@
 #include <gtest/gtest.h>
 #include <prometheus/registry.h>
 
-#include "observability/grpc_metrics.h"
 #include "observability/log.h"
 #include "tests/observability/metrics_test_util.h"
 #include "tests/server/test_server.h"
@@ -125,8 +126,8 @@ TEST_F(GrpcMetricsTest, FailingCallIsCountedWithItsCode) {
   v1::GetErasureRequest req;
   req.set_id("not-a-uuid");
   v1::Erasure e;
-  const grpc::Status st = erasures_->GetErasure(
-      ts_->Ctx(Role::kAuditor).get(), req, &e);
+  const grpc::Status st =
+      erasures_->GetErasure(ts_->Ctx(Role::kAuditor).get(), req, &e);
   ASSERT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   const auto f = Collect();
   EXPECT_EQ(CounterValue(f, "grpc_server_handled_total",
@@ -159,20 +160,20 @@ TEST_F(GrpcMetricsTest, StreamingCallsAreCountedWithTheirType) {
   ASSERT_FALSE(upload_status.ok());
 
   const auto f = Collect();
-  EXPECT_EQ(CounterValue(f, "grpc_server_handled_total",
-                         {{"grpc_service", "lethe.v1.ErasureService"},
-                          {"grpc_method", "WatchErasure"},
-                          {"grpc_type", "server_stream"},
-                          {"grpc_code",
-                           GrpcCodeName(watch_status.error_code())}}),
-            1);
-  EXPECT_EQ(CounterValue(f, "grpc_server_handled_total",
-                         {{"grpc_service", "lethe.v1.DatasetService"},
-                          {"grpc_method", "UploadRecords"},
-                          {"grpc_type", "client_stream"},
-                          {"grpc_code",
-                           GrpcCodeName(upload_status.error_code())}}),
-            1);
+  EXPECT_EQ(
+      CounterValue(f, "grpc_server_handled_total",
+                   {{"grpc_service", "lethe.v1.ErasureService"},
+                    {"grpc_method", "WatchErasure"},
+                    {"grpc_type", "server_stream"},
+                    {"grpc_code", GrpcCodeName(watch_status.error_code())}}),
+      1);
+  EXPECT_EQ(
+      CounterValue(f, "grpc_server_handled_total",
+                   {{"grpc_service", "lethe.v1.DatasetService"},
+                    {"grpc_method", "UploadRecords"},
+                    {"grpc_type", "client_stream"},
+                    {"grpc_code", GrpcCodeName(upload_status.error_code())}}),
+      1);
   EXPECT_EQ(HistogramCount(f, "grpc_server_handling_seconds",
                            {{"grpc_method", "UploadRecords"},
                             {"grpc_type", "client_stream"}}),
@@ -186,10 +187,10 @@ TEST_F(GrpcMetricsTest, RequestStateChangesAreLoggedWithoutTheSubject) {
   v1::CancelErasureRequest cancel;
   cancel.set_id(resp.erasure().id());
   v1::Erasure cancelled;
-  ASSERT_TRUE(erasures_
-                  ->CancelErasure(ts_->Ctx(Role::kSubmitter).get(), cancel,
-                                  &cancelled)
-                  .ok());
+  ASSERT_TRUE(
+      erasures_
+          ->CancelErasure(ts_->Ctx(Role::kSubmitter).get(), cancel, &cancelled)
+          .ok());
   const std::string log = sink_->text();
   const std::string id = "\"request_id\":\"" + resp.erasure().id() + "\"";
   EXPECT_NE(log.find(id + ",\"message\":\"erasure submitted\""),
@@ -210,8 +211,7 @@ TEST(GrpcMethodNameTest, SplitsServiceAndMethod) {
   EXPECT_EQ(SplitGrpcMethod("").first, "unknown");
   EXPECT_EQ(SplitGrpcMethod("/a/b/c").first, "unknown");
   EXPECT_EQ(SplitGrpcMethod("noslash").first, "unknown");
-  EXPECT_EQ(std::string(GrpcCodeName(grpc::StatusCode::CANCELLED)),
-            "Canceled");
+  EXPECT_EQ(std::string(GrpcCodeName(grpc::StatusCode::CANCELLED)), "Canceled");
   EXPECT_EQ(std::string(GrpcCodeName(grpc::StatusCode::UNAUTHENTICATED)),
             "Unauthenticated");
 }

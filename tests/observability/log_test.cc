@@ -88,8 +88,8 @@ TEST(LogTest, TimeIsRfc3339UtcWithMilliseconds) {
   EXPECT_EQ(Rfc3339Millis(1714566896789), "2024-05-01T12:34:56.789Z");
   auto sink = std::make_shared<CaptureSink>();
   Logger(sink, LogLevel::kInfo, "c").Info({}, "m");
-  const std::string t = Parse(sink->lines().at(0)).fields().at("time")
-                            .string_value();
+  const std::string t =
+      Parse(sink->lines().at(0)).fields().at("time").string_value();
   ASSERT_EQ(t.size(), 24u) << t;
   EXPECT_EQ(t[10], 'T');
   EXPECT_EQ(t[19], '.');
@@ -108,16 +108,16 @@ TEST(LogTest, KeepsValidUtf8AndReplacesInvalidBytes) {
   EXPECT_EQ(Json("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80"),
             "\"h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80\"");
   EXPECT_EQ(Json("\xff"), R"("\ufffd")");
-  EXPECT_EQ(Json("\xc3"), R"("\ufffd")");            // truncated
-  EXPECT_EQ(Json("\xc0\xaf"), R"("\ufffd\ufffd")");  // overlong '/'
+  EXPECT_EQ(Json("\xc3"), R"("\ufffd")");                      // truncated
+  EXPECT_EQ(Json("\xc0\xaf"), R"("\ufffd\ufffd")");            // overlong '/'
   EXPECT_EQ(Json("\xed\xa0\x80"), R"("\ufffd\ufffd\ufffd")");  // surrogate
 }
 
 TEST(LogTest, HostileMessageAndValuesStillParseToTheSameStrings) {
   auto sink = std::make_shared<CaptureSink>();
   const std::string evil = "\"},{\"level\":\"error\"\n\\u0000";
-  Logger(sink, LogLevel::kInfo, evil).Info({.request_id = evil}, evil,
-                                           {{"detail", evil}});
+  Logger(sink, LogLevel::kInfo, evil)
+      .Info({.request_id = evil}, evil, {{"detail", evil}});
   ASSERT_EQ(sink->lines().size(), 1u);
   auto s = Parse(sink->lines()[0]);
   EXPECT_EQ(s.fields().at("level").string_value(), "info");

@@ -67,8 +67,8 @@ TEST(MetricsEndpointTest, ServeExposesMetricsThatPassPromtool) {
   ASSERT_TRUE(st.ok()) << st.error_message();
   ASSERT_EQ(resp.erasure().state(), v1::ERASURE_STATE_QUEUED);
   const std::string queued_id = resp.erasure().id();
-  st = stub->SubmitErasure(ts->CtxWithToken("").get(),
-                           Request(kSubject, "k2"), &resp);
+  st = stub->SubmitErasure(ts->CtxWithToken("").get(), Request(kSubject, "k2"),
+                           &resp);
   ASSERT_EQ(st.error_code(), grpc::StatusCode::UNAUTHENTICATED);
 
   auto scrape = HttpGet(serve->metrics_port(), "/metrics");
@@ -87,9 +87,8 @@ TEST(MetricsEndpointTest, ServeExposesMetricsThatPassPromtool) {
   EXPECT_EQ(ExpositionValue(text, "grpc_server_handling_seconds_count",
                             {"grpc_method=\"SubmitErasure\""}),
             2);
-  EXPECT_EQ(ExpositionValue(text, "lethe_erasure_requests",
-                            {"state=\"queued\""}),
-            1);
+  EXPECT_EQ(
+      ExpositionValue(text, "lethe_erasure_requests", {"state=\"queued\""}), 1);
   EXPECT_EQ(ExpositionValue(text, "lethe_erasure_tasks", {"state=\"queued\""}),
             1);
   EXPECT_EQ(ExpositionValue(text, "lethe_database_up", {}), 1);

@@ -34,7 +34,8 @@ std::string Exchange(int port, const std::string& request) {
     send(fd, request.data(), request.size(), MSG_NOSIGNAL);
     char buf[4096];
     ssize_t n;
-    while ((n = recv(fd, buf, sizeof buf, 0)) > 0) out.append(buf, static_cast<size_t>(n));
+    while ((n = recv(fd, buf, sizeof buf, 0)) > 0)
+      out.append(buf, static_cast<size_t>(n));
   }
   close(fd);
   return out;
@@ -66,19 +67,24 @@ class MetricsHttpTest : public ::testing::Test {
 
 TEST_F(MetricsHttpTest, ServesTheRegistryInTextFormat) {
   ASSERT_GT(endpoint_->port(), 0);
-  const std::string r = Exchange(
-      endpoint_->port(), "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  const std::string r =
+      Exchange(endpoint_->port(), "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_EQ(StatusLine(r), "HTTP/1.1 200 OK");
-  EXPECT_NE(r.find("Content-Type: text/plain; version=0.0.4"), std::string::npos) << r;
-  EXPECT_NE(r.find("lethe_test_events_total{kind=\"a\"} 3"), std::string::npos) << r;
+  EXPECT_NE(r.find("Content-Type: text/plain; version=0.0.4"),
+            std::string::npos)
+      << r;
+  EXPECT_NE(r.find("lethe_test_events_total{kind=\"a\"} 3"), std::string::npos)
+      << r;
   const std::string body = r.substr(r.find("\r\n\r\n") + 4);
   EXPECT_NE(r.find("Content-Length: " + std::to_string(body.size()) + "\r\n"),
             std::string::npos)
       << r;
   // A query string is ignored; HEAD has the headers and no body.
-  EXPECT_EQ(StatusLine(Exchange(endpoint_->port(), "GET /metrics?x=1 HTTP/1.0\r\n\r\n")),
+  EXPECT_EQ(StatusLine(Exchange(endpoint_->port(),
+                                "GET /metrics?x=1 HTTP/1.0\r\n\r\n")),
             "HTTP/1.1 200 OK");
-  const std::string head = Exchange(endpoint_->port(), "HEAD /metrics HTTP/1.1\r\n\r\n");
+  const std::string head =
+      Exchange(endpoint_->port(), "HEAD /metrics HTTP/1.1\r\n\r\n");
   EXPECT_EQ(StatusLine(head), "HTTP/1.1 200 OK");
   EXPECT_EQ(head.substr(head.find("\r\n\r\n") + 4), "");
 }
@@ -86,28 +92,33 @@ TEST_F(MetricsHttpTest, ServesTheRegistryInTextFormat) {
 TEST_F(MetricsHttpTest, RefusesOtherPathsMethodsAndMalformedRequests) {
   EXPECT_EQ(StatusLine(Exchange(endpoint_->port(), "GET / HTTP/1.1\r\n\r\n")),
             "HTTP/1.1 404 Not Found");
-  const std::string post = Exchange(endpoint_->port(), "POST /metrics HTTP/1.1\r\n\r\n");
+  const std::string post =
+      Exchange(endpoint_->port(), "POST /metrics HTTP/1.1\r\n\r\n");
   EXPECT_EQ(StatusLine(post), "HTTP/1.1 405 Method Not Allowed");
   EXPECT_NE(post.find("Allow: GET, HEAD"), std::string::npos);
   EXPECT_EQ(StatusLine(Exchange(endpoint_->port(), "garbage\r\n\r\n")),
             "HTTP/1.1 400 Bad Request");
-  EXPECT_EQ(StatusLine(Exchange(endpoint_->port(),
-                                "GET /metrics HTTP/1.1\r\nX: " + std::string(9000, 'a'))),
-            "HTTP/1.1 431 Request Header Fields Too Large");
+  EXPECT_EQ(
+      StatusLine(Exchange(endpoint_->port(), "GET /metrics HTTP/1.1\r\nX: " +
+                                                 std::string(9000, 'a'))),
+      "HTTP/1.1 431 Request Header Fields Too Large");
   // And it still answers after all of those.
-  EXPECT_EQ(StatusLine(Exchange(endpoint_->port(), "GET /metrics HTTP/1.1\r\n\r\n")),
-            "HTTP/1.1 200 OK");
+  EXPECT_EQ(
+      StatusLine(Exchange(endpoint_->port(), "GET /metrics HTTP/1.1\r\n\r\n")),
+      "HTTP/1.1 200 OK");
 }
 
 TEST_F(MetricsHttpTest, ACollectableGoneIsNoLongerScraped) {
   registry_.reset();
-  const std::string r = Exchange(endpoint_->port(), "GET /metrics HTTP/1.1\r\n\r\n");
+  const std::string r =
+      Exchange(endpoint_->port(), "GET /metrics HTTP/1.1\r\n\r\n");
   EXPECT_EQ(StatusLine(r), "HTTP/1.1 200 OK");
   EXPECT_EQ(r.find("lethe_test_events_total"), std::string::npos) << r;
 }
 
 TEST(MetricsEndpointStartTest, BadAddressesAndBusyPortsAreClearErrors) {
-  for (const char* bad : {"", "9464", "host:", "127.0.0.1:http", "127.0.0.1:70000"}) {
+  for (const char* bad :
+       {"", "9464", "host:", "127.0.0.1:http", "127.0.0.1:70000"}) {
     auto e = MetricsEndpoint::Start(bad);
     EXPECT_EQ(e.status().code(), absl::StatusCode::kInvalidArgument) << bad;
   }
@@ -116,7 +127,8 @@ TEST(MetricsEndpointStartTest, BadAddressesAndBusyPortsAreClearErrors) {
   const int port = (*first)->port();
   auto busy = MetricsEndpoint::Start("127.0.0.1:" + std::to_string(port));
   EXPECT_EQ(busy.status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_NE(busy.status().message().find("cannot serve metrics"), std::string::npos)
+  EXPECT_NE(busy.status().message().find("cannot serve metrics"),
+            std::string::npos)
       << busy.status();
   // Stopping frees the port at once.
   first->reset();
@@ -127,7 +139,8 @@ TEST(MetricsEndpointStartTest, BadAddressesAndBusyPortsAreClearErrors) {
   if (v6.ok()) {
     EXPECT_GT((*v6)->port(), 0);
   } else {  // a machine without IPv6 loopback: refused, not misparsed
-    EXPECT_EQ(v6.status().code(), absl::StatusCode::kUnavailable) << v6.status();
+    EXPECT_EQ(v6.status().code(), absl::StatusCode::kUnavailable)
+        << v6.status();
   }
 }
 

@@ -31,8 +31,9 @@ absl::StatusOr<HttpResponse> HttpGet(int port, const std::string& path,
     close(fd);
     return absl::UnavailableError(absl::StrCat("cannot connect to ", port));
   }
-  const std::string request = absl::StrCat(
-      "GET ", path, " HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+  const std::string request =
+      absl::StrCat("GET ", path,
+                   " HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
   if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
       static_cast<ssize_t>(request.size())) {
     close(fd);
@@ -52,7 +53,8 @@ absl::StatusOr<HttpResponse> HttpGet(int port, const std::string& path,
   close(fd);
   const size_t end = raw.find("\r\n\r\n");
   if (raw.rfind("HTTP/1.", 0) != 0 || end == std::string::npos) {
-    return absl::UnavailableError(absl::StrCat("not HTTP: ", raw.substr(0, 80)));
+    return absl::UnavailableError(
+        absl::StrCat("not HTTP: ", raw.substr(0, 80)));
   }
   HttpResponse r;
   r.status = std::atoi(raw.c_str() + raw.find(' ') + 1);
@@ -115,9 +117,8 @@ std::unique_ptr<LetheServeProcess> LetheServeProcess::Start(
   EXPECT_TRUE(started.ok()) << started.status();
   if (!started.ok()) return nullptr;
   p->process_ = std::move(*started);
-  const bool up =
-      WaitForPort(p->grpc_port_, std::chrono::seconds(20)) &&
-      WaitForPort(p->metrics_port_, std::chrono::seconds(5));
+  const bool up = WaitForPort(p->grpc_port_, std::chrono::seconds(20)) &&
+                  WaitForPort(p->metrics_port_, std::chrono::seconds(5));
   EXPECT_TRUE(up) << ReadFileOrEmpty(log_path);
   return up ? std::move(p) : nullptr;
 }

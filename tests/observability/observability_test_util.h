@@ -23,9 +23,9 @@ struct HttpResponse {
 // GET http://127.0.0.1:port/path_and_query; each socket read and write
 // times out after `timeout`. UNAVAILABLE if it cannot connect or the
 // answer is not HTTP.
-absl::StatusOr<HttpResponse> HttpGet(int port, const std::string& path,
-                                     std::chrono::seconds timeout =
-                                         std::chrono::seconds(10));
+absl::StatusOr<HttpResponse> HttpGet(
+    int port, const std::string& path,
+    std::chrono::seconds timeout = std::chrono::seconds(10));
 
 // Percent-encodes everything but unreserved characters (RFC 3986 2.3).
 std::string UrlEncode(const std::string& s);

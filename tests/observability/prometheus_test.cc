@@ -34,13 +34,14 @@ struct ScrapeJob {
 std::string PrometheusConfig(const std::vector<ScrapeJob>& jobs) {
   std::string yml = absl::StrCat(
       "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-      "rule_files:\n  - ", LETHE_SOURCE_DIR,
-      "/deploy/prometheus/rules/recording.yml\n  - ", LETHE_SOURCE_DIR,
+      "rule_files:\n  - ",
+      LETHE_SOURCE_DIR, "/deploy/prometheus/rules/recording.yml\n  - ",
+      LETHE_SOURCE_DIR,
       "/deploy/prometheus/rules/alerts.yml\nscrape_configs:\n");
   for (const auto& j : jobs) {
-    absl::StrAppend(&yml, "  - job_name: ", j.job,
-                    "\n    static_configs:\n      - targets: ['127.0.0.1:",
-                    j.port, "']\n");
+    absl::StrAppend(
+        &yml, "  - job_name: ", j.job,
+        "\n    static_configs:\n      - targets: ['127.0.0.1:", j.port, "']\n");
   }
   return yml;
 }
@@ -55,13 +56,16 @@ std::optional<double> Query(int port, const std::string& expr) {
   if (!google::protobuf::util::JsonStringToMessage(r->body, &json).ok()) {
     return std::nullopt;
   }
-  const auto& result = json.fields().at("data").struct_value().fields().at(
-      "result").list_value();
+  const auto& result = json.fields()
+                           .at("data")
+                           .struct_value()
+                           .fields()
+                           .at("result")
+                           .list_value();
   if (result.values_size() == 0) return std::nullopt;
   double sum = 0;
   for (const auto& series : result.values()) {
-    const auto& value =
-        series.struct_value().fields().at("value").list_value();
+    const auto& value = series.struct_value().fields().at("value").list_value();
     sum += std::stod(value.values(1).string_value());
   }
   return sum;
@@ -93,7 +97,8 @@ std::string SmallDataset() {
         i < 60 ? absl::StrCat("s", i / 3) : absl::StrCat("t", i);
     absl::StrAppend(&csv, subject, ",", cls, ",", i < 60 ? "train" : "test");
     for (int f = 0; f < 4; ++f) {
-      absl::StrAppend(&csv, ",", f == cls ? 1.0 + 0.01 * (i % 7) : 0.05 * (i % 5));
+      absl::StrAppend(&csv, ",",
+                      f == cls ? 1.0 + 0.01 * (i % 7) : 0.05 * (i % 5));
     }
     csv += "\n";
   }
@@ -116,8 +121,10 @@ TEST(PrometheusTest, ScrapesServerAndWorkerAndAnswersForTheirSeries) {
   const int worker_metrics = FreePort();
   SubprocessOptions w;
   w.program = LETHE_WORKER_BINARY;
-  w.args = {"--database-url", ts->database_url(), "--signing-keys",
-            key_dir + "/sign.key", "--threads", "1", "--poll-seconds", "0.5",
+  w.args = {"--database-url",   ts->database_url(),
+            "--signing-keys",   key_dir + "/sign.key",
+            "--threads",        "1",
+            "--poll-seconds",   "0.5",
             "--metrics-listen", absl::StrCat("127.0.0.1:", worker_metrics)};
   w.stdout_path = ts->temp_dir() + "/worker.log";
   w.stderr_path = w.stdout_path;
@@ -168,21 +175,24 @@ TEST(PrometheusTest, ScrapesServerAndWorkerAndAnswersForTheirSeries) {
                          is(2), timeout),
             2);
   // Group commit: every submission was written by some batch.
-  EXPECT_EQ(WaitForQuery(port,
-                         "lethe_intake_batch_size_sum{job=\"lethe-server\"}",
-                         is(2), timeout),
-            2);
+  EXPECT_EQ(
+      WaitForQuery(port, "lethe_intake_batch_size_sum{job=\"lethe-server\"}",
+                   is(2), timeout),
+      2);
   // Both requests, whatever state the worker has brought them to by now.
-  EXPECT_EQ(WaitForQuery(port, "sum(lethe_erasure_requests)", is(2), timeout), 2);
-  // The shipped recording rules evaluate over the real series.
-  EXPECT_EQ(WaitForQuery(port, "sum(lethe:erasure_requests:max)", is(2), timeout),
+  EXPECT_EQ(WaitForQuery(port, "sum(lethe_erasure_requests)", is(2), timeout),
             2);
+  // The shipped recording rules evaluate over the real series.
+  EXPECT_EQ(
+      WaitForQuery(port, "sum(lethe:erasure_requests:max)", is(2), timeout), 2);
   EXPECT_EQ(WaitForQuery(port, "lethe:database_up:min", is(1), timeout), 1);
 
   // The worker: up, both erasures carried out and certified, its task
   // histograms filled, and the queue drained as the server reports it.
   const auto work = std::chrono::seconds(90);
-  auto at_least = [](double want) { return [want](double v) { return v >= want; }; };
+  auto at_least = [](double want) {
+    return [want](double v) { return v >= want; };
+  };
   EXPECT_EQ(WaitForQuery(port, "up{job=\"lethe-worker\"}", is(1), timeout), 1)
       << ReadFileOrEmpty(dir + "/prometheus.log");
   EXPECT_EQ(WaitForQuery(port, "lethe_erasure_requests{state=\"completed\"}",
@@ -195,16 +205,18 @@ TEST(PrometheusTest, ScrapesServerAndWorkerAndAnswersForTheirSeries) {
                          at_least(1), timeout)
                 .value_or(0),
             1);
-  EXPECT_EQ(WaitForQuery(port,
-                         "lethe_certificates_issued_total{job=\"lethe-worker\"}",
-                         is(2), timeout),
+  EXPECT_EQ(WaitForQuery(
+                port, "lethe_certificates_issued_total{job=\"lethe-worker\"}",
+                is(2), timeout),
             2);
-  EXPECT_GE(WaitForQuery(port,
-                         "sum(lethe_task_duration_seconds_count{job=\"lethe-worker\"})",
-                         at_least(1), timeout)
-                .value_or(0),
-            1);
-  EXPECT_EQ(WaitForQuery(port, "lethe_certificate_log_entries", is(2), timeout), 2);
+  EXPECT_GE(
+      WaitForQuery(
+          port, "sum(lethe_task_duration_seconds_count{job=\"lethe-worker\"})",
+          at_least(1), timeout)
+          .value_or(0),
+      1);
+  EXPECT_EQ(WaitForQuery(port, "lethe_certificate_log_entries", is(2), timeout),
+            2);
   EXPECT_EQ(WaitForQuery(port, "lethe_worker_busy{job=\"lethe-worker\"}", is(0),
                          timeout),
             0);

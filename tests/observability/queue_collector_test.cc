@@ -8,9 +8,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "storage/postgres/backend.h"
+#include "storage/postgres/migrations.h"
 #include "storage/postgres/run_sql.h"
 #include "storage/reachability.h"
-#include "storage/postgres/migrations.h"
 #include "tests/observability/metrics_test_util.h"
 #include "tests/support/process.h"
 #include "tests/support/scratch_database.h"
@@ -34,23 +34,27 @@ std::vector<storage::SqlRow> Exec(const std::string& url,
 
 std::string InsertRequest(const std::string& url, const std::string& key,
                           const std::string& state, const std::string& age) {
-  auto r = Exec(url, absl::StrCat(
-      "INSERT INTO erasure_requests (client_key_id, idempotency_key, "
-      "body_sha256, subject_commitment, legal_ground, state, created_at) "
-      "VALUES ('c', '", key, "', decode(repeat('00', 32), 'hex'), "
-      "decode(repeat('00', 32), 'hex'), 'GDPR', '", state,
-      "', now() - interval '", age, "') RETURNING id"));
+  auto r = Exec(
+      url,
+      absl::StrCat(
+          "INSERT INTO erasure_requests (client_key_id, idempotency_key, "
+          "body_sha256, subject_commitment, legal_ground, state, created_at) "
+          "VALUES ('c', '",
+          key,
+          "', decode(repeat('00', 32), 'hex'), "
+          "decode(repeat('00', 32), 'hex'), 'GDPR', '",
+          state, "', now() - interval '", age, "') RETURNING id"));
   return r.empty() ? "" : r[0][0].value_or("");
 }
 
 void InsertTask(const std::string& url, const std::string& erasure,
                 const std::string& model, const std::string& state,
                 int attempts, const std::string& age) {
-  Exec(url, absl::StrCat(
-                "INSERT INTO erasure_tasks (erasure_id, model_id, state, "
-                "attempts, created_at) VALUES ('",
-                erasure, "', '", model, "', '", state, "', ", attempts,
-                ", now() - interval '", age, "')"));
+  Exec(url,
+       absl::StrCat("INSERT INTO erasure_tasks (erasure_id, model_id, state, "
+                    "attempts, created_at) VALUES ('",
+                    erasure, "', '", model, "', '", state, "', ", attempts,
+                    ", now() - interval '", age, "')"));
 }
 
 class QueueCollectorTest : public ::testing::Test {
@@ -67,12 +71,12 @@ class QueueCollectorTest : public ::testing::Test {
          "num_classes) VALUES ('33333333-3333-3333-3333-333333333333', 'd', "
          "'{4}', 'float32', 3)");
     for (const char* m : {kM1, kM2}) {
-      Exec(url(), absl::StrCat(
-                      "INSERT INTO models (id, name, dataset_id, "
-                      "architecture, recipe, policy, state) VALUES ('",
-                      m, "', 'm", m,
-                      "', '33333333-3333-3333-3333-333333333333', '{}', "
-                      "'{}', '{}', 'READY')"));
+      Exec(url(),
+           absl::StrCat("INSERT INTO models (id, name, dataset_id, "
+                        "architecture, recipe, policy, state) VALUES ('",
+                        m, "', 'm", m,
+                        "', '33333333-3333-3333-3333-333333333333', '{}', "
+                        "'{}', '{}', 'READY')"));
     }
   }
 
@@ -99,8 +103,7 @@ TEST_F(QueueCollectorTest, ReportsStatesAgesAndRetriesOfKnownRows) {
   const auto f = collector.Collect();
   EXPECT_EQ(GaugeValue(f, "lethe_database_up"), 1);
   EXPECT_EQ(GaugeValue(f, "lethe_erasure_requests", {{"state", "queued"}}), 2);
-  EXPECT_EQ(GaugeValue(f, "lethe_erasure_requests", {{"state", "running"}}),
-            1);
+  EXPECT_EQ(GaugeValue(f, "lethe_erasure_requests", {{"state", "running"}}), 1);
   EXPECT_EQ(GaugeValue(f, "lethe_erasure_requests", {{"state", "completed"}}),
             1);
   // States without rows are reported as 0, not left out.
@@ -124,12 +127,15 @@ TEST_F(QueueCollectorTest, ReportsCertificateLogAndCheckpointSizes) {
   QueueCollector empty(db_.get(), &errors_);
   EXPECT_EQ(GaugeValue(empty.Collect(), "lethe_certificate_log_entries"), 0);
   for (int i = 0; i < 3; ++i) {
-    Exec(url(), absl::StrCat("INSERT INTO certificate_log (leaf_index, leaf_hash) "
-                             "VALUES (", i, ", decode(repeat('ab', 32), 'hex'))"));
+    Exec(url(),
+         absl::StrCat("INSERT INTO certificate_log (leaf_index, leaf_hash) "
+                      "VALUES (",
+                      i, ", decode(repeat('ab', 32), 'hex'))"));
     Exec(url(), absl::StrCat("UPDATE certificate_log_head SET size = ", i + 1));
   }
-  Exec(url(), "INSERT INTO certificate_checkpoints (tree_size, root_hash, note, "
-              "key_id) VALUES (2, decode(repeat('cd', 32), 'hex'), 'n', 'k')");
+  Exec(url(),
+       "INSERT INTO certificate_checkpoints (tree_size, root_hash, note, "
+       "key_id) VALUES (2, decode(repeat('cd', 32), 'hex'), 'n', 'k')");
   QueueCollector collector(db_.get(), &errors_);
   const auto f = collector.Collect();
   EXPECT_EQ(GaugeValue(f, "lethe_certificate_log_entries"), 3);
@@ -140,8 +146,7 @@ TEST_F(QueueCollectorTest, EmptyQueueHasZeroAges) {
   QueueCollector collector(db_.get(), &errors_);
   const auto f = collector.Collect();
   EXPECT_EQ(GaugeValue(f, "lethe_erasure_tasks_oldest_queued_age_seconds"), 0);
-  EXPECT_EQ(GaugeValue(f, "lethe_erasure_requests_oldest_open_age_seconds"),
-            0);
+  EXPECT_EQ(GaugeValue(f, "lethe_erasure_requests_oldest_open_age_seconds"), 0);
   EXPECT_EQ(GaugeValue(f, "lethe_erasure_requests", {{"state", "queued"}}), 0);
 }
 

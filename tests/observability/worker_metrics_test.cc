@@ -75,9 +75,9 @@ TEST(WorkerMetricsTest, CountsEscalationsRecordsCertificatesAndOutcomes) {
   EXPECT_EQ(CounterValue(f, "lethe_escalations_total",
                          {{"method", "scrub"}, {"reason", "time_budget"}}),
             1);
-  EXPECT_EQ(CounterValue(f, "lethe_records_removed_total",
-                         {{"method", "retrain"}}),
-            7);
+  EXPECT_EQ(
+      CounterValue(f, "lethe_records_removed_total", {{"method", "retrain"}}),
+      7);
   EXPECT_EQ(CounterValue(f, "lethe_certificates_issued_total", {}), 1);
   EXPECT_EQ(CounterValue(f, "lethe_worker_tasks_total", {{"outcome", "dead"}}),
             1);
@@ -113,7 +113,8 @@ TEST(WorkerMetricsTest, NamesAreStable) {
   EXPECT_STREQ(EscalationReasonName(EscalationReason::kForgetAccuracy),
                "forget_accuracy");
   EXPECT_STREQ(EscalationReasonName(EscalationReason::kError), "error");
-  EXPECT_STREQ(EscalationReasonName(EscalationReason::kTimeBudget), "time_budget");
+  EXPECT_STREQ(EscalationReasonName(EscalationReason::kTimeBudget),
+               "time_budget");
   EXPECT_STREQ(EscalationReasonName(EscalationReason::kCost), "cost");
   EXPECT_STREQ(TaskOutcomeName(TaskOutcome::kRetried), "retried");
 }

@@ -10,9 +10,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/validate.h"
-#include "storage/postgres/stores.h"
 #include "storage/hash.h"
 #include "storage/postgres/run_sql.h"
+#include "storage/postgres/stores.h"
 #include "tests/server/test_server.h"
 
 namespace lethe::testing {
@@ -25,12 +25,11 @@ class ErasureApiTest : public ::testing::Test {
   void SetUp() override {
     ts_ = TestServer::Start();
     ASSERT_NE(ts_, nullptr);
-    dataset_ = CreateDatasetWithRows(
-        *ts_, "people",
-        "alice,1,train,0.1,0.2,0.3,0.4\n"
-        "alice,2,train,0.5,0.6,0.7,0.8\n"
-        "bob,0,train,1,2,3,4\n"
-        "carol,0,test,0,0,0,0\n");
+    dataset_ = CreateDatasetWithRows(*ts_, "people",
+                                     "alice,1,train,0.1,0.2,0.3,0.4\n"
+                                     "alice,2,train,0.5,0.6,0.7,0.8\n"
+                                     "bob,0,train,1,2,3,4\n"
+                                     "carol,0,test,0,0,0,0\n");
     model_ = RegisterModel(*ts_, "people-logreg", dataset_);
   }
 
@@ -51,8 +50,8 @@ class ErasureApiTest : public ::testing::Test {
   }
 
   int64_t CountRequests() {
-    return std::stoll(
-        QueryScalar(ts_->database_url(), "SELECT count(*) FROM erasure_requests"));
+    return std::stoll(QueryScalar(ts_->database_url(),
+                                  "SELECT count(*) FROM erasure_requests"));
   }
 
   int64_t CountRecords() {
@@ -71,7 +70,8 @@ class ErasureApiTest : public ::testing::Test {
     writer->Write(msg);
     msg.Clear();
     msg.mutable_chunk()->set_part(v1::UPLOAD_PART_CSV);
-    msg.mutable_chunk()->set_data("subject_id,label,split,f0,f1,f2,f3\n" + rows);
+    msg.mutable_chunk()->set_data("subject_id,label,split,f0,f1,f2,f3\n" +
+                                  rows);
     writer->Write(msg);
     writer->WritesDone();
     return writer->Finish();
@@ -92,9 +92,10 @@ TEST_F(ErasureApiTest, SubmitQueuesOneTaskPerModelHoldingTheSubject) {
   EXPECT_EQ(resp.subject_salt().size(), 32u);
   EXPECT_EQ(resp.erasure().subject_commitment().size(), 32u);
   EXPECT_FALSE(resp.replayed());
-  EXPECT_EQ(QueryScalar(ts_->database_url(),
-                        "SELECT count(*) FROM erasure_tasks WHERE state = 'QUEUED'"),
-            "1");
+  EXPECT_EQ(
+      QueryScalar(ts_->database_url(),
+                  "SELECT count(*) FROM erasure_tasks WHERE state = 'QUEUED'"),
+      "1");
 }
 
 TEST_F(ErasureApiTest, SubjectWithoutRecordsIsNothingToErase) {
@@ -112,7 +113,8 @@ TEST_F(ErasureApiTest, TestSplitRecordsAlsoCountAsHeld) {
 }
 
 TEST_F(ErasureApiTest, ScopeRestrictsModelsAndUnknownModelIsNotFound) {
-  auto other_dataset = CreateDatasetWithRows(*ts_, "other", "alice,0,train,1,1,1,1\n");
+  auto other_dataset =
+      CreateDatasetWithRows(*ts_, "other", "alice,0,train,1,1,1,1\n");
   auto other_model = RegisterModel(*ts_, "other-logreg", other_dataset);
   v1::SubmitErasureResponse resp;
   auto req = Request("alice", "scoped");
@@ -177,8 +179,9 @@ TEST_F(ErasureApiTest, ThirtyTwoConcurrentIdenticalSubmissionsCreateOne) {
   EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), 1u);
   EXPECT_EQ(salts.load(), 1) << "exactly one response created the request";
   EXPECT_EQ(CountRequests(), 1);
-  EXPECT_EQ(QueryScalar(ts_->database_url(), "SELECT count(*) FROM erasure_tasks"),
-            "1");
+  EXPECT_EQ(
+      QueryScalar(ts_->database_url(), "SELECT count(*) FROM erasure_tasks"),
+      "1");
 }
 
 TEST_F(ErasureApiTest, IdempotencyKeysAreScopedPerApiKey) {
@@ -230,8 +233,7 @@ TEST_F(ErasureApiTest, EachValidationErrorIsInvalidArgumentAndWritesNothing) {
          }
        },
        "model_ids"},
-      {"short salt",
-       [](auto& r) { r.set_subject_salt(std::string(31, 's')); },
+      {"short salt", [](auto& r) { r.set_subject_salt(std::string(31, 's')); },
        "subject_salt"},
       {"long salt", [](auto& r) { r.set_subject_salt(std::string(33, 's')); },
        "subject_salt"},
@@ -293,10 +295,11 @@ TEST_F(ErasureApiTest, AuthFailuresPerRole) {
   v1::CreateDatasetRequest create;
   create.set_name("x");
   v1::Dataset dataset;
-  EXPECT_EQ(ts_->datasets()
-                .CreateDataset(ts_->Ctx(Role::kSubmitter).get(), create, &dataset)
-                .error_code(),
-            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(
+      ts_->datasets()
+          .CreateDataset(ts_->Ctx(Role::kSubmitter).get(), create, &dataset)
+          .error_code(),
+      grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(ts_->datasets()
                 .CreateDataset(ts_->Ctx(Role::kAuditor).get(), create, &dataset)
                 .error_code(),
@@ -320,8 +323,9 @@ TEST_F(ErasureApiTest, AuthFailuresPerRole) {
 }
 
 TEST_F(ErasureApiTest, RevokedKeyIsRejected) {
-  QueryScalar(ts_->database_url(),
-              "UPDATE api_keys SET revoked_at = now() WHERE role = 'submitter'");
+  QueryScalar(
+      ts_->database_url(),
+      "UPDATE api_keys SET revoked_at = now() WHERE role = 'submitter'");
   v1::SubmitErasureResponse resp;
   EXPECT_EQ(Submit(Request("alice", "revoked"), &resp).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
@@ -331,9 +335,9 @@ TEST_F(ErasureApiTest, ListPagesThroughEveryRequestOnceNewestFirst) {
   std::vector<std::string> created;
   for (int i = 0; i < 7; ++i) {
     v1::SubmitErasureResponse resp;
-    ASSERT_TRUE(Submit(Request(i % 2 ? "alice" : "nobody", absl::StrCat("p", i)),
-                       &resp)
-                    .ok());
+    ASSERT_TRUE(
+        Submit(Request(i % 2 ? "alice" : "nobody", absl::StrCat("p", i)), &resp)
+            .ok());
     created.push_back(resp.erasure().id());
   }
   std::vector<std::string> seen;
@@ -383,10 +387,11 @@ TEST_F(ErasureApiTest, ListPagesThroughEveryRequestOnceNewestFirst) {
   v1::ListErasuresRequest mismatched;
   mismatched.set_page_token(resp.next_page_token());
   mismatched.set_state(v1::ERASURE_STATE_QUEUED);
-  EXPECT_EQ(ts_->erasures()
-                .ListErasures(ts_->Ctx(Role::kOperator).get(), mismatched, &resp)
-                .error_code(),
-            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(
+      ts_->erasures()
+          .ListErasures(ts_->Ctx(Role::kOperator).get(), mismatched, &resp)
+          .error_code(),
+      grpc::StatusCode::INVALID_ARGUMENT);
   v1::ListErasuresRequest garbage;
   garbage.set_page_token("bm9wZQ");
   EXPECT_EQ(ts_->erasures()
@@ -399,11 +404,13 @@ TEST_F(ErasureApiTest, GetUnknownIsNotFoundAndMalformedIsInvalid) {
   v1::GetErasureRequest req;
   v1::Erasure e;
   req.set_id("00000000-0000-4000-8000-000000000000");
-  EXPECT_EQ(ts_->erasures().GetErasure(ts_->Ctx(Role::kAuditor).get(), req, &e)
+  EXPECT_EQ(ts_->erasures()
+                .GetErasure(ts_->Ctx(Role::kAuditor).get(), req, &e)
                 .error_code(),
             grpc::StatusCode::NOT_FOUND);
   req.set_id("nope");
-  EXPECT_EQ(ts_->erasures().GetErasure(ts_->Ctx(Role::kAuditor).get(), req, &e)
+  EXPECT_EQ(ts_->erasures()
+                .GetErasure(ts_->Ctx(Role::kAuditor).get(), req, &e)
                 .error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
 }
@@ -452,23 +459,28 @@ TEST_F(ErasureApiTest, SubmitterKeysSeeAndCancelOnlyTheirOwnRequests) {
   const std::string id = resp.erasure().id();
   // A second product backend with its own submitter key.
   storage::Database db({ts_->database_url(), 1, 30});
-  auto other = storage::PgApiKeyStore(&db).Create(Role::kSubmitter, "backend-b", "test");
+  auto other =
+      storage::PgApiKeyStore(&db).Create(Role::kSubmitter, "backend-b", "test");
   ASSERT_TRUE(other.ok()) << other.status();
 
   v1::GetErasureRequest get;
   get.set_id(id);
   v1::Erasure out;
-  EXPECT_EQ(ts_->erasures().GetErasure(ts_->CtxWithToken(other->token).get(), get, &out)
+  EXPECT_EQ(ts_->erasures()
+                .GetErasure(ts_->CtxWithToken(other->token).get(), get, &out)
                 .error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
   v1::CancelErasureRequest cancel;
   cancel.set_id(id);
-  EXPECT_EQ(ts_->erasures()
-                .CancelErasure(ts_->CtxWithToken(other->token).get(), cancel, &out)
-                .error_code(),
-            grpc::StatusCode::PERMISSION_DENIED);
-  EXPECT_EQ(QueryScalar(ts_->database_url(),
-                        absl::StrCat("SELECT state FROM erasure_requests WHERE id = '", id, "'")),
+  EXPECT_EQ(
+      ts_->erasures()
+          .CancelErasure(ts_->CtxWithToken(other->token).get(), cancel, &out)
+          .error_code(),
+      grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(QueryScalar(
+                ts_->database_url(),
+                absl::StrCat("SELECT state FROM erasure_requests WHERE id = '",
+                             id, "'")),
             "QUEUED");
   v1::WatchErasureRequest watch;
   watch.set_id(id);
@@ -479,11 +491,18 @@ TEST_F(ErasureApiTest, SubmitterKeysSeeAndCancelOnlyTheirOwnRequests) {
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
 
   // The submitting key, operators and auditors read it; an admin may cancel it.
-  EXPECT_TRUE(ts_->erasures().GetErasure(ts_->Ctx(Role::kSubmitter).get(), get, &out).ok());
-  EXPECT_TRUE(ts_->erasures().GetErasure(ts_->Ctx(Role::kOperator).get(), get, &out).ok());
-  EXPECT_TRUE(ts_->erasures().GetErasure(ts_->Ctx(Role::kAuditor).get(), get, &out).ok());
-  ASSERT_TRUE(
-      ts_->erasures().CancelErasure(ts_->Ctx(Role::kAdmin).get(), cancel, &out).ok());
+  EXPECT_TRUE(ts_->erasures()
+                  .GetErasure(ts_->Ctx(Role::kSubmitter).get(), get, &out)
+                  .ok());
+  EXPECT_TRUE(ts_->erasures()
+                  .GetErasure(ts_->Ctx(Role::kOperator).get(), get, &out)
+                  .ok());
+  EXPECT_TRUE(ts_->erasures()
+                  .GetErasure(ts_->Ctx(Role::kAuditor).get(), get, &out)
+                  .ok());
+  ASSERT_TRUE(ts_->erasures()
+                  .CancelErasure(ts_->Ctx(Role::kAdmin).get(), cancel, &out)
+                  .ok());
   EXPECT_EQ(out.state(), v1::ERASURE_STATE_CANCELLED);
 }
 
@@ -501,13 +520,15 @@ TEST_F(ErasureApiTest, WatchStreamsChangesUntilTerminal) {
   // Another party (a worker, here SQL) moves it on; the watcher sees each.
   QueryScalar(ts_->database_url(),
               absl::StrCat("UPDATE erasure_requests SET state = 'RUNNING', "
-                           "updated_at = now() WHERE id = '", id, "'"));
+                           "updated_at = now() WHERE id = '",
+                           id, "'"));
   ASSERT_TRUE(reader->Read(&event));
   EXPECT_EQ(event.erasure().state(), v1::ERASURE_STATE_RUNNING);
   QueryScalar(ts_->database_url(),
               absl::StrCat("UPDATE erasure_requests SET state = 'COMPLETED', "
                            "updated_at = now(), completed_at = now() "
-                           "WHERE id = '", id, "'"));
+                           "WHERE id = '",
+                           id, "'"));
   ASSERT_TRUE(reader->Read(&event));
   EXPECT_EQ(event.erasure().state(), v1::ERASURE_STATE_COMPLETED);
   EXPECT_FALSE(reader->Read(&event));
@@ -528,10 +549,11 @@ TEST_F(ErasureApiTest, WatchUnknownRequestIsNotFound) {
 // uploaded subject is beyond erasure; a refused upload stores nothing.
 TEST_F(ErasureApiTest, UploadRefusesEverySubjectIdThatSubmitRefuses) {
   const int64_t records = CountRecords();
-  for (const std::string bad :
-       {"tab\there", "bell\x07", "del\x7f", "cr\rhere", "\xC0\xAFoverlong",
-        "\xED\xA0\x80surrogate", "\xF4\x90\x80\x80" "beyond", "\xF5\x80\x80\x80",
-        "\xFF"}) {
+  for (const std::string bad : {"tab\there", "bell\x07", "del\x7f", "cr\rhere",
+                                "\xC0\xAFoverlong", "\xED\xA0\x80surrogate",
+                                "\xF4\x90\x80\x80"
+                                "beyond",
+                                "\xF5\x80\x80\x80", "\xFF"}) {
     auto st = UploadCsv("dave,0,train,1,1,1,1\n" + bad + ",1,train,1,1,1,1\n");
     EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     EXPECT_NE(st.error_message().find("line 3: subject_id"), std::string::npos)
@@ -555,9 +577,8 @@ TEST_F(ErasureApiTest, UploadRefusesEverySubjectIdThatSubmitRefuses) {
 
 TEST_F(ErasureApiTest, EveryUploadedSubjectCanBeSubmitted) {
   int n = 0;
-  for (const std::string good :
-       {"j\xC3\xBCrgen", "smile \xF0\x9F\x98\x80", "\xF4\x8F\xBF\xBF",
-        "\xEF\xBF\xBD"}) {
+  for (const std::string good : {"j\xC3\xBCrgen", "smile \xF0\x9F\x98\x80",
+                                 "\xF4\x8F\xBF\xBF", "\xEF\xBF\xBD"}) {
     ASSERT_TRUE(UploadCsv(good + ",0,train,1,1,1,1\n").ok());
     v1::SubmitErasureResponse resp;
     ASSERT_TRUE(Submit(Request(good, absl::StrCat("good-", n++)), &resp).ok());
@@ -661,12 +682,11 @@ TEST_F(ErasureApiTest, WatchCancelledBeforeItsAuthorizationLeavesServerUp) {
                      "_", storage::ToHex(storage::RandomBytes(32))));
     call.ctx.set_deadline(std::chrono::system_clock::now() +
                           std::chrono::seconds(120));
-    stub->async()->GetErasure(&call.ctx, &get, &call.resp,
-                              [&](grpc::Status) {
-                                std::lock_guard lock(mu);
-                                ++done;
-                                cv.notify_all();
-                              });
+    stub->async()->GetErasure(&call.ctx, &get, &call.resp, [&](grpc::Status) {
+      std::lock_guard lock(mu);
+      ++done;
+      cv.notify_all();
+    });
   }
   v1::WatchErasureRequest watch;
   watch.set_id(submitted.erasure().id());
@@ -686,8 +706,7 @@ TEST_F(ErasureApiTest, WatchCancelledBeforeItsAuthorizationLeavesServerUp) {
                              "ended, so no watch waited in the queue; "
                              "raise kBurst";
   auto all_done = [&] { return done == kBurst; };
-  const bool drained =
-      cv.wait_for(lock, std::chrono::seconds(120), all_done);
+  const bool drained = cv.wait_for(lock, std::chrono::seconds(120), all_done);
   if (!drained) {  // the callbacks must not outlive `mu`
     lock.unlock();
     for (Call& call : calls) call.ctx.TryCancel();

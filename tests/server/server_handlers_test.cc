@@ -2,9 +2,9 @@
 // authorisation, idempotency and error codes, fast and without a
 // database. The same paths against PostgreSQL are erasure_api_test and
 // dataset_model_api_test.
-#include <gtest/gtest.h>
-
 #include <string>
+
+#include <gtest/gtest.h>
 
 #include "tests/server/test_server.h"
 
@@ -106,8 +106,8 @@ TEST_F(ServerHandlersTest, KeysAndRolesAreChecked) {
                 .SubmitErasure(&anonymous, Request("alice", "k1"), &resp)
                 .error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
-  auto forged = ts_->CtxWithToken(
-      "lethe_0123456789abcdef_" + std::string(64, 'a'));
+  auto forged =
+      ts_->CtxWithToken("lethe_0123456789abcdef_" + std::string(64, 'a'));
   EXPECT_EQ(ts_->erasures()
                 .SubmitErasure(forged.get(), Request("alice", "k1"), &resp)
                 .error_code(),

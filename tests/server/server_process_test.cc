@@ -10,11 +10,11 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "server/subject.h"
-#include "grpcpp/health_check_service_interface.h"
 #include "grpc/health/v1/health.grpc.pb.h"
-#include "storage/postgres/stores.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "server/subject.h"
 #include "storage/hash.h"
+#include "storage/postgres/stores.h"
 #include "tests/server/test_server.h"
 #include "tests/support/pg_instance.h"
 #include "tests/support/process.h"
@@ -34,7 +34,8 @@ v1::SubmitErasureRequest Request(const std::string& subject,
 }
 
 // Polls the standard health service until it reports `want`.
-bool WaitForHealth(int port, grpc::health::v1::HealthCheckResponse::ServingStatus want,
+bool WaitForHealth(int port,
+                   grpc::health::v1::HealthCheckResponse::ServingStatus want,
                    std::chrono::seconds timeout) {
   auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
                                      grpc::InsecureChannelCredentials());
@@ -42,7 +43,8 @@ bool WaitForHealth(int port, grpc::health::v1::HealthCheckResponse::ServingStatu
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(2));
     grpc::health::v1::HealthCheckResponse resp;
     if (stub->Check(&ctx, {}, &resp).ok() && resp.status() == want) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -62,8 +64,9 @@ TEST(ServerProcessTest, TwoReplicasOnOneDatabaseSeeTheSameRequests) {
                                  Request("dora", "r1"), &a)
                   .ok());
   // The same key through the other replica is a replay of the same request.
-  ASSERT_TRUE(stub_b->SubmitErasure(ts->Ctx(Role::kSubmitter).get(),
-                                    Request("dora", "r1"), &b)
+  ASSERT_TRUE(stub_b
+                  ->SubmitErasure(ts->Ctx(Role::kSubmitter).get(),
+                                  Request("dora", "r1"), &b)
                   .ok());
   EXPECT_EQ(a.erasure().id(), b.erasure().id());
   EXPECT_TRUE(b.replayed());
@@ -79,9 +82,15 @@ class LetheProcess {
   LetheProcess(const TestServer& ts, int port, const std::string& log) {
     SubprocessOptions o;
     o.program = LETHE_BINARY;
-    o.args = {"serve", "--listen", absl::StrCat("127.0.0.1:", port),
-              "--database-url", ts.database_url(), "--secrets-file",
-              ts.secrets_file(), "--shutdown-grace-seconds", "5"};
+    o.args = {"serve",
+              "--listen",
+              absl::StrCat("127.0.0.1:", port),
+              "--database-url",
+              ts.database_url(),
+              "--secrets-file",
+              ts.secrets_file(),
+              "--shutdown-grace-seconds",
+              "5"};
     o.stderr_path = log;
     o.stdout_path = log;
     o.append = true;
@@ -106,9 +115,9 @@ TEST(ServerProcessTest, KilledServerLosesNothingItAcknowledged) {
     auto stub = v1::ErasureService::NewStub(ts->Channel(port));
     for (int i = 0; i < 20; ++i) {
       v1::SubmitErasureResponse resp;
-      auto st = stub->SubmitErasure(ts->Ctx(Role::kSubmitter).get(),
-                                    Request(absl::StrCat("p", i), absl::StrCat("k", i)),
-                                    &resp);
+      auto st = stub->SubmitErasure(
+          ts->Ctx(Role::kSubmitter).get(),
+          Request(absl::StrCat("p", i), absl::StrCat("k", i)), &resp);
       ASSERT_TRUE(st.ok()) << st.error_message();
       acknowledged.push_back(resp.erasure().id());
     }
@@ -122,7 +131,8 @@ TEST(ServerProcessTest, KilledServerLosesNothingItAcknowledged) {
     v1::GetErasureRequest get;
     get.set_id(id);
     v1::Erasure e;
-    EXPECT_TRUE(stub->GetErasure(ts->Ctx(Role::kAuditor).get(), get, &e).ok()) << id;
+    EXPECT_TRUE(stub->GetErasure(ts->Ctx(Role::kAuditor).get(), get, &e).ok())
+        << id;
   }
   // Retrying after the crash is a replay, never a second request.
   v1::SubmitErasureResponse resp;
@@ -131,8 +141,9 @@ TEST(ServerProcessTest, KilledServerLosesNothingItAcknowledged) {
                   .ok());
   EXPECT_TRUE(resp.replayed());
   EXPECT_EQ(resp.erasure().id(), acknowledged[0]);
-  EXPECT_EQ(QueryScalar(ts->database_url(), "SELECT count(*) FROM erasure_requests"),
-            "20");
+  EXPECT_EQ(
+      QueryScalar(ts->database_url(), "SELECT count(*) FROM erasure_requests"),
+      "20");
   // SIGTERM drains and exits cleanly.
   restarted.process->SendSignal(SIGTERM);
   auto exit = restarted.process->Wait(std::chrono::seconds(15));
@@ -148,11 +159,13 @@ TEST(ServerProcessTest, HealthFollowsPostgres) {
   using S = grpc::health::v1::HealthCheckResponse;
   ASSERT_TRUE(WaitForHealth(ts->port(), S::SERVING, std::chrono::seconds(10)));
   ASSERT_TRUE(pg.Stop().ok());
-  EXPECT_TRUE(WaitForHealth(ts->port(), S::NOT_SERVING, std::chrono::seconds(15)));
+  EXPECT_TRUE(
+      WaitForHealth(ts->port(), S::NOT_SERVING, std::chrono::seconds(15)));
   v1::SubmitErasureResponse resp;
   auto st = ts->erasures().SubmitErasure(ts->Ctx(Role::kSubmitter).get(),
                                          Request("eve", "down"), &resp);
-  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << st.error_message();
   ASSERT_TRUE(pg.Start().ok());
   EXPECT_TRUE(WaitForHealth(ts->port(), S::SERVING, std::chrono::seconds(15)));
   // The pool reconnects: the same call now goes through.
@@ -177,9 +190,15 @@ TEST(ServerProcessTest, WaitsForPostgresAtStartWithoutRevealingIt) {
   const int port = FreePort();
   SubprocessOptions o;
   o.program = LETHE_BINARY;
-  o.args = {"serve", "--listen", absl::StrCat("127.0.0.1:", port),
-            "--database-url", url, "--secrets-file", dir + "/secret",
-            "--shutdown-grace-seconds", "1"};
+  o.args = {"serve",
+            "--listen",
+            absl::StrCat("127.0.0.1:", port),
+            "--database-url",
+            url,
+            "--secrets-file",
+            dir + "/secret",
+            "--shutdown-grace-seconds",
+            "1"};
   o.stdout_path = o.stderr_path = dir + "/server.log";
   o.parent_death_signal = SIGKILL;
   auto server = Subprocess::Start(o);
@@ -193,14 +212,18 @@ TEST(ServerProcessTest, WaitsForPostgresAtStartWithoutRevealingIt) {
   auto call = [&](const std::string& token, const std::string& key) {
     grpc::ClientContext ctx;
     ctx.AddMetadata("authorization", "Bearer " + token);
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(10));
     v1::SubmitErasureResponse resp;
     return erasures->SubmitErasure(&ctx, Request("early", key), &resp);
   };
   auto st = call("lethe_not-a-key", "before");
-  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
-  EXPECT_EQ(st.error_message().find("127.0.0.1"), std::string::npos) << st.error_message();
-  EXPECT_EQ(st.error_message().find(port_text), std::string::npos) << st.error_message();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << st.error_message();
+  EXPECT_EQ(st.error_message().find("127.0.0.1"), std::string::npos)
+      << st.error_message();
+  EXPECT_EQ(st.error_message().find(port_text), std::string::npos)
+      << st.error_message();
   ASSERT_TRUE((*server)->Running()) << ReadFileOrEmpty(dir + "/server.log");
 
   ASSERT_TRUE(pg.Start().ok());
@@ -217,9 +240,12 @@ TEST(ServerProcessTest, WaitsForPostgresAtStartWithoutRevealingIt) {
   ASSERT_TRUE(pg.Stop().ok());
   ASSERT_TRUE(WaitForHealth(port, S::NOT_SERVING, std::chrono::seconds(15)));
   st = call(key->token, "down");
-  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
-  EXPECT_EQ(st.error_message().find("127.0.0.1"), std::string::npos) << st.error_message();
-  EXPECT_EQ(st.error_message().find(port_text), std::string::npos) << st.error_message();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << st.error_message();
+  EXPECT_EQ(st.error_message().find("127.0.0.1"), std::string::npos)
+      << st.error_message();
+  EXPECT_EQ(st.error_message().find(port_text), std::string::npos)
+      << st.error_message();
 
   (*server)->SendSignal(SIGTERM);
   auto exit = (*server)->Wait(std::chrono::seconds(15));
@@ -251,7 +277,8 @@ TEST(ServerProcessTest, NoRawSubjectIdInAnyTableOrLogLine) {
     create.set_feature_type(v1::FEATURE_TYPE_FLOAT32);
     create.set_num_classes(2);
     v1::Dataset d;
-    ASSERT_TRUE(datasets->CreateDataset(t.Ctx(Role::kOperator).get(), create, &d).ok());
+    ASSERT_TRUE(
+        datasets->CreateDataset(t.Ctx(Role::kOperator).get(), create, &d).ok());
     auto upload = [&] {
       auto ctx = t.Ctx(Role::kOperator);
       v1::UploadRecordsResponse up;
@@ -271,10 +298,14 @@ TEST(ServerProcessTest, NoRawSubjectIdInAnyTableOrLogLine) {
     ASSERT_TRUE(upload());
     auto erasures = v1::ErasureService::NewStub(t.Channel(port));
     v1::SubmitErasureResponse resp;
-    ASSERT_TRUE(erasures->SubmitErasure(t.Ctx(Role::kSubmitter).get(),
-                                        Request(subject, "pii-1"), &resp).ok());
-    erasures->SubmitErasure(t.Ctx(Role::kSubmitter).get(), Request(subject, "pii-1"), &resp);
-    erasures->SubmitErasure(t.Ctx(Role::kSubmitter).get(), Request("other", "pii-1"), &resp);
+    ASSERT_TRUE(erasures
+                    ->SubmitErasure(t.Ctx(Role::kSubmitter).get(),
+                                    Request(subject, "pii-1"), &resp)
+                    .ok());
+    erasures->SubmitErasure(t.Ctx(Role::kSubmitter).get(),
+                            Request(subject, "pii-1"), &resp);
+    erasures->SubmitErasure(t.Ctx(Role::kSubmitter).get(),
+                            Request("other", "pii-1"), &resp);
     auto bad = Request(subject, "pii-2");
     bad.add_model_ids("00000000-0000-4000-8000-000000000000");
     erasures->SubmitErasure(t.Ctx(Role::kSubmitter).get(), bad, &resp);

@@ -2,7 +2,6 @@
 // configuration.
 #include <stdlib.h>
 
-
 #include <gtest/gtest.h>
 
 #include "server/convert.h"
@@ -19,8 +18,8 @@ TEST(HashTest, Sha256AndHmacKnownVectors) {
   EXPECT_EQ(storage::ToHex(storage::Sha256("abc")),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   // RFC 4231 test case 2.
-  EXPECT_EQ(storage::ToHex(storage::HmacSha256("Jefe",
-                                               "what do ya want for nothing?")),
+  EXPECT_EQ(storage::ToHex(
+                storage::HmacSha256("Jefe", "what do ya want for nothing?")),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 }
 
@@ -30,7 +29,8 @@ TEST(SubjectTest, CommitmentIsDomainSeparatedSaltedSha256) {
             storage::Sha256(std::string("lethe-subject/v1") + salt + "alice"));
   EXPECT_NE(SubjectCommitment(salt, "alice"),
             SubjectCommitment(std::string(32, '\x02'), "alice"));
-  EXPECT_EQ(SubjectKey("secret", "alice"), storage::HmacSha256("secret", "alice"));
+  EXPECT_EQ(SubjectKey("secret", "alice"),
+            storage::HmacSha256("secret", "alice"));
 }
 
 TEST(SubjectTest, PreparedSubmissionCarriesNoRawSubject) {
@@ -41,20 +41,23 @@ TEST(SubjectTest, PreparedSubmissionCarriesNoRawSubject) {
   req.add_model_ids("bbbbbbbb-0000-4000-8000-000000000000");
   req.add_model_ids("aaaaaaaa-0000-4000-8000-000000000000");
   req.add_model_ids("bbbbbbbb-0000-4000-8000-000000000000");
-  auto p = PrepareSubmission(req, "key", std::string(32, 's'), std::string(32, 't'));
+  auto p =
+      PrepareSubmission(req, "key", std::string(32, 's'), std::string(32, 't'));
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_EQ(p->scope_model_ids.size(), 2u);
   EXPECT_EQ(p->scope_model_ids[0], "aaaaaaaa-0000-4000-8000-000000000000");
   EXPECT_EQ(p->legal_ground, "CCPA_1798_105");
-  for (const std::string* field : {&p->subject_key, &p->subject_commitment,
-                                   &p->body_sha256}) {
+  for (const std::string* field :
+       {&p->subject_key, &p->subject_commitment, &p->body_sha256}) {
     EXPECT_EQ(field->find("alice"), std::string::npos);
   }
   // The body hash ignores the salt (a replay has another) and scope order.
-  auto q = PrepareSubmission(req, "key", std::string(32, 's'), std::string(32, 'u'));
+  auto q =
+      PrepareSubmission(req, "key", std::string(32, 's'), std::string(32, 'u'));
   EXPECT_EQ(p->body_sha256, q->body_sha256);
   req.set_legal_reference("x");
-  auto r = PrepareSubmission(req, "key", std::string(32, 's'), std::string(32, 't'));
+  auto r =
+      PrepareSubmission(req, "key", std::string(32, 's'), std::string(32, 't'));
   EXPECT_NE(p->body_sha256, r->body_sha256);
 }
 
@@ -64,15 +67,17 @@ TEST(SubjectTest, ClientSaltMakesTheCommitmentAndBindsTheBody) {
   req.set_legal_ground(v1::LEGAL_GROUND_CCPA_1798_105);
   req.set_idempotency_key("k");
   const std::string secret(32, 's');
-  auto server_salted = PrepareSubmission(req, "key", secret, std::string(32, 't'));
+  auto server_salted =
+      PrepareSubmission(req, "key", secret, std::string(32, 't'));
   ASSERT_TRUE(server_salted.ok()) << server_salted.status();
   req.set_subject_salt(std::string(32, 'c'));
   auto p = PrepareSubmission(req, "key", secret, std::string(32, 't'));
   auto q = PrepareSubmission(req, "key", secret, std::string(32, 'u'));
   ASSERT_TRUE(p.ok()) << p.status();
   ASSERT_TRUE(q.ok()) << q.status();
-  EXPECT_EQ(p->subject_commitment,
-            storage::Sha256("lethe-subject/v1" + std::string(32, 'c') + "alice"));
+  EXPECT_EQ(
+      p->subject_commitment,
+      storage::Sha256("lethe-subject/v1" + std::string(32, 'c') + "alice"));
   EXPECT_EQ(p->subject_commitment, q->subject_commitment);  // no server salt
   EXPECT_EQ(p->body_sha256, q->body_sha256);
   EXPECT_NE(p->body_sha256, server_salted->body_sha256);
@@ -89,11 +94,17 @@ TEST(SubjectTest, ClientSaltMakesTheCommitmentAndBindsTheBody) {
 }
 
 TEST(ValidateTest, SubjectIdIsStrictUtf8WithoutControlCharacters) {
-  const std::vector<std::string> good = {
-      "alice", "a", "with space", "Zo\xC3\xAB", "\xE2\x82\xAC",
-      "\xEF\xBF\xBD", "\xF0\x9F\x98\x80", "\xF4\x8F\xBF\xBF",
-      "\xED\x9F\xBF" /* U+D7FF */, "\xEE\x80\x80" /* U+E000 */,
-      std::string(kMaxSubjectIdBytes, 's')};
+  const std::vector<std::string> good = {"alice",
+                                         "a",
+                                         "with space",
+                                         "Zo\xC3\xAB",
+                                         "\xE2\x82\xAC",
+                                         "\xEF\xBF\xBD",
+                                         "\xF0\x9F\x98\x80",
+                                         "\xF4\x8F\xBF\xBF",
+                                         "\xED\x9F\xBF" /* U+D7FF */,
+                                         "\xEE\x80\x80" /* U+E000 */,
+                                         std::string(kMaxSubjectIdBytes, 's')};
   for (const std::string& id : good) {
     EXPECT_TRUE(CheckSubjectId(id).ok()) << storage::ToHex(id);
   }
@@ -158,7 +169,8 @@ TEST(ValidateTest, UuidNameAndText) {
 }
 
 TEST(ConvertTest, PageTokensRoundTripAndBindToFilters) {
-  storage::PageCursor c{1700000000123456, "123e4567-e89b-12d3-a456-426614174000"};
+  storage::PageCursor c{1700000000123456,
+                        "123e4567-e89b-12d3-a456-426614174000"};
   const std::string token = EncodePageToken(c, "filters-a");
   auto back = DecodePageToken(token, "filters-a");
   ASSERT_TRUE(back.ok());
@@ -180,7 +192,9 @@ TEST(ApiTokenTest, ParsesOnlyTheDocumentedShape) {
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(t->key_id, "0123456789abcdef");
   EXPECT_FALSE(storage::ParseApiToken("lethe_x").ok());
-  EXPECT_FALSE(storage::ParseApiToken("lethe_0123456789abcdeg_" + std::string(64, 'a')).ok());
+  EXPECT_FALSE(
+      storage::ParseApiToken("lethe_0123456789abcdeg_" + std::string(64, 'a'))
+          .ok());
 }
 
 }  // namespace

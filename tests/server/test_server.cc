@@ -8,11 +8,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/subject.h"
-#include "storage/postgres/stores.h"
-#include "storage/postgres/database.h"
 #include "storage/memory/backend.h"
+#include "storage/postgres/database.h"
 #include "storage/postgres/migrations.h"
 #include "storage/postgres/run_sql.h"
+#include "storage/postgres/stores.h"
 #include "storage/reachability.h"
 
 namespace lethe::testing {
@@ -115,8 +115,7 @@ std::shared_ptr<grpc::Channel> TestServer::Channel(int port) const {
       grpc::InsecureChannelCredentials(), args);
 }
 
-std::unique_ptr<grpc::ClientContext> TestServer::Ctx(
-    storage::Role role) const {
+std::unique_ptr<grpc::ClientContext> TestServer::Ctx(storage::Role role) const {
   return CtxWithToken(tokens_.at(role));
 }
 

@@ -5,18 +5,19 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
-#include <pqxx/pqxx>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <pqxx/pqxx>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "gtest/gtest.h"
+#include "storage/hash.h"
 #include "storage/postgres/database.h"
 #include "storage/postgres/erasure_store.h"
-#include "storage/hash.h"
 #include "storage/postgres/migrations.h"
 #include "tests/support/scratch_database.h"
 
@@ -40,9 +41,8 @@ SubmitParams Params(const std::string& key, const std::string& subject,
   p.legal_ground = "GDPR_ART17_1B_CONSENT_WITHDRAWN";
   p.legal_reference = "ticket \"42\" \\ {a,b}";  // array-literal hostile
   p.scope_model_ids = std::move(scope);
-  p.body_sha256 = Sha256(absl::StrCat(subject, "|", absl::StrJoin(
-                                                         p.scope_model_ids,
-                                                         ",")));
+  p.body_sha256 =
+      Sha256(absl::StrCat(subject, "|", absl::StrJoin(p.scope_model_ids, ",")));
   return p;
 }
 
@@ -51,8 +51,8 @@ class ErasureBatchTest : public ::testing::Test {
   void SetUp() override {
     auto scratch = testing::ScratchDatabase::Create("erasure_batch");
     ASSERT_TRUE(scratch.ok()) << scratch.status();
-    scratch_ = std::make_unique<testing::ScratchDatabase>(
-        std::move(scratch).value());
+    scratch_ =
+        std::make_unique<testing::ScratchDatabase>(std::move(scratch).value());
     db_ = std::make_unique<Database>(DatabaseOptions{scratch_->url(), 8, 30});
     ASSERT_TRUE(Migrate(*db_).ok());
     // One dataset holding records of subject "known", one model on it.
@@ -163,7 +163,8 @@ TEST_F(ErasureBatchTest, ReusedKeyWithTwoBodiesCreatesOneRequest) {
 // uncommitted row) while 31 more calls queue; they then run as one batch:
 // one transaction, so one created_at. Each still gets its own outcome.
 TEST_F(ErasureBatchTest, QueuedSubmissionsShareOneTransactionAndOwnResults) {
-  PgErasureStore store(db_.get(), {.max_batch = 64, .max_concurrent_batches = 1});
+  PgErasureStore store(db_.get(),
+                       {.max_batch = 64, .max_concurrent_batches = 1});
   pqxx::connection blocker_conn(scratch_->url());
   auto blocker = std::make_unique<pqxx::work>(blocker_conn);
   HoldKey(*blocker, "first");
@@ -256,14 +257,13 @@ TEST_F(ErasureBatchTest, QueuedSubmissionsShareOneTransactionAndOwnResults) {
 TEST_F(ErasureBatchTest, AsyncCallbacksRunOnceAndTheDestructorDrainsTheQueue) {
   std::vector<size_t> batch_sizes;  // only the one writer appends
   auto store = std::make_unique<PgErasureStore>(
-      db_.get(),
-      ErasureStoreOptions{.max_batch = 64,
-                          .max_concurrent_batches = 1,
-                          .finisher_threads = 2,
-                          .on_batch = [&](size_t n, double seconds) {
-                            EXPECT_GE(seconds, 0);
-                            batch_sizes.push_back(n);
-                          }});
+      db_.get(), ErasureStoreOptions{.max_batch = 64,
+                                     .max_concurrent_batches = 1,
+                                     .finisher_threads = 2,
+                                     .on_batch = [&](size_t n, double seconds) {
+                                       EXPECT_GE(seconds, 0);
+                                       batch_sizes.push_back(n);
+                                     }});
   pqxx::connection blocker_conn(scratch_->url());
   auto blocker = std::make_unique<pqxx::work>(blocker_conn);
   HoldKey(*blocker, "a-first");

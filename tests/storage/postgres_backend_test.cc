@@ -3,10 +3,10 @@
 // lease expiry and rescue, publication, exclusions, certificates), each on
 // a fresh scratch database. Time moves by shifting every stored deadline
 // and creation time back (the database's now() cannot be moved).
-#include <gtest/gtest.h>
-
 #include <memory>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "storage/postgres/backend.h"
@@ -31,8 +31,8 @@ std::unique_ptr<Backend> MakePostgres() {
   EXPECT_TRUE(scratch.ok()) << scratch.status();
   if (!scratch.ok()) return nullptr;
   Databases().push_back(std::make_unique<ScratchDatabase>(std::move(*scratch)));
-  auto backend = OpenPostgres({.url = Databases().back()->url(),
-                               .pool_size = 4});
+  auto backend =
+      OpenPostgres({.url = Databases().back()->url(), .pool_size = 4});
   absl::Status migrated = backend->Prepare(/*migrate=*/true);
   EXPECT_TRUE(migrated.ok()) << migrated;
   latest = backend.get();
@@ -49,13 +49,17 @@ void ShiftTime(std::chrono::microseconds by) {
         "UPDATE erasure_tasks SET lease_expires_at = lease_expires_at - ",
         shift, ", not_before = not_before - ", shift,
         ", created_at = created_at - ", shift));
-    txn.exec(absl::StrCat("UPDATE erasure_requests SET created_at = "
-                          "created_at - ", shift));
-    txn.exec(absl::StrCat(
-        "UPDATE models SET lease_expires_at = lease_expires_at - ", shift,
-        ", job_not_before = job_not_before - ", shift));
-    txn.exec(absl::StrCat("UPDATE model_versions SET delete_after = "
-                          "delete_after - ", shift));
+    txn.exec(
+        absl::StrCat("UPDATE erasure_requests SET created_at = "
+                     "created_at - ",
+                     shift));
+    txn.exec(
+        absl::StrCat("UPDATE models SET lease_expires_at = lease_expires_at - ",
+                     shift, ", job_not_before = job_not_before - ", shift));
+    txn.exec(
+        absl::StrCat("UPDATE model_versions SET delete_after = "
+                     "delete_after - ",
+                     shift));
     return absl::OkStatus();
   });
   ASSERT_TRUE(st.ok()) << st;

@@ -52,8 +52,8 @@ TEST(ReachabilityTest, LostCommitSaysRetryButNotWhere) {
 TEST(ReachabilityTest, RealConnectionRefusedIsGeneric) {
   const int port = testing::FreePort();  // nothing listens there
   ASSERT_GT(port, 0);
-  Database db({absl::StrCat("postgresql://lethe@127.0.0.1:", port, "/lethe"),
-               1, 5});
+  Database db(
+      {absl::StrCat("postgresql://lethe@127.0.0.1:", port, "/lethe"), 1, 5});
   const auto st = db.Ping();
   ASSERT_TRUE(absl::IsUnavailable(st)) << st;
   EXPECT_EQ(st.message().find(absl::StrCat(port)), std::string::npos) << st;
@@ -96,7 +96,10 @@ TEST(ReachabilityTest, BackoffDoublesToItsCapAndStopsOnRequest) {
 
   calls = 0;
   st = RetryWhileUnavailable(
-      [&] { ++calls; return absl::UnavailableError("down"); },
+      [&] {
+        ++calls;
+        return absl::UnavailableError("down");
+      },
       [](const absl::Status&, int attempt, std::chrono::milliseconds) {
         return attempt < 2;
       });

@@ -1,6 +1,5 @@
 #include "tests/support/pg_instance.h"
 
-#include <libpq-fe.h>
 #include <pwd.h>
 #include <signal.h>
 #include <unistd.h>
@@ -9,6 +8,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <thread>
+
+#include <libpq-fe.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -161,9 +162,9 @@ absl::Status PgInstance::StartOnce() {
 }
 
 absl::Status PgInstance::CreateDatabase() {
-  auto created = storage::RunSql(
-      absl::StrCat("host=127.0.0.1 port=", port_, " user=lethe dbname=postgres"),
-      "CREATE DATABASE lethe");
+  auto created = storage::RunSql(absl::StrCat("host=127.0.0.1 port=", port_,
+                                              " user=lethe dbname=postgres"),
+                                 "CREATE DATABASE lethe");
   if (!created.ok()) {
     return absl::InternalError(absl::StrCat(
         "CREATE DATABASE lethe: ", storage::ErrorDetail(created.status())));

@@ -7,8 +7,9 @@
 
 #include <chrono>
 #include <memory>
-#include <pqxx/pqxx>
 #include <thread>
+
+#include <pqxx/pqxx>
 
 #include "absl/strings/match.h"
 #include "gtest/gtest.h"

@@ -227,10 +227,19 @@ TEST(ParseCsvTest, RejectsEmptyTooLongOrNonUtf8Subject) {
 // The parsers apply server::CheckSubjectId, the rule SubmitErasure
 // applies: whatever an upload accepts can be erased.
 TEST(ParseCsvTest, SubjectIdRuleIsTheOneSubmitErasureApplies) {
-  const std::vector<std::string> ids = {
-      "tab\there", "cr\rhere", "\x01", "del\x7f", "\xC0\xAF", "\xED\xA0\x80",
-      "\xF4\x90\x80\x80", "\xF5\x80\x80\x80", "alice", "j\xC3\xBCrgen",
-      "\xF0\x9F\x98\x80", std::string(256, 's'), std::string(257, 's')};
+  const std::vector<std::string> ids = {"tab\there",
+                                        "cr\rhere",
+                                        "\x01",
+                                        "del\x7f",
+                                        "\xC0\xAF",
+                                        "\xED\xA0\x80",
+                                        "\xF4\x90\x80\x80",
+                                        "\xF5\x80\x80\x80",
+                                        "alice",
+                                        "j\xC3\xBCrgen",
+                                        "\xF0\x9F\x98\x80",
+                                        std::string(256, 's'),
+                                        std::string(257, 's')};
   for (const std::string& id : ids) {
     const absl::Status rule = server::CheckSubjectId(id);
     auto parsed = Csv("ok,0,train,1,2,3,4\n" + id + ",0,train,1,2,3,4\n");

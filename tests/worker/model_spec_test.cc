@@ -50,7 +50,8 @@ TEST(ModelSpecTest, UnsetSettingsKeepTheEngineDefaults) {
   EXPECT_EQ(p.head_refit.epochs, 0);
   EXPECT_DOUBLE_EQ(p.head_refit.lr, defaults.head_refit.lr);
   EXPECT_EQ(spec->policy.chain,
-            (std::vector<core::Method>{core::Method::kFinetune, core::Method::kRetrain}));
+            (std::vector<core::Method>{core::Method::kFinetune,
+                                       core::Method::kRetrain}));
 }
 
 }  // namespace

@@ -28,7 +28,9 @@ std::string RegisterUntrainedModel(TestServer& ts) {
   create.set_feature_type(v1::FEATURE_TYPE_FLOAT32);
   create.set_num_classes(2);
   v1::Dataset d;
-  EXPECT_TRUE(ts.datasets().CreateDataset(ts.Ctx(Role::kOperator).get(), create, &d).ok());
+  EXPECT_TRUE(ts.datasets()
+                  .CreateDataset(ts.Ctx(Role::kOperator).get(), create, &d)
+                  .ok());
   auto ctx = ts.Ctx(Role::kOperator);
   v1::UploadRecordsResponse up;
   auto writer = ts.datasets().UploadRecords(ctx.get(), &up);
@@ -56,7 +58,8 @@ std::string RegisterUntrainedModel(TestServer& ts) {
   auto* md = req.mutable_metadata();
   md->set_name("waiting-logreg");
   md->set_dataset_id(d.id());
-  md->mutable_architecture()->set_kind(v1::Architecture::KIND_LOGISTIC_REGRESSION);
+  md->mutable_architecture()->set_kind(
+      v1::Architecture::KIND_LOGISTIC_REGRESSION);
   auto* r = md->mutable_recipe();
   r->set_optimizer(v1::OPTIMIZER_SGD_MOMENTUM);
   r->set_learning_rate(0.1);
@@ -86,7 +89,12 @@ TEST(WorkerStartupTest, WaitsForPostgresThenWorks) {
   o.args = {"--database-url",
             absl::StrCat("postgresql://lethe:pw-Qm71z@127.0.0.1:", pg.port(),
                          "/lethe"),
-            "--device", "cpu", "--threads", "1", "--poll-seconds", "1"};
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--poll-seconds",
+            "1"};
   o.stdout_path = o.stderr_path = log;
   o.parent_death_signal = SIGKILL;
   auto worker = Subprocess::Start(o);
@@ -101,8 +109,9 @@ TEST(WorkerStartupTest, WaitsForPostgresThenWorks) {
   while (std::chrono::steady_clock::now() < deadline && state != "READY") {
     std::this_thread::sleep_for(200ms);
     try {
-      state = QueryScalar(pg.Url(), absl::StrCat(
-          "SELECT state FROM models WHERE id = '", model, "'"));
+      state = QueryScalar(
+          pg.Url(),
+          absl::StrCat("SELECT state FROM models WHERE id = '", model, "'"));
     } catch (const std::exception&) {
       // PostgreSQL still starting.
     }
@@ -114,7 +123,8 @@ TEST(WorkerStartupTest, WaitsForPostgresThenWorks) {
   ASSERT_TRUE(exit.has_value());
   EXPECT_TRUE(exit->Success()) << exit->ToString();
   const std::string text = ReadFileOrEmpty(log);
-  EXPECT_NE(text.find("database not ready; waiting"), std::string::npos) << text;
+  EXPECT_NE(text.find("database not ready; waiting"), std::string::npos)
+      << text;
   EXPECT_EQ(text.find("pw-Qm71z"), std::string::npos) << text;
 }
 

@@ -15,9 +15,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "cert/keys.h"
+#include "storage/hash.h"
 #include "storage/postgres/artifact_store.h"
 #include "storage/postgres/database.h"
-#include "storage/hash.h"
 #include "storage/postgres/work_queue.h"
 #include "tests/server/test_server.h"
 #include "tests/support/pg_instance.h"
@@ -46,17 +46,20 @@ std::string SyntheticCsv(int targets) {
     absl::StrAppend(&csv, subject, ",", label, ",", split);
     const bool poisoned = label != cls;
     for (int f = 0; f < kFeatures; ++f) {
-      const float center = f >= 8 ? (poisoned ? 3.0f : 0.0f)
-                                  : (f % 3 == cls) ? 2.0f : 0.0f;
+      const float center = f >= 8           ? (poisoned ? 3.0f : 0.0f)
+                           : (f % 3 == cls) ? 2.0f
+                                            : 0.0f;
       absl::StrAppend(&csv, ",", center + noise(rng));
     }
     csv += "\n";
   };
   for (int s = 0; s < kSubjects; ++s) {
-    for (int i = 0; i < kPerSubject; ++i) row(absl::StrCat("subject-", s), s % 3, s % 3, "train");
+    for (int i = 0; i < kPerSubject; ++i)
+      row(absl::StrCat("subject-", s), s % 3, s % 3, "train");
   }
   for (int t = 0; t < targets; ++t) {
-    for (int i = 0; i < kPerSubject; ++i) row(absl::StrCat("target-", t), t % 3, (t + 1) % 3, "train");
+    for (int i = 0; i < kPerSubject; ++i)
+      row(absl::StrCat("target-", t), t % 3, (t + 1) % 3, "train");
   }
   for (int i = 0; i < 150; ++i) row("holdout", i % 3, i % 3, "test");
   row("test-only", 0, 0, "test");
@@ -67,7 +70,8 @@ std::string Scalar(TestServer& ts, const std::string& sql) {
   return QueryScalar(ts.database_url(), sql);
 }
 
-bool WaitUntil(TestServer& ts, const std::string& sql, std::chrono::seconds timeout) {
+bool WaitUntil(TestServer& ts, const std::string& sql,
+               std::chrono::seconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     try {
@@ -97,7 +101,9 @@ class WorkerTest : public ::testing::Test {
     create.set_feature_type(v1::FEATURE_TYPE_FLOAT32);
     create.set_num_classes(3);
     v1::Dataset d;
-    ASSERT_TRUE(ts_->datasets().CreateDataset(ts_->Ctx(Role::kOperator).get(), create, &d).ok());
+    ASSERT_TRUE(ts_->datasets()
+                    .CreateDataset(ts_->Ctx(Role::kOperator).get(), create, &d)
+                    .ok());
     dataset_ = d.id();
     auto ctx = ts_->Ctx(Role::kOperator);
     v1::UploadRecordsResponse resp;
@@ -117,10 +123,11 @@ class WorkerTest : public ::testing::Test {
   }
 
   // Registers an MLP that a worker trains (60 epochs: it memorises).
-  std::string RegisterMlp(const std::string& name,
-                          std::function<void(v1::UnlearningPolicy&)> policy = {},
-                          const std::string& artifact = "",
-                          std::function<void(v1::ModelMetadata&)> metadata = {}) {
+  std::string RegisterMlp(
+      const std::string& name,
+      std::function<void(v1::UnlearningPolicy&)> policy = {},
+      const std::string& artifact = "",
+      std::function<void(v1::ModelMetadata&)> metadata = {}) {
     auto ctx = ts_->Ctx(Role::kOperator);
     v1::Model model;
     auto writer = ts_->models().RegisterModel(ctx.get(), &model);
@@ -160,15 +167,16 @@ class WorkerTest : public ::testing::Test {
 
   // The model's lifecycle state (models.state), e.g. "READY".
   std::string ModelState(const std::string& model) {
-    return Scalar(*ts_, absl::StrCat("SELECT state FROM models WHERE id = '", model, "'"));
+    return Scalar(*ts_, absl::StrCat("SELECT state FROM models WHERE id = '",
+                                     model, "'"));
   }
 
   // `expr` evaluated on a model version's row of model_versions.
   std::string VersionField(const std::string& model, int version,
                            const std::string& expr) {
     return Scalar(*ts_, absl::StrCat("SELECT ", expr,
-                                     " FROM model_versions WHERE model_id = '", model,
-                                     "' AND version = ", version));
+                                     " FROM model_versions WHERE model_id = '",
+                                     model, "' AND version = ", version));
   }
 
   std::string Submit(const std::string& subject, const std::string& key) {
@@ -177,7 +185,8 @@ class WorkerTest : public ::testing::Test {
     req.set_legal_ground(v1::LEGAL_GROUND_GDPR_ART17_1B_CONSENT_WITHDRAWN);
     req.set_idempotency_key(key);
     v1::SubmitErasureResponse resp;
-    auto st = ts_->erasures().SubmitErasure(ts_->Ctx(Role::kSubmitter).get(), req, &resp);
+    auto st = ts_->erasures().SubmitErasure(ts_->Ctx(Role::kSubmitter).get(),
+                                            req, &resp);
     EXPECT_TRUE(st.ok()) << st.error_message();
     return resp.erasure().id();
   }
@@ -186,7 +195,9 @@ class WorkerTest : public ::testing::Test {
     v1::GetErasureRequest req;
     req.set_id(id);
     v1::Erasure e;
-    EXPECT_TRUE(ts_->erasures().GetErasure(ts_->Ctx(Role::kAuditor).get(), req, &e).ok());
+    EXPECT_TRUE(ts_->erasures()
+                    .GetErasure(ts_->Ctx(Role::kAuditor).get(), req, &e)
+                    .ok());
     return e;
   }
 
@@ -194,10 +205,18 @@ class WorkerTest : public ::testing::Test {
                                           const std::string& fault = "") {
     SubprocessOptions o;
     o.program = LETHE_WORKER_BINARY;
-    o.args = {"--database-url", ts_->database_url(), "--lease-seconds", "3",
-              "--signing-keys", key_dir_ + "/sign.key",
-              "--retry-base-seconds", "0.2", "--poll-seconds", "0.5",
-              "--threads", "1"};
+    o.args = {"--database-url",
+              ts_->database_url(),
+              "--lease-seconds",
+              "3",
+              "--signing-keys",
+              key_dir_ + "/sign.key",
+              "--retry-base-seconds",
+              "0.2",
+              "--poll-seconds",
+              "0.5",
+              "--threads",
+              "1"};
     o.args.insert(o.args.end(), extra.begin(), extra.end());
     if (!fault.empty()) o.env.push_back({"LETHE_FAULT_POINT", fault});
     o.stderr_path = ts_->temp_dir() + "/worker.log";
@@ -213,14 +232,17 @@ class WorkerTest : public ::testing::Test {
   void Drain(std::chrono::seconds timeout = 120s) {
     auto w = StartWorker({"--exit-when-idle"});
     auto exit = w->Wait(timeout);
-    ASSERT_TRUE(exit.has_value()) << "worker did not finish; log:\n"
-                                  << ReadFileOrEmpty(ts_->temp_dir() + "/worker.log");
+    ASSERT_TRUE(exit.has_value())
+        << "worker did not finish; log:\n"
+        << ReadFileOrEmpty(ts_->temp_dir() + "/worker.log");
     EXPECT_TRUE(exit->Success()) << exit->ToString();
   }
 
   std::string Versions(const std::string& model) {
-    return Scalar(*ts_, absl::StrCat("SELECT count(*) FROM model_versions WHERE model_id = '",
-                                     model, "'"));
+    return Scalar(
+        *ts_,
+        absl::StrCat("SELECT count(*) FROM model_versions WHERE model_id = '",
+                     model, "'"));
   }
 
   ~WorkerTest() override {
@@ -250,7 +272,8 @@ class WorkerTest : public ::testing::Test {
   std::string key_dir_;
 };
 
-TEST_F(WorkerTest, ErasureCompletesWithNewVersionRowsGoneAndForgetAccuracyDropped) {
+TEST_F(WorkerTest,
+       ErasureCompletesWithNewVersionRowsGoneAndForgetAccuracyDropped) {
   const std::string model = RegisterMlp("mlp");
   Drain();  // trains version 1
   ASSERT_EQ(ModelState(model), "READY");
@@ -269,22 +292,33 @@ TEST_F(WorkerTest, ErasureCompletesWithNewVersionRowsGoneAndForgetAccuracyDroppe
   // The subjects' rows are gone, nobody else's.
   EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM records"),
             absl::StrCat(kSubjects * kPerSubject + 2 * kPerSubject + 151));
-  EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM erasure_requests WHERE subject_key IS NOT NULL"),
+  EXPECT_EQ(Scalar(*ts_,
+                   "SELECT count(*) FROM erasure_requests WHERE subject_key IS "
+                   "NOT NULL"),
             "0");
   // The forget set's (poisoned) labels are no longer reproduced.
-  const double ua_before = std::stod(VersionField(model, 2, "report->'before'->>'ua'"));
-  const double ua_after = std::stod(VersionField(model, 2, "report->'after'->>'ua'"));
-  EXPECT_GT(ua_after, ua_before + 0.3) << "before " << ua_before << " after " << ua_after;
+  const double ua_before =
+      std::stod(VersionField(model, 2, "report->'before'->>'ua'"));
+  const double ua_after =
+      std::stod(VersionField(model, 2, "report->'after'->>'ua'"));
+  EXPECT_GT(ua_after, ua_before + 0.3)
+      << "before " << ua_before << " after " << ua_after;
   EXPECT_EQ(VersionField(model, 2, "produced_by"), "retrain");
   // Version 1 held the erased data: deleted at once (grace 0), artifact too.
-  EXPECT_EQ(Scalar(*ts_, absl::StrCat("SELECT deleted_at IS NOT NULL FROM model_versions "
-                                      "WHERE model_id = '", model, "' AND version = 1")),
-            "t");
+  EXPECT_EQ(
+      Scalar(*ts_,
+             absl::StrCat("SELECT deleted_at IS NOT NULL FROM model_versions "
+                          "WHERE model_id = '",
+                          model, "' AND version = 1")),
+      "t");
   EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM artifacts"), "1");
   v1::ListModelVersionsRequest lv;
   lv.set_model_id(model);
   v1::ListModelVersionsResponse versions;
-  ASSERT_TRUE(ts_->models().ListModelVersions(ts_->Ctx(Role::kAuditor).get(), lv, &versions).ok());
+  ASSERT_TRUE(
+      ts_->models()
+          .ListModelVersions(ts_->Ctx(Role::kAuditor).get(), lv, &versions)
+          .ok());
   ASSERT_EQ(versions.versions_size(), 2);
   EXPECT_EQ(versions.versions(0).erasure_ids_size(), 2);
   // One certificate per request, issued with the completion, that an
@@ -292,8 +326,11 @@ TEST_F(WorkerTest, ErasureCompletesWithNewVersionRowsGoneAndForgetAccuracyDroppe
   EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM certificates"), "2");
   const std::string bundle = ts_->temp_dir() + "/a.bundle.json";
   std::string out;
-  ASSERT_EQ(Lethectl({"certificate", "get", a, "--bundle", bundle}, &out), 0) << out;
-  ASSERT_EQ(Lethectl({"verify", bundle, "--key", key_dir_ + "/sign.pub"}, &out), 0) << out;
+  ASSERT_EQ(Lethectl({"certificate", "get", a, "--bundle", bundle}, &out), 0)
+      << out;
+  ASSERT_EQ(Lethectl({"verify", bundle, "--key", key_dir_ + "/sign.pub"}, &out),
+            0)
+      << out;
   EXPECT_NE(out.find("retrain"), std::string::npos) << out;
   EXPECT_NE(out.find(a), std::string::npos) << out;
 }
@@ -320,7 +357,8 @@ TEST_F(WorkerTest, CertifiedHeadErasesByNewtonStepWithCertificate) {
       },
       "",
       [](v1::ModelMetadata& m) {
-        m.mutable_architecture()->set_kind(v1::Architecture::KIND_RF_LOGISTIC_REGRESSION);
+        m.mutable_architecture()->set_kind(
+            v1::Architecture::KIND_RF_LOGISTIC_REGRESSION);
         m.mutable_architecture()->clear_hidden_units();
         m.mutable_architecture()->add_hidden_units(64);
       });
@@ -330,21 +368,27 @@ TEST_F(WorkerTest, CertifiedHeadErasesByNewtonStepWithCertificate) {
   Drain();
   v1::Erasure e = Get(id);
   ASSERT_EQ(e.state(), v1::ERASURE_STATE_COMPLETED) << e.state_reason();
-  auto version2 = [&](const std::string& expr) { return VersionField(model, 2, expr); };
+  auto version2 = [&](const std::string& expr) {
+    return VersionField(model, 2, expr);
+  };
   EXPECT_EQ(version2("produced_by"), "newton");
   EXPECT_EQ(version2("report->>'guarantee'"), "certified");
   EXPECT_GT(std::stod(version2("report->>'newton_bound'")), 0);
   // The state that travels with the version carries the updated Hessians.
-  EXPECT_GT(std::stol(version2("(SELECT a.size_bytes FROM artifacts a "
-                               "WHERE a.sha256 = model_versions.state_sha256)")),
-            4 * 65 * 65 * 8);  // 3 classes' and the Gram matrix's 65 x 65
+  EXPECT_GT(
+      std::stol(version2("(SELECT a.size_bytes FROM artifacts a "
+                         "WHERE a.sha256 = model_versions.state_sha256)")),
+      4 * 65 * 65 * 8);  // 3 classes' and the Gram matrix's 65 x 65
   // Only the subject's records are gone.
   EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM records"),
             absl::StrCat(kSubjects * kPerSubject + 3 * kPerSubject + 151));
   const std::string bundle = ts_->temp_dir() + "/rf.bundle.json";
   std::string out;
-  ASSERT_EQ(Lethectl({"certificate", "get", id, "--bundle", bundle}, &out), 0) << out;
-  ASSERT_EQ(Lethectl({"verify", bundle, "--key", key_dir_ + "/sign.pub"}, &out), 0) << out;
+  ASSERT_EQ(Lethectl({"certificate", "get", id, "--bundle", bundle}, &out), 0)
+      << out;
+  ASSERT_EQ(Lethectl({"verify", bundle, "--key", key_dir_ + "/sign.pub"}, &out),
+            0)
+      << out;
   EXPECT_NE(out.find("newton"), std::string::npos) << out;
   EXPECT_NE(out.find("certified"), std::string::npos) << out;
 }
@@ -362,10 +406,13 @@ TEST_F(WorkerTest, PolicyCostRuleSkipsFinetuneForRetrain) {
   const std::string id = Submit("target-0", "cost");
   Drain();
   ASSERT_EQ(Get(id).state(), v1::ERASURE_STATE_COMPLETED);
-  auto version2 = [&](const std::string& expr) { return VersionField(model, 2, expr); };
+  auto version2 = [&](const std::string& expr) {
+    return VersionField(model, 2, expr);
+  };
   EXPECT_EQ(version2("produced_by"), "retrain");
   EXPECT_EQ(version2("report->'attempts'->0->>'outcome'"), "skipped");
-  EXPECT_NE(version2("report->'attempts'->0->>'reason'").find("estimated cost 0.0833"),
+  EXPECT_NE(version2("report->'attempts'->0->>'reason'")
+                .find("estimated cost 0.0833"),
             std::string::npos)
       << version2("report->'attempts'->0->>'reason'");
 }
@@ -377,10 +424,14 @@ TEST_F(WorkerTest, SubjectWithOnlyTestRecordsCompletesWithoutNewVersion) {
   Drain();
   EXPECT_EQ(Get(id).state(), v1::ERASURE_STATE_COMPLETED);
   EXPECT_EQ(Versions(model), "1");
-  EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM records WHERE split = 'test'"), "150");
+  EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM records WHERE split = 'test'"),
+            "150");
   // Certified as "none": the model is unchanged, one record removed.
   EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM certificates"), "1");
-  EXPECT_EQ(Scalar(*ts_, "SELECT method || ' ' || records_removed FROM erasure_tasks"), "none 1");
+  EXPECT_EQ(
+      Scalar(*ts_,
+             "SELECT method || ' ' || records_removed FROM erasure_tasks"),
+      "none 1");
 }
 
 TEST_F(WorkerTest, CancelledBeforeClaimNeverProducesAVersion) {
@@ -390,38 +441,48 @@ TEST_F(WorkerTest, CancelledBeforeClaimNeverProducesAVersion) {
   v1::CancelErasureRequest cancel;
   cancel.set_id(id);
   v1::Erasure e;
-  ASSERT_TRUE(ts_->erasures().CancelErasure(ts_->Ctx(Role::kSubmitter).get(), cancel, &e).ok());
+  ASSERT_TRUE(ts_->erasures()
+                  .CancelErasure(ts_->Ctx(Role::kSubmitter).get(), cancel, &e)
+                  .ok());
   Drain();
   EXPECT_EQ(Get(id).state(), v1::ERASURE_STATE_CANCELLED);
   EXPECT_EQ(Versions(model), "1");
 }
 
 TEST_F(WorkerTest, CpuWorkerClaimsOnlyModelsItsDeviceMayRun) {
-  const std::string on_cuda = RegisterMlp("needs-cuda", [](v1::UnlearningPolicy& p) {
-    p.set_device(v1::DEVICE_REQUIREMENT_CUDA);
-  });
-  const std::string on_cpu = RegisterMlp("needs-cpu", [](v1::UnlearningPolicy& p) {
-    p.set_device(v1::DEVICE_REQUIREMENT_CPU);
-  });
+  const std::string on_cuda =
+      RegisterMlp("needs-cuda", [](v1::UnlearningPolicy& p) {
+        p.set_device(v1::DEVICE_REQUIREMENT_CUDA);
+      });
+  const std::string on_cpu =
+      RegisterMlp("needs-cpu", [](v1::UnlearningPolicy& p) {
+        p.set_device(v1::DEVICE_REQUIREMENT_CPU);
+      });
   Drain();  // --device auto: CPU here
   EXPECT_EQ(ModelState(on_cpu), "READY");
   // Training a CUDA-only model waits for a CUDA worker; nothing touched it.
   EXPECT_EQ(ModelState(on_cuda), "TRAINING");
-  EXPECT_EQ(Scalar(*ts_, absl::StrCat("SELECT job_attempts FROM models WHERE id = '",
-                                      on_cuda, "'")),
-            "0");
+  EXPECT_EQ(
+      Scalar(*ts_, absl::StrCat("SELECT job_attempts FROM models WHERE id = '",
+                                on_cuda, "'")),
+      "0");
   // Once the CUDA model is ready (as if a CUDA worker had trained it), its
   // erasure tasks still wait for a CUDA worker while the CPU model's finish.
-  Scalar(*ts_, absl::StrCat("UPDATE models SET state = 'READY' WHERE id = '", on_cuda,
-                            "' RETURNING 1"));
+  Scalar(*ts_, absl::StrCat("UPDATE models SET state = 'READY' WHERE id = '",
+                            on_cuda, "' RETURNING 1"));
   const std::string id = Submit("target-0", "d");
   Drain();
-  EXPECT_EQ(Scalar(*ts_, absl::StrCat("SELECT state FROM erasure_tasks WHERE model_id = '",
-                                      on_cpu, "'")),
-            "DONE");
-  EXPECT_EQ(Scalar(*ts_, absl::StrCat("SELECT state || ' ' || attempts FROM erasure_tasks "
-                                      "WHERE model_id = '", on_cuda, "'")),
-            "QUEUED 0");
+  EXPECT_EQ(
+      Scalar(*ts_,
+             absl::StrCat("SELECT state FROM erasure_tasks WHERE model_id = '",
+                          on_cpu, "'")),
+      "DONE");
+  EXPECT_EQ(
+      Scalar(*ts_,
+             absl::StrCat("SELECT state || ' ' || attempts FROM erasure_tasks "
+                          "WHERE model_id = '",
+                          on_cuda, "'")),
+      "QUEUED 0");
   EXPECT_NE(Get(id).state(), v1::ERASURE_STATE_COMPLETED);
   EXPECT_EQ(Versions(on_cpu), "2");
   // The subject's records stay until the CUDA model has unlearned them too.
@@ -434,7 +495,8 @@ TEST_F(WorkerTest, CpuWorkerClaimsOnlyModelsItsDeviceMayRun) {
 int ShardOf(const std::string& key_hex, int shards) {
   std::string key;
   for (size_t i = 0; i + 1 < key_hex.size(); i += 2) {
-    key.push_back(static_cast<char>(std::stoi(key_hex.substr(i, 2), nullptr, 16)));
+    key.push_back(
+        static_cast<char>(std::stoi(key_hex.substr(i, 2), nullptr, 16)));
   }
   const std::string digest = storage::Sha256(key);
   uint64_t v = 0;
@@ -456,10 +518,12 @@ TEST_F(WorkerTest, SisaModelIsBatchedPerShard) {
   std::map<std::string, int> shard_of;  // erasure id -> shard of its subject
   std::set<int> shards;
   for (int s = 0; s < 8; ++s) {
-    const std::string id = Submit(absl::StrCat("subject-", s), absl::StrCat("sisa-", s));
+    const std::string id =
+        Submit(absl::StrCat("subject-", s), absl::StrCat("sisa-", s));
     const int shard = ShardOf(
         Scalar(*ts_, absl::StrCat("SELECT encode(subject_key, 'hex') FROM "
-                                  "erasure_requests WHERE id = '", id, "'")),
+                                  "erasure_requests WHERE id = '",
+                                  id, "'")),
         kShards);
     shard_of[id] = shard;
     shards.insert(shard);
@@ -472,18 +536,23 @@ TEST_F(WorkerTest, SisaModelIsBatchedPerShard) {
   std::set<std::string> absorbed;
   for (int v = 2; v <= 1 + static_cast<int>(shards.size()); ++v) {
     const std::string ids = Scalar(
-        *ts_, absl::StrCat("SELECT string_agg(erasure_id::text, ',') FROM erasure_tasks "
-                           "WHERE model_id = '", model, "' AND result_version = ", v));
+        *ts_, absl::StrCat(
+                  "SELECT string_agg(erasure_id::text, ',') FROM erasure_tasks "
+                  "WHERE model_id = '",
+                  model, "' AND result_version = ", v));
     const std::string retrained = Scalar(
-        *ts_, absl::StrCat("SELECT report->>'sisa_retrained_shards' FROM model_versions "
-                           "WHERE model_id = '", model, "' AND version = ", v));
+        *ts_, absl::StrCat(
+                  "SELECT report->>'sisa_retrained_shards' FROM model_versions "
+                  "WHERE model_id = '",
+                  model, "' AND version = ", v));
     std::set<int> run_shards;
     for (absl::string_view id : absl::StrSplit(ids, ',')) {
       absorbed.insert(std::string(id));
       run_shards.insert(shard_of.at(std::string(id)));
     }
     ASSERT_EQ(run_shards.size(), 1u) << "version " << v << " absorbed " << ids;
-    EXPECT_EQ(retrained, absl::StrCat("[", *run_shards.begin(), "]")) << "version " << v;
+    EXPECT_EQ(retrained, absl::StrCat("[", *run_shards.begin(), "]"))
+        << "version " << v;
   }
   EXPECT_EQ(absorbed.size(), shard_of.size());
   for (const auto& [id, shard] : shard_of) {
@@ -493,29 +562,42 @@ TEST_F(WorkerTest, SisaModelIsBatchedPerShard) {
 
 TEST_F(WorkerTest, TwoWorkersRacingProcessEachTaskOnce) {
   const std::string m1 = RegisterMlp("mlp-a");
-  const std::string m2 = RegisterMlp("mlp-b", [](v1::UnlearningPolicy& p) { p.set_batch_size(1); });
+  const std::string m2 = RegisterMlp(
+      "mlp-b", [](v1::UnlearningPolicy& p) { p.set_batch_size(1); });
   Drain();
   std::vector<std::string> ids;
-  for (int i = 0; i < 4; ++i) ids.push_back(Submit(absl::StrCat("target-", i), absl::StrCat("r", i)));
+  for (int i = 0; i < 4; ++i)
+    ids.push_back(Submit(absl::StrCat("target-", i), absl::StrCat("r", i)));
   auto w1 = StartWorker({"--exit-when-idle"});
   auto w2 = StartWorker({"--exit-when-idle"});
   ASSERT_TRUE(w1->Wait(180s).has_value());
   ASSERT_TRUE(w2->Wait(180s).has_value());
   for (const auto& id : ids) {
     EXPECT_EQ(Get(id).state(), v1::ERASURE_STATE_COMPLETED)
-        << Scalar(*ts_, "SELECT string_agg(model_id || ' ' || state || ' ' || attempts || ' ' "
-                        "|| last_error, E'\\n') FROM erasure_tasks")
-        << "\n" << ReadFileOrEmpty(ts_->temp_dir() + "/worker.log");
+        << Scalar(*ts_,
+                  "SELECT string_agg(model_id || ' ' || state || ' ' || "
+                  "attempts || ' ' "
+                  "|| last_error, E'\\n') FROM erasure_tasks")
+        << "\n"
+        << ReadFileOrEmpty(ts_->temp_dir() + "/worker.log");
   }
   // Each task done once: one 'task.done' audit entry per task, and every
   // version has a distinct parent.
-  EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM erasure_tasks WHERE state = 'DONE'"), "8");
-  EXPECT_EQ(Scalar(*ts_, "SELECT max(n) FROM (SELECT count(*) AS n FROM audit_log WHERE action "
-                         "= 'task.done' GROUP BY erasure_id, model_id) s"),
+  EXPECT_EQ(
+      Scalar(*ts_, "SELECT count(*) FROM erasure_tasks WHERE state = 'DONE'"),
+      "8");
+  EXPECT_EQ(Scalar(*ts_,
+                   "SELECT max(n) FROM (SELECT count(*) AS n FROM audit_log "
+                   "WHERE action "
+                   "= 'task.done' GROUP BY erasure_id, model_id) s"),
             "1");
-  EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM audit_log WHERE action = 'task.done'"), "8");
-  EXPECT_EQ(Scalar(*ts_, "SELECT bool_and(n = 1) FROM (SELECT count(*) AS n FROM model_versions "
-                         "GROUP BY model_id, parent_version) s"),
+  EXPECT_EQ(
+      Scalar(*ts_, "SELECT count(*) FROM audit_log WHERE action = 'task.done'"),
+      "8");
+  EXPECT_EQ(Scalar(*ts_,
+                   "SELECT bool_and(n = 1) FROM (SELECT count(*) AS n FROM "
+                   "model_versions "
+                   "GROUP BY model_id, parent_version) s"),
             "t");
   // batch_size 1 on m2: one version per request.
   EXPECT_EQ(Versions(m2), "5");
@@ -535,20 +617,25 @@ TEST_P(WorkerCrashTest, KilledWorkerTaskCompletesExactlyOnceOnRestart) {
   EXPECT_FALSE(exit->Success()) << "the fault point was not reached";
   const bool committed = std::string(GetParam()) == "after_commit";
   EXPECT_EQ(Versions(model), committed ? "2" : "1");
-  EXPECT_EQ(Get(id).state(), committed ? v1::ERASURE_STATE_COMPLETED : v1::ERASURE_STATE_RUNNING);
+  EXPECT_EQ(Get(id).state(), committed ? v1::ERASURE_STATE_COMPLETED
+                                       : v1::ERASURE_STATE_RUNNING);
   Drain();  // waits out the 3 s lease, rescues, redoes
   v1::Erasure e = Get(id);
   EXPECT_EQ(e.state(), v1::ERASURE_STATE_COMPLETED);
   EXPECT_EQ(Versions(model), "2");
   EXPECT_EQ(e.tasks(0).attempts(), committed ? 1 : 2);
-  EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM audit_log WHERE action = 'task.done'"), "1");
+  EXPECT_EQ(
+      Scalar(*ts_, "SELECT count(*) FROM audit_log WHERE action = 'task.done'"),
+      "1");
   EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM certificates"), "1");
-  EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM records WHERE subject_key IS NULL"), "0");
+  EXPECT_EQ(
+      Scalar(*ts_, "SELECT count(*) FROM records WHERE subject_key IS NULL"),
+      "0");
 }
 
 INSTANTIATE_TEST_SUITE_P(FaultPoints, WorkerCrashTest,
-                         ::testing::Values("training", "after_artifact", "before_commit",
-                                           "after_commit"));
+                         ::testing::Values("training", "after_artifact",
+                                           "before_commit", "after_commit"));
 
 TEST_F(WorkerTest, PoisonModelRetriesWithBackoffThenDead) {
   // A TorchScript model whose outputs are NaN: every method diverges.
@@ -562,9 +649,13 @@ TEST_F(WorkerTest, PoisonModelRetriesWithBackoffThenDead) {
                            "    def forward(self, x):\n"
                            "        return self.lin(x) * float('nan')\n"
                            "torch.jit.script(M()).save(sys.argv[1])\n";
-  ASSERT_EQ(std::system(absl::StrCat("/usr/bin/python3 ", script, " ", dir, "/nan.pt").c_str()), 0);
+  ASSERT_EQ(
+      std::system(absl::StrCat("/usr/bin/python3 ", script, " ", dir, "/nan.pt")
+                      .c_str()),
+      0);
   const std::string model = RegisterMlp(
-      "nan", [](v1::UnlearningPolicy& p) {
+      "nan",
+      [](v1::UnlearningPolicy& p) {
         p.clear_methods();
         p.add_methods(v1::UNLEARNING_METHOD_FINETUNE);
         p.add_methods(v1::UNLEARNING_METHOD_RETRAIN);
@@ -583,28 +674,45 @@ TEST_F(WorkerTest, PoisonModelRetriesWithBackoffThenDead) {
       << e.tasks(0).last_error();
   EXPECT_NE(e.state_reason().find("failed"), std::string::npos);
   EXPECT_EQ(Versions(model), "1");
-  EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM audit_log WHERE action = 'task.retry'"), "2");
+  EXPECT_EQ(
+      Scalar(*ts_,
+             "SELECT count(*) FROM audit_log WHERE action = 'task.retry'"),
+      "2");
   // Records stay: the model still holds the subject.
-  EXPECT_EQ(Scalar(*ts_, "SELECT count(*) > 0 FROM records r JOIN datasets d ON true"), "t");
+  EXPECT_EQ(
+      Scalar(*ts_,
+             "SELECT count(*) > 0 FROM records r JOIN datasets d ON true"),
+      "t");
 }
 
 TEST_F(WorkerTest, GracePeriodKeepsOldVersionThenDeletesIt) {
-  const std::string model = RegisterMlp(
-      "mlp", [](v1::UnlearningPolicy& p) { p.set_old_version_grace_seconds(3); });
+  const std::string model = RegisterMlp("mlp", [](v1::UnlearningPolicy& p) {
+    p.set_old_version_grace_seconds(3);
+  });
   Drain();
   const std::string id = Submit("target-0", "g");
   auto worker = StartWorker({"--lease-seconds", "4"});
-  ASSERT_TRUE(WaitUntil(*ts_, absl::StrCat("SELECT state = 'COMPLETED' FROM erasure_requests "
-                                           "WHERE id = '", id, "'"),
-                        120s));
-  EXPECT_EQ(Scalar(*ts_, absl::StrCat("SELECT deleted_at IS NULL AND delete_after IS NOT NULL "
-                                      "FROM model_versions WHERE model_id = '", model,
-                                      "' AND version = 1")),
-            "t");
-  EXPECT_TRUE(WaitUntil(*ts_, absl::StrCat("SELECT deleted_at IS NOT NULL FROM model_versions "
-                                           "WHERE model_id = '", model, "' AND version = 1"),
-                        30s));
-  EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM audit_log WHERE action = 'model.version_deleted'"),
+  ASSERT_TRUE(
+      WaitUntil(*ts_,
+                absl::StrCat("SELECT state = 'COMPLETED' FROM erasure_requests "
+                             "WHERE id = '",
+                             id, "'"),
+                120s));
+  EXPECT_EQ(
+      Scalar(*ts_, absl::StrCat(
+                       "SELECT deleted_at IS NULL AND delete_after IS NOT NULL "
+                       "FROM model_versions WHERE model_id = '",
+                       model, "' AND version = 1")),
+      "t");
+  EXPECT_TRUE(WaitUntil(
+      *ts_,
+      absl::StrCat("SELECT deleted_at IS NOT NULL FROM model_versions "
+                   "WHERE model_id = '",
+                   model, "' AND version = 1"),
+      30s));
+  EXPECT_EQ(Scalar(*ts_,
+                   "SELECT count(*) FROM audit_log WHERE action = "
+                   "'model.version_deleted'"),
             "1");
   worker->SendSignal(SIGTERM);
   auto exit = worker->Wait(30s);
@@ -615,10 +723,11 @@ TEST_F(WorkerTest, GracePeriodKeepsOldVersionThenDeletesIt) {
 // What one version of `model` trained on, from its report:
 // "forget+retain", e.g. "12+384".
 std::string TrainedOn(TestServer& ts, const std::string& model, int version) {
-  return Scalar(ts, absl::StrCat(
-                        "SELECT (report->>'forget_records') || '+' || "
-                        "(report->>'retain_records') FROM model_versions WHERE "
-                        "model_id = '", model, "' AND version = ", version));
+  return Scalar(
+      ts, absl::StrCat("SELECT (report->>'forget_records') || '+' || "
+                       "(report->>'retain_records') FROM model_versions WHERE "
+                       "model_id = '",
+                       model, "' AND version = ", version));
 }
 
 // The subject keys that WorkQueue::ForEachTrainingRecord gives `model`.
@@ -649,34 +758,50 @@ TEST_F(WorkerTest, TwoModelsNeverTrainOnASubjectAfterAbsorbingIt) {
   const std::string x = Submit("target-0", "x");
   auto worker = StartWorker();
   auto task_done = [&](const std::string& id, const std::string& model) {
-    return WaitUntil(*ts_, absl::StrCat("SELECT state = 'DONE' FROM erasure_tasks WHERE "
-                                        "erasure_id = '", id, "' AND model_id = '", model, "'"),
-                     60s);
+    return WaitUntil(
+        *ts_,
+        absl::StrCat("SELECT state = 'DONE' FROM erasure_tasks WHERE "
+                     "erasure_id = '",
+                     id, "' AND model_id = '", model, "'"),
+        60s);
   };
-  ASSERT_TRUE(task_done(x, a)) << ReadFileOrEmpty(ts_->temp_dir() + "/worker.log");
-  const std::string x_key = Scalar(*ts_, absl::StrCat(
-      "SELECT encode(subject_key, 'hex') FROM erasure_requests WHERE id = '", x, "'"));
+  ASSERT_TRUE(task_done(x, a))
+      << ReadFileOrEmpty(ts_->temp_dir() + "/worker.log");
+  const std::string x_key =
+      Scalar(*ts_, absl::StrCat("SELECT encode(subject_key, 'hex') FROM "
+                                "erasure_requests WHERE id = '",
+                                x, "'"));
   const std::string y = Submit("target-1", "y");
   ASSERT_TRUE(task_done(y, a));
   // B has absorbed nothing yet: X's records are still there (B needs
   // them), yet A's loader leaves them out and B's does not.
-  ASSERT_EQ(Scalar(*ts_, absl::StrCat("SELECT state FROM erasure_tasks WHERE erasure_id = '",
-                                      x, "' AND model_id = '", b, "'")),
-            "QUEUED") << "B's batch window passed too soon: the test is void";
-  EXPECT_EQ(Scalar(*ts_, absl::StrCat("SELECT count(*) FROM records WHERE subject_key = "
-                                      "decode('", x_key, "', 'hex')")),
+  ASSERT_EQ(
+      Scalar(*ts_, absl::StrCat(
+                       "SELECT state FROM erasure_tasks WHERE erasure_id = '",
+                       x, "' AND model_id = '", b, "'")),
+      "QUEUED")
+      << "B's batch window passed too soon: the test is void";
+  EXPECT_EQ(Scalar(*ts_, absl::StrCat(
+                             "SELECT count(*) FROM records WHERE subject_key = "
+                             "decode('",
+                             x_key, "', 'hex')")),
             absl::StrCat(kPerSubject));
   EXPECT_EQ(LoaderSubjects(*ts_, a).count(x_key), 0u);
   EXPECT_EQ(LoaderSubjects(*ts_, b).count(x_key), 1u);
-  EXPECT_EQ(TrainedOn(*ts_, a, 2), absl::StrCat(kPerSubject, "+", train - kPerSubject));
-  EXPECT_EQ(TrainedOn(*ts_, a, 3), absl::StrCat(kPerSubject, "+", train - 2 * kPerSubject))
+  EXPECT_EQ(TrainedOn(*ts_, a, 2),
+            absl::StrCat(kPerSubject, "+", train - kPerSubject));
+  EXPECT_EQ(TrainedOn(*ts_, a, 3),
+            absl::StrCat(kPerSubject, "+", train - 2 * kPerSubject))
       << "A's version 3 trained on X, which version 2 had absorbed";
   for (const auto& id : {x, y}) {
-    ASSERT_TRUE(WaitUntil(*ts_, absl::StrCat("SELECT state = 'COMPLETED' FROM "
-                                             "erasure_requests WHERE id = '", id, "'"),
+    ASSERT_TRUE(WaitUntil(*ts_,
+                          absl::StrCat("SELECT state = 'COMPLETED' FROM "
+                                       "erasure_requests WHERE id = '",
+                                       id, "'"),
                           90s));
   }
-  EXPECT_EQ(TrainedOn(*ts_, b, 2), absl::StrCat(2 * kPerSubject, "+", train - 2 * kPerSubject));
+  EXPECT_EQ(TrainedOn(*ts_, b, 2),
+            absl::StrCat(2 * kPerSubject, "+", train - 2 * kPerSubject));
   // Records and exclusions are gone together; every certificate names a
   // version that later versions descend from without the subject.
   EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM records WHERE split = 'train'"),
@@ -699,22 +824,30 @@ TEST_F(WorkerTest, ModelTrainedDuringAnErasureExcludesTheSubject) {
   const std::string x = Submit("target-0", "x");
   const std::string c = RegisterMlp("c");
   auto w = StartWorker();
-  ASSERT_TRUE(WaitUntil(*ts_, absl::StrCat("SELECT state = 'READY' FROM models WHERE id = '",
-                                           c, "'"),
-                        90s));
+  ASSERT_TRUE(WaitUntil(
+      *ts_,
+      absl::StrCat("SELECT state = 'READY' FROM models WHERE id = '", c, "'"),
+      90s));
   const int train = (kSubjects + 4) * kPerSubject;
   EXPECT_EQ(Scalar(*ts_, absl::StrCat("SELECT report->>'train_records' FROM "
-                                      "model_versions WHERE model_id = '", c, "'")),
-            absl::StrCat(train - kPerSubject));
-  EXPECT_EQ(Scalar(*ts_, absl::StrCat("SELECT count(*) FROM erasure_tasks WHERE model_id = '",
+                                      "model_versions WHERE model_id = '",
                                       c, "'")),
-            "0");
-  EXPECT_EQ(Scalar(*ts_, absl::StrCat("SELECT count(*) FROM model_exclusions WHERE model_id = '",
-                                      c, "' AND version IS NULL")),
-            "1");
+            absl::StrCat(train - kPerSubject));
+  EXPECT_EQ(
+      Scalar(*ts_, absl::StrCat(
+                       "SELECT count(*) FROM erasure_tasks WHERE model_id = '",
+                       c, "'")),
+      "0");
+  EXPECT_EQ(
+      Scalar(*ts_,
+             absl::StrCat(
+                 "SELECT count(*) FROM model_exclusions WHERE model_id = '", c,
+                 "' AND version IS NULL")),
+      "1");
   EXPECT_EQ(LoaderSubjects(*ts_, c).size() + 1, LoaderSubjects(*ts_, a).size());
   EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM records WHERE split = 'train'"),
-            absl::StrCat(train)) << "X's records wait for A";
+            absl::StrCat(train))
+      << "X's records wait for A";
   EXPECT_EQ(Get(x).state(), v1::ERASURE_STATE_QUEUED);
   w->SendSignal(SIGTERM);
   w->Wait(30s);
@@ -736,20 +869,25 @@ TEST_F(WorkerTest, InvalidModelIsSkippedAndItsVersionsDeleted) {
   for (const auto& t : e.tasks()) {
     if (t.model_id() == bad) {
       EXPECT_EQ(t.state(), v1::TASK_STATE_SKIPPED);
-      EXPECT_NE(t.last_error().find("INVALID"), std::string::npos) << t.last_error();
+      EXPECT_NE(t.last_error().find("INVALID"), std::string::npos)
+          << t.last_error();
     } else {
       EXPECT_EQ(t.state(), v1::TASK_STATE_DONE);
     }
   }
   EXPECT_NE(e.state_reason().find("versions were deleted"), std::string::npos)
       << e.state_reason();
-  EXPECT_EQ(Scalar(*ts_, absl::StrCat("SELECT bool_and(deleted_at IS NOT NULL) FROM "
-                                      "model_versions WHERE model_id = '", bad, "'")),
-            "t");
+  EXPECT_EQ(
+      Scalar(*ts_, absl::StrCat("SELECT bool_and(deleted_at IS NOT NULL) FROM "
+                                "model_versions WHERE model_id = '",
+                                bad, "'")),
+      "t");
   EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM records WHERE split = 'train'"),
             absl::StrCat((kSubjects + 3) * kPerSubject));
   // The certificate covers the model that unlearned.
-  EXPECT_EQ(Scalar(*ts_, "SELECT array_to_string(model_ids, ',') FROM certificates"), good);
+  EXPECT_EQ(
+      Scalar(*ts_, "SELECT array_to_string(model_ids, ',') FROM certificates"),
+      good);
 }
 
 // Issue 14: records in a dataset that no model uses go with the request.
@@ -757,7 +895,8 @@ TEST_F(WorkerTest, RecordsInADatasetWithoutModelsAreDeletedAtSubmission) {
   const std::string id = Submit("target-2", "n");
   v1::Erasure e = Get(id);
   EXPECT_EQ(e.state(), v1::ERASURE_STATE_NOTHING_TO_ERASE);
-  EXPECT_NE(e.state_reason().find(absl::StrCat(kPerSubject, " records")), std::string::npos)
+  EXPECT_NE(e.state_reason().find(absl::StrCat(kPerSubject, " records")),
+            std::string::npos)
       << e.state_reason();
   EXPECT_EQ(Scalar(*ts_, "SELECT count(*) FROM records WHERE split = 'train'"),
             absl::StrCat((kSubjects + 3) * kPerSubject));
@@ -769,9 +908,8 @@ TEST_F(WorkerTest, RecordsInADatasetWithoutModelsAreDeletedAtSubmission) {
 // Issue 14: a worker killed mid-run costs a lost lease, not a failure; with
 // max_attempts 1 the next worker still completes the request.
 TEST_F(WorkerTest, KilledWorkerDoesNotUseUpAttempts) {
-  const std::string model = RegisterMlp("mlp", [](v1::UnlearningPolicy& p) {
-    p.set_max_attempts(1);
-  });
+  const std::string model = RegisterMlp(
+      "mlp", [](v1::UnlearningPolicy& p) { p.set_max_attempts(1); });
   Drain();
   const std::string id = Submit("target-0", "k");
   auto doomed = StartWorker({}, "training");
@@ -780,29 +918,37 @@ TEST_F(WorkerTest, KilledWorkerDoesNotUseUpAttempts) {
   Drain();
   v1::Erasure e = Get(id);
   EXPECT_EQ(e.state(), v1::ERASURE_STATE_COMPLETED) << e.state_reason();
-  EXPECT_EQ(Scalar(*ts_, "SELECT failures || ' ' || lost_leases || ' ' || attempts FROM "
-                         "erasure_tasks"),
-            "0 1 2");
+  EXPECT_EQ(
+      Scalar(*ts_,
+             "SELECT failures || ' ' || lost_leases || ' ' || attempts FROM "
+             "erasure_tasks"),
+      "0 1 2");
 }
 
 // A model job whose worker is killed mid-training is not a failure: with
 // max_attempts 1 the model still trains (an INVALID model would have its
 // versions deleted by the next erasure, so this matters).
 TEST_F(WorkerTest, KilledWorkerDoesNotMakeAModelInvalid) {
-  const std::string model = RegisterMlp("slow", [](v1::UnlearningPolicy& p) {
-    p.set_max_attempts(1);
-  }, "", [](v1::ModelMetadata& md) { md.mutable_recipe()->set_epochs(400); });
+  const std::string model = RegisterMlp(
+      "slow", [](v1::UnlearningPolicy& p) { p.set_max_attempts(1); }, "",
+      [](v1::ModelMetadata& md) { md.mutable_recipe()->set_epochs(400); });
   auto doomed = StartWorker();
-  ASSERT_TRUE(WaitUntil(*ts_, absl::StrCat("SELECT lease_owner IS NOT NULL FROM models "
-                                           "WHERE id = '", model, "'"),
-                        30s));
+  ASSERT_TRUE(
+      WaitUntil(*ts_,
+                absl::StrCat("SELECT lease_owner IS NOT NULL FROM models "
+                             "WHERE id = '",
+                             model, "'"),
+                30s));
   doomed->SendSignal(SIGKILL);
   doomed->Wait(30s);
   Drain();
   EXPECT_EQ(ModelState(model), "READY");
-  EXPECT_EQ(Scalar(*ts_, absl::StrCat("SELECT job_failures || ' ' || job_lost_leases FROM "
-                                      "models WHERE id = '", model, "'")),
-            "0 1");
+  EXPECT_EQ(
+      Scalar(*ts_,
+             absl::StrCat("SELECT job_failures || ' ' || job_lost_leases FROM "
+                          "models WHERE id = '",
+                          model, "'")),
+      "0 1");
 }
 
 TEST(WorkerPostgresRestartTest, TaskInFlightIsRetriedNotLost) {
@@ -818,9 +964,12 @@ TEST(WorkerPostgresRestartTest, TaskInFlightIsRetriedNotLost) {
   auto worker = f.StartWorker();
   std::this_thread::sleep_for(300ms);
   ASSERT_TRUE(pg.Restart().ok());
-  EXPECT_TRUE(WaitUntil(*f.ts_, absl::StrCat("SELECT state = 'COMPLETED' FROM erasure_requests "
-                                             "WHERE id = '", id, "'"),
-                        120s))
+  EXPECT_TRUE(
+      WaitUntil(*f.ts_,
+                absl::StrCat("SELECT state = 'COMPLETED' FROM erasure_requests "
+                             "WHERE id = '",
+                             id, "'"),
+                120s))
       << ReadFileOrEmpty(f.ts_->temp_dir() + "/worker.log");
   EXPECT_EQ(f.Versions(model), "2");
   worker->SendSignal(SIGTERM);

@@ -2,13 +2,13 @@
 // (storage/memory) and a scripted engine: no database, no LibTorch run.
 // What reaches the engine, what gets published, how failures are counted,
 // and that certificates are issued in the publishing transaction.
-#include <gtest/gtest.h>
-
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "cert/keys.h"
 #include "lethe/core/policy.h"
@@ -79,7 +79,7 @@ core::UnlearnOutcome Unlearned(const std::string& bytes,
   out.report.after.ta = 0.89;
   out.report.after.mia_auc = 0.5;
   out.report.after.ua = 0.12;  // forget accuracy 0.88 <= test 0.89 + 5 points
-  const core::Policy policy;  // the gate the engine applied
+  const core::Policy policy;   // the gate the engine applied
   out.report.gate = {policy.max_mia_auc, policy.max_test_acc_drop,
                      policy.max_forget_acc_excess};
   out.report.forget_records = 4;
@@ -97,7 +97,9 @@ core::UnlearnOutcome Unlearned(const std::string& bytes,
   return out;
 }
 
-std::string Subject(int n) { return storage::Sha256("subject-" + std::to_string(n)); }
+std::string Subject(int n) {
+  return storage::Sha256("subject-" + std::to_string(n));
+}
 
 class WorkerUnitTest : public ::testing::Test {
  protected:
@@ -114,10 +116,12 @@ class WorkerUnitTest : public ::testing::Test {
     std::vector<storage::RecordRow> records;
     for (int s : {1, 2, 3}) {
       for (bool test : {false, false, true}) {
-        records.push_back({Subject(s), s % 2, test, std::string("\x01\x02", 2)});
+        records.push_back(
+            {Subject(s), s % 2, test, std::string("\x01\x02", 2)});
       }
     }
-    ASSERT_TRUE(backend_->datasets().AddRecords(dataset->id, records, "admin").ok());
+    ASSERT_TRUE(
+        backend_->datasets().AddRecords(dataset->id, records, "admin").ok());
     storage::RegisterParams p;
     p.model.name = "m";
     p.model.dataset_id = dataset->id;
@@ -139,8 +143,9 @@ class WorkerUnitTest : public ::testing::Test {
     o.retry_base_seconds = 0;
     o.retry_max_seconds = 0;
     o.signing_keys = std::move(keys);
-    o.logger = std::make_shared<observability::Logger>(
-        observability::Logger::Stderr(observability::LogLevel::kError, "worker"));
+    o.logger =
+        std::make_shared<observability::Logger>(observability::Logger::Stderr(
+            observability::LogLevel::kError, "worker"));
     Worker worker(o, backend_, engine_);
     ASSERT_TRUE(worker.Run().ok());
   }
@@ -184,8 +189,9 @@ TEST_F(WorkerUnitTest, ValidatesThenPublishesAndCertifiesABatch) {
   const auto calls = engine_->calls();
   ASSERT_EQ(calls.size(), 1u);
   EXPECT_EQ(calls[0].model_bytes, "version 1");
-  EXPECT_EQ(std::set<std::string>(calls[0].forget.begin(), calls[0].forget.end()),
-            (std::set<std::string>{Subject(1), Subject(2)}));
+  EXPECT_EQ(
+      std::set<std::string>(calls[0].forget.begin(), calls[0].forget.end()),
+      (std::set<std::string>{Subject(1), Subject(2)}));
   EXPECT_EQ(calls[0].dataset_subjects.size(), 3u);
 
   for (const std::string& id : {a, b}) {
@@ -201,7 +207,8 @@ TEST_F(WorkerUnitTest, ValidatesThenPublishesAndCertifiesABatch) {
   EXPECT_EQ(v2->version, 2);
   EXPECT_EQ(v2->produced_by, "finetune");
   // The subjects' records are gone; subject 3's remain.
-  auto dataset = backend_->datasets().Get(backend_->models().Get(model_id_)->dataset_id);
+  auto dataset =
+      backend_->datasets().Get(backend_->models().Get(model_id_)->dataset_id);
   EXPECT_EQ(dataset->subjects, 1);
 }
 

@@ -35,9 +35,9 @@ struct FeatureSpec {
   FeatureType type = FeatureType::kUint8;
   int64_t num_classes = 0;
 
-  int64_t NumFeatures() const;  // product of shape
-  size_t RowBytes() const;      // NumFeatures() * (1 or 4)
-  Status Validate() const;      // non-empty positive shape, num_classes >= 2
+  int64_t NumFeatures() const;   // product of shape
+  size_t RowBytes() const;       // NumFeatures() * (1 or 4)
+  Status Validate() const;       // non-empty positive shape, num_classes >= 2
   std::string ToString() const;  // "uint8[1,28,28] -> 10 classes"
 };
 

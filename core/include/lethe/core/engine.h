@@ -50,10 +50,10 @@ struct UnlearnRequest {
 };
 
 struct UnlearnOutcome {
-  Report report;             // always filled
-  std::string model_bytes;   // empty when !report.ok
+  Report report;            // always filled
+  std::string model_bytes;  // empty when !report.ok
   std::string model_sha256;
-  std::string sisa_state;    // updated state, when the model has one
+  std::string sisa_state;  // updated state, when the model has one
   std::string newton_state;
 };
 
@@ -66,15 +66,14 @@ class Engine {
   Result<TrainedModel> Train(const Architecture& arch, const Recipe& recipe,
                              const Dataset& dataset) const;
   // As Train, as SISA shards (sisa.h); the model is the ensemble.
-  Result<TrainedModel> TrainSisa(const Architecture& arch,
-                                 const Recipe& recipe, const SisaParams& sisa,
+  Result<TrainedModel> TrainSisa(const Architecture& arch, const Recipe& recipe,
+                                 const SisaParams& sisa,
                                  const Dataset& dataset) const;
   // Logistic regression trained for certified removal (newton.h); arch must
   // be logreg or rf_logreg. `seed` builds the model (rf_logreg's features);
   // the objective's noise is drawn secretly, never from it.
   Result<TrainedModel> TrainCertified(const Architecture& arch,
-                                      const NewtonParams& params,
-                                      uint64_t seed,
+                                      const NewtonParams& params, uint64_t seed,
                                       const Dataset& dataset) const;
 
   // OK if the bytes load as TorchScript and map a float32 batch of `spec`
@@ -89,8 +88,7 @@ class Engine {
   Result<UnlearnOutcome> Unlearn(const UnlearnRequest& request) const;
 
  private:
-  Result<TrainedModel> TrainImpl(const Architecture& arch,
-                                 const Recipe& recipe,
+  Result<TrainedModel> TrainImpl(const Architecture& arch, const Recipe& recipe,
                                  const Dataset& dataset) const;
 
   EngineOptions options_;

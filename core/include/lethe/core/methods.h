@@ -52,8 +52,7 @@ Result<torch::jit::Module> Salun(const torch::jit::Module& original,
 
 // The first n retain rows in a seeded shuffle (all if fewer): the fixed
 // sample RA is measured on, the same for every model of a run.
-std::vector<int64_t> RetainSample(const Partition& p, int64_t n,
-                                  uint64_t seed);
+std::vector<int64_t> RetainSample(const Partition& p, int64_t n, uint64_t seed);
 
 Result<Metrics> ComputeMetrics(torch::jit::Module& model,
                                const DeviceData& data, const Partition& p,

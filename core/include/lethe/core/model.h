@@ -22,9 +22,9 @@ namespace lethe::core {
 
 // A model may also define `trunk(x)` and `head(h)` with forward(x) =
 // head(trunk(x)): the head re-fit (policy.h, HeadRefitParams) trains the
-// head on the trunk's outputs computed once. Built-in mlp splits after its first hidden
-// layer, cnn after its convolutions; logreg and rf_logreg have no split.
-// A user's model opts in by defining both methods.
+// head on the trunk's outputs computed once. Built-in mlp splits after its
+// first hidden layer, cnn after its convolutions; logreg and rf_logreg have no
+// split. A user's model opts in by defining both methods.
 
 // A fresh, seeded model. Weights of matrices and convolutions and their biases
 // are uniform in +-1/sqrt(fan_in), as torch.nn.Linear / Conv2d initialise.

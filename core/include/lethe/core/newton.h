@@ -9,7 +9,8 @@
 //   w- = w + H'^-1 Delta,  Delta = lambda m w + sum_{i in F} grad loss_i(w),
 // H' the Hessian of L(.; D \ F). The step's
 // gradient residual is bounded (Guo et al., Corollary 1, generalised):
-//   |grad L(w-; D \ F)| <= gamma R |X'|_2 |(|v_k| (|X' v_k| + |X' (w_k - w_H,k)|))_k|,
+//   |grad L(w-; D \ F)| <= gamma R |X'|_2 |(|v_k| (|X' v_k| + |X' (w_k -
+//   w_H,k)|))_k|,
 // v = H'^-1 Delta, gamma = 1/4, R = max_i |x_i| (1 for Guo et al.'s unit-norm
 // rows), w_H where H' was taken. The bounds are summed over removals; while
 // the sum stays below sigma * epsilon / sqrt(2 ln(1.5 / delta)) the model is
@@ -112,14 +113,14 @@ Result<NewtonState> TrainCertifiedWithNoise(torch::jit::Module& model,
 struct NewtonRemoval {
   bool retrain_needed = false;  // then `model` is empty and state unchanged
   torch::jit::Module model;
-  double bound = 0;             // this removal's residual bound
+  double bound = 0;  // this removal's residual bound
   // cumulative + |grad L(w-; D \ F) - grad L(w; D)|, when measured (see
   // NewtonRemove): the step's change of the gradient taken instead of
   // bounded; then the state carries min(cumulative + bound, measured_bound).
   bool measured = false;
   double measured_bound = 0;
   double budget = 0;
-  NewtonState state;            // updated cumulative bound and removals
+  NewtonState state;  // updated cumulative bound and removals
 };
 
 // One Newton step removing partition.forget from a model trained on
@@ -144,8 +145,8 @@ Result<NewtonRemoval> NewtonRemove(const torch::jit::Module& original,
 // weights.
 Result<double> GradientResidual(const torch::jit::Module& model,
                                 const DeviceData& data,
-                                const std::vector<int64_t>& rows,
-                                double lambda, const at::Tensor& noise);
+                                const std::vector<int64_t>& rows, double lambda,
+                                const at::Tensor& noise);
 
 }  // namespace lethe::core
 

@@ -52,7 +52,7 @@ const char* GuaranteeName(Guarantee g);  // "exact", "certified", ...
 struct FinetuneParams {
   int epochs = 5;
   double lr = 0.1;
-  double warmup = 0.0;  // fraction of the steps, [0, 1)
+  double warmup = 0.0;         // fraction of the steps, [0, 1)
   double max_grad_norm = 0.0;  // Recipe::max_grad_norm (0: no clipping)
 };
 

@@ -20,7 +20,7 @@ enum class LrSchedule { kConstant, kLinearDecay };
 struct Recipe {
   Optimizer optimizer = Optimizer::kSgdMomentum;
   double lr = 0.05;
-  double momentum = 0.9;  // SGD only
+  double momentum = 0.9;      // SGD only
   double weight_decay = 0.0;  // L2 added to the gradient (PyTorch semantics)
   int epochs = 8;
   int batch_size = 128;
@@ -41,8 +41,9 @@ struct Recipe {
 // Recht, NIPS 2007): embed(x) = u / |u|, u = cos(P flatten(x) + c), P and c
 // drawn from the build seed and stored as buffers (not parameters), so no
 // training or unlearning touches them and they hold no training data;
-// forward(x) = linear(embed(x)). The linear head on a low-dimensional, unit-norm embedding
-// is what certified removal (newton.h) is cheap and tight for.
+// forward(x) = linear(embed(x)). The linear head on a low-dimensional,
+// unit-norm embedding is what certified removal (newton.h) is cheap and tight
+// for.
 enum class ArchKind { kLogReg, kMlp, kCnn, kRfLogReg };
 
 // A built-in architecture. input_shape is the per-record feature shape; the

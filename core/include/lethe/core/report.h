@@ -31,7 +31,7 @@ struct Attempt {
   std::string method;
   std::string outcome;  // "accepted", "failed_gate", "error", "skipped"
   AttemptFailure failure = AttemptFailure::kNone;  // set unless accepted
-  std::string reason;   // why it did not produce the model ("" if accepted)
+  std::string reason;  // why it did not produce the model ("" if accepted)
   double seconds = 0;
   bool has_metrics = false;
   Metrics metrics;
@@ -52,21 +52,21 @@ struct Gate {
 };
 
 struct Report {
-  bool ok = false;         // a model was produced
-  std::string method;      // the method that produced it
-  std::string guarantee;   // "exact" | "certified" | "approximate"
-  std::string failure;     // when !ok: why the chain ended without a model
+  bool ok = false;        // a model was produced
+  std::string method;     // the method that produced it
+  std::string guarantee;  // "exact" | "certified" | "approximate"
+  std::string failure;    // when !ok: why the chain ended without a model
   std::string device;
   int64_t subjects_requested = 0;
   int64_t forget_records = 0;
   int64_t retain_records = 0;
   int64_t test_records = 0;
   Metrics before;
-  Metrics after;           // valid when ok
+  Metrics after;  // valid when ok
   bool has_reference = false;
-  Metrics reference;       // a retrain with the model's recipe
-  double gap_points = 0;         // |after - reference|, mean over 4, points
-  double gap_before_points = 0;  // doing nothing vs reference
+  Metrics reference;              // a retrain with the model's recipe
+  double gap_points = 0;          // |after - reference|, mean over 4, points
+  double gap_before_points = 0;   // doing nothing vs reference
   Gate gate;                      // as applied to non-exact attempts
   std::vector<Attempt> attempts;  // in chain order, the accepted one last
   PhaseTimings timings;

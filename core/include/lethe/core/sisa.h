@@ -43,7 +43,7 @@ namespace lethe::core {
 struct SisaState {
   SisaParams params;
   Recipe recipe;
-  std::string template_bytes;  // the untrained model (architecture)
+  std::string template_bytes;       // the untrained model (architecture)
   std::vector<int64_t> record_ids;  // ascending
   std::vector<uint16_t> shard;      // per record id
   std::vector<uint16_t> slice;      // per record id
