@@ -2,6 +2,9 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -665,17 +668,24 @@ TEST_F(ErasureApiTest, WatchCancelledBeforeItsAuthorizationLeavesServerUp) {
   v1::GetErasureRequest get;
   get.set_id(submitted.erasure().id());
 
-  // Unknown, well-formed keys: each costs a lookup in PostgreSQL.
-  constexpr int kBurst = 1500;
+  // Unknown, well-formed keys: each costs a lookup in PostgreSQL. The
+  // burst keeps kInFlight calls queued on the replica's one executor thread
+  // until every watch has ended: each finished call starts another, so a
+  // watch always queues behind them, however fast the machine.
+  constexpr int kInFlight = 500;
   struct Call {
     grpc::ClientContext ctx;
     v1::Erasure resp;
   };
-  std::vector<Call> calls(kBurst);
   std::mutex mu;
   std::condition_variable cv;
-  int done = 0;
-  for (Call& call : calls) {
+  std::deque<std::unique_ptr<Call>> calls;  // guarded by mu
+  int started = 0;                          // guarded by mu
+  int done = 0;                             // guarded by mu
+  bool stop = false;                        // guarded by mu
+  std::function<void()> start_one = [&] {   // with mu held
+    auto& call = *calls.emplace_back(std::make_unique<Call>());
+    ++started;
     call.ctx.AddMetadata(
         "authorization",
         absl::StrCat("Bearer lethe_", storage::ToHex(storage::RandomBytes(8)),
@@ -685,8 +695,13 @@ TEST_F(ErasureApiTest, WatchCancelledBeforeItsAuthorizationLeavesServerUp) {
     stub->async()->GetErasure(&call.ctx, &get, &call.resp, [&](grpc::Status) {
       std::lock_guard lock(mu);
       ++done;
+      if (!stop) start_one();
       cv.notify_all();
     });
+  };
+  {
+    std::lock_guard lock(mu);
+    for (int i = 0; i < kInFlight; ++i) start_one();
   }
   v1::WatchErasureRequest watch;
   watch.set_id(submitted.erasure().id());
@@ -702,19 +717,19 @@ TEST_F(ErasureApiTest, WatchCancelledBeforeItsAuthorizationLeavesServerUp) {
               grpc::StatusCode::DEADLINE_EXCEEDED);
   }
   std::unique_lock lock(mu);
-  EXPECT_LT(done, kBurst) << "the burst was over before the last watch "
-                             "ended, so no watch waited in the queue; "
-                             "raise kBurst";
-  auto all_done = [&] { return done == kBurst; };
+  stop = true;
+  EXPECT_LT(done, started) << "no call of the burst was left when the last "
+                              "watch ended";
+  auto all_done = [&] { return done == started; };
   const bool drained = cv.wait_for(lock, std::chrono::seconds(120), all_done);
-  if (!drained) {  // the callbacks must not outlive `mu`
-    lock.unlock();
-    for (Call& call : calls) call.ctx.TryCancel();
+  if (!drained) {   // the callbacks must not outlive `mu`
+    lock.unlock();  // with `stop` set, `calls` no longer changes
+    for (auto& call : calls) call->ctx.TryCancel();
     lock.lock();
     cv.wait(lock, all_done);
   }
   lock.unlock();
-  ASSERT_TRUE(drained) << "the burst took over 120 s";
+  ASSERT_TRUE(drained) << "the burst took over 120 s to drain";
 
   v1::Erasure got;
   auto st = stub->GetErasure(ts_->Ctx(Role::kSubmitter).get(), get, &got);
