@@ -41,6 +41,7 @@ absl::Status ReadConfigFile(const std::string& path,
 // repeated: the last value counts.
 std::vector<FlagSpec> FlagSpecs(const std::vector<OptionSpec>& specs) {
   std::vector<FlagSpec> flags;
+  flags.reserve(specs.size() + 2);
   for (const OptionSpec& s : specs) {
     flags.push_back({s.name, s.default_value == "false" ? "" : "VALUE", s.help,
                      /*repeated=*/true});

@@ -208,8 +208,8 @@ std::optional<std::vector<int64_t>> FlagReader::IntList(absl::string_view name,
   return out;
 }
 
-void FlagReader::Fail(std::string message) {
-  if (status_.ok()) status_ = absl::InvalidArgumentError(std::move(message));
+void FlagReader::Fail(absl::string_view message) {
+  if (status_.ok()) status_ = absl::InvalidArgumentError(message);
 }
 
 }  // namespace lethe::base

@@ -88,7 +88,7 @@ class FlagReader {
                                               int64_t min, int64_t max);
 
   // Records an error of the caller's own (first error wins).
-  void Fail(std::string message);
+  void Fail(absl::string_view message);
   bool ok() const { return status_.ok(); }
   const absl::Status& status() const { return status_; }
   const ParsedFlags& flags() const { return flags_; }

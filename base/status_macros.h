@@ -27,9 +27,12 @@
 // body of an unbraced `if`.
 #define LETHE_ASSIGN_OR_RETURN(lhs, expr) \
   LETHE_ASSIGN_OR_RETURN_IMPL_(LETHE_CONCAT_(_statusor_, __LINE__), lhs, expr)
+// NOLINTBEGIN(bugprone-macro-parentheses): `tmp` names a variable and `lhs`
+// may be a declaration; neither can be parenthesised.
 #define LETHE_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
   auto tmp = (expr);                                 \
   if (!tmp.ok()) return std::move(tmp).status();     \
   lhs = std::move(tmp).value()
+// NOLINTEND(bugprone-macro-parentheses)
 
 #endif  // LETHE_BASE_STATUS_MACROS_H_

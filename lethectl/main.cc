@@ -111,9 +111,12 @@ int Main(std::vector<std::string> args) {
   const bool help = std::find(args.begin(), args.end(), "--help") != args.end();
   const std::vector<size_t> words = CommandWords(args, commands);
   std::string name;
-  for (size_t i : words) name = name.empty() ? args[i] : name + " " + args[i];
-  for (auto it = words.rbegin(); it != words.rend(); ++it) {
-    args.erase(args.begin() + static_cast<std::ptrdiff_t>(*it));
+  for (size_t i : words) {
+    if (!name.empty()) name += " ";
+    name += args[i];
+  }
+  for (size_t k = words.size(); k-- > 0;) {  // back to front
+    args.erase(args.begin() + static_cast<std::ptrdiff_t>(words[k]));
   }
   auto command = std::find_if(commands.begin(), commands.end(),
                               [&](const Command& c) { return c.name == name; });

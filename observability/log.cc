@@ -1,12 +1,11 @@
 #include "observability/log.h"
 
-#include <time.h>
-
 #include <algorithm>
 #include <array>
 #include <cctype>
 #include <chrono>
 #include <cinttypes>
+#include <ctime>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -219,9 +218,9 @@ void Logger::Log(LogLevel level, const LogContext& context,
           .count();
   std::string line;
   line.reserve(160);
-  line.append("{\"time\":\"");
+  line.append(R"({"time":")");
   line.append(Rfc3339Millis(now_ms));
-  line.append("\",\"level\":\"");
+  line.append(R"(","level":")");
   line.append(LogLevelName(level));
   line.push_back('"');
   AppendKey(&line, "component");

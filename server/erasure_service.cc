@@ -338,7 +338,7 @@ void ErasureServiceImpl::StartSubmit(grpc::ServerUnaryReactor* reactor,
   // stored commitment is the one it opens); ours only in the answer that
   // created the request: it is not stored, and a replay drew another.
   const bool client_salt = HasClientSalt(*req);
-  std::string salt = client_salt ? req->subject_salt() : std::move(server_salt);
+  std::string salt = client_salt ? req->subject_salt() : server_salt;
   deps_->erasures->SubmitAsync(
       *std::move(params),
       [deps = deps_, reactor, resp, key_id = principal->key_id, client_salt,

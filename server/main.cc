@@ -8,8 +8,7 @@
 //   lethe admin create-signing-key --out PREFIX [--name N]
 //
 // Every option is also read from LETHE_<NAME> and from --config FILE.
-#include <signal.h>
-
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <string>

@@ -199,7 +199,7 @@ absl::Status LetheServer::OpenWaiting() {
   return absl::OkStatus();
 }
 
-bool LetheServer::WaitForDatabase(absl::Status first) {
+bool LetheServer::WaitForDatabase(const absl::Status& first) {
   const auto& log = *impl_->logger;
   const std::string database =
       storage::RedactedDatabaseUrl(impl_->options.database_url);

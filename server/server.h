@@ -99,7 +99,7 @@ class LetheServer {
   absl::Status Listen(const std::string& listen);  // serves the API
   // Retries PrepareDatabase with backoff, then swaps the waiting server for
   // the API. False when Shutdown came first.
-  bool WaitForDatabase(absl::Status first);
+  bool WaitForDatabase(const absl::Status& first);
   void HealthLoop();
   bool SleepUnlessStopping(std::chrono::milliseconds delay);
 

@@ -5,10 +5,10 @@
 // --drain-seconds, after which it is released to the queue and the process
 // exits. A killed worker's lease expires after --lease-seconds and another
 // worker redoes the attempt.
-#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <iostream>
 #include <thread>
 
@@ -195,7 +195,7 @@ int Main(int argc, char** argv) {
     result = worker.Run();
     finished = true;
   });
-  const timespec tick{0, 200 * 1000 * 1000};
+  const timespec tick{0, 200L * 1000 * 1000};
   while (!finished && sigtimedwait(&stop, nullptr, &tick) < 0) {
   }
   if (!finished) {

@@ -1,8 +1,8 @@
 #include "worker/worker.h"
 
-#include <signal.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <set>
@@ -124,7 +124,8 @@ absl::StatusOr<core::Dataset> LoadDataset(storage::WorkQueue& queue,
   return std::move(built).value();
 }
 
-Worker::Worker(WorkerOptions options) : Worker(options, nullptr, nullptr) {}
+Worker::Worker(WorkerOptions options)
+    : Worker(std::move(options), nullptr, nullptr) {}
 
 Worker::Worker(WorkerOptions options, std::shared_ptr<storage::Backend> backend,
                std::shared_ptr<ModelEngine> engine)
@@ -162,6 +163,7 @@ absl::Status Worker::Run() {
              {"owner", options_.owner_prefix},
              {"concurrency", options_.concurrency}});
   std::vector<std::thread> loops;
+  loops.reserve(options_.concurrency);
   for (int i = 0; i < options_.concurrency; ++i) {
     loops.emplace_back([this, i] { Loop(i); });
   }
@@ -371,8 +373,8 @@ void Worker::FailBatch(storage::WorkQueue& queue,
 absl::Status Worker::UnlearnBatch(BatchRun& run) {
   const storage::TaskBatch& batch = run.batch;
   // A failure of the work itself; UNAVAILABLE is kept for the database.
-  auto work_failed = [](std::string why) {
-    return absl::InternalError(std::move(why));
+  auto work_failed = [](absl::string_view why) {
+    return absl::InternalError(why);
   };
   auto spec = ParseModelSpec(batch.model, batch.dataset);
   if (!spec.ok()) return work_failed(std::string(spec.status().message()));
@@ -519,7 +521,7 @@ void Worker::RunModelJob(storage::WorkQueue& queue, storage::ModelJob job) {
   log_.Info({.model_id = model_id},
             job.training ? "training model" : "validating model");
   Heartbeat heartbeat(options_.lease, [&] { return queue.RenewModelJob(job); });
-  auto finish = [&](absl::Status st) {
+  auto finish = [&](const absl::Status& st) {
     if (!st.ok()) {
       log_.Error({.model_id = model_id},
                  absl::StrCat("model job: ", st.message()));

@@ -108,7 +108,7 @@ int main(int argc, char** argv) {
       std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : "",
       lethe::bench::LoadAverage().c_str());
 
-  long rss_start = lethe::bench::StatusKb("VmRSS");
+  int64_t rss_start = lethe::bench::StatusKb("VmRSS");
   lethe::core::Result<lethe::bench::Scenario> s = [&] {
     lethe::core::Result<lethe::bench::FashionMnist> raw =
         lethe::bench::LoadFashionMnist(data);
@@ -129,8 +129,8 @@ int main(int argc, char** argv) {
     }
     s->variants.push_back(*std::move(v));
   }
-  long rss_data = lethe::bench::StatusKb("VmRSS");
-  long hwm_data = lethe::bench::StatusKb("VmHWM");
+  int64_t rss_data = lethe::bench::StatusKb("VmRSS");
+  int64_t hwm_data = lethe::bench::StatusKb("VmHWM");
   // Reset VmHWM (Linux: "5" to clear_refs), so the peak below is the
   // methods', not the set-up's (IDX files, k-means distance matrices).
   bool reset = static_cast<bool>(std::ofstream("/proc/self/clear_refs") << "5");
@@ -143,7 +143,7 @@ int main(int argc, char** argv) {
                  json.status().ToString().c_str());
     return 1;
   }
-  long hwm = lethe::bench::StatusKb("VmHWM");
+  int64_t hwm = lethe::bench::StatusKb("VmHWM");
   std::printf(
       "\nmemory: dataset features %.1f MB (float32, held once; methods "
       "read the same tensors); VmRSS %.1f MB before loading, %.1f MB "
@@ -157,8 +157,8 @@ int main(int argc, char** argv) {
   std::ofstream f(path);
   f << *json << ",\"threads\":" << threads
     << ",\"quick\":" << (quick ? "true" : "false")
-    << ",\"memory_kb\":{\"dataset_features\":"
-    << static_cast<long>(dataset_mb * 1e3 / 1.024)
+    << R"(,"memory_kb":{"dataset_features":)"
+    << static_cast<int64_t>(dataset_mb * 1e3 / 1.024)
     << ",\"rss_start\":" << rss_start << ",\"rss_with_dataset\":" << rss_data
     << ",\"hwm_with_dataset\":" << hwm_data
     << ",\"vmhwm_reset_after_setup\":" << (reset ? "true" : "false")

@@ -291,7 +291,7 @@ Status RequestRun::Go(std::ostringstream& json, const core::SisaState* sisa,
   std::printf("best approximate at >=4x: %s; at >=10x: %s\n",
               best(best4_label, best4).c_str(),
               best(best10_label, best10).c_str());
-  long hwm_methods = StatusKb("VmHWM");
+  int64_t hwm_methods = StatusKb("VmHWM");
   std::printf("VmHWM after the MLP methods: %.1f MB\n", hwm_methods / 1024.0);
 
   json << "{\"request\":" << core::JsonString(r_.name)
@@ -390,7 +390,7 @@ std::string LoadAverage() {
   return one;
 }
 
-long StatusKb(const char* field) {
+int64_t StatusKb(const char* field) {
   std::ifstream f("/proc/self/status");
   std::string line, want = std::string(field) + ":";
   while (std::getline(f, line)) {

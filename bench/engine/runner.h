@@ -5,6 +5,7 @@
 #define LETHE_BENCH_ENGINE_RUNNER_H_
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 
 #include "lethe/core/metrics.h"
@@ -42,7 +43,7 @@ std::string MetricsJson(const core::Metrics& m);
 
 // "1-min load average" from /proc/loadavg; kB values from /proc/self/status.
 std::string LoadAverage();
-long StatusKb(const char* field);  // "VmHWM", "VmRSS"
+int64_t StatusKb(const char* field);  // "VmHWM", "VmRSS"
 
 }  // namespace lethe::bench
 

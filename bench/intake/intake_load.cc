@@ -23,6 +23,7 @@
 #include <atomic>
 #include <chrono>
 #include <cinttypes>
+#include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -212,7 +213,7 @@ class CallbackLoop {
     ctx_->set_deadline(std::chrono::system_clock::now() +
                        std::chrono::seconds(30));
     stub_->async()->SubmitErasure(ctx_.get(), &req_, &resp_,
-                                  [this](grpc::Status st) { Done(st); });
+                                  [this](const grpc::Status& st) { Done(st); });
   }
 
   void Done(const grpc::Status& st) {
@@ -251,7 +252,8 @@ class CallbackLoop {
 
 double Percentile(const std::vector<double>& sorted, double q) {
   if (sorted.empty()) return 0;
-  const size_t rank = static_cast<size_t>(q * (sorted.size() - 1) + 0.5);
+  const size_t rank =
+      static_cast<size_t>(std::llround(q * (sorted.size() - 1)));
   return sorted[std::min(rank, sorted.size() - 1)];
 }
 
@@ -294,6 +296,7 @@ int Main(int argc, char** argv) {
   std::vector<WorkerResult> results(o.concurrency);
   if (o.callback_client) {
     std::vector<std::unique_ptr<CallbackLoop>> loops;
+    loops.reserve(o.concurrency);
     for (int i = 0; i < o.concurrency; ++i) {
       loops.push_back(std::make_unique<CallbackLoop>(
           o, channels[o.shared_channel ? 0 : i], i, measure_from, stop_at,
@@ -303,6 +306,7 @@ int Main(int argc, char** argv) {
     for (auto& l : loops) l->Wait();
   } else {
     std::vector<std::thread> threads;
+    threads.reserve(o.concurrency);
     for (int i = 0; i < o.concurrency; ++i) {
       threads.emplace_back(Work, std::cref(o),
                            channels[o.shared_channel ? 0 : i], i, measure_from,

@@ -308,14 +308,15 @@ absl::StatusOr<CertificatePage> MemoryCertificateStore::List(
   }
   return core_->Run([&](State& s) -> absl::StatusOr<CertificatePage> {
     CertificatePage out;
-    for (auto it = s.certificates.rbegin(); it != s.certificates.rend(); ++it) {
-      if (!Listed(*it, filter, before_leaf)) continue;
+    for (size_t k = s.certificates.size(); k-- > 0;) {  // newest first
+      const IssuedCertificate& certificate = s.certificates[k];
+      if (!Listed(certificate, filter, before_leaf)) continue;
       if (static_cast<int>(out.rows.size()) == page.size) {
         const auto& last = out.rows.back();
         out.next = PageCursor{last.issued_us, std::to_string(last.leaf_index)};
         break;
       }
-      out.rows.push_back(*it);
+      out.rows.push_back(certificate);
     }
     return out;
   });

@@ -88,6 +88,7 @@ std::string SkippedReasons(const State& s, const std::string& erasure_id) {
     return a->model_id < b->model_id;
   });
   std::vector<std::string> reasons;
+  reasons.reserve(skipped.size());
   for (const Task* t : skipped) reasons.push_back(t->last_error);
   return absl::StrJoin(reasons, "; ");
 }

@@ -17,10 +17,9 @@ absl::StatusOr<NewApiKey> PgApiKeyStore::Create(Role role,
         "VALUES ($1, $2, $3, $4)",
         key.key_id, internal::Bytea(Sha256(secret)), RoleName(role),
         description);
-    internal::AppendAudit(
-        txn, actor, "api_key.created", "", "",
-        absl::StrCat("{\"key_id\":\"", key.key_id, "\",\"role\":\"",
-                     RoleName(role), "\"}"));
+    internal::AppendAudit(txn, actor, "api_key.created", "", "",
+                          absl::StrCat(R"({"key_id":")", key.key_id,
+                                       R"(","role":")", RoleName(role), "\"}"));
     return absl::OkStatus();
   });
   if (!st.ok()) return st;
@@ -58,7 +57,7 @@ absl::Status PgApiKeyStore::Revoke(const std::string& key_id,
       return absl::NotFoundError(absl::StrCat("no API key ", key_id));
     }
     internal::AppendAudit(txn, actor, "api_key.revoked", "", "",
-                          absl::StrCat("{\"key_id\":\"", key_id, "\"}"));
+                          absl::StrCat(R"({"key_id":")", key_id, "\"}"));
     return absl::OkStatus();
   });
 }

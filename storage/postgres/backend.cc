@@ -102,7 +102,7 @@ class PgChangeListener final : public ChangeListener {
       if (payloads_.empty()) {
         conn_->await_notification(
             timeout.count() / 1000,
-            static_cast<long>((timeout.count() % 1000) * 1000));
+            static_cast<int64_t>((timeout.count() % 1000) * 1000));
       }
       std::vector<std::string> out;
       out.swap(payloads_);
@@ -120,7 +120,7 @@ class PgChangeListener final : public ChangeListener {
 
 class PgBackend final : public PostgresBackend {
  public:
-  explicit PgBackend(PostgresOptions o)
+  explicit PgBackend(const PostgresOptions& o)
       : db_(DatabaseOptions{o.url, o.pool_size, o.acquire_timeout_seconds}),
         stats_db_(DatabaseOptions{o.url, 1, 5}),
         artifacts_(o.artifact_dir.empty()
@@ -185,8 +185,8 @@ class PgBackend final : public PostgresBackend {
 
 }  // namespace
 
-std::unique_ptr<PostgresBackend> OpenPostgres(PostgresOptions options) {
-  return std::make_unique<PgBackend>(std::move(options));
+std::unique_ptr<PostgresBackend> OpenPostgres(const PostgresOptions& options) {
+  return std::make_unique<PgBackend>(options);
 }
 
 }  // namespace lethe::storage

@@ -28,7 +28,7 @@ class PostgresBackend : public Backend {
 // Connects lazily: opening never fails for an unreachable database (the
 // first call does, with UNAVAILABLE). The queue gauges read on a pool of
 // their own (one connection), so a scrape never waits behind requests.
-std::unique_ptr<PostgresBackend> OpenPostgres(PostgresOptions options);
+std::unique_ptr<PostgresBackend> OpenPostgres(const PostgresOptions& options);
 
 }  // namespace lethe::storage
 

@@ -88,7 +88,7 @@ absl::StatusOr<DatasetRow> PgDatasetStore::Create(const DatasetRow& row,
         }
         const std::string id = res[0][0].c_str();
         internal::AppendAudit(txn, actor, "dataset.created", "", "",
-                              absl::StrCat("{\"dataset_id\":\"", id, "\"}"));
+                              absl::StrCat(R"({"dataset_id":")", id, "\"}"));
         return GetIn(txn, id);
       });
 }
@@ -156,8 +156,8 @@ absl::StatusOr<AddRecordsResult> PgDatasetStore::AddRecords(
                                 after - before};
         internal::AppendAudit(
             txn, actor, "dataset.records_added", "", "",
-            absl::StrCat("{\"dataset_id\":\"", dataset_id,
-                         "\",\"records\":", result.records_added,
+            absl::StrCat(R"({"dataset_id":")", dataset_id, R"(","records":)",
+                         result.records_added,
                          ",\"new_subjects\":", result.new_subjects, "}"));
         return result;
       });

@@ -281,7 +281,7 @@ struct PgErasureStore::Waiter {
 };
 
 PgErasureStore::PgErasureStore(Database* db, ErasureStoreOptions options)
-    : db_(db), options_(options) {
+    : db_(db), options_(std::move(options)) {
   for (int i = 0; i < std::max(1, options_.max_concurrent_batches); ++i) {
     writers_.emplace_back([this] { WriterLoop(); });
   }
@@ -379,6 +379,7 @@ void PgErasureStore::FinisherLoop() {
 
 void PgErasureStore::RunBatch(const std::vector<Waiter*>& batch) {
   std::vector<const SubmitParams*> params;
+  params.reserve(batch.size());
   for (Waiter* w : batch) params.push_back(&w->params);
   std::vector<absl::StatusOr<SubmitResult>> results;
   absl::Status st;

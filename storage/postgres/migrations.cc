@@ -9,7 +9,7 @@ namespace lethe::storage {
 namespace {
 
 // Arbitrary but fixed: "lethe" in ASCII, for pg_advisory_lock.
-constexpr long long kMigrationLockId = 0x6c65746865;
+constexpr int64_t kMigrationLockId = 0x6c65746865;
 
 constexpr const char* kCreateVersionTable = R"sql(
 CREATE TABLE IF NOT EXISTS schema_migrations (

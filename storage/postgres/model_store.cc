@@ -134,7 +134,7 @@ absl::StatusOr<ModelRow> PgModelStore::Register(const RegisterParams& p,
         }
         internal::AppendAudit(
             txn, actor, "model.registered", "", id,
-            absl::StrCat("{\"artifact_sha256\":\"",
+            absl::StrCat(R"({"artifact_sha256":")",
                          has_artifact ? ToHex(p.artifact_sha256) : "", "\"}"));
         txn.exec("NOTIFY lethe_models");
         return GetIn(txn, id);

@@ -143,8 +143,8 @@ void AuditPublication(pqxx::transaction_base& txn, const TaskBatch& batch,
   if (!new_version) return;
   internal::AppendAudit(
       txn, actor, "model.version_published", "", batch.model.id,
-      absl::StrCat("{\"version\":", out.version, ",\"produced_by\":\"",
-                   produced_by, "\",\"records_removed\":", out.records_removed,
+      absl::StrCat("{\"version\":", out.version, R"(,"produced_by":")",
+                   produced_by, R"(","records_removed":)", out.records_removed,
                    "}"));
 }
 

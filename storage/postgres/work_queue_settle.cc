@@ -60,7 +60,7 @@ int SkipTasksOfInvalidModels(pqxx::transaction_base& txn,
   for (const auto& r : skipped) {
     ids.emplace_back(r[0].c_str());
     AppendAudit(txn, actor, "task.skipped", ids.back(), r[1].c_str(),
-                "{\"reason\":\"model invalid\"}");
+                R"({"reason":"model invalid"})");
   }
   SettleRequests(txn, UuidArray(ids), actor, "", "");
   txn.exec("NOTIFY lethe_tasks");

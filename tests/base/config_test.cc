@@ -1,7 +1,6 @@
 #include "base/config.h"
 
-#include <stdlib.h>
-
+#include <cstdlib>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -18,7 +17,7 @@ const std::vector<OptionSpec> kSpecs = {{"listen", "d1", ""},
                                         {"verbose", "false", ""}};
 
 std::string WriteFile(const std::string& name, const std::string& text) {
-  const std::string path = ::testing::TempDir() + "/" + name;
+  std::string path = ::testing::TempDir() + "/" + name;
   std::ofstream(path) << text;
   return path;
 }

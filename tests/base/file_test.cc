@@ -11,7 +11,7 @@ namespace lethe::base {
 namespace {
 
 std::string Write(const std::string& name, const std::string& content) {
-  const std::string path = ::testing::TempDir() + "/" + name;
+  std::string path = ::testing::TempDir() + "/" + name;
   std::ofstream(path, std::ios::binary) << content;
   return path;
 }

@@ -29,7 +29,7 @@ class AuditScriptTest : public ::testing::Test {
   }
 
   std::string Write(const std::string& name, const std::string& text) {
-    const std::string path = dir_ + "/" + name;
+    std::string path = dir_ + "/" + name;
     std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
     return path;
   }

@@ -17,7 +17,7 @@ cert::CompletionRecord SampleRecord(const std::string& request_id) {
   r.legal_reference = "ticket DPO-4711";
   r.subject_commitment = cert::Sha256("commitment");
   r.submitted_us = 1735689600000000;  // 2025-01-01T00:00:00Z
-  r.completed_us = r.submitted_us + 90 * 1000000;
+  r.completed_us = r.submitted_us + int64_t{90} * 1000000;
   cert::ModelOutcome m;
   m.model_id = "5f0c2a84-7b1e-4d3a-8c9f-0e1d2c3b4a59";
   m.model_name = "fashion-mlp";

@@ -500,7 +500,7 @@ class BundleTest : public CertificateServiceTest {
     EXPECT_NE(at, std::string::npos) << from;
     std::string changed = text_;
     if (at != std::string::npos) changed.replace(at, from.size(), to);
-    const std::string path = dir_ + "/" + name + ".json";
+    std::string path = dir_ + "/" + name + ".json";
     WriteAll(path, changed);
     return path;
   }

@@ -61,12 +61,14 @@ class CertificateStoreTest : public ::testing::Test {
 TEST_F(CertificateStoreTest, ConcurrentIssuersAppendEachRequestOnceInOrder) {
   constexpr int kRequests = 24;
   std::vector<std::string> ids;
+  ids.reserve(kRequests);
   for (int i = 0; i < kRequests; ++i) ids.push_back(NewRequest());
   // Every request is issued by two racing threads.
   std::atomic<int> next{0};
   std::atomic<int> replayed{0};
   std::atomic<int> failed{0};
   std::vector<std::thread> threads;
+  threads.reserve(12);
   for (int t = 0; t < 12; ++t) {
     threads.emplace_back([&] {
       for (int i; (i = next.fetch_add(1)) < 2 * kRequests;) {
@@ -195,6 +197,7 @@ TEST_F(CertificateStoreTest, LogTablesAreAppendOnly) {
         "UPDATE certificate_log SET leaf_hash = leaf_hash",
         "DELETE FROM certificate_log", "DELETE FROM certificate_checkpoints",
         "UPDATE certificate_log_head SET size = 0",
+        // NOLINTNEXTLINE(bugprone-suspicious-missing-comma): one statement
         "INSERT INTO certificate_log (leaf_index, leaf_hash) VALUES (7, "
         "sha256('x'))"}) {
     auto refused = RunSql(scratch_->url(), sql);

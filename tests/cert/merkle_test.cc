@@ -92,6 +92,7 @@ const std::vector<ProofVector>& ConsistencyVectors() {
 
 std::vector<std::string> Hashes(const std::vector<const char*>& hex) {
   std::vector<std::string> out;
+  out.reserve(hex.size());
   for (const char* h : hex) out.push_back(H(h));
   return out;
 }
@@ -158,7 +159,7 @@ TEST(MerkleTest, CorruptedInclusionProofsFail) {
     EXPECT_TRUE(fails(v.a, v.size, leaf, proof, empty_root));
     EXPECT_TRUE(fails(v.a, v.size, leaf, proof, some));
     auto trailing = proof;
-    trailing.push_back("");
+    trailing.emplace_back("");
     EXPECT_TRUE(fails(v.a, v.size, leaf, trailing, root));
     trailing.back() = root;
     EXPECT_TRUE(fails(v.a, v.size, leaf, trailing, root));
@@ -264,6 +265,7 @@ std::vector<std::string> NaivePath(const std::vector<std::string>& d, size_t m,
 
 TEST(MerkleTest, AllProofsUpTo40LeavesAgreeWithNaiveTreeAndVerify) {
   std::vector<std::string> leaves;
+  leaves.reserve(40);
   for (int i = 0; i < 40; ++i) leaves.push_back(HashLeaf(std::to_string(i)));
   VectorLeafSource source(&leaves);
   std::vector<std::string> roots(41);

@@ -192,7 +192,7 @@ TEST_F(GrpcMetricsTest, RequestStateChangesAreLoggedWithoutTheSubject) {
           ->CancelErasure(ts_->Ctx(Role::kSubmitter).get(), cancel, &cancelled)
           .ok());
   const std::string log = sink_->text();
-  const std::string id = "\"request_id\":\"" + resp.erasure().id() + "\"";
+  const std::string id = R"("request_id":")" + resp.erasure().id() + "\"";
   EXPECT_NE(log.find(id + ",\"message\":\"erasure submitted\""),
             std::string::npos)
       << log;

@@ -54,12 +54,12 @@ TEST(LogTest, LineHasStandardFieldsInOrderAndEndsInNewline) {
   ASSERT_EQ(line.back(), '\n');
   EXPECT_EQ(line.find('\n'), line.size() - 1);
   EXPECT_EQ(line.rfind("{\"time\":\"", 0), 0u) << line;
-  const size_t order[] = {line.find("\"level\":\"info\""),
-                          line.find("\"component\":\"worker\""),
-                          line.find("\"request_id\":\"r-1\""),
+  const size_t order[] = {line.find(R"("level":"info")"),
+                          line.find(R"("component":"worker")"),
+                          line.find(R"("request_id":"r-1")"),
                           line.find("\"task_id\":42"),
-                          line.find("\"model_id\":\"m-1\""),
-                          line.find("\"message\":\"task claimed\""),
+                          line.find(R"("model_id":"m-1")"),
+                          line.find(R"("message":"task claimed")"),
                           line.find("\"attempt\":2")};
   for (size_t i = 0; i < std::size(order); ++i) {
     ASSERT_NE(order[i], std::string::npos) << i << ": " << line;
@@ -195,6 +195,7 @@ TEST(LogTest, ConcurrentLinesAreNeverInterleaved) {
   {
     Logger log(std::make_shared<FileLogSink>(f), LogLevel::kInfo, "c");
     std::vector<std::thread> threads;
+    threads.reserve(8);
     for (int t = 0; t < 8; ++t) {
       threads.emplace_back([&log, t] {
         const std::string payload(300, static_cast<char>('a' + t));

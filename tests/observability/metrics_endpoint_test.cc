@@ -1,8 +1,7 @@
 // One real scrape: `lethe serve --metrics-listen` serves /metrics over HTTP,
 // the exposition passes `promtool check metrics`, and the process's stderr
 // is JSON lines that name requests but never the subject.
-#include <signal.h>
-
+#include <csignal>
 #include <fstream>
 #include <sstream>
 

@@ -2,8 +2,7 @@
 // a running `lethe-worker` (every second) and evaluates the shipped
 // recording and alert rules, while erasures are submitted and carried out;
 // its HTTP API must then return the expected series of both.
-#include <signal.h>
-
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <functional>

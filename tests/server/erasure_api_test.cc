@@ -167,6 +167,7 @@ TEST_F(ErasureApiTest, ThirtyTwoConcurrentIdenticalSubmissionsCreateOne) {
   std::vector<std::string> ids(kClients);
   std::vector<grpc::Status> statuses(kClients);
   std::atomic<int> salts{0};
+  threads.reserve(kClients);
   for (int i = 0; i < kClients; ++i) {
     threads.emplace_back([&, i] {
       auto stub = v1::ErasureService::NewStub(ts_->Channel());
@@ -552,11 +553,11 @@ TEST_F(ErasureApiTest, WatchUnknownRequestIsNotFound) {
 // uploaded subject is beyond erasure; a refused upload stores nothing.
 TEST_F(ErasureApiTest, UploadRefusesEverySubjectIdThatSubmitRefuses) {
   const int64_t records = CountRecords();
-  for (const std::string bad : {"tab\there", "bell\x07", "del\x7f", "cr\rhere",
-                                "\xC0\xAFoverlong", "\xED\xA0\x80surrogate",
-                                "\xF4\x90\x80\x80"
-                                "beyond",
-                                "\xF5\x80\x80\x80", "\xFF"}) {
+  // \364\220\200\200 is F4 90 80 80 (octal: a hex escape would eat "be").
+  for (const std::string bad :
+       {"tab\there", "bell\x07", "del\x7f", "cr\rhere", "\xC0\xAFoverlong",
+        "\xED\xA0\x80surrogate", "\364\220\200\200beyond", "\xF5\x80\x80\x80",
+        "\xFF"}) {
     auto st = UploadCsv("dave,0,train,1,1,1,1\n" + bad + ",1,train,1,1,1,1\n");
     EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     EXPECT_NE(st.error_message().find("line 3: subject_id"), std::string::npos)
@@ -692,12 +693,13 @@ TEST_F(ErasureApiTest, WatchCancelledBeforeItsAuthorizationLeavesServerUp) {
                      "_", storage::ToHex(storage::RandomBytes(32))));
     call.ctx.set_deadline(std::chrono::system_clock::now() +
                           std::chrono::seconds(120));
-    stub->async()->GetErasure(&call.ctx, &get, &call.resp, [&](grpc::Status) {
-      std::lock_guard lock(mu);
-      ++done;
-      if (!stop) start_one();
-      cv.notify_all();
-    });
+    stub->async()->GetErasure(&call.ctx, &get, &call.resp,
+                              [&](const grpc::Status&) {
+                                std::lock_guard lock(mu);
+                                ++done;
+                                if (!stop) start_one();
+                                cv.notify_all();
+                              });
   };
   {
     std::lock_guard lock(mu);

@@ -1,7 +1,6 @@
 // The server as operators run it: real processes, replicas, restarts, a
 // PostgreSQL that goes away, and what ends up in tables and logs.
-#include <signal.h>
-
+#include <csignal>
 #include <filesystem>
 #include <thread>
 

@@ -1,6 +1,6 @@
 // Pure logic of the server layer: validation, subject keying, page tokens,
 // configuration.
-#include <stdlib.h>
+#include <cstdlib>
 
 #include <gtest/gtest.h>
 

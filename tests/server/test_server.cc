@@ -1,7 +1,6 @@
 #include "tests/server/test_server.h"
 
-#include <stdlib.h>
-
+#include <cstdlib>
 #include <filesystem>
 
 #include <gtest/gtest.h>

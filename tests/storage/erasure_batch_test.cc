@@ -39,7 +39,7 @@ SubmitParams Params(const std::string& key, const std::string& subject,
   p.subject_key = SubjectKey(subject);
   p.subject_commitment = Sha256(absl::StrCat("commitment:", key));
   p.legal_ground = "GDPR_ART17_1B_CONSENT_WITHDRAWN";
-  p.legal_reference = "ticket \"42\" \\ {a,b}";  // array-literal hostile
+  p.legal_reference = R"(ticket "42" \ {a,b})";  // array-literal hostile
   p.scope_model_ids = std::move(scope);
   p.body_sha256 =
       Sha256(absl::StrCat(subject, "|", absl::StrJoin(p.scope_model_ids, ",")));
@@ -105,6 +105,7 @@ TEST_F(ErasureBatchTest, ConcurrentIdenticalSubmissionsCreateOneRequest) {
   std::vector<absl::StatusOr<SubmitResult>> results(
       32, absl::InternalError("not run"));
   std::vector<std::thread> threads;
+  threads.reserve(32);
   for (int i = 0; i < 32; ++i) {
     threads.emplace_back([&, i] { results[i] = store.Submit(params); });
   }
@@ -136,6 +137,7 @@ TEST_F(ErasureBatchTest, ReusedKeyWithTwoBodiesCreatesOneRequest) {
   std::vector<absl::StatusOr<SubmitResult>> results(
       32, absl::InternalError("not run"));
   std::vector<std::thread> threads;
+  threads.reserve(32);
   for (int i = 0; i < 32; ++i) {
     threads.emplace_back(
         [&, i] { results[i] = store.Submit(i % 2 == 0 ? a : b); });
@@ -174,6 +176,7 @@ TEST_F(ErasureBatchTest, QueuedSubmissionsShareOneTransactionAndOwnResults) {
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
 
   std::vector<SubmitParams> params;
+  params.reserve(27);
   for (int i = 0; i < 26; ++i) {
     params.push_back(
         Params(absl::StrCat("k", i), i % 2 == 0 ? "known" : "unknown"));
@@ -284,17 +287,18 @@ TEST_F(ErasureBatchTest, AsyncCallbacksRunOnceAndTheDestructorDrainsTheQueue) {
   store->SubmitAsync(Params("a-first", "known"), record(0));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   for (int i = 1; i <= kQueued; ++i) {
-    store->SubmitAsync(Params(absl::StrCat("a", i), "known"),
-                       [&, i, s = store.get(), inner = record(i)](
-                           absl::StatusOr<SubmitResult> r) mutable {
-                         if (i == 1) {  // the destructor is draining by now
-                           s->SubmitAsync(Params("a-late", "known"),
-                                          [&](absl::StatusOr<SubmitResult> l) {
-                                            during_drain = l.status();
-                                          });
-                         }
-                         inner(std::move(r));
-                       });
+    store->SubmitAsync(
+        Params(absl::StrCat("a", i), "known"),
+        [&, i, s = store.get(),
+         inner = record(i)](absl::StatusOr<SubmitResult> r) mutable {
+          if (i == 1) {  // the destructor is draining by now
+            s->SubmitAsync(Params("a-late", "known"),
+                           [&](const absl::StatusOr<SubmitResult>& l) {
+                             during_drain = l.status();
+                           });
+          }
+          inner(std::move(r));
+        });
   }
   std::thread destroy([&] { store.reset(); });
   std::this_thread::sleep_for(std::chrono::milliseconds(300));

@@ -1,10 +1,10 @@
 #include "tests/support/pg_instance.h"
 
 #include <pwd.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <thread>

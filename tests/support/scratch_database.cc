@@ -60,7 +60,8 @@ std::string WithDatabase(const std::string& url, const std::string& database) {
   for (std::string_view scheme : {"postgresql://", "postgres://"}) {
     if (url.compare(0, scheme.size(), scheme) != 0) continue;
     size_t authority_end = url.find_first_of("/?", scheme.size());
-    if (authority_end == std::string::npos) return url + "/" + database;
+    if (authority_end == std::string::npos)
+      return absl::StrCat(url, "/", database);
     size_t query = url.find('?', authority_end);
     std::string rest = query == std::string::npos ? "" : url.substr(query);
     return absl::StrCat(url.substr(0, authority_end), "/", database, rest);

@@ -206,8 +206,10 @@ TEST(ParseCsvTest, RejectsNonFiniteOrMalformedFloats) {
   const std::string header = "subject_id,label,split,f0,f1,f2,f3\n";
   for (std::string bad :
        {"nan", "inf", "-inf", "1e39", "abc", "0x10", "1.5f", "", " 1"}) {
-    ExpectInvalid(ParseCsv(header + "s,0,test,1,2," + bad + ",4\n", kFourFloat),
-                  {"line 2:", "f2 is '" + bad + "'", "finite decimal"});
+    ExpectInvalid(
+        ParseCsv(absl::StrCat(header, "s,0,test,1,2,", bad, ",4\n"),
+                 kFourFloat),
+        {"line 2:", absl::StrCat("f2 is '", bad, "'"), "finite decimal"});
   }
 }
 

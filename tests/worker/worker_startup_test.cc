@@ -1,8 +1,7 @@
 // `lethe-worker` started while PostgreSQL is down: it waits (warning with
 // each try, never the URL's password) instead of exiting, and does the work
 // that is waiting once the database is up.
-#include <signal.h>
-
+#include <csignal>
 #include <filesystem>
 #include <thread>
 

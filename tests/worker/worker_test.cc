@@ -1,8 +1,7 @@
 // Workers end to end: a real server, real PostgreSQL, real `lethe-worker`
 // processes running the real engine on small models.
-#include <signal.h>
-
 #include <cmath>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -125,9 +124,9 @@ class WorkerTest : public ::testing::Test {
   // Registers an MLP that a worker trains (60 epochs: it memorises).
   std::string RegisterMlp(
       const std::string& name,
-      std::function<void(v1::UnlearningPolicy&)> policy = {},
+      const std::function<void(v1::UnlearningPolicy&)>& policy = {},
       const std::string& artifact = "",
-      std::function<void(v1::ModelMetadata&)> metadata = {}) {
+      const std::function<void(v1::ModelMetadata&)>& metadata = {}) {
     auto ctx = ts_->Ctx(Role::kOperator);
     v1::Model model;
     auto writer = ts_->models().RegisterModel(ctx.get(), &model);
@@ -218,7 +217,7 @@ class WorkerTest : public ::testing::Test {
               "--threads",
               "1"};
     o.args.insert(o.args.end(), extra.begin(), extra.end());
-    if (!fault.empty()) o.env.push_back({"LETHE_FAULT_POINT", fault});
+    if (!fault.empty()) o.env.emplace_back("LETHE_FAULT_POINT", fault);
     o.stderr_path = ts_->temp_dir() + "/worker.log";
     o.stdout_path = o.stderr_path;
     o.append = true;
@@ -566,6 +565,7 @@ TEST_F(WorkerTest, TwoWorkersRacingProcessEachTaskOnce) {
       "mlp-b", [](v1::UnlearningPolicy& p) { p.set_batch_size(1); });
   Drain();
   std::vector<std::string> ids;
+  ids.reserve(4);
   for (int i = 0; i < 4; ++i)
     ids.push_back(Submit(absl::StrCat("target-", i), absl::StrCat("r", i)));
   auto w1 = StartWorker({"--exit-when-idle"});
