@@ -15,10 +15,11 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <string>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "storage/backend.h"
 
 namespace lethe::server {
@@ -29,9 +30,9 @@ class ChangeHub {
   ~ChangeHub();
 
   uint64_t Subscribe(const std::string& erasure_id,
-                     std::function<void()> callback);
+                     std::function<void()> callback) ABSL_LOCKS_EXCLUDED(mu_);
   // After it returns, the callback is not running and will not run again.
-  void Unsubscribe(uint64_t token);
+  void Unsubscribe(uint64_t token) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Subscriber {
@@ -39,14 +40,15 @@ class ChangeHub {
     std::function<void()> callback;
   };
   void Loop();
-  void Fire(const std::string* erasure_id);  // nullptr: everyone
+  void Fire(const std::string* erasure_id)  // nullptr: everyone
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   storage::Backend* backend_;  // not owned
   const std::chrono::milliseconds poll_;
   std::atomic<bool> stop_{false};
-  std::mutex mu_;
-  uint64_t next_token_ = 1;                     // guarded by mu_
-  std::map<uint64_t, Subscriber> subscribers_;  // guarded by mu_
+  absl::Mutex mu_;
+  uint64_t next_token_ ABSL_GUARDED_BY(mu_) = 1;
+  std::map<uint64_t, Subscriber> subscribers_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
 };
 

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <map>
 #include <memory>
 #include <optional>
@@ -13,6 +12,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/notification.h"
 #include "storage/hash.h"
 #include "storage/postgres/sql_util.h"
 #include "storage/queries_sql.h"
@@ -292,22 +292,22 @@ PgErasureStore::PgErasureStore(Database* db, ErasureStoreOptions options)
 
 PgErasureStore::~PgErasureStore() {
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
-  queued_.notify_all();
+  queued_.SignalAll();
   for (auto& t : writers_) t.join();  // after the queue drained
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     writers_done_ = true;
   }
-  finished_.notify_all();
+  finished_.SignalAll();
   for (auto& t : finishers_) t.join();  // after every callback ran
 }
 
 void PgErasureStore::SubmitAsync(SubmitParams params, SubmitCallback done) {
   {
-    std::lock_guard lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (!stopping_) {
       queue_.push_back(new Waiter(std::move(params), std::move(done)));
       done = nullptr;
@@ -317,21 +317,18 @@ void PgErasureStore::SubmitAsync(SubmitParams params, SubmitCallback done) {
     done(absl::UnavailableError("the server is shutting down"));
     return;
   }
-  queued_.notify_one();
+  queued_.Signal();
 }
 
 absl::StatusOr<SubmitResult> PgErasureStore::Submit(const SubmitParams& p) {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::optional<absl::StatusOr<SubmitResult>> out;
+  absl::StatusOr<SubmitResult> out = absl::InternalError("not answered");
+  absl::Notification answered;  // Notify() publishes `out` to the waiter
   SubmitAsync(p, [&](absl::StatusOr<SubmitResult> r) {
-    std::lock_guard lock(mu);
     out = std::move(r);
-    cv.notify_one();
+    answered.Notify();
   });
-  std::unique_lock lock(mu);
-  cv.wait(lock, [&] { return out.has_value(); });
-  return *std::move(out);
+  answered.WaitForNotification();
+  return out;
 }
 
 // A writer takes everything queued (up to max_batch) as one batch, writes
@@ -339,14 +336,16 @@ absl::StatusOr<SubmitResult> PgErasureStore::Submit(const SubmitParams& p) {
 // pipeline never waits for a thread to wake up or for callbacks to run.
 void PgErasureStore::WriterLoop() {
   const size_t max_batch = std::max(1, options_.max_batch);
-  std::unique_lock lock(mu_);
   for (;;) {
-    queued_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-    if (queue_.empty()) return;  // stopping, and nothing left to write
-    const size_t n = std::min(queue_.size(), max_batch);
-    std::vector<Waiter*> batch(queue_.begin(), queue_.begin() + n);
-    queue_.erase(queue_.begin(), queue_.begin() + n);
-    lock.unlock();
+    std::vector<Waiter*> batch;
+    {
+      absl::MutexLock lock(&mu_);
+      while (!stopping_ && queue_.empty()) queued_.Wait(&mu_);
+      if (queue_.empty()) return;  // stopping, and nothing left to write
+      const size_t n = std::min(queue_.size(), max_batch);
+      batch.assign(queue_.begin(), queue_.begin() + n);
+      queue_.erase(queue_.begin(), queue_.begin() + n);
+    }
     const auto start = std::chrono::steady_clock::now();
     RunBatch(batch);
     if (options_.on_batch) {
@@ -355,25 +354,28 @@ void PgErasureStore::WriterLoop() {
                             std::chrono::steady_clock::now() - start)
                             .count());
     }
-    lock.lock();
-    written_.push_back(std::move(batch));
-    finished_.notify_one();
+    {
+      absl::MutexLock lock(&mu_);
+      written_.push_back(std::move(batch));
+    }
+    finished_.Signal();
   }
 }
 
 void PgErasureStore::FinisherLoop() {
-  std::unique_lock lock(mu_);
   for (;;) {
-    finished_.wait(lock, [&] { return writers_done_ || !written_.empty(); });
-    if (written_.empty()) return;  // the writers are gone: nothing will come
-    std::vector<Waiter*> batch = std::move(written_.front());
-    written_.pop_front();
-    lock.unlock();
+    std::vector<Waiter*> batch;
+    {
+      absl::MutexLock lock(&mu_);
+      while (!writers_done_ && written_.empty()) finished_.Wait(&mu_);
+      if (written_.empty()) return;  // the writers are gone: nothing will come
+      batch = std::move(written_.front());
+      written_.pop_front();
+    }
     for (Waiter* w : batch) {
       std::unique_ptr<Waiter> owned(w);
       std::move(owned->done)(std::move(owned->result));
     }
-    lock.lock();
   }
 }
 

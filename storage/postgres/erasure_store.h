@@ -20,13 +20,13 @@
 #ifndef LETHE_STORAGE_POSTGRES_ERASURE_STORE_H_
 #define LETHE_STORAGE_POSTGRES_ERASURE_STORE_H_
 
-#include <condition_variable>
 #include <deque>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "storage/erasure_store.h"
 #include "storage/postgres/database.h"
 
@@ -56,24 +56,24 @@ class PgErasureStore final : public ErasureStore {
 
   // Takes batches off the queue and writes them, until the store is
   // destroyed and the queue is empty.
-  void WriterLoop();
+  void WriterLoop() ABSL_LOCKS_EXCLUDED(mu_);
   // Runs the callbacks of written batches.
-  void FinisherLoop();
+  void FinisherLoop() ABSL_LOCKS_EXCLUDED(mu_);
   // Writes `batch` in one transaction and stores each waiter's result.
   // Should the transaction fail as a whole for a reason other than the
   // database being unreachable, each request is retried alone, so that the
   // error reaches only the request that caused it.
-  void RunBatch(const std::vector<Waiter*>& batch);
+  void RunBatch(const std::vector<Waiter*>& batch) ABSL_LOCKS_EXCLUDED(mu_);
 
   Database* db_;  // not owned
   const ErasureStoreOptions options_;
-  std::mutex mu_;
-  std::condition_variable queued_;    // queue_ gained an entry, or stopping_
-  std::condition_variable finished_;  // written_ gained a batch, or stopping
-  std::deque<Waiter*> queue_;         // guarded by mu_; not yet in a batch
-  std::deque<std::vector<Waiter*>> written_;  // guarded by mu_
-  bool stopping_ = false;                     // guarded by mu_
-  bool writers_done_ = false;                 // guarded by mu_
+  absl::Mutex mu_;
+  absl::CondVar queued_;    // queue_ gained an entry, or stopping_
+  absl::CondVar finished_;  // written_ gained a batch, or writers_done_
+  std::deque<Waiter*> queue_ ABSL_GUARDED_BY(mu_);  // not yet in a batch
+  std::deque<std::vector<Waiter*>> written_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool writers_done_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> writers_;
   std::vector<std::thread> finishers_;
 };
