@@ -7,8 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "cert/checkpoint.h"
 #include "server/convert.h"
-#include "server/validate.h"
 #include "storage/hash.h"
+#include "validate/validate.h"
 
 namespace lethe::server {
 namespace {

@@ -6,8 +6,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "server/validate.h"
 #include "storage/hash.h"
+#include "validate/validate.h"
 
 namespace lethe::server {
 namespace {

@@ -5,8 +5,8 @@
 #include "absl/strings/str_cat.h"
 #include "server/convert.h"
 #include "server/subject.h"
-#include "server/upload/upload_parser.h"
-#include "server/validate.h"
+#include "upload/upload_parser.h"
+#include "validate/validate.h"
 
 namespace lethe::server {
 namespace {

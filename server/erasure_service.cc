@@ -7,8 +7,8 @@
 #include "absl/strings/str_join.h"
 #include "server/convert.h"
 #include "server/subject.h"
-#include "server/validate.h"
 #include "storage/hash.h"
+#include "validate/validate.h"
 
 namespace lethe::server {
 namespace {

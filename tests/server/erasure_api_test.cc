@@ -12,11 +12,11 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
-#include "server/validate.h"
 #include "storage/hash.h"
 #include "storage/postgres/run_sql.h"
 #include "storage/postgres/stores.h"
 #include "tests/server/test_server.h"
+#include "validate/validate.h"
 
 namespace lethe::testing {
 namespace {

@@ -7,9 +7,9 @@
 #include "server/convert.h"
 #include "server/erasure_service.h"
 #include "server/subject.h"
-#include "server/validate.h"
 #include "storage/api_key_store.h"
 #include "storage/hash.h"
+#include "validate/validate.h"
 
 namespace lethe::server {
 namespace {

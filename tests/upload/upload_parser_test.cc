@@ -1,4 +1,4 @@
-#include "server/upload/upload_parser.h"
+#include "upload/upload_parser.h"
 
 #include <zlib.h>
 
@@ -13,7 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/validate.h"
+#include "validate/validate.h"
 
 namespace lethe::upload {
 namespace {

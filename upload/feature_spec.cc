@@ -3,8 +3,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "server/upload/internal.h"
-#include "server/upload/upload_parser.h"
+#include "upload/internal.h"
+#include "upload/upload_parser.h"
 
 namespace lethe::upload {
 namespace internal {

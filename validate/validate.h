@@ -2,8 +2,8 @@
 // check returns INVALID_ARGUMENT naming the field and what is expected.
 // Library lethe::validate: abseil only, so that lethe::upload (no gRPC)
 // applies the same rules as the handlers.
-#ifndef LETHE_SERVER_VALIDATE_H_
-#define LETHE_SERVER_VALIDATE_H_
+#ifndef LETHE_VALIDATE_VALIDATE_H_
+#define LETHE_VALIDATE_VALIDATE_H_
 
 #include <string>
 #include <string_view>
@@ -46,4 +46,4 @@ absl::Status CheckIdempotencyKey(const std::string& value);
 
 }  // namespace lethe::server
 
-#endif  // LETHE_SERVER_VALIDATE_H_
+#endif  // LETHE_VALIDATE_VALIDATE_H_

@@ -9,8 +9,8 @@
 // also returns RESOURCE_EXHAUSTED, for output over its limit.
 //
 // Thread-safe: no shared state.
-#ifndef LETHE_SERVER_UPLOAD_UPLOAD_PARSER_H_
-#define LETHE_SERVER_UPLOAD_UPLOAD_PARSER_H_
+#ifndef LETHE_UPLOAD_UPLOAD_PARSER_H_
+#define LETHE_UPLOAD_UPLOAD_PARSER_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -90,4 +90,4 @@ absl::StatusOr<std::string> MaybeGunzip(std::string_view data,
 
 }  // namespace lethe::upload
 
-#endif  // LETHE_SERVER_UPLOAD_UPLOAD_PARSER_H_
+#endif  // LETHE_UPLOAD_UPLOAD_PARSER_H_

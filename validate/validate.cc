@@ -1,4 +1,4 @@
-#include "server/validate.h"
+#include "validate/validate.h"
 
 #include <cstdint>
 #include <optional>

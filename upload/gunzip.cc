@@ -6,7 +6,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
-#include "server/upload/upload_parser.h"
+#include "upload/upload_parser.h"
 
 namespace lethe::upload {
 namespace {

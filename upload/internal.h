@@ -1,6 +1,6 @@
 // Helpers shared by the upload parsers; not part of lethe_upload's API.
-#ifndef LETHE_SERVER_UPLOAD_INTERNAL_H_
-#define LETHE_SERVER_UPLOAD_INTERNAL_H_
+#ifndef LETHE_UPLOAD_INTERNAL_H_
+#define LETHE_UPLOAD_INTERNAL_H_
 
 #include <bit>
 #include <cstdint>
@@ -64,4 +64,4 @@ size_t CountLines(std::string_view text);
 
 }  // namespace lethe::upload::internal
 
-#endif  // LETHE_SERVER_UPLOAD_INTERNAL_H_
+#endif  // LETHE_UPLOAD_INTERNAL_H_

@@ -8,9 +8,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "server/upload/internal.h"
-#include "server/upload/upload_parser.h"
-#include "server/validate.h"
+#include "upload/internal.h"
+#include "upload/upload_parser.h"
+#include "validate/validate.h"
 
 namespace lethe::upload {
 namespace {

@@ -1,0 +1,3 @@
+#include "low/low.h"
+
+int Low() { return 1; }
