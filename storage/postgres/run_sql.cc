@@ -4,20 +4,38 @@
 #include <pqxx/nontransaction>
 #include <pqxx/result>
 
+#include "absl/strings/str_cat.h"
 #include "storage/postgres/database.h"
 
 namespace lethe::storage {
 
-absl::StatusOr<std::vector<SqlRow>> RunSql(const std::string& url,
-                                           const std::string& sql) {
+struct SqlSession::Impl {
+  explicit Impl(const std::string& url) : conn(url) {}
+  pqxx::connection conn;
+};
+
+SqlSession::SqlSession(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SqlSession::~SqlSession() = default;
+
+absl::StatusOr<std::unique_ptr<SqlSession>> SqlSession::Open(
+    const std::string& url) {
   try {
-    pqxx::connection conn(url);
-    pqxx::nontransaction txn(conn);
+    return std::unique_ptr<SqlSession>(
+        new SqlSession(std::make_unique<Impl>(url)));
+  } catch (const std::exception&) {
+    return StatusFromCurrentException();
+  }
+}
+
+absl::StatusOr<std::vector<SqlRow>> SqlSession::Exec(const std::string& sql) {
+  try {
+    pqxx::nontransaction txn(impl_->conn);
     const pqxx::result result = txn.exec(sql);
     std::vector<SqlRow> rows;
     rows.reserve(result.size());
     for (const auto& r : result) {
       SqlRow row;
+      row.reserve(r.size());
       for (const auto& field : r) {
         row.push_back(field.is_null()
                           ? std::nullopt
@@ -29,6 +47,22 @@ absl::StatusOr<std::vector<SqlRow>> RunSql(const std::string& url,
   } catch (const std::exception&) {
     return StatusFromCurrentException();
   }
+}
+
+absl::StatusOr<std::string> SqlSession::Value(const std::string& sql) {
+  absl::StatusOr<std::vector<SqlRow>> rows = Exec(sql);
+  if (!rows.ok()) return rows.status();
+  if (rows->empty() || rows->front().empty() || !rows->front()[0]) {
+    return absl::InternalError(absl::StrCat("no value from: ", sql));
+  }
+  return *rows->front()[0];
+}
+
+absl::StatusOr<std::vector<SqlRow>> RunSql(const std::string& url,
+                                           const std::string& sql) {
+  absl::StatusOr<std::unique_ptr<SqlSession>> session = SqlSession::Open(url);
+  if (!session.ok()) return session.status();
+  return (*session)->Exec(sql);
 }
 
 }  // namespace lethe::storage

@@ -1,9 +1,12 @@
 // RunSql: one-off SQL on a connection of its own, for tools and tests
 // (creating and dropping databases, setting up or inspecting rows), so that
-// they need no database API of their own.
+// they need no database API of their own. SqlSession: the same over a
+// connection that stays open, for tests that hold a transaction or a lock
+// across calls.
 #ifndef LETHE_STORAGE_POSTGRES_RUN_SQL_H_
 #define LETHE_STORAGE_POSTGRES_RUN_SQL_H_
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,6 +25,31 @@ using SqlRow = std::vector<std::optional<std::string>>;
 // INTERNAL for other SQL errors, with PostgreSQL's message).
 absl::StatusOr<std::vector<SqlRow>> RunSql(const std::string& url,
                                            const std::string& sql);
+
+// One connection, open until destroyed. Exec runs `sql` as RunSql does
+// (outside any transaction the session did not open itself): `BEGIN`, then
+// statements, then `COMMIT` or `ROLLBACK` hold a transaction across calls;
+// destroying the session closes the connection, which rolls back whatever
+// it still holds. Not thread-safe.
+class SqlSession {
+ public:
+  // UNAVAILABLE when the server cannot be reached.
+  static absl::StatusOr<std::unique_ptr<SqlSession>> Open(
+      const std::string& url);
+  ~SqlSession();
+  SqlSession(const SqlSession&) = delete;
+  SqlSession& operator=(const SqlSession&) = delete;
+
+  absl::StatusOr<std::vector<SqlRow>> Exec(const std::string& sql);
+  // The first column of the first row of Exec(sql); INTERNAL when the
+  // result has no row or the value is NULL.
+  absl::StatusOr<std::string> Value(const std::string& sql);
+
+ private:
+  struct Impl;
+  explicit SqlSession(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace lethe::storage
 

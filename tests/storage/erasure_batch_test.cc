@@ -10,8 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include <pqxx/pqxx>
-
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "gtest/gtest.h"
@@ -19,6 +18,7 @@
 #include "storage/postgres/database.h"
 #include "storage/postgres/erasure_store.h"
 #include "storage/postgres/migrations.h"
+#include "storage/postgres/run_sql.h"
 #include "tests/support/scratch_database.h"
 
 namespace lethe::storage {
@@ -56,43 +56,54 @@ class ErasureBatchTest : public ::testing::Test {
     db_ = std::make_unique<Database>(DatabaseOptions{scratch_->url(), 8, 30});
     ASSERT_TRUE(Migrate(*db_).ok());
     // One dataset holding records of subject "known", one model on it.
-    pqxx::connection conn(scratch_->url());
-    pqxx::work tx(conn);
-    tx.exec0(
-        "INSERT INTO datasets (id, name, feature_shape, feature_type, "
-        "num_classes) VALUES ('00000000-0000-4000-8000-0000000000d1', 'd', "
-        "'{2}', 'uint8', 2)");
-    tx.exec_params0(
-        "INSERT INTO records (dataset_id, subject_key, label, split, features)"
-        " VALUES ('00000000-0000-4000-8000-0000000000d1', $1, 0, 'train', "
-        "'\\x0102')",
-        pqxx::binarystring(SubjectKey("known")));
-    tx.exec0(absl::StrCat(
-        "INSERT INTO models (id, name, dataset_id, architecture, recipe, "
-        "policy, state) VALUES ('",
-        kModel,
-        "', 'm', '00000000-0000-4000-8000-0000000000d1', '{}', '{}', '{}', "
-        "'READY')"));
-    tx.commit();
+    ASSERT_TRUE(
+        RunSql(scratch_->url(),
+               absl::StrCat("BEGIN; "
+                            "INSERT INTO datasets (id, name, feature_shape, "
+                            "feature_type, num_classes) VALUES "
+                            "('00000000-0000-4000-8000-0000000000d1', 'd', "
+                            "'{2}', 'uint8', 2); "
+                            "INSERT INTO records (dataset_id, subject_key, "
+                            "label, split, features) VALUES "
+                            "('00000000-0000-4000-8000-0000000000d1', '\\x",
+                            ToHex(SubjectKey("known")),
+                            "', 0, 'train', '\\x0102'); "
+                            "INSERT INTO models (id, name, dataset_id, "
+                            "architecture, recipe, policy, state) VALUES ('",
+                            kModel,
+                            "', 'm', '00000000-0000-4000-8000-0000000000d1', "
+                            "'{}', '{}', '{}', 'READY'); COMMIT"))
+            .ok());
   }
 
   int64_t Count(const std::string& sql) {
-    pqxx::connection conn(scratch_->url());
-    pqxx::work tx(conn);
-    return tx.exec1(sql)[0].as<int64_t>();
+    auto rows = RunSql(scratch_->url(), sql);
+    EXPECT_TRUE(rows.ok() && rows->size() == 1 && rows->front()[0]) << sql;
+    int64_t n = -1;
+    if (rows.ok() && rows->size() == 1 && rows->front()[0]) {
+      EXPECT_TRUE(absl::SimpleAtoi(*rows->front()[0], &n));
+    }
+    return n;
   }
 
-  // Inserts a request under `key` in `blocker`, an open transaction, so
-  // that a submission of the same key waits on the unique index until the
-  // blocker commits or aborts.
-  static void HoldKey(pqxx::work& blocker, const std::string& key) {
-    blocker.exec_params0(
-        "INSERT INTO erasure_requests (client_key_id, idempotency_key, "
-        "body_sha256, subject_commitment, legal_ground, state) VALUES "
-        "('client-1', $1, '\\x00', "
+  // Opens a session that inserts a request under `key` (a plain test
+  // key: no quotes) in a transaction it leaves open, so that a submission
+  // of the same key waits on the unique index until the session ends
+  // (destroyed: the transaction rolls back).
+  std::unique_ptr<SqlSession> HoldKey(const std::string& key) {
+    auto blocker = SqlSession::Open(scratch_->url());
+    EXPECT_TRUE(blocker.ok()) << blocker.status();
+    if (!blocker.ok()) return nullptr;
+    const auto held = (*blocker)->Exec(absl::StrCat(
+        "BEGIN; INSERT INTO erasure_requests (client_key_id, "
+        "idempotency_key, body_sha256, subject_commitment, legal_ground, "
+        "state) VALUES ('client-1', '",
+        key,
+        "', '\\x00', "
         "'\\x0000000000000000000000000000000000000000000000000000000000000000',"
-        " 'x', 'QUEUED')",
-        key);
+        " 'x', 'QUEUED')"));
+    EXPECT_TRUE(held.ok()) << held.status();
+    return std::move(blocker).value();
   }
 
   std::unique_ptr<testing::ScratchDatabase> scratch_;
@@ -167,9 +178,8 @@ TEST_F(ErasureBatchTest, ReusedKeyWithTwoBodiesCreatesOneRequest) {
 TEST_F(ErasureBatchTest, QueuedSubmissionsShareOneTransactionAndOwnResults) {
   PgErasureStore store(db_.get(),
                        {.max_batch = 64, .max_concurrent_batches = 1});
-  pqxx::connection blocker_conn(scratch_->url());
-  auto blocker = std::make_unique<pqxx::work>(blocker_conn);
-  HoldKey(*blocker, "first");
+  std::unique_ptr<SqlSession> blocker = HoldKey("first");
+  ASSERT_NE(blocker, nullptr);
   absl::StatusOr<SubmitResult> first = absl::InternalError("not run");
   std::thread first_thread(
       [&] { first = store.Submit(Params("first", "known")); });
@@ -198,7 +208,7 @@ TEST_F(ErasureBatchTest, QueuedSubmissionsShareOneTransactionAndOwnResults) {
   }
   while (started < static_cast<int>(params.size())) std::this_thread::yield();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  blocker->abort();
+  blocker.reset();  // rolls the held row back
   first_thread.join();
   for (auto& t : threads) t.join();
 
@@ -267,9 +277,8 @@ TEST_F(ErasureBatchTest, AsyncCallbacksRunOnceAndTheDestructorDrainsTheQueue) {
                                        EXPECT_GE(seconds, 0);
                                        batch_sizes.push_back(n);
                                      }});
-  pqxx::connection blocker_conn(scratch_->url());
-  auto blocker = std::make_unique<pqxx::work>(blocker_conn);
-  HoldKey(*blocker, "a-first");
+  std::unique_ptr<SqlSession> blocker = HoldKey("a-first");
+  ASSERT_NE(blocker, nullptr);
   constexpr int kQueued = 20;
   std::mutex mu;
   std::vector<int> calls(kQueued + 1, 0);
@@ -302,7 +311,7 @@ TEST_F(ErasureBatchTest, AsyncCallbacksRunOnceAndTheDestructorDrainsTheQueue) {
   }
   std::thread destroy([&] { store.reset(); });
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  blocker->abort();
+  blocker.reset();  // rolls the held row back
   destroy.join();
 
   std::set<int64_t> created_at;

@@ -1,6 +1,7 @@
 // What a client and an operator each learn when PostgreSQL cannot be
 // reached (storage/reachability.h, StatusFromCurrentException), and the
-// backoff of the wait at start.
+// backoff of the wait at start. The one test outside storage/ that uses
+// libpqxx: it throws libpqxx's exceptions to test their mapping.
 #include "storage/reachability.h"
 
 #include <functional>

@@ -9,10 +9,10 @@
 #include <memory>
 #include <thread>
 
-#include <pqxx/pqxx>
-
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "storage/postgres/run_sql.h"
 #include "tests/support/pg_instance.h"
 #include "tests/support/process.h"
 #include "tests/support/scratch_database.h"
@@ -23,60 +23,60 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-int CountRows(const std::string& url, const std::string& table) {
-  pqxx::connection conn(url);
-  pqxx::work tx(conn);
-  return tx.exec1("SELECT count(*) FROM " + table)[0].as<int>();
+using storage::SqlSession;
+
+// A session on `url`; fails the test when the server cannot be reached.
+std::unique_ptr<SqlSession> Connect(const std::string& url) {
+  auto session = SqlSession::Open(url);
+  EXPECT_TRUE(session.ok()) << session.status();
+  return session.ok() ? std::move(session).value() : nullptr;
+}
+
+std::string Value(const std::string& url, const std::string& sql) {
+  auto value = storage::RunSql(url, sql);
+  if (!value.ok() || value->empty() || !value->front()[0]) {
+    ADD_FAILURE() << sql << ": " << value.status();
+    return "";
+  }
+  return *value->front()[0];
 }
 
 TEST(PgInstanceTest, StopRefusesConnectionsAndStartBringsDataBack) {
   PgInstance pg;
   ASSERT_TRUE(pg.Start().ok());
   const std::string url = pg.Url();
-  {
-    pqxx::connection conn(url);
-    pqxx::work tx(conn);
-    tx.exec0("CREATE TABLE t (x int)");
-    tx.exec0("INSERT INTO t VALUES (1), (2)");
-    tx.commit();
-  }
+  ASSERT_TRUE(storage::RunSql(url,
+                              "CREATE TABLE t (x int); "
+                              "INSERT INTO t VALUES (1), (2)")
+                  .ok());
   ASSERT_TRUE(pg.Stop().ok());
   EXPECT_FALSE(pg.running());
-  EXPECT_THROW(pqxx::connection{url}, pqxx::broken_connection);
+  EXPECT_TRUE(absl::IsUnavailable(SqlSession::Open(url).status()));
 
   ASSERT_TRUE(pg.Start().ok());
   EXPECT_EQ(pg.Url(), url);
-  EXPECT_EQ(CountRows(url, "t"), 2);
+  EXPECT_EQ(Value(url, "SELECT count(*) FROM t"), "2");
 }
 
 TEST(PgInstanceTest, KillDropsConnectionsAndKeepsCommittedRows) {
   PgInstance pg;
   ASSERT_TRUE(pg.Start().ok());
-  pqxx::connection conn(pg.Url());
-  {
-    pqxx::work tx(conn);
-    tx.exec0("CREATE TABLE t (x int)");
-    tx.exec0("INSERT INTO t VALUES (1)");
-    tx.commit();
-  }
+  auto conn = Connect(pg.Url());
+  ASSERT_NE(conn, nullptr);
+  ASSERT_TRUE(
+      conn->Exec("CREATE TABLE t (x int); INSERT INTO t VALUES (1)").ok());
   pg.Kill();
-  EXPECT_ANY_THROW({
-    pqxx::work tx(conn);
-    tx.exec1("SELECT 1");
-  });
+  EXPECT_FALSE(conn->Exec("SELECT 1").ok());
   ASSERT_TRUE(pg.Restart().ok());
-  EXPECT_EQ(CountRows(pg.Url(), "t"), 1);
+  EXPECT_EQ(Value(pg.Url(), "SELECT count(*) FROM t"), "1");
 }
 
 TEST(PgInstanceTest, ListensOnLoopbackWithConfiguredLimits) {
   PgInstance pg;
   ASSERT_TRUE(pg.Start().ok());
-  pqxx::connection conn(pg.Url());
-  pqxx::work tx(conn);
-  EXPECT_EQ(tx.exec1("SHOW listen_addresses")[0].as<std::string>(),
-            "127.0.0.1");
-  EXPECT_EQ(tx.exec1("SHOW max_connections")[0].as<int>(), 200);
-  EXPECT_EQ(tx.exec1("SELECT current_user")[0].as<std::string>(), "lethe");
+  EXPECT_EQ(Value(pg.Url(), "SHOW listen_addresses"), "127.0.0.1");
+  EXPECT_EQ(Value(pg.Url(), "SHOW max_connections"), "200");
+  EXPECT_EQ(Value(pg.Url(), "SELECT current_user"), "lethe");
 }
 
 TEST(ScratchDatabaseTest, DatabasesAreSeparateAndDroppedAtDestruction) {
@@ -86,35 +86,24 @@ TEST(ScratchDatabaseTest, DatabasesAreSeparateAndDroppedAtDestruction) {
   {
     // Declared first, destroyed last: a connection still open when the
     // database is dropped must not block the drop.
-    std::unique_ptr<pqxx::connection> lingering;
+    std::unique_ptr<SqlSession> lingering;
     auto a = ScratchDatabase::Create();
     auto b = ScratchDatabase::Create();
     ASSERT_TRUE(a.ok()) << a.status();
     ASSERT_TRUE(b.ok()) << b.status();
     EXPECT_NE(a->name(), b->name());
     name = a->name();
-    {
-      pqxx::connection conn(a->url());
-      pqxx::work tx(conn);
-      EXPECT_EQ(tx.exec1("SELECT current_database()")[0].as<std::string>(),
-                a->name());
-      tx.exec0("CREATE TABLE only_in_a (x int)");
-      tx.commit();
-    }
-    pqxx::connection conn_b(b->url());
-    pqxx::work tx_b(conn_b);
-    EXPECT_EQ(
-        tx_b.exec1("SELECT to_regclass('only_in_a') IS NULL")[0].as<bool>(),
-        true);
-    lingering = std::make_unique<pqxx::connection>(a->url());
+    EXPECT_EQ(Value(a->url(), "SELECT current_database()"), a->name());
+    ASSERT_TRUE(
+        storage::RunSql(a->url(), "CREATE TABLE only_in_a (x int)").ok());
+    EXPECT_EQ(Value(b->url(), "SELECT to_regclass('only_in_a') IS NULL"), "t");
+    lingering = Connect(a->url());
+    ASSERT_NE(lingering, nullptr);
   }
-  pqxx::connection conn(*server);
-  pqxx::work tx(conn);
-  EXPECT_EQ(
-      tx.exec_params1("SELECT count(*) FROM pg_database WHERE datname = $1",
-                      name)[0]
-          .as<int>(),
-      0);
+  EXPECT_EQ(Value(*server, absl::StrCat("SELECT count(*) FROM pg_database "
+                                        "WHERE datname = '",
+                                        name, "'")),
+            "0");
 }
 
 TEST(ScratchDatabaseTest, RejectsPrefixThatIsNotAnIdentifier) {
@@ -138,12 +127,17 @@ TEST(ScratchDatabaseTest, KeyValueUrlReachesTheNewDatabase) {
   ASSERT_TRUE(server.ok()) << server.status();
   auto db = ScratchDatabase::Create();
   ASSERT_TRUE(db.ok()) << db.status();
-  pqxx::connection probe(*server);
-  std::string kv = "host=" + std::string(probe.hostname()) +
-                   " port=" + probe.port() + " user=" + probe.username() +
-                   " dbname=postgres";
-  pqxx::connection conn(WithDatabase(kv, db->name()));
-  EXPECT_EQ(std::string(conn.dbname()), db->name());
+  auto where =
+      storage::RunSql(*server,
+                      "SELECT host(inet_server_addr()), inet_server_port(), "
+                      "current_user");
+  ASSERT_TRUE(where.ok() && where->size() == 1) << where.status();
+  const storage::SqlRow& row = where->front();
+  ASSERT_TRUE(row[0] && row[1] && row[2]);
+  const std::string kv = absl::StrCat("host=", *row[0], " port=", *row[1],
+                                      " user=", *row[2], " dbname=postgres");
+  EXPECT_EQ(Value(WithDatabase(kv, db->name()), "SELECT current_database()"),
+            db->name());
 }
 
 TEST(SubprocessTest, CapturesStderrAndExitCode) {
