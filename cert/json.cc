@@ -6,49 +6,12 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "base/json.h"
 
 namespace lethe::cert {
 namespace {
 
 constexpr int kMaxDepth = 64;
-
-void DumpString(const std::string& s, std::string* out) {
-  out->push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out->append("\\\"");
-        break;
-      case '\\':
-        out->append("\\\\");
-        break;
-      case '\n':
-        out->append("\\n");
-        break;
-      case '\r':
-        out->append("\\r");
-        break;
-      case '\t':
-        out->append("\\t");
-        break;
-      case '\b':
-        out->append("\\b");
-        break;
-      case '\f':
-        out->append("\\f");
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-          out->append(buf);
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out->push_back('"');
-}
 
 void DumpDouble(double v, std::string* out) {
   if (!std::isfinite(v)) {
@@ -299,7 +262,7 @@ void DumpTo(const Json& v, std::string* out) {
   } else if (v.is_number()) {
     DumpDouble(v.as_double(), out);
   } else if (v.is_string()) {
-    DumpString(v.as_string(), out);
+    base::AppendJsonString(out, v.as_string(), base::JsonString::kCanonical);
   } else if (v.is_array()) {
     out->push_back('[');
     bool first = true;
@@ -315,7 +278,7 @@ void DumpTo(const Json& v, std::string* out) {
     for (const auto& [key, value] : v.as_object()) {
       if (!first) out->push_back(',');
       first = false;
-      DumpString(key, out);
+      base::AppendJsonString(out, key, base::JsonString::kCanonical);
       out->push_back(':');
       DumpTo(value, out);
     }

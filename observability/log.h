@@ -142,7 +142,8 @@ bool IsSensitiveKey(std::string_view key);
 
 // Appends `s` as a JSON string literal (RFC 8259 section 7): quotes,
 // backslash and control characters escaped; bytes that are not valid UTF-8
-// become U+FFFD, so every line is valid UTF-8 JSON.
+// become U+FFFD, so every line is valid UTF-8 JSON
+// (base::AppendJsonString, JsonString::kValidUtf8).
 void AppendJsonString(std::string* out, std::string_view s);
 
 // RFC 3339 UTC timestamp with milliseconds: 2024-05-01T12:34:56.789Z.

@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "base/utf8.h"
 
 namespace lethe::server {
 namespace {
@@ -20,41 +21,6 @@ std::optional<size_t> ControlCharacterAt(std::string_view s) {
 
 }  // namespace
 
-bool IsValidUtf8(std::string_view s) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const auto* end = p + s.size();
-  while (p < end) {
-    const unsigned char c = *p;
-    if (c < 0x80) {
-      ++p;
-      continue;
-    }
-    int extra;
-    uint32_t min, cp;
-    if ((c & 0xE0) == 0xC0) {
-      extra = 1, min = 0x80, cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      extra = 2, min = 0x800, cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      extra = 3, min = 0x10000, cp = c & 0x07;
-    } else {
-      return false;  // a continuation byte, or F8..FF
-    }
-    if (end - p <= extra) return false;
-    for (int i = 1; i <= extra; ++i) {
-      if ((p[i] & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    // Overlong, beyond Unicode (lead bytes F5..F7 land here), or a
-    // surrogate.
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-      return false;
-    }
-    p += extra + 1;
-  }
-  return true;
-}
-
 absl::Status CheckSubjectId(std::string_view id) {
   if (id.empty()) {
     return absl::InvalidArgumentError(
@@ -66,7 +32,7 @@ absl::Status CheckSubjectId(std::string_view id) {
         absl::StrCat("subject_id is ", id.size(), " bytes; at most ",
                      kMaxSubjectIdBytes, " are allowed"));
   }
-  if (!IsValidUtf8(id)) {
+  if (!base::IsValidUtf8(id)) {
     return absl::InvalidArgumentError(
         "subject_id is not valid UTF-8 (RFC 3629: no overlong forms, "
         "surrogates or code points above U+10FFFF)");
@@ -137,7 +103,7 @@ absl::Status CheckText(const std::string& field, const std::string& value,
     return absl::InvalidArgumentError(absl::StrCat(field, " is required"));
   }
   if (auto st = CheckMaxBytes(field, value, max); !st.ok()) return st;
-  if (!IsValidUtf8(value)) {
+  if (!base::IsValidUtf8(value)) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, " must be valid UTF-8"));
   }

@@ -18,10 +18,6 @@ inline constexpr size_t kMaxReferenceBytes = 1024;
 inline constexpr size_t kMaxDescriptionBytes = 4096;
 inline constexpr size_t kMaxScopeModels = 100;
 
-// UTF-8 as RFC 3629 defines it: no overlong forms, no surrogates
-// (U+D800..U+DFFF), nothing above U+10FFFF (so no lead byte F5..FF).
-bool IsValidUtf8(std::string_view s);
-
 // The one rule for a data subject's id, wherever one enters lethe (the
 // records of an upload, SubmitErasure), so that every subject an upload
 // accepts can later be erased: 1..kMaxSubjectIdBytes bytes of valid UTF-8

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
+#include "base/utf8.h"
 #include "storage/hash.h"
 #include "storage/postgres/run_sql.h"
 #include "storage/postgres/stores.h"
@@ -568,7 +569,7 @@ TEST_F(ErasureApiTest, UploadRefusesEverySubjectIdThatSubmitRefuses) {
     v1::SubmitErasureResponse resp;
     st = Submit(Request(bad, "bad-subject"), &resp);
     EXPECT_FALSE(st.ok());
-    if (server::IsValidUtf8(bad)) {
+    if (base::IsValidUtf8(bad)) {
       EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
       EXPECT_NE(st.error_message().find("subject_id has a control character"),
                 std::string::npos)
