@@ -38,31 +38,39 @@ namespace {
 using base::Config;
 using base::OptionSpec;
 
+// Each option's default is the ServerOptions field it sets (server.h): the
+// defaults are written once, there.
 const std::vector<OptionSpec>& Options() {
+  static const ServerOptions d;
   static const auto* specs = new std::vector<OptionSpec>{
-      {"database-url", "postgresql:///lethe",
-       "libpq URL of the PostgreSQL database"},
-      {"listen", "127.0.0.1:50051", "gRPC listen address host:port"},
-      {"secrets-file", ".lethe/secret",
+      {"database-url", d.database_url, "libpq URL of the PostgreSQL database"},
+      {"listen", d.listen, "gRPC listen address host:port"},
+      {"secrets-file", d.secrets_file,
        "file holding the server secret that keys subject ids (32+ bytes)"},
-      {"db-pool-size", "16", "PostgreSQL connections per process"},
-      {"handler-threads", "16", "threads running request handlers"},
-      {"intake-max-batch", "64",
+      {"db-pool-size", absl::StrCat(d.db_pool_size),
+       "PostgreSQL connections per process"},
+      {"handler-threads", absl::StrCat(d.handler_threads),
+       "threads running request handlers"},
+      {"intake-max-batch", absl::StrCat(d.intake.max_batch),
        "most erasure submissions written by one batch"},
-      {"intake-concurrent-batches", "1",
+      {"intake-concurrent-batches",
+       absl::StrCat(d.intake.max_concurrent_batches),
        "submission batches in the database at once (each on its own "
        "connection)"},
-      {"artifact-dir", "",
+      {"artifact-dir", d.artifact_dir,
        "store model artifacts in this shared directory instead of "
        "PostgreSQL"},
-      {"migrate-on-start", "true", "apply schema migrations at start"},
+      {"migrate-on-start", d.migrate_on_start ? "true" : "false",
+       "apply schema migrations at start"},
       {"tls-cert", "", "PEM server certificate (enables TLS)"},
       {"tls-key", "", "PEM private key of --tls-cert"},
       {"tls-client-ca", "", "PEM CA bundle; require client certificates"},
       {"shutdown-grace-seconds", "30",
        "on SIGTERM, how long in-flight calls may finish"},
-      {"max-upload-bytes", "1073741824", "size limit of one upload"},
-      {"max-artifact-bytes", "2147483648", "size limit of one model file"},
+      {"max-upload-bytes", absl::StrCat(d.limits.max_upload_bytes),
+       "size limit of one upload"},
+      {"max-artifact-bytes", absl::StrCat(d.limits.max_artifact_bytes),
+       "size limit of one model file"},
       {"metrics-listen", "",
        "serve Prometheus /metrics on host:port (e.g. 127.0.0.1:9464); "
        "empty: no endpoint"},
@@ -73,7 +81,7 @@ const std::vector<OptionSpec>& Options() {
        "comma-separated PEM Ed25519 private key files that sign log "
        "checkpoints (the workers' certificate keys); empty: only stored "
        "checkpoints are served"},
-      {"log-origin", "lethe.local/erasure-log",
+      {"log-origin", d.log_origin,
        "origin line of the certificate log's checkpoints (keep it stable)"},
       {"out", "",
        "admin create-signing-key: writes OUT.key (0600) and OUT.pub"},

@@ -27,8 +27,8 @@ namespace lethe::server {
 
 struct ServerOptions {
   std::string listen = "127.0.0.1:50051";  // host:port; port 0 picks one
-  std::string database_url;
-  std::string secrets_file;  // the subject-key HMAC secret
+  std::string database_url = "postgresql:///lethe";
+  std::string secrets_file = ".lethe/secret";  // the subject-key HMAC secret
   int db_pool_size = 16;
   int handler_threads = 16;
   // Group commit of SubmitErasure (storage/erasure_store.h).

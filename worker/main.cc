@@ -31,31 +31,40 @@ using base::Config;
 using base::OptionSpec;
 
 const std::vector<OptionSpec>& Options() {
-  const WorkerOptions defaults;  // batch sizes stated once, in worker.h
+  // Each default is the WorkerOptions field the option sets (worker.h):
+  // the defaults are written once, there.
+  static const WorkerOptions d;
   static const auto* specs = new std::vector<OptionSpec>{
-      {"database-url", "postgresql:///lethe", "libpq URL of PostgreSQL"},
-      {"artifact-dir", "",
+      {"database-url", d.database_url, "libpq URL of PostgreSQL"},
+      {"artifact-dir", d.artifact_dir,
        "shared directory for model artifacts (empty: "
        "PostgreSQL)"},
-      {"device", "auto", "cpu, cuda:N, or auto (CUDA when available)"},
-      {"threads", "0", "LibTorch threads per engine run (0: all cores)"},
-      {"concurrency", "1", "engine runs at once"},
-      {"lease-seconds", "60", "lease length; renewed every third of it"},
-      {"batch-size", absl::StrCat(defaults.default_batch),
+      {"device", d.device, "cpu, cuda:N, or auto (CUDA when available)"},
+      {"threads", absl::StrCat(d.threads),
+       "LibTorch threads per engine run (0: all cores)"},
+      {"concurrency", absl::StrCat(d.concurrency), "engine runs at once"},
+      {"lease-seconds", absl::StrCat(d.lease.count()),
+       "lease length; renewed every third of it"},
+      {"batch-size", absl::StrCat(d.default_batch),
        "tasks per batch when the policy sets none"},
-      {"max-batch-size", absl::StrCat(defaults.max_batch),
+      {"max-batch-size", absl::StrCat(d.max_batch),
        "cap on any policy's batch size"},
-      {"retry-base-seconds", "10", "first retry delay (doubles per attempt)"},
-      {"retry-max-seconds", "900", "longest retry delay"},
-      {"max-lost-leases", "20",
+      {"retry-base-seconds", absl::StrCat(d.retry_base_seconds),
+       "first retry delay (doubles per attempt)"},
+      {"retry-max-seconds", absl::StrCat(d.retry_max_seconds),
+       "longest retry delay"},
+      {"max-lost-leases", absl::StrCat(d.max_lost_leases),
        "expired leases (workers killed or cut off "
        "from the database) a task survives before "
        "its request fails; not counted as failures"},
-      {"poll-seconds", "5", "fallback poll when no notification arrives"},
+      {"poll-seconds",
+       absl::StrCat(std::chrono::duration<double>(d.poll).count()),
+       "fallback poll when no notification arrives"},
       {"drain-seconds", "30",
        "on SIGTERM, how long a running batch may "
        "finish before it is released"},
-      {"exit-when-idle", "false", "exit once no work is left"},
+      {"exit-when-idle", d.exit_when_idle ? "true" : "false",
+       "exit once no work is left"},
       {"migrate-on-start", "true", "apply schema migrations at start"},
       {"signing-keys", "",
        "comma-separated PEM private keys that sign "

@@ -31,7 +31,7 @@
 namespace lethe::worker {
 
 struct WorkerOptions {
-  std::string database_url;
+  std::string database_url = "postgresql:///lethe";
   std::string artifact_dir;  // empty: artifacts in PostgreSQL
   std::string device = "auto";
   int threads = 0;      // LibTorch intra-op threads; 0 = all cores
