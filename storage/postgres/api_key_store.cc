@@ -2,6 +2,7 @@
 #include "storage/hash.h"
 #include "storage/postgres/sql_util.h"
 #include "storage/postgres/stores.h"
+#include "storage/queries_sql.h"
 
 namespace lethe::storage {
 
@@ -12,11 +13,9 @@ absl::StatusOr<NewApiKey> PgApiKeyStore::Create(Role role,
   const std::string secret = ToHex(RandomBytes(32));
   key.token = absl::StrCat("lethe_", key.key_id, "_", secret);
   auto st = db_->Transact([&](Txn& txn) {
-    txn.exec_params(
-        "INSERT INTO api_keys (key_id, secret_sha256, role, description) "
-        "VALUES ($1, $2, $3, $4)",
-        key.key_id, internal::Bytea(Sha256(secret)), RoleName(role),
-        description);
+    txn.exec_params(sql::kInsertApiKey, key.key_id,
+                    internal::Bytea(Sha256(secret)), RoleName(role),
+                    description);
     internal::AppendAudit(txn, actor, "api_key.created", "", "",
                           absl::StrCat(R"({"key_id":")", key.key_id,
                                        R"(","role":")", RoleName(role), "\"}"));
@@ -29,10 +28,7 @@ absl::StatusOr<NewApiKey> PgApiKeyStore::Create(Role role,
 absl::StatusOr<ApiKeyRow> PgApiKeyStore::Lookup(const std::string& key_id) {
   return db_->TransactValue<ApiKeyRow>(
       [&](Txn& txn) -> absl::StatusOr<ApiKeyRow> {
-        auto res = txn.exec_params(
-            "SELECT key_id, secret_sha256, role, description, "
-            "revoked_at IS NOT NULL FROM api_keys WHERE key_id = $1",
-            key_id);
+        auto res = txn.exec_params(sql::kGetApiKey, key_id);
         if (res.empty()) {
           return absl::NotFoundError(absl::StrCat("no API key ", key_id));
         }
@@ -49,10 +45,7 @@ absl::StatusOr<ApiKeyRow> PgApiKeyStore::Lookup(const std::string& key_id) {
 absl::Status PgApiKeyStore::Revoke(const std::string& key_id,
                                    const std::string& actor) {
   return db_->Transact([&](Txn& txn) -> absl::Status {
-    auto res = txn.exec_params(
-        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) "
-        "WHERE key_id = $1 RETURNING 1",
-        key_id);
+    auto res = txn.exec_params(sql::kRevokeApiKey, key_id);
     if (res.empty()) {
       return absl::NotFoundError(absl::StrCat("no API key ", key_id));
     }

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "storage/hash.h"
 #include "storage/postgres/sql_util.h"
+#include "storage/queries_sql.h"
 
 namespace lethe::storage {
 namespace {
@@ -40,17 +41,13 @@ class PostgresArtifactStore final : public ArtifactStore {
   absl::Status Put(Txn& txn, std::string_view sha256,
                    std::string_view bytes) override {
     if (auto st = CheckDigest(sha256, bytes); !st.ok()) return st;
-    txn.exec_params(
-        "INSERT INTO artifacts (sha256, size_bytes, data) VALUES ($1, $2, $3) "
-        "ON CONFLICT (sha256) DO NOTHING",
-        Bytea(sha256), static_cast<int64_t>(bytes.size()), Bytea(bytes));
+    txn.exec_params(sql::kInsertArtifact, Bytea(sha256),
+                    static_cast<int64_t>(bytes.size()), Bytea(bytes));
     return absl::OkStatus();
   }
 
   absl::StatusOr<std::string> Get(Txn& txn, std::string_view sha256) override {
-    auto res = txn.exec_params(
-        "SELECT data, location FROM artifacts WHERE sha256 = $1",
-        Bytea(sha256));
+    auto res = txn.exec_params(sql::kGetArtifact, Bytea(sha256));
     if (res.empty()) {
       return absl::NotFoundError(absl::StrCat("no artifact ", ToHex(sha256)));
     }
@@ -63,7 +60,7 @@ class PostgresArtifactStore final : public ArtifactStore {
   }
 
   absl::Status Delete(Txn& txn, std::string_view sha256) override {
-    txn.exec_params("DELETE FROM artifacts WHERE sha256 = $1", Bytea(sha256));
+    txn.exec_params(sql::kDeleteArtifact, Bytea(sha256));
     return absl::OkStatus();
   }
 };
@@ -77,18 +74,13 @@ class FilesystemArtifactStore final : public ArtifactStore {
     if (auto st = CheckDigest(sha256, bytes); !st.ok()) return st;
     const std::filesystem::path path = PathOf(sha256);
     if (auto st = WriteAtomically(path, bytes); !st.ok()) return st;
-    txn.exec_params(
-        "INSERT INTO artifacts (sha256, size_bytes, location) "
-        "VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING",
-        Bytea(sha256), static_cast<int64_t>(bytes.size()),
-        RelativeName(sha256));
+    txn.exec_params(sql::kInsertArtifactLocation, Bytea(sha256),
+                    static_cast<int64_t>(bytes.size()), RelativeName(sha256));
     return absl::OkStatus();
   }
 
   absl::StatusOr<std::string> Get(Txn& txn, std::string_view sha256) override {
-    auto res = txn.exec_params(
-        "SELECT data, location FROM artifacts WHERE sha256 = $1",
-        Bytea(sha256));
+    auto res = txn.exec_params(sql::kGetArtifact, Bytea(sha256));
     if (res.empty()) {
       return absl::NotFoundError(absl::StrCat("no artifact ", ToHex(sha256)));
     }
@@ -104,7 +96,7 @@ class FilesystemArtifactStore final : public ArtifactStore {
   }
 
   absl::Status Delete(Txn& txn, std::string_view sha256) override {
-    txn.exec_params("DELETE FROM artifacts WHERE sha256 = $1", Bytea(sha256));
+    txn.exec_params(sql::kDeleteArtifact, Bytea(sha256));
     std::error_code ec;
     std::filesystem::remove(PathOf(sha256), ec);  // absent is fine
     return absl::OkStatus();

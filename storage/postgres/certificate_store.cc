@@ -8,30 +8,15 @@
 #include "cert/merkle.h"
 #include "storage/postgres/sql_util.h"
 #include "storage/postgres/stores.h"
+#include "storage/queries_sql.h"
 
 namespace lethe::storage {
 namespace {
 
 using internal::Bytea;
-using internal::Micros;
 using internal::ReadBytea;
 
-// Serialises appenders: held until the transaction ends.
-constexpr const char* kLockHead =
-    "SELECT size FROM certificate_log_head FOR UPDATE";
-
-std::string CertificateColumns() {
-  return absl::StrCat(
-      "c.leaf_index, c.request_id::text, c.envelope, l.leaf_hash, c.key_id, "
-      "c.model_ids::text, ",
-      Micros("c.issued_at"), ", r.client_key_id");
-}
-
-std::string CertificateFrom() {
-  return " FROM certificates c JOIN certificate_log l USING (leaf_index) "
-         "JOIN erasure_requests r ON r.id = c.request_id ";
-}
-
+// A row of queries/get_certificate.sql or list_certificates.sql.
 IssuedCertificate ReadCertificate(const pqxx::row& r) {
   IssuedCertificate c;
   c.leaf_index = r[0].as<int64_t>();
@@ -47,10 +32,7 @@ IssuedCertificate ReadCertificate(const pqxx::row& r) {
 
 std::optional<IssuedCertificate> FindCompletion(Txn& txn,
                                                 const std::string& id) {
-  auto res = txn.exec_params(
-      absl::StrCat("SELECT ", CertificateColumns(), CertificateFrom(),
-                   "WHERE c.request_id = $1::uuid AND c.supersedes IS NULL"),
-      id);
+  auto res = txn.exec_params(sql::kGetCertificate, id);
   if (res.empty()) return std::nullopt;
   return ReadCertificate(res[0]);
 }
@@ -62,10 +44,9 @@ class TxnLeafSource final : public cert::LeafHashSource {
 
   absl::StatusOr<std::vector<std::string>> LeafHashes(
       uint64_t begin, uint64_t end) const override {
-    auto res = txn_.exec_params(
-        "SELECT leaf_hash FROM certificate_log WHERE leaf_index >= $1 AND "
-        "leaf_index < $2 ORDER BY leaf_index",
-        static_cast<int64_t>(begin), static_cast<int64_t>(end));
+    auto res = txn_.exec_params(sql::kCertificateLeafHashes,
+                                static_cast<int64_t>(begin),
+                                static_cast<int64_t>(end));
     if (res.size() != end - begin) {
       return absl::InternalError(
           absl::StrCat("certificate_log has ", res.size(), " leaves in [",
@@ -82,7 +63,7 @@ class TxnLeafSource final : public cert::LeafHashSource {
 };
 
 int64_t CurrentSize(Txn& txn) {
-  return txn.exec("SELECT size FROM certificate_log_head")[0][0].as<int64_t>();
+  return txn.exec(sql::kCertificateLogSize)[0][0].as<int64_t>();
 }
 
 absl::Status CheckTreeSize(Txn& txn, int64_t tree_size) {
@@ -95,14 +76,11 @@ absl::Status CheckTreeSize(Txn& txn, int64_t tree_size) {
   return absl::OkStatus();
 }
 
-std::optional<StoredCheckpoint> ReadCheckpoint(Txn& txn,
-                                               const std::string& where,
+// The checkpoint that `query` (queries/latest_checkpoint.sql or
+// get_checkpoint.sql) selects for tree size `size`.
+std::optional<StoredCheckpoint> ReadCheckpoint(Txn& txn, const char* query,
                                                int64_t size) {
-  auto res = txn.exec_params(
-      absl::StrCat("SELECT tree_size, root_hash, note, key_id, ",
-                   Micros("signed_at"), " FROM certificate_checkpoints ",
-                   where),
-      size);
+  auto res = txn.exec_params(query, size);
   if (res.empty()) return std::nullopt;
   StoredCheckpoint cp;
   cp.tree_size = res[0][0].as<int64_t>();
@@ -125,13 +103,12 @@ absl::StatusOr<IssuedCertificate> PgCertificateStore::IssueInTxn(
   }
   auto signer = keys.SignerAt(record.completed_us);
   if (!signer.ok()) return signer.status();
-  if (txn.exec_params("SELECT 1 FROM erasure_requests WHERE id = $1::uuid",
-                      record.request_id)
-          .empty()) {
+  if (txn.exec_params(sql::kErasureRequestExists, record.request_id).empty()) {
     return absl::NotFoundError(
         absl::StrCat("erasure request ", record.request_id, " not found"));
   }
-  const int64_t index = txn.exec(kLockHead)[0][0].as<int64_t>();
+  const int64_t index =
+      txn.exec(sql::kLockCertificateLogHead)[0][0].as<int64_t>();
   // Another issuer of the same request may have committed while we waited.
   if (auto existing = FindCompletion(txn, record.request_id)) {
     existing->replayed = true;
@@ -143,15 +120,11 @@ absl::StatusOr<IssuedCertificate> PgCertificateStore::IssueInTxn(
   const std::string leaf = cert::CertificateLeafHash(envelope);
   std::vector<std::string> model_ids;
   for (const auto& m : record.models) model_ids.push_back(m.model_id);
-  txn.exec_params(
-      "INSERT INTO certificate_log (leaf_index, leaf_hash) VALUES ($1, $2)",
-      index, Bytea(leaf));
-  txn.exec_params(
-      "INSERT INTO certificates (leaf_index, request_id, envelope, key_id, "
-      "model_ids) VALUES ($1, $2::uuid, $3, $4, $5::uuid[])",
-      index, record.request_id, Bytea(envelope),
-      (*signer)->public_key().key_id(), internal::UuidArray(model_ids));
-  txn.exec_params("UPDATE certificate_log_head SET size = $1", index + 1);
+  txn.exec_params(sql::kInsertCertificateLeaf, index, Bytea(leaf));
+  txn.exec_params(sql::kInsertCertificate, index, record.request_id,
+                  Bytea(envelope), (*signer)->public_key().key_id(),
+                  internal::UuidArray(model_ids));
+  txn.exec_params(sql::kSetCertificateLogSize, index + 1);
   auto issued = FindCompletion(txn, record.request_id);
   if (!issued) return absl::InternalError("issued certificate not readable");
   return *issued;
@@ -165,12 +138,7 @@ absl::StatusOr<IssuedCertificate> PgCertificateStore::Issue(
 
 absl::StatusOr<CompletedRequest> PgCertificateStore::ReadCompletedInTxn(
     Txn& txn, const std::string& erasure_id) {
-  auto req = txn.exec_params(
-      absl::StrCat("SELECT legal_ground, legal_reference, subject_commitment, ",
-                   Micros("created_at"), ", ", Micros("completed_at"),
-                   " FROM erasure_requests WHERE id = $1::uuid AND state = "
-                   "'COMPLETED'"),
-      erasure_id);
+  auto req = txn.exec_params(sql::kGetCompletedRequest, erasure_id);
   if (req.empty()) {
     return absl::FailedPreconditionError(
         absl::StrCat("erasure request ", erasure_id, " is not COMPLETED"));
@@ -182,16 +150,7 @@ absl::StatusOr<CompletedRequest> PgCertificateStore::ReadCompletedInTxn(
   out.subject_commitment = ReadBytea(req[0][2]);
   out.submitted_us = req[0][3].as<int64_t>();
   out.completed_us = req[0][4].as<int64_t>();
-  auto tasks = txn.exec_params(
-      "SELECT t.model_id::text, m.name, t.result_version, "
-      "coalesce(t.method, v.produced_by), v.artifact_sha256, v.parent_version, "
-      "pv.artifact_sha256, t.records_removed, coalesce(v.report::text, ''), "
-      "m.policy::text FROM erasure_tasks t JOIN models m ON m.id = t.model_id "
-      "JOIN model_versions v ON v.model_id = t.model_id AND v.version = "
-      "t.result_version LEFT JOIN model_versions pv ON pv.model_id = "
-      "t.model_id AND pv.version = v.parent_version WHERE t.erasure_id = "
-      "$1::uuid AND t.state = 'DONE' ORDER BY t.model_id",
-      erasure_id);
+  auto tasks = txn.exec_params(sql::kCompletedRequestTasks, erasure_id);
   for (const auto& t : tasks) {
     CompletedTask task;
     task.model_id = t[0].c_str();
@@ -213,13 +172,7 @@ absl::StatusOr<int> PgCertificateStore::CertifyMissing(
     int limit, const CertifyHook& hook) {
   auto ids = db_->TransactValue<std::vector<std::string>>(
       [&](Txn& txn) -> absl::StatusOr<std::vector<std::string>> {
-        auto res = txn.exec_params(
-            "SELECT e.id::text FROM erasure_requests e WHERE e.state = "
-            "'COMPLETED' AND NOT EXISTS (SELECT 1 FROM certificates c WHERE "
-            "c.request_id = e.id) AND EXISTS (SELECT 1 FROM erasure_tasks t "
-            "WHERE t.erasure_id = e.id AND t.state = 'DONE') "
-            "ORDER BY e.completed_at LIMIT $1",
-            limit);
+        auto res = txn.exec_params(sql::kUncertifiedRequests, limit);
         std::vector<std::string> out;
         for (const auto& r : res) out.emplace_back(r[0].c_str());
         return out;
@@ -279,19 +232,9 @@ absl::StatusOr<CertificatePage> PgCertificateStore::List(
       CertificatePage>([&](Txn& txn) -> absl::StatusOr<CertificatePage> {
     const bool has_cursor = page.after.has_value();
     auto res = txn.exec_params(
-        absl::StrCat(
-            "SELECT ", CertificateColumns(), CertificateFrom(),
-            "WHERE c.supersedes IS NULL "
-            "AND ($1 = '' OR c.model_ids @> ARRAY[nullif($1, '')::uuid]) "
-            "AND ($2::bigint = 0 OR "
-            "c.issued_at >= to_timestamp($2::bigint / 1e6)) "
-            "AND ($3::bigint = 0 OR "
-            "c.issued_at < to_timestamp($3::bigint / 1e6)) "
-            "AND (NOT $4 OR c.leaf_index < $5) "
-            "ORDER BY c.leaf_index DESC LIMIT $6"),
-        filter.model_id, filter.issued_after_us, filter.issued_before_us,
-        has_cursor, has_cursor ? std::stoll(page.after->id) : int64_t{0},
-        page.size + 1);
+        sql::kListCertificates, filter.model_id, filter.issued_after_us,
+        filter.issued_before_us, has_cursor,
+        has_cursor ? std::stoll(page.after->id) : int64_t{0}, page.size + 1);
     CertificatePage out;
     for (const auto& row : res) {
       if (static_cast<int>(out.rows.size()) == page.size) {
@@ -345,8 +288,7 @@ absl::StatusOr<StoredCheckpoint> PgCertificateStore::LatestCheckpoint(
   return db_->TransactValue<StoredCheckpoint>(
       [&](Txn& txn) -> absl::StatusOr<StoredCheckpoint> {
         const int64_t size = CurrentSize(txn);
-        auto last = ReadCheckpoint(
-            txn, "WHERE tree_size <= $1 ORDER BY tree_size DESC LIMIT 1", size);
+        auto last = ReadCheckpoint(txn, sql::kLatestCheckpoint, size);
         if (last && last->tree_size == size) return *last;
         auto signer = keys.SignerAt(absl::ToUnixMicros(absl::Now()));
         if (!signer.ok()) return signer.status();
@@ -371,13 +313,10 @@ absl::StatusOr<StoredCheckpoint> PgCertificateStore::LatestCheckpoint(
         auto note = cert::SignCheckpoint(
             {origin, static_cast<uint64_t>(size), *root}, **signer);
         if (!note.ok()) return note.status();
-        txn.exec_params(
-            "INSERT INTO certificate_checkpoints (tree_size, root_hash, note, "
-            "key_id) VALUES ($1, $2, $3, $4) ON CONFLICT (tree_size) DO "
-            "NOTHING",
-            size, Bytea(*root), *note, (*signer)->public_key().key_id());
+        txn.exec_params(sql::kInsertCheckpoint, size, Bytea(*root), *note,
+                        (*signer)->public_key().key_id());
         // A replica that signed the same size first wins; ours is dropped.
-        auto stored = ReadCheckpoint(txn, "WHERE tree_size = $1", size);
+        auto stored = ReadCheckpoint(txn, sql::kGetCheckpoint, size);
         if (!stored) return absl::InternalError("checkpoint not stored");
         return *stored;
       });
@@ -387,7 +326,7 @@ absl::StatusOr<StoredCheckpoint> PgCertificateStore::CheckpointAt(
     int64_t tree_size) {
   return db_->TransactValue<StoredCheckpoint>(
       [&](Txn& txn) -> absl::StatusOr<StoredCheckpoint> {
-        auto cp = ReadCheckpoint(txn, "WHERE tree_size = $1", tree_size);
+        auto cp = ReadCheckpoint(txn, sql::kGetCheckpoint, tree_size);
         if (!cp) {
           return absl::NotFoundError(absl::StrCat(
               "no checkpoint was signed at tree size ", tree_size));

@@ -8,6 +8,7 @@
 #include <pqxx/nontransaction>
 
 #include "absl/strings/str_cat.h"
+#include "storage/queries_sql.h"
 #include "storage/reachability.h"
 
 namespace lethe::storage {
@@ -131,7 +132,7 @@ absl::Status Database::Autocommit(
 
 absl::Status Database::Ping() {
   return Transact([](Txn& txn) {
-    txn.exec("SELECT 1");
+    txn.exec(sql::kPing);
     return absl::OkStatus();
   });
 }

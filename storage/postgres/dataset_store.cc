@@ -8,21 +8,14 @@
 #include "storage/hash.h"
 #include "storage/postgres/sql_util.h"
 #include "storage/postgres/stores.h"
+#include "storage/queries_sql.h"
 
 namespace lethe::storage {
 namespace {
 
-using internal::Micros;
 using internal::ReadInt64;
 
-const std::string& DatasetColumns() {
-  static const std::string* cols = new std::string(
-      absl::StrCat("d.id::text, d.name, d.description, d.feature_shape::text, "
-                   "d.feature_type, d.num_classes, ",
-                   Micros("d.created_at")));
-  return *cols;
-}
-
+// A row of queries/get_dataset.sql or list_datasets.sql.
 DatasetRow ReadDataset(const pqxx::row& r) {
   DatasetRow d;
   d.id = r[0].c_str();
@@ -38,11 +31,7 @@ DatasetRow ReadDataset(const pqxx::row& r) {
 }
 
 void LoadCounts(pqxx::transaction_base& txn, DatasetRow& d) {
-  auto r = txn.exec_params1(
-      "SELECT count(*) FILTER (WHERE split = 'train'), "
-      "count(*) FILTER (WHERE split = 'test'), count(DISTINCT subject_key) "
-      "FROM records WHERE dataset_id = $1::uuid",
-      d.id);
+  auto r = txn.exec_params1(sql::kDatasetRecordCounts, d.id);
   d.train_records = r[0].as<int64_t>();
   d.test_records = r[1].as<int64_t>();
   d.subjects = r[2].as<int64_t>();
@@ -50,10 +39,7 @@ void LoadCounts(pqxx::transaction_base& txn, DatasetRow& d) {
 
 absl::StatusOr<DatasetRow> GetIn(pqxx::transaction_base& txn,
                                  const std::string& id) {
-  auto res =
-      txn.exec_params(absl::StrCat("SELECT ", DatasetColumns(),
-                                   " FROM datasets d WHERE d.id = $1::uuid"),
-                      id);
+  auto res = txn.exec_params(sql::kGetDataset, id);
   if (res.empty()) return absl::NotFoundError(absl::StrCat("no dataset ", id));
   DatasetRow d = ReadDataset(res[0]);
   LoadCounts(txn, d);
@@ -75,13 +61,10 @@ absl::StatusOr<DatasetRow> PgDatasetStore::Create(const DatasetRow& row,
       [&](Txn& txn) -> absl::StatusOr<DatasetRow> {
         std::vector<std::string> dims;
         for (int64_t d : row.feature_shape) dims.push_back(absl::StrCat(d));
-        auto res = txn.exec_params(
-            "INSERT INTO datasets (name, description, feature_shape, "
-            "feature_type, num_classes) VALUES ($1, $2, $3::bigint[], $4, $5) "
-            "ON CONFLICT (name) DO NOTHING RETURNING id::text",
-            row.name, row.description,
-            absl::StrCat("{", absl::StrJoin(dims, ","), "}"), row.feature_type,
-            row.num_classes);
+        auto res =
+            txn.exec_params(sql::kInsertDataset, row.name, row.description,
+                            absl::StrCat("{", absl::StrJoin(dims, ","), "}"),
+                            row.feature_type, row.num_classes);
         if (res.empty()) {
           return absl::AlreadyExistsError(
               absl::StrCat("a dataset named '", row.name, "' already exists"));
@@ -103,11 +86,7 @@ absl::StatusOr<DatasetPage> PgDatasetStore::List(const Page& page) {
                                              -> absl::StatusOr<DatasetPage> {
     const bool has_cursor = page.after.has_value();
     auto res = txn.exec_params(
-        absl::StrCat("SELECT ", DatasetColumns(),
-                     " FROM datasets d WHERE NOT $1 OR (d.created_at, d.id)"
-                     " < (to_timestamp($2 / 1e6), $3::uuid) "
-                     "ORDER BY d.created_at DESC, d.id DESC LIMIT $4"),
-        has_cursor, has_cursor ? page.after->created_us : 0,
+        sql::kListDatasets, has_cursor, has_cursor ? page.after->created_us : 0,
         has_cursor ? page.after->id
                    : std::string("00000000-0000-0000-0000-000000000000"),
         page.size + 1);
@@ -129,17 +108,13 @@ absl::StatusOr<AddRecordsResult> PgDatasetStore::AddRecords(
     const std::string& actor) {
   return db_->TransactValue<AddRecordsResult>(
       [&](Txn& txn) -> absl::StatusOr<AddRecordsResult> {
-        auto lock = txn.exec_params(
-            "SELECT 1 FROM datasets WHERE id = $1::uuid FOR UPDATE",
-            dataset_id);
+        auto lock = txn.exec_params(sql::kLockDataset, dataset_id);
         if (lock.empty()) {
           return absl::NotFoundError(absl::StrCat("no dataset ", dataset_id));
         }
-        const char* kSubjects =
-            "SELECT count(DISTINCT subject_key) FROM records "
-            "WHERE dataset_id = $1::uuid";
         const int64_t before =
-            txn.exec_params1(kSubjects, dataset_id)[0].as<int64_t>();
+            txn.exec_params1(sql::kCountDatasetSubjects, dataset_id)[0]
+                .as<int64_t>();
         {
           pqxx::stream_to copy(
               txn, "records",
@@ -151,7 +126,8 @@ absl::StatusOr<AddRecordsResult> PgDatasetStore::AddRecords(
           copy.complete();
         }
         const int64_t after =
-            txn.exec_params1(kSubjects, dataset_id)[0].as<int64_t>();
+            txn.exec_params1(sql::kCountDatasetSubjects, dataset_id)[0]
+                .as<int64_t>();
         AddRecordsResult result{static_cast<int64_t>(records.size()),
                                 after - before};
         internal::AppendAudit(

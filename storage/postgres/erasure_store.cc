@@ -21,19 +21,11 @@ namespace lethe::storage {
 namespace {
 
 using internal::Bytea;
-using internal::Micros;
 using internal::ReadBytea;
 using internal::ReadInt64;
 
-const std::string& ErasureColumns() {
-  static const std::string* cols = new std::string(absl::StrCat(
-      "id::text, state, state_reason, subject_commitment, legal_ground, "
-      "legal_reference, scope_model_ids::text, idempotency_key, ",
-      Micros("created_at"), ", ", Micros("updated_at"), ", ",
-      Micros("completed_at"), ", client_key_id"));
-  return *cols;
-}
-
+// A row of queries/get_erasure_request.sql or list_erasure_requests.sql (or
+// a request row of insert_erasure_round.sql, less its first two columns).
 ErasureRow ReadErasure(const pqxx::row& r) {
   ErasureRow e;
   e.id = r[0].c_str();
@@ -74,13 +66,8 @@ void LoadTasks(pqxx::transaction_base& txn, std::vector<ErasureRow>& rows) {
     ids.push_back(r.id);
     by_id[r.id] = &r;
   }
-  auto res = txn.exec_params(
-      absl::StrCat("SELECT erasure_id::text, model_id::text, state, attempts, "
-                   "last_error, result_version, ",
-                   Micros("updated_at"),
-                   " FROM erasure_tasks WHERE erasure_id = ANY($1::uuid[]) "
-                   "ORDER BY erasure_id, model_id"),
-      internal::UuidArray(ids));
+  auto res =
+      txn.exec_params(sql::kErasureTasksOfRequests, internal::UuidArray(ids));
   for (const auto& r : res) {
     TaskRow t;
     t.model_id = r[1].c_str();
@@ -95,10 +82,7 @@ void LoadTasks(pqxx::transaction_base& txn, std::vector<ErasureRow>& rows) {
 
 absl::StatusOr<ErasureRow> GetIn(pqxx::transaction_base& txn,
                                  const std::string& id) {
-  auto res = txn.exec_params(
-      absl::StrCat("SELECT ", ErasureColumns(),
-                   " FROM erasure_requests WHERE id = $1::uuid"),
-      id);
+  auto res = txn.exec_params(sql::kGetErasureRequest, id);
   if (res.empty()) {
     return absl::NotFoundError(absl::StrCat("no erasure request ", id));
   }
@@ -136,9 +120,7 @@ std::set<std::string> MissingModels(
   std::set<std::string> missing;
   if (scoped.empty()) return missing;
   auto res = txn.exec_params(
-      "SELECT s::text FROM unnest($1::uuid[]) AS s "
-      "WHERE NOT EXISTS (SELECT 1 FROM models m WHERE m.id = s)",
-      internal::UuidArray({scoped.begin(), scoped.end()}));
+      sql::kMissingModels, internal::UuidArray({scoped.begin(), scoped.end()}));
   for (const auto& r : res) missing.emplace(r[0].c_str());
   return missing;
 }
@@ -162,10 +144,8 @@ constexpr char kInsertRound[] = "lethe_erasure_insert_round";
 // when the bodies match, ALREADY_EXISTS otherwise.
 absl::StatusOr<SubmitResult> Replay(pqxx::transaction_base& txn,
                                     const SubmitParams& p) {
-  auto prior = txn.exec_params(
-      "SELECT id::text, body_sha256 FROM erasure_requests "
-      "WHERE client_key_id = $1 AND idempotency_key = $2",
-      p.client_key_id, p.idempotency_key);
+  auto prior = txn.exec_params(sql::kGetErasureByIdempotencyKey,
+                               p.client_key_id, p.idempotency_key);
   if (prior.empty()) return absl::AbortedError("idempotency race; retry");
   if (ReadBytea(prior[0][1]) != p.body_sha256) {
     return absl::AlreadyExistsError(absl::StrCat(
@@ -441,18 +421,9 @@ absl::StatusOr<ErasurePage> PgErasureStore::List(const ErasureFilter& f,
       [&](Txn& txn) -> absl::StatusOr<ErasurePage> {
         const bool has_cursor = page.after.has_value();
         auto res = txn.exec_params(
-            absl::StrCat(
-                "SELECT ", ErasureColumns(),
-                " FROM erasure_requests e WHERE ($1 = '' OR e.state = $1) "
-                "AND ($2 = '' OR EXISTS (SELECT 1 FROM erasure_tasks t "
-                "     WHERE t.erasure_id = e.id AND t.model_id::text = $2)) "
-                "AND ($3 = 0 OR e.created_at >= to_timestamp($3 / 1e6)) "
-                "AND ($4 = 0 OR e.created_at < to_timestamp($4 / 1e6)) "
-                "AND (NOT $5 OR (e.created_at, e.id) < "
-                "     (to_timestamp($6 / 1e6), $7::uuid)) "
-                "ORDER BY e.created_at DESC, e.id DESC LIMIT $8"),
-            f.state, f.model_id, f.created_after_us, f.created_before_us,
-            has_cursor, has_cursor ? page.after->created_us : 0,
+            sql::kListErasureRequests, f.state, f.model_id, f.created_after_us,
+            f.created_before_us, has_cursor,
+            has_cursor ? page.after->created_us : 0,
             has_cursor ? page.after->id
                        : std::string("00000000-0000-0000-0000-000000000000"),
             page.size + 1);
@@ -475,10 +446,7 @@ absl::StatusOr<ErasureRow> PgErasureStore::Cancel(const std::string& id,
                                                   const std::string& only_key) {
   return db_->TransactValue<ErasureRow>(
       [&](Txn& txn) -> absl::StatusOr<ErasureRow> {
-        auto req = txn.exec_params(
-            "SELECT state, client_key_id FROM erasure_requests "
-            "WHERE id = $1::uuid FOR UPDATE",
-            id);
+        auto req = txn.exec_params(sql::kLockErasureRequest, id);
         if (req.empty()) {
           return absl::NotFoundError(absl::StrCat("no erasure request ", id));
         }
@@ -495,10 +463,7 @@ absl::StatusOr<ErasureRow> PgErasureStore::Cancel(const std::string& id,
         }
         // Locking the tasks makes a concurrent claim either finish first
         // (and be seen here) or wait until the cancellation committed.
-        auto tasks = txn.exec_params(
-            "SELECT state, attempts FROM erasure_tasks "
-            "WHERE erasure_id = $1::uuid FOR UPDATE",
-            id);
+        auto tasks = txn.exec_params(sql::kLockErasureTasks, id);
         bool started = false;
         for (const auto& t : tasks) {
           started |=
@@ -509,15 +474,8 @@ absl::StatusOr<ErasureRow> PgErasureStore::Cancel(const std::string& id,
               "erasure request ", id,
               " can no longer be cancelled: a worker has started on it"));
         }
-        txn.exec_params(
-            "UPDATE erasure_tasks SET state = 'CANCELLED', updated_at = now() "
-            "WHERE erasure_id = $1::uuid",
-            id);
-        txn.exec_params(
-            "UPDATE erasure_requests SET state = 'CANCELLED', state_reason = "
-            "'cancelled by client', subject_key = NULL, completed_at = now(), "
-            "updated_at = now() WHERE id = $1::uuid",
-            id);
+        txn.exec_params(sql::kCancelErasureTasks, id);
+        txn.exec_params(sql::kCancelErasureRequest, id);
         internal::AppendAudit(txn, actor, "erasure.cancelled", id, "", "");
         return GetIn(txn, id);
       });

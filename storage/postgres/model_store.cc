@@ -4,25 +4,16 @@
 #include "storage/hash.h"
 #include "storage/postgres/sql_util.h"
 #include "storage/postgres/stores.h"
+#include "storage/queries_sql.h"
 
 namespace lethe::storage {
 namespace {
 
 using internal::Bytea;
-using internal::Micros;
 using internal::ReadBytea;
 using internal::ReadInt64;
 
-const std::string& ModelColumns() {
-  static const std::string* cols = new std::string(absl::StrCat(
-      "m.id::text, m.name, m.description, m.dataset_id::text, "
-      "m.architecture::text, m.recipe::text, m.policy::text, m.state, "
-      "m.state_reason, (SELECT coalesce(max(version), 0) FROM model_versions "
-      "v WHERE v.model_id = m.id), ",
-      Micros("m.created_at"), ", ", Micros("m.updated_at")));
-  return *cols;
-}
-
+// A row of queries/get_model.sql or list_models.sql.
 ModelRow ReadModel(const pqxx::row& r) {
   ModelRow m;
   m.id = r[0].c_str();
@@ -42,23 +33,12 @@ ModelRow ReadModel(const pqxx::row& r) {
 
 absl::StatusOr<ModelRow> GetIn(pqxx::transaction_base& txn,
                                const std::string& id) {
-  auto res =
-      txn.exec_params(absl::StrCat("SELECT ", ModelColumns(),
-                                   " FROM models m WHERE m.id = $1::uuid"),
-                      id);
+  auto res = txn.exec_params(sql::kGetModel, id);
   if (res.empty()) return absl::NotFoundError(absl::StrCat("no model ", id));
   return ReadModel(res[0]);
 }
 
-const std::string& VersionColumns() {
-  static const std::string* cols = new std::string(absl::StrCat(
-      "v.model_id::text, v.version, v.artifact_sha256, v.size_bytes, "
-      "v.parent_version, v.produced_by, ",
-      Micros("v.created_at"), ", ", Micros("v.deleted_at"),
-      ", coalesce(v.report::text, ''), v.records_removed"));
-  return *cols;
-}
-
+// A row of queries/list_versions.sql or get_version.sql.
 ModelVersionRow ReadVersion(const pqxx::row& r) {
   ModelVersionRow v;
   v.model_id = r[0].c_str();
@@ -80,11 +60,9 @@ void LoadAbsorbed(pqxx::transaction_base& txn, const std::string& model_id,
   if (rows.empty()) return;
   std::map<int64_t, ModelVersionRow*> by_version;
   for (auto& v : rows) by_version[v.version] = &v;
-  auto res = txn.exec_params(
-      "SELECT result_version, erasure_id::text FROM erasure_tasks "
-      "WHERE model_id = $1::uuid AND state = 'DONE' "
-      "AND result_version BETWEEN $2 AND $3 ORDER BY erasure_id",
-      model_id, by_version.begin()->first, by_version.rbegin()->first);
+  auto res =
+      txn.exec_params(sql::kAbsorbedErasures, model_id,
+                      by_version.begin()->first, by_version.rbegin()->first);
   for (const auto& r : res) {
     auto it = by_version.find(r[0].as<int64_t>());
     if (it != by_version.end())
@@ -98,20 +76,16 @@ absl::StatusOr<ModelRow> PgModelStore::Register(const RegisterParams& p,
                                                 const std::string& actor) {
   return db_->TransactValue<ModelRow>(
       [&](Txn& txn) -> absl::StatusOr<ModelRow> {
-        auto ds = txn.exec_params("SELECT 1 FROM datasets WHERE id = $1::uuid",
-                                  p.model.dataset_id);
+        auto ds = txn.exec_params(sql::kDatasetExists, p.model.dataset_id);
         if (ds.empty()) {
           return absl::NotFoundError(
               absl::StrCat("no dataset ", p.model.dataset_id));
         }
         const bool has_artifact = !p.artifact.empty();
         auto res = txn.exec_params(
-            "INSERT INTO models (name, description, dataset_id, architecture, "
-            "recipe, policy, state, state_reason) VALUES ($1, $2, $3::uuid, "
-            "$4::jsonb, $5::jsonb, $6::jsonb, $7, $8) "
-            "ON CONFLICT (name) DO NOTHING RETURNING id::text",
-            p.model.name, p.model.description, p.model.dataset_id,
-            p.model.architecture_json, p.model.recipe_json, p.model.policy_json,
+            sql::kInsertModel, p.model.name, p.model.description,
+            p.model.dataset_id, p.model.architecture_json, p.model.recipe_json,
+            p.model.policy_json,
             has_artifact ? "PENDING_VALIDATION" : "TRAINING",
             has_artifact ? "waiting for a worker to validate the artifact"
                          : "waiting for a worker to train the model");
@@ -125,12 +99,9 @@ absl::StatusOr<ModelRow> PgModelStore::Register(const RegisterParams& p,
               !st.ok()) {
             return st;
           }
-          txn.exec_params(
-              "INSERT INTO model_versions (model_id, version, "
-              "artifact_sha256, size_bytes, produced_by) "
-              "VALUES ($1::uuid, 1, $2, $3, 'registered')",
-              id, Bytea(p.artifact_sha256),
-              static_cast<int64_t>(p.artifact.size()));
+          txn.exec_params(sql::kInsertRegisteredVersion, id,
+                          Bytea(p.artifact_sha256),
+                          static_cast<int64_t>(p.artifact.size()));
         }
         internal::AppendAudit(
             txn, actor, "model.registered", "", id,
@@ -151,13 +122,8 @@ absl::StatusOr<ModelPage> PgModelStore::List(const std::string& dataset_id,
                                            -> absl::StatusOr<ModelPage> {
     const bool has_cursor = page.after.has_value();
     auto res = txn.exec_params(
-        absl::StrCat(
-            "SELECT ", ModelColumns(),
-            " FROM models m WHERE ($1 = '' OR m.dataset_id::text = $1) "
-            "AND (NOT $2 OR (m.created_at, m.id) < "
-            "(to_timestamp($3 / 1e6), $4::uuid)) "
-            "ORDER BY m.created_at DESC, m.id DESC LIMIT $5"),
-        dataset_id, has_cursor, has_cursor ? page.after->created_us : 0,
+        sql::kListModels, dataset_id, has_cursor,
+        has_cursor ? page.after->created_us : 0,
         has_cursor ? page.after->id
                    : std::string("00000000-0000-0000-0000-000000000000"),
         page.size + 1);
@@ -178,12 +144,8 @@ absl::StatusOr<VersionPage> PgModelStore::ListVersions(
   return db_->TransactValue<VersionPage>(
       [&](Txn& txn) -> absl::StatusOr<VersionPage> {
         if (auto m = GetIn(txn, model_id); !m.ok()) return m.status();
-        auto res = txn.exec_params(
-            absl::StrCat("SELECT ", VersionColumns(),
-                         " FROM model_versions v WHERE v.model_id = $1::uuid "
-                         "AND ($2 = 0 OR v.version < $2) "
-                         "ORDER BY v.version DESC LIMIT $3"),
-            model_id, before_version, page_size + 1);
+        auto res = txn.exec_params(sql::kListVersions, model_id, before_version,
+                                   page_size + 1);
         VersionPage out;
         for (const auto& r : res) {
           if (static_cast<int>(out.rows.size()) == page_size) {
@@ -202,12 +164,7 @@ absl::StatusOr<ModelVersionRow> PgModelStore::GetVersion(
   return db_->TransactValue<ModelVersionRow>(
       [&](Txn& txn) -> absl::StatusOr<ModelVersionRow> {
         if (auto m = GetIn(txn, model_id); !m.ok()) return m.status();
-        auto res = txn.exec_params(
-            absl::StrCat("SELECT ", VersionColumns(),
-                         " FROM model_versions v WHERE v.model_id = $1::uuid "
-                         "AND ($2 = 0 OR v.version = $2) "
-                         "ORDER BY v.version DESC LIMIT 1"),
-            model_id, version);
+        auto res = txn.exec_params(sql::kGetVersion, model_id, version);
         if (res.empty()) {
           if (version == 0) {
             return absl::FailedPreconditionError(absl::StrCat(

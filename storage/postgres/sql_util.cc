@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "storage/queries_sql.h"
 
 namespace lethe::storage::internal {
 
@@ -25,12 +26,9 @@ std::vector<std::string> ParseArray(const pqxx::field& f) {
 void AppendAudit(pqxx::transaction_base& txn, std::string_view actor,
                  std::string_view action, std::string_view erasure_id,
                  std::string_view model_id, std::string_view details_json) {
-  txn.exec_params(
-      "INSERT INTO audit_log (actor, action, erasure_id, model_id, details) "
-      "VALUES ($1, $2, nullif($3, '')::uuid, nullif($4, '')::uuid, "
-      "coalesce(nullif($5, ''), '{}')::jsonb)",
-      std::string(actor), std::string(action), std::string(erasure_id),
-      std::string(model_id), std::string(details_json));
+  txn.exec_params(sql::kInsertAuditEntry, std::string(actor),
+                  std::string(action), std::string(erasure_id),
+                  std::string(model_id), std::string(details_json));
 }
 
 }  // namespace lethe::storage::internal

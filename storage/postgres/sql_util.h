@@ -15,12 +15,6 @@
 
 namespace lethe::storage::internal {
 
-// SQL expression: microseconds since the epoch of a timestamptz column.
-inline std::string Micros(std::string_view column) {
-  return "floor(extract(epoch from " + std::string(column) +
-         ") * 1000000)::bigint";
-}
-
 inline pqxx::binarystring Bytea(std::string_view bytes) {
   return pqxx::binarystring(bytes.data(), bytes.size());
 }

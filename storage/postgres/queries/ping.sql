@@ -1,0 +1,2 @@
+-- A round trip that touches no table: the database answers.
+SELECT 1
