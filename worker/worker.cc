@@ -145,7 +145,7 @@ Worker::Worker(WorkerOptions options, std::shared_ptr<storage::Backend> backend,
     pg.url = options_.database_url;
     pg.pool_size = options_.concurrency * 2 + 2;
     pg.artifact_dir = options_.artifact_dir;
-    backend_ = storage::OpenPostgres(std::move(pg));
+    backend_ = storage::OpenPostgres(pg);
   }
 }
 
