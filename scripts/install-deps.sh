@@ -22,7 +22,7 @@ runtime_pkgs=(
 )
 test_pkgs=(
   python3 python3-torch python3-grpcio python3-grpc-tools prometheus
-  clang-format-14 clang-tidy-14
+  clang-format-14 clang-tidy-14 clang-14 libclang-rt-14-dev llvm-14
 )
 # Test tools wanted as commands, with the package that brings each when it
 # is missing (a machine may have them from elsewhere, e.g. Node.js with its

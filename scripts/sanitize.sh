@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The sanitizer job: builds every suite that does not need LibTorch with
+# clang's sanitizers and runs it (ctest through scripts/test.sh, so the
+# integration suites talk to a real PostgreSQL: LETHE_TEST_DATABASE_URL or
+# a throwaway cluster).
+#
+#   scripts/sanitize.sh [BUILD_DIR] [SANITIZERS]
+#       BUILD_DIR   default build-asan
+#       SANITIZERS  default address,undefined; or thread
+#
+# The build is clang 14, LETHE_BUILD_ENGINE=OFF (core/, worker/ and the
+# suites that train models are left out: LibTorch is not instrumented) and
+# no benchmarks. Every report aborts its process (-fno-sanitize-recover), so
+# a finding fails the test that ran it; its report is in ctest's output.
+# Script-driven tests that exercise packaging rather than code (the
+# Kubernetes manifests, the Prometheus rule files) are not rerun here.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$root/build-asan}
+sanitizers=${2:-address,undefined}
+jobs=${LETHE_JOBS:-2}
+
+cmake -S "$root" -B "$build" -G Ninja \
+  -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DLETHE_BUILD_ENGINE=OFF -DLETHE_BUILD_BENCH=OFF \
+  -DLETHE_SANITIZE="$sanitizers" >/dev/null
+cmake --build "$build" -j"$jobs"
+
+# Symbolised stacks; leaks reported at exit; UBSan stacks too. TSan's
+# second_deadlock_stack helps read lock-order reports.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+# Third-party leaks only, each explained in the file.
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/scripts/sanitizers/lsan.supp:print_suppressions=0}
+export ASAN_SYMBOLIZER_PATH=${ASAN_SYMBOLIZER_PATH:-$(command -v llvm-symbolizer-14 || true)}
+LETHE_BUILD_DIR=$build "$root/scripts/test.sh" \
+  -E '^(k8s_manifests|prometheus_rules_test|prometheus_config_check)$'
