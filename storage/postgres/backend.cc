@@ -8,37 +8,15 @@
 #include "storage/postgres/migrations.h"
 #include "storage/postgres/stores.h"
 #include "storage/postgres/work_queue.h"
+#include "storage/queries_sql.h"
 
 namespace lethe::storage {
 namespace {
 
-// Scans erasure_requests and erasure_tasks once each for the counts (index-
-// only on the state indexes where PostgreSQL can), plus two min()s, the
-// log head's one row and a max() on the checkpoints' primary key.
-constexpr const char* kQueueStatsQuery = R"sql(
-SELECT 'request', lower(state), count(*)::float8
-  FROM erasure_requests GROUP BY state
-UNION ALL
-SELECT 'task', lower(state), count(*)::float8
-  FROM erasure_tasks GROUP BY state
-UNION ALL
-SELECT 'oldest_queued_task', '',
-       coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8
-  FROM erasure_tasks WHERE state = 'QUEUED'
-UNION ALL
-SELECT 'oldest_open_request', '',
-       coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8
-  FROM erasure_requests WHERE state IN ('QUEUED', 'RUNNING')
-UNION ALL
-SELECT 'retries', '', coalesce(sum(greatest(attempts - 1, 0)), 0)::float8
-  FROM erasure_tasks
-UNION ALL
-SELECT 'log_entries', '', size::float8 FROM certificate_log_head
-UNION ALL
-SELECT 'checkpoint_entries', '', coalesce(max(tree_size), 0)::float8
-  FROM certificate_checkpoints
-)sql";
-
+// One row of queries/queue_stats.sql, which scans erasure_requests and
+// erasure_tasks once each for the counts (index-only on the state indexes
+// where PostgreSQL can), plus two min()s, the log head's one row and a max()
+// on the checkpoints' primary key.
 void AddStatsRow(const pqxx::row& row, QueueStats& s) {
   const std::string kind = row[0].as<std::string>();
   const double value = row[2].as<double>();
@@ -164,7 +142,7 @@ class PgBackend final : public PostgresBackend {
           // A scrape must not hang on a lock or a slow plan.
           txn.exec("SET LOCAL statement_timeout = '5s'");
           QueueStats s;
-          for (const auto& row : txn.exec(kQueueStatsQuery)) {
+          for (const auto& row : txn.exec(sql::kQueueStats)) {
             AddStatsRow(row, s);
           }
           return s;
