@@ -4,7 +4,6 @@
 #include <pqxx/nontransaction>
 #include <pqxx/result>
 
-#include "absl/strings/str_cat.h"
 #include "storage/postgres/database.h"
 
 namespace lethe::storage {
@@ -47,15 +46,6 @@ absl::StatusOr<std::vector<SqlRow>> SqlSession::Exec(const std::string& sql) {
   } catch (const std::exception&) {
     return StatusFromCurrentException();
   }
-}
-
-absl::StatusOr<std::string> SqlSession::Value(const std::string& sql) {
-  absl::StatusOr<std::vector<SqlRow>> rows = Exec(sql);
-  if (!rows.ok()) return rows.status();
-  if (rows->empty() || rows->front().empty() || !rows->front()[0]) {
-    return absl::InternalError(absl::StrCat("no value from: ", sql));
-  }
-  return *rows->front()[0];
 }
 
 absl::StatusOr<std::vector<SqlRow>> RunSql(const std::string& url,

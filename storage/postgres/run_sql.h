@@ -41,9 +41,6 @@ class SqlSession {
   SqlSession& operator=(const SqlSession&) = delete;
 
   absl::StatusOr<std::vector<SqlRow>> Exec(const std::string& sql);
-  // The first column of the first row of Exec(sql); INTERNAL when the
-  // result has no row or the value is NULL.
-  absl::StatusOr<std::string> Value(const std::string& sql);
 
  private:
   struct Impl;
