@@ -144,6 +144,10 @@ absl::Status ParseGuarantee(const Json& j, const std::string& where,
     m.guarantee = Guarantee::kExact;
   } else if (*cls == "approximate") {
     m.guarantee = Guarantee::kApproximate;
+  } else if (*cls == "retrained") {
+    m.guarantee = Guarantee::kRetrained;
+  } else if (*cls == "parameters_retrained") {
+    m.guarantee = Guarantee::kParametersRetrained;
   } else if (*cls == "certified") {
     m.guarantee = Guarantee::kCertified;
     auto eps = g.Number("epsilon");
@@ -251,6 +255,10 @@ const char* GuaranteeName(Guarantee g) {
       return "certified";
     case Guarantee::kApproximate:
       return "approximate";
+    case Guarantee::kRetrained:
+      return "retrained";
+    case Guarantee::kParametersRetrained:
+      return "parameters_retrained";
   }
   return "approximate";
 }

@@ -28,8 +28,15 @@ enum class Guarantee {
   kExact,        // as if retrained without the data (retraining, SISA)
   kCertified,    // (epsilon, delta)-indistinguishable from retraining
   kApproximate,  // empirical: only the verification metrics vouch for it
+  // Retrained without the data by lethe's recipe, every buffer reset or
+  // declared data-free, but the registered weights were trained elsewhere.
+  kRetrained,
+  // As kRetrained, but undeclared buffers were kept: they may hold the data.
+  kParametersRetrained,
 };
-const char* GuaranteeName(Guarantee g);  // "exact" | "certified" | ...
+// "exact" | "certified" | "approximate" | "retrained" |
+// "parameters_retrained"
+const char* GuaranteeName(Guarantee g);
 
 // A verification metric and the policy threshold it met.
 struct MetricCheck {

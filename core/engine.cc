@@ -1,6 +1,9 @@
 // Engine: the policy chain around the methods (methods.h, newton.h, sisa.h).
 #include "lethe/core/engine.h"
 
+#include <ATen/Parallel.h>
+#include <torch/version.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <optional>
@@ -58,6 +61,9 @@ class Run {
   TrainControl Budgeted() const;
   bool Skip(size_t i, const TrainControl& budgeted);
   Status TryMethod(Method m, const TrainControl& control);
+  // The class of m's result on this model (policy.h); fills
+  // report_.undeclared_buffers for parameters_retrained.
+  Guarantee ResultGuarantee(Method m);
   Status Reference();
   Result<Produced> RunMethod(Method m, const TrainControl& control);
   Result<Produced> RunSisa(const TrainControl& control);
@@ -131,6 +137,8 @@ Result<Run::Produced> Run::RunSisa(const TrainControl& control) {
   LETHE_CORE_RETURN_IF_ERROR(ToDeviceInPlace(p.model, data_));
   p.sisa_state = SerializeSisaState(r.state);
   report_.sisa_retrained_shards = r.retrained_shards;
+  report_.sisa_added_records = r.added_records;
+  report_.sisa_rebuilt = r.rebuilt;
   return p;
 }
 
@@ -240,6 +248,9 @@ Run::GateVerdict Run::GateFailure(const Metrics& after) const {
 Status Run::Prepare() {
   Clock::time_point t0 = Clock::now();
   report_.device = opt_.device.ToString();
+  report_.reproducibility =
+      Reproducibility{TORCH_VERSION, at::get_num_threads(), report_.device,
+                      !opt_.device.is_cuda()};
   report_.gate = Gate{req_.policy.max_mia_auc, req_.policy.max_test_acc_drop,
                       req_.policy.max_forget_acc_excess};
   report_.subjects_requested =
@@ -345,10 +356,21 @@ Status Run::TryMethod(Method m, const TrainControl& control) {
   report_.attempts.push_back(a);
   report_.ok = true;
   report_.method = a.method;
-  report_.guarantee = GuaranteeName(GuaranteeOf(m));
+  report_.guarantee = GuaranteeName(ResultGuarantee(m));
   report_.after = *metrics;
   accepted_ = std::move(*r);
   return OkStatus();
+}
+
+Guarantee Run::ResultGuarantee(Method m) {
+  // A SISA or certified state exists only for models lethe trained: their
+  // retrains re-run that training.
+  if (m != Method::kRetrain || sisa_ || newton_ || req_.trained_by_lethe) {
+    return GuaranteeOf(m);
+  }
+  report_.undeclared_buffers = UndeclaredBuffers(original_);
+  return report_.undeclared_buffers.empty() ? Guarantee::kRetrained
+                                            : Guarantee::kParametersRetrained;
 }
 
 // The reference retrain (policy reference_retrain) and the gaps to it.

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <unordered_map>
 #include <unordered_set>
@@ -13,7 +14,8 @@ namespace {
 
 using internal::Guarded;
 
-constexpr char kMagic[] = "LETHE-SISA-1\n";
+constexpr char kMagicV1[] = "LETHE-SISA-1\n";
+constexpr char kMagic[] = "LETHE-SISA-2\n";
 
 class Writer {
  public:
@@ -75,10 +77,6 @@ uint64_t StageSeed(uint64_t seed, int shard, int stage) {
              static_cast<uint64_t>(stage) + 1);
 }
 
-int StageEpochs(const SisaState& s) {
-  return (s.recipe.epochs + s.params.slices - 1) / s.params.slices;
-}
-
 // Dataset rows of shard k with slice <= j, ordered by record id.
 std::vector<int64_t> StageRows(
     const SisaState& s, const std::unordered_map<int64_t, int64_t>& row_of,
@@ -92,7 +90,12 @@ std::vector<int64_t> StageRows(
   return rows;
 }
 
-// Trains stages from..S-1 of shard k from `model`, storing checkpoints.
+// Trains stages from..S-1 of shard k from `model`, storing checkpoints. Each
+// stage restarts the recipe's schedule: one schedule over a shard's stages
+// (by their step counts) would make every stage depend on the sizes of later
+// slices, so a removal would change stages before it and forgetting could
+// not start from a checkpoint; one by stage index measured 0.8 points worse
+// than restarting (docs/benchmarks.md).
 Status TrainStages(SisaState& s, torch::jit::Module model, const DeviceData& d,
                    const std::unordered_map<int64_t, int64_t>& row_of, int k,
                    int from, const TrainControl& control) {
@@ -100,9 +103,10 @@ Status TrainStages(SisaState& s, torch::jit::Module model, const DeviceData& d,
     std::vector<int64_t> rows = StageRows(s, row_of, k, j);
     if (!rows.empty()) {
       Recipe r = s.recipe;
-      r.epochs = StageEpochs(s);
       r.seed = StageSeed(s.recipe.seed, k, j);
-      LETHE_CORE_RETURN_IF_ERROR(TrainModel(model, d, rows, r, control));
+      StepRange steps{SisaStageSteps(s.params, s.recipe,
+                                     static_cast<int64_t>(rows.size()))};
+      LETHE_CORE_RETURN_IF_ERROR(TrainModel(model, d, rows, r, control, steps));
     }
     LETHE_CORE_ASSIGN_OR_RETURN(s.checkpoints[k][j], SaveModel(model));
   }
@@ -127,33 +131,112 @@ std::unordered_map<int64_t, int64_t> RowsById(const Dataset& d) {
   return m;
 }
 
-}  // namespace
+struct Assigned {
+  int64_t id;
+  uint16_t shard, slice;
+  bool operator<(const Assigned& o) const { return id < o.id; }
+};
 
-int ShardOfSubject(std::string_view key, int shards) {
-  Sha256Digest h = Sha256(key);
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = v << 8 | h[i];
-  return static_cast<int>(v % static_cast<uint64_t>(shards));
+SisaAssignment AssignRow(const SisaState& s, const Dataset& d, int64_t row) {
+  const std::string& key = d.subjects()[d.subject_index()[row]];
+  return AssignSubject(key, s.recipe.seed, s.params.shards, s.params.slices);
 }
 
-int SliceOfRecord(int64_t record_id, uint64_t seed, int slices) {
-  return static_cast<int>(Mix(seed, static_cast<uint64_t>(record_id)) %
-                          static_cast<uint64_t>(slices));
+void SetRecords(SisaState& s, std::vector<Assigned> records) {
+  std::sort(records.begin(), records.end());
+  s.record_ids.clear();
+  s.shard.clear();
+  s.slice.clear();
+  for (const Assigned& a : records) {
+    s.record_ids.push_back(a.id);
+    s.shard.push_back(a.shard);
+    s.slice.push_back(a.slice);
+  }
+}
+
+// Assigns the train-split records of `dataset` not in `skip` and trains every
+// shard from scratch: TrainSisa, and the rebuild of a legacy state.
+Status TrainAll(SisaState& s, const Dataset& dataset, const DeviceData& data,
+                const std::unordered_set<int64_t>& skip,
+                const TrainControl& control) {
+  std::vector<Assigned> records;
+  for (int64_t i = 0; i < dataset.size(); ++i) {
+    const int64_t id = dataset.record_ids()[i];
+    if (dataset.splits()[i] != Split::kTrain || skip.count(id)) continue;
+    SisaAssignment a = AssignRow(s, dataset, i);
+    records.push_back(
+        {id, static_cast<uint16_t>(a.shard), static_cast<uint16_t>(a.slice)});
+  }
+  SetRecords(s, std::move(records));
+  s.checkpoints.assign(s.params.shards,
+                       std::vector<std::string>(s.params.slices));
+  auto row_of = RowsById(dataset);
+  for (int k = 0; k < s.params.shards; ++k) {
+    LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module m,
+                                FreshShard(s, k, data.device));
+    LETHE_CORE_RETURN_IF_ERROR(TrainStages(s, m, data, row_of, k, 0, control));
+  }
+  return OkStatus();
+}
+
+void PutRecipe(Writer& w, const Recipe& r) {
+  w.Put<uint8_t>(static_cast<uint8_t>(r.optimizer));
+  w.Put<double>(r.lr);
+  w.Put<double>(r.momentum);
+  w.Put<double>(r.weight_decay);
+  w.Put<int32_t>(r.epochs);
+  w.Put<int32_t>(r.batch_size);
+  w.Put<uint64_t>(r.seed);
+  w.Put<uint8_t>(static_cast<uint8_t>(r.lr_schedule));
+  w.Put<double>(r.warmup_fraction);
+  w.Put<double>(r.max_grad_norm);
+}
+
+// v1 had neither warm-up nor clipping (TrainSisa refused a warm-up; clipping
+// was dropped: issue 15).
+bool GetRecipe(Reader& r, Recipe& out, bool v1) {
+  uint8_t opt = 0, sched = 0;
+  bool ok = r.Get(opt) && r.Get(out.lr) && r.Get(out.momentum) &&
+            r.Get(out.weight_decay) && r.Get(out.epochs) &&
+            r.Get(out.batch_size) && r.Get(out.seed) && r.Get(sched);
+  if (!v1) ok = ok && r.Get(out.warmup_fraction) && r.Get(out.max_grad_norm);
+  if (!ok || opt > 1 || sched > 1) return false;
+  out.optimizer = static_cast<Optimizer>(opt);
+  out.lr_schedule = static_cast<LrSchedule>(sched);
+  return out.Validate().ok();
+}
+
+}  // namespace
+
+SisaAssignment AssignSubject(std::string_view subject_key, uint64_t seed,
+                             int shards, int slices) {
+  std::string keyed = "lethe-sisa-v2:" + std::to_string(seed) + ":";
+  keyed.append(subject_key);
+  const Sha256Digest h = Sha256(keyed);
+  uint64_t hi = 0, lo = 0;
+  for (int i = 0; i < 8; ++i) {
+    hi = hi << 8 | h[i];
+    lo = lo << 8 | h[8 + i];
+  }
+  return {static_cast<int>(hi % static_cast<uint64_t>(shards)),
+          static_cast<int>(lo % static_cast<uint64_t>(slices))};
+}
+
+int64_t SisaStageSteps(const SisaParams& params, const Recipe& recipe,
+                       int64_t rows) {
+  const int64_t per_epoch = (rows + recipe.batch_size - 1) / recipe.batch_size;
+  const double epochs = 2.0 * recipe.epochs / (params.slices + 1);
+  return std::max<int64_t>(
+      1, std::llround(epochs * static_cast<double>(per_epoch)));
 }
 
 std::string SerializeSisaState(const SisaState& s) {
   Writer w;
   w.out() = kMagic;
+  w.Put<uint8_t>(s.legacy ? 1 : 2);  // assignment and schedule scheme
   w.Put<int32_t>(s.params.shards);
   w.Put<int32_t>(s.params.slices);
-  w.Put<uint8_t>(static_cast<uint8_t>(s.recipe.optimizer));
-  w.Put<double>(s.recipe.lr);
-  w.Put<double>(s.recipe.momentum);
-  w.Put<double>(s.recipe.weight_decay);
-  w.Put<int32_t>(s.recipe.epochs);
-  w.Put<int32_t>(s.recipe.batch_size);
-  w.Put<uint64_t>(s.recipe.seed);
-  w.Put<uint8_t>(static_cast<uint8_t>(s.recipe.lr_schedule));
+  PutRecipe(w, s.recipe);
   w.Bytes(s.template_bytes);
   w.Put<uint64_t>(s.record_ids.size());
   for (size_t i = 0; i < s.record_ids.size(); ++i) {
@@ -171,7 +254,10 @@ std::string SerializeSisaState(const SisaState& s) {
 
 Result<SisaState> ParseSisaState(std::string_view bytes) {
   const size_t magic_len = sizeof(kMagic) - 1;
-  if (bytes.size() < magic_len + 32 || bytes.substr(0, magic_len) != kMagic) {
+  static_assert(sizeof(kMagic) == sizeof(kMagicV1));
+  const bool v1 = bytes.substr(0, magic_len) == kMagicV1;
+  if (bytes.size() < magic_len + 32 ||
+      (!v1 && bytes.substr(0, magic_len) != kMagic)) {
     return InvalidArgumentError("not a lethe SISA state (bad magic)");
   }
   std::string_view body = bytes.substr(0, bytes.size() - 32);
@@ -181,19 +267,16 @@ Result<SisaState> ParseSisaState(std::string_view bytes) {
   }
   Reader r(body.substr(magic_len));
   SisaState s;
-  uint8_t opt = 0, sched = 0;
+  uint8_t scheme = 1;
   uint64_t count = 0;
-  bool ok = r.Get(s.params.shards) && r.Get(s.params.slices) && r.Get(opt) &&
-            r.Get(s.recipe.lr) && r.Get(s.recipe.momentum) &&
-            r.Get(s.recipe.weight_decay) && r.Get(s.recipe.epochs) &&
-            r.Get(s.recipe.batch_size) && r.Get(s.recipe.seed) &&
-            r.Get(sched) && r.Bytes(s.template_bytes) && r.Get(count);
-  if (!ok || s.params.shards <= 0 || s.params.slices <= 0 || opt > 1 ||
-      sched > 1 || count > body.size()) {
+  bool ok = (v1 || r.Get(scheme)) && r.Get(s.params.shards) &&
+            r.Get(s.params.slices) && GetRecipe(r, s.recipe, v1) &&
+            r.Bytes(s.template_bytes) && r.Get(count);
+  if (!ok || (scheme != 1 && scheme != 2) || s.params.shards <= 0 ||
+      s.params.slices <= 0 || count > body.size()) {
     return InvalidArgumentError("SISA state header is truncated or invalid");
   }
-  s.recipe.optimizer = static_cast<Optimizer>(opt);
-  s.recipe.lr_schedule = static_cast<LrSchedule>(sched);
+  s.legacy = scheme == 1;
   s.record_ids.resize(count);
   s.shard.resize(count);
   s.slice.resize(count);
@@ -221,37 +304,11 @@ Result<SisaState> TrainSisa(const torch::jit::Module& template_model,
     return InvalidArgumentError("sisa shards and slices must be in [1, 65535]");
   }
   LETHE_CORE_RETURN_IF_ERROR(recipe.Validate());
-  if (recipe.warmup_fraction != 0) {
-    // Not part of the state's format: a shard retrained from it would differ.
-    return InvalidArgumentError(
-        "sisa does not support a warm-up in the recipe");
-  }
   SisaState s;
   s.params = params;
   s.recipe = recipe;
   LETHE_CORE_ASSIGN_OR_RETURN(s.template_bytes, SaveModel(template_model));
-  std::vector<std::pair<int64_t, int64_t>> train;  // (record id, row)
-  for (int64_t i = 0; i < dataset.size(); ++i) {
-    if (dataset.splits()[i] == Split::kTrain) {
-      train.emplace_back(dataset.record_ids()[i], i);
-    }
-  }
-  std::sort(train.begin(), train.end());
-  for (auto [id, row] : train) {
-    s.record_ids.push_back(id);
-    const std::string& key = dataset.subjects()[dataset.subject_index()[row]];
-    s.shard.push_back(
-        static_cast<uint16_t>(ShardOfSubject(key, params.shards)));
-    s.slice.push_back(
-        static_cast<uint16_t>(SliceOfRecord(id, recipe.seed, params.slices)));
-  }
-  s.checkpoints.assign(params.shards, std::vector<std::string>(params.slices));
-  auto row_of = RowsById(dataset);
-  for (int k = 0; k < params.shards; ++k) {
-    LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module m,
-                                FreshShard(s, k, data.device));
-    LETHE_CORE_RETURN_IF_ERROR(TrainStages(s, m, data, row_of, k, 0, control));
-  }
+  LETHE_CORE_RETURN_IF_ERROR(TrainAll(s, dataset, data, {}, control));
   return s;
 }
 
@@ -287,21 +344,44 @@ Result<SisaForgetResult> SisaForget(const SisaState& state,
   SisaForgetResult out;
   SisaState& s = out.state;
   s = state;
-  s.record_ids.clear();
-  s.shard.clear();
-  s.slice.clear();
+  if (state.legacy) {  // re-assigned by subject and retrained: every shard
+    s.legacy = false;
+    LETHE_CORE_RETURN_IF_ERROR(TrainAll(s, dataset, data, removed, control));
+    for (int k = 0; k < s.params.shards; ++k) out.retrained_shards.push_back(k);
+    out.retrained_stages = s.params.shards * s.params.slices;
+    out.rebuilt = true;
+    return out;
+  }
   std::vector<int> first(state.params.shards, state.params.slices);
+  std::vector<Assigned> kept;
+  std::unordered_set<int64_t> known;
   for (size_t i = 0; i < state.record_ids.size(); ++i) {
-    int64_t id = state.record_ids[i];
-    if (removed.count(id) || !row_of.count(id)) {
+    const int64_t id = state.record_ids[i];
+    known.insert(id);
+    auto row = row_of.find(id);
+    if (removed.count(id) || row == row_of.end() ||
+        dataset.splits()[row->second] != Split::kTrain) {
       first[state.shard[i]] =
           std::min<int>(first[state.shard[i]], state.slice[i]);
       continue;
     }
-    s.record_ids.push_back(id);
-    s.shard.push_back(state.shard[i]);
-    s.slice.push_back(state.slice[i]);
+    kept.push_back({id, state.shard[i], state.slice[i]});
   }
+  // Training records the state does not know (added since it was trained):
+  // into their subject's shard and slice, which retrains from that slice on.
+  for (int64_t i = 0; i < dataset.size(); ++i) {
+    const int64_t id = dataset.record_ids()[i];
+    if (dataset.splits()[i] != Split::kTrain || known.count(id) ||
+        removed.count(id)) {
+      continue;
+    }
+    SisaAssignment a = AssignRow(s, dataset, i);
+    kept.push_back(
+        {id, static_cast<uint16_t>(a.shard), static_cast<uint16_t>(a.slice)});
+    first[a.shard] = std::min(first[a.shard], a.slice);
+    ++out.added_records;
+  }
+  SetRecords(s, std::move(kept));
   for (int k = 0; k < s.params.shards; ++k) {
     if (first[k] == s.params.slices) continue;
     torch::jit::Module m;

@@ -5,7 +5,9 @@
 #include <torch/csrc/jit/serialization/import.h>
 
 #include <cmath>
+#include <set>
 #include <sstream>
+
 
 #include "guard.h"
 
@@ -130,6 +132,9 @@ torch::jit::Module MakeRfLogReg(const Architecture& a, at::Generator& g) {
                     at::empty({f, in}, at::kFloat).normal_(0, scale, g));
   m.register_buffer("rf_offset",
                     at::empty({f}, at::kFloat).uniform_(0, 2 * M_PI, g));
+  // Drawn from the seed, never trained: declared free of training data.
+  m.register_attribute(kDataFreeBuffersAttr, c10::ListType::ofStrings(),
+                       c10::List<std::string>({"rf_proj", "rf_offset"}));
   AddLinear(m, "out", f, a.num_classes, g);
   m.define(R"(
 def embed(self, x):
@@ -232,6 +237,29 @@ Status ReinitializeModel(torch::jit::Module& module, uint64_t seed) {
     }
     return OkStatus();
   });
+}
+
+std::vector<std::string> UndeclaredBuffers(const torch::jit::Module& module) {
+  std::set<std::string> declared;
+  if (module.hasattr(kDataFreeBuffersAttr)) {
+    c10::IValue v = module.attr(kDataFreeBuffersAttr);
+    if (v.isList()) {
+      for (const c10::IValue& e : v.toListRef()) {
+        if (e.isString()) declared.insert(e.toStringRef());
+      }
+    }
+  }
+  std::vector<std::string> out;
+  for (const auto& b : module.named_buffers(/*recurse=*/true)) {
+    const std::string& n = b.name;
+    if (declared.count(n) || n.find("running_mean") != std::string::npos ||
+        n.find("running_var") != std::string::npos ||
+        n.find("num_batches_tracked") != std::string::npos) {
+      continue;
+    }
+    out.push_back(n);
+  }
+  return out;
 }
 
 Status CheckModelFits(torch::jit::Module& module, const FeatureSpec& spec) {

@@ -85,6 +85,10 @@ const char* GuaranteeName(Guarantee g) {
   switch (g) {
     case Guarantee::kExact:
       return "exact";
+    case Guarantee::kRetrained:
+      return "retrained";
+    case Guarantee::kParametersRetrained:
+      return "parameters_retrained";
     case Guarantee::kCertified:
       return "certified";
     case Guarantee::kApproximate:

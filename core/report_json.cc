@@ -114,6 +114,14 @@ std::string ReportToJson(const Report& r) {
     o.Bool("ok", r.ok);
     o.Str("method", r.method);
     o.Str("guarantee", r.guarantee);
+    if (!r.undeclared_buffers.empty()) {
+      o.Key("undeclared_buffers");
+      out += '[';
+      for (size_t i = 0; i < r.undeclared_buffers.size(); ++i) {
+        out += (i ? "," : "") + JsonString(r.undeclared_buffers[i]);
+      }
+      out += ']';
+    }
     o.Str("failure", r.failure);
     o.Str("device", r.device);
     o.Str("model_sha256", r.model_sha256);
@@ -182,6 +190,16 @@ std::string ReportToJson(const Report& r) {
         out += (i ? "," : "") + std::to_string(r.sisa_retrained_shards[i]);
       }
       out += ']';
+      o.Int("sisa_added_records", r.sisa_added_records);
+      o.Bool("sisa_rebuilt", r.sisa_rebuilt);
+    }
+    o.Key("reproducibility");
+    {
+      JsonObject x(out);
+      x.Str("libtorch", r.reproducibility.libtorch);
+      x.Int("intra_op_threads", r.reproducibility.intra_op_threads);
+      x.Str("device", r.reproducibility.device);
+      x.Bool("bit_exact", r.reproducibility.bit_exact);
     }
   }
   return out;

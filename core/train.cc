@@ -141,9 +141,17 @@ std::vector<at::Tensor> TrainableParameters(torch::jit::Module& module) {
 
 Status RunTrainingLoop(torch::jit::Module& module,
                        const std::vector<int64_t>& rows, const Recipe& recipe,
-                       const TrainControl& control, const BatchLoss& loss) {
+                       const TrainControl& control, const BatchLoss& loss,
+                       const StepRange& steps) {
   LETHE_CORE_RETURN_IF_ERROR(recipe.Validate());
   if (rows.empty()) return InvalidArgumentError("no rows to train on");
+  const int64_t n = static_cast<int64_t>(rows.size());
+  const int64_t per_epoch = (n + recipe.batch_size - 1) / recipe.batch_size;
+  const int64_t total =
+      steps.count > 0 ? steps.count : per_epoch * recipe.epochs;
+  const int64_t offset = steps.count > 0 ? steps.offset : 0;
+  const int64_t schedule =
+      steps.count > 0 && steps.total > 0 ? steps.total : total;
   return Guarded("training", [&]() -> Status {
     std::vector<at::Tensor> params = TrainableParameters(module);
     if (params.empty()) return InvalidArgumentError("model has no parameters");
@@ -151,18 +159,16 @@ Status RunTrainingLoop(torch::jit::Module& module,
     Optimiser opt(params, recipe);
     std::mt19937_64 rng(recipe.seed);
     std::vector<int64_t> order = rows;
-    const int64_t n = static_cast<int64_t>(rows.size());
-    const int64_t per_epoch = (n + recipe.batch_size - 1) / recipe.batch_size;
-    const int64_t total = per_epoch * recipe.epochs;
-    int64_t step = 0;
     module.train(true);
-    for (int epoch = 0; epoch < recipe.epochs; ++epoch) {
+    // Epochs over a fresh shuffle each; the last one ends early when `total`
+    // is not a whole number of epochs.
+    for (int64_t step = 0, epoch = 0; step < total; ++epoch) {
       if (Clock::now() > control.deadline) {
         return DeadlineExceededError("time budget ran out in epoch " +
                                      std::to_string(epoch));
       }
       Shuffle(order, rng);
-      for (int64_t b = 0; b < n; b += recipe.batch_size, ++step) {
+      for (int64_t b = 0; b < n && step < total; b += recipe.batch_size) {
         int64_t e = std::min(n, b + recipe.batch_size);
         std::vector<int64_t> batch(order.begin() + b, order.begin() + e);
         at::Tensor l = loss(RowTensor(batch, device));
@@ -174,8 +180,9 @@ Status RunTrainingLoop(torch::jit::Module& module,
         }
         opt.ZeroGrad();
         l.backward();
-        double lr = ScheduledLearningRate(recipe, step, total);
+        double lr = ScheduledLearningRate(recipe, offset + step, schedule);
         opt.Step(lr, control.grad_mask);
+        ++step;
       }
     }
     opt.ZeroGrad();
@@ -189,12 +196,14 @@ Status RunTrainingLoop(torch::jit::Module& module,
 
 Status TrainModel(torch::jit::Module& module, const DeviceData& data,
                   const std::vector<int64_t>& rows, const Recipe& recipe,
-                  const TrainControl& control) {
+                  const TrainControl& control, const StepRange& steps) {
   return RunTrainingLoop(
-      module, rows, recipe, control, [&](const at::Tensor& r) {
+      module, rows, recipe, control,
+      [&](const at::Tensor& r) {
         at::Tensor logits = Forward(module, data.features.index_select(0, r));
         return at::cross_entropy_loss(logits, data.labels.index_select(0, r));
-      });
+      },
+      steps);
 }
 
 Result<EvalResult> Evaluate(torch::jit::Module& module, const DeviceData& data,

@@ -71,6 +71,9 @@ struct LatestVersion {
   std::string artifact;
   std::string artifact_sha256;  // raw
   std::string state;            // engine state (SISA, certified), or empty
+  // Version 1 was trained by a worker with the model's recipe ("trained"),
+  // not registered with weights: what a retrain's guarantee class rests on.
+  bool trained_by_lethe = false;
 };
 
 struct PublishRequest {

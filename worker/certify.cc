@@ -40,6 +40,10 @@ absl::StatusOr<Struct> ParseJson(const std::string& json) {
 cert::Guarantee GuaranteeOf(const std::string& name) {
   if (name == "exact") return cert::Guarantee::kExact;
   if (name == "certified") return cert::Guarantee::kCertified;
+  if (name == "retrained") return cert::Guarantee::kRetrained;
+  if (name == "parameters_retrained") {
+    return cert::Guarantee::kParametersRetrained;
+  }
   return cert::Guarantee::kApproximate;
 }
 
@@ -114,7 +118,12 @@ absl::StatusOr<cert::CompletionRecord> CompletionRecordOf(
         m.epsilon = newton ? Number(*newton, "epsilon") : 0;
         m.delta = newton ? Number(*newton, "delta") : 0;
       }
-      if (m.guarantee != cert::Guarantee::kExact) AddGate(*report, *policy, m);
+      // Retrains are not gated (the engine checks approximate and
+      // certified results only).
+      if (m.guarantee == cert::Guarantee::kCertified ||
+          m.guarantee == cert::Guarantee::kApproximate) {
+        AddGate(*report, *policy, m);
+      }
     }
     record.models.push_back(std::move(m));
   }

@@ -396,6 +396,7 @@ absl::Status Worker::UnlearnBatch(BatchRun& run) {
   }
   req.forget_subjects.assign(keys.begin(), keys.end());
   req.recipe = spec->recipe;
+  req.trained_by_lethe = latest->trained_by_lethe;
   req.policy = spec->policy;
   if (spec->state_kind == StateKind::kSisa) req.sisa_state = latest->state;
   if (spec->state_kind == StateKind::kNewton) req.newton_state = latest->state;

@@ -30,7 +30,7 @@
 //   * The policy's JSON is read with a minimal parser: batchSize,
 //     maxAttempts, batchWindowSeconds, device and sisa.shards are honoured
 //     as the SQL reads them (a SISA model's batch takes the other due tasks
-//     of the shards it retrains, by core::ShardOfSubject's rule); a
+//     of the shards it retrains, by core::AssignSubject's rule); a
 //     malformed policy reads as empty (defaults) instead of failing.
 //   * No audit log, no schema: Prepare only answers OK. Artifacts live in
 //     a map by digest (no filesystem store). Certificates are never

@@ -188,6 +188,9 @@ struct Policy {
   std::string device;  // e.g. "DEVICE_REQUIREMENT_CUDA"
 };
 Policy ParsePolicy(std::string_view json);
+// The recipe's seed as decimal text ("0" when absent), as the SISA shard
+// hash salts with it (core::AssignSubject).
+std::string RecipeSeed(std::string_view recipe_json);
 // Whether a worker of `device_kind` ("cpu", "cuda", "" = any) may run it.
 bool DeviceAllows(const Policy& policy, const std::string& device_kind);
 

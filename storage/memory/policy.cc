@@ -119,6 +119,17 @@ Policy ParsePolicy(std::string_view json) {
   return p;
 }
 
+std::string RecipeSeed(std::string_view recipe_json) {
+  auto raw = Scanner(recipe_json).Member("seed");
+  uint64_t value = 0;
+  if (!raw) return "0";
+  const std::string_view text = Unquote(*raw);
+  if (!absl::SimpleAtoi(absl::string_view(text.data(), text.size()), &value)) {
+    return "0";
+  }
+  return std::to_string(value);
+}
+
 bool DeviceAllows(const Policy& policy, const std::string& device_kind) {
   if (device_kind.empty() || policy.device.empty() ||
       policy.device == "DEVICE_REQUIREMENT_ANY") {

@@ -56,10 +56,12 @@ std::optional<Candidate> PickModel(const State& s, const QueueOptions& o,
   return best;
 }
 
-// core::ShardOfSubject: the first 8 bytes of SHA-256(subject key), big-
-// endian, modulo the shard count.
-uint64_t ShardOf(const std::string& subject_key, int shards) {
-  const std::string digest = Sha256(subject_key);
+// core::AssignSubject's shard: the first 8 bytes of SHA-256("lethe-sisa-v2:"
+// + seed + ":" + subject key), big-endian, modulo the shard count.
+uint64_t ShardOf(const std::string& seed, const std::string& subject_key,
+                 int shards) {
+  const std::string digest =
+      Sha256(absl::StrCat("lethe-sisa-v2:", seed, ":", subject_key));
   uint64_t v = 0;
   for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(digest[i]);
   return v % static_cast<uint64_t>(shards);
@@ -83,18 +85,20 @@ std::vector<Task*> PickTasks(State& s, const Candidate& c,
   std::vector<Task*> picked(due.begin(), due.begin() + first);
   const int shards = ParsePolicy(c.model->row.policy_json).sisa_shards;
   if (shards <= 0) return picked;
+  const std::string seed = RecipeSeed(c.model->row.recipe_json);
   auto subject = [&](const Task* t) -> const std::string& {
     return s.requests.at(t->erasure_id).subject_key;
   };
   std::set<uint64_t> retrained;
   for (const Task* t : picked) {
-    if (!subject(t).empty()) retrained.insert(ShardOf(subject(t), shards));
+    if (!subject(t).empty())
+      retrained.insert(ShardOf(seed, subject(t), shards));
   }
   const size_t extra =
       static_cast<size_t>(std::max(0, o.max_batch - c.batch_size));
   for (size_t i = first, added = 0; i < due.size() && added < extra; ++i) {
     if (!subject(due[i]).empty() &&
-        retrained.count(ShardOf(subject(due[i]), shards))) {
+        retrained.count(ShardOf(seed, subject(due[i]), shards))) {
       picked.push_back(due[i]);
       ++added;
     }
@@ -308,6 +312,9 @@ absl::StatusOr<LatestVersion> MemoryWorkQueue::LatestIn(
   LatestVersion v;
   v.version = newest->row.version;
   v.artifact_sha256 = newest->row.artifact_sha256;
+  auto first = s.versions.find({model_id, 1});
+  v.trained_by_lethe =
+      first != s.versions.end() && first->second.row.produced_by == "trained";
   for (auto [digest, out] :
        {std::pair{&newest->row.artifact_sha256, &v.artifact},
         std::pair{&newest->state_sha256, &v.state}}) {

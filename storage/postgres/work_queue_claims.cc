@@ -66,13 +66,14 @@ namespace {
 // and marks their requests RUNNING. nullopt when none was due after all.
 std::optional<TaskBatch> LeaseTasks(Txn& txn, const QueueOptions& o,
                                     const std::string& model_id, int batch_size,
-                                    int sisa_shards) {
+                                    int sisa_shards,
+                                    const std::string& recipe_seed) {
   // A fresh snapshot, taken with the model locked, sees any batch another
   // worker committed meanwhile.
   auto tasks =
       txn.exec_params(sql::kLeaseTasks, model_id, batch_size, o.owner,
                       static_cast<double>(o.lease.count()), sisa_shards,
-                      std::max(0, o.max_batch - batch_size));
+                      std::max(0, o.max_batch - batch_size), recipe_seed);
   if (tasks.empty()) return std::nullopt;
   TaskBatch batch;
   std::vector<std::string> erasures;
@@ -105,7 +106,7 @@ absl::StatusOr<std::optional<TaskBatch>> PgWorkQueue::ClaimBatch() {
         if (model.empty()) return std::optional<TaskBatch>();
         model_id = model[0][0].c_str();
         return LeaseTasks(txn, options_, model_id, model[0][1].as<int>(),
-                          model[0][2].as<int>());
+                          model[0][2].as<int>(), model[0][3].c_str());
       });
   if (!claimed.ok() || !claimed->has_value()) return claimed;
   if (auto st = FillRows(model_id, &(*claimed)->model, &(*claimed)->dataset);

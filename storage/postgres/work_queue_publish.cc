@@ -29,6 +29,7 @@ absl::StatusOr<LatestVersion> PgWorkQueue::Latest(const std::string& model_id) {
         LatestVersion v;
         v.version = res[0][0].as<int64_t>();
         v.artifact_sha256 = ReadBytea(res[0][1]);
+        v.trained_by_lethe = res[0][3].as<bool>();
         auto bytes = artifacts_->Get(txn, v.artifact_sha256);
         if (!bytes.ok()) return bytes.status();
         v.artifact = std::move(*bytes);

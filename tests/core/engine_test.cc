@@ -3,10 +3,13 @@
 #include "lethe/core/engine.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/version.h>
 
 #include <gtest/gtest.h>
 
 #include "lethe/core/model.h"
+#include "lethe/core/report.h"
 #include "lethe/core/sha256.h"
 #include "test_util.h"
 
@@ -33,6 +36,7 @@ class EngineTest : public ::testing::Test {
     r.dataset = data_;
     r.forget_subjects = testing::TrainSubjects(2, 3);
     r.recipe = testing::QuickRecipe(3);
+    r.trained_by_lethe = true;  // Engine::Train made it
     r.policy.chain = std::move(chain);
     // finetune's 5 epochs on this 3-epoch recipe cost more than a retrain;
     // these tests exercise the methods, CostRule* tests the skipping.
@@ -286,6 +290,53 @@ TEST_F(EngineTest, BadRequestsAreClearErrors) {
   r = engine_.Unlearn(req);
   ASSERT_TRUE(r.ok());
   EXPECT_NE(r->report.attempts[0].reason.find("certified"), std::string::npos);
+}
+
+// A retrain's class says what holds of the model it retrained: lethe's own
+// training re-run (exact), or weights trained elsewhere retrained with
+// lethe's recipe (retrained), or that with buffers nobody declared free of
+// training data kept (parameters_retrained, naming them).
+TEST_F(EngineTest, RetrainGuaranteeClassDependsOnProvenanceAndBuffers) {
+  auto run = [&](const std::string& bytes, bool by_lethe) {
+    UnlearnRequest req = Request({Method::kRetrain});
+    req.model_bytes = bytes;
+    req.trained_by_lethe = by_lethe;
+    Result<UnlearnOutcome> r = engine_.Unlearn(req);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? r->report : Report{};
+  };
+  EXPECT_EQ(run(*model_, true).guarantee, "exact");
+  Report plain = run(*model_, false);  // the same weights, registered
+  EXPECT_EQ(plain.guarantee, "retrained");
+  EXPECT_TRUE(plain.undeclared_buffers.empty());
+
+  // A per-feature mean computed from the training data, kept by a retrain.
+  torch::jit::Module m = *LoadModel(*model_);
+  m.register_buffer("feature_mean", at::full({784}, 0.3));
+  Report kept = run(*SaveModel(m), false);
+  EXPECT_EQ(kept.guarantee, "parameters_retrained");
+  EXPECT_EQ(kept.undeclared_buffers, std::vector<std::string>{"feature_mean"});
+  EXPECT_NE(ReportToJson(kept).find(R"("undeclared_buffers":["feature_mean"])"),
+            std::string::npos);
+  // The model declaring the buffer data-free (its owner's statement, e.g. a
+  // constant mask) makes it `retrained` again.
+  m.register_attribute(kDataFreeBuffersAttr, c10::ListType::ofStrings(),
+                       c10::List<std::string>({"feature_mean"}));
+  Report declared = run(*SaveModel(m), false);
+  EXPECT_EQ(declared.guarantee, "retrained");
+  EXPECT_TRUE(declared.undeclared_buffers.empty());
+}
+
+TEST_F(EngineTest, ReportRecordsWhatBitExactnessDependsOn) {
+  Result<UnlearnOutcome> r = engine_.Unlearn(Request({Method::kRetrain}));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const Reproducibility& x = r->report.reproducibility;
+  EXPECT_EQ(x.libtorch, TORCH_VERSION);
+  EXPECT_EQ(x.intra_op_threads, at::get_num_threads());
+  EXPECT_EQ(x.device, "cpu");
+  EXPECT_TRUE(x.bit_exact);
+  EXPECT_NE(ReportToJson(r->report).find(R"("reproducibility":{"libtorch":")"),
+            std::string::npos);
 }
 
 }  // namespace

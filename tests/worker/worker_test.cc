@@ -303,6 +303,8 @@ TEST_F(WorkerTest,
   EXPECT_GT(ua_after, ua_before + 0.3)
       << "before " << ua_before << " after " << ua_after;
   EXPECT_EQ(VersionField(model, 2, "produced_by"), "retrain");
+  // lethe trained version 1 with the recipe: its retrain is exact.
+  EXPECT_EQ(VersionField(model, 2, "report->>'guarantee'"), "exact");
   // Version 1 held the erased data: deleted at once (grace 0), artifact too.
   EXPECT_EQ(
       Scalar(*ts_,
@@ -331,7 +333,45 @@ TEST_F(WorkerTest,
             0)
       << out;
   EXPECT_NE(out.find("retrain"), std::string::npos) << out;
+  EXPECT_NE(out.find("guarantee: exact"), std::string::npos) << out;
   EXPECT_NE(out.find(a), std::string::npos) << out;
+}
+
+// Issue 15: the same weights registered from outside are retrained with
+// lethe's recipe, not the one that produced them: the version and its
+// certificate say `retrained`, not `exact`.
+TEST_F(WorkerTest, RetrainOfARegisteredModelCertifiesRetrainedNotExact) {
+  const std::string trained = RegisterMlp("trained");
+  Drain();
+  ASSERT_EQ(ModelState(trained), "READY");
+  v1::DownloadModelVersionRequest dl;
+  dl.set_model_id(trained);
+  auto ctx = ts_->Ctx(Role::kAuditor);
+  auto reader = ts_->models().DownloadModelVersion(ctx.get(), dl);
+  v1::DownloadModelVersionResponse msg;
+  std::string artifact;
+  while (reader->Read(&msg)) artifact += msg.chunk();
+  ASSERT_TRUE(reader->Finish().ok());
+  ASSERT_FALSE(artifact.empty());
+  const std::string model = RegisterMlp("uploaded", {}, artifact);
+  Drain();
+  ASSERT_EQ(ModelState(model), "READY");
+  EXPECT_EQ(VersionField(model, 1, "produced_by"), "registered");
+  const std::string id = Submit("target-2", "u");
+  Drain();
+  ASSERT_EQ(Get(id).state(), v1::ERASURE_STATE_COMPLETED);
+  EXPECT_EQ(VersionField(trained, 2, "report->>'guarantee'"), "exact");
+  EXPECT_EQ(VersionField(model, 2, "produced_by"), "retrain");
+  EXPECT_EQ(VersionField(model, 2, "report->>'guarantee'"), "retrained");
+  const std::string bundle = ts_->temp_dir() + "/u.bundle.json";
+  std::string out;
+  ASSERT_EQ(Lethectl({"certificate", "get", id, "--bundle", bundle}, &out), 0)
+      << out;
+  ASSERT_EQ(Lethectl({"verify", bundle, "--key", key_dir_ + "/sign.pub"}, &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("guarantee: retrained"), std::string::npos) << out;
+  EXPECT_NE(out.find("guarantee: exact"), std::string::npos) << out;
 }
 
 TEST_F(WorkerTest, CertifiedHeadErasesByNewtonStepWithCertificate) {
@@ -490,9 +530,10 @@ TEST_F(WorkerTest, CpuWorkerClaimsOnlyModelsItsDeviceMayRun) {
 }
 
 // The SISA shard of a subject key given in hex, as documented in
-// core/sisa.h: the first 8 bytes of its SHA-256, big-endian, modulo shards.
-int ShardOf(const std::string& key_hex, int shards) {
-  std::string key;
+// core/sisa.h: the first 8 bytes of SHA-256("lethe-sisa-v2:" + seed + ":" +
+// key), big-endian, modulo shards.
+int ShardOf(const std::string& seed, const std::string& key_hex, int shards) {
+  std::string key = absl::StrCat("lethe-sisa-v2:", seed, ":");
   for (size_t i = 0; i + 1 < key_hex.size(); i += 2) {
     key.push_back(
         static_cast<char>(std::stoi(key_hex.substr(i, 2), nullptr, 16)));
@@ -514,12 +555,17 @@ TEST_F(WorkerTest, SisaModelIsBatchedPerShard) {
   });
   Drain();
   ASSERT_EQ(ModelState(model), "READY");
+  const std::string seed =
+      Scalar(*ts_, absl::StrCat("SELECT coalesce(recipe->>'seed', '0') FROM "
+                                "models WHERE id = '",
+                                model, "'"));
   std::map<std::string, int> shard_of;  // erasure id -> shard of its subject
   std::set<int> shards;
   for (int s = 0; s < 8; ++s) {
     const std::string id =
         Submit(absl::StrCat("subject-", s), absl::StrCat("sisa-", s));
     const int shard = ShardOf(
+        seed,
         Scalar(*ts_, absl::StrCat("SELECT encode(subject_key, 'hex') FROM "
                                   "erasure_requests WHERE id = '",
                                   id, "'")),

@@ -2,10 +2,11 @@
 -- run, with due work and no batch in flight, whose queued work fills a
 -- batch (policy batchSize, else $1) or waited out the policy's batch
 -- window; highest priority, then oldest, first. Returns its id, batch
--- size and SISA shard count (0 without SISA).
+-- size, SISA shard count (0 without SISA) and recipe seed (decimal text).
 SELECT m.id::text,
        coalesce(nullif((m.policy->>'batchSize')::int, 0), $1),
-       coalesce((m.policy->'sisa'->>'shards')::int, 0)
+       coalesce((m.policy->'sisa'->>'shards')::int, 0),
+       coalesce(m.recipe->>'seed', '0')
   FROM models m
  WHERE m.state = 'READY'
    AND ($2 = '' OR coalesce(m.policy->>'device', 'DEVICE_REQUIREMENT_ANY')

@@ -44,6 +44,11 @@ struct UnlearnRequest {
   const Dataset* dataset = nullptr;  // the model's training data + test split
   std::vector<std::string> forget_subjects;  // the union of a batch
   Recipe recipe;  // how the model was trained (used by retrain)
+  // The model's first version was trained by lethe (Engine::Train,
+  // TrainSisa, TrainCertified) with `recipe`, rather than registered with
+  // weights trained elsewhere: only then is a retrain `exact` (policy.h,
+  // Guarantee classes).
+  bool trained_by_lethe = false;
   Policy policy;
   std::string_view sisa_state;    // models trained by TrainSisa
   std::string_view newton_state;  // models trained by TrainCertified

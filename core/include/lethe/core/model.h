@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "lethe/core/dataset.h"
 #include "lethe/core/recipe.h"
@@ -44,6 +45,20 @@ Result<torch::jit::Module> CloneModel(const torch::jit::Module& module);
 // the rest 0; running_mean 0, running_var 1. Retraining an arbitrary
 // TorchScript model starts here.
 Status ReinitializeModel(torch::jit::Module& module, uint64_t seed);
+
+// Buffers that are not training state: a model lists them (dotted names, as
+// named_buffers gives them) in a List[str] attribute of its root module
+// named lethe_data_free_buffers, e.g. in PyTorch
+//   self.lethe_data_free_buffers: List[str] = ["proj", "mask"]
+// lethe's rf_logreg declares its frozen random features so.
+inline constexpr char kDataFreeBuffersAttr[] = "lethe_data_free_buffers";
+
+// The buffers a retrain keeps that nobody declared free of training data:
+// neither reset by ReinitializeModel (batch-norm statistics) nor listed in
+// kDataFreeBuffersAttr. Normalisation statistics, an embedding table or a
+// memory bank computed from the data would be among them, and would carry
+// an erased subject into the retrained model.
+std::vector<std::string> UndeclaredBuffers(const torch::jit::Module& module);
 
 // The module maps a float32 batch [B, spec.shape...] to logits
 // [B, spec.num_classes]: checked by a forward pass on two zero rows.

@@ -1,10 +1,24 @@
 // The unlearning methods lethe offers, their hyperparameters, and the policy
 // that chains them. Torch-free.
 //
-// Guarantee classes: `exact` (the result is what training without the
-// forgotten data gives), `certified` (Guo et al.: indistinguishable from
-// retraining up to (epsilon, delta)), `approximate` (no guarantee; measured
-// by the verification gate). docs/engine.md gives sources and costs.
+// Guarantee classes (docs/compliance.md says what each lets a certificate
+// claim):
+// - `exact`: the result is what lethe's training of this model, from its
+//   seed, gives without the forgotten data: every parameter re-drawn, every
+//   buffer reset or a constant lethe built, and the recipe the one that
+//   trained the model (lethe trained its first version: SISA, certified
+//   training, or a built-in architecture trained by a worker).
+// - `retrained`: parameters re-drawn and trained without the forgotten data,
+//   every buffer reset or declared data-free by the model
+//   (model.h, kDataFreeBuffersAttr), but the model was registered with
+//   weights trained elsewhere: nothing of the forgotten data remains, yet the
+//   result is lethe's recipe, not a draw from the registered training.
+// - `parameters_retrained`: as `retrained`, but buffers the model did not
+//   declare data-free were kept from the previous version (the report names
+//   them); if computed from training data they may still hold it.
+// - `certified` (Guo et al.: indistinguishable from retraining up to
+//   (epsilon, delta)), `approximate` (no guarantee; measured by the
+//   verification gate). docs/engine.md gives sources and costs.
 #ifndef LETHE_CORE_POLICY_H_
 #define LETHE_CORE_POLICY_H_
 
@@ -27,10 +41,19 @@ enum class Method {
   kRandomLabel,  // approximate
   kSalun,        // approximate
 };
-enum class Guarantee { kExact, kCertified, kApproximate };
+enum class Guarantee {
+  kExact,
+  kRetrained,
+  kParametersRetrained,
+  kCertified,
+  kApproximate
+};
 
 const char* MethodName(Method m);  // "retrain", "neggrad_plus", ...
 Result<Method> ParseMethod(const std::string& name);
+// The method's class on a model lethe trained (retrain and sisa exact,
+// newton certified, the rest approximate); the engine's report may name a
+// weaker one for a retrain (see above).
 Guarantee GuaranteeOf(Method m);
 const char* GuaranteeName(Guarantee g);  // "exact", "certified", ...
 

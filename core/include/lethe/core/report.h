@@ -51,11 +51,27 @@ struct Gate {
   double max_forget_acc_excess = 0;  // points
 };
 
+// What a bit-exact re-run of this report's methods depends on: on the CPU
+// lethe's training is deterministic for a given LibTorch version and intra-op
+// thread count (the CNN's bytes differed at 1, 2 and 4 threads: reductions
+// split differently); on CUDA it is not bit-exact at all.
+struct Reproducibility {
+  std::string libtorch;      // e.g. "1.13.0"
+  int intra_op_threads = 0;  // at::get_num_threads()
+  std::string device;        // "cpu", "cuda:0"
+  bool bit_exact = false;    // re-running under the same three gives the bytes
+};
+
 struct Report {
-  bool ok = false;        // a model was produced
-  std::string method;     // the method that produced it
-  std::string guarantee;  // "exact" | "certified" | "approximate"
-  std::string failure;    // when !ok: why the chain ended without a model
+  bool ok = false;     // a model was produced
+  std::string method;  // the method that produced it
+  // "exact" | "retrained" | "parameters_retrained" | "certified" |
+  // "approximate" (policy.h, Guarantee classes)
+  std::string guarantee;
+  // parameters_retrained: the buffers kept that the model did not declare
+  // free of training data.
+  std::vector<std::string> undeclared_buffers;
+  std::string failure;  // when !ok: why the chain ended without a model
   std::string device;
   int64_t subjects_requested = 0;
   int64_t forget_records = 0;
@@ -76,6 +92,9 @@ struct Report {
   double newton_cumulative_bound = 0;
   double newton_budget = 0;
   std::vector<int> sisa_retrained_shards;
+  int64_t sisa_added_records = 0;  // new training records the run trained
+  bool sisa_rebuilt = false;       // a legacy state retrained from scratch
+  Reproducibility reproducibility;
 };
 
 std::string ReportToJson(const Report& report);

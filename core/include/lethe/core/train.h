@@ -52,17 +52,29 @@ using BatchLoss = std::function<at::Tensor(const at::Tensor& rows)>;
 // steps, then lr (constant) or lr decayed linearly to 0 over the rest.
 double ScheduledLearningRate(const Recipe& recipe, int64_t step, int64_t total);
 
+// A run of `count` steps (batches) instead of recipe.epochs, the last epoch
+// cut short, that is steps offset..offset+count-1 of a schedule of `total`
+// steps (total 0: count): SISA's stages, fractional epochs each, one
+// learning-rate schedule over a shard's stages.
+struct StepRange {
+  int64_t count = 0;  // 0: recipe.epochs whole epochs
+  int64_t offset = 0;
+  int64_t total = 0;
+};
+
 // Epochs over `rows`, shuffled per epoch, batches of recipe.batch_size, the
 // recipe's optimiser and schedule (ScheduledLearningRate, per step). The module
 // must already be on the device of the rows.
 Status RunTrainingLoop(torch::jit::Module& module,
                        const std::vector<int64_t>& rows, const Recipe& recipe,
-                       const TrainControl& control, const BatchLoss& loss);
+                       const TrainControl& control, const BatchLoss& loss,
+                       const StepRange& steps = {});
 
 // Cross-entropy training on the stored labels of `rows`.
 Status TrainModel(torch::jit::Module& module, const DeviceData& data,
                   const std::vector<int64_t>& rows, const Recipe& recipe,
-                  const TrainControl& control = {});
+                  const TrainControl& control = {},
+                  const StepRange& steps = {});
 
 at::Tensor Forward(torch::jit::Module& module, const at::Tensor& x);
 
