@@ -1,8 +1,9 @@
 // engine_bench: lethe's unlearning benchmark on Fashion-MNIST (issue 3).
 //
 //   engine_bench --scenario
-//   memorised-random|memorised-cluster|poison|class|certified
-//                [--quick] [--threads 2] [--data DIR] [--out DIR]
+//   memorised-random|memorised-cluster|poison|class|certified|sisa
+//                [--quick] [--sisa-seeds N] [--sisa-epochs E] [--threads 2]
+//                [--data DIR] [--out DIR]
 //                [--no-sisa] [--no-sisa-check]
 //                [--newton-sigma S] [--newton-lambda L] [--newton-features F]
 //                [--train-only] [--only TEXT]... [--method-seed N]
@@ -47,7 +48,8 @@ int Usage() {
   std::fprintf(stderr,
                "usage: engine_bench --scenario NAME [--quick] [--threads N] "
                "[--data DIR] [--out DIR] [--no-sisa] [--no-sisa-check] "
-               "[--newton-sigma S] [--newton-lambda L] "
+               "[--sisa-seeds N] [--sisa-epochs E] [--newton-sigma S] "
+               "[--newton-lambda L] "
                "[--newton-features F] "
                "[--train-only] [--only TEXT]... [--method-seed N] "
                "[--time-repeats N] "
@@ -92,6 +94,10 @@ int main(int argc, char** argv) {
       opt.time_repeats = std::max(1, std::atoi(next().c_str()));
     else if (a == "--method-seed")
       opt.method_seed = std::strtoull(next().c_str(), nullptr, 10);
+    else if (a == "--sisa-epochs")
+      opt.sisa_epochs = std::max(0, std::atoi(next().c_str()));
+    else if (a == "--sisa-seeds")
+      opt.sisa_seeds = std::max(1, std::atoi(next().c_str()));
     else if (a == "--newton-sigma")
       opt.newton_sigma = std::atof(next().c_str());
     else if (a == "--newton-lambda")
@@ -152,8 +158,11 @@ int main(int argc, char** argv) {
       dataset_mb, rss_start / 1024.0, rss_data / 1024.0, hwm_data / 1024.0,
       reset ? "reset" : "NOT reset", hwm / 1024.0,
       lethe::bench::LoadAverage().c_str());
-  std::string path = out + "/engine-" + scenario + (quick ? "-quick" : "") +
-                     (opt.train_only ? "-train" : "") + ".json";
+  std::string path =
+      out + "/engine-" + scenario + (quick ? "-quick" : "") +
+      (opt.train_only ? "-train" : "") +
+      (opt.sisa_epochs > 0 ? "-e" + std::to_string(opt.sisa_epochs) : "") +
+      ".json";
   std::ofstream f(path);
   f << *json << ",\"threads\":" << threads
     << ",\"quick\":" << (quick ? "true" : "false")

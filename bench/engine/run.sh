@@ -13,8 +13,8 @@
 # 60,000 x 8), alternating so that both see the same machine load; appends
 # to bench/results/speed.jsonl and prints the medians.
 #
-# NAME: memorised-random, memorised-cluster, poison, class (default: all four,
-# one process each, so each VmHWM is that scenario's). Builds engine_bench in
+# NAME: memorised-random, memorised-cluster, poison, class, certified, sisa
+# (default: all six, one process each, so each VmHWM is that scenario's). Builds engine_bench in
 # build-core/ (LETHE_BUILD_SERVICE=OFF) when needed. Writes
 # bench/results/engine-<scenario>[-quick].{json,log}, pytorch-<scenario>.json
 # and engine.svg (closed % against speed-up).
@@ -42,7 +42,7 @@ while (($#)); do
     *) die "unknown argument $1" ;;
   esac
 done
-((${#scenarios[@]})) || scenarios=(memorised-random memorised-cluster poison class certified)
+((${#scenarios[@]})) || scenarios=(memorised-random memorised-cluster poison class certified sisa)
 
 # Both pools (libgomp's and OpenBLAS's) read these when they load.
 export OMP_WAIT_POLICY=PASSIVE
@@ -83,7 +83,7 @@ fi
 
 for s in "${scenarios[@]}"; do
   suffix=${quick:+-quick}
-  if ((pytorch)) && [[ $s != certified ]]; then  # the MLP's reference
+  if ((pytorch)) && [[ $s != certified && $s != sisa ]]; then  # the MLP's reference
     case $s in
       memorised-*) train=5000 epochs=80 ;;
       *) train=60000 epochs=8 ;;

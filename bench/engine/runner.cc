@@ -14,6 +14,7 @@
 #include "lethe/core/methods.h"
 #include "lethe/core/model.h"
 #include "lethe/core/sisa.h"
+#include "sisa.h"
 
 namespace lethe::bench {
 namespace {
@@ -332,13 +333,9 @@ Status RequestRun::Go(std::ostringstream& json, const core::SisaState* sisa,
     for (int k : f->retrained_shards)
       shards += (shards.empty() ? "" : ",") + std::to_string(k);
     row.note = "shards " + shards + ", " + std::to_string(f->retrained_stages) +
-               " stages; vs full-model retrain";
-    std::printf(
-        "SISA (its own ensemble model; gap/closed are against the full "
-        "model's retrain): training took %.2f s\n",
-        sisa_train_s);
-    Print(row);
+               " stages";
     std::string exact = "not checked";
+    double sisa_gap = NAN;  // against SISA retrained without the records
     if (o_.sisa_exact_check) {
       Result<core::Dataset> without = WithoutRecords(s_.data, p_.forget);
       if (!without.ok()) return without.status();
@@ -353,11 +350,26 @@ Status RequestRun::Go(std::ostringstream& json, const core::SisaState* sisa,
                       core::SerializeSisaState(f->state)
                   ? "bit-identical to TrainSisa without the records"
                   : "DIFFERS from TrainSisa without the records";
-      std::printf("  exactness: %s\n", exact.c_str());
+      Result<Module> ref = core::SisaEnsemble(*fresh);
+      if (!ref.ok()) return ref.status();
+      Result<Metrics> rm = core::ComputeMetrics(*ref, dd_, p_, sample_);
+      if (!rm.ok()) return rm.status();
+      sisa_gap = core::GapPoints(row.m, *rm);
     }
+    // SISA's reference is SISA retrained from scratch without the records
+    // (its guarantee is relative to that); the columns' gap and closed % are
+    // against the full model's retrain, which a SISA ensemble is not.
+    std::printf(
+        "SISA (its own ensemble of 8 MLPs on 1/8 of the data each): "
+        "training took %.2f s; gap to SISA retrained without the records: "
+        "%s points (%s); the gap column below is to the full model's "
+        "retrain\n",
+        sisa_train_s, Num(sisa_gap, "%.2f").c_str(), exact.c_str());
+    Print(row);
     json << ",\"sisa\":{\"train_seconds\":" << Num(sisa_train_s)
          << ",\"forget\":" << RowJson(row) << ",\"retrained_shards\":["
-         << shards << "],\"exact_check\":" << core::JsonString(exact) << "}";
+         << shards << "],\"exact_check\":" << core::JsonString(exact)
+         << ",\"gap_vs_sisa_retrain_points\":" << Num(sisa_gap) << "}";
   }
 
   json << "}";
@@ -402,6 +414,7 @@ int64_t StatusKb(const char* field) {
 
 Result<std::string> RunScenario(const Scenario& s, const RunOptions& o) {
   if (s.certified) return RunCertified(s, o);
+  if (s.sisa_scale) return RunSisaScale(s, o);
   Result<core::DeviceData> dd = core::ToDevice(s.data, core::Device{});
   if (!dd.ok()) return dd.status();
   bool shared = dd->features.data_ptr() == s.data.features().data_ptr();

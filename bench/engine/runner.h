@@ -30,6 +30,11 @@ struct RunOptions {
   // retrains' time is the median of three retrains; one call of a 0.3 s
   // method varied by up to 2x on the shared machine).
   int time_repeats = 3;
+  // The sisa scenario: seeds 0..sisa_seeds-1, each drawing its own requests.
+  int sisa_seeds = 4;
+  // The epochs SISA's shards train for (0: the recipe's, as the monolithic
+  // model): what closing the accuracy gap costs.
+  int sisa_epochs = 0;
 };
 
 // Prints the tables to stdout; returns the scenario's results as JSON.

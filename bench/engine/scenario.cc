@@ -356,20 +356,22 @@ Result<Variant> RowVariant(const std::string& spec) {
 
 Result<Scenario> MakeScenario(const std::string& name, bool quick,
                               const FashionMnist& raw) {
-  bool full = name == "poison" || name == "class" || name == "certified";
+  bool full = name == "poison" || name == "class" || name == "certified" ||
+              name == "sisa";
   if (!full && name != "memorised-random" && name != "memorised-cluster") {
     return core::InvalidArgumentError(
         "unknown scenario '" + name +
-        "': use memorised-random, memorised-cluster, poison, class or "
-        "certified");
+        "': use memorised-random, memorised-cluster, poison, class, "
+        "certified or sisa");
   }
   Scenario s = Base(name, quick, full);
   Layout l;
   l.train = full ? (quick ? 12000 : 60000) : (quick ? 2000 : 5000);
   l.labels.assign(raw.train_labels.data.begin(),
                   raw.train_labels.data.begin() + l.train);
-  const int64_t subject_size = 50;
-  if (name == "memorised-random" || name == "certified") {
+  // sisa: people with 20 records each, as in issue 15's measurements.
+  const int64_t subject_size = name == "sisa" ? 20 : 50;
+  if (name == "memorised-random" || name == "certified" || name == "sisa") {
     for (int64_t i = 0; i < l.train; ++i) {
       l.keys.push_back("block-" + std::to_string(i / subject_size));
     }
@@ -403,6 +405,8 @@ Result<Scenario> MakeScenario(const std::string& name, bool quick,
     }
     s.poisoned = true;
     s.requests.push_back({"poisoned-" + std::to_string(bad.size()), bad});
+  } else if (name == "sisa") {
+    s.sisa_scale = true;  // its requests are drawn per seed (sisa.cc)
   } else if (name == "certified") {
     // A data subject's request (1 or 2 blocks of 50), and a batch of 10.
     s.certified = true;

@@ -47,16 +47,19 @@ struct Scenario {
   // `sequential` are the subjects it removes one at a time.
   bool certified = false;
   std::vector<std::string> sequential;
+  // `sisa`: SISA at scale (sisa.cc): 60,000 images in subjects of 20, K = 8
+  // shards, S = 8 slices, against the monolithic model, over seeds.
+  bool sisa_scale = false;
 };
 
-// name: memorised-random, memorised-cluster, poison, class, certified. quick: a
-// smaller, shorter version for smoke tests (not comparable with the reference).
-// A method row from "METHOD,EPOCHS,LR,X,HEAD_EPOCHS,HEAD_LR,HEAD_BATCH[,CLIP]":
-// METHOD finetune, neggrad_plus, random_label or salun, X its warmup, beta, 0
-// or salient; the HEAD_ fields set MethodParams::head_refit; CLIP is
-// finetune's max_grad_norm. Trailing fields may be left out (core's
-// defaults). Labelled like the tuned rows, e.g.
-// "finetune e5 lr0.2 w0.2 h20 lr0.3 b256 (tuned)".
+// name: memorised-random, memorised-cluster, poison, class, certified, sisa.
+// quick: a smaller, shorter version for smoke tests (not comparable with the
+// reference). A method row from
+// "METHOD,EPOCHS,LR,X,HEAD_EPOCHS,HEAD_LR,HEAD_BATCH[,CLIP]": METHOD finetune,
+// neggrad_plus, random_label or salun, X its warmup, beta, 0 or salient; the
+// HEAD_ fields set MethodParams::head_refit; CLIP is finetune's max_grad_norm.
+// Trailing fields may be left out (core's defaults). Labelled like the tuned
+// rows, e.g. "finetune e5 lr0.2 w0.2 h20 lr0.3 b256 (tuned)".
 core::Result<Variant> RowVariant(const std::string& spec);
 
 core::Result<Scenario> MakeScenario(const std::string& name, bool quick,
