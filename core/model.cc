@@ -2,12 +2,15 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/serialization/import.h>
 
 #include <cmath>
 #include <set>
 #include <sstream>
 
+#include <caffe2/serialize/in_memory_adapter.h>
+#include <caffe2/serialize/inline_container.h>
 
 #include "guard.h"
 
@@ -167,11 +170,79 @@ Result<torch::jit::Module> BuildModel(const Architecture& arch, uint64_t seed) {
   });
 }
 
+namespace {
+
+// Ops that reach the file system: aten::from_file maps a file into a tensor,
+// aten::save writes one. Nothing else LibTorch 1.13 registers for TorchScript
+// takes a path, a socket or a command (its operator schemas, listed from
+// libtorch_cpu.so: the ops with str arguments are string methods, formatting,
+// interpolation modes and these two). A sandbox (issue 17) is the real
+// boundary; this check refuses such models before any of their code runs.
+constexpr const char* kBannedOps[] = {"aten::from_file", "aten::save"};
+
+// Code in the archive calls no banned op: loading runs a module's
+// __setstate__, so the source is checked before torch::jit::load.
+Status CheckArchiveCode(std::string_view bytes) {
+  caffe2::serialize::PyTorchStreamReader reader(
+      std::make_shared<caffe2::serialize::MemoryReadAdapter>(
+          bytes.data(), static_cast<off_t>(bytes.size())));
+  for (const std::string& name : reader.getAllRecords()) {
+    if (name.find("/code/") == std::string::npos || name.size() < 3 ||
+        name.compare(name.size() - 3, 3, ".py") != 0) {
+      continue;
+    }
+    auto [data, size] = reader.getRecord(name);
+    const std::string_view code(static_cast<const char*>(data.get()), size);
+    // Serialised TorchScript calls an aten op as torch.NAME(...) or
+    // ops.aten.NAME(...).
+    for (const char* op : kBannedOps) {
+      const std::string fn(std::string_view(op).substr(6));  // "aten::"
+      for (const std::string prefix : {"torch.", "aten."}) {
+        if (code.find(prefix + fn + "(") != std::string_view::npos) {
+          return InvalidArgumentError(std::string("model code calls ") + op +
+                                      " (in " + name +
+                                      "): models may not read or write files");
+        }
+      }
+    }
+  }
+  return OkStatus();
+}
+
+void FindBannedNodes(const torch::jit::Block* block,
+                     std::set<std::string>& out) {
+  for (const torch::jit::Node* n : block->nodes()) {
+    for (const char* op : kBannedOps) {
+      if (n->kind().toQualString() == std::string_view(op)) out.insert(op);
+    }
+    for (const torch::jit::Block* b : n->blocks()) FindBannedNodes(b, out);
+  }
+}
+
+// Every method and function of the loaded module, submodules' included.
+Status CheckGraphs(const torch::jit::Module& m) {
+  std::set<std::string> found;
+  for (torch::jit::Function* fn :
+       m._ivalue()->compilation_unit()->get_functions()) {
+    if (!fn->isGraphFunction()) continue;
+    FindBannedNodes(torch::jit::toGraphFunction(*fn).graph()->block(), found);
+  }
+  if (found.empty()) return OkStatus();
+  std::string ops;
+  for (const std::string& op : found) ops += (ops.empty() ? "" : ", ") + op;
+  return InvalidArgumentError("model code calls " + ops +
+                              ": models may not read or write files");
+}
+
+}  // namespace
+
 Result<torch::jit::Module> LoadModel(std::string_view bytes) {
   if (bytes.empty()) return InvalidArgumentError("model bytes are empty");
   try {
+    LETHE_CORE_RETURN_IF_ERROR(CheckArchiveCode(bytes));
     std::istringstream in{std::string(bytes)};
     torch::jit::Module m = torch::jit::load(in, at::Device(at::kCPU));
+    LETHE_CORE_RETURN_IF_ERROR(CheckGraphs(m));
     m.eval();
     return m;
   } catch (const std::exception& e) {

@@ -23,15 +23,22 @@ absl::Status TooLarge(size_t max_bytes, bool compressed) {
       max_bytes, " bytes, the limit; split it into smaller uploads"));
 }
 
+// Deflate's best ratio: 258-byte matches in ~2 bits each (zlib's FAQ: 1032
+// to 1).
+constexpr size_t kMaxDeflateRatio = 1032;
+
 // A first output size: the gzip trailer's ISIZE (size mod 2^32 of the last
-// member) when it fits the limit, else something modest that doubles.
+// member), but never more than the input could inflate to, nor the limit;
+// else something modest that doubles. ISIZE is a claim: a 20-byte corrupt
+// file claiming 4 GiB made this allocate the whole limit (issue 17).
 size_t InitialSize(std::string_view data, size_t cap) {
   size_t guess = size_t{1} << 16;
   if (data.size() >= 18) {
     const auto* t =
         reinterpret_cast<const uint8_t*>(data.data() + data.size() - 4);
     size_t isize = t[0] | t[1] << 8 | t[2] << 16 | size_t{t[3]} << 24;
-    guess = std::max(guess, isize + 1);
+    guess =
+        std::max(guess, std::min(isize + 1, data.size() * kMaxDeflateRatio));
   }
   return std::min(guess, cap);
 }

@@ -4,6 +4,8 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 
 #include <gtest/gtest.h>
 
@@ -102,6 +104,41 @@ TEST(ModelTest, CorruptBytesGiveAClearError) {
                 r.status().message().find("empty") != std::string::npos)
         << r.status().message();
   }
+}
+
+// Issue 17: a model whose code reads or writes files is refused at load,
+// before any of its code runs (__setstate__ runs during loading).
+TEST(ModelTest, ModelsThatTouchFilesAreRefusedAtLoad) {
+  const std::string secret = testing::TempDir() + "/secret";
+  const std::string written = testing::TempDir() + "/written";
+  std::ofstream(secret) << "signing key";
+  struct Case {
+    const char* op;
+    std::string code;
+  } cases[] = {
+      {"aten::from_file",
+       "def peek(self) -> Tensor:\n"
+       "    return torch.from_file('" +
+           secret + "', False, 2)\n"},
+      {"aten::save",
+       "def leak(self, x: Tensor):\n"
+       "    torch.save(x, '" +
+           written + "')\n"},
+  };
+  for (const Case& c : cases) {
+    torch::jit::Module m = *BuildModel(testing::SmallMlp(), 0);
+    m.define(c.code);
+    Result<std::string> bytes = SaveModel(m);
+    ASSERT_TRUE(bytes.ok());
+    Result<torch::jit::Module> loaded = LoadModel(*bytes);
+    ASSERT_FALSE(loaded.ok()) << c.op;
+    EXPECT_EQ(loaded.status().code(), Code::kInvalidArgument);
+    EXPECT_NE(loaded.status().message().find(c.op), std::string::npos)
+        << loaded.status().message();
+  }
+  EXPECT_FALSE(std::filesystem::exists(written));
+  // The same module without that method loads.
+  EXPECT_TRUE(LoadModel(*SaveModel(*BuildModel(testing::SmallMlp(), 0))).ok());
 }
 
 TEST(ModelTest, ShapeAndClassMismatchesAreInvalidArgument) {
