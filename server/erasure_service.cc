@@ -66,7 +66,7 @@ absl::Status CheckClientSalt(const v1::SubmitErasureRequest& req) {
 // is stored anyway, so the hash keeps the salt as secret as before; and
 // legal_reference holds no newline (CheckText), so the two forms cannot
 // collide.
-std::string BodySha256(const storage::SubmitParams& p, bool client_salt) {
+std::string Body(const storage::SubmitParams& p, bool client_salt) {
   std::string body =
       absl::StrCat("lethe-submit/v1\n", storage::ToHex(p.subject_key), "\n",
                    absl::StrJoin(p.scope_model_ids, ","), "\n", p.legal_ground,
@@ -75,7 +75,7 @@ std::string BodySha256(const storage::SubmitParams& p, bool client_salt) {
     absl::StrAppend(&body, "\nclient-salted ",
                     storage::ToHex(p.subject_commitment));
   }
-  return storage::Sha256(body);
+  return body;
 }
 
 // Fingerprint of the filters a page token is bound to.
@@ -299,7 +299,9 @@ absl::StatusOr<storage::SubmitParams> PrepareSubmission(
   p.legal_ground = LegalGroundName(req.legal_ground());
   p.legal_reference = req.legal_reference();
   p.scope_model_ids = std::move(scope);
-  p.body_sha256 = BodySha256(p, HasClientSalt(req));
+  const std::string body = Body(p, HasClientSalt(req));
+  p.body_sha256 = storage::HmacSha256(server_secret, body);
+  p.legacy_body_sha256 = storage::Sha256(body);
   return p;
 }
 

@@ -27,7 +27,14 @@ namespace lethe::storage {
 struct SubmitParams {
   std::string client_key_id;  // the API key that submits
   std::string idempotency_key;
-  std::string body_sha256;         // canonical body hash (32 bytes)
+  // HMAC-SHA256 of the canonical body under the server secret (32 bytes):
+  // keyed, so that a subject key found elsewhere (another dataset's records)
+  // cannot be matched against the body of a completed request whose own
+  // subject key was cleared.
+  std::string body_sha256;
+  // The same body's plain SHA-256, as requests stored before 2026-12-06
+  // hold it: a replay of such a request still matches. Never stored.
+  std::string legacy_body_sha256;
   std::string subject_key;         // HMAC of the subject id (32 bytes)
   std::string subject_commitment;  // 32 bytes
   std::string legal_ground;

@@ -26,7 +26,9 @@ absl::Status ScopeStatus(const State& s, const SubmitParams& p) {
 absl::StatusOr<SubmitResult> Replay(const State& s, const SubmitParams& p,
                                     const std::string& id) {
   const Request& prior = s.requests.at(id);
-  if (prior.body_sha256 != p.body_sha256) {
+  if (prior.body_sha256 != p.body_sha256 &&
+      (p.legacy_body_sha256.empty() ||
+       prior.body_sha256 != p.legacy_body_sha256)) {
     return absl::AlreadyExistsError(
         absl::StrCat("idempotency_key '", p.idempotency_key,
                      "' was already used for a different request (", id,

@@ -147,7 +147,9 @@ absl::StatusOr<SubmitResult> Replay(pqxx::transaction_base& txn,
   auto prior = txn.exec_params(sql::kGetErasureByIdempotencyKey,
                                p.client_key_id, p.idempotency_key);
   if (prior.empty()) return absl::AbortedError("idempotency race; retry");
-  if (ReadBytea(prior[0][1]) != p.body_sha256) {
+  const std::string stored = ReadBytea(prior[0][1]);
+  if (stored != p.body_sha256 &&
+      (p.legacy_body_sha256.empty() || stored != p.legacy_body_sha256)) {
     return absl::AlreadyExistsError(absl::StrCat(
         "idempotency_key '", p.idempotency_key,
         "' was already used for a different request (", prior[0][0].c_str(),

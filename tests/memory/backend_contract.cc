@@ -186,6 +186,26 @@ TEST_P(BackendContractTest, SubmitIsIdempotentOnClientAndKey) {
   EXPECT_NE(separate->erasure.id, first->erasure.id);
 }
 
+// A request stored with the unkeyed body hash (before 2026-12-06) is still
+// replayed by a retry that carries it as legacy_body_sha256; a retry whose
+// neither hash matches is another request.
+TEST_P(BackendContractTest, ReplayMatchesALegacyBodyHash) {
+  MakeReadyModel("m", MakeDataset("d", {1}));
+  SubmitParams old = Params(1, "key-legacy");
+  auto first = backend_->erasures().Submit(old);
+  ASSERT_TRUE(first.ok()) << first.status();
+  SubmitParams retry = old;
+  retry.legacy_body_sha256 = old.body_sha256;
+  retry.body_sha256 = Sha256("keyed form");
+  auto again = backend_->erasures().Submit(retry);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->replayed);
+  EXPECT_EQ(again->erasure.id, first->erasure.id);
+  retry.legacy_body_sha256 = Sha256("another body");
+  EXPECT_EQ(backend_->erasures().Submit(retry).status().code(),
+            absl::StatusCode::kAlreadyExists);
+}
+
 TEST_P(BackendContractTest, SubmitAsyncCallsBackOnce) {
   MakeReadyModel("m", MakeDataset("d", {1}));
   int calls = 0;

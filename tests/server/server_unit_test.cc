@@ -61,6 +61,31 @@ TEST(SubjectTest, PreparedSubmissionCarriesNoRawSubject) {
   EXPECT_NE(p->body_sha256, r->body_sha256);
 }
 
+// Issue 17: the body hash is keyed with the server secret, so a subject key
+// found elsewhere (records of another dataset) cannot be matched against a
+// completed request whose own subject key was cleared. The unkeyed form,
+// which requests stored before the change hold, travels only for replays.
+TEST(SubjectTest, BodyHashIsKeyedWithTheServerSecret) {
+  v1::SubmitErasureRequest req;
+  req.set_subject_id("alice");
+  req.set_legal_ground(v1::LEGAL_GROUND_GDPR_ART17_1A_NO_LONGER_NECESSARY);
+  req.set_idempotency_key("k");
+  const std::string secret(32, 's');
+  auto p = PrepareSubmission(req, "key", secret, std::string(32, 't'));
+  ASSERT_TRUE(p.ok()) << p.status();
+  const std::string body =
+      absl::StrCat("lethe-submit/v1\n", storage::ToHex(p->subject_key),
+                   "\n\nGDPR_ART17_1A_NO_LONGER_NECESSARY\n");
+  EXPECT_EQ(p->body_sha256, storage::HmacSha256(secret, body));
+  EXPECT_EQ(p->legacy_body_sha256, storage::Sha256(body));
+  // Knowing the subject key is not enough to recompute the stored hash.
+  EXPECT_NE(p->body_sha256, storage::Sha256(body));
+  auto other =
+      PrepareSubmission(req, "key", std::string(32, 'o'), std::string(32, 't'));
+  ASSERT_TRUE(other.ok());
+  EXPECT_NE(p->body_sha256, other->body_sha256);
+}
+
 TEST(SubjectTest, ClientSaltMakesTheCommitmentAndBindsTheBody) {
   v1::SubmitErasureRequest req;
   req.set_subject_id("alice");
