@@ -60,8 +60,14 @@ absl::StatusOr<Principal> Authenticator::Authenticate(const AuthMetadata& md) {
     return Unauthenticated("unknown or revoked API key");
   }
   if (!row.ok()) {
+    if (log_ != nullptr) {
+      log_->Warn({}, "API key lookup failed",
+                 {{"key_id", key->key_id},
+                  {"error", std::string(row.status().ToString())}});
+    }
     return absl::UnavailableError(
-        absl::StrCat("cannot check the API key: ", row.status().message()));
+        "cannot check the API key now (the key store is unreachable); "
+        "retry later");
   }
   if (row->revoked ||
       !storage::SecureEquals(row->secret_sha256, key->secret_sha256)) {

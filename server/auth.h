@@ -23,6 +23,7 @@
 #include <grpcpp/server_context.h>
 
 #include "absl/status/statusor.h"
+#include "observability/log.h"
 #include "storage/api_key_store.h"
 
 namespace lethe::server {
@@ -43,11 +44,15 @@ struct Principal {
 
 class Authenticator {
  public:
-  Authenticator(storage::ApiKeyStore* keys, std::chrono::seconds cache_ttl)
-      : keys_(keys), ttl_(cache_ttl) {}
+  // `log` (may be null) receives the key store's errors: callers are not
+  // authenticated yet, so they get a generic message.
+  Authenticator(storage::ApiKeyStore* keys, std::chrono::seconds cache_ttl,
+                const observability::Logger* log = nullptr)
+      : keys_(keys), ttl_(cache_ttl), log_(log) {}
 
   // UNAUTHENTICATED for a missing, malformed, unknown or revoked key;
-  // UNAVAILABLE if the key store cannot be reached.
+  // UNAVAILABLE if the key store cannot be reached (without its error text,
+  // which names hosts, users and SQL: that goes to the log).
   absl::StatusOr<Principal> Authenticate(const AuthMetadata& md);
 
   // Authenticates, then PERMISSION_DENIED unless the key's role is admin or
@@ -82,6 +87,7 @@ class Authenticator {
 
   storage::ApiKeyStore* keys_;  // not owned
   const std::chrono::seconds ttl_;
+  const observability::Logger* log_;
   std::mutex mu_;
   std::map<std::string, Entry> cache_;  // guarded by mu_
 };

@@ -67,6 +67,9 @@ const std::vector<OptionSpec>& Options() {
       {"tls-client-ca", "", "PEM CA bundle; require client certificates"},
       {"shutdown-grace-seconds", "30",
        "on SIGTERM, how long in-flight calls may finish"},
+      {"key-cache-seconds", absl::StrCat(d.key_cache_ttl.count()),
+       "how long a verified API key is trusted without a database lookup: "
+       "a revoked key works up to this long (0: look up every call)"},
       {"max-upload-bytes", absl::StrCat(d.limits.max_upload_bytes),
        "size limit of one upload"},
       {"max-artifact-bytes", absl::StrCat(d.limits.max_artifact_bytes),
@@ -135,6 +138,13 @@ absl::StatusOr<ServerOptions> ServerOptionsFrom(const Config& cfg) {
   o.tls_cert_file = cfg.Get("tls-cert");
   o.tls_key_file = cfg.Get("tls-key");
   o.tls_client_ca_file = cfg.Get("tls-client-ca");
+  LETHE_ASSIGN_OR_RETURN(const int64_t key_cache,
+                         cfg.GetInt64("key-cache-seconds"));
+  if (key_cache < 0 || key_cache > 3600) {
+    return absl::InvalidArgumentError(
+        "--key-cache-seconds must be in [0, 3600]");
+  }
+  o.key_cache_ttl = std::chrono::seconds(key_cache);
   LETHE_ASSIGN_OR_RETURN(o.limits.max_upload_bytes,
                          cfg.GetInt64("max-upload-bytes"));
   LETHE_ASSIGN_OR_RETURN(o.limits.max_artifact_bytes,

@@ -248,7 +248,8 @@ void LetheServer::BuildApi() {
   Impl* impl = impl_.get();
   const ServerOptions& o = impl->options;
   storage::Backend& b = *impl->backend;
-  impl->auth = std::make_unique<Authenticator>(&b.api_keys(), o.key_cache_ttl);
+  impl->auth = std::make_unique<Authenticator>(&b.api_keys(), o.key_cache_ttl,
+                                               impl->logger.get());
   impl->executor = std::make_unique<Executor>(o.handler_threads);
   impl->changes = std::make_unique<ChangeHub>(&b, o.watch_poll);
   impl->deps = Deps{

@@ -1,9 +1,14 @@
 // Pure logic of the server layer: validation, subject keying, page tokens,
 // configuration.
+#include <chrono>
 #include <cstdlib>
+#include <memory>
+#include <mutex>
 
 #include <gtest/gtest.h>
 
+#include "observability/log.h"
+#include "server/auth.h"
 #include "server/convert.h"
 #include "server/erasure_service.h"
 #include "server/subject.h"
@@ -220,6 +225,60 @@ TEST(ApiTokenTest, ParsesOnlyTheDocumentedShape) {
   EXPECT_FALSE(
       storage::ParseApiToken("lethe_0123456789abcdeg_" + std::string(64, 'a'))
           .ok());
+}
+
+// Issue 17, item 11: a key store error reaches the caller, who is not yet
+// authenticated, as a generic UNAVAILABLE; the detail (hosts, users, SQL)
+// goes to the log only.
+class FailingKeyStore final : public storage::ApiKeyStore {
+ public:
+  absl::StatusOr<storage::NewApiKey> Create(
+      storage::Role /*role*/, const std::string& /*description*/,
+      const std::string& /*actor*/) override {
+    return absl::UnimplementedError("not used");
+  }
+  absl::StatusOr<storage::ApiKeyRow> Lookup(
+      const std::string& /*key_id*/) override {
+    return absl::UnavailableError(
+        "connection to server at \"10.0.0.5\", port 5432 failed: FATAL: "
+        "password authentication failed for user \"lethe_runtime\"");
+  }
+  absl::Status Revoke(const std::string& /*key_id*/,
+                      const std::string& /*actor*/) override {
+    return absl::UnimplementedError("not used");
+  }
+};
+
+class CaptureSink final : public observability::LogSink {
+ public:
+  void Write(std::string_view line) override {
+    std::lock_guard lock(mu_);
+    lines_ += line;
+  }
+  std::string lines() {
+    std::lock_guard lock(mu_);
+    return lines_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::string lines_;
+};
+
+TEST(AuthenticatorTest, KeyStoreErrorsAreGenericForCallersAndLogged) {
+  FailingKeyStore keys;
+  auto sink = std::make_shared<CaptureSink>();
+  observability::Logger log(sink, observability::LogLevel::kInfo, "server");
+  Authenticator auth(&keys, std::chrono::seconds(30), &log);
+  AuthMetadata md{"Bearer lethe_0123456789abcdef_" + std::string(64, 'a')};
+  auto principal = auth.Authenticate(md);
+  EXPECT_EQ(principal.status().code(), absl::StatusCode::kUnavailable);
+  const std::string message(principal.status().message());
+  for (const char* secret : {"10.0.0.5", "5432", "lethe_runtime", "password"}) {
+    EXPECT_EQ(message.find(secret), std::string::npos) << message;
+    EXPECT_NE(sink->lines().find(secret), std::string::npos) << sink->lines();
+  }
+  EXPECT_NE(sink->lines().find("0123456789abcdef"), std::string::npos);
 }
 
 }  // namespace
