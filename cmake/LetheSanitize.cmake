@@ -14,3 +14,14 @@ if(LETHE_SANITIZE)
                       -fno-omit-frame-pointer)
   add_link_options(-fsanitize=${LETHE_SANITIZE})
 endif()
+
+# LETHE_FUZZ: tests/fuzz's targets link libFuzzer, and every target is
+# compiled with its coverage instrumentation (clang; scripts/sanitize.sh
+# turns it on with AddressSanitizer). Off: the targets replay their corpus.
+option(LETHE_FUZZ "Build tests/fuzz with libFuzzer (clang)" OFF)
+if(LETHE_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "LETHE_FUZZ needs clang (-DCMAKE_CXX_COMPILER=clang++-14)")
+  endif()
+  add_compile_options(-fsanitize=fuzzer-no-link)
+endif()

@@ -19,12 +19,14 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build-asan}
 sanitizers=${2:-address,undefined}
 jobs=${LETHE_JOBS:-2}
+# The fuzz targets (tests/fuzz) link libFuzzer in the AddressSanitizer build.
+case $sanitizers in *address*) fuzz=ON ;; *) fuzz=OFF ;; esac
 
 cmake -S "$root" -B "$build" -G Ninja \
   -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DLETHE_BUILD_ENGINE=OFF -DLETHE_BUILD_BENCH=OFF \
-  -DLETHE_SANITIZE="$sanitizers" >/dev/null
+  -DLETHE_SANITIZE="$sanitizers" -DLETHE_FUZZ="$fuzz" >/dev/null
 cmake --build "$build" -j"$jobs"
 
 # Symbolised stacks; leaks reported at exit; UBSan stacks too. TSan's

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Fuzzes every target of tests/fuzz for a bounded time each, in a build
+# configured with -DLETHE_FUZZ=ON (scripts/sanitize.sh's AddressSanitizer
+# build: build-asan). Each run starts from the target's seed corpus
+# (tests/fuzz/corpus/NAME, copied: the repository's corpus only grows by
+# hand) and stops at the first crash, leak or sanitizer report, leaving the
+# input in OUT/crash-* (default: a temporary folder, printed).
+#
+#   scripts/fuzz.sh [BUILD_DIR] [SECONDS] [TARGET...]
+#       BUILD_DIR  default build-asan;  SECONDS per target, default 30
+#       TARGET     csv idx gunzip page_token cert (default: all)
+#
+# A crash found: add its input to tests/fuzz/corpus/NAME/ (ctest replays that
+# folder in every build, so it stays a regression test) and fix the parser.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$root/build-asan}
+seconds=${2:-30}
+shift $(($# < 2 ? $# : 2))
+targets=("$@")
+((${#targets[@]})) || targets=(csv idx gunzip page_token cert)
+out=${LETHE_FUZZ_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/lethe-fuzz.XXXXXX")}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/scripts/sanitizers/lsan.supp:print_suppressions=0}
+status=0
+for t in "${targets[@]}"; do
+  bin=$build/tests/fuzz/fuzz_$t
+  [[ -x $bin ]] || { echo "fuzz.sh: no $bin (scripts/sanitize.sh builds it)" >&2; exit 2; }
+  corpus=$out/corpus-$t
+  mkdir -p "$corpus"
+  cp "$root/tests/fuzz/corpus/$t/"* "$corpus/" 2>/dev/null || true
+  log=$out/$t.log
+  if "$bin" -max_total_time="$seconds" -rss_limit_mb=1024 -timeout=10 \
+      -artifact_prefix="$out/$t-" "$corpus" >"$log" 2>&1; then
+    echo "fuzz $t: $(tail -n 1 "$log"); $(grep -E 'DONE' "$log" | tail -n 1 | tr -s ' \t' ' ')"
+  else
+    status=1
+    echo "fuzz $t: FAILED; input and log in $out ($t-*, $t.log)"
+    tail -n 30 "$log"
+  fi
+done
+exit "$status"
