@@ -107,6 +107,49 @@ std::string JsonString(const std::string& s) {
   return out + "\"";
 }
 
+namespace {
+
+void PutAttempts(std::string& out, const std::vector<Attempt>& attempts) {
+  out += '[';
+  for (size_t i = 0; i < attempts.size(); ++i) {
+    if (i) out += ',';
+    const Attempt& a = attempts[i];
+    JsonObject e(out);
+    e.Str("method", a.method);
+    e.Str("outcome", a.outcome);
+    e.Str("failure", AttemptFailureName(a.failure));
+    e.Str("reason", a.reason);
+    e.Num("seconds", a.seconds);
+    e.Key("metrics");
+    if (a.has_metrics)
+      PutMetrics(out, a.metrics);
+    else
+      out += "null";
+  }
+  out += ']';
+}
+
+// Newton's bounds and SISA's shards, when those methods ran.
+void PutMethodDetails(JsonObject& o, std::string& out, const Report& r) {
+  if (r.newton_budget > 0) {
+    o.Num("newton_bound", r.newton_bound);
+    o.Num("newton_cumulative_bound", r.newton_cumulative_bound);
+    o.Num("newton_budget", r.newton_budget);
+  }
+  if (!r.sisa_retrained_shards.empty()) {
+    o.Key("sisa_retrained_shards");
+    out += '[';
+    for (size_t i = 0; i < r.sisa_retrained_shards.size(); ++i) {
+      out += (i ? "," : "") + std::to_string(r.sisa_retrained_shards[i]);
+    }
+    out += ']';
+    o.Int("sisa_added_records", r.sisa_added_records);
+    o.Bool("sisa_rebuilt", r.sisa_rebuilt);
+  }
+}
+
+}  // namespace
+
 std::string ReportToJson(const Report& r) {
   std::string out;
   {
@@ -153,23 +196,7 @@ std::string ReportToJson(const Report& r) {
       g.Num("max_forget_acc_excess_points", r.gate.max_forget_acc_excess);
     }
     o.Key("attempts");
-    out += '[';
-    for (size_t i = 0; i < r.attempts.size(); ++i) {
-      if (i) out += ',';
-      const Attempt& a = r.attempts[i];
-      JsonObject e(out);
-      e.Str("method", a.method);
-      e.Str("outcome", a.outcome);
-      e.Str("failure", AttemptFailureName(a.failure));
-      e.Str("reason", a.reason);
-      e.Num("seconds", a.seconds);
-      e.Key("metrics");
-      if (a.has_metrics)
-        PutMetrics(out, a.metrics);
-      else
-        out += "null";
-    }
-    out += ']';
+    PutAttempts(out, r.attempts);
     o.Key("timings");
     {
       JsonObject t(out);
@@ -178,21 +205,7 @@ std::string ReportToJson(const Report& r) {
       t.Num("verify_s", r.timings.verify_s);
       t.Num("reference_s", r.timings.reference_s);
     }
-    if (r.newton_budget > 0) {
-      o.Num("newton_bound", r.newton_bound);
-      o.Num("newton_cumulative_bound", r.newton_cumulative_bound);
-      o.Num("newton_budget", r.newton_budget);
-    }
-    if (!r.sisa_retrained_shards.empty()) {
-      o.Key("sisa_retrained_shards");
-      out += '[';
-      for (size_t i = 0; i < r.sisa_retrained_shards.size(); ++i) {
-        out += (i ? "," : "") + std::to_string(r.sisa_retrained_shards[i]);
-      }
-      out += ']';
-      o.Int("sisa_added_records", r.sisa_added_records);
-      o.Bool("sisa_rebuilt", r.sisa_rebuilt);
-    }
+    PutMethodDetails(o, out, r);
     o.Key("reproducibility");
     {
       JsonObject x(out);
