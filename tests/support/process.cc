@@ -274,6 +274,17 @@ std::optional<ExitStatus> Subprocess::Wait(std::chrono::milliseconds timeout) {
 ExitStatus Subprocess::Kill() {
   SendSignal(SIGKILL, /*group=*/true);
   Reap(/*block=*/true);
+  // SIGKILL reached the whole group, but its other processes (a
+  // postmaster's backends, reparented when it died) end on their own
+  // schedule: a restart racing them found the old server's shared memory
+  // still in use. Wait (up to 10 s) until no process of the group is left.
+  if (options_.new_process_group) {
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (kill(-pid_, 0) == 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
   return *exit_;
 }
 
