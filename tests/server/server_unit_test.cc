@@ -232,20 +232,26 @@ TEST(ApiTokenTest, ParsesOnlyTheDocumentedShape) {
 // goes to the log only.
 class FailingKeyStore final : public storage::ApiKeyStore {
  public:
+  // The store is down: every call fails as libpqxx reports it.
   absl::StatusOr<storage::NewApiKey> Create(
       storage::Role /*role*/, const std::string& /*description*/,
       const std::string& /*actor*/) override {
-    return absl::UnimplementedError("not used");
+    return Down();
   }
   absl::StatusOr<storage::ApiKeyRow> Lookup(
       const std::string& /*key_id*/) override {
-    return absl::UnavailableError(
-        "connection to server at \"10.0.0.5\", port 5432 failed: FATAL: "
-        "password authentication failed for user \"lethe_runtime\"");
+    return Down();
   }
   absl::Status Revoke(const std::string& /*key_id*/,
                       const std::string& /*actor*/) override {
-    return absl::UnimplementedError("not used");
+    return Down();
+  }
+
+ private:
+  static absl::Status Down() {
+    return absl::UnavailableError(
+        "connection to server at \"10.0.0.5\", port 5432 failed: FATAL: "
+        "password authentication failed for user \"lethe_runtime\"");
   }
 };
 
