@@ -1,6 +1,7 @@
 #include "tests/support/process.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <netinet/in.h>
@@ -11,10 +12,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <csignal>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -23,6 +26,61 @@ extern char** environ;
 
 namespace lethe::testing {
 namespace {
+
+// Parent pid and state of a process from /proc/PID/stat; false if gone.
+bool ReadStat(pid_t pid, pid_t* parent, char* state) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string line;
+  if (!std::getline(in, line)) return false;
+  // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+  const size_t close = line.rfind(')');
+  if (close == std::string::npos) return false;
+  std::istringstream rest(line.substr(close + 1));
+  int ppid = 0;
+  if (!(rest >> *state >> ppid)) return false;
+  *parent = ppid;
+  return true;
+}
+
+// Every live descendant of `root`, found by walking /proc's parent links.
+std::vector<pid_t> Descendants(pid_t root) {
+  std::vector<std::pair<pid_t, pid_t>> links;  // (pid, parent)
+  if (DIR* dir = opendir("/proc"); dir != nullptr) {
+    while (dirent* entry = readdir(dir)) {
+      const std::string_view name(entry->d_name);
+      int pid = 0;
+      auto [end, error] =
+          std::from_chars(name.data(), name.data() + name.size(), pid);
+      if (error != std::errc() || end != name.data() + name.size()) continue;
+      pid_t parent = 0;
+      char state = 0;
+      if (ReadStat(static_cast<pid_t>(pid), &parent, &state)) {
+        links.emplace_back(static_cast<pid_t>(pid), parent);
+      }
+    }
+    closedir(dir);
+  }
+  std::vector<pid_t> found;
+  std::vector<pid_t> frontier{root};
+  while (!frontier.empty()) {
+    const pid_t parent = frontier.back();
+    frontier.pop_back();
+    for (const auto& [pid, ppid] : links) {
+      if (ppid == parent) {
+        found.push_back(pid);
+        frontier.push_back(pid);
+      }
+    }
+  }
+  return found;
+}
+
+// True while `pid` exists and is not a zombie.
+bool IsAlive(pid_t pid) {
+  pid_t parent = 0;
+  char state = 0;
+  return ReadStat(pid, &parent, &state) && state != 'Z' && state != 'X';
+}
 
 sockaddr_in Loopback(int port) {
   sockaddr_in addr{};
@@ -272,16 +330,25 @@ std::optional<ExitStatus> Subprocess::Wait(std::chrono::milliseconds timeout) {
 }
 
 ExitStatus Subprocess::Kill() {
+  if (exit_) return *exit_;
+  // A process may leave its group: PostgreSQL's backends call setsid(), so
+  // a SIGKILL to the postmaster's group leaves them serving their clients
+  // until they notice the postmaster is gone. Like `kill -9` of a whole
+  // server, stop the tree so that it cannot fork, collect every
+  // descendant, and kill them all.
+  SendSignal(SIGSTOP, /*group=*/true);
+  std::vector<pid_t> tree = Descendants(pid_);
   SendSignal(SIGKILL, /*group=*/true);
+  for (pid_t p : tree) kill(p, SIGKILL);
   Reap(/*block=*/true);
-  // SIGKILL reached the whole group, but its other processes (a
-  // postmaster's backends, reparented when it died) end on their own
+  // The descendants, reparented when the child died, end on their own
   // schedule: a restart racing them found the old server's shared memory
-  // still in use. Wait (up to 10 s) until no process of the group is left.
-  if (options_.new_process_group) {
-    const auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (kill(-pid_, 0) == 0 && std::chrono::steady_clock::now() < deadline) {
+  // still in use. Wait (up to 10 s) until each is gone or a zombie (whose
+  // files and sockets are closed).
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (pid_t p : tree) {
+    while (IsAlive(p) && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   }

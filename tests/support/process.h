@@ -93,7 +93,9 @@ class Subprocess {
   // Waits up to `timeout` for the child to exit. nullopt: still running.
   std::optional<ExitStatus> Wait(std::chrono::milliseconds timeout);
 
-  // SIGKILL to the process group (or the child), then reaps it.
+  // SIGKILL to the process group (or the child) and to every descendant,
+  // also those that left the group (e.g. PostgreSQL backends, which call
+  // setsid()); reaps the child and waits until the descendants are gone.
   ExitStatus Kill();
 
   // Contents of the stderr / stdout file so far ("" when inherited).
