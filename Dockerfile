@@ -81,10 +81,11 @@ RUN set -eux; \
       -DCMAKE_BUILD_TYPE="$CMAKE_BUILD_TYPE" \
       -DLETHE_BUILD_TESTS=OFF -DLETHE_BUILD_BENCH=OFF \
       $torch_args; \
-    cmake --build /build -j"$JOBS" --target lethe lethe-worker lethectl; \
+    cmake --build /build -j"$JOBS" --target lethe lethe-worker lethe-engine \
+      lethectl; \
     install -d /opt/lethe/bin; \
     install -m 0755 /build/server/lethe /build/worker/lethe-worker \
-      /build/lethectl/lethectl /opt/lethe/bin/; \
+      /build/worker/lethe-engine /build/lethectl/lethectl /opt/lethe/bin/; \
     strip --strip-debug /opt/lethe/bin/*; \
     /opt/lethe/bin/lethe version
 
@@ -151,12 +152,15 @@ LABEL org.opencontainers.image.title="lethe" \
 #   lethe:        libgrpc++1.51 libgrpc29 libabsl20220623 libpqxx-6.4 libssl3
 #                 libprometheus-cpp-core1.0 libprotobuf32 zlib1g
 #   lethe-worker: the above (less gRPC) and LibTorch: libtorch1.13, with
-#                 OpenBLAS (else apt picks the reference libblas3)
+#                 OpenBLAS (else apt picks the reference libblas3);
+#                 lethe-engine, its sandboxed engine process: libseccomp2,
+#                 and bubblewrap for --engine-isolation=namespaces
 #   lethectl:     gRPC, protobuf, abseil, libssl3
 # The CUDA variant takes LibTorch (and its CUDA libraries) from the zip.
 RUN set -eux; \
     pkgs="ca-certificates libgrpc++1.51 libgrpc29 libabsl20220623 libpqxx-6.4 \
-          libssl3 libprometheus-cpp-core1.0 libprotobuf32 zlib1g"; \
+          libssl3 libprometheus-cpp-core1.0 libprotobuf32 zlib1g \
+          libseccomp2 bubblewrap"; \
     if [ "$TORCH" = cpu ]; then \
       pkgs="$pkgs libtorch1.13 libopenblas0-pthread"; \
     else \
@@ -177,14 +181,21 @@ ENV PATH=/opt/lethe/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:
     LD_LIBRARY_PATH=/opt/libtorch/lib \
     LETHE_LISTEN=0.0.0.0:50051 \
     LETHE_SECRETS_FILE=/run/secrets/lethe-subject-secret \
-    OMP_WAIT_POLICY=PASSIVE
+    OMP_WAIT_POLICY=PASSIVE \
+    LETHE_ENGINE_ISOLATION=process
+# The engine sandbox (docs/security.md): container runtimes' default seccomp
+# profiles refuse the user namespaces bubblewrap needs, so the image confines
+# each engine process with limits and seccomp inside the container's own
+# namespaces. Where the runtime allows user namespaces, set
+# LETHE_ENGINE_ISOLATION=namespaces for bubblewrap's tighter view.
 # No NVIDIA_VISIBLE_DEVICES here: set in the image, it would hand every GPU
 # of a node whose default runtime is NVIDIA's to any lethe container. The
 # device plugin (Kubernetes) or `--gpus` (docker) sets it for containers
 # that asked for a GPU.
 
 # Every process fails fast if a dependency is missing.
-RUN lethe version && lethe-worker --help >/dev/null && lethectl --help >/dev/null
+RUN lethe version && lethe-worker --help >/dev/null && lethectl --help >/dev/null \
+    && test -x /opt/lethe/bin/lethe-engine
 
 USER 10001:10001
 WORKDIR /var/lib/lethe

@@ -7,6 +7,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "lethe/core/wire.h"
+
 namespace lethe::core {
 
 struct Dataset::Rep {
@@ -239,6 +241,96 @@ std::vector<int64_t> IndicesOfSplit(const Dataset& data, Split split) {
     if (data.splits()[i] == split) out.push_back(i);
   }
   return out;
+}
+
+namespace {
+
+constexpr std::string_view kDatasetMagic = "LETHE-DATASET-1";
+
+}  // namespace
+
+std::string EncodeDataset(const Dataset& data) {
+  WireWriter w;
+  const FeatureSpec& spec = data.spec();
+  const int64_t n = data.size();
+  w.Reserve(64 + static_cast<size_t>(n) * (spec.RowBytes() + 40));
+  w.PutRaw(kDatasetMagic);
+  w.PutI64s(spec.shape);
+  w.PutU64(static_cast<uint64_t>(spec.type));
+  w.PutI64(spec.num_classes);
+  w.PutStrings(data.subjects());
+  w.PutI64(n);
+  if (n == 0) return std::move(w.str());
+  const at::Tensor features = data.features().contiguous().view({n, -1});
+  const at::Tensor labels = data.labels().contiguous();
+  const float* f = features.data_ptr<float>();
+  const int64_t* y = labels.data_ptr<int64_t>();
+  const int64_t k = spec.NumFeatures();
+  const bool u8 = spec.type == FeatureType::kUint8;
+  std::string row(spec.RowBytes(), '\0');
+  for (int64_t i = 0; i < n; ++i) {
+    w.PutI64(data.record_ids()[i]);
+    w.PutU64(static_cast<uint64_t>(data.subject_index()[i]));
+    w.PutI64(y[i]);
+    w.PutU64(static_cast<uint64_t>(data.splits()[i]));
+    const float* x = f + i * k;
+    if (u8) {
+      // Features are k / 255 in float32; k is recovered exactly.
+      for (int64_t j = 0; j < k; ++j) {
+        row[j] =
+            static_cast<char>(static_cast<uint8_t>(std::lround(x[j] * 255.0f)));
+      }
+    } else {
+      std::memcpy(row.data(), x, row.size());
+    }
+    w.PutRaw(row);
+  }
+  return std::move(w.str());
+}
+
+Result<Dataset> DecodeDataset(std::string_view bytes) {
+  auto bad = [](const std::string& what) {
+    return InvalidArgumentError("dataset encoding: " + what);
+  };
+  if (bytes.substr(0, kDatasetMagic.size()) != kDatasetMagic) {
+    return bad("wrong magic");
+  }
+  WireReader r(bytes.substr(kDatasetMagic.size()));
+  FeatureSpec spec;
+  uint64_t type = 0;
+  std::vector<std::string> subjects;
+  int64_t n = 0;
+  if (!r.GetI64s(&spec.shape) || !r.GetU64(&type) ||
+      !r.GetI64(&spec.num_classes) || !r.GetStrings(&subjects) ||
+      !r.GetI64(&n)) {
+    return bad("truncated header");
+  }
+  if (type > 1) return bad("unknown feature type");
+  spec.type = static_cast<FeatureType>(type);
+  LETHE_CORE_RETURN_IF_ERROR(spec.Validate());
+  const size_t row_bytes = spec.RowBytes();
+  if (n < 0 || static_cast<uint64_t>(n) > r.remaining() / (32 + row_bytes)) {
+    return bad("record count larger than the input");
+  }
+  DatasetBuilder builder(spec);
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t id = 0;
+    uint64_t subject = 0;
+    int64_t label = 0;
+    uint64_t split = 0;
+    std::string_view raw;
+    if (!r.GetI64(&id) || !r.GetU64(&subject) || !r.GetI64(&label) ||
+        !r.GetU64(&split) || !r.GetRaw(row_bytes, &raw)) {
+      return bad("truncated record");
+    }
+    if (subject >= subjects.size() || split > 1) {
+      return bad("record " + std::to_string(id) + ": bad subject or split");
+    }
+    LETHE_CORE_RETURN_IF_ERROR(builder.Add(id, subjects[subject], label,
+                                           static_cast<Split>(split), raw));
+  }
+  if (!r.done()) return bad("trailing bytes");
+  return std::move(builder).Build();
 }
 
 }  // namespace lethe::core

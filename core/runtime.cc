@@ -1,5 +1,6 @@
 #include "lethe/core/runtime.h"
 
+#include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 
@@ -26,6 +27,14 @@ void InitRuntime(int threads) {
     } catch (const std::exception&) {
     }
   });
+}
+
+void WarmUpRuntime() {
+  at::parallel_for(0, at::get_num_threads(), 1, [](int64_t, int64_t) {});
+  const at::Tensor a = at::ones({256, 256});
+  (void)at::mm(a, a).sum().item<float>();
+  const at::Tensor x = at::ones({64, 1, 8, 8});
+  (void)at::conv2d(x, at::ones({4, 1, 3, 3})).sum().item<float>();
 }
 
 std::string Device::ToString() const {

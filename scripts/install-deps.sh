@@ -14,11 +14,11 @@ build_pkgs=(
   build-essential cmake ninja-build pkg-config git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libtorch-dev libpqxx-dev prometheus-cpp-dev libssl-dev
-  libgtest-dev libgmock-dev
+  libgtest-dev libgmock-dev libseccomp-dev
 )
 runtime_pkgs=(
   postgresql postgresql-client libopenblas0-pthread dataset-fashion-mnist
-  openssl ca-certificates procps
+  openssl ca-certificates procps bubblewrap
 )
 test_pkgs=(
   python3 python3-torch python3-grpcio python3-grpc-tools prometheus

@@ -11,6 +11,7 @@
 #include <csignal>
 #include <iostream>
 #include <thread>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -22,6 +23,7 @@
 #include "observability/worker_metrics.h"
 #include "storage/postgres/migrations.h"
 #include "storage/reachability.h"
+#include "worker/engine/sandbox.h"
 #include "worker/worker.h"
 
 namespace lethe::worker {
@@ -43,6 +45,19 @@ const std::vector<OptionSpec>& Options() {
       {"threads", absl::StrCat(d.threads),
        "LibTorch threads per engine run (0: all cores)"},
       {"concurrency", absl::StrCat(d.concurrency), "engine runs at once"},
+      {"engine", d.engine,
+       "sandbox (each engine call in a confined lethe-engine process) or "
+       "in-process (trusted models only)"},
+      {"engine-binary", "", "lethe-engine's path (empty: beside lethe-worker)"},
+      {"engine-isolation", "namespaces",
+       "namespaces (bubblewrap) or process (limits and seccomp only, where "
+       "user namespaces are unavailable)"},
+      {"engine-memory-mb", absl::StrCat(d.sandbox.memory_bytes >> 20),
+       "address-space limit of an engine process (0: none; CUDA: none)"},
+      {"engine-cpu-seconds", absl::StrCat(d.sandbox.cpu_seconds),
+       "CPU-time limit of an engine run (0: none)"},
+      {"engine-wall-seconds", absl::StrCat(d.sandbox.wall_seconds),
+       "wall-clock limit of an engine run (0: none)"},
       {"lease-seconds", absl::StrCat(d.lease.count()),
        "lease length; renewed every third of it"},
       {"batch-size", absl::StrCat(d.default_batch),
@@ -89,6 +104,23 @@ absl::StatusOr<WorkerOptions> FromConfig(const Config& cfg) {
   o.database_url = cfg.Get("database-url");
   o.artifact_dir = cfg.Get("artifact-dir");
   o.device = cfg.Get("device");
+  o.engine = cfg.Get("engine");
+  o.sandbox.engine_binary = cfg.Get("engine-binary");
+  LETHE_ASSIGN_OR_RETURN(o.sandbox.isolation,
+                         ParseIsolation(cfg.Get("engine-isolation")));
+  for (auto [name, out, max] :
+       {std::tuple<const char*, int64_t*, int64_t>{
+            "engine-memory-mb", &o.sandbox.memory_bytes, int64_t{1} << 24},
+        {"engine-cpu-seconds", &o.sandbox.cpu_seconds, int64_t{1} << 30},
+        {"engine-wall-seconds", &o.sandbox.wall_seconds, int64_t{1} << 30}}) {
+    LETHE_ASSIGN_OR_RETURN(const double v, cfg.GetDouble(name));
+    if (v < 0 || v > static_cast<double>(max)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", name, " must be in [0, ", max, "]"));
+    }
+    *out = static_cast<int64_t>(v);
+  }
+  o.sandbox.memory_bytes <<= 20;
   for (auto [name, out] : {std::pair<const char*, int*>{"threads", &o.threads},
                            {"concurrency", &o.concurrency},
                            {"batch-size", &o.default_batch},

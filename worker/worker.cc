@@ -12,7 +12,7 @@
 #include "observability/log.h"
 #include "storage/postgres/backend.h"
 #include "worker/certify.h"
-#include "worker/model_spec.h"
+#include "worker/engine/model_spec.h"
 
 namespace lethe::worker {
 namespace {
@@ -153,7 +153,21 @@ Worker::~Worker() = default;
 
 absl::Status Worker::Run() {
   if (!engine_) {
-    auto engine = NewInProcessEngine(options_.device, options_.threads);
+    absl::StatusOr<std::unique_ptr<ModelEngine>> engine;
+    if (options_.engine == "in-process") {
+      engine = NewInProcessEngine(options_.device, options_.threads);
+    } else if (options_.engine == "sandbox") {
+      SandboxOptions sandbox = options_.sandbox;
+      if (sandbox.engine_binary.empty()) {
+        sandbox.engine_binary = DefaultEngineBinary();
+      }
+      engine = NewSandboxedEngine(std::move(sandbox), options_.device,
+                                  options_.threads);
+    } else {
+      engine = absl::InvalidArgumentError(
+          absl::StrCat("--engine must be 'sandbox' or 'in-process', got '",
+                       options_.engine, "'"));
+    }
     if (!engine.ok()) return engine.status();
     engine_ = std::move(*engine);
   }
@@ -406,7 +420,7 @@ absl::Status Worker::UnlearnBatch(BatchRun& run) {
       Fault("training");
     }).detach();
   }
-  run.outcome = engine_->Unlearn(req);
+  run.outcome = engine_->Unlearn(*spec, req);
   run.pub.parent_version = latest->version;
   run.pub.grace_seconds = spec->grace_seconds;
   if (!run.outcome.ok()) {

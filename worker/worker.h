@@ -26,7 +26,7 @@
 #include "observability/worker_metrics.h"
 #include "storage/backend.h"
 #include "storage/work_queue.h"
-#include "worker/model_engine.h"
+#include "worker/engine/model_engine.h"
 
 namespace lethe::worker {
 
@@ -36,6 +36,13 @@ struct WorkerOptions {
   std::string device = "auto";
   int threads = 0;      // LibTorch intra-op threads; 0 = all cores
   int concurrency = 1;  // engine runs at once
+  // How the engine runs: "sandbox", each call in a confined lethe-engine
+  // process with no keys or credentials (worker/engine/sandbox.h), or
+  // "in-process", for models whose code is trusted.
+  std::string engine = "sandbox";
+  // The sandbox's binary (empty: lethe-engine beside this executable),
+  // isolation and limits.
+  SandboxOptions sandbox;
   std::chrono::seconds lease{60};
   int default_batch = 64;
   int max_batch = 1000;  // cap on any policy's batch size

@@ -4,7 +4,8 @@
 # on (batch size 200), each draining 100 waiting requests on a Fashion-MNIST
 # MLP; the same with the requests arriving at a steady rate while the worker
 # runs (--rate per second); and submit-to-COMPLETED latency of single
-# requests on a small model.
+# requests on a small model, with each engine call sandboxed (the default,
+# docs/security.md "The engine sandbox") and in process: the sandbox's cost.
 #
 #   bench/worker/run.sh [--requests N] [--rate R] [--latency-runs N]
 #                       [--build-dir DIR]
@@ -56,9 +57,9 @@ export LETHE_ADDR=127.0.0.1:$port
 pids+=($!)
 for _ in $(seq 100); do "$ctl" dataset list >/dev/null 2>&1 && break; sleep 0.1; done
 
-start_worker() {
+start_worker() {  # [engine: sandbox (default) | in-process]
   "$build/worker/lethe-worker" --database-url "$url" --threads 2 \
-    --poll-seconds 0.5 >>"$tmp/worker.log" 2>&1 &
+    --poll-seconds 0.5 --engine "${1:-sandbox}" >>"$tmp/worker.log" 2>&1 &
   worker=$!
   pids+=($worker)
 }
@@ -186,17 +187,22 @@ echo '{"methods": ["UNLEARNING_METHOD_RETRAIN"]}' > "$tmp/policy-small.json"
 model=$("$ctl" model register --name logreg --dataset "$small" --kind logreg --optimizer sgd \
   --lr 0.1 --momentum 0.9 --epochs 20 --batch-size 32 --seed 1 \
   --policy-json "$tmp/policy-small.json" --json | json 'd["id"]')
-start_worker
-wait_ready "$model"
-for i in $(seq 0 $((latency_runs - 1))); do
-  id=$("$ctl" submit --subject "s$i" --legal-ground gdpr-17-1a --model "$model" \
-    --idempotency-key "lat-$i" --json 2>/dev/null | json 'd["erasure"]["id"]')
-  "$ctl" watch "$id" >/dev/null
-done
-stop_worker
-lat=$(sql "SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER BY s))::numeric * 1000) || ' ' || round((percentile_cont(0.99) WITHIN GROUP (ORDER BY s))::numeric * 1000) FROM (SELECT extract(epoch FROM completed_at - created_at) AS s FROM erasure_requests WHERE idempotency_key LIKE 'lat-%') x")
+latency() {  # engine prefix -> "p50_ms p99_ms" of $latency_runs single requests
+  start_worker "$1"
+  wait_ready "$model"
+  for i in $(seq 0 $((latency_runs - 1))); do
+    id=$("$ctl" submit --subject "s$((i + $3))" --legal-ground gdpr-17-1a --model "$model" \
+      --idempotency-key "$2-$i" --json 2>/dev/null | json 'd["erasure"]["id"]')
+    "$ctl" watch "$id" >/dev/null
+  done
+  stop_worker
+  sql "SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER BY s))::numeric * 1000) || ' ' || round((percentile_cont(0.99) WITHIN GROUP (ORDER BY s))::numeric * 1000) FROM (SELECT extract(epoch FROM completed_at - created_at) AS s FROM erasure_requests WHERE idempotency_key LIKE '$2-%') x"
+}
+lat=$(latency sandbox lat 0)
+say "latency again, engine in process"
+lat_in=$(latency in-process latin "$latency_runs")
 
-$py - "$requests" "$off" "$on" "$off_runs" "$on_runs" $lat "$(uptime)" "$rate" "$steady_off" "$steady_on" <<'PY'
+$py - "$requests" "$off" "$on" "$off_runs" "$on_runs" $lat "$(uptime)" "$rate" "$steady_off" "$steady_on" "$lat_in" <<'PY'
 import sys
 n, off, on, off_runs, on_runs, p50, p99, load = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7], sys.argv[8]
 rate, s_off, s_on = sys.argv[9], sys.argv[10].split(), sys.argv[11].split()
@@ -210,6 +216,8 @@ print(f"|---|---|---|---|---|---|")
 for name, r in (("off (batch size 1)", s_off), ("on (batch size 200)", s_on)):
     print(f"| {name} | {n} at {rate}/s | {r[1]} | {float(r[0]):.1f} | {n / float(r[0]) * 3600:,.0f} | {r[2]} / {r[3]} |")
 print(f"\nsteady arrival, batching on / off throughput: {float(s_off[0]) / float(s_on[0]):.1f}x")
-print(f"submit-to-COMPLETED latency, single requests on a small logreg (retrain): p50 {p50} ms, p99 {p99} ms")
+in50, in99 = sys.argv[12].split()
+print(f"submit-to-COMPLETED latency, single requests on a small logreg (retrain), sandboxed engine: p50 {p50} ms, p99 {p99} ms")
+print(f"the same, engine in process: p50 {in50} ms, p99 {in99} ms; sandboxed / in process p50: {float(p50) / float(in50):.2f}x")
 print(f"load:{load.split('load')[-1]}")
 PY

@@ -185,5 +185,38 @@ TEST(PartitionTest, ForgetsTheUnionOfSubjectsTrainRecordsOnly) {
             Code::kNotFound);
 }
 
+// The sandbox's encoding: every field back, tensors equal, and nothing
+// malformed decodes (issue 17).
+TEST(DatasetWireTest, RoundTripsAndRejectsMalformedBytes) {
+  testing::SubsetOptions o;
+  o.train = 300;
+  o.test = 100;
+  for (bool pool : {false, true}) {  // uint8 [1,28,28], float32 [196]
+    o.pool2 = pool;
+    const Dataset d = testing::FashionSubset(o);
+    const std::string bytes = EncodeDataset(d);
+    Result<Dataset> back = DecodeDataset(bytes);
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    EXPECT_EQ(back->spec().ToString(), d.spec().ToString());
+    EXPECT_TRUE(at::equal(back->features(), d.features()));
+    EXPECT_TRUE(at::equal(back->labels(), d.labels()));
+    EXPECT_EQ(back->splits(), d.splits());
+    EXPECT_EQ(back->record_ids(), d.record_ids());
+    EXPECT_EQ(back->subject_index(), d.subject_index());
+    EXPECT_EQ(back->subjects(), d.subjects());
+    if (!pool) {  // one byte a feature
+      EXPECT_LT(bytes.size(), static_cast<size_t>(400 * (784 + 40) + 4096));
+    }
+    for (size_t cut : {size_t{0}, size_t{10}, size_t{40}, bytes.size() / 2,
+                       bytes.size() - 1}) {
+      EXPECT_EQ(DecodeDataset(bytes.substr(0, cut)).status().code(),
+                Code::kInvalidArgument)
+          << cut;
+    }
+    EXPECT_EQ(DecodeDataset(bytes + "x").status().code(),
+              Code::kInvalidArgument);
+  }
+}
+
 }  // namespace
 }  // namespace lethe::core

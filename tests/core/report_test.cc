@@ -39,5 +39,72 @@ TEST(ReportJsonTest, FailureNamesAreStable) {
                "forget_accuracy");
 }
 
+// Every field set, so that a field the encoding forgets shows in the JSON.
+Report Full() {
+  Report r;
+  r.ok = true;
+  r.method = "sisa";
+  r.guarantee = "exact";
+  r.undeclared_buffers = {"bn.running_mean", "bn.running_var"};
+  r.failure = "none \"quoted\"";
+  r.device = "cpu";
+  r.subjects_requested = 3;
+  r.forget_records = 60;
+  r.retain_records = 1940;
+  r.test_records = 1000;
+  r.before = {0.01, 0.99, 0.85, 0.61};
+  r.after = {0.2, 0.95, 0.84, 0.52};
+  r.has_reference = true;
+  r.reference = {0.21, 0.94, 0.83, 0.5};
+  r.gap_points = 1.25;
+  r.gap_before_points = 9.5;
+  r.gate = {0.55, 3, 5};
+  r.attempts.push_back({"finetune",
+                        "failed_gate",
+                        AttemptFailure::kMiaAuc,
+                        "MIA AUC 0.7 > 0.6",
+                        1.5,
+                        true,
+                        {0.1, 0.9, 0.8, 0.7}});
+  r.attempts.push_back({"sisa",
+                        "accepted",
+                        AttemptFailure::kNone,
+                        "",
+                        3.25,
+                        true,
+                        {0.2, 0.95, 0.84, 0.52}});
+  r.timings = {0.5, 4.75, 1.25, 7.5};
+  r.model_sha256 = std::string(64, 'a');
+  r.newton_bound = 1e-3;
+  r.newton_cumulative_bound = 2e-3;
+  r.newton_budget = 0.1;
+  r.sisa_retrained_shards = {1, 5};
+  r.sisa_added_records = 7;
+  r.sisa_rebuilt = true;
+  r.reproducibility = {"1.13.0", 2, "cpu", true};
+  return r;
+}
+
+TEST(ReportWireTest, RoundTripsEveryFieldAndRejectsMalformedBytes) {
+  const Report r = Full();
+  const std::string bytes = EncodeReport(r);
+  Result<Report> back = DecodeReport(bytes);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(ReportToJson(*back), ReportToJson(r));
+  EXPECT_EQ(back->attempts.size(), 2u);
+  EXPECT_EQ(back->attempts[0].failure, AttemptFailure::kMiaAuc);
+  EXPECT_EQ(back->sisa_retrained_shards, r.sisa_retrained_shards);
+  EXPECT_EQ(back->undeclared_buffers, r.undeclared_buffers);
+  for (size_t cut = 0; cut < bytes.size(); cut += 7) {
+    EXPECT_EQ(DecodeReport(bytes.substr(0, cut)).status().code(),
+              Code::kInvalidArgument)
+        << cut;
+  }
+  EXPECT_FALSE(DecodeReport(bytes + "x").ok());
+  // An attempt count the message cannot hold fails before allocating.
+  std::string huge = bytes;
+  EXPECT_FALSE(DecodeReport(huge.replace(20, 8, 8, '\xff')).ok());
+}
+
 }  // namespace
 }  // namespace lethe::core

@@ -1,6 +1,6 @@
 // ParseModelSpec: the stored model JSON (as the server writes it) becomes the
 // engine's recipe and policy; 0 means the engine's default for a field.
-#include "worker/model_spec.h"
+#include "worker/engine/model_spec.h"
 
 #include <gtest/gtest.h>
 

@@ -14,7 +14,7 @@
 #include "lethe/core/policy.h"
 #include "storage/hash.h"
 #include "storage/memory/backend.h"
-#include "worker/model_engine.h"
+#include "worker/engine/model_engine.h"
 #include "worker/worker.h"
 
 namespace lethe::worker {
@@ -40,6 +40,7 @@ class ScriptedEngine final : public ModelEngine {
     return core::Status(core::Code::kInternal, "training is not scripted");
   }
   core::Result<core::UnlearnOutcome> Unlearn(
+      const ModelSpec& /*spec*/,
       const core::UnlearnRequest& request) const override {
     std::lock_guard lock(mu_);
     calls_.push_back(Call{request.forget_subjects,

@@ -105,6 +105,15 @@ Result<Partition> PartitionBySubjects(const Dataset& data,
                                       const std::vector<std::string>& keys);
 std::vector<int64_t> IndicesOfSplit(const Dataset& data, Split split);
 
+// The dataset as bytes and back, for the engine sandbox (lethe/core/wire.h):
+// the spec, every record's id, subject, label and split, and its features
+// in the spec's type (uint8 datasets are 1 byte a feature). Decode rebuilds
+// through DatasetBuilder, so a decoded dataset passes every check Add makes
+// and equals the encoded one tensor for tensor. INVALID_ARGUMENT for bytes
+// that are not such an encoding.
+std::string EncodeDataset(const Dataset& data);
+Result<Dataset> DecodeDataset(std::string_view bytes);
+
 }  // namespace lethe::core
 
 #endif  // LETHE_CORE_DATASET_H_

@@ -7,9 +7,11 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "lethe/core/metrics.h"
+#include "lethe/core/status.h"
 
 namespace lethe::core {
 
@@ -98,6 +100,11 @@ struct Report {
 };
 
 std::string ReportToJson(const Report& report);
+// Every field as bytes and back (lethe/core/wire.h), for reports that cross
+// the engine sandbox's boundary. Decode: INVALID_ARGUMENT for bytes that
+// are not such an encoding (e.g. a truncated message).
+std::string EncodeReport(const Report& report);
+Result<Report> DecodeReport(std::string_view bytes);
 
 // JSON string literal of s (quotes included), escaping per RFC 8259.
 std::string JsonString(const std::string& s);

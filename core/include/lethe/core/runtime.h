@@ -22,6 +22,12 @@ namespace lethe::core {
 // again: later calls only change the intra-op count.
 void InitRuntime(int threads);
 
+// Starts what LibTorch starts lazily: the intra-op thread pool and the BLAS
+// threads (a parallel loop and a matrix product). The engine sandbox calls
+// it before its seccomp filter, which forbids the file opens some of these
+// do at their first use.
+void WarmUpRuntime();
+
 struct Device {
   enum class Kind { kCpu, kCuda };
   Kind kind = Kind::kCpu;

@@ -1,4 +1,4 @@
-#include "worker/model_spec.h"
+#include "worker/engine/model_spec.h"
 
 #include <google/protobuf/util/json_util.h>
 
@@ -170,6 +170,8 @@ absl::StatusOr<ModelSpec> ParseModelSpec(const storage::ModelRow& model,
   const v1::Architecture& arch = stored->arch;
   const v1::UnlearningPolicy& policy = stored->policy;
   ModelSpec spec;
+  spec.model_row = model;
+  spec.dataset_row = dataset;
   spec.features = ToFeatures(dataset);
   spec.recipe = ToRecipe(stored->recipe);
   spec.torchscript = arch.kind() == v1::Architecture::KIND_TORCHSCRIPT;

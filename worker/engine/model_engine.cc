@@ -1,4 +1,4 @@
-#include "worker/model_engine.h"
+#include "worker/engine/model_engine.h"
 
 #include "lethe/core/runtime.h"
 
@@ -37,6 +37,7 @@ class InProcessEngine final : public ModelEngine {
   }
 
   core::Result<core::UnlearnOutcome> Unlearn(
+      const ModelSpec& /*spec*/,
       const core::UnlearnRequest& request) const override {
     return engine_.Unlearn(request);
   }

@@ -1,8 +1,8 @@
 // The model row's JSON (lethe.v1 Architecture, TrainingRecipe,
 // UnlearningPolicy in protobuf's JSON mapping) as the engine's types, with
 // the API's documented defaults applied.
-#ifndef LETHE_WORKER_MODEL_SPEC_H_
-#define LETHE_WORKER_MODEL_SPEC_H_
+#ifndef LETHE_WORKER_ENGINE_MODEL_SPEC_H_
+#define LETHE_WORKER_ENGINE_MODEL_SPEC_H_
 
 #include <optional>
 #include <string>
@@ -26,6 +26,10 @@ struct ModelSpec {
   std::optional<core::SisaParams> sisa;
   StateKind state_kind = StateKind::kNone;
   int64_t grace_seconds = 0;
+  // The rows it was parsed from: the sandboxed engine sends these and
+  // parses them again on its side.
+  storage::ModelRow model_row;
+  storage::DatasetRow dataset_row;
 };
 
 // INVALID_ARGUMENT if the stored JSON does not describe a usable model.
@@ -34,4 +38,4 @@ absl::StatusOr<ModelSpec> ParseModelSpec(const storage::ModelRow& model,
 
 }  // namespace lethe::worker
 
-#endif  // LETHE_WORKER_MODEL_SPEC_H_
+#endif  // LETHE_WORKER_ENGINE_MODEL_SPEC_H_

@@ -1,0 +1,110 @@
+// The worker <-> lethe-engine messages (worker/engine/engine_wire.h): every
+// field round-trips, and a reply that is not exactly a reply to the call is
+// an error, whatever its bytes (the engine process is untrusted).
+#include "worker/engine/engine_wire.h"
+
+#include <gtest/gtest.h>
+
+namespace lethe::worker {
+namespace {
+
+EngineCall Call() {
+  EngineCall c;
+  c.op = EngineOp::kUnlearn;
+  c.device = "cpu";
+  c.threads = 2;
+  c.model.id = "model-1";
+  c.model.architecture_json = R"({"kind": "KIND_MLP"})";
+  c.model.recipe_json = R"({"epochs": 3})";
+  c.model.policy_json = "{}";
+  c.dataset.feature_shape = {1, 28, 28};
+  c.dataset.feature_type = "uint8";
+  c.dataset.num_classes = 10;
+  c.model_bytes = std::string("PK\0\3model", 9);
+  c.forget_subjects = {"a", "b"};
+  c.trained_by_lethe = true;
+  c.state = "LETHE-SISA-2...";
+  c.dataset_bytes = std::string(1000, '\x7f');
+  return c;
+}
+
+TEST(EngineWireTest, CallRoundTrips) {
+  const EngineCall c = Call();
+  const std::string bytes = EncodeEngineCall(c);
+  core::Result<EngineCall> back = DecodeEngineCall(bytes);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->op, c.op);
+  EXPECT_EQ(back->device, c.device);
+  EXPECT_EQ(back->threads, c.threads);
+  EXPECT_EQ(back->model.id, c.model.id);
+  EXPECT_EQ(back->model.architecture_json, c.model.architecture_json);
+  EXPECT_EQ(back->model.recipe_json, c.model.recipe_json);
+  EXPECT_EQ(back->model.policy_json, c.model.policy_json);
+  EXPECT_EQ(back->dataset.feature_shape, c.dataset.feature_shape);
+  EXPECT_EQ(back->dataset.feature_type, c.dataset.feature_type);
+  EXPECT_EQ(back->dataset.num_classes, c.dataset.num_classes);
+  EXPECT_EQ(back->model_bytes, c.model_bytes);
+  EXPECT_EQ(back->forget_subjects, c.forget_subjects);
+  EXPECT_EQ(back->trained_by_lethe, c.trained_by_lethe);
+  EXPECT_EQ(back->state, c.state);
+  EXPECT_EQ(back->dataset_bytes, c.dataset_bytes);
+  for (size_t cut = 0; cut < bytes.size(); cut += 13) {
+    EXPECT_FALSE(DecodeEngineCall(bytes.substr(0, cut)).ok()) << cut;
+  }
+}
+
+TEST(EngineWireTest, RepliesRoundTripPerOp) {
+  EngineReply trained;
+  trained.trained.model_bytes = "weights";
+  trained.trained.model_sha256 = std::string(64, 'b');
+  trained.trained.train_accuracy = 0.9;
+  trained.trained.test_accuracy = 0.85;
+  trained.trained.seconds = 12.5;
+  trained.trained.sisa_state = "state";
+  auto t = DecodeEngineReply(EngineOp::kTrain,
+                             EncodeEngineReply(EngineOp::kTrain, trained));
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_TRUE(t->status.ok());
+  EXPECT_EQ(t->trained.model_bytes, "weights");
+  EXPECT_EQ(t->trained.test_accuracy, 0.85);
+  EXPECT_EQ(t->trained.sisa_state, "state");
+
+  EngineReply unlearned;
+  unlearned.outcome.model_bytes = "v2";
+  unlearned.outcome.newton_state = "newton";
+  unlearned.outcome.report.ok = true;
+  unlearned.outcome.report.method = "newton";
+  unlearned.outcome.report.attempts.push_back(
+      {"newton", "accepted", core::AttemptFailure::kNone, "", 1, false, {}});
+  const std::string bytes = EncodeEngineReply(EngineOp::kUnlearn, unlearned);
+  auto u = DecodeEngineReply(EngineOp::kUnlearn, bytes);
+  ASSERT_TRUE(u.ok()) << u.status().ToString();
+  EXPECT_EQ(u->outcome.model_bytes, "v2");
+  EXPECT_EQ(u->outcome.newton_state, "newton");
+  EXPECT_EQ(u->outcome.report.method, "newton");
+  EXPECT_EQ(u->outcome.report.attempts.size(), 1u);
+  // Not a reply to this op; cut anywhere; trailing bytes.
+  EXPECT_FALSE(DecodeEngineReply(EngineOp::kTrain, bytes).ok());
+  for (size_t cut = 0; cut < bytes.size(); cut += 5) {
+    EXPECT_FALSE(
+        DecodeEngineReply(EngineOp::kUnlearn, bytes.substr(0, cut)).ok())
+        << cut;
+  }
+  EXPECT_FALSE(DecodeEngineReply(EngineOp::kUnlearn, bytes + "x").ok());
+}
+
+TEST(EngineWireTest, ErrorsKeepTheirCodeAndUnknownCodesAreRejected) {
+  EngineReply failed;
+  failed.status = core::Status(core::Code::kNotFound, "no such subject");
+  std::string bytes = EncodeEngineReply(EngineOp::kUnlearn, failed);
+  auto r = DecodeEngineReply(EngineOp::kUnlearn, bytes);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status.code(), core::Code::kNotFound);
+  EXPECT_EQ(r->status.message(), "no such subject");
+  // The status code is the u64 after the magic (20 bytes) and the op.
+  bytes[28] = 42;
+  EXPECT_FALSE(DecodeEngineReply(EngineOp::kUnlearn, bytes).ok());
+}
+
+}  // namespace
+}  // namespace lethe::worker

@@ -1,0 +1,169 @@
+#include "worker/engine/engine_wire.h"
+
+#include <utility>
+
+#include "lethe/core/report.h"
+#include "lethe/core/wire.h"
+
+namespace lethe::worker {
+namespace {
+
+constexpr std::string_view kCallMagic = "LETHE-ENGINE-CALL-1";
+constexpr std::string_view kReplyMagic = "LETHE-ENGINE-REPLY-1";
+
+core::Status Malformed(std::string_view what) {
+  return core::Status(core::Code::kInvalidArgument,
+                      "engine message: " + std::string(what));
+}
+
+bool KnownCode(uint64_t c) {
+  switch (static_cast<core::Code>(c)) {
+    case core::Code::kOk:
+    case core::Code::kInvalidArgument:
+    case core::Code::kDeadlineExceeded:
+    case core::Code::kNotFound:
+    case core::Code::kResourceExhausted:
+    case core::Code::kFailedPrecondition:
+    case core::Code::kAborted:
+    case core::Code::kInternal:
+      return true;
+  }
+  return false;
+}
+
+void PutTrained(core::WireWriter& w, const core::TrainedModel& t) {
+  w.PutBytes(t.model_bytes);
+  w.PutBytes(t.model_sha256);
+  w.PutDouble(t.train_accuracy);
+  w.PutDouble(t.test_accuracy);
+  w.PutDouble(t.seconds);
+  w.PutBytes(t.sisa_state);
+  w.PutBytes(t.newton_state);
+}
+
+bool GetTrained(core::WireReader& r, core::TrainedModel* t) {
+  return r.GetBytes(&t->model_bytes) && r.GetBytes(&t->model_sha256) &&
+         r.GetDouble(&t->train_accuracy) && r.GetDouble(&t->test_accuracy) &&
+         r.GetDouble(&t->seconds) && r.GetBytes(&t->sisa_state) &&
+         r.GetBytes(&t->newton_state);
+}
+
+void PutOutcome(core::WireWriter& w, const core::UnlearnOutcome& o) {
+  w.PutBytes(core::EncodeReport(o.report));
+  w.PutBytes(o.model_bytes);
+  w.PutBytes(o.model_sha256);
+  w.PutBytes(o.sisa_state);
+  w.PutBytes(o.newton_state);
+}
+
+core::Status GetOutcome(core::WireReader& r, core::UnlearnOutcome* o) {
+  std::string_view report;
+  if (!r.GetView(&report) || !r.GetBytes(&o->model_bytes) ||
+      !r.GetBytes(&o->model_sha256) || !r.GetBytes(&o->sisa_state) ||
+      !r.GetBytes(&o->newton_state)) {
+    return Malformed("truncated outcome");
+  }
+  core::Result<core::Report> decoded = core::DecodeReport(report);
+  if (!decoded.ok()) return decoded.status();
+  o->report = std::move(decoded).value();
+  return core::OkStatus();
+}
+
+}  // namespace
+
+std::string EncodeEngineCall(const EngineCall& c) {
+  core::WireWriter w;
+  w.Reserve(c.dataset_bytes.size() + c.model_bytes.size() + c.state.size() +
+            4096);
+  w.PutRaw(kCallMagic);
+  w.PutU64(static_cast<uint64_t>(c.op));
+  w.PutBytes(c.device);
+  w.PutI64(c.threads);
+  w.PutBytes(c.model.id);
+  w.PutBytes(c.model.architecture_json);
+  w.PutBytes(c.model.recipe_json);
+  w.PutBytes(c.model.policy_json);
+  w.PutI64s(c.dataset.feature_shape);
+  w.PutBytes(c.dataset.feature_type);
+  w.PutI64(c.dataset.num_classes);
+  w.PutBytes(c.model_bytes);
+  w.PutStrings(c.forget_subjects);
+  w.PutBool(c.trained_by_lethe);
+  w.PutBytes(c.state);
+  w.PutBytes(c.dataset_bytes);
+  return std::move(w.str());
+}
+
+core::Result<EngineCall> DecodeEngineCall(std::string_view bytes) {
+  if (bytes.substr(0, kCallMagic.size()) != kCallMagic) {
+    return Malformed("not an engine call");
+  }
+  core::WireReader r(bytes.substr(kCallMagic.size()));
+  EngineCall c;
+  uint64_t op = 0;
+  int64_t threads = 0;
+  int64_t classes = 0;
+  if (!r.GetU64(&op) || !r.GetBytes(&c.device) || !r.GetI64(&threads) ||
+      !r.GetBytes(&c.model.id) || !r.GetBytes(&c.model.architecture_json) ||
+      !r.GetBytes(&c.model.recipe_json) || !r.GetBytes(&c.model.policy_json) ||
+      !r.GetI64s(&c.dataset.feature_shape) ||
+      !r.GetBytes(&c.dataset.feature_type) || !r.GetI64(&classes) ||
+      !r.GetBytes(&c.model_bytes) || !r.GetStrings(&c.forget_subjects) ||
+      !r.GetBool(&c.trained_by_lethe) || !r.GetBytes(&c.state) ||
+      !r.GetBytes(&c.dataset_bytes) || !r.done()) {
+    return Malformed("truncated call");
+  }
+  if (op < 1 || op > 3) return Malformed("unknown op");
+  if (threads < 0 || threads > 4096 || classes < 0 || classes > (1 << 30)) {
+    return Malformed("threads or class count out of range");
+  }
+  c.op = static_cast<EngineOp>(op);
+  c.threads = static_cast<int>(threads);
+  c.dataset.num_classes = static_cast<int32_t>(classes);
+  return c;
+}
+
+std::string EncodeEngineReply(EngineOp op, const EngineReply& reply) {
+  core::WireWriter w;
+  w.PutRaw(kReplyMagic);
+  w.PutU64(static_cast<uint64_t>(op));
+  w.PutU64(static_cast<uint64_t>(reply.status.code()));
+  w.PutBytes(reply.status.message());
+  if (reply.status.ok()) {
+    if (op == EngineOp::kTrain) PutTrained(w, reply.trained);
+    if (op == EngineOp::kUnlearn) PutOutcome(w, reply.outcome);
+  }
+  return std::move(w.str());
+}
+
+core::Result<EngineReply> DecodeEngineReply(EngineOp op,
+                                            std::string_view bytes) {
+  if (bytes.substr(0, kReplyMagic.size()) != kReplyMagic) {
+    return Malformed("not an engine reply");
+  }
+  core::WireReader r(bytes.substr(kReplyMagic.size()));
+  uint64_t got_op = 0;
+  uint64_t code = 0;
+  std::string message;
+  if (!r.GetU64(&got_op) || !r.GetU64(&code) || !r.GetBytes(&message)) {
+    return Malformed("truncated reply");
+  }
+  if (got_op != static_cast<uint64_t>(op))
+    return Malformed("reply to another op");
+  if (!KnownCode(code)) return Malformed("unknown status code");
+  EngineReply reply;
+  reply.status = core::Status(static_cast<core::Code>(code), message);
+  if (reply.status.ok()) {
+    if (op == EngineOp::kTrain && !GetTrained(r, &reply.trained)) {
+      return Malformed("truncated trained model");
+    }
+    if (op == EngineOp::kUnlearn) {
+      core::Status st = GetOutcome(r, &reply.outcome);
+      if (!st.ok()) return st;
+    }
+  }
+  if (!r.done()) return Malformed("trailing bytes");
+  return reply;
+}
+
+}  // namespace lethe::worker

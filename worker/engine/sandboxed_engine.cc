@@ -1,0 +1,150 @@
+// ModelEngine over worker/sandbox.h: every call is one lethe-engine process.
+#include <filesystem>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "lethe/core/runtime.h"
+#include "worker/engine/engine_wire.h"
+#include "worker/engine/model_engine.h"
+
+namespace lethe::worker {
+namespace {
+
+core::Status ToCore(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kDeadlineExceeded:
+      return core::Status(core::Code::kDeadlineExceeded,
+                          std::string(s.message()));
+    case absl::StatusCode::kResourceExhausted:
+      return core::Status(core::Code::kResourceExhausted,
+                          std::string(s.message()));
+    case absl::StatusCode::kInvalidArgument:
+      return core::Status(core::Code::kInvalidArgument,
+                          std::string(s.message()));
+    default:
+      return core::Status(core::Code::kInternal, std::string(s.message()));
+  }
+}
+
+class SandboxedEngine final : public ModelEngine {
+ public:
+  SandboxedEngine(SandboxOptions sandbox, core::Device device,
+                  std::string device_arg, int threads)
+      : sandbox_(std::move(sandbox)),
+        device_(device),
+        device_arg_(std::move(device_arg)),
+        threads_(threads) {}
+
+  std::string device_kind() const override {
+    return device_.is_cuda() ? "cuda" : "cpu";
+  }
+  std::string device_name() const override {
+    return device_.ToString() + " (sandboxed)";
+  }
+
+  core::Status Validate(std::string_view model_bytes,
+                        const core::FeatureSpec& features) const override {
+    EngineCall call = Call(EngineOp::kValidate);
+    call.dataset.feature_shape = features.shape;
+    call.dataset.feature_type =
+        features.type == core::FeatureType::kUint8 ? "uint8" : "float32";
+    call.dataset.num_classes = static_cast<int32_t>(features.num_classes);
+    call.model_bytes = std::string(model_bytes);
+    auto reply = Run(call);
+    return reply.ok() ? reply.value().status : reply.status();
+  }
+
+  core::Result<core::TrainedModel> Train(
+      const ModelSpec& spec, const core::Dataset& data) const override {
+    EngineCall call = Call(EngineOp::kTrain);
+    call.model = spec.model_row;
+    call.dataset = spec.dataset_row;
+    call.dataset_bytes = core::EncodeDataset(data);
+    auto reply = Run(call);
+    if (!reply.ok()) return reply.status();
+    if (!reply.value().status.ok()) return reply.value().status;
+    return std::move(reply.value().trained);
+  }
+
+  core::Result<core::UnlearnOutcome> Unlearn(
+      const ModelSpec& spec,
+      const core::UnlearnRequest& request) const override {
+    if (request.dataset == nullptr) {
+      return core::InvalidArgumentError("unlearn request without a dataset");
+    }
+    EngineCall call = Call(EngineOp::kUnlearn);
+    call.model = spec.model_row;
+    call.dataset = spec.dataset_row;
+    call.model_bytes = std::string(request.model_bytes);
+    call.forget_subjects = request.forget_subjects;
+    call.trained_by_lethe = request.trained_by_lethe;
+    call.state =
+        std::string(!request.sisa_state.empty() ? request.sisa_state
+                                                : request.newton_state);
+    call.dataset_bytes = core::EncodeDataset(*request.dataset);
+    auto reply = Run(call);
+    if (!reply.ok()) return reply.status();
+    if (!reply.value().status.ok()) return reply.value().status;
+    return std::move(reply.value().outcome);
+  }
+
+ private:
+  EngineCall Call(EngineOp op) const {
+    EngineCall call;
+    call.op = op;
+    call.device = device_arg_;
+    call.threads = threads_;
+    return call;
+  }
+
+  core::Result<EngineReply> Run(const EngineCall& call) const {
+    absl::StatusOr<std::string> out =
+        RunInSandbox(sandbox_, {}, EncodeEngineCall(call));
+    if (!out.ok()) return ToCore(out.status());
+    core::Result<EngineReply> reply = DecodeEngineReply(call.op, *out);
+    if (!reply.ok()) {
+      return core::Status(core::Code::kInternal,
+                          "the engine process sent a malformed reply: " +
+                              reply.status().message());
+    }
+    return reply;
+  }
+
+  const SandboxOptions sandbox_;
+  const core::Device device_;
+  const std::string device_arg_;
+  const int threads_;
+};
+
+std::vector<std::string> CudaDeviceNodes() {
+  std::vector<std::string> nodes;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/dev", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("nvidia", 0) == 0) nodes.push_back(entry.path().string());
+  }
+  return nodes;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ModelEngine>> NewSandboxedEngine(
+    SandboxOptions sandbox, const std::string& device, int threads) {
+  if (absl::Status st = CheckSandbox(sandbox); !st.ok()) return st;
+  auto parsed = core::ParseDevice(device);
+  if (!parsed.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(parsed.status().code()),
+                        parsed.status().message());
+  }
+  if (parsed.value().is_cuda()) {
+    sandbox.memory_bytes = 0;
+    for (std::string& node : CudaDeviceNodes()) {
+      sandbox.devices.push_back(std::move(node));
+    }
+  }
+  // The child resolves "auto" itself; pin it to what was found here.
+  return std::unique_ptr<ModelEngine>(std::make_unique<SandboxedEngine>(
+      std::move(sandbox), parsed.value(), parsed.value().ToString(), threads));
+}
+
+}  // namespace lethe::worker
