@@ -159,6 +159,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::ErasureEvent>,
       return FinishLocked(ToGrpc(st));
     }
     principal_ = *principal;  // before any Check() runs
+    md_ = md;
     // Not under mu_: the hub calls OnChange under its own lock.
     std::weak_ptr<WatchReactor> weak = self_;
     const uint64_t token = deps_->changes->Subscribe(id_, [weak] {
@@ -194,10 +195,16 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::ErasureEvent>,
   }
 
   void Check() {
+    // The key again, each poll: a stream of a key revoked since it opened
+    // ends within the key cache's lifetime (--key-cache-seconds) and a poll.
+    auto principal = deps_->auth->Authenticate(md_);
     auto row = deps_->erasures->Get(id_);
     std::lock_guard lock(mu_);
     checking_ = false;
     if (finished_) return;
+    if (!principal.ok() && !absl::IsUnavailable(principal.status())) {
+      return FinishLocked(ToGrpc(principal.status()));
+    }
     if (!row.ok()) {
       // A lost database is transient for a watcher: keep waiting.
       if (absl::IsUnavailable(row.status())) return;
@@ -232,6 +239,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::ErasureEvent>,
   const Deps* deps_;
   const std::string id_;
   Principal principal_;  // set in Authorize, before the first Check
+  AuthMetadata md_;      // likewise: re-checked on every Check
   std::shared_ptr<WatchReactor> self_;
   uint64_t token_ = 0;
   std::mutex mu_;

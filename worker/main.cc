@@ -160,7 +160,8 @@ absl::StatusOr<WorkerOptions> FromConfig(const Config& cfg) {
   return o;
 }
 
-// Applies the migrations (or only connects, without --migrate-on-start),
+// Applies the migrations (or checks that none is pending, without
+// --migrate-on-start),
 // retrying with backoff while PostgreSQL cannot be reached, each try a
 // warning: a worker started before its database, or during a restart of
 // it, waits instead of exiting. UNAVAILABLE: a stop signal came first.
@@ -169,7 +170,10 @@ absl::Status WaitForDatabase(const WorkerOptions& o, bool migrate,
   storage::Database db({o.database_url, 1, 30});
   const std::string database = storage::RedactedDatabaseUrl(o.database_url);
   return storage::RetryWhileUnavailable(
-      [&] { return migrate ? storage::Migrate(db).status() : db.Ping(); },
+      [&] {
+        return migrate ? storage::Migrate(db).status()
+                       : storage::CheckSchemaCurrent(db);
+      },
       [&](const absl::Status& st, int attempt,
           std::chrono::milliseconds delay) {
         o.logger->Warn({}, "database not ready; waiting",

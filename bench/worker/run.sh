@@ -98,7 +98,8 @@ dataset=$("$ctl" dataset create --name fm10k --shape 784 --type uint8 --classes 
 # (claim, load, unlearn, verify, publish), not the method's quality.
 register() {  # name batch_size
   echo "{\"methods\": [\"UNLEARNING_METHOD_FINETUNE\"], \"maxMiaAuc\": 1.0,
-         \"maxTestAccuracyDrop\": 100, \"batchSize\": $2}" > "$tmp/policy-$1.json"
+         \"maxTestAccuracyDrop\": 100, \"maxForgetAccuracyExcess\": 100,
+         \"batchSize\": $2}" > "$tmp/policy-$1.json"
   "$ctl" model register --name "$1" --dataset "$dataset" --kind mlp --hidden 128 \
     --optimizer sgd --lr 0.05 --momentum 0.9 --epochs 2 --batch-size 128 --seed 1 \
     --schedule linear --policy-json "$tmp/policy-$1.json" --json | json 'd["id"]'

@@ -9,8 +9,13 @@
 #   lethe-signing.key/.pub  `lethe admin create-signing-key`: signs
 #                           certificates and log checkpoints; give the .pub
 #                           to auditors.
-#   postgres-password       random; the PostgreSQL role `lethe`
+#   postgres-password       random; the PostgreSQL role `lethe` (the
+#                           servers' and workers' runtime role)
 #   lethe-pgpass            the same password as a libpq .pgpass line
+#   postgres-owner-password random; `lethe_owner`, which owns the schema
+#   lethe-owner-pgpass      its .pgpass line (lethe-migrate only)
+#   postgres-superuser-password  random; `postgres`, used only to create
+#                           the roles on PostgreSQL's first start
 #   grafana-admin-password  random; Grafana's `admin`
 #
 # Files that exist are kept (run it again safely). Each file is owned by
@@ -29,7 +34,7 @@ while (($#)); do
     --engine) engine=$2; shift 2 ;;
     --image) image=$2; shift 2 ;;
     --key-name) key_name=$2; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -52,12 +57,16 @@ random() { head -c 32 /dev/urandom | od -An -tx1 | tr -d " \n"; }
 [ -f lethe-subject-secret ] || lethe admin create-secret --secrets-file lethe-subject-secret
 [ -f lethe-signing.key ] || lethe admin create-signing-key --out lethe-signing --name "$KEY_NAME"
 [ -f postgres-password ] || random > postgres-password
+[ -f postgres-owner-password ] || random > postgres-owner-password
+[ -f postgres-superuser-password ] || random > postgres-superuser-password
 [ -f grafana-admin-password ] || random > grafana-admin-password
 [ -f lethe-pgpass ] || printf "postgres:5432:lethe:lethe:%s\n" "$(cat postgres-password)" > lethe-pgpass
-chown 10001:10001 lethe-subject-secret lethe-signing.key lethe-pgpass
-chown 999:999 postgres-password
+[ -f lethe-owner-pgpass ] || printf "postgres:5432:lethe:lethe_owner:%s\n" "$(cat postgres-owner-password)" > lethe-owner-pgpass
+chown 10001:10001 lethe-subject-secret lethe-signing.key lethe-pgpass lethe-owner-pgpass
+chown 999:999 postgres-password postgres-owner-password postgres-superuser-password
 chown 472:0 grafana-admin-password
-chmod 0600 lethe-subject-secret lethe-signing.key lethe-pgpass postgres-password grafana-admin-password
+chmod 0600 lethe-subject-secret lethe-signing.key lethe-pgpass lethe-owner-pgpass \
+  postgres-password postgres-owner-password postgres-superuser-password grafana-admin-password
 chmod 0644 lethe-signing.pub
 '
 echo "init-secrets: secrets in $dir (Grafana admin password: $dir/grafana-admin-password)"

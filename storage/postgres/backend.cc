@@ -112,7 +112,7 @@ class PgBackend final : public PostgresBackend {
 
   absl::Status Prepare(bool migrate) override {
     if (migrate) return Migrate(db_).status();
-    return db_.Ping();
+    return CheckSchemaCurrent(db_);
   }
   absl::Status Ping() override { return db_.Ping(); }
   ErasureStore& erasures() override { return erasures_; }

@@ -1,5 +1,6 @@
 #include "storage/postgres/migrations.h"
 
+#include <pqxx/except>
 #include <pqxx/nontransaction>
 
 #include "absl/strings/str_cat.h"
@@ -46,6 +47,20 @@ absl::StatusOr<int> SchemaVersion(Database& db) {
   });
 }
 
+absl::Status CheckSchemaCurrent(Database& db) {
+  absl::StatusOr<int> version = SchemaVersion(db);
+  if (!version.ok()) return version.status();
+  for (const Migration& m : AllMigrations()) {
+    if (m.version > *version) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "database schema is at version ", *version, "; migration ", m.version,
+          " (", m.name,
+          ") is pending: run `lethe migrate` as the schema owner first"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<MigrationResult> Migrate(Database& db) {
   auto conn_or = db.OpenDedicated();
   if (!conn_or.ok()) return conn_or.status();
@@ -56,7 +71,13 @@ absl::StatusOr<MigrationResult> Migrate(Database& db) {
       pqxx::nontransaction session(conn);
       session.exec(
           absl::StrCat("SELECT pg_advisory_lock(", kMigrationLockId, ")"));
-      session.exec(kCreateVersionTable);
+      // Only when missing: the runtime role (migration 6) may not create
+      // anything, not even IF NOT EXISTS, yet finds nothing to do here.
+      if (!session
+               .exec1("SELECT to_regclass('schema_migrations') IS NOT NULL")[0]
+               .as<bool>()) {
+        session.exec(kCreateVersionTable);
+      }
     }
     {
       pqxx::work txn(conn);
@@ -74,7 +95,16 @@ absl::StatusOr<MigrationResult> Migrate(Database& db) {
     for (const Migration& m : all) {
       if (m.version <= result.from_version) continue;
       pqxx::work txn(conn);
-      txn.exec(m.sql);
+      try {
+        txn.exec(m.sql);
+      } catch (const pqxx::insufficient_privilege& e) {
+        return absl::PermissionDeniedError(absl::StrCat(
+            "schema migration ", m.version, " (", m.name,
+            ") needs the schema owner: run `lethe migrate` with the owner's "
+            "database URL (this role may only read and write; "
+            "docs/operations.md, \"Database roles\"): ",
+            e.what()));
+      }
       txn.exec_params(
           "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
           m.version, m.name);

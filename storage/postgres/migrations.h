@@ -36,6 +36,12 @@ absl::StatusOr<MigrationResult> Migrate(Database& db);
 // The applied schema version (0 for an empty database).
 absl::StatusOr<int> SchemaVersion(Database& db);
 
+// For processes that do not migrate (--migrate-on-start false, the runtime
+// role): OK when the schema has every migration this build knows (or is
+// newer: a rollout runs the migration first); FAILED_PRECONDITION naming
+// the first pending one otherwise; UNAVAILABLE when unreachable.
+absl::Status CheckSchemaCurrent(Database& db);
+
 }  // namespace lethe::storage
 
 #endif  // LETHE_STORAGE_POSTGRES_MIGRATIONS_H_

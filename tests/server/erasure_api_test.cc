@@ -540,6 +540,25 @@ TEST_F(ErasureApiTest, WatchStreamsChangesUntilTerminal) {
   EXPECT_TRUE(reader->Finish().ok());
 }
 
+// Issue 17 item 10: revoking a key ends the watch streams it opened (the
+// test server caches no key, so the next poll sees the revocation).
+TEST_F(ErasureApiTest, WatchOfARevokedKeyEnds) {
+  v1::SubmitErasureResponse resp;
+  ASSERT_TRUE(Submit(Request("alice", "w-revoked"), &resp).ok());
+  auto ctx = ts_->Ctx(Role::kSubmitter);
+  v1::WatchErasureRequest req;
+  req.set_id(resp.erasure().id());
+  auto reader = ts_->erasures().WatchErasure(ctx.get(), req);
+  v1::ErasureEvent event;
+  ASSERT_TRUE(reader->Read(&event));
+  EXPECT_EQ(event.erasure().state(), v1::ERASURE_STATE_QUEUED);
+  QueryScalar(
+      ts_->database_url(),
+      "UPDATE api_keys SET revoked_at = now() WHERE role = 'submitter'");
+  EXPECT_FALSE(reader->Read(&event));  // ends without another event
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+}
+
 TEST_F(ErasureApiTest, WatchUnknownRequestIsNotFound) {
   auto ctx = ts_->Ctx(Role::kSubmitter);
   v1::WatchErasureRequest req;

@@ -8,8 +8,10 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "storage/postgres/backend.h"
+#include "storage/postgres/run_sql.h"
 #include "tests/memory/backend_contract.h"
 #include "tests/support/scratch_database.h"
 
@@ -65,10 +67,104 @@ void ShiftTime(std::chrono::microseconds by) {
   ASSERT_TRUE(st.ok()) << st;
 }
 
-INSTANTIATE_TEST_SUITE_P(Postgres, BackendContractTest,
-                         ::testing::Values(BackendFactory{
-                             "postgres", MakePostgres, ShiftTime}),
-                         BackendFactoryName);
+// Issue 17 item 9: the whole contract again as the runtime role, which owns
+// nothing and may only SELECT and INSERT on the logs: everything the
+// servers and workers do must work with its grants.
+std::unique_ptr<Backend> MakePostgresAsRuntimeRole() {
+  std::unique_ptr<Backend> owner = MakePostgres();
+  if (owner == nullptr) return nullptr;
+  auto url = lethe::testing::AsRuntimeRole(Databases().back()->url());
+  EXPECT_TRUE(url.ok()) << url.status();
+  if (!url.ok()) return nullptr;
+  auto backend = OpenPostgres({.url = *url, .pool_size = 4});
+  absl::Status prepared = backend->Prepare(/*migrate=*/true);
+  EXPECT_TRUE(prepared.ok()) << prepared;  // nothing left to migrate
+  latest = backend.get();
+  return backend;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Postgres, BackendContractTest,
+    ::testing::Values(BackendFactory{"postgres", MakePostgres, ShiftTime},
+                      BackendFactory{"postgres_runtime_role",
+                                     MakePostgresAsRuntimeRole, ShiftTime}),
+    BackendFactoryName);
+
+// What the runtime role may not do, and TRUNCATE refused even to the owner.
+TEST(RuntimeRoleTest, CannotChangeTheLogsTheirTriggersOrTheSchema) {
+  auto scratch = ScratchDatabase::Create("lethe_roles");
+  ASSERT_TRUE(scratch.ok()) << scratch.status();
+  auto owner = OpenPostgres({.url = scratch->url(), .pool_size = 2});
+  ASSERT_TRUE(owner->Prepare(/*migrate=*/true).ok());
+  auto runtime = lethe::testing::AsRuntimeRole(scratch->url());
+  ASSERT_TRUE(runtime.ok()) << runtime.status();
+  ASSERT_TRUE(RunSql(*runtime,
+                     "INSERT INTO audit_log (actor, action) VALUES ('t', 'x')")
+                  .ok());
+  EXPECT_EQ((*RunSql(*runtime, "SELECT current_user"))[0][0].value_or(""),
+            "lethe_test_runtime");
+  // Granting itself more is a warning without effect (no grant option):
+  // the UPDATE below is still refused.
+  (void)RunSql(*runtime, "GRANT UPDATE, TRUNCATE ON audit_log TO PUBLIC");
+  for (const char* sql : {
+           "UPDATE audit_log SET action = 'y'",
+           "DELETE FROM audit_log",
+           "TRUNCATE audit_log",
+           "TRUNCATE certificate_log CASCADE",
+           "DELETE FROM certificates",
+           "UPDATE certificate_checkpoints SET note = ''",
+           "ALTER TABLE audit_log DISABLE TRIGGER USER",
+           "DROP TRIGGER audit_log_append_only ON audit_log",
+           "CREATE TABLE shadow (x int)",
+       }) {
+    auto refused = RunSql(*runtime, sql);
+    ASSERT_FALSE(refused.ok()) << sql;
+    EXPECT_TRUE(absl::StrContains(refused.status().message(), "permission") ||
+                absl::StrContains(refused.status().message(), "owner"))
+        << sql << ": " << refused.status();
+  }
+  // The owner may change the schema, but TRUNCATE of a log is refused by
+  // its statement trigger, whoever asks.
+  for (const char* log : {"audit_log", "certificate_log", "certificates",
+                          "certificate_checkpoints", "certificate_log_head"}) {
+    auto refused =
+        RunSql(scratch->url(), absl::StrCat("TRUNCATE ", log, " CASCADE"));
+    ASSERT_FALSE(refused.ok()) << log;
+    EXPECT_TRUE(absl::StrContains(refused.status().message(), "append-only"))
+        << refused.status();
+  }
+  EXPECT_EQ((*RunSql(scratch->url(), "SELECT count(*) FROM audit_log"))[0][0]
+                .value_or(""),
+            "1");
+}
+
+// A process that does not migrate refuses a schema with a migration
+// pending; the runtime role cannot apply one and says who can.
+TEST(RuntimeRoleTest, PendingMigrationsAreRefusedWithoutTheOwner) {
+  auto scratch = ScratchDatabase::Create("lethe_pending");
+  ASSERT_TRUE(scratch.ok()) << scratch.status();
+  auto fresh = OpenPostgres({.url = scratch->url(), .pool_size = 2});
+  absl::Status unmigrated = fresh->Prepare(/*migrate=*/false);
+  EXPECT_EQ(unmigrated.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StrContains(unmigrated.message(), "migration 1"))
+      << unmigrated;
+  ASSERT_TRUE(fresh->Prepare(/*migrate=*/true).ok());
+  EXPECT_TRUE(fresh->Prepare(/*migrate=*/false).ok());
+  // As if migration 6 were new: the runtime role neither skips nor runs it.
+  ASSERT_TRUE(
+      RunSql(scratch->url(), "DELETE FROM schema_migrations WHERE version = 6")
+          .ok());
+  auto runtime = lethe::testing::AsRuntimeRole(scratch->url());
+  ASSERT_TRUE(runtime.ok()) << runtime.status();
+  auto backend = OpenPostgres({.url = *runtime, .pool_size = 2});
+  absl::Status checked = backend->Prepare(/*migrate=*/false);
+  EXPECT_EQ(checked.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StrContains(checked.message(), "migration 6")) << checked;
+  absl::Status migrated = backend->Prepare(/*migrate=*/true);
+  EXPECT_EQ(migrated.code(), absl::StatusCode::kPermissionDenied) << migrated;
+  EXPECT_TRUE(absl::StrContains(migrated.message(), "schema owner"))
+      << migrated;
+}
 
 }  // namespace
 }  // namespace lethe::storage::testing

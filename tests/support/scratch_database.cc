@@ -70,6 +70,33 @@ std::string WithDatabase(const std::string& url, const std::string& database) {
   return absl::StrCat(url, " dbname=", database);
 }
 
+std::string WithUser(const std::string& url, const std::string& user) {
+  for (std::string_view scheme : {"postgresql://", "postgres://"}) {
+    if (url.compare(0, scheme.size(), scheme) != 0) continue;
+    // A query parameter after the userinfo: libpq takes the later one.
+    return absl::StrCat(url, url.find('?') == std::string::npos ? "?" : "&",
+                        "user=", user);
+  }
+  return absl::StrCat(url, " user=", user);
+}
+
+absl::StatusOr<std::string> AsRuntimeRole(const std::string& url) {
+  // Roles are per cluster and test processes run in parallel: create it
+  // once, tolerating a concurrent creation.
+  absl::Status made = Exec(url, R"sql(
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'lethe_test_runtime')
+  THEN
+    CREATE ROLE lethe_test_runtime LOGIN IN ROLE lethe_runtime;
+  END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+END;
+$$)sql");
+  if (!made.ok()) return made;
+  return WithUser(url, "lethe_test_runtime");
+}
+
 absl::StatusOr<ScratchDatabase> ScratchDatabase::Create(
     const std::string& prefix) {
   for (char c : prefix) {

@@ -22,6 +22,15 @@ absl::StatusOr<std::string> TestDatabaseUrl();
 // `url` with its database replaced by `database` (URL or key=value form).
 std::string WithDatabase(const std::string& url, const std::string& database);
 
+// `url` connecting as `user` instead (URL or key=value form).
+std::string WithUser(const std::string& url, const std::string& user);
+
+// `url` (a migrated database, as its owner) as the runtime role of
+// migration 6 sees it: a login role `lethe_test_runtime`, member of
+// `lethe_runtime`, created on first use (the test servers trust local
+// connections, so it needs no password).
+absl::StatusOr<std::string> AsRuntimeRole(const std::string& url);
+
 class ScratchDatabase {
  public:
   // Creates the database. `prefix` (letters, digits, '_') helps find it
