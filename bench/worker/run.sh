@@ -8,7 +8,10 @@
 # docs/security.md "The engine sandbox") and in process: the sandbox's cost.
 #
 #   bench/worker/run.sh [--requests N] [--rate R] [--latency-runs N]
-#                       [--build-dir DIR]
+#                       [--engine sandbox|in-process] [--build-dir DIR]
+#
+# --engine: how the drain and steady-arrival phases run the engine (the
+# latency phase runs both, sandboxed and in process, either way).
 #
 # Needs a build with lethe, lethe-worker and lethectl. Starts its own
 # PostgreSQL, server and worker in a temporary folder and stops them on exit.
@@ -19,8 +22,10 @@ build=$root/build
 requests=100
 latency_runs=20
 rate=10
+engine=sandbox
 while (($#)); do
   case $1 in
+    --engine) engine=$2; shift 2 ;;
     --rate) rate=$2; shift 2 ;;
     --requests) requests=$2; shift 2 ;;
     --latency-runs) latency_runs=$2; shift 2 ;;
@@ -57,9 +62,9 @@ export LETHE_ADDR=127.0.0.1:$port
 pids+=($!)
 for _ in $(seq 100); do "$ctl" dataset list >/dev/null 2>&1 && break; sleep 0.1; done
 
-start_worker() {  # [engine: sandbox (default) | in-process]
+start_worker() {  # [engine: sandbox | in-process; default --engine]
   "$build/worker/lethe-worker" --database-url "$url" --threads 2 \
-    --poll-seconds 0.5 --engine "${1:-sandbox}" >>"$tmp/worker.log" 2>&1 &
+    --poll-seconds 0.5 --engine "${1:-$engine}" >>"$tmp/worker.log" 2>&1 &
   worker=$!
   pids+=($worker)
 }
@@ -203,10 +208,11 @@ lat=$(latency sandbox lat 0)
 say "latency again, engine in process"
 lat_in=$(latency in-process latin "$latency_runs")
 
-$py - "$requests" "$off" "$on" "$off_runs" "$on_runs" $lat "$(uptime)" "$rate" "$steady_off" "$steady_on" "$lat_in" <<'PY'
+$py - "$requests" "$off" "$on" "$off_runs" "$on_runs" $lat "$(uptime)" "$rate" "$steady_off" "$steady_on" "$lat_in" "$engine" <<'PY'
 import sys
 n, off, on, off_runs, on_runs, p50, p99, load = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7], sys.argv[8]
 rate, s_off, s_on = sys.argv[9], sys.argv[10].split(), sys.argv[11].split()
+print(f"engine: {sys.argv[13]}")
 print(f"| batching | waiting requests | engine runs | seconds | erasures/hour |")
 print(f"|---|---|---|---|---|")
 print(f"| off (batch size 1) | {n} | {off_runs} | {off:.1f} | {n / off * 3600:,.0f} |")

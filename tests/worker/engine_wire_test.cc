@@ -3,6 +3,10 @@
 // an error, whatever its bytes (the engine process is untrusted).
 #include "worker/engine/engine_wire.h"
 
+#include <fstream>
+#include <iterator>
+#include <string_view>
+
 #include <gtest/gtest.h>
 
 namespace lethe::worker {
@@ -104,6 +108,48 @@ TEST(EngineWireTest, ErrorsKeepTheirCodeAndUnknownCodesAreRejected) {
   // The status code is the u64 after the magic (20 bytes) and the op.
   bytes[28] = 42;
   EXPECT_FALSE(DecodeEngineReply(EngineOp::kUnlearn, bytes).ok());
+}
+
+// The fuzz target's seeds (tests/fuzz/corpus/engine_reply) are valid
+// messages, so that fuzzing starts deep in the decoders; a format change
+// that breaks them fails here.
+std::string Seed(const std::string& name) {
+  std::ifstream in(std::string(LETHE_FUZZ_CORPUS) + "/engine_reply/" + name,
+                   std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)),
+                    std::istreambuf_iterator<char>());
+  EXPECT_FALSE(bytes.empty()) << name;
+  return bytes;
+}
+
+TEST(EngineWireTest, FuzzSeedsAreValidMessages) {
+  struct Case {
+    const char* name;
+    EngineOp op;
+    core::Code code;
+  } cases[] = {
+      {"train_ok", EngineOp::kTrain, core::Code::kOk},
+      {"unlearn_ok", EngineOp::kUnlearn, core::Code::kOk},
+      {"unlearn_not_found", EngineOp::kUnlearn, core::Code::kNotFound},
+      {"validate_invalid", EngineOp::kValidate, core::Code::kInvalidArgument},
+  };
+  for (const Case& c : cases) {
+    const std::string seed = Seed(c.name);
+    ASSERT_FALSE(seed.empty());
+    auto reply = DecodeEngineReply(c.op, std::string_view(seed).substr(1));
+    ASSERT_TRUE(reply.ok()) << c.name << ": " << reply.status().ToString();
+    EXPECT_EQ(reply->status.code(), c.code) << c.name;
+  }
+  auto unlearned = DecodeEngineReply(
+      EngineOp::kUnlearn, std::string_view(Seed("unlearn_ok")).substr(1));
+  ASSERT_TRUE(unlearned.ok());
+  EXPECT_EQ(unlearned->outcome.report.attempts.size(), 2u);
+  EXPECT_EQ(unlearned->outcome.report.sisa_retrained_shards,
+            (std::vector<int>{1, 5}));
+  const std::string call = Seed("call_unlearn");
+  auto decoded = DecodeEngineCall(std::string_view(call).substr(1));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(decoded->forget_subjects, (std::vector<std::string>{"a", "b"}));
 }
 
 }  // namespace

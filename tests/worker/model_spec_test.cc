@@ -54,5 +54,17 @@ TEST(ModelSpecTest, UnsetSettingsKeepTheEngineDefaults) {
                                        core::Method::kRetrain}));
 }
 
+// proto3 enums are open: a method number this build has no name for is
+// INVALID_ARGUMENT, not a crash (found by fuzz_model_spec).
+TEST(ModelSpecTest, UnknownMethodNumbersAreInvalidArgument) {
+  for (const char* policy :
+       {R"({"methods": 22})", R"({"methods": [1, 99]})", R"({"methods": [-5]})",
+        R"({"methods": ["UNLEARNING_METHOD_UNSPECIFIED"]})"}) {
+    absl::StatusOr<ModelSpec> spec = ParseModelSpec(Mlp(policy), Images());
+    EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument)
+        << policy << ": " << spec.status();
+  }
+}
+
 }  // namespace
 }  // namespace lethe::worker
