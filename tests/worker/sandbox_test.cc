@@ -274,6 +274,21 @@ std::string Hostile(const std::string& forward) {
 
 core::FeatureSpec Spec() { return {{8}, core::FeatureType::kFloat32, 3}; }
 
+// A sandbox that cannot start stops the worker at start, saying why and
+// what to choose instead (bubblewrap standing in: /bin/false).
+TEST(SandboxedEngineTest, ASandboxThatCannotStartIsRefusedAtStart) {
+  SandboxOptions o = Engine();
+  o.bwrap = "/bin/false";
+  auto engine = NewSandboxedEngine(o, "cpu", 1);
+  ASSERT_EQ(engine.status().code(), absl::StatusCode::kFailedPrecondition)
+      << engine.status();
+  EXPECT_TRUE(absl::StrContains(engine.status().message(),
+                                "--engine-isolation=process"))
+      << engine.status();
+  o.isolation = Isolation::kProcess;  // no bubblewrap needed
+  EXPECT_TRUE(NewSandboxedEngine(o, "cpu", 1).ok());
+}
+
 TEST(SandboxedEngineTest, AModelThatLoopsIsKilledAtTheWallClockLimit) {
   SandboxOptions o = Engine();
   o.wall_seconds = 3;

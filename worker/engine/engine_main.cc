@@ -18,6 +18,7 @@
 #include "worker/engine/engine_wire.h"
 #include "worker/engine/model_engine.h"
 #include "worker/engine/model_spec.h"
+#include "worker/engine/sandbox.h"
 #include "worker/engine/seccomp.h"
 
 namespace lethe::worker {
@@ -96,7 +97,12 @@ void Serve(const ModelEngine& engine, const EngineCall& call,
   if (outcome.ok()) reply.outcome = std::move(outcome).value();
 }
 
-int Main() {
+int Main(int argc, char** argv) {
+  // The worker's start-up check that the sandbox runs at all.
+  if (argc == 2 && std::string(argv[1]) == "--probe") {
+    std::cout << kProbeReply << std::flush;
+    return 0;
+  }
   // No file of its own to write, ever.
   rlimit no_files{0, 0};
   setrlimit(RLIMIT_FSIZE, &no_files);
@@ -132,4 +138,4 @@ int Main() {
 }  // namespace
 }  // namespace lethe::worker
 
-int main() { return lethe::worker::Main(); }
+int main(int argc, char** argv) { return lethe::worker::Main(argc, argv); }

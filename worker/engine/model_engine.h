@@ -48,9 +48,10 @@ absl::StatusOr<std::unique_ptr<ModelEngine>> NewInProcessEngine(
 
 // Each call in a fresh lethe-engine process confined by `sandbox`, which
 // runs core::Engine on `device` with `threads`. FAILED_PRECONDITION when
-// the sandbox cannot run here (CheckSandbox); INVALID_ARGUMENT for a bad
-// device. CUDA devices get their /dev/nvidia* nodes bound in and no
-// address-space limit (CUDA reserves far more than it uses).
+// the sandbox cannot run here (CheckSandbox, then `lethe-engine --probe`
+// started through it); INVALID_ARGUMENT for a bad device. CUDA devices get
+// their /dev/nvidia* nodes bound in and no address-space limit (CUDA reserves
+// far more than it uses).
 absl::StatusOr<std::unique_ptr<ModelEngine>> NewSandboxedEngine(
     SandboxOptions sandbox, const std::string& device, int threads);
 

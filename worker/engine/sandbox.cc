@@ -109,7 +109,14 @@ struct CArgs {
                        char* const envp[], int in, int out, int err) {
   if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) _exit(126);
   // Nothing of the worker's: its database sockets, artifact files, keys.
-  syscall(SYS_close_range, 3U, ~0U, 0U);
+  if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {  // before Linux 5.9
+    rlimit files{};
+    const int top =
+        getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < (1U << 20)
+            ? static_cast<int>(files.rlim_cur)
+            : (1 << 20);
+    for (int fd = 3; fd < top; ++fd) close(fd);
+  }
   setsid();
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);

@@ -54,6 +54,11 @@ std::string DefaultEngineBinary();
 // binary, no bwrap for kNamespaces), saying what to install or set.
 absl::Status CheckSandbox(const SandboxOptions& options);
 
+// What `lethe-engine --probe` prints: NewSandboxedEngine starts it through
+// the sandbox once, so that a host where the sandbox cannot run (no user
+// namespaces for bubblewrap, say) stops the worker at start, not every job.
+inline constexpr const char* kProbeReply = "lethe-engine ok\n";
+
 // Runs the engine binary with `args` on `input` and returns its stdout.
 // Errors: DEADLINE_EXCEEDED past wall_seconds; RESOURCE_EXHAUSTED past the
 // CPU limit or max_reply_bytes; INTERNAL when the process died or exited

@@ -131,6 +131,17 @@ std::vector<std::string> CudaDeviceNodes() {
 absl::StatusOr<std::unique_ptr<ModelEngine>> NewSandboxedEngine(
     SandboxOptions sandbox, const std::string& device, int threads) {
   if (absl::Status st = CheckSandbox(sandbox); !st.ok()) return st;
+  SandboxOptions probe = sandbox;
+  probe.wall_seconds = 120;
+  absl::StatusOr<std::string> hello = RunInSandbox(probe, {"--probe"}, "");
+  if (!hello.ok() || *hello != kProbeReply) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the engine sandbox does not start here (",
+        hello.ok() ? "unexpected reply" : hello.status().message(),
+        "): install bubblewrap and allow user namespaces, or choose "
+        "--engine-isolation=process (or --engine=in-process for trusted "
+        "models)"));
+  }
   auto parsed = core::ParseDevice(device);
   if (!parsed.ok()) {
     return absl::Status(static_cast<absl::StatusCode>(parsed.status().code()),
