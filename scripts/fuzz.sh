@@ -8,7 +8,9 @@
 #
 #   scripts/fuzz.sh [BUILD_DIR] [SECONDS] [TARGET...]
 #       BUILD_DIR  default build-asan;  SECONDS per target, default 30
-#       TARGET     csv idx gunzip page_token cert (default: all)
+#       TARGET     a folder name of tests/fuzz/corpus (default: all of
+#                  them: every target has its corpus folder, so none is
+#                  left out by a list kept by hand)
 #
 # A crash found: add its input to tests/fuzz/corpus/NAME/ (ctest replays that
 # folder in every build, so it stays a regression test) and fix the parser.
@@ -18,7 +20,9 @@ build=${1:-$root/build-asan}
 seconds=${2:-30}
 shift $(($# < 2 ? $# : 2))
 targets=("$@")
-((${#targets[@]})) || targets=(csv idx gunzip page_token cert)
+if ((${#targets[@]} == 0)); then
+  for dir in "$root"/tests/fuzz/corpus/*/; do targets+=("$(basename "$dir")"); done
+fi
 out=${LETHE_FUZZ_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/lethe-fuzz.XXXXXX")}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
