@@ -153,6 +153,17 @@ TEST(PrometheusTest, ScrapesServerAndWorkerAndAnswersForTheirSeries) {
   ASSERT_TRUE(WaitForPort(port, std::chrono::seconds(30)))
       << ReadFileOrEmpty(dir + "/prometheus.log");
 
+  // The model trained first: a request submitted while it waits for
+  // training keeps its subject out of the training set (erased stays
+  // erased), and then nothing is left to unlearn and no task runs.
+  for (int i = 0; i < 600 && QueryScalar(ts->database_url(),
+                                         "SELECT state FROM models") != "READY";
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(QueryScalar(ts->database_url(), "SELECT state FROM models"),
+            "READY")
+      << ReadFileOrEmpty(w.stdout_path);
   auto stub = v1::ErasureService::NewStub(ts->Channel(serve->grpc_port()));
   for (const char* subject : {"s1", "s2"}) {
     v1::SubmitErasureRequest req;
@@ -213,7 +224,8 @@ TEST(PrometheusTest, ScrapesServerAndWorkerAndAnswersForTheirSeries) {
           port, "sum(lethe_task_duration_seconds_count{job=\"lethe-worker\"})",
           at_least(1), timeout)
           .value_or(0),
-      1);
+      1)
+      << ReadFileOrEmpty(w.stdout_path);
   EXPECT_EQ(WaitForQuery(port, "lethe_certificate_log_entries", is(2), timeout),
             2);
   EXPECT_EQ(WaitForQuery(port, "lethe_worker_busy{job=\"lethe-worker\"}", is(0),
