@@ -120,6 +120,11 @@ RUN set -eu; \
 '    role=$(cat "$role_file" 2>/dev/null || true)' \
 '    if [ "$role" = serve ]; then' \
 '      port=${LETHE_LISTEN##*:}' \
+'      # TLS (the server serves plaintext on loopback only): lethectl trusts' \
+'      # LETHE_TLS_CA, else the (self-signed) certificate itself.' \
+'      if [ -n "${LETHE_TLS_CERT:-}" ] && [ -z "${LETHE_TLS_CA:-}" ]; then' \
+'        export LETHE_TLS_CA="$LETHE_TLS_CERT"' \
+'      fi' \
 '      exec lethectl health --addr "127.0.0.1:${port:-50051}" --timeout 3 $LETHE_HEALTHCHECK_FLAGS' \
 '    fi' \
 '    exit 0 ;;' \
@@ -204,7 +209,10 @@ WORKDIR /var/lib/lethe
 EXPOSE 50051 9464 9465
 
 # Serving replicas: grpc.health.v1 Check on LETHE_LISTEN's port (SERVING
-# only while PostgreSQL is reachable). Other commands: always healthy.
+# only while PostgreSQL is reachable), over TLS when LETHE_TLS_CERT is set.
+# `lethe serve` needs LETHE_TLS_CERT and LETHE_TLS_KEY (or
+# LETHE_INSECURE_PLAINTEXT on a loopback LETHE_LISTEN): the image listens on
+# every interface. Other commands: always healthy.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
   CMD ["lethe-entrypoint", "healthcheck"]
 

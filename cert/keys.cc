@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "cert/encoding.h"
 #include "cert/json.h"
@@ -265,6 +266,31 @@ absl::StatusOr<KeyRing> KeyRing::LoadFiles(
     keys.push_back(*std::move(key));
   }
   return KeyRing(std::move(keys));
+}
+
+absl::StatusOr<std::vector<PublicKey>> LoadPublicKeyFiles(
+    const std::vector<std::string>& paths) {
+  std::vector<PublicKey> keys;
+  std::set<std::string> ids;
+  for (const std::string& path : paths) {
+    auto pem = ReadFile(path);
+    if (!pem.ok()) return absl::InvalidArgumentError(pem.status().message());
+    if (absl::StrContains(*pem, "PRIVATE KEY")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": a private key; give the public key (the .pub file)"));
+    }
+    auto key = PublicKey::FromPem(*pem);
+    if (!key.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": ", key.status().message()));
+    }
+    if (!ids.insert(key->key_id()).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": the same key is given twice"));
+    }
+    keys.push_back(*std::move(key));
+  }
+  return keys;
 }
 
 std::vector<PublicKey> KeyRing::PublicKeys() const {

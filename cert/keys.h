@@ -126,6 +126,13 @@ class KeyRing {
   std::vector<PrivateKey> keys_;
 };
 
+// Loads PEM public key files (the .pub files of GenerateKeyFiles),
+// metadata lines included. INVALID_ARGUMENT naming the file if one cannot
+// be read or parsed, holds a private key (a process that verifies needs no
+// private key, and must not be given one), or repeats a key.
+absl::StatusOr<std::vector<PublicKey>> LoadPublicKeyFiles(
+    const std::vector<std::string>& paths);
+
 // The public key with `key_id` in `keys`, or nullptr.
 const PublicKey* FindKey(std::span<const PublicKey> keys,
                          std::string_view key_id);

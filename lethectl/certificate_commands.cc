@@ -68,21 +68,54 @@ absl::Status WriteFile(const std::string& path, const std::string& data) {
   return absl::OkStatus();
 }
 
-// The certificate of `id`, the latest checkpoint and the inclusion proof
-// under it, as a bundle.
+// The newest checkpoint that covers `certificate`. Workers sign one right
+// after issuing, so one that does not cover it yet soon will: asks again for
+// up to kCoverWait.
+constexpr absl::Duration kCoverWait = absl::Seconds(15);
+
+Outcome CoveringCheckpoint(const Invocation& inv,
+                           CertificateService::Stub& stub,
+                           const v1::Certificate& certificate,
+                           v1::Checkpoint* checkpoint) {
+  const absl::Time deadline = absl::Now() + kCoverWait;
+  while (true) {
+    auto context = inv.connection.NewContext(/*streaming=*/false);
+    grpc::Status status = stub.GetCheckpoint(
+        context.get(), v1::GetCheckpointRequest(), checkpoint);
+    if (!status.ok() && status.error_code() != grpc::StatusCode::NOT_FOUND) {
+      return Outcome::Rpc(status);
+    }
+    if (status.ok() && certificate.leaf_index() < checkpoint->tree_size()) {
+      return Outcome::Ok();
+    }
+    if (absl::Now() >= deadline) {
+      return Outcome::Rpc(grpc::Status(
+          grpc::StatusCode::UNAVAILABLE,
+          absl::StrCat(
+              "no signed checkpoint covers leaf ", certificate.leaf_index(),
+              " yet (newest: ", status.ok() ? checkpoint->tree_size() : 0,
+              " leaves); workers with signing keys sign one after "
+              "issuing: check that one runs, then retry")));
+    }
+    absl::SleepFor(absl::Milliseconds(250));
+  }
+}
+
+// The certificate of `id`, the newest checkpoint that covers it and the
+// inclusion proof under it, as a bundle.
 Outcome FetchBundle(const Invocation& inv, CertificateService::Stub& stub,
                     const v1::Certificate& certificate, cert::Bundle* out) {
   v1::Checkpoint checkpoint;
-  auto context = inv.connection.NewContext(/*streaming=*/false);
-  grpc::Status status = stub.GetCheckpoint(
-      context.get(), v1::GetCheckpointRequest(), &checkpoint);
-  if (!status.ok()) return Outcome::Rpc(status);
+  if (Outcome covered = CoveringCheckpoint(inv, stub, certificate, &checkpoint);
+      covered.exit_code != kExitOk) {
+    return covered;
+  }
   v1::GetInclusionProofRequest request;
   request.set_leaf_index(certificate.leaf_index());
   request.set_tree_size(checkpoint.tree_size());
   v1::InclusionProof proof;
-  context = inv.connection.NewContext(/*streaming=*/false);
-  status = stub.GetInclusionProof(context.get(), request, &proof);
+  auto context = inv.connection.NewContext(/*streaming=*/false);
+  grpc::Status status = stub.GetInclusionProof(context.get(), request, &proof);
   if (!status.ok()) return Outcome::Rpc(status);
   out->envelope = certificate.envelope();
   out->checkpoint = checkpoint.note();

@@ -17,7 +17,9 @@ constexpr FlagSpec kCommonFlags[] = {
      "server address (default: $LETHE_ADDR, else 127.0.0.1:50051)"},
     {"api-key", "KEY", "API key (default: $LETHE_API_KEY)"},
     {"tls", "", "use TLS with the system's root certificates"},
-    {"tls-ca", "FILE", "use TLS, trusting the CA certificates in FILE (PEM)"},
+    {"tls-ca", "FILE",
+     "use TLS, trusting the CA certificates in FILE (PEM; default: "
+     "$LETHE_TLS_CA)"},
     {"tls-cert", "FILE", "client certificate for mTLS (PEM; needs --tls-key)"},
     {"tls-key", "FILE", "private key of --tls-cert (PEM)"},
     {"tls-server-name", "NAME", "name to check in the server's certificate"},
@@ -47,7 +49,7 @@ absl::StatusOr<ConnectionOptions> ConnectionOptionsFromFlags(
   ConnectionOptions options;
   options.address = flags.Get("addr", EnvOr("LETHE_ADDR", "127.0.0.1:50051"));
   options.api_key = flags.Get("api-key", EnvOr("LETHE_API_KEY", ""));
-  options.tls_ca_file = flags.Get("tls-ca");
+  options.tls_ca_file = flags.Get("tls-ca", EnvOr("LETHE_TLS_CA", ""));
   options.tls_cert_file = flags.Get("tls-cert");
   options.tls_key_file = flags.Get("tls-key");
   options.tls_server_name = flags.Get("tls-server-name");

@@ -2,9 +2,12 @@
 
 #include <chrono>
 
+#include <google/protobuf/descriptor.h>
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/histogram.h>
+
+#include "absl/strings/str_cat.h"
 
 namespace lethe::observability {
 namespace {
@@ -130,8 +133,18 @@ std::pair<std::string, std::string> SplitGrpcMethod(std::string_view method) {
       method.find('/', slash + 1) != std::string_view::npos) {
     return {"unknown", "unknown"};
   }
-  return {std::string(method.substr(1, slash - 1)),
-          std::string(method.substr(slash + 1))};
+  std::string service(method.substr(1, slash - 1));
+  std::string name(method.substr(slash + 1));
+  // gRPC's own health service is served without its generated code, so
+  // its methods need not be in the pool.
+  const bool health = service == "grpc.health.v1.Health" &&
+                      (name == "Check" || name == "Watch");
+  if (!health &&
+      google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(
+          absl::StrCat(service, ".", name)) == nullptr) {
+    return {"unknown", "unknown"};
+  }
+  return {std::move(service), std::move(name)};
 }
 
 const char* GrpcCodeName(grpc::StatusCode code) {

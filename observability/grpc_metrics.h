@@ -35,7 +35,10 @@ std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
 NewGrpcServerMetricsFactory(prometheus::Registry& registry);
 
 // "/lethe.v1.ErasureService/SubmitErasure" -> {"lethe.v1.ErasureService",
-// "SubmitErasure"}; anything else -> {"unknown", "unknown"}.
+// "SubmitErasure"}; anything else, and any method that no service compiled
+// into this process declares, -> {"unknown", "unknown"}: a client calling
+// made-up paths cannot grow the metric series without bound (issue 17,
+// item 4).
 std::pair<std::string, std::string> SplitGrpcMethod(std::string_view method);
 
 // go-grpc-prometheus' spelling of a code: "OK", "Canceled", "Unknown", ...

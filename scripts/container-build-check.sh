@@ -133,10 +133,17 @@ if ((live)); then
   port=$((20000 + RANDOM % 20000))
   args=(--network host -e LETHE_DATABASE_URL="$url"
         -e PGPASSFILE=/run/secrets/lethe-pgpass
-        -e LETHE_SIGNING_KEYS=/run/secrets/lethe-signing-key
-        -v "$s/lethe-subject-secret:/run/secrets/lethe-subject-secret:ro"
-        -v "$s/lethe-signing.key:/run/secrets/lethe-signing-key:ro"
         -v "$s/lethe-pgpass:/run/secrets/lethe-pgpass:ro")
+  # The server: TLS, the public key; no signing key (workers sign).
+  serve_args=(-e LETHE_TLS_CERT=/run/secrets/lethe-tls-cert
+              -e LETHE_TLS_KEY=/run/secrets/lethe-tls-key
+              -e LETHE_TLS_CA=/run/secrets/lethe-tls-ca
+              -e LETHE_PUBLIC_KEYS=/run/secrets/lethe-signing-pub
+              -v "$s/lethe-subject-secret:/run/secrets/lethe-subject-secret:ro"
+              -v "$s/lethe-tls.crt:/run/secrets/lethe-tls-cert:ro"
+              -v "$s/lethe-tls.key:/run/secrets/lethe-tls-key:ro"
+              -v "$s/lethe-ca.crt:/run/secrets/lethe-tls-ca:ro"
+              -v "$s/lethe-signing.pub:/run/secrets/lethe-signing-pub:ro")
   cleanup_live() {
     podman rm -f lethe-check-serve lethe-check-worker >/dev/null 2>&1 || true
     "$root/scripts/pg-local.sh" stop "$live_dir/pg" >/dev/null 2>&1 || true
@@ -147,7 +154,7 @@ if ((live)); then
   q podman run --rm "${args[@]}" "$tag" migrate
   q podman run --rm "${args[@]}" "$tag" admin create-key --role auditor --description check >/dev/null
   log "live: serve on 127.0.0.1:$port"
-  q podman run -d --name lethe-check-serve "${args[@]}" -e LETHE_LISTEN="127.0.0.1:$port" \
+  q podman run -d --name lethe-check-serve "${args[@]}" "${serve_args[@]}" -e LETHE_LISTEN="127.0.0.1:$port" \
     -e LETHE_METRICS_LISTEN= "$tag" serve >/dev/null
   for _ in $(seq 30); do
     q podman healthcheck run lethe-check-serve >/dev/null && break
@@ -158,14 +165,14 @@ if ((live)); then
     log "live: FAILED: HEALTHCHECK not healthy"; exit 1
   fi
   log "live: HEALTHCHECK healthy"
-  q podman exec lethe-check-serve lethectl --addr "127.0.0.1:$port" health
+  q podman exec lethe-check-serve lethectl --addr "127.0.0.1:$port" --tls-ca /run/secrets/lethe-tls-ca health
   "$root/scripts/pg-local.sh" stop "$live_dir/pg" >/dev/null
   sleep 3
   if q podman healthcheck run lethe-check-serve; then
     log "live: FAILED: still healthy without PostgreSQL"; exit 1
   fi
   log "live: HEALTHCHECK unhealthy without PostgreSQL, as it should be"
-  q podman exec lethe-check-serve lethectl --addr "127.0.0.1:$port" health || echo "lethectl health exit $?"
+  q podman exec lethe-check-serve lethectl --addr "127.0.0.1:$port" --tls-ca /run/secrets/lethe-tls-ca health || echo "lethectl health exit $?"
   "$root/scripts/pg-local.sh" start "$live_dir/pg" >/dev/null
   url=$("$root/scripts/pg-local.sh" url "$live_dir/pg")
   log "live: worker"

@@ -51,6 +51,14 @@ lethe="$build/server/lethe"
 if [[ ! -f $state/signing.key ]]; then
   "$lethe" admin create-signing-key --out "$state/signing" --name lethe-demo
 fi
+if [[ ! -f $state/tls.crt ]]; then
+  # The server serves TLS only (plaintext needs --insecure-plaintext): a
+  # self-signed certificate for 127.0.0.1, trusted by lethectl below.
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -days 3650 -subj /CN=lethe-demo \
+    -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+    -keyout "$state/tls.key" -out "$state/tls.crt" 2>/dev/null
+fi
 if [[ ! -f $state/admin.key ]]; then
   "$lethe" admin create-key --role admin --description demo \
     --database-url "$db_url" > "$state/admin.key"
@@ -64,7 +72,8 @@ else
   echo "$port" > "$port_file"
   say "starting the server on 127.0.0.1:$port (log: $state/server.log)"
   "$lethe" serve --database-url "$db_url" --secrets-file "$state/secret" \
-    --signing-keys "$state/signing.key" --listen "127.0.0.1:$port" \
+    --public-keys "$state/signing.pub" --listen "127.0.0.1:$port" \
+    --tls-cert "$state/tls.crt" --tls-key "$state/tls.key" \
     >>"$state/server.log" 2>&1 &
   echo $! > "$state/server.pid"
 fi
@@ -80,6 +89,7 @@ if [[ $mode == --once ]]; then trap stop_all EXIT; fi
 
 export LETHE_ADDR="127.0.0.1:$(cat "$port_file")"
 export LETHE_API_KEY=$(cat "$state/admin.key")
+export LETHE_TLS_CA=$state/tls.crt
 ctl="$build/lethectl/lethectl"
 for _ in $(seq 50); do "$ctl" dataset list >/dev/null 2>&1 && break; sleep 0.2; done
 
@@ -169,6 +179,7 @@ if [[ $mode != --once ]]; then
 The service is still running. Query it with lethectl:
   export LETHE_ADDR=$LETHE_ADDR
   export LETHE_API_KEY=\$(cat $state/admin.key)
+  export LETHE_TLS_CA=$state/tls.crt
   $ctl list
   $ctl model versions $model
 Stop it with: scripts/demo.sh --stop

@@ -94,7 +94,7 @@ absl::StatusOr<storage::CertificateFilter> Filter(
 grpc::ServerUnaryReactor* CertificateServiceImpl::GetCertificate(
     grpc::CallbackServerContext* ctx, const v1::GetCertificateRequest* req,
     v1::Certificate* resp) {
-  return Offload(ctx, deps_->executor, [this, req, resp](const auto& md) {
+  return Offload(ctx, deps_, [this, req, resp](const auto& md) {
     auto principal = deps_->auth->Authorize(
         md, {Role::kAuditor, Role::kOperator, Role::kSubmitter});
     if (!principal.ok()) return principal.status();
@@ -119,7 +119,7 @@ grpc::ServerUnaryReactor* CertificateServiceImpl::GetCertificate(
 grpc::ServerUnaryReactor* CertificateServiceImpl::ListCertificates(
     grpc::CallbackServerContext* ctx, const v1::ListCertificatesRequest* req,
     v1::ListCertificatesResponse* resp) {
-  return Offload(ctx, deps_->executor, [this, req, resp](const auto& md) {
+  return Offload(ctx, deps_, [this, req, resp](const auto& md) {
     auto principal =
         deps_->auth->Authorize(md, {Role::kAuditor, Role::kOperator});
     if (!principal.ok()) return principal.status();
@@ -141,7 +141,7 @@ grpc::ServerUnaryReactor* CertificateServiceImpl::ListCertificates(
 grpc::ServerUnaryReactor* CertificateServiceImpl::GetInclusionProof(
     grpc::CallbackServerContext* ctx, const v1::GetInclusionProofRequest* req,
     v1::InclusionProof* resp) {
-  return Offload(ctx, deps_->executor, [this, req, resp](const auto& md) {
+  return Offload(ctx, deps_, [this, req, resp](const auto& md) {
     auto principal = deps_->auth->Authenticate(md);
     if (!principal.ok()) return principal.status();
     auto proof =
@@ -157,7 +157,7 @@ grpc::ServerUnaryReactor* CertificateServiceImpl::GetInclusionProof(
 grpc::ServerUnaryReactor* CertificateServiceImpl::GetConsistencyProof(
     grpc::CallbackServerContext* ctx, const v1::GetConsistencyProofRequest* req,
     v1::ConsistencyProof* resp) {
-  return Offload(ctx, deps_->executor, [this, req, resp](const auto& md) {
+  return Offload(ctx, deps_, [this, req, resp](const auto& md) {
     auto principal = deps_->auth->Authenticate(md);
     if (!principal.ok()) return principal.status();
     auto proof =
@@ -173,25 +173,17 @@ grpc::ServerUnaryReactor* CertificateServiceImpl::GetConsistencyProof(
 grpc::ServerUnaryReactor* CertificateServiceImpl::GetCheckpoint(
     grpc::CallbackServerContext* ctx, const v1::GetCheckpointRequest* req,
     v1::Checkpoint* resp) {
-  return Offload(ctx, deps_->executor, [this, req, resp](const auto& md) {
+  return Offload(ctx, deps_, [this, req, resp](const auto& md) {
     auto principal = deps_->auth->Authenticate(md);
     if (!principal.ok()) return principal.status();
     if (req->tree_size() < 0) {
       return absl::InvalidArgumentError(
           "tree_size must be 0 (the latest checkpoint) or a positive size");
     }
-    auto cp =
-        req->tree_size() == 0
-            ? options_.store->LatestCheckpoint(*options_.keys, options_.origin)
-            : options_.store->CheckpointAt(req->tree_size());
-    if (!cp.ok()) {
-      if (absl::IsFailedPrecondition(cp.status()) && options_.keys->empty()) {
-        return absl::FailedPreconditionError(
-            "the log grew since its last checkpoint and this server has no "
-            "signing key to sign a new one: start it with --signing-keys");
-      }
-      return cp.status();
-    }
+    auto cp = req->tree_size() == 0
+                  ? options_.store->NewestCheckpoint()
+                  : options_.store->CheckpointAt(req->tree_size());
+    if (!cp.ok()) return cp.status();
     ToProto(*cp, resp);
     return absl::OkStatus();
   });
@@ -200,10 +192,10 @@ grpc::ServerUnaryReactor* CertificateServiceImpl::GetCheckpoint(
 grpc::ServerUnaryReactor* CertificateServiceImpl::GetPublicKeys(
     grpc::CallbackServerContext* ctx, const v1::GetPublicKeysRequest*,
     v1::GetPublicKeysResponse* resp) {
-  return Offload(ctx, deps_->executor, [this, resp](const auto& md) {
+  return Offload(ctx, deps_, [this, resp](const auto& md) {
     auto principal = deps_->auth->Authenticate(md);
     if (!principal.ok()) return principal.status();
-    for (const auto& key : options_.keys->PublicKeys()) {
+    for (const auto& key : *options_.public_keys) {
       ToProto(key, resp->add_keys());
     }
     return absl::OkStatus();

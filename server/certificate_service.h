@@ -1,11 +1,12 @@
 // CertificateService handlers (proto/lethe/v1/certificate.proto): thin
-// adapters from the API to storage::CertificateStore. The server only reads
-// certificates (workers issue them); it signs checkpoints on demand with the
-// key ring it was started with, and serves stored ones without a key.
+// adapters from the API to storage::CertificateStore. The server only reads:
+// workers issue certificates and sign checkpoints; the server serves the
+// stored ones and the public keys it was given, and holds no private key.
 #ifndef LETHE_SERVER_CERTIFICATE_SERVICE_H_
 #define LETHE_SERVER_CERTIFICATE_SERVICE_H_
 
 #include <string>
+#include <vector>
 
 #include "cert/keys.h"
 #include "lethe/v1/certificate.grpc.pb.h"
@@ -17,8 +18,8 @@ namespace lethe::server {
 // Everything the handlers need besides Deps; owned by LetheServer.
 struct CertificateServiceOptions {
   storage::CertificateStore* store = nullptr;  // not owned
-  const cert::KeyRing* keys = nullptr;         // not owned; may be empty
-  std::string origin;                          // checkpoint origin line
+  // Not owned; may be empty.
+  const std::vector<cert::PublicKey>* public_keys = nullptr;
 };
 
 class CertificateServiceImpl final

@@ -177,7 +177,7 @@ class UploadReactor final
 grpc::ServerUnaryReactor* DatasetServiceImpl::CreateDataset(
     grpc::CallbackServerContext* ctx, const v1::CreateDatasetRequest* req,
     v1::Dataset* resp) {
-  return Offload(ctx, deps_->executor, [this, req, resp](const auto& md) {
+  return Offload(ctx, deps_, [this, req, resp](const auto& md) {
     auto principal = deps_->auth->Authorize(md, {Role::kOperator});
     if (!principal.ok()) return principal.status();
     if (auto st = CheckName("name", req->name()); !st.ok()) return st;
@@ -221,7 +221,7 @@ DatasetServiceImpl::UploadRecords(grpc::CallbackServerContext* ctx,
 grpc::ServerUnaryReactor* DatasetServiceImpl::GetDataset(
     grpc::CallbackServerContext* ctx, const v1::GetDatasetRequest* req,
     v1::Dataset* resp) {
-  return Offload(ctx, deps_->executor, [this, req, resp](const auto& md) {
+  return Offload(ctx, deps_, [this, req, resp](const auto& md) {
     auto principal =
         deps_->auth->Authorize(md, {Role::kOperator, Role::kAuditor});
     if (!principal.ok()) return principal.status();
@@ -236,7 +236,7 @@ grpc::ServerUnaryReactor* DatasetServiceImpl::GetDataset(
 grpc::ServerUnaryReactor* DatasetServiceImpl::ListDatasets(
     grpc::CallbackServerContext* ctx, const v1::ListDatasetsRequest* req,
     v1::ListDatasetsResponse* resp) {
-  return Offload(ctx, deps_->executor, [this, req, resp](const auto& md) {
+  return Offload(ctx, deps_, [this, req, resp](const auto& md) {
     auto principal =
         deps_->auth->Authorize(md, {Role::kOperator, Role::kAuditor});
     if (!principal.ok()) return principal.status();

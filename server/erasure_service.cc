@@ -109,9 +109,18 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::ErasureEvent>,
   void Start(grpc::CallbackServerContext* ctx) {
     self_ = shared_from_this();
     std::weak_ptr<WatchReactor> weak = self_;
-    deps_->executor->Submit([weak, md = AuthMetadata::From(*ctx)] {
-      if (auto self = weak.lock()) self->Authorize(md);
-    });
+    AuthMetadata md = AuthMetadata::From(*ctx);
+    std::optional<absl::Status> refused = deps_->auth->Precheck(md);
+    if (!refused && !deps_->executor->TrySubmit([weak, md] {
+          if (auto self = weak.lock()) self->Authorize(md);
+        })) {
+      refused = absl::ResourceExhaustedError(
+          "the server is busy; retry with backoff");
+    }
+    if (refused) {
+      std::lock_guard lock(mu_);
+      FinishLocked(ToGrpc(*refused));
+    }
   }
 
   void OnWriteDone(bool ok) override {
@@ -137,11 +146,14 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::ErasureEvent>,
     // subscription and the last reference from the executor instead.
     deps_->executor->Submit([self = std::move(self_)] {
       uint64_t token;
+      bool slot;
       {
         std::lock_guard lock(self->mu_);
         token = self->token_;
+        slot = self->slot_;
       }
       if (token != 0) self->deps_->changes->Unsubscribe(token);
+      if (slot) self->deps_->watches->Release(self->principal_.key_id);
     });
   }
 
@@ -154,12 +166,25 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::ErasureEvent>,
     auto principal = deps_->auth->Authenticate(md);
     absl::Status st = principal.status();
     if (st.ok()) st = CheckUuid("id", id_);
+    if (st.ok() && !deps_->watches->Acquire(principal->key_id)) {
+      st = absl::ResourceExhaustedError(absl::StrCat(
+          "API key ", principal->key_id,
+          " has as many WatchErasure streams open as it may "
+          "(--max-watches-per-key): close one, or poll GetErasure"));
+    } else if (st.ok()) {
+      std::lock_guard lock(mu_);
+      if (finished_) {  // cancelled meanwhile; OnDone's task may have run
+        deps_->watches->Release(principal->key_id);
+        return;
+      }
+      principal_ = *principal;  // before any Check() runs
+      md_ = md;
+      slot_ = true;  // OnDone's task, which comes later, releases it
+    }
     if (!st.ok()) {
       std::lock_guard lock(mu_);
       return FinishLocked(ToGrpc(st));
     }
-    principal_ = *principal;  // before any Check() runs
-    md_ = md;
     // Not under mu_: the hub calls OnChange under its own lock.
     std::weak_ptr<WatchReactor> weak = self_;
     const uint64_t token = deps_->changes->Subscribe(id_, [weak] {
@@ -197,7 +222,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::ErasureEvent>,
   void Check() {
     // The key again, each poll: a stream of a key revoked since it opened
     // ends within the key cache's lifetime (--key-cache-seconds) and a poll.
-    auto principal = deps_->auth->Authenticate(md_);
+    auto principal = deps_->auth->Reauthenticate(md_);
     auto row = deps_->erasures->Get(id_);
     std::lock_guard lock(mu_);
     checking_ = false;
@@ -250,6 +275,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::ErasureEvent>,
   bool recheck_ = false;          // guarded by mu_
   bool terminal_sent_ = false;    // guarded by mu_
   bool finished_ = false;         // guarded by mu_
+  bool slot_ = false;             // holds a WatchSlots slot; guarded by mu_
 };
 
 // One line per state the submission created; the subject stays out of it.
@@ -326,11 +352,13 @@ grpc::ServerUnaryReactor* ErasureServiceImpl::SubmitErasure(
   auto cached = deps_->auth->AuthorizeCached(md, {Role::kSubmitter});
   if (cached) {
     StartSubmit(reactor, *std::move(cached), req, resp);
-  } else {
-    deps_->executor->Submit([this, md = std::move(md), reactor, req, resp] {
-      StartSubmit(reactor, deps_->auth->Authorize(md, {Role::kSubmitter}), req,
-                  resp);
-    });
+  } else if (!deps_->executor->TrySubmit(
+                 [this, md = std::move(md), reactor, req, resp] {
+                   StartSubmit(reactor,
+                               deps_->auth->Authorize(md, {Role::kSubmitter}),
+                               req, resp);
+                 })) {
+    reactor->Finish(Busy());
   }
   return reactor;
 }
@@ -344,6 +372,7 @@ void ErasureServiceImpl::StartSubmit(grpc::ServerUnaryReactor* reactor,
   auto params = PrepareSubmission(*req, principal->key_id, deps_->server_secret,
                                   server_salt);
   if (!params.ok()) return reactor->Finish(ToGrpc(params.status()));
+  params->scope_dataset_ids = principal->dataset_ids;
   // A client's salt goes back in every answer, replays included (the
   // stored commitment is the one it opens); ours only in the answer that
   // created the request: it is not stored, and a replay drew another.
@@ -365,7 +394,7 @@ void ErasureServiceImpl::StartSubmit(grpc::ServerUnaryReactor* reactor,
 grpc::ServerUnaryReactor* ErasureServiceImpl::GetErasure(
     grpc::CallbackServerContext* ctx, const v1::GetErasureRequest* req,
     v1::Erasure* resp) {
-  return Offload(ctx, deps_->executor, [this, req, resp](const auto& md) {
+  return Offload(ctx, deps_, [this, req, resp](const auto& md) {
     auto principal = deps_->auth->Authenticate(md);
     if (!principal.ok()) return principal.status();
     if (auto st = CheckUuid("id", req->id()); !st.ok()) return st;
@@ -380,7 +409,7 @@ grpc::ServerUnaryReactor* ErasureServiceImpl::GetErasure(
 grpc::ServerUnaryReactor* ErasureServiceImpl::ListErasures(
     grpc::CallbackServerContext* ctx, const v1::ListErasuresRequest* req,
     v1::ListErasuresResponse* resp) {
-  return Offload(ctx, deps_->executor, [this, req, resp](const auto& md) {
+  return Offload(ctx, deps_, [this, req, resp](const auto& md) {
     auto principal =
         deps_->auth->Authorize(md, {Role::kOperator, Role::kAuditor});
     if (!principal.ok()) return principal.status();
@@ -413,7 +442,7 @@ grpc::ServerUnaryReactor* ErasureServiceImpl::ListErasures(
 grpc::ServerUnaryReactor* ErasureServiceImpl::CancelErasure(
     grpc::CallbackServerContext* ctx, const v1::CancelErasureRequest* req,
     v1::Erasure* resp) {
-  return Offload(ctx, deps_->executor, [this, req, resp](const auto& md) {
+  return Offload(ctx, deps_, [this, req, resp](const auto& md) {
     auto principal = deps_->auth->Authorize(md, {Role::kSubmitter});
     if (!principal.ok()) return principal.status();
     if (auto st = CheckUuid("id", req->id()); !st.ok()) return st;
@@ -427,6 +456,23 @@ grpc::ServerUnaryReactor* ErasureServiceImpl::CancelErasure(
     ToProto(*row, resp);
     return absl::OkStatus();
   });
+}
+
+bool WatchSlots::Acquire(const std::string& key_id) {
+  std::lock_guard lock(mu_);
+  int& open = open_[key_id];
+  if (max_ > 0 && open >= max_) {
+    if (open == 0) open_.erase(key_id);
+    return false;
+  }
+  ++open;
+  return true;
+}
+
+void WatchSlots::Release(const std::string& key_id) {
+  std::lock_guard lock(mu_);
+  auto it = open_.find(key_id);
+  if (it != open_.end() && --it->second <= 0) open_.erase(it);
 }
 
 grpc::ServerWriteReactor<v1::ErasureEvent>* ErasureServiceImpl::WatchErasure(

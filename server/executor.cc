@@ -2,7 +2,8 @@
 
 namespace lethe::server {
 
-Executor::Executor(int threads) {
+Executor::Executor(int threads, int max_queued)
+    : max_queued_(max_queued > 0 ? static_cast<size_t>(max_queued) : 0) {
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
 }
 
@@ -21,6 +22,16 @@ void Executor::Submit(std::function<void()> task) {
     queue_.push_back(std::move(task));
   }
   cv_.Signal();
+}
+
+bool Executor::TrySubmit(std::function<void()> task) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (max_queued_ > 0 && queue_.size() >= max_queued_) return false;
+    queue_.push_back(std::move(task));
+  }
+  cv_.Signal();
+  return true;
 }
 
 void Executor::Loop() {

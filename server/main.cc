@@ -2,7 +2,7 @@
 //
 //   lethe serve                 run the gRPC server (drains on SIGTERM)
 //   lethe migrate               apply schema migrations and exit
-//   lethe admin create-key --role R [--description D]
+//   lethe admin create-key --role R [--description D] [--datasets ID,...]
 //   lethe admin revoke-key KEY_ID
 //   lethe admin create-secret   write a fresh subject-key secret file
 //   lethe admin create-signing-key --out PREFIX [--name N]
@@ -17,6 +17,7 @@
 #include <prometheus/registry.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "base/config.h"
@@ -65,11 +66,29 @@ const std::vector<OptionSpec>& Options() {
       {"tls-cert", "", "PEM server certificate (enables TLS)"},
       {"tls-key", "", "PEM private key of --tls-cert"},
       {"tls-client-ca", "", "PEM CA bundle; require client certificates"},
+      {"insecure-plaintext", "false",
+       "serve plaintext gRPC instead of TLS, on a loopback --listen only "
+       "(local development, tests)"},
+      {"insecure-plaintext-non-loopback", "false",
+       "with --insecure-plaintext: allow any --listen address (only behind "
+       "a proxy that terminates TLS on a trusted network)"},
       {"shutdown-grace-seconds", "30",
        "on SIGTERM, how long in-flight calls may finish"},
       {"key-cache-seconds", absl::StrCat(d.key_cache_ttl.count()),
        "how long a verified API key is trusted without a database lookup: "
        "a revoked key works up to this long (0: look up every call)"},
+      {"rate-limit-per-key", absl::StrCat(d.rate_limit_per_key),
+       "calls a second one API key may make (bursts of twice that); 0: no "
+       "limit"},
+      {"auth-failures-per-peer", absl::StrCat(d.auth_failures_per_peer),
+       "failed authentications a second one client address may make before "
+       "its unverified calls are refused (behind a proxy: the proxy's); 0: "
+       "no limit"},
+      {"max-queued-calls", absl::StrCat(d.max_queued_calls),
+       "calls waiting for a handler thread before new ones get "
+       "RESOURCE_EXHAUSTED; 0: no limit"},
+      {"max-watches-per-key", absl::StrCat(d.max_watches_per_key),
+       "open WatchErasure streams per API key; 0: no limit"},
       {"max-upload-bytes", absl::StrCat(d.limits.max_upload_bytes),
        "size limit of one upload"},
       {"max-artifact-bytes", absl::StrCat(d.limits.max_artifact_bytes),
@@ -80,12 +99,16 @@ const std::vector<OptionSpec>& Options() {
       {"log-level", "info", "least severe log level: debug|info|warn|error"},
       {"role", "", "admin create-key: submitter|operator|auditor|admin"},
       {"description", "", "admin create-key: what the key is for"},
+      {"datasets", "",
+       "admin create-key: comma-separated dataset ids a submitter key may "
+       "erase from (empty: every dataset)"},
+      {"public-keys", "",
+       "comma-separated PEM Ed25519 public key files (.pub) of the workers' "
+       "signing keys, retired ones included: served to verifiers by "
+       "GetPublicKeys"},
       {"signing-keys", "",
-       "comma-separated PEM Ed25519 private key files that sign log "
-       "checkpoints (the workers' certificate keys); empty: only stored "
-       "checkpoints are served"},
-      {"log-origin", d.log_origin,
-       "origin line of the certificate log's checkpoints (keep it stable)"},
+       "refused: the server holds no private key (give the workers the "
+       "keys, the server --public-keys)"},
       {"out", "",
        "admin create-signing-key: writes OUT.key (0600) and OUT.pub"},
       {"name", "lethe",
@@ -99,7 +122,8 @@ void PrintUsage() {
                "commands:\n"
                "  serve                       run the gRPC server\n"
                "  migrate                     apply schema migrations\n"
-               "  admin create-key --role R   create an API key (printed "
+               "  admin create-key --role R [--datasets ID,...]\n"
+               "                              create an API key (printed "
                "once)\n"
                "  admin revoke-key KEY_ID     revoke an API key\n"
                "  admin create-secret         create the --secrets-file\n"
@@ -138,6 +162,9 @@ absl::StatusOr<ServerOptions> ServerOptionsFrom(const Config& cfg) {
   o.tls_cert_file = cfg.Get("tls-cert");
   o.tls_key_file = cfg.Get("tls-key");
   o.tls_client_ca_file = cfg.Get("tls-client-ca");
+  o.insecure_plaintext = cfg.GetBool("insecure-plaintext");
+  o.insecure_plaintext_non_loopback =
+      cfg.GetBool("insecure-plaintext-non-loopback");
   LETHE_ASSIGN_OR_RETURN(const int64_t key_cache,
                          cfg.GetInt64("key-cache-seconds"));
   if (key_cache < 0 || key_cache > 3600) {
@@ -145,13 +172,31 @@ absl::StatusOr<ServerOptions> ServerOptionsFrom(const Config& cfg) {
         "--key-cache-seconds must be in [0, 3600]");
   }
   o.key_cache_ttl = std::chrono::seconds(key_cache);
+  LETHE_ASSIGN_OR_RETURN(o.rate_limit_per_key,
+                         cfg.GetDouble("rate-limit-per-key"));
+  LETHE_ASSIGN_OR_RETURN(o.auth_failures_per_peer,
+                         cfg.GetDouble("auth-failures-per-peer"));
+  LETHE_ASSIGN_OR_RETURN(o.max_queued_calls, cfg.GetInt("max-queued-calls"));
+  LETHE_ASSIGN_OR_RETURN(o.max_watches_per_key,
+                         cfg.GetInt("max-watches-per-key"));
+  if (o.rate_limit_per_key < 0 || o.auth_failures_per_peer < 0 ||
+      o.max_queued_calls < 0 || o.max_watches_per_key < 0) {
+    return absl::InvalidArgumentError(
+        "--rate-limit-per-key, --auth-failures-per-peer, --max-queued-calls "
+        "and --max-watches-per-key must be >= 0 (0: no limit)");
+  }
   LETHE_ASSIGN_OR_RETURN(o.limits.max_upload_bytes,
                          cfg.GetInt64("max-upload-bytes"));
   LETHE_ASSIGN_OR_RETURN(o.limits.max_artifact_bytes,
                          cfg.GetInt64("max-artifact-bytes"));
-  o.signing_key_files =
-      absl::StrSplit(cfg.Get("signing-keys"), ',', absl::SkipWhitespace());
-  o.log_origin = cfg.Get("log-origin");
+  if (!cfg.Get("signing-keys").empty()) {
+    return absl::InvalidArgumentError(
+        "lethe serve holds no private key: give the .key files to the "
+        "workers (lethe-worker --signing-keys), which sign certificates and "
+        "checkpoints, and their .pub files to the server (--public-keys)");
+  }
+  o.public_key_files =
+      absl::StrSplit(cfg.Get("public-keys"), ',', absl::SkipWhitespace());
   return o;
 }
 
@@ -272,11 +317,19 @@ int Admin(const Config& cfg) {
       return Fail(absl::InvalidArgumentError(
           "--role must be submitter, operator, auditor or admin"));
     }
-    auto key = keys.Create(*role, cfg.Get("description"), "admin-cli");
+    storage::ApiKeySpec spec{
+        *role, cfg.Get("description"),
+        absl::StrSplit(cfg.Get("datasets"), ',', absl::SkipWhitespace())};
+    auto key = keys.Create(spec, "admin-cli");
     if (!key.ok()) return Fail(key.status());
     std::cout << key->token << "\n";
     std::cerr << "created " << storage::RoleName(*role) << " key "
-              << key->key_id << "; the token above is shown only once\n";
+              << key->key_id
+              << (spec.dataset_ids.empty()
+                      ? ""
+                      : absl::StrCat(" for datasets ",
+                                     absl::StrJoin(spec.dataset_ids, ",")))
+              << "; the token above is shown only once\n";
     return 0;
   }
   if (what == "revoke-key" && args.size() == 3) {

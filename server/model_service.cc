@@ -343,7 +343,7 @@ ModelRegistryImpl::RegisterModel(grpc::CallbackServerContext* ctx,
 grpc::ServerUnaryReactor* ModelRegistryImpl::GetModel(
     grpc::CallbackServerContext* ctx, const v1::GetModelRequest* req,
     v1::Model* resp) {
-  return Offload(ctx, deps_->executor, [this, req, resp](const auto& md) {
+  return Offload(ctx, deps_, [this, req, resp](const auto& md) {
     auto principal =
         deps_->auth->Authorize(md, {Role::kOperator, Role::kAuditor});
     if (!principal.ok()) return principal.status();
@@ -357,7 +357,7 @@ grpc::ServerUnaryReactor* ModelRegistryImpl::GetModel(
 grpc::ServerUnaryReactor* ModelRegistryImpl::ListModels(
     grpc::CallbackServerContext* ctx, const v1::ListModelsRequest* req,
     v1::ListModelsResponse* resp) {
-  return Offload(ctx, deps_->executor, [this, req, resp](const auto& md) {
+  return Offload(ctx, deps_, [this, req, resp](const auto& md) {
     auto principal =
         deps_->auth->Authorize(md, {Role::kOperator, Role::kAuditor});
     if (!principal.ok()) return principal.status();
@@ -385,7 +385,7 @@ grpc::ServerUnaryReactor* ModelRegistryImpl::ListModels(
 grpc::ServerUnaryReactor* ModelRegistryImpl::ListModelVersions(
     grpc::CallbackServerContext* ctx, const v1::ListModelVersionsRequest* req,
     v1::ListModelVersionsResponse* resp) {
-  return Offload(ctx, deps_->executor, [this, req, resp](const auto& md) {
+  return Offload(ctx, deps_, [this, req, resp](const auto& md) {
     auto principal =
         deps_->auth->Authorize(md, {Role::kOperator, Role::kAuditor});
     if (!principal.ok()) return principal.status();

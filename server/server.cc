@@ -1,5 +1,8 @@
 #include "server/server.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <fstream>
 #include <sstream>
@@ -8,7 +11,9 @@
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "observability/grpc_metrics.h"
 #include "observability/metrics.h"
 #include "server/certificate_service.h"
@@ -31,6 +36,27 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return buf.str();
 }
 
+// Plaintext is an explicit choice, and a loopback-only one unless chosen
+// twice (issue 17, item 7).
+absl::Status CheckPlaintext(const ServerOptions& o) {
+  if (!o.insecure_plaintext) {
+    return absl::FailedPreconditionError(
+        "lethe serve needs TLS: give --tls-cert and --tls-key (PEM; "
+        "docs/security.md, \"TLS\"), or --insecure-plaintext to serve "
+        "plaintext on a loopback address for local use");
+  }
+  if (!IsLoopbackListen(o.listen) && !o.insecure_plaintext_non_loopback) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--insecure-plaintext serves loopback addresses only, and --listen ",
+        o.listen,
+        " is not one: serve TLS (--tls-cert, --tls-key), listen on "
+        "127.0.0.1, or add --insecure-plaintext-non-loopback if a proxy on "
+        "a trusted network terminates TLS (API keys and subject ids then "
+        "cross that network in clear)"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
     const ServerOptions& o) {
   if (o.tls_cert_file.empty() != o.tls_key_file.empty()) {
@@ -42,7 +68,12 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
       return absl::InvalidArgumentError(
           "--tls-client-ca needs --tls-cert and --tls-key");
     }
+    if (auto st = CheckPlaintext(o); !st.ok()) return st;
     return grpc::InsecureServerCredentials();
+  }
+  if (o.insecure_plaintext || o.insecure_plaintext_non_loopback) {
+    return absl::InvalidArgumentError(
+        "--insecure-plaintext and --tls-cert exclude each other: give one");
   }
   grpc::SslServerCredentialsOptions ssl;
   auto cert = ReadFile(o.tls_cert_file);
@@ -85,6 +116,25 @@ std::string WithPort(const std::string& listen, int port) {
 
 }  // namespace
 
+bool IsLoopbackListen(const std::string& listen) {
+  if (absl::StartsWith(listen, "unix:") ||
+      absl::StartsWith(listen, "unix-abstract:")) {
+    return true;
+  }
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) return false;
+  absl::string_view host(listen.data(), colon);
+  if (absl::ConsumePrefix(&host, "[") && !absl::ConsumeSuffix(&host, "]")) {
+    return false;
+  }
+  if (host == "localhost" || host == "::1") return true;
+  in_addr v4{};
+  if (inet_pton(AF_INET, std::string(host).c_str(), &v4) == 1) {
+    return (ntohl(v4.s_addr) >> 24) == 127;
+  }
+  return false;
+}
+
 struct LetheServer::Impl {
   ServerOptions options;
   std::string secret;
@@ -95,13 +145,14 @@ struct LetheServer::Impl {
   std::shared_ptr<storage::Backend> backend;
   std::unique_ptr<Authenticator> auth;
   std::unique_ptr<ChangeHub> changes;
+  std::unique_ptr<WatchSlots> watches;
   std::shared_ptr<observability::Logger> logger;
   std::unique_ptr<observability::DatabaseMetrics> db_metrics;  // or null
   Deps deps;
   std::unique_ptr<ErasureServiceImpl> erasure_service;
   std::unique_ptr<DatasetServiceImpl> dataset_service;
   std::unique_ptr<ModelRegistryImpl> model_service;
-  cert::KeyRing signing_keys;
+  std::vector<cert::PublicKey> public_keys;
   std::unique_ptr<CertificateServiceImpl> certificate_service;
   // Destroyed after `server`, whose shutdown waits for calls that executor
   // tasks finish, and before everything above: its destructor runs the
@@ -146,17 +197,24 @@ absl::StatusOr<std::unique_ptr<LetheServer>> LetheServer::Start(
   auto creds = Credentials(o);
   if (!creds.ok()) return creds.status();
   impl->credentials = *std::move(creds);
-  auto signing_keys = cert::KeyRing::LoadFiles(o.signing_key_files);
-  if (!signing_keys.ok()) {
+  auto public_keys = cert::LoadPublicKeyFiles(o.public_key_files);
+  if (!public_keys.ok()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "--signing-keys: ", signing_keys.status().message(),
-        " (make one with `lethe admin create-signing-key --out PREFIX`)"));
+        "--public-keys: ", public_keys.status().message(),
+        " (`lethe admin create-signing-key --out PREFIX` writes PREFIX.pub "
+        "for the server and PREFIX.key for the workers)"));
   }
-  impl->signing_keys = *std::move(signing_keys);
+  impl->public_keys = *std::move(public_keys);
   impl->logger = o.logger ? o.logger
                           : std::make_shared<observability::Logger>(
                                 observability::Logger::Stderr(
                                     observability::LogLevel::kInfo, "server"));
+  if (impl->options.tls_cert_file.empty()) {
+    impl->logger->Warn(
+        {},
+        "serving plaintext gRPC: API keys and subject ids are not encrypted",
+        {{"listen", o.listen}, {"loopback", IsLoopbackListen(o.listen)}});
+  }
   if (o.metrics_registry) {
     impl->db_metrics =
         std::make_unique<observability::DatabaseMetrics>(*o.metrics_registry);
@@ -248,20 +306,24 @@ void LetheServer::BuildApi() {
   Impl* impl = impl_.get();
   const ServerOptions& o = impl->options;
   storage::Backend& b = *impl->backend;
-  impl->auth = std::make_unique<Authenticator>(&b.api_keys(), o.key_cache_ttl,
-                                               impl->logger.get());
-  impl->executor = std::make_unique<Executor>(o.handler_threads);
+  impl->auth = std::make_unique<Authenticator>(
+      &b.api_keys(), o.key_cache_ttl, impl->logger.get(),
+      AuthLimits{o.rate_limit_per_key, o.auth_failures_per_peer});
+  impl->executor =
+      std::make_unique<Executor>(o.handler_threads, o.max_queued_calls);
   impl->changes = std::make_unique<ChangeHub>(&b, o.watch_poll);
-  impl->deps = Deps{
-      &b.erasures(),        &b.datasets(),       &b.models(),  impl->auth.get(),
-      impl->executor.get(), impl->changes.get(), impl->secret, o.limits};
+  impl->watches = std::make_unique<WatchSlots>(o.max_watches_per_key);
+  impl->deps =
+      Deps{&b.erasures(),       &b.datasets(),        &b.models(),
+           impl->auth.get(),    impl->executor.get(), impl->changes.get(),
+           impl->watches.get(), impl->secret,         o.limits};
   impl->deps.logger = impl->logger.get();
   impl->erasure_service = std::make_unique<ErasureServiceImpl>(&impl->deps);
   impl->dataset_service = std::make_unique<DatasetServiceImpl>(&impl->deps);
   impl->model_service = std::make_unique<ModelRegistryImpl>(&impl->deps);
   impl->certificate_service = std::make_unique<CertificateServiceImpl>(
-      &impl->deps, CertificateServiceOptions{
-                       &b.certificates(), &impl->signing_keys, o.log_origin});
+      &impl->deps,
+      CertificateServiceOptions{&b.certificates(), &impl->public_keys});
 }
 
 absl::Status LetheServer::Listen(const std::string& listen) {

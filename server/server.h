@@ -36,27 +36,44 @@ struct ServerOptions {
   std::string artifact_dir;  // empty: artifacts in PostgreSQL
   bool migrate_on_start = true;
   // TLS: both set to serve TLS; client CA set to require client
-  // certificates (mTLS).
+  // certificates (mTLS). Without them the server refuses to start unless
+  // insecure_plaintext is set, and then only on a loopback address unless
+  // insecure_plaintext_non_loopback is set too: API keys, subject ids and
+  // salts would cross the network in clear.
   std::string tls_cert_file;
   std::string tls_key_file;
   std::string tls_client_ca_file;
+  bool insecure_plaintext = false;
+  bool insecure_plaintext_non_loopback = false;
   std::chrono::milliseconds health_interval{1000};
   std::chrono::milliseconds watch_poll{2000};
   std::chrono::seconds key_cache_ttl{30};
+  // Resource limits (issue 17, item 4; 0: none). Calls a second per API
+  // key (a bucket of two seconds' worth); failed authentications a second
+  // per client address (behind a proxy, the proxy's: size it, or 0); calls
+  // waiting for a handler thread before new ones are refused; open
+  // WatchErasure streams per key. Over a limit: RESOURCE_EXHAUSTED.
+  double rate_limit_per_key = 1000;
+  double auth_failures_per_peer = 20;
+  int max_queued_calls = 4096;
+  int max_watches_per_key = 64;
   Limits limits;
   // gRPC and database metrics go here when set (shared with the process's
   // /metrics endpoint; see observability/metrics.h); null: no metrics.
   std::shared_ptr<prometheus::Registry> metrics_registry;
   // Where lines go; null: JSON lines on stderr at info level.
   std::shared_ptr<observability::Logger> logger;
-  // PEM private key files that sign the log's checkpoints (cert/keys.h);
-  // configure the same files as the workers, which sign certificates with
-  // them. Empty: the certificate service still serves certificates, proofs
-  // and stored checkpoints, but cannot sign a checkpoint of a grown log.
-  std::vector<std::string> signing_key_files;
-  // The checkpoints' origin line (C2SP tlog-checkpoint): the log's name.
-  std::string log_origin = "lethe.local/erasure-log";
+  // PEM public key files (.pub) of the workers' signing keys, retired ones
+  // included, served by GetPublicKeys. The server holds no private key:
+  // workers sign certificates and checkpoints (issue 17, item 8); the
+  // server serves what they stored.
+  std::vector<std::string> public_key_files;
 };
+
+// True when `listen` (host:port, or unix:PATH) only accepts local
+// connections: a 127.0.0.0/8 or ::1 address, "localhost", or a Unix socket.
+// 0.0.0.0, [::] and every other host are not.
+bool IsLoopbackListen(const std::string& listen);
 
 class LetheServer {
  public:

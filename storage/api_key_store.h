@@ -7,6 +7,7 @@
 #define LETHE_STORAGE_API_KEY_STORE_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "storage/types.h"
@@ -19,10 +20,23 @@ struct NewApiKey {
   Role role;
 };
 
+// What a new key may do. `dataset_ids` scopes a submitter key to models of
+// those datasets (issue 17, item 5); empty: every dataset.
+struct ApiKeySpec {
+  Role role = Role::kSubmitter;
+  std::string description;
+  std::vector<std::string> dataset_ids;
+};
+
 struct ParsedToken {
   std::string key_id;
   std::string secret;
 };
+
+// The datasets of `spec` lower-cased, sorted and without repeats, as the
+// stores keep them. INVALID_ARGUMENT for datasets on a key that is not a
+// submitter's, or an id that is not a UUID.
+absl::StatusOr<std::vector<std::string>> KeyDatasets(const ApiKeySpec& spec);
 
 // INVALID_ARGUMENT unless `token` has the documented shape.
 absl::StatusOr<ParsedToken> ParseApiToken(std::string_view token);
@@ -31,8 +45,9 @@ class ApiKeyStore {
  public:
   virtual ~ApiKeyStore() = default;
 
-  virtual absl::StatusOr<NewApiKey> Create(Role role,
-                                           const std::string& description,
+  // INVALID_ARGUMENT for datasets on a key that is not a submitter's or an
+  // id that is not a UUID; NOT_FOUND naming a dataset that does not exist.
+  virtual absl::StatusOr<NewApiKey> Create(const ApiKeySpec& spec,
                                            const std::string& actor) = 0;
   // NOT_FOUND if absent.
   virtual absl::StatusOr<ApiKeyRow> Lookup(const std::string& key_id) = 0;

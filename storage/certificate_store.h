@@ -8,10 +8,12 @@
 // the lock is held until the issuing transaction ends. Triggers make the
 // log, the certificates and the checkpoints append-only.
 //
-// Checkpoints are signed on demand (LatestCheckpoint) when the tree grew
-// since the last one, at most one per tree size; since leaves never change,
-// every stored checkpoint is consistent with every other, and the store
-// checks that consistency proof before it signs.
+// Checkpoints are signed by whoever holds the signing keys (the workers,
+// after issuing; never the API server) through SignCheckpoint when the tree
+// grew since the last one, at most one per tree size; since leaves never
+// change, every stored checkpoint is consistent with every other, and the
+// store checks that consistency proof before it signs. Readers get stored
+// checkpoints only (NewestCheckpoint, CheckpointAt).
 //
 // Proofs are computed from the stored leaf hashes of the tree in question
 // (O(tree size) reads and hashes per proof).
@@ -157,8 +159,11 @@ class CertificateStore {
   // when one must be signed and no key is valid; INTERNAL if the stored
   // leaves are not consistent with the last checkpoint (the log was
   // tampered with: nothing is signed).
-  virtual absl::StatusOr<StoredCheckpoint> LatestCheckpoint(
+  virtual absl::StatusOr<StoredCheckpoint> SignCheckpoint(
       const cert::KeyRing& keys, const std::string& origin) = 0;
+  // The stored checkpoint of the largest tree size; NOT_FOUND if none was
+  // signed yet. Signs nothing: the log may have grown since.
+  virtual absl::StatusOr<StoredCheckpoint> NewestCheckpoint() = 0;
   // A stored checkpoint by tree size; NOT_FOUND if none was signed at it.
   virtual absl::StatusOr<StoredCheckpoint> CheckpointAt(int64_t tree_size) = 0;
 };

@@ -40,6 +40,12 @@ struct SubmitParams {
   std::string legal_ground;
   std::string legal_reference;
   std::vector<std::string> scope_model_ids;  // validated UUIDs, sorted
+  // The submitting key's datasets (ApiKeyRow::dataset_ids; empty: all):
+  // tasks go only to models of these datasets, orphaned records are
+  // deleted only there, and a scoped model outside them is NOT_FOUND, as
+  // if it did not exist. Not part of the body: it is the key's, not the
+  // request's.
+  std::vector<std::string> scope_dataset_ids;
 };
 
 struct SubmitResult {
@@ -85,7 +91,8 @@ class ErasureStore {
   // unscoped request also deletes, at once, the subject's records in
   // datasets that no model uses. With no task the request is
   // NOTHING_TO_ERASE at once (its reason counts the records deleted). Errors:
-  // NOT_FOUND (a scoped model does not exist), ALREADY_EXISTS (idempotency
+  // NOT_FOUND (a scoped model does not exist, or is not in
+  // scope_dataset_ids), ALREADY_EXISTS (idempotency
   // key reused with another body), UNAVAILABLE.
   virtual absl::StatusOr<SubmitResult> Submit(const SubmitParams& params) = 0;
 

@@ -1,5 +1,9 @@
 #include "storage/types.h"
 
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "storage/api_key_store.h"
 #include "storage/erasure_store.h"
 #include "storage/hash.h"
@@ -39,6 +43,33 @@ absl::StatusOr<ParsedToken> ParseApiToken(std::string_view token) {
   }
   return ParsedToken{std::string(token.substr(6, 16)),
                      std::string(token.substr(23))};
+}
+
+absl::StatusOr<std::vector<std::string>> KeyDatasets(const ApiKeySpec& spec) {
+  if (!spec.dataset_ids.empty() && spec.role != Role::kSubmitter) {
+    return absl::InvalidArgumentError(
+        "datasets scope submitter keys only: operators, auditors and admins "
+        "work on every dataset");
+  }
+  std::vector<std::string> out;
+  for (const std::string& id : spec.dataset_ids) {
+    std::string lower = absl::AsciiStrToLower(id);
+    bool uuid = lower.size() == 36;
+    for (size_t i = 0; uuid && i < lower.size(); ++i) {
+      const char c = lower[i];
+      uuid = (i == 8 || i == 13 || i == 18 || i == 23)
+                 ? c == '-'
+                 : (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+    }
+    if (!uuid) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("datasets: '", id, "' is not a dataset id (a UUID)"));
+    }
+    out.push_back(std::move(lower));
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
 }
 
 bool IsTerminalErasureState(std::string_view state) {

@@ -22,6 +22,9 @@ struct ApiKeyRow {
   Role role = Role::kSubmitter;
   std::string description;
   bool revoked = false;
+  // A submitter key's datasets (lower-case UUIDs, sorted): its requests
+  // reach only models of these datasets. Empty: every dataset.
+  std::vector<std::string> dataset_ids;
 };
 
 struct DatasetRow {

@@ -13,6 +13,7 @@
 #include <thread>
 #include <tuple>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "base/config.h"
@@ -83,7 +84,10 @@ const std::vector<OptionSpec>& Options() {
       {"migrate-on-start", "true", "apply schema migrations at start"},
       {"signing-keys", "",
        "comma-separated PEM private keys that sign "
-       "completion certificates"},
+       "completion certificates and log checkpoints"},
+      {"log-origin", d.log_origin,
+       "origin line of the certificate log's checkpoints (the same for "
+       "every worker; keep it stable)"},
       {"metrics-listen", "",
        "serve Prometheus /metrics on host:port "
        "(empty: off)"},
@@ -150,6 +154,11 @@ absl::StatusOr<WorkerOptions> FromConfig(const Config& cfg) {
   if (!level.ok()) return level.status();
   o.logger = std::make_shared<const observability::Logger>(
       observability::Logger::Stderr(*level, "worker"));
+  o.log_origin = cfg.Get("log-origin");
+  if (o.log_origin.empty() || absl::StrContains(o.log_origin, "\n")) {
+    return absl::InvalidArgumentError(
+        "--log-origin must be one non-empty line");
+  }
   if (!cfg.Get("signing-keys").empty()) {
     std::vector<std::string> files =
         absl::StrSplit(cfg.Get("signing-keys"), ',');

@@ -261,6 +261,18 @@ void Worker::Housekeeping(storage::WorkQueue& queue) {
       for (int i = 0; i < *n; ++i) options_.metrics->RecordCertificateIssued();
     }
   }
+  // Also covers certificates whose issuer died before signing.
+  SignCheckpoint();
+}
+
+void Worker::SignCheckpoint() {
+  if (!options_.signing_keys || options_.signing_keys->empty()) return;
+  auto cp = backend_->certificates().SignCheckpoint(*options_.signing_keys,
+                                                    options_.log_origin);
+  if (!cp.ok()) {
+    log_.Error(
+        {}, absl::StrCat("signing a log checkpoint: ", cp.status().message()));
+  }
 }
 
 void Worker::WaitForWork(std::unique_ptr<storage::ChangeListener>& listener) {
@@ -347,6 +359,7 @@ void Worker::RunBatch(storage::WorkQueue& queue, storage::TaskBatch batch) {
     if (auto st = UnlearnBatch(run); !st.ok()) {
       FailBatch(queue, batch, st);
     } else if (auto published = PublishBatch(run); published) {
+      if (run.certificates > 0) SignCheckpoint();
       RecordBatch(run, *published);
     }
   }

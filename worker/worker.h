@@ -60,6 +60,11 @@ struct WorkerOptions {
   // that completes each request. Empty: requests complete without one, and
   // a worker that has keys later issues the missing ones.
   std::shared_ptr<const cert::KeyRing> signing_keys;
+  // The origin line of the checkpoints this worker signs (C2SP
+  // tlog-checkpoint): the log's name, the same for every worker. Workers
+  // sign a checkpoint right after issuing certificates and in housekeeping
+  // when the log grew; the API server holds no private key.
+  std::string log_origin = "lethe.local/erasure-log";
   // Where to record task metrics; may be null.
   observability::WorkerMetrics* metrics = nullptr;
   // Structured log (observability/log.h); null: info and above on stderr.
@@ -92,6 +97,9 @@ class Worker {
   // Rescues expired leases, skips tasks of INVALID models, deletes due
   // versions, issues missing certificates (loop 0 only).
   void Housekeeping(storage::WorkQueue& queue);
+  // Signs a checkpoint of the certificate log if it grew since the last
+  // one (storage::CertificateStore::SignCheckpoint); logs a failure.
+  void SignCheckpoint();
   // Until a change notification or the poll interval; opens `listener`
   // when needed and drops it when it broke.
   void WaitForWork(std::unique_ptr<storage::ChangeListener>& listener);

@@ -133,7 +133,7 @@ EOF
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 # shellcheck disable=SC2086
 "$lethe" serve --database-url "$url" --secrets-file "$work/secret" \
-  --listen "127.0.0.1:$port" --migrate-on-start false $server_args \
+  --listen "127.0.0.1:$port" --insecure-plaintext --migrate-on-start false $server_args \
   2>"$work/server.log" &
 server_pid=$!
 for _ in $(seq 1 100); do

@@ -58,7 +58,7 @@ export LETHE_API_KEY=$("$lethe" admin create-key --role admin --database-url "$u
 port=$($py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export LETHE_ADDR=127.0.0.1:$port
 "$lethe" serve --database-url "$url" --secrets-file "$tmp/secret" \
-  --listen "$LETHE_ADDR" >"$tmp/server.log" 2>&1 &
+  --listen "$LETHE_ADDR" --insecure-plaintext >"$tmp/server.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do "$ctl" dataset list >/dev/null 2>&1 && break; sleep 0.1; done
 

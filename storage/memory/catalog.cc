@@ -258,14 +258,22 @@ class MemoryApiKeyStore final : public ApiKeyStore {
  public:
   explicit MemoryApiKeyStore(Core* core) : core_(core) {}
 
-  absl::StatusOr<NewApiKey> Create(Role role, const std::string& description,
+  absl::StatusOr<NewApiKey> Create(const ApiKeySpec& spec,
                                    const std::string&) override {
-    NewApiKey key{ToHex(RandomBytes(8)), "", role};
+    auto datasets = KeyDatasets(spec);
+    if (!datasets.ok()) return datasets.status();
+    NewApiKey key{ToHex(RandomBytes(8)), "", spec.role};
     const std::string secret = ToHex(RandomBytes(32));
     key.token = absl::StrCat("lethe_", key.key_id, "_", secret);
     return core_->Run([&](State& s) -> absl::StatusOr<NewApiKey> {
+      for (const std::string& id : *datasets) {
+        if (!s.datasets.count(id)) {
+          return absl::NotFoundError(absl::StrCat("datasets: no dataset ", id));
+        }
+      }
       s.api_keys[key.key_id] =
-          ApiKeyRow{key.key_id, Sha256(secret), role, description, false};
+          ApiKeyRow{key.key_id,       Sha256(secret), spec.role,
+                    spec.description, false,          *datasets};
       return key;
     });
   }

@@ -233,7 +233,7 @@ class MemoryCertificateStore final : public CertificateStore {
         });
   }
 
-  absl::StatusOr<StoredCheckpoint> LatestCheckpoint(
+  absl::StatusOr<StoredCheckpoint> SignCheckpoint(
       const cert::KeyRing& keys, const std::string& origin) override {
     const int64_t now = core_->Now();
     return core_->Run([&](State& s) -> absl::StatusOr<StoredCheckpoint> {
@@ -243,6 +243,15 @@ class MemoryCertificateStore final : public CertificateStore {
         return *last;
       }
       return SignLatest(s, last, keys, origin, now);
+    });
+  }
+
+  absl::StatusOr<StoredCheckpoint> NewestCheckpoint() override {
+    return core_->Run([&](State& s) -> absl::StatusOr<StoredCheckpoint> {
+      if (s.checkpoints.empty()) {
+        return absl::NotFoundError("no checkpoint has been signed yet");
+      }
+      return s.checkpoints.rbegin()->second;
     });
   }
 

@@ -10,17 +10,28 @@
 namespace lethe::storage::memory {
 namespace {
 
+bool InKeyDatasets(const SubmitParams& p, const std::string& dataset_id) {
+  return p.scope_dataset_ids.empty() ||
+         std::binary_search(p.scope_dataset_ids.begin(),
+                            p.scope_dataset_ids.end(), dataset_id);
+}
+
 absl::Status ScopeStatus(const State& s, const SubmitParams& p) {
   std::vector<std::string> missing;
   for (const auto& id : p.scope_model_ids) {
     std::string lower = absl::AsciiStrToLower(id);
-    if (!s.models.count(lower)) missing.push_back(std::move(lower));
+    auto it = s.models.find(lower);
+    if (it == s.models.end() || !InKeyDatasets(p, it->second.row.dataset_id)) {
+      missing.push_back(std::move(lower));
+    }
   }
   if (missing.empty()) return absl::OkStatus();
   std::sort(missing.begin(), missing.end());
   missing.erase(std::unique(missing.begin(), missing.end()), missing.end());
-  return absl::NotFoundError(
-      absl::StrCat("model_ids: no such model: ", absl::StrJoin(missing, ", ")));
+  return absl::NotFoundError(absl::StrCat(
+      "model_ids: no such model",
+      p.scope_dataset_ids.empty() ? "" : " in the datasets of this API key",
+      ": ", absl::StrJoin(missing, ", ")));
 }
 
 absl::StatusOr<SubmitResult> Replay(const State& s, const SubmitParams& p,
@@ -56,18 +67,21 @@ std::vector<std::string> Matches(const State& s, const SubmitParams& p) {
   std::vector<std::string> out;
   for (const auto& [id, m] : s.models) {
     if (!scope.empty() && !scope.count(id)) continue;
+    if (!InKeyDatasets(p, m.row.dataset_id)) continue;
     if (HasSubject(s, m.row.dataset_id, p.subject_key)) out.push_back(id);
   }
   return out;
 }
 
-// Deletes the subject's records in datasets that no model uses.
-int64_t PurgeOrphans(State& s, const std::string& subject_key) {
+// Deletes the subject's records in datasets that no model uses (of the
+// key's datasets).
+int64_t PurgeOrphans(State& s, const SubmitParams& p) {
   std::set<std::string> used;
   for (const auto& [id, m] : s.models) used.insert(m.row.dataset_id);
   return static_cast<int64_t>(std::erase_if(s.records, [&](const auto& kv) {
-    return kv.second.row.subject_key == subject_key &&
-           !used.count(kv.second.dataset_id);
+    return kv.second.row.subject_key == p.subject_key &&
+           !used.count(kv.second.dataset_id) &&
+           InKeyDatasets(p, kv.second.dataset_id);
   }));
 }
 
@@ -102,8 +116,7 @@ absl::StatusOr<SubmitResult> SubmitIn(State& s, const SubmitParams& p,
   auto prior = s.by_idempotency.find({p.client_key_id, p.idempotency_key});
   if (prior != s.by_idempotency.end()) return Replay(s, p, prior->second);
   const std::vector<std::string> models = Matches(s, p);
-  const int64_t orphaned =
-      p.scope_model_ids.empty() ? PurgeOrphans(s, p.subject_key) : 0;
+  const int64_t orphaned = p.scope_model_ids.empty() ? PurgeOrphans(s, p) : 0;
   Request r = NewRequest(p, now);
   if (models.empty()) {
     r.row.state = "NOTHING_TO_ERASE";

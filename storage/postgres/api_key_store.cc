@@ -1,4 +1,5 @@
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "storage/hash.h"
 #include "storage/postgres/sql_util.h"
 #include "storage/postgres/stores.h"
@@ -6,19 +7,32 @@
 
 namespace lethe::storage {
 
-absl::StatusOr<NewApiKey> PgApiKeyStore::Create(Role role,
-                                                const std::string& description,
+absl::StatusOr<NewApiKey> PgApiKeyStore::Create(const ApiKeySpec& spec,
                                                 const std::string& actor) {
-  NewApiKey key{ToHex(RandomBytes(8)), "", role};
+  auto datasets = KeyDatasets(spec);
+  if (!datasets.ok()) return datasets.status();
+  NewApiKey key{ToHex(RandomBytes(8)), "", spec.role};
   const std::string secret = ToHex(RandomBytes(32));
   key.token = absl::StrCat("lethe_", key.key_id, "_", secret);
-  auto st = db_->Transact([&](Txn& txn) {
+  const std::string array = internal::UuidArray(*datasets);
+  auto st = db_->Transact([&](Txn& txn) -> absl::Status {
+    auto missing = txn.exec_params(sql::kMissingDatasets, array);
+    if (!missing.empty()) {
+      return absl::NotFoundError(
+          absl::StrCat("datasets: no dataset ", missing[0][0].c_str()));
+    }
     txn.exec_params(sql::kInsertApiKey, key.key_id,
-                    internal::Bytea(Sha256(secret)), RoleName(role),
-                    description);
-    internal::AppendAudit(txn, actor, "api_key.created", "", "",
-                          absl::StrCat(R"({"key_id":")", key.key_id,
-                                       R"(","role":")", RoleName(role), "\"}"));
+                    internal::Bytea(Sha256(secret)), RoleName(spec.role),
+                    spec.description, array);
+    internal::AppendAudit(
+        txn, actor, "api_key.created", "", "",
+        absl::StrCat(
+            R"({"key_id":")", key.key_id, R"(","role":")", RoleName(spec.role),
+            R"(","datasets":[)",
+            datasets->empty()
+                ? ""
+                : absl::StrCat("\"", absl::StrJoin(*datasets, "\",\""), "\""),
+            "]}"));
     return absl::OkStatus();
   });
   if (!st.ok()) return st;
@@ -38,6 +52,7 @@ absl::StatusOr<ApiKeyRow> PgApiKeyStore::Lookup(const std::string& key_id) {
         row.role = ParseRole(res[0][2].c_str()).value_or(Role::kSubmitter);
         row.description = res[0][3].c_str();
         row.revoked = res[0][4].as<bool>();
+        row.dataset_ids = internal::ParseArray(res[0][5]);
         return row;
       });
 }

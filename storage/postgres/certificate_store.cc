@@ -1,3 +1,5 @@
+#include <limits>
+
 #include <pqxx/pqxx>
 
 #include "absl/strings/str_cat.h"
@@ -283,7 +285,7 @@ absl::StatusOr<std::vector<std::string>> PgCertificateStore::ConsistencyProof(
       });
 }
 
-absl::StatusOr<StoredCheckpoint> PgCertificateStore::LatestCheckpoint(
+absl::StatusOr<StoredCheckpoint> PgCertificateStore::SignCheckpoint(
     const cert::KeyRing& keys, const std::string& origin) {
   return db_->TransactValue<StoredCheckpoint>(
       [&](Txn& txn) -> absl::StatusOr<StoredCheckpoint> {
@@ -319,6 +321,20 @@ absl::StatusOr<StoredCheckpoint> PgCertificateStore::LatestCheckpoint(
         auto stored = ReadCheckpoint(txn, sql::kGetCheckpoint, size);
         if (!stored) return absl::InternalError("checkpoint not stored");
         return *stored;
+      });
+}
+
+absl::StatusOr<StoredCheckpoint> PgCertificateStore::NewestCheckpoint() {
+  return db_->TransactValue<StoredCheckpoint>(
+      [&](Txn& txn) -> absl::StatusOr<StoredCheckpoint> {
+        auto cp = ReadCheckpoint(txn, sql::kLatestCheckpoint,
+                                 std::numeric_limits<int64_t>::max());
+        if (!cp) {
+          return absl::NotFoundError(
+              "no checkpoint has been signed yet: a worker with signing keys "
+              "signs one after it issues a certificate");
+        }
+        return *cp;
       });
 }
 

@@ -107,8 +107,8 @@ std::string TextArray(const std::vector<std::string>& items) {
   return out;
 }
 
-// Scoped model ids of `batch` that do not exist, lower-case.
-std::set<std::string> MissingModels(
+// The scoped models of `batch` that exist, lower-case, with their datasets.
+std::map<std::string, std::string> ScopedModels(
     pqxx::transaction_base& txn,
     const std::vector<const SubmitParams*>& batch) {
   std::set<std::string> scoped;
@@ -117,25 +117,36 @@ std::set<std::string> MissingModels(
       scoped.insert(absl::AsciiStrToLower(id));
     }
   }
-  std::set<std::string> missing;
-  if (scoped.empty()) return missing;
+  std::map<std::string, std::string> found;
+  if (scoped.empty()) return found;
   auto res = txn.exec_params(
-      sql::kMissingModels, internal::UuidArray({scoped.begin(), scoped.end()}));
-  for (const auto& r : res) missing.emplace(r[0].c_str());
-  return missing;
+      sql::kModelDatasets, internal::UuidArray({scoped.begin(), scoped.end()}));
+  for (const auto& r : res) found.emplace(r[0].c_str(), r[1].c_str());
+  return found;
 }
 
+// NOT_FOUND naming the scoped models of `p` that do not exist or, for a key
+// scoped to datasets, belong to another dataset: the same answer, so that a
+// key cannot tell another tenant's model ids from made-up ones.
 absl::Status ScopeStatus(const SubmitParams& p,
-                         const std::set<std::string>& missing_models) {
+                         const std::map<std::string, std::string>& models) {
   std::vector<std::string> missing;
   for (const auto& id : p.scope_model_ids) {
     std::string lower = absl::AsciiStrToLower(id);
-    if (missing_models.count(lower)) missing.push_back(std::move(lower));
+    auto it = models.find(lower);
+    if (it == models.end() ||
+        (!p.scope_dataset_ids.empty() &&
+         !std::binary_search(p.scope_dataset_ids.begin(),
+                             p.scope_dataset_ids.end(), it->second))) {
+      missing.push_back(std::move(lower));
+    }
   }
   if (missing.empty()) return absl::OkStatus();
   std::sort(missing.begin(), missing.end());
-  return absl::NotFoundError(
-      absl::StrCat("model_ids: no such model: ", absl::StrJoin(missing, ", ")));
+  return absl::NotFoundError(absl::StrCat(
+      "model_ids: no such model",
+      p.scope_dataset_ids.empty() ? "" : " in the datasets of this API key",
+      ": ", absl::StrJoin(missing, ", ")));
 }
 
 constexpr char kInsertRound[] = "lethe_erasure_insert_round";
@@ -167,7 +178,7 @@ std::vector<size_t> WriteRound(
     pqxx::transaction_base& txn, const std::vector<const SubmitParams*>& batch,
     const std::vector<size_t>& round,
     std::vector<absl::StatusOr<SubmitResult>>& results) {
-  std::vector<std::string> cols[8];
+  std::vector<std::string> cols[9];
   for (size_t i : round) {
     const SubmitParams& p = *batch[i];
     cols[0].push_back(p.client_key_id);
@@ -178,6 +189,7 @@ std::vector<size_t> WriteRound(
     cols[5].push_back(p.legal_ground);
     cols[6].push_back(p.legal_reference);
     cols[7].push_back(internal::UuidArray(p.scope_model_ids));
+    cols[8].push_back(internal::UuidArray(p.scope_dataset_ids));
   }
   // Prepared once per connection: parsing and planning this statement
   // would otherwise cost more than executing it for a small batch.
@@ -185,7 +197,7 @@ std::vector<size_t> WriteRound(
   auto res = txn.exec_prepared(
       kInsertRound, TextArray(cols[0]), TextArray(cols[1]), TextArray(cols[2]),
       TextArray(cols[3]), TextArray(cols[4]), TextArray(cols[5]),
-      TextArray(cols[6]), TextArray(cols[7]));
+      TextArray(cols[6]), TextArray(cols[7]), TextArray(cols[8]));
   std::vector<std::optional<ErasureRow>> created(round.size());
   std::map<std::string, std::vector<TaskRow>> tasks;  // by erasure id
   for (const auto& r : res) {
@@ -219,12 +231,12 @@ std::vector<size_t> WriteRound(
 void WriteBatch(pqxx::transaction_base& txn,
                 const std::vector<const SubmitParams*>& batch,
                 std::vector<absl::StatusOr<SubmitResult>>& results) {
-  auto missing = MissingModels(txn, batch);
+  const auto models = ScopedModels(txn, batch);
   std::vector<std::vector<size_t>> rounds;
   std::map<std::pair<std::string_view, std::string_view>, size_t> uses;
   for (size_t i = 0; i < batch.size(); ++i) {
     const SubmitParams& p = *batch[i];
-    if (absl::Status st = ScopeStatus(p, missing); !st.ok()) {
+    if (absl::Status st = ScopeStatus(p, models); !st.ok()) {
       results[i] = st;
       continue;
     }

@@ -59,7 +59,7 @@ class PgApiKeyStore final : public ApiKeyStore {
  public:
   explicit PgApiKeyStore(Database* db) : db_(db) {}
 
-  absl::StatusOr<NewApiKey> Create(Role role, const std::string& description,
+  absl::StatusOr<NewApiKey> Create(const ApiKeySpec& spec,
                                    const std::string& actor) override;
   absl::StatusOr<ApiKeyRow> Lookup(const std::string& key_id) override;
   absl::Status Revoke(const std::string& key_id,
@@ -98,8 +98,9 @@ class PgCertificateStore final : public CertificateStore {
       int64_t leaf, int64_t tree_size) override;
   absl::StatusOr<std::vector<std::string>> ConsistencyProof(
       int64_t first, int64_t second) override;
-  absl::StatusOr<StoredCheckpoint> LatestCheckpoint(
+  absl::StatusOr<StoredCheckpoint> SignCheckpoint(
       const cert::KeyRing& keys, const std::string& origin) override;
+  absl::StatusOr<StoredCheckpoint> NewestCheckpoint() override;
   absl::StatusOr<StoredCheckpoint> CheckpointAt(int64_t tree_size) override;
 
  private:

@@ -42,7 +42,7 @@ class CertificateServiceTest : public ::testing::Test {
     auto key = cert::GenerateKeyFiles(dir_ + "/log", {kKeyName, 0, 0});
     ASSERT_TRUE(key.ok()) << key.status();
     keys_ = cert::KeyRing({*key});
-    ts_ = TestServer::Start("", {dir_ + "/log.key"});
+    ts_ = TestServer::Start("", {dir_ + "/log.pub"});
     ASSERT_NE(ts_, nullptr);
     stub_ = v1::CertificateService::NewStub(ts_->Channel());
     db_ = std::make_unique<storage::Database>(
@@ -121,6 +121,15 @@ class CertificateServiceTest : public ::testing::Test {
                     model);
   }
 
+  // Signs a checkpoint of the log as it is now, as a worker does after
+  // issuing (the server signs nothing).
+  storage::StoredCheckpoint Sign() {
+    storage::PgCertificateStore store(db_.get());
+    auto cp = store.SignCheckpoint(keys_, "lethe.local/erasure-log");
+    EXPECT_TRUE(cp.ok()) << cp.status();
+    return cp.ok() ? *cp : storage::StoredCheckpoint{};
+  }
+
   v1::Checkpoint Checkpoint(int64_t size = 0) {
     v1::GetCheckpointRequest req;
     req.set_tree_size(size);
@@ -169,7 +178,7 @@ TEST_F(CertificateServiceTest, GetCertificateReturnsTheSignedEnvelope) {
 TEST_F(CertificateServiceTest, RolesAndErrors) {
   const auto own = CompletedRequest("alice", model_a_);
   auto other_key = storage::PgApiKeyStore(db_.get()).Create(
-      Role::kSubmitter, "other client", "test");
+      {Role::kSubmitter, "other client", {}}, "test");
   ASSERT_TRUE(other_key.ok()) << other_key.status();
   const auto others =
       Complete(Submit("bob", model_a_, other_key->token), model_a_);
@@ -286,9 +295,13 @@ TEST_F(CertificateServiceTest, ListPagesNewestFirstAndFiltersByModel) {
 
 TEST_F(CertificateServiceTest, ProofsVerifyAgainstSignedCheckpoints) {
   const auto first = CompletedRequest("alice", model_a_);
+  Sign();
   const v1::Checkpoint cp1 = Checkpoint();
   const auto second = CompletedRequest("bob", model_a_);
   const auto third = CompletedRequest("carol", model_b_);
+  // Not signed yet: the server serves the newest stored checkpoint.
+  EXPECT_EQ(Checkpoint().note(), cp1.note());
+  Sign();
   const v1::Checkpoint cp3 = Checkpoint();
   ASSERT_EQ(cp1.tree_size(), 1);
   ASSERT_EQ(cp3.tree_size(), 3);
@@ -398,21 +411,23 @@ TEST_F(CertificateServiceTest, PublicKeysInEveryForm) {
   EXPECT_EQ(parsed->info().name, kKeyName);
 }
 
-TEST_F(CertificateServiceTest, ReplicaWithoutKeysServesOnlyStoredCheckpoints) {
+TEST_F(CertificateServiceTest, ServerSignsNothingAndServesStoredCheckpoints) {
+  // A replica given no public key: checkpoints are still served, as stored.
   auto keyless = TestServer::Start(ts_->database_url());
   ASSERT_NE(keyless, nullptr);
   auto stub = v1::CertificateService::NewStub(keyless->Channel());
-  CompletedRequest("alice", model_a_);
   v1::Checkpoint cp;
+  // Nothing signed yet, and the server does not sign: NOT_FOUND.
+  CompletedRequest("alice", model_a_);
   auto st = stub->GetCheckpoint(keyless->Ctx(Role::kAuditor).get(),
                                 v1::GetCheckpointRequest(), &cp);
-  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_NE(st.error_message().find("--signing-keys"), std::string::npos);
-  const v1::Checkpoint signed_cp = Checkpoint();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND) << st.error_message();
+  const storage::StoredCheckpoint signed_cp = Sign();
   st = stub->GetCheckpoint(keyless->Ctx(Role::kAuditor).get(),
                            v1::GetCheckpointRequest(), &cp);
   ASSERT_TRUE(st.ok()) << st.error_message();
-  EXPECT_EQ(cp.note(), signed_cp.note());
+  EXPECT_EQ(cp.note(), signed_cp.note);
+  EXPECT_EQ(cp.tree_size(), 1);
   v1::GetPublicKeysResponse keys;
   ASSERT_TRUE(stub->GetPublicKeys(keyless->Ctx(Role::kAuditor).get(),
                                   v1::GetPublicKeysRequest(), &keys)
@@ -420,22 +435,33 @@ TEST_F(CertificateServiceTest, ReplicaWithoutKeysServesOnlyStoredCheckpoints) {
   EXPECT_EQ(keys.keys_size(), 0);
 }
 
-TEST_F(CertificateServiceTest, ServerRefusesToStartWithABadKeyFile) {
-  const std::string bad = dir_ + "/bad.key";
-  std::ofstream(bad) << "-----BEGIN PRIVATE KEY-----\nnot a key\n";
+TEST_F(CertificateServiceTest, ServerRefusesPrivateOrBadKeyFiles) {
+  const std::string bad = dir_ + "/bad.pub";
+  std::ofstream(bad) << "-----BEGIN PUBLIC KEY-----\nnot a key\n";
   for (const std::string& file :
-       {bad, dir_ + "/missing.key", dir_ + "/log.pub"}) {
+       {bad, dir_ + "/missing.pub", dir_ + "/log.key"}) {
     server::ServerOptions o;
     o.listen = "127.0.0.1:0";
+    o.insecure_plaintext = true;
     o.database_url = ts_->database_url();
     o.secrets_file = ts_->secrets_file();
-    o.signing_key_files = {file};
+    o.public_key_files = {file};
     auto server = server::LetheServer::Start(o);
     ASSERT_FALSE(server.ok()) << file;
     EXPECT_EQ(server.status().code(), absl::StatusCode::kFailedPrecondition);
     EXPECT_NE(server.status().message().find(file), std::string::npos)
         << server.status();
   }
+  server::ServerOptions o;
+  o.listen = "127.0.0.1:0";
+  o.insecure_plaintext = true;
+  o.database_url = ts_->database_url();
+  o.secrets_file = ts_->secrets_file();
+  o.public_key_files = {dir_ + "/log.key"};
+  auto server = server::LetheServer::Start(o);
+  ASSERT_FALSE(server.ok());
+  EXPECT_NE(server.status().message().find("a private key"), std::string::npos)
+      << server.status();
 }
 
 // Runs a program to completion; its stdout and stderr go to `log`.
@@ -468,6 +494,7 @@ class BundleTest : public CertificateServiceTest {
     CompletedRequest("alice", model_b_);
     issued_ = CompletedRequest("bob", model_a_);
     CompletedRequest("carol", model_a_);
+    Sign();
     bundle_ = dir_ + "/bundle.json";
     const ExitStatus got =
         Lethectl({"certificate", "get", issued_.request_id, "--bundle", bundle_,

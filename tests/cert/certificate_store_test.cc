@@ -100,7 +100,7 @@ TEST_F(CertificateStoreTest, ConcurrentIssuersAppendEachRequestOnceInOrder) {
   EXPECT_EQ(*leaves.rbegin(), kRequests - 1);
 
   // Every certificate proves its inclusion under the signed checkpoint.
-  auto cp = store_->LatestCheckpoint(keys_, kOrigin);
+  auto cp = store_->SignCheckpoint(keys_, kOrigin);
   ASSERT_TRUE(cp.ok()) << cp.status();
   EXPECT_EQ(cp->tree_size, kRequests);
   const auto pub = PublicKeys();
@@ -152,7 +152,7 @@ TEST_F(CertificateStoreTest, UnknownRequestAndInvalidRecordAreRefused) {
 
 TEST_F(CertificateStoreTest, CheckpointsOfAGrowingLogAreAllConsistent) {
   std::vector<StoredCheckpoint> checkpoints;
-  auto empty = store_->LatestCheckpoint(keys_, kOrigin);
+  auto empty = store_->SignCheckpoint(keys_, kOrigin);
   ASSERT_TRUE(empty.ok()) << empty.status();
   checkpoints.push_back(*empty);
   for (int round = 0; round < 6; ++round) {
@@ -160,10 +160,10 @@ TEST_F(CertificateStoreTest, CheckpointsOfAGrowingLogAreAllConsistent) {
       ASSERT_TRUE(
           store_->Issue(testing::SampleRecord(NewRequest()), keys_).ok());
     }
-    auto cp = store_->LatestCheckpoint(keys_, kOrigin);
+    auto cp = store_->SignCheckpoint(keys_, kOrigin);
     ASSERT_TRUE(cp.ok()) << cp.status();
     // Asking again without growth returns the stored one, not a new one.
-    EXPECT_EQ(store_->LatestCheckpoint(keys_, kOrigin)->note, cp->note);
+    EXPECT_EQ(store_->SignCheckpoint(keys_, kOrigin)->note, cp->note);
     checkpoints.push_back(*cp);
   }
   EXPECT_EQ(checkpoints.back().tree_size, 21);
@@ -191,7 +191,7 @@ TEST_F(CertificateStoreTest, CheckpointsOfAGrowingLogAreAllConsistent) {
 
 TEST_F(CertificateStoreTest, LogTablesAreAppendOnly) {
   ASSERT_TRUE(store_->Issue(testing::SampleRecord(NewRequest()), keys_).ok());
-  ASSERT_TRUE(store_->LatestCheckpoint(keys_, kOrigin).ok());
+  ASSERT_TRUE(store_->SignCheckpoint(keys_, kOrigin).ok());
   for (const char* sql :
        {"UPDATE certificates SET key_id = 'x'", "DELETE FROM certificates",
         "UPDATE certificate_log SET leaf_hash = leaf_hash",
@@ -236,7 +236,7 @@ TEST_F(CertificateStoreTest, RotatedKeysKeepOldCertificatesVerifiable) {
   auto c2 = store_->Issue(testing::SampleRecord(second), rotated);
   ASSERT_TRUE(c2.ok());
   EXPECT_EQ(c2->key_id, newer.public_key().key_id());
-  auto cp = store_->LatestCheckpoint(rotated, kOrigin);
+  auto cp = store_->SignCheckpoint(rotated, kOrigin);
   ASSERT_TRUE(cp.ok());
   EXPECT_EQ(cp->key_id, newer.public_key().key_id());
   const auto pub = rotated.PublicKeys();

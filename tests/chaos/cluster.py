@@ -137,9 +137,10 @@ class Cluster:
     def start_lethe(self):
         self.server_port = free_port()
         self.server = Proc("server", [
-            self.lethe, "serve", "--database-url", self.db_url,
+            self.lethe, "serve", "--insecure-plaintext",
+            "--database-url", self.db_url,
             "--secrets-file", self.secret,
-            "--signing-keys", self.signing + ".key",
+            "--public-keys", self.signing + ".pub",
             "--listen", f"127.0.0.1:{self.server_port}",
             "--shutdown-grace-seconds", "1"],
             os.path.join(self.work, "server.log"))

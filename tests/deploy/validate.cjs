@@ -365,13 +365,24 @@ function checkInvariants(role, objects, ctx) {
         }
       }
       if (!env.has("LETHE_DATABASE_URL")) problem(w, "no LETHE_DATABASE_URL");
-      // Files named by LETHE_SECRETS_FILE / LETHE_SIGNING_KEYS must be keys
-      // of a Secret mounted at their directory.
+      // Files named by LETHE_SECRETS_FILE, LETHE_TLS_*, LETHE_PUBLIC_KEYS
+      // and LETHE_SIGNING_KEYS must be keys of a Secret mounted at their
+      // directory. Only workers hold signing keys (issue 17, item 8).
       const files = [];
-      if (comp === "server") files.push(...String((env.get("LETHE_SECRETS_FILE") || {}).value || "").split(","));
-      if (comp === "server" || comp === "worker") {
-        files.push(...String((env.get("LETHE_SIGNING_KEYS") || {}).value || "").split(","));
-        if (!env.get("LETHE_SIGNING_KEYS") || !env.get("LETHE_SIGNING_KEYS").value) {
+      const value = (name) => String((env.get(name) || {}).value || "");
+      if (comp === "server") {
+        for (const name of ["LETHE_SECRETS_FILE", "LETHE_TLS_CERT", "LETHE_TLS_KEY", "LETHE_PUBLIC_KEYS"]) {
+          if (!value(name)) problem(w, `${name} is empty`);
+          files.push(...value(name).split(","));
+        }
+        if (value("LETHE_SIGNING_KEYS")) problem(w, "LETHE_SIGNING_KEYS is set: the server must hold no private key (workers sign)");
+        if (value("LETHE_INSECURE_PLAINTEXT") || value("LETHE_INSECURE_PLAINTEXT_NON_LOOPBACK")) {
+          problem(w, "the server must serve TLS, not plaintext");
+        }
+      }
+      if (comp === "worker") {
+        files.push(...value("LETHE_SIGNING_KEYS").split(","));
+        if (!value("LETHE_SIGNING_KEYS")) {
           problem(w, "LETHE_SIGNING_KEYS is empty: certificates and checkpoints would go unsigned");
         }
       }
@@ -423,11 +434,19 @@ function checkInvariants(role, objects, ctx) {
     if (portOf((env.get("LETHE_METRICS_LISTEN") || {}).value) !== 9464 || ports.get("metrics") !== 9464) {
       problem(w, "server metrics must be LETHE_METRICS_LISTEN on port 9464, containerPort metrics");
     }
-    for (const probe of ["readinessProbe", "livenessProbe"]) {
+    // The kubelet's grpc probes speak plaintext only: the server's probes
+    // run `lethectl health` over TLS against its own grpc port.
+    const tlsDir = path.posix.dirname(String((env.get("LETHE_TLS_CERT") || {}).value || ""));
+    for (const probe of ["startupProbe", "readinessProbe", "livenessProbe"]) {
       const p = c[probe];
+      const argv = (p && p.exec && p.exec.command) || [];
+      const arg = (flag) => argv[argv.indexOf(flag) + 1];
       if (!p) problem(w, `${probe} missing`);
-      else if (!p.grpc) problem(w, `${probe} must be a grpc probe (grpc.health.v1)`);
-      else if (p.grpc.port !== ports.get("grpc")) problem(w, `${probe} probes port ${p.grpc.port}, not the grpc port`);
+      else if (argv[0] !== "lethectl" || argv[1] !== "health") problem(w, `${probe} must run \`lethectl health\` (grpc.health.v1 over TLS)`);
+      else if (portOf(arg("--addr")) !== ports.get("grpc")) problem(w, `${probe} checks ${arg("--addr")}, not the grpc port`);
+      else if (!argv.includes("--tls-ca") || path.posix.dirname(arg("--tls-ca")) !== tlsDir) {
+        problem(w, `${probe} must trust the CA of the mounted TLS Secret (--tls-ca ${tlsDir}/ca.crt)`);
+      }
     }
     const grace = o.spec.template.spec.terminationGracePeriodSeconds;
     const drain = Number((env.get("LETHE_SHUTDOWN_GRACE_SECONDS") || { value: 30 }).value);

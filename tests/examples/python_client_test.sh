@@ -129,7 +129,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
 start_server() {  # start_server PORT: sets server_pid and port
   "$lethe" serve --database-url "$db_url" --secrets-file "$work/secret" \
     --listen "127.0.0.1:$1" --tls-cert "$work/tls.crt" --tls-key "$work/tls.key" \
-    --signing-keys "$work/signing.key" --shutdown-grace-seconds 1 \
+    --public-keys "$work/signing.pub" --shutdown-grace-seconds 1 \
     >>"$work/server.log" 2>&1 &
   server_pid=$!
   local before

@@ -4,6 +4,7 @@
 #include <condition_variable>
 #include <mutex>
 
+#include "absl/strings/ascii.h"
 #include "cert/dsse.h"
 #include "cert/keys.h"
 #include "cert/merkle.h"
@@ -251,6 +252,74 @@ TEST_P(BackendContractTest, SubjectNoModelHoldsIsNothingToErase) {
   ASSERT_TRUE(d.ok());
   EXPECT_EQ(d->subjects, 0);
   EXPECT_EQ(d->train_records + d->test_records, 0);
+}
+
+// Issue 17, item 5: a submitter key scoped to datasets reaches only their
+// models; a model of another dataset looks as absent as a made-up one.
+TEST_P(BackendContractTest, KeyScopedToDatasetsReachesOnlyTheirModels) {
+  const std::string a = MakeDataset("a", {1});
+  const std::string b = MakeDataset("b", {1});
+  const std::string c = MakeDataset("c-no-model", {1});
+  const std::string d = MakeDataset("d-no-model", {1});
+  const std::string model_a = MakeReadyModel("model-a", a);
+  const std::string model_b = MakeReadyModel("model-b", b);
+
+  ApiKeyStore& keys = backend_->api_keys();
+  auto key = keys.Create(
+      {Role::kSubmitter, "tenant a", {absl::AsciiStrToUpper(c), a, c}}, "t");
+  ASSERT_TRUE(key.ok()) << key.status();
+  auto row = keys.Lookup(key->key_id);
+  ASSERT_TRUE(row.ok()) << row.status();
+  std::vector<std::string> want = {a, c};
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(row->dataset_ids, want);  // lower-case, sorted, no repeats
+  EXPECT_EQ(keys.Create({Role::kOperator, "", {a}}, "t").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      keys.Create({Role::kSubmitter, "", {"not-a-uuid"}}, "t").status().code(),
+      absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      keys.Create(
+              {Role::kSubmitter, "", {"00000000-0000-4000-8000-000000000000"}},
+              "t")
+          .status()
+          .code(),
+      absl::StatusCode::kNotFound);
+  auto all = keys.Create({Role::kSubmitter, "every dataset", {}}, "t");
+  ASSERT_TRUE(all.ok());
+  EXPECT_TRUE(keys.Lookup(all->key_id)->dataset_ids.empty());
+
+  // Naming model-b: NOT_FOUND, nothing written.
+  SubmitParams named = Params(1, "named");
+  named.scope_dataset_ids = want;
+  named.scope_model_ids = {model_b};
+  auto refused = backend_->erasures().Submit(named);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kNotFound)
+      << refused.status();
+  named.scope_model_ids = {model_a};
+  auto allowed = backend_->erasures().Submit(named);
+  ASSERT_TRUE(allowed.ok()) << allowed.status();
+  ASSERT_EQ(allowed->erasure.tasks.size(), 1u);
+  EXPECT_EQ(allowed->erasure.tasks[0].model_id, model_a);
+
+  // Unscoped: a task for model-a only, the orphans of c deleted, d's kept.
+  SubmitParams p = Params(1, "unscoped");
+  p.scope_dataset_ids = want;
+  auto r = backend_->erasures().Submit(p);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->erasure.tasks.size(), 1u);
+  EXPECT_EQ(r->erasure.tasks[0].model_id, model_a);
+  EXPECT_EQ(backend_->datasets().Get(c)->subjects, 0);
+  EXPECT_EQ(backend_->datasets().Get(d)->subjects, 1);
+  EXPECT_EQ(backend_->datasets().Get(b)->subjects, 1);
+
+  // Another tenant's key, scoped to b: model-b only.
+  SubmitParams elsewhere = Params(1, "elsewhere");
+  elsewhere.scope_dataset_ids = {b};
+  auto other = backend_->erasures().Submit(elsewhere);
+  ASSERT_TRUE(other.ok()) << other.status();
+  ASSERT_EQ(other->erasure.tasks.size(), 1u);
+  EXPECT_EQ(other->erasure.tasks[0].model_id, model_b);
 }
 
 TEST_P(BackendContractTest, CancelOnlyBeforeAWorkerStarted) {
@@ -571,10 +640,16 @@ TEST_P(BackendContractTest, PublishHookIssuesAProvableCertificate) {
   const auto public_keys = keys.PublicKeys();
   EXPECT_TRUE(cert::VerifyEnvelope(*envelope, public_keys).ok());
 
+  // Nothing is signed until a key holder signs.
+  EXPECT_EQ(backend_->certificates().NewestCheckpoint().status().code(),
+            absl::StatusCode::kNotFound);
   auto checkpoint =
-      backend_->certificates().LatestCheckpoint(keys, "lethe.test/log");
+      backend_->certificates().SignCheckpoint(keys, "lethe.test/log");
   ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
   EXPECT_EQ(checkpoint->tree_size, 1);
+  auto newest = backend_->certificates().NewestCheckpoint();
+  ASSERT_TRUE(newest.ok()) << newest.status();
+  EXPECT_EQ(newest->note, checkpoint->note);
   auto proof = backend_->certificates().InclusionProof(issued->leaf_index, 1);
   ASSERT_TRUE(proof.ok());
   EXPECT_TRUE(cert::VerifyInclusion(issued->leaf_index, 1, issued->leaf_hash,
@@ -621,7 +696,7 @@ TEST_P(BackendContractTest, CertifyMissingIssuesWhatPublishCouldNot) {
   ASSERT_TRUE(
       queue_->Publish(**first, NewVersion(1, "v2"), IssueWith(keys)).ok());
   auto old_checkpoint =
-      backend_->certificates().LatestCheckpoint(keys, "lethe.test/log");
+      backend_->certificates().SignCheckpoint(keys, "lethe.test/log");
   ASSERT_TRUE(old_checkpoint.ok());
   auto second = queue_->ClaimBatch();
   ASSERT_TRUE(second.ok() && second->has_value());
@@ -635,10 +710,14 @@ TEST_P(BackendContractTest, CertifyMissingIssuesWhatPublishCouldNot) {
   for (const auto& id : ids) {
     EXPECT_TRUE(backend_->certificates().Get(id).ok()) << id;
   }
+  // The log grew; until a key holder signs, the newest stored checkpoint
+  // is the old one.
+  EXPECT_EQ(backend_->certificates().NewestCheckpoint()->tree_size, 1);
   auto checkpoint =
-      backend_->certificates().LatestCheckpoint(keys, "lethe.test/log");
+      backend_->certificates().SignCheckpoint(keys, "lethe.test/log");
   ASSERT_TRUE(checkpoint.ok());
   EXPECT_EQ(checkpoint->tree_size, 2);
+  EXPECT_EQ(backend_->certificates().NewestCheckpoint()->tree_size, 2);
   auto proof = backend_->certificates().ConsistencyProof(1, 2);
   ASSERT_TRUE(proof.ok());
   EXPECT_TRUE(cert::VerifyConsistency(1, 2, *proof, old_checkpoint->root_hash,

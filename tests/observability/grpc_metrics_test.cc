@@ -50,6 +50,7 @@ class GrpcMetricsTest : public ::testing::Test {
     RegisterModel(*ts_, "m", dataset);
     server::ServerOptions o;
     o.listen = "127.0.0.1:0";
+    o.insecure_plaintext = true;
     o.database_url = ts_->database_url();
     o.secrets_file = ts_->secrets_file();
     o.db_pool_size = 4;
@@ -211,6 +212,10 @@ TEST(GrpcMethodNameTest, SplitsServiceAndMethod) {
   EXPECT_EQ(SplitGrpcMethod("").first, "unknown");
   EXPECT_EQ(SplitGrpcMethod("/a/b/c").first, "unknown");
   EXPECT_EQ(SplitGrpcMethod("noslash").first, "unknown");
+  // Well formed but declared by no service here: one "unknown" series.
+  EXPECT_EQ(SplitGrpcMethod("/lethe.v1.ErasureService/Nope").first, "unknown");
+  EXPECT_EQ(SplitGrpcMethod("/made.up.Service7/Method7").second, "unknown");
+  EXPECT_EQ(SplitGrpcMethod("/grpc.health.v1.Health/Check").second, "Check");
   EXPECT_EQ(std::string(GrpcCodeName(grpc::StatusCode::CANCELLED)), "Canceled");
   EXPECT_EQ(std::string(GrpcCodeName(grpc::StatusCode::UNAUTHENTICATED)),
             "Unauthenticated");

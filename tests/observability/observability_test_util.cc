@@ -100,6 +100,7 @@ std::unique_ptr<LetheServeProcess> LetheServeProcess::Start(
   SubprocessOptions o;
   o.program = LETHE_BINARY;
   o.args = {"serve",
+            "--insecure-plaintext",
             "--listen",
             absl::StrCat("127.0.0.1:", p->grpc_port_),
             "--metrics-listen",

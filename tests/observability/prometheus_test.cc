@@ -109,7 +109,7 @@ TEST(PrometheusTest, ScrapesServerAndWorkerAndAnswersForTheirSeries) {
   const std::string key_dir = mkdtemp(tmpl);
   auto key = cert::GenerateKeyFiles(key_dir + "/sign", cert::KeyInfo{});
   ASSERT_TRUE(key.ok()) << key.status();
-  auto ts = TestServer::Start("", {key_dir + "/sign.key"});
+  auto ts = TestServer::Start("", {key_dir + "/sign.pub"});
   ASSERT_NE(ts, nullptr);
   const std::string dataset = CreateDatasetWithRows(*ts, "d", SmallDataset());
   RegisterModel(*ts, "m", dataset);

@@ -464,8 +464,8 @@ TEST_F(ErasureApiTest, SubmitterKeysSeeAndCancelOnlyTheirOwnRequests) {
   const std::string id = resp.erasure().id();
   // A second product backend with its own submitter key.
   storage::Database db({ts_->database_url(), 1, 30});
-  auto other =
-      storage::PgApiKeyStore(&db).Create(Role::kSubmitter, "backend-b", "test");
+  auto other = storage::PgApiKeyStore(&db).Create(
+      {Role::kSubmitter, "backend-b", {}}, "test");
   ASSERT_TRUE(other.ok()) << other.status();
 
   v1::GetErasureRequest get;
@@ -682,14 +682,20 @@ TEST_F(ErasureApiTest, ReplayWithAnotherSaltIsAlreadyExists) {
 TEST_F(ErasureApiTest, WatchCancelledBeforeItsAuthorizationLeavesServerUp) {
   v1::SubmitErasureResponse submitted;
   ASSERT_TRUE(Submit(Request("alice", "watched"), &submitted).ok());
-  auto replica = ts_->StartReplica(
-      [](server::ServerOptions& o) { o.handler_threads = 1; });
+  // No limit on failed authentications: the burst must reach the executor
+  // (the limits have their own test, LimitsTest below).
+  auto replica = ts_->StartReplica([](server::ServerOptions& o) {
+    o.handler_threads = 1;
+    o.auth_failures_per_peer = 0;
+    o.max_queued_calls = 0;
+  });
   ASSERT_NE(replica, nullptr);
   auto stub = v1::ErasureService::NewStub(ts_->Channel(replica->port()));
   v1::GetErasureRequest get;
   get.set_id(submitted.erasure().id());
 
-  // Unknown, well-formed keys: each costs a lookup in PostgreSQL. The
+  // Unknown, well-formed keys, each new: each costs a lookup in PostgreSQL
+  // (the negative cache holds only keys seen before). The
   // burst keeps kInFlight calls queued on the replica's one executor thread
   // until every watch has ended: each finished call starts another, so a
   // watch always queues behind them, however fast the machine.
@@ -757,6 +763,108 @@ TEST_F(ErasureApiTest, WatchCancelledBeforeItsAuthorizationLeavesServerUp) {
   auto st = stub->GetErasure(ts_->Ctx(Role::kSubmitter).get(), get, &got);
   ASSERT_TRUE(st.ok()) << st.error_message();
   EXPECT_EQ(got.id(), submitted.erasure().id());
+}
+
+// Issue 17, item 4: the resource limits, each on a replica of its own.
+TEST_F(ErasureApiTest, LimitsCallsPerKey) {
+  // Half a call a second, a bucket of one: the first call passes, a second
+  // right after it is refused until the bucket refills (2 s).
+  auto replica = ts_->StartReplica(
+      [](server::ServerOptions& o) { o.rate_limit_per_key = 0.5; });
+  ASSERT_NE(replica, nullptr);
+  auto stub = v1::ErasureService::NewStub(ts_->Channel(replica->port()));
+  v1::ListErasuresRequest req;
+  v1::ListErasuresResponse resp;
+  ASSERT_TRUE(
+      stub->ListErasures(ts_->Ctx(Role::kOperator).get(), req, &resp).ok());
+  const grpc::Status limited =
+      stub->ListErasures(ts_->Ctx(Role::kOperator).get(), req, &resp);
+  EXPECT_EQ(limited.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(limited.error_message().find("rate limit"), std::string::npos)
+      << limited.error_message();
+  // Another key has its own bucket.
+  EXPECT_TRUE(
+      stub->ListErasures(ts_->Ctx(Role::kAuditor).get(), req, &resp).ok());
+}
+
+TEST_F(ErasureApiTest, LimitsFailedAuthenticationsPerAddress) {
+  // One failure a second, a bucket of five: five bogus keys are looked up
+  // and refused, then the address is refused before any lookup, while a
+  // key the replica has verified already still works.
+  auto replica = ts_->StartReplica([](server::ServerOptions& o) {
+    o.auth_failures_per_peer = 1;
+    o.key_cache_ttl = std::chrono::seconds(300);
+  });
+  ASSERT_NE(replica, nullptr);
+  auto stub = v1::ErasureService::NewStub(ts_->Channel(replica->port()));
+  v1::ListErasuresRequest req;
+  v1::ListErasuresResponse resp;
+  ASSERT_TRUE(
+      stub->ListErasures(ts_->Ctx(Role::kOperator).get(), req, &resp).ok());
+  std::vector<grpc::StatusCode> codes;
+  for (int i = 0; i < 8; ++i) {
+    auto ctx = ts_->CtxWithToken(
+        absl::StrCat("lethe_", storage::ToHex(storage::RandomBytes(8)), "_",
+                     storage::ToHex(storage::RandomBytes(32))));
+    codes.push_back(stub->ListErasures(ctx.get(), req, &resp).error_code());
+  }
+  EXPECT_EQ(codes.front(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(codes.back(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_TRUE(
+      stub->ListErasures(ts_->Ctx(Role::kOperator).get(), req, &resp).ok());
+}
+
+TEST_F(ErasureApiTest, LimitsWatchStreamsPerKey) {
+  auto replica = ts_->StartReplica(
+      [](server::ServerOptions& o) { o.max_watches_per_key = 2; });
+  ASSERT_NE(replica, nullptr);
+  auto stub = v1::ErasureService::NewStub(ts_->Channel(replica->port()));
+  v1::SubmitErasureResponse submitted;
+  ASSERT_TRUE(Submit(Request("alice", "watched"), &submitted).ok());
+  v1::WatchErasureRequest req;
+  req.set_id(submitted.erasure().id());
+  struct Watch {
+    std::unique_ptr<grpc::ClientContext> ctx;
+    std::unique_ptr<grpc::ClientReader<v1::ErasureEvent>> reader;
+  };
+  auto open = [&] {
+    Watch w{ts_->Ctx(Role::kSubmitter), nullptr};
+    w.reader = stub->WatchErasure(w.ctx.get(), req);
+    return w;
+  };
+  v1::ErasureEvent event;
+  Watch first = open();
+  ASSERT_TRUE(first.reader->Read(&event));  // open and counted
+  Watch second = open();
+  ASSERT_TRUE(second.reader->Read(&event));
+  Watch third = open();
+  EXPECT_FALSE(third.reader->Read(&event));
+  const grpc::Status refused = third.reader->Finish();
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(refused.error_message().find("--max-watches-per-key"),
+            std::string::npos)
+      << refused.error_message();
+  // Another key may watch; a closed stream frees its slot.
+  Watch operator_watch{ts_->Ctx(Role::kOperator), nullptr};
+  operator_watch.reader = stub->WatchErasure(operator_watch.ctx.get(), req);
+  ASSERT_TRUE(operator_watch.reader->Read(&event));
+  first.ctx->TryCancel();
+  while (first.reader->Read(&event)) {
+  }
+  first.reader->Finish();
+  bool reopened = false;
+  for (int i = 0; i < 100 && !reopened; ++i) {  // the slot frees on OnDone
+    Watch again = open();
+    reopened = again.reader->Read(&event);
+    again.ctx->TryCancel();
+    while (again.reader->Read(&event)) {
+    }
+    again.reader->Finish();
+    if (!reopened) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(reopened);
+  second.ctx->TryCancel();
+  operator_watch.ctx->TryCancel();
 }
 
 TEST_F(ErasureApiTest, AuditLogIsAppendOnly) {

@@ -117,6 +117,45 @@ TEST_F(ServerHandlersTest, KeysAndRolesAreChecked) {
   EXPECT_EQ(ListedRequests(), 0);
 }
 
+// Issue 17, item 5: a submitter key scoped to datasets erases from their
+// models only, and cannot tell another tenant's model from a made-up id.
+TEST_F(ServerHandlersTest, KeyScopedToDatasetsReachesOnlyTheirModels) {
+  const std::string other =
+      CreateDatasetWithRows(*ts_, "other-tenant", "alice,1,train,9,9,9,9\n");
+  auto& keys = ts_->server()->backend()->api_keys();
+  auto theirs = keys.Create({Role::kSubmitter, "tenant b", {other}}, "test");
+  ASSERT_TRUE(theirs.ok()) << theirs.status();
+  auto ours = keys.Create({Role::kSubmitter, "tenant a", {dataset_}}, "test");
+  ASSERT_TRUE(ours.ok()) << ours.status();
+
+  // Tenant b's key: alice is in its dataset, but no model uses it, so her
+  // record there goes at once; people-logreg is not its model.
+  v1::SubmitErasureResponse resp;
+  ASSERT_TRUE(ts_->erasures()
+                  .SubmitErasure(ts_->CtxWithToken(theirs->token).get(),
+                                 Request("alice", "b1"), &resp)
+                  .ok());
+  EXPECT_EQ(resp.erasure().state(), v1::ERASURE_STATE_NOTHING_TO_ERASE);
+  EXPECT_EQ(resp.erasure().tasks_size(), 0);
+  auto named = Request("alice", "b2");
+  named.add_model_ids(model_);
+  const grpc::Status refused = ts_->erasures().SubmitErasure(
+      ts_->CtxWithToken(theirs->token).get(), named, &resp);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_NE(refused.error_message().find("datasets of this API key"),
+            std::string::npos)
+      << refused.error_message();
+
+  // Tenant a's key reaches people-logreg.
+  ASSERT_TRUE(ts_->erasures()
+                  .SubmitErasure(ts_->CtxWithToken(ours->token).get(),
+                                 Request("alice", "a1"), &resp)
+                  .ok());
+  EXPECT_EQ(resp.erasure().state(), v1::ERASURE_STATE_QUEUED);
+  ASSERT_EQ(resp.erasure().tasks_size(), 1);
+  EXPECT_EQ(resp.erasure().tasks(0).model_id(), model_);
+}
+
 TEST_F(ServerHandlersTest, UnknownRequestIsNotFoundAndCancelWorksOnce) {
   v1::GetErasureRequest get;
   get.set_id("00000000-0000-4000-8000-000000000002");

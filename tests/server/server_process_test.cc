@@ -82,6 +82,7 @@ class LetheProcess {
     SubprocessOptions o;
     o.program = LETHE_BINARY;
     o.args = {"serve",
+              "--insecure-plaintext",
               "--listen",
               absl::StrCat("127.0.0.1:", port),
               "--database-url",
@@ -190,6 +191,7 @@ TEST(ServerProcessTest, WaitsForPostgresAtStartWithoutRevealingIt) {
   SubprocessOptions o;
   o.program = LETHE_BINARY;
   o.args = {"serve",
+            "--insecure-plaintext",
             "--listen",
             absl::StrCat("127.0.0.1:", port),
             "--database-url",
@@ -230,7 +232,7 @@ TEST(ServerProcessTest, WaitsForPostgresAtStartWithoutRevealingIt) {
       << ReadFileOrEmpty(dir + "/server.log");
   storage::Database db({pg.Url(), 1, 10});
   storage::PgApiKeyStore keys(&db);
-  auto key = keys.Create(Role::kSubmitter, "test", "test");
+  auto key = keys.Create({Role::kSubmitter, "test", {}}, "test");
   ASSERT_TRUE(key.ok()) << key.status();
   st = call(key->token, "after");
   EXPECT_TRUE(st.ok()) << st.error_message();

@@ -1,6 +1,7 @@
 // Pure logic of the server layer: validation, subject keying, page tokens,
 // configuration.
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
@@ -10,7 +11,9 @@
 #include "observability/log.h"
 #include "server/auth.h"
 #include "server/convert.h"
+#include "server/deps.h"
 #include "server/erasure_service.h"
+#include "server/executor.h"
 #include "server/subject.h"
 #include "storage/api_key_store.h"
 #include "storage/hash.h"
@@ -234,7 +237,7 @@ class FailingKeyStore final : public storage::ApiKeyStore {
  public:
   // The store is down: every call fails as libpqxx reports it.
   absl::StatusOr<storage::NewApiKey> Create(
-      storage::Role /*role*/, const std::string& /*description*/,
+      const storage::ApiKeySpec& /*spec*/,
       const std::string& /*actor*/) override {
     return Down();
   }
@@ -285,6 +288,110 @@ TEST(AuthenticatorTest, KeyStoreErrorsAreGenericForCallersAndLogged) {
     EXPECT_NE(sink->lines().find(secret), std::string::npos) << sink->lines();
   }
   EXPECT_NE(sink->lines().find("0123456789abcdef"), std::string::npos);
+}
+
+// Issue 17, item 4: a well-formed bogus or revoked key costs one lookup,
+// not one per call, and is refused from the cache on the calling thread.
+class CountingKeyStore final : public storage::ApiKeyStore {
+ public:
+  absl::StatusOr<storage::NewApiKey> Create(
+      const storage::ApiKeySpec& /*spec*/,
+      const std::string& /*actor*/) override {
+    return absl::UnimplementedError("not here");
+  }
+  absl::StatusOr<storage::ApiKeyRow> Lookup(
+      const std::string& key_id) override {
+    ++lookups;
+    if (key_id == "00000000000000ff") {
+      storage::ApiKeyRow row;
+      row.key_id = key_id;
+      row.secret_sha256 = storage::Sha256(std::string(64, 'a'));
+      row.revoked = true;
+      return row;
+    }
+    return absl::NotFoundError("no such key");
+  }
+  absl::Status Revoke(const std::string& /*key_id*/,
+                      const std::string& /*actor*/) override {
+    return absl::UnimplementedError("not here");
+  }
+  int lookups = 0;
+};
+
+TEST(AuthenticatorTest, BogusAndRevokedKeysAreLookedUpOnce) {
+  CountingKeyStore keys;
+  // A positive TTL of 0 (look every valid key up) does not turn the
+  // negative cache off: made-up ids stay made up, revocation is final.
+  Authenticator auth(&keys, std::chrono::seconds(0));
+  const AuthMetadata bogus{"Bearer lethe_0123456789abcdef_" +
+                           std::string(64, 'a')};
+  const AuthMetadata revoked{"Bearer lethe_00000000000000ff_" +
+                             std::string(64, 'a')};
+  for (const AuthMetadata* md : {&bogus, &revoked}) {
+    EXPECT_EQ(auth.AuthorizeCached(*md, {storage::Role::kSubmitter}),
+              std::nullopt);
+    for (int i = 0; i < 5; ++i) {
+      EXPECT_EQ(auth.Authenticate(*md).status().code(),
+                absl::StatusCode::kUnauthenticated);
+    }
+    auto cached = auth.AuthorizeCached(*md, {storage::Role::kSubmitter});
+    ASSERT_TRUE(cached.has_value());
+    EXPECT_EQ(cached->status().code(), absl::StatusCode::kUnauthenticated);
+  }
+  EXPECT_EQ(keys.lookups, 2);
+  // Another bogus id is looked up in its turn.
+  const AuthMetadata other{"Bearer lethe_fedcba9876543210_" +
+                           std::string(64, 'a')};
+  EXPECT_FALSE(auth.Authenticate(other).ok());
+  EXPECT_EQ(keys.lookups, 3);
+}
+
+// Issue 17, item 4: new calls cannot queue without bound.
+TEST(ExecutorTest, TrySubmitRefusesWhenTheQueueIsFull) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  bool started = false;
+  int ran = 0;
+  {
+    Executor executor(/*threads=*/1, /*max_queued=*/2);
+    executor.Submit([&] {  // holds the one thread
+      std::unique_lock lock(mu);
+      started = true;
+      cv.notify_all();
+      cv.wait(lock, [&] { return release; });
+    });
+    {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return started; });
+    }
+    auto count = [&] {
+      std::lock_guard lock(mu);
+      ++ran;
+    };
+    EXPECT_TRUE(executor.TrySubmit(count));
+    EXPECT_TRUE(executor.TrySubmit(count));
+    EXPECT_FALSE(executor.TrySubmit(count));  // two wait already
+    executor.Submit(count);                   // admitted work always queues
+    {
+      std::lock_guard lock(mu);
+      release = true;
+    }
+    cv.notify_all();
+  }  // runs what is queued, then joins
+  EXPECT_EQ(ran, 3);
+}
+
+TEST(WatchSlotsTest, CapsStreamsPerKey) {
+  WatchSlots slots(2);
+  EXPECT_TRUE(slots.Acquire("a"));
+  EXPECT_TRUE(slots.Acquire("a"));
+  EXPECT_FALSE(slots.Acquire("a"));
+  EXPECT_TRUE(slots.Acquire("b"));
+  slots.Release("a");
+  EXPECT_TRUE(slots.Acquire("a"));
+  WatchSlots unlimited(0);
+  for (int i = 0; i < 1000; ++i) EXPECT_TRUE(unlimited.Acquire("a"));
 }
 
 }  // namespace

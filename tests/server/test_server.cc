@@ -17,9 +17,9 @@
 namespace lethe::testing {
 
 std::unique_ptr<TestServer> TestServer::Start(
-    std::string database_url, std::vector<std::string> signing_key_files) {
+    std::string database_url, std::vector<std::string> public_key_files) {
   std::unique_ptr<TestServer> ts(new TestServer());
-  ts->signing_key_files_ = std::move(signing_key_files);
+  ts->public_key_files_ = std::move(public_key_files);
   if (database_url.empty()) {
     auto scratch = ScratchDatabase::Create("lethe_server");
     EXPECT_TRUE(scratch.ok()) << scratch.status();
@@ -38,7 +38,7 @@ std::unique_ptr<TestServer> TestServer::Start(
   storage::PgApiKeyStore keys(&db);
   for (auto role : {storage::Role::kSubmitter, storage::Role::kOperator,
                     storage::Role::kAuditor, storage::Role::kAdmin}) {
-    auto key = keys.Create(role, "test", "test");
+    auto key = keys.Create({role, "test", {}}, "test");
     EXPECT_TRUE(key.ok()) << key.status();
     ts->tokens_[role] = key->token;
   }
@@ -55,7 +55,7 @@ std::unique_ptr<TestServer> TestServer::StartInMemory() {
   std::shared_ptr<storage::Backend> backend = storage::NewMemoryBackend();
   for (auto role : {storage::Role::kSubmitter, storage::Role::kOperator,
                     storage::Role::kAuditor, storage::Role::kAdmin}) {
-    auto key = backend->api_keys().Create(role, "test", "test");
+    auto key = backend->api_keys().Create({role, "test", {}}, "test");
     EXPECT_TRUE(key.ok()) << key.status();
     ts->tokens_[role] = key->token;
   }
@@ -85,6 +85,7 @@ TestServer::~TestServer() {
 server::ServerOptions TestServer::Options() const {
   server::ServerOptions o;
   o.listen = "127.0.0.1:0";
+  o.insecure_plaintext = true;
   o.database_url = url_;
   o.secrets_file = secrets_file_;
   o.db_pool_size = 8;
@@ -92,7 +93,7 @@ server::ServerOptions TestServer::Options() const {
   o.health_interval = std::chrono::milliseconds(200);
   o.watch_poll = std::chrono::milliseconds(500);
   o.key_cache_ttl = std::chrono::seconds(0);
-  o.signing_key_files = signing_key_files_;
+  o.public_key_files = public_key_files_;
   return o;
 }
 

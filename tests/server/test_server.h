@@ -24,10 +24,10 @@ class TestServer {
  public:
   // Creates a scratch database (or uses `database_url` when given), a
   // secret file, keys for every role, and starts a server on a free port,
-  // signing log checkpoints with `signing_key_files` (none by default).
+  // serving `public_key_files` (.pub; none by default) from GetPublicKeys.
   static std::unique_ptr<TestServer> Start(
       std::string database_url = "",
-      std::vector<std::string> signing_key_files = {});
+      std::vector<std::string> public_key_files = {});
   ~TestServer();
 
   // The same, on the in-memory backend (storage/memory): no database, so
@@ -71,7 +71,7 @@ class TestServer {
   std::string url_;
   std::string dir_;
   std::string secrets_file_;
-  std::vector<std::string> signing_key_files_;
+  std::vector<std::string> public_key_files_;
   std::map<storage::Role, std::string> tokens_;
   std::unique_ptr<server::LetheServer> server_;
   std::unique_ptr<v1::ErasureService::Stub> erasures_;

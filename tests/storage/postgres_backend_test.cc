@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "storage/postgres/backend.h"
+#include "storage/postgres/migrations.h"
 #include "storage/postgres/run_sql.h"
 #include "tests/memory/backend_contract.h"
 #include "tests/support/scratch_database.h"
@@ -150,16 +151,22 @@ TEST(RuntimeRoleTest, PendingMigrationsAreRefusedWithoutTheOwner) {
       << unmigrated;
   ASSERT_TRUE(fresh->Prepare(/*migrate=*/true).ok());
   EXPECT_TRUE(fresh->Prepare(/*migrate=*/false).ok());
-  // As if migration 6 were new: the runtime role neither skips nor runs it.
+  // As if the newest migration were new: the runtime role neither skips
+  // nor runs it.
+  const int newest = AllMigrations().back().version;
   ASSERT_TRUE(
-      RunSql(scratch->url(), "DELETE FROM schema_migrations WHERE version = 6")
+      RunSql(scratch->url(), absl::StrCat("DELETE FROM schema_migrations WHERE "
+                                          "version = ",
+                                          newest))
           .ok());
   auto runtime = lethe::testing::AsRuntimeRole(scratch->url());
   ASSERT_TRUE(runtime.ok()) << runtime.status();
   auto backend = OpenPostgres({.url = *runtime, .pool_size = 2});
   absl::Status checked = backend->Prepare(/*migrate=*/false);
   EXPECT_EQ(checked.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_TRUE(absl::StrContains(checked.message(), "migration 6")) << checked;
+  EXPECT_TRUE(
+      absl::StrContains(checked.message(), absl::StrCat("migration ", newest)))
+      << checked;
   absl::Status migrated = backend->Prepare(/*migrate=*/true);
   EXPECT_EQ(migrated.code(), absl::StatusCode::kPermissionDenied) << migrated;
   EXPECT_TRUE(absl::StrContains(migrated.message(), "schema owner"))

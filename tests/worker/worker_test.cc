@@ -92,7 +92,7 @@ class WorkerTest : public ::testing::Test {
     key_dir_ = mkdtemp(tmpl);
     auto key = cert::GenerateKeyFiles(key_dir_ + "/sign", cert::KeyInfo{});
     ASSERT_TRUE(key.ok()) << key.status();
-    ts_ = TestServer::Start(url, {key_dir_ + "/sign.key"});
+    ts_ = TestServer::Start(url, {key_dir_ + "/sign.pub"});
     ASSERT_NE(ts_, nullptr);
     v1::CreateDatasetRequest create;
     create.set_name("synthetic");

@@ -275,8 +275,9 @@ absl::Status ExitError(const SandboxOptions& o, int status,
     sig = WEXITSTATUS(status) - 128;
   }
   if (sig != 0) {
-    if (sig == SIGXCPU || (sig == SIGKILL && o.cpu_seconds > 0 &&
-                           err.find("CPU") != std::string::npos)) {
+    // The soft CPU limit's SIGXCPU ends the process before the hard
+    // limit's SIGKILL could.
+    if (sig == SIGXCPU) {
       return absl::ResourceExhaustedError(
           absl::StrCat("the engine run exceeded its CPU limit of ",
                        o.cpu_seconds, " s (--engine-cpu-seconds)", tail));

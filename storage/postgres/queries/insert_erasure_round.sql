@@ -4,7 +4,9 @@
 -- NOTIFY. Inputs are parallel text arrays: $1 client key id, $2
 -- idempotency key, $3 body SHA-256 (hex), $4 subject key (hex), $5
 -- commitment (hex), $6 legal ground, $7 legal reference, $8 scope (a uuid[]
--- literal). It returns one 'r' row per request created (ord, then the
+-- literal), $9 the submitting key's datasets (a uuid[] literal; empty:
+-- every dataset). Tasks go only to models of those datasets, and orphaned
+-- records are deleted only there. It returns one 'r' row per request created (ord, then the
 -- erasure columns PgErasureStore reads), one 't' row per task created (in
 -- the same columns, see ReadNewTask), and an 'n' row when it notified.
 -- Requests whose key exists already are skipped by ON CONFLICT and not
@@ -12,15 +14,17 @@
 -- cannot deadlock.
 WITH input AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
-                       $5::text[], $6::text[], $7::text[], $8::text[])
+                       $5::text[], $6::text[], $7::text[], $8::text[],
+                       $9::text[])
     WITH ORDINALITY AS t(in_client, in_key, in_body, in_subject,
                          in_commitment, in_ground, in_reference, in_scope,
-                         ord)
+                         in_datasets, ord)
 ), typed AS (
   SELECT ord, in_client, in_key, decode(in_body, 'hex') AS in_body,
          decode(in_subject, 'hex') AS in_subject,
          decode(in_commitment, 'hex') AS in_commitment, in_ground,
-         in_reference, in_scope::uuid[] AS in_scope
+         in_reference, in_scope::uuid[] AS in_scope,
+         in_datasets::uuid[] AS in_datasets
     FROM input
 ), orphans AS (
   -- Records of the subject in datasets that no model uses: an unscoped
@@ -28,12 +32,15 @@ WITH input AS (
   SELECT t.ord, count(*) AS n
     FROM typed t JOIN records r ON r.subject_key = t.in_subject
    WHERE cardinality(t.in_scope) = 0
+     AND (cardinality(t.in_datasets) = 0 OR r.dataset_id = ANY (t.in_datasets))
      AND NOT EXISTS (SELECT 1 FROM models m WHERE m.dataset_id = r.dataset_id)
    GROUP BY t.ord
 ), matches AS (
   SELECT t.ord, m.id AS model_id
     FROM typed t
-    JOIN models m ON cardinality(t.in_scope) = 0 OR m.id = ANY (t.in_scope)
+    JOIN models m ON (cardinality(t.in_scope) = 0 OR m.id = ANY (t.in_scope))
+                 AND (cardinality(t.in_datasets) = 0
+                      OR m.dataset_id = ANY (t.in_datasets))
    WHERE EXISTS (SELECT 1 FROM records r
                   WHERE r.subject_key = t.in_subject
                     AND r.dataset_id = m.dataset_id)
@@ -75,6 +82,7 @@ WITH input AS (
    USING ins JOIN typed t ON t.in_client = ins.client_key_id
                          AND t.in_key = ins.idempotency_key
    WHERE cardinality(t.in_scope) = 0 AND r.subject_key = t.in_subject
+     AND (cardinality(t.in_datasets) = 0 OR r.dataset_id = ANY (t.in_datasets))
      AND NOT EXISTS (SELECT 1 FROM models m WHERE m.dataset_id = r.dataset_id)
 ), notify AS (
   SELECT pg_notify('lethe_tasks', '')
