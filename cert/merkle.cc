@@ -1,7 +1,6 @@
 #include "cert/merkle.h"
 
 #include <bit>
-#include <span>
 
 #include "absl/strings/str_cat.h"
 #include "cert/encoding.h"
@@ -9,46 +8,88 @@
 namespace lethe::cert {
 namespace {
 
-using Leaves = std::span<const std::string>;
-
 // The largest power of two smaller than n (n >= 2).
 uint64_t SplitPoint(uint64_t n) { return std::bit_floor(n - 1); }
 
-std::string Mth(Leaves d) {
-  if (d.empty()) return Sha256("");
-  if (d.size() == 1) return d[0];
-  const uint64_t k = SplitPoint(d.size());
-  return HashChildren(Mth(d.first(k)), Mth(d.subspan(k)));
-}
+// RFC 6962's recursions over the leaf range [begin, end) of a source. A
+// source that stores interior nodes answers every aligned complete subtree
+// (the left child of every split is one) with one lookup, so a root or a
+// proof costs O(log n) lookups; any other source has all the leaves read
+// once, up front. The first error stops the work and is kept.
+class Tree {
+ public:
+  Tree(const LeafHashSource& source, uint64_t size) : source_(source) {
+    if (source_.StoresNodes()) return;
+    auto leaves = source_.LeafHashes(0, size);
+    if (leaves.ok()) {
+      leaves_ = *std::move(leaves);
+    } else {
+      status_ = leaves.status();
+    }
+  }
 
-// RFC 6962 §2.1.1 PATH(m, D[n]).
-void Path(uint64_t m, Leaves d, std::vector<std::string>* out) {
-  if (d.size() <= 1) return;
-  const uint64_t k = SplitPoint(d.size());
-  if (m < k) {
-    Path(m, d.first(k), out);
-    out->push_back(Mth(d.subspan(k)));
-  } else {
-    Path(m - k, d.subspan(k), out);
-    out->push_back(Mth(d.first(k)));
-  }
-}
+  const absl::Status& status() const { return status_; }
 
-// RFC 6962 §2.1.2 SUBPROOF(m, D[n], b).
-void Subproof(uint64_t m, Leaves d, bool b, std::vector<std::string>* out) {
-  if (m == d.size()) {
-    if (!b) out->push_back(Mth(d));
-    return;
+  std::string Mth(uint64_t begin, uint64_t end) {
+    const uint64_t n = end - begin;
+    if (!status_.ok()) return "";
+    if (n == 0) return Sha256("");
+    if (n == 1) return Leaf(begin);
+    if (source_.StoresNodes() && std::has_single_bit(n) && begin % n == 0) {
+      auto node = source_.Subtree(std::countr_zero(n), begin / n);
+      if (node.ok()) return *std::move(node);
+      status_ = node.status();
+      return "";
+    }
+    const uint64_t k = SplitPoint(n);
+    return HashChildren(Mth(begin, begin + k), Mth(begin + k, end));
   }
-  const uint64_t k = SplitPoint(d.size());
-  if (m <= k) {
-    Subproof(m, d.first(k), b, out);
-    out->push_back(Mth(d.subspan(k)));
-  } else {
-    Subproof(m - k, d.subspan(k), false, out);
-    out->push_back(Mth(d.first(k)));
+
+  // RFC 6962 §2.1.1 PATH(m, D[begin:end]).
+  void Path(uint64_t m, uint64_t begin, uint64_t end,
+            std::vector<std::string>* out) {
+    if (end - begin <= 1) return;
+    const uint64_t k = SplitPoint(end - begin);
+    if (m < k) {
+      Path(m, begin, begin + k, out);
+      out->push_back(Mth(begin + k, end));
+    } else {
+      Path(m - k, begin + k, end, out);
+      out->push_back(Mth(begin, begin + k));
+    }
   }
-}
+
+  // RFC 6962 §2.1.2 SUBPROOF(m, D[begin:end], b).
+  void Subproof(uint64_t m, uint64_t begin, uint64_t end, bool b,
+                std::vector<std::string>* out) {
+    if (m == end - begin) {
+      if (!b) out->push_back(Mth(begin, end));
+      return;
+    }
+    const uint64_t k = SplitPoint(end - begin);
+    if (m <= k) {
+      Subproof(m, begin, begin + k, b, out);
+      out->push_back(Mth(begin + k, end));
+    } else {
+      Subproof(m - k, begin + k, end, false, out);
+      out->push_back(Mth(begin, begin + k));
+    }
+  }
+
+ private:
+  std::string Leaf(uint64_t i) {
+    if (!source_.StoresNodes()) return leaves_[i];
+    auto leaf = source_.LeafHashes(i, i + 1);
+    if (leaf.ok() && leaf->size() == 1) return (*leaf)[0];
+    status_ =
+        leaf.ok() ? absl::InternalError("a leaf is missing") : leaf.status();
+    return "";
+  }
+
+  const LeafHashSource& source_;
+  std::vector<std::string> leaves_;  // when the source stores no nodes
+  absl::Status status_;
+};
 
 absl::Status Fail(std::string_view what) {
   std::string msg(what);
@@ -94,11 +135,38 @@ absl::StatusOr<std::vector<std::string>> VectorLeafSource::LeafHashes(
       leaves_->begin() + static_cast<std::ptrdiff_t>(end));
 }
 
+std::vector<SubtreeNode> SubtreeNodes(int level, uint64_t index,
+                                      const std::vector<std::string>& leaves) {
+  std::vector<SubtreeNode> out;
+  std::vector<std::string> row = leaves;
+  for (int l = 1; l <= level && row.size() >= 2; ++l) {
+    std::vector<std::string> up;
+    up.reserve(row.size() / 2);
+    const uint64_t first = index << (level - l);
+    for (size_t i = 0; i + 1 < row.size(); i += 2) {
+      up.push_back(HashChildren(row[i], row[i + 1]));
+      out.push_back({l, first + i / 2, up.back()});
+    }
+    row = std::move(up);
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> LeafHashSource::Subtree(int level,
+                                                    uint64_t index) const {
+  const uint64_t width = uint64_t{1} << level;
+  auto leaves = LeafHashes(index * width, (index + 1) * width);
+  if (!leaves.ok()) return leaves.status();
+  VectorLeafSource all(&*leaves);
+  return RootHash(all, width);
+}
+
 absl::StatusOr<std::string> RootHash(const LeafHashSource& source,
                                      uint64_t size) {
-  auto leaves = source.LeafHashes(0, size);
-  if (!leaves.ok()) return leaves.status();
-  return Mth(*leaves);
+  Tree tree(source, size);
+  std::string root = tree.Mth(0, size);
+  if (!tree.status().ok()) return tree.status();
+  return root;
 }
 
 absl::StatusOr<std::vector<std::string>> InclusionProof(
@@ -107,10 +175,10 @@ absl::StatusOr<std::vector<std::string>> InclusionProof(
     return absl::InvalidArgumentError(
         absl::StrCat("leaf ", index, " is not in a tree of ", size, " leaves"));
   }
-  auto leaves = source.LeafHashes(0, size);
-  if (!leaves.ok()) return leaves.status();
+  Tree tree(source, size);
   std::vector<std::string> proof;
-  Path(index, *leaves, &proof);
+  tree.Path(index, 0, size, &proof);
+  if (!tree.status().ok()) return tree.status();
   return proof;
 }
 
@@ -122,9 +190,9 @@ absl::StatusOr<std::vector<std::string>> ConsistencyProof(
   }
   std::vector<std::string> proof;
   if (first == 0 || first == second) return proof;
-  auto leaves = source.LeafHashes(0, second);
-  if (!leaves.ok()) return leaves.status();
-  Subproof(first, *leaves, true, &proof);
+  Tree tree(source, second);
+  tree.Subproof(first, 0, second, true, &proof);
+  if (!tree.status().ok()) return tree.status();
   return proof;
 }
 

@@ -10,8 +10,10 @@
 // SHA-256(0x00 || SHA-256(envelope)) (CertificateLeafHash).
 //
 // Proof generation reads leaf hashes from a LeafHashSource (in memory, or
-// PostgreSQL through storage::CertificateStore); verification needs only
-// the proof, as the RFC 9162 algorithms (§2.1.3.2, §2.1.4.2) describe.
+// PostgreSQL through storage::CertificateStore, which also stores the
+// interior nodes of complete subtrees so that a proof costs O(log n));
+// verification needs only the proof, as the RFC 9162 algorithms
+// (§2.1.3.2, §2.1.4.2) describe.
 // All hashes are raw 32-byte strings.
 #ifndef LETHE_CERT_MERKLE_H_
 #define LETHE_CERT_MERKLE_H_
@@ -37,6 +39,12 @@ class LeafHashSource {
   // of the proof function (e.g. UNAVAILABLE from a database).
   virtual absl::StatusOr<std::vector<std::string>> LeafHashes(
       uint64_t begin, uint64_t end) const = 0;
+  // True when Subtree answers from stored interior nodes: roots and proofs
+  // then read O(log n) nodes and leaves instead of every leaf.
+  virtual bool StoresNodes() const { return false; }
+  // MTH of the complete subtree of 2^level leaves (level >= 1) that starts
+  // at leaf index * 2^level. The default computes it from its leaves.
+  virtual absl::StatusOr<std::string> Subtree(int level, uint64_t index) const;
 };
 
 // A LeafHashSource over a vector it does not own. OUT_OF_RANGE past its end.
@@ -50,6 +58,21 @@ class VectorLeafSource final : public LeafHashSource {
  private:
   const std::vector<std::string>* leaves_;
 };
+
+// A complete subtree's hash: MTH of leaves [index * 2^level,
+// (index + 1) * 2^level), level >= 1.
+struct SubtreeNode {
+  int level = 0;
+  uint64_t index = 0;
+  std::string hash;
+};
+
+// Every complete subtree inside the subtree (level, index) whose 2^level
+// leaf hashes are `leaves`, bottom-up: the last one is (level, index). For
+// a source that stores nodes and finds one missing: one read of its leaves
+// yields all of its descendants too.
+std::vector<SubtreeNode> SubtreeNodes(int level, uint64_t index,
+                                      const std::vector<std::string>& leaves);
 
 // MTH of the first `size` leaves.
 absl::StatusOr<std::string> RootHash(const LeafHashSource& source,

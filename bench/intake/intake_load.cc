@@ -19,6 +19,15 @@
 // does the real records lookup. A failed call counts as an error (its code
 // is reported) and is not part of the latency figures. Exit status 1 when
 // any call failed.
+//
+// `--flood bad-keys|watches` runs an attack alongside the measured load
+// (issue 17, item 4), from `--flood-concurrency` threads on a connection of
+// their own: `bad-keys` sends GetErasure calls, each with a new well-formed
+// API key that does not exist; `watches` keeps opening WatchErasure streams
+// on one request of `--flood-token` (default: the load's key), each held
+// for 200 ms. The JSON
+// line then adds "flood", "flood_calls" and "flood_codes" (status code ->
+// count); the flood's errors are expected and do not set the exit status.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -57,6 +66,9 @@ struct Options {
   int subjects = 1000;
   std::string subject_format = "subject-%06d@example.org";
   std::string run_id;
+  std::string flood = "none";  // none | bad-keys | watches
+  int flood_concurrency = 64;
+  std::string flood_token;  // empty: token
 };
 
 void Usage() {
@@ -65,6 +77,8 @@ void Usage() {
                "[--concurrency N] [--warmup S] [--duration S]\n"
                "                   [--channels per-thread|shared] "
                "[--subjects K] [--subject-format FMT] [--run-id ID]\n"
+               "                   [--flood none|bad-keys|watches] "
+               "[--flood-concurrency N] [--flood-token TOKEN]\n"
                "The token may also come from LETHE_BENCH_TOKEN.\n");
 }
 
@@ -96,6 +110,15 @@ bool ParseArgs(int argc, char** argv, Options* o) {
       o->subject_format = value;
     } else if (flag == "--run-id") {
       o->run_id = value;
+    } else if (flag == "--flood") {
+      if (value != "none" && value != "bad-keys" && value != "watches") {
+        return false;
+      }
+      o->flood = value;
+    } else if (flag == "--flood-token") {
+      o->flood_token = value;
+    } else if (flag == "--flood-concurrency") {
+      o->flood_concurrency = std::atoi(value.c_str());
     } else {
       return false;
     }
@@ -250,6 +273,80 @@ class CallbackLoop {
   bool finished_ = false;  // guarded by mu_
 };
 
+// The attack of --flood, until `stop`: what each of its calls ended with.
+struct FloodResult {
+  std::mutex mu;
+  std::map<int, int64_t> codes;  // guarded by mu
+  int64_t calls = 0;             // guarded by mu
+};
+
+std::string RandomHex(std::mt19937_64& rng, int bytes) {
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < bytes; ++i) {
+    const auto b = static_cast<unsigned>(rng() & 0xff);
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 15]);
+  }
+  return out;
+}
+
+void Flood(const Options& o, std::shared_ptr<grpc::Channel> channel,
+           const std::string& erasure_id, int index,
+           const std::atomic<bool>& stop, FloodResult* out) {
+  auto stub = v1::ErasureService::NewStub(std::move(channel));
+  std::mt19937_64 rng(std::random_device{}() ^ (uint64_t(index) << 40));
+  while (!stop.load()) {
+    grpc::ClientContext ctx;
+    grpc::Status st;
+    if (o.flood == "bad-keys") {
+      ctx.AddMetadata("authorization", "Bearer lethe_" + RandomHex(rng, 8) +
+                                           "_" + RandomHex(rng, 32));
+      ctx.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(10));
+      v1::GetErasureRequest req;
+      req.set_id(erasure_id);
+      v1::Erasure resp;
+      st = stub->GetErasure(&ctx, req, &resp);
+    } else {
+      ctx.AddMetadata("authorization", "Bearer " + o.flood_token);
+      ctx.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::milliseconds(200));
+      v1::WatchErasureRequest req;
+      req.set_id(erasure_id);
+      auto reader = stub->WatchErasure(&ctx, req);
+      v1::ErasureEvent event;
+      while (reader->Read(&event)) {
+      }
+      st = reader->Finish();
+    }
+    std::lock_guard lock(out->mu);
+    ++out->calls;
+    ++out->codes[st.error_code()];
+  }
+}
+
+// A request of the load's key to aim the flood at (GetErasure, watches).
+std::string FloodTarget(const Options& o,
+                        const std::shared_ptr<grpc::Channel>& channel) {
+  auto stub = v1::ErasureService::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + o.flood_token);
+  char subject[256];
+  std::snprintf(subject, sizeof(subject), o.subject_format.c_str(), 0);
+  v1::SubmitErasureRequest req;
+  req.set_subject_id(subject);
+  req.set_legal_ground(v1::LEGAL_GROUND_GDPR_ART17_1B_CONSENT_WITHDRAWN);
+  req.set_idempotency_key(o.run_id + "-flood-target");
+  v1::SubmitErasureResponse resp;
+  const grpc::Status st = stub->SubmitErasure(&ctx, req, &resp);
+  if (!st.ok()) {
+    std::fprintf(stderr, "intake_load: flood target: %s\n",
+                 st.error_message().c_str());
+  }
+  return resp.erasure().id();
+}
+
 double Percentile(const std::vector<double>& sorted, double q) {
   if (sorted.empty()) return 0;
   const size_t rank =
@@ -273,6 +370,7 @@ int Main(int argc, char** argv) {
     Usage();
     return 2;
   }
+  if (o.flood_token.empty()) o.flood_token = o.token;
   if (o.run_id.empty()) {
     o.run_id = "bench-" + std::to_string(std::random_device{}()) + "-" +
                std::to_string(Clock::now().time_since_epoch().count());
@@ -294,6 +392,17 @@ int Main(int argc, char** argv) {
       measure_from + std::chrono::duration_cast<Clock::duration>(
                          std::chrono::duration<double>(o.duration_s));
   std::vector<WorkerResult> results(o.concurrency);
+  std::atomic<bool> stop_flood{false};
+  FloodResult flood;
+  std::vector<std::thread> flooders;
+  if (o.flood != "none") {
+    auto flood_channel = MakeChannel(o.target, -1);
+    const std::string target = FloodTarget(o, flood_channel);
+    for (int i = 0; i < o.flood_concurrency; ++i) {
+      flooders.emplace_back(Flood, std::cref(o), flood_channel, target, i,
+                            std::cref(stop_flood), &flood);
+    }
+  }
   if (o.callback_client) {
     std::vector<std::unique_ptr<CallbackLoop>> loops;
     loops.reserve(o.concurrency);
@@ -318,6 +427,13 @@ int Main(int argc, char** argv) {
   // the time they took.
   const double seconds =
       std::chrono::duration<double>(Clock::now() - measure_from).count();
+  stop_flood = true;
+  for (auto& t : flooders) t.join();
+  std::string flood_json;
+  for (const auto& [code, n] : flood.codes) {
+    if (!flood_json.empty()) flood_json += ",";
+    flood_json += "\"" + std::to_string(code) + "\":" + std::to_string(n);
+  }
 
   std::vector<double> all;
   int64_t errors = 0, replayed = 0;
@@ -341,12 +457,15 @@ int Main(int argc, char** argv) {
       "\"client\":\"%s\","
       "\"seconds\":%.2f,\"requests\":%zu,\"errors\":%" PRId64
       ",\"rps\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,"
-      "\"replayed\":%" PRId64 ",\"error_codes\":{%s},\"first_error\":\"%s\"}\n",
+      "\"replayed\":%" PRId64
+      ",\"error_codes\":{%s},\"first_error\":\"%s\",\"flood\":\"%s\","
+      "\"flood_calls\":%" PRId64 ",\"flood_codes\":{%s}}\n",
       o.concurrency, o.shared_channel ? "shared" : "per-thread",
       o.callback_client ? "callback" : "sync", seconds, all.size(), errors,
       all.size() / seconds, Percentile(all, 0.50), Percentile(all, 0.99),
       all.empty() ? 0.0 : all.back(), replayed, code_json.c_str(),
-      JsonEscape(first_error).c_str());
+      JsonEscape(first_error).c_str(), o.flood.c_str(), flood.calls,
+      flood_json.c_str());
   return errors == 0 ? 0 : 1;
 }
 

@@ -6,6 +6,21 @@
 #   bench/intake/run.sh [--duration S] [--warmup S] [--concurrency "1 8 32"]
 #                       [--client callback|sync] [--channels shared|per-thread]
 #                       [--build-dir DIR] [--server-args "..."] [--keep DIR]
+#                       [--flood "none bad-keys watches"]
+#
+# The server runs with --rate-limit-per-key 0 (one key drives the load);
+# --server-args come after it and may override it.
+#
+# --flood MODES (issue 17, item 4): instead of the pgbench comparison, runs
+# the load at the first --concurrency once per mode, each alongside that
+# attack from 64 threads (intake_load --flood: bad-keys = GetErasure with a
+# new made-up API key per call; watches = WatchErasure streams opened and
+# held 200 ms, with a second submitter key), and reports the good
+# submissions' p50/p99 against the `none` run of the same server. Run it
+# twice to compare the limits with none:
+#   bench/intake/run.sh --concurrency 8 --flood "none bad-keys watches"
+#   bench/intake/run.sh --concurrency 8 --flood "none bad-keys watches" \
+#     --server-args "--auth-failures-per-peer 0 --max-queued-calls 0 --max-watches-per-key 0"
 #
 # It builds `lethe` and `intake_load` if needed, starts a throwaway durable
 # cluster (synchronous_commit on) in a temporary folder, migrates it, creates
@@ -27,6 +42,7 @@ channels=shared
 build_dir=$root/build-bench
 server_args=""
 keep=""
+flood=""
 subjects=2000
 
 die() { echo "run.sh: $*" >&2; exit 1; }
@@ -42,7 +58,8 @@ while (($#)); do
     --build-dir) build_dir=$2; shift 2 ;;
     --server-args) server_args=$2; shift 2 ;;
     --keep) keep=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --flood) flood=$2; shift 2 ;;
+    -h|--help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
   esac
 done
@@ -85,6 +102,8 @@ say "PostgreSQL: $(psql_q -tAc "SELECT 'fsync=' || current_setting('fsync') || '
 "$lethe" migrate --database-url "$url" >&2
 "$lethe" admin create-secret --secrets-file "$work/secret" >&2
 token=$("$lethe" admin create-key --role submitter --description intake-bench \
+  --database-url "$url" --secrets-file "$work/secret")
+flood_token=$("$lethe" admin create-key --role submitter --description flood-bench \
   --database-url "$url" --secrets-file "$work/secret")
 
 # Fixture: dataset A holds 5 records for each of $subjects subjects (the ids
@@ -133,7 +152,8 @@ EOF
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 # shellcheck disable=SC2086
 "$lethe" serve --database-url "$url" --secrets-file "$work/secret" \
-  --listen "127.0.0.1:$port" --insecure-plaintext --migrate-on-start false $server_args \
+  --listen "127.0.0.1:$port" --insecure-plaintext --migrate-on-start false \
+  --rate-limit-per-key 0 $server_args \
   2>"$work/server.log" &
 server_pid=$!
 for _ in $(seq 1 100); do
@@ -146,6 +166,35 @@ say "server pid $server_pid on 127.0.0.1:$port"
 
 commits() { psql_q -tAc "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"; }
 vm() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$server_pid/status"; }
+
+# --- flood runs ----------------------------------------------------------------
+if [[ -n $flood ]]; then
+  c=${concurrency%% *}
+  for mode in $flood; do
+    say "lethe, concurrency $c, flood $mode"
+    LETHE_BENCH_TOKEN=$token "$load" --target "127.0.0.1:$port" \
+      --concurrency "$c" --warmup "$warmup" --duration "$duration" \
+      --client "$client" --channels "$channels" --subjects "$subjects" \
+      --flood "$mode" --flood-token "$flood_token" \
+      >"$work/flood-$mode.json" \
+      || say "intake_load reported errors: $(cat "$work/flood-$mode.json")"
+  done
+  python3 - "$work" "$flood" "$server_args" <<'EOF'
+import json, sys
+work, modes, args = sys.argv[1], sys.argv[2].split(), sys.argv[3]
+rows = {m: json.load(open(f"{work}/flood-{m}.json")) for m in modes}
+base = rows.get("none")
+print(f"server args: --rate-limit-per-key 0 {args}".strip())
+print(f"{'flood':>9} | {'good req/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} | "
+      f"{'p99 / none':>10} | {'flood calls/s':>13} flood codes")
+for m, r in rows.items():
+    ratio = r["p99_ms"] / base["p99_ms"] if base and base["p99_ms"] else float("nan")
+    print(f"{m:>9} | {r['rps']:>10.0f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['errors']:>6} | "
+          f"{ratio:>10.2f} | {r['flood_calls'] / r['seconds']:>13.0f} {r['flood_codes']}")
+EOF
+  say "flood codes: gRPC status numbers (8 RESOURCE_EXHAUSTED, 16 UNAUTHENTICATED, 4 DEADLINE_EXCEEDED)"
+  exit 0
+fi
 
 # --- runs --------------------------------------------------------------------
 for c in $concurrency; do

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <limits>
 
 #include <pqxx/pqxx>
@@ -8,6 +9,7 @@
 #include "cert/checkpoint.h"
 #include "cert/dsse.h"
 #include "cert/merkle.h"
+#include "storage/hash.h"
 #include "storage/postgres/sql_util.h"
 #include "storage/postgres/stores.h"
 #include "storage/queries_sql.h"
@@ -40,9 +42,44 @@ std::optional<IssuedCertificate> FindCompletion(Txn& txn,
 }
 
 // The log's leaves as a LeafHashSource, read in the caller's transaction.
+// The log in one transaction, with its stored interior nodes (migration
+// 8): a node not stored yet is computed from its leaves and stored.
 class TxnLeafSource final : public cert::LeafHashSource {
  public:
   explicit TxnLeafSource(Txn& txn) : txn_(txn) {}
+
+  bool StoresNodes() const override { return true; }
+
+  absl::StatusOr<std::string> Subtree(int level,
+                                      uint64_t index) const override {
+    auto stored =
+        txn_.exec_params(sql::kGetLogNode, level, static_cast<int64_t>(index));
+    if (!stored.empty()) return ReadBytea(stored[0][0]);
+    // Missing (a log older than migration 8): one read of its leaves, and
+    // it and every subtree inside it are stored.
+    const uint64_t width = uint64_t{1} << level;
+    auto leaves = LeafHashes(index * width, (index + 1) * width);
+    if (!leaves.ok()) return leaves.status();
+    const auto nodes = cert::SubtreeNodes(level, index, *leaves);
+    StoreNodes(nodes);
+    return nodes.back().hash;
+  }
+
+  // Stores the subtrees that leaf `index`, just appended, completes, each
+  // from its two children: O(log n) rows.
+  absl::Status StoreCompletedBy(uint64_t index, const std::string& leaf) const {
+    std::string right = leaf;
+    for (int level = 1; ((index + 1) & ((uint64_t{1} << level) - 1)) == 0;
+         ++level) {
+      const uint64_t node = ((index + 1) >> level) - 1;
+      auto left = Child(level - 1, 2 * node);
+      if (!left.ok()) return left.status();
+      right = cert::HashChildren(*left, right);
+      txn_.exec_params(sql::kInsertLogNode, level, static_cast<int64_t>(node),
+                       Bytea(right));
+    }
+    return absl::OkStatus();
+  }
 
   absl::StatusOr<std::vector<std::string>> LeafHashes(
       uint64_t begin, uint64_t end) const override {
@@ -61,6 +98,28 @@ class TxnLeafSource final : public cert::LeafHashSource {
   }
 
  private:
+  void StoreNodes(const std::vector<cert::SubtreeNode>& nodes) const {
+    constexpr size_t kBatch = 8192;
+    for (size_t begin = 0; begin < nodes.size(); begin += kBatch) {
+      std::string levels = "{", indexes = "{", hashes = "{";
+      for (size_t i = begin; i < std::min(nodes.size(), begin + kBatch); ++i) {
+        const char* sep = i == begin ? "" : ",";
+        absl::StrAppend(&levels, sep, nodes[i].level);
+        absl::StrAppend(&indexes, sep, nodes[i].index);
+        absl::StrAppend(&hashes, sep, ToHex(nodes[i].hash));
+      }
+      txn_.exec_params(sql::kInsertLogNodes, levels + "}", indexes + "}",
+                       hashes + "}");
+    }
+  }
+
+  absl::StatusOr<std::string> Child(int level, uint64_t index) const {
+    if (level > 0) return Subtree(level, index);
+    auto leaf = LeafHashes(index, index + 1);
+    if (!leaf.ok()) return leaf.status();
+    return (*leaf)[0];
+  }
+
   Txn& txn_;
 };
 
@@ -127,6 +186,11 @@ absl::StatusOr<IssuedCertificate> PgCertificateStore::IssueInTxn(
                   Bytea(envelope), (*signer)->public_key().key_id(),
                   internal::UuidArray(model_ids));
   txn.exec_params(sql::kSetCertificateLogSize, index + 1);
+  if (auto st = TxnLeafSource(txn).StoreCompletedBy(
+          static_cast<uint64_t>(index), leaf);
+      !st.ok()) {
+    return st;
+  }
   auto issued = FindCompletion(txn, record.request_id);
   if (!issued) return absl::InternalError("issued certificate not readable");
   return *issued;

@@ -69,8 +69,10 @@ class PgApiKeyStore final : public ApiKeyStore {
   Database* db_;  // not owned
 };
 
-// Proofs are computed from the stored leaf hashes of the tree in question
-// (O(tree size) reads and hashes per proof).
+// Roots and proofs read O(log n) rows: the stored hashes of complete
+// subtrees (certificate_log_nodes, migration 8; written as each leaf is
+// appended, or from the leaves the first time a log older than that needs
+// one) and the few leaves in between.
 class PgCertificateStore final : public CertificateStore {
  public:
   explicit PgCertificateStore(Database* db) : db_(db) {}

@@ -10,6 +10,7 @@
 #include "cert/bundle.h"
 #include "cert/checkpoint.h"
 #include "cert/merkle.h"
+#include "storage/hash.h"
 #include "storage/postgres/migrations.h"
 #include "storage/postgres/run_sql.h"
 #include "storage/postgres/stores.h"
@@ -57,6 +58,79 @@ class CertificateStoreTest : public ::testing::Test {
   cert::PrivateKey key_ = cert::PrivateKey::Generate();
   cert::KeyRing keys_;
 };
+
+// Issue 17, item 4: issuing stores the subtrees each leaf completes, so
+// proofs read O(log n) rows; a log from before migration 8 (no nodes) gets
+// its nodes computed from the leaves when first needed, with the same
+// roots and proofs.
+TEST_F(CertificateStoreTest, InteriorNodesAreStoredAndRecomputedWhenMissing) {
+  constexpr int kLeaves = 13;
+  std::vector<std::string> leaves;
+  for (int i = 0; i < kLeaves; ++i) {
+    auto issued = store_->Issue(testing::SampleRecord(NewRequest()), keys_);
+    ASSERT_TRUE(issued.ok()) << issued.status();
+    leaves.push_back(issued->leaf_hash);
+  }
+  auto count = [&] {
+    auto rows = RunSql(scratch_->url(),
+                       "SELECT count(*)::text FROM certificate_log_nodes");
+    EXPECT_TRUE(rows.ok()) << rows.status();
+    return rows.ok() ? std::stoi((*rows)[0][0].value_or("-1")) : -1;
+  };
+  // 13 leaves complete 6 + 3 + 1 subtrees of 2, 4 and 8 leaves.
+  EXPECT_EQ(count(), 10);
+  auto check = [&] {
+    cert::VectorLeafSource plain(&leaves);
+    auto cp = store_->SignCheckpoint(keys_, kOrigin);
+    ASSERT_TRUE(cp.ok()) << cp.status();
+    EXPECT_EQ(cp->root_hash, *cert::RootHash(plain, kLeaves));
+    for (int64_t i = 0; i < kLeaves; ++i) {
+      auto proof = store_->InclusionProof(i, kLeaves);
+      ASSERT_TRUE(proof.ok()) << proof.status();
+      EXPECT_EQ(*proof, *cert::InclusionProof(plain, i, kLeaves)) << i;
+    }
+    for (int64_t m = 1; m <= kLeaves; ++m) {
+      auto proof = store_->ConsistencyProof(m, kLeaves);
+      ASSERT_TRUE(proof.ok()) << proof.status();
+      EXPECT_EQ(*proof, *cert::ConsistencyProof(plain, m, kLeaves)) << m;
+    }
+  };
+  check();
+  // The nodes are append-only like the log...
+  EXPECT_FALSE(
+      RunSql(scratch_->url(), "DELETE FROM certificate_log_nodes").ok());
+  EXPECT_FALSE(
+      RunSql(scratch_->url(), "UPDATE certificate_log_nodes SET idx = idx + 1")
+          .ok());
+  // ... so an old log is simulated with the trigger off, as the owner.
+  ASSERT_TRUE(RunSql(scratch_->url(),
+                     "ALTER TABLE certificate_log_nodes DISABLE TRIGGER "
+                     "certificate_log_nodes_append_only; "
+                     "DELETE FROM certificate_log_nodes; "
+                     "ALTER TABLE certificate_log_nodes ENABLE TRIGGER "
+                     "certificate_log_nodes_append_only")
+                  .ok());
+  EXPECT_EQ(count(), 0);
+  check();
+  EXPECT_GT(count(), 0);  // computed and stored on the way
+  // Appending to the old log stores the new leaf's subtrees from children
+  // computed when missing.
+  for (int i = kLeaves; i < 16; ++i) {
+    auto issued = store_->Issue(testing::SampleRecord(NewRequest()), keys_);
+    ASSERT_TRUE(issued.ok()) << issued.status();
+    leaves.push_back(issued->leaf_hash);
+  }
+  cert::VectorLeafSource plain(&leaves);
+  auto cp = store_->SignCheckpoint(keys_, kOrigin);
+  ASSERT_TRUE(cp.ok()) << cp.status();
+  EXPECT_EQ(cp->root_hash, *cert::RootHash(plain, 16));
+  auto top = RunSql(scratch_->url(),
+                    "SELECT encode(hash, 'hex') FROM certificate_log_nodes "
+                    "WHERE level = 4 AND idx = 0");
+  ASSERT_TRUE(top.ok());
+  ASSERT_EQ(top->size(), 1u);
+  EXPECT_EQ((*top)[0][0].value_or(""), ToHex(cp->root_hash));
+}
 
 TEST_F(CertificateStoreTest, ConcurrentIssuersAppendEachRequestOnceInOrder) {
   constexpr int kRequests = 24;

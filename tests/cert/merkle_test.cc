@@ -3,7 +3,9 @@
 // and against a naive implementation for every tree of 1..40 leaves.
 #include "cert/merkle.h"
 
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -293,6 +295,79 @@ TEST(MerkleTest, AllProofsUpTo40LeavesAgreeWithNaiveTreeAndVerify) {
       }
     }
   }
+}
+
+// A source that stores interior nodes, as PostgreSQL's does (migration 8):
+// a node is computed from its leaves the first time, then remembered.
+class NodeStoringSource final : public LeafHashSource {
+ public:
+  explicit NodeStoringSource(const std::vector<std::string>* leaves)
+      : leaves_(leaves) {}
+  absl::StatusOr<std::vector<std::string>> LeafHashes(
+      uint64_t begin, uint64_t end) const override {
+    leaves_read += end - begin;
+    return VectorLeafSource(leaves_).LeafHashes(begin, end);
+  }
+  bool StoresNodes() const override { return true; }
+  absl::StatusOr<std::string> Subtree(int level,
+                                      uint64_t index) const override {
+    auto it = nodes_.find({level, index});
+    if (it != nodes_.end()) return it->second;
+    const uint64_t width = uint64_t{1} << level;
+    auto leaves = LeafHashes(index * width, (index + 1) * width);
+    if (!leaves.ok()) return leaves.status();
+    const auto nodes = SubtreeNodes(level, index, *leaves);
+    for (const auto& n : nodes) nodes_[{n.level, n.index}] = n.hash;
+    EXPECT_EQ(nodes.back().hash,
+              *LeafHashSource::Subtree(level, index));  // the plain way
+    return nodes.back().hash;
+  }
+  mutable uint64_t leaves_read = 0;
+
+ private:
+  const std::vector<std::string>* leaves_;
+  mutable std::map<std::pair<int, uint64_t>, std::string> nodes_;
+};
+
+TEST(MerkleTest, StoredNodesGiveTheSameRootsAndProofs) {
+  std::vector<std::string> leaves;
+  for (int i = 0; i < 40; ++i) leaves.push_back(HashLeaf(std::to_string(i)));
+  VectorLeafSource plain(&leaves);
+  NodeStoringSource nodes(&leaves);
+  for (uint64_t n = 1; n <= 40; ++n) {
+    ASSERT_EQ(*RootHash(nodes, n), *RootHash(plain, n)) << n;
+    for (uint64_t i = 0; i < n; ++i) {
+      ASSERT_EQ(*InclusionProof(nodes, i, n), *InclusionProof(plain, i, n))
+          << i << "@" << n;
+    }
+    for (uint64_t m = 0; m <= n; ++m) {
+      ASSERT_EQ(*ConsistencyProof(nodes, m, n), *ConsistencyProof(plain, m, n))
+          << m << "->" << n;
+    }
+  }
+}
+
+TEST(MerkleTest, WithStoredNodesAProofReadsLogarithmicallyManyLeaves) {
+  constexpr uint64_t kLeaves = 100000;
+  std::vector<std::string> leaves;
+  leaves.reserve(kLeaves);
+  for (uint64_t i = 0; i < kLeaves; ++i) {
+    leaves.push_back(HashLeaf(std::to_string(i)));
+  }
+  NodeStoringSource nodes(&leaves);
+  const std::string root = *RootHash(nodes, kLeaves);  // fills the nodes
+  EXPECT_EQ(root, *RootHash(VectorLeafSource(&leaves), kLeaves));
+  nodes.leaves_read = 0;
+  for (uint64_t i : {uint64_t{0}, uint64_t{31337}, kLeaves - 1}) {
+    const auto proof = *InclusionProof(nodes, i, kLeaves);
+    EXPECT_TRUE(VerifyInclusion(i, kLeaves, leaves[i], proof, root).ok());
+  }
+  const auto consistency = *ConsistencyProof(nodes, 77777, kLeaves);
+  EXPECT_TRUE(VerifyConsistency(77777, kLeaves, consistency,
+                                *RootHash(nodes, 77777), root)
+                  .ok());
+  // log2(100000) < 17: a few leaves per level, not 100000 per proof.
+  EXPECT_LT(nodes.leaves_read, 200u);
 }
 
 TEST(MerkleTest, ProofRequestsOutsideTheTreeAreRejected) {
