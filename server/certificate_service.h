@@ -26,7 +26,7 @@ class CertificateServiceImpl final
     : public v1::CertificateService::CallbackService {
  public:
   CertificateServiceImpl(const Deps* deps, CertificateServiceOptions options)
-      : deps_(deps), options_(std::move(options)) {}
+      : deps_(deps), options_(options) {}
 
   grpc::ServerUnaryReactor* GetCertificate(grpc::CallbackServerContext* ctx,
                                            const v1::GetCertificateRequest* req,

@@ -40,7 +40,8 @@ class UploadReactor final
 
   void OnReadDone(bool ok) override {
     if (!ok) {  // the client half-closed: the upload is complete
-      deps_->executor->Submit([this] { Finish(ToGrpc(Store())); });
+      deps_->executor->Submit(
+          [this] { Finish(ToGrpc(Store(), deps_->logger)); });
       return;
     }
     if (absl::Status st = Accept(); !st.ok()) return Finish(ToGrpc(st));

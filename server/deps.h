@@ -78,8 +78,8 @@ inline grpc::ServerUnaryReactor* Offload(
     return reactor;
   }
   if (!deps->executor->TrySubmit(
-          [reactor, md = std::move(md), work = std::move(work)] {
-            reactor->Finish(ToGrpc(work(md)));
+          [reactor, deps, md = std::move(md), work = std::move(work)] {
+            reactor->Finish(ToGrpc(work(md), deps->logger));
           })) {
     reactor->Finish(Busy());
   }

@@ -233,7 +233,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::ErasureEvent>,
     if (!row.ok()) {
       // A lost database is transient for a watcher: keep waiting.
       if (absl::IsUnavailable(row.status())) return;
-      return FinishLocked(ToGrpc(row.status()));
+      return FinishLocked(ToGrpc(row.status(), deps_->logger));
     }
     if (auto owner = CheckOwner(principal_, *row); !owner.ok()) {
       return FinishLocked(ToGrpc(owner));
@@ -382,7 +382,9 @@ void ErasureServiceImpl::StartSubmit(grpc::ServerUnaryReactor* reactor,
       *std::move(params),
       [deps = deps_, reactor, resp, key_id = principal->key_id, client_salt,
        salt = std::move(salt)](absl::StatusOr<storage::SubmitResult> result) {
-        if (!result.ok()) return reactor->Finish(ToGrpc(result.status()));
+        if (!result.ok()) {
+          return reactor->Finish(ToGrpc(result.status(), deps->logger));
+        }
         LogSubmitted(*deps->logger, *result, key_id);
         ToProto(result->erasure, resp->mutable_erasure());
         resp->set_replayed(result->replayed);

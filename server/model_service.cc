@@ -141,7 +141,8 @@ class RegisterReactor final
 
   void OnReadDone(bool ok) override {
     if (!ok) {
-      deps_->executor->Submit([this] { Finish(ToGrpc(Store())); });
+      deps_->executor->Submit(
+          [this] { Finish(ToGrpc(Store(), deps_->logger)); });
       return;
     }
     if (absl::Status st = Accept(); !st.ok()) return Finish(ToGrpc(st));

@@ -11,6 +11,7 @@
 #include "lethe/core/report.h"
 #include "observability/log.h"
 #include "storage/postgres/backend.h"
+#include "storage/reachability.h"
 #include "worker/certify.h"
 #include "worker/engine/model_spec.h"
 
@@ -197,7 +198,7 @@ void Worker::ReleaseInFlight() {
                 "drain deadline passed: batch released to the queue");
     } else {
       log_.Error({.model_id = batch.model.id}, "could not release batch",
-                 {{"error", std::string(st.message())}});
+                 {{"error", storage::ErrorDetail(st)}});
     }
   }
 }
@@ -254,7 +255,7 @@ void Worker::Housekeeping(storage::WorkQueue& queue) {
                                     *options_.signing_keys, 100);
   if (!n.ok()) {
     log_.Error({}, absl::StrCat("issuing missing certificates: ",
-                                n.status().message()));
+                                storage::ErrorDetail(n.status())));
   } else if (*n > 0) {
     log_.Info({}, absl::StrCat("issued ", *n, " missing certificates"));
     if (options_.metrics) {
@@ -270,8 +271,8 @@ void Worker::SignCheckpoint() {
   auto cp = backend_->certificates().SignCheckpoint(*options_.signing_keys,
                                                     options_.log_origin);
   if (!cp.ok()) {
-    log_.Error(
-        {}, absl::StrCat("signing a log checkpoint: ", cp.status().message()));
+    log_.Error({}, absl::StrCat("signing a log checkpoint: ",
+                                storage::ErrorDetail(cp.status())));
   }
 }
 
@@ -304,8 +305,8 @@ void Worker::WaitForWork(std::unique_ptr<storage::ChangeListener>& listener) {
 bool Worker::RunOnce(storage::WorkQueue& queue) {
   auto job = queue.ClaimModelJob();
   if (!job.ok()) {
-    log_.Error({},
-               absl::StrCat("claiming a model job: ", job.status().message()));
+    log_.Error({}, absl::StrCat("claiming a model job: ",
+                                storage::ErrorDetail(job.status())));
     std::this_thread::sleep_for(std::chrono::seconds(1));
     return false;
   }
@@ -315,7 +316,8 @@ bool Worker::RunOnce(storage::WorkQueue& queue) {
   }
   auto batch = queue.ClaimBatch();
   if (!batch.ok()) {
-    log_.Error({}, absl::StrCat("claiming tasks: ", batch.status().message()));
+    log_.Error({}, absl::StrCat("claiming tasks: ",
+                                storage::ErrorDetail(batch.status())));
     std::this_thread::sleep_for(std::chrono::seconds(1));
     return false;
   }
@@ -382,7 +384,8 @@ void Worker::FailBatch(storage::WorkQueue& queue,
     // The database, not the work, failed: give the batch back uncounted (if
     // the database is still gone, its lease expires and is rescued).
     log_.Warn({.model_id = model_id},
-              absl::StrCat("database lost; batch released: ", why.message()));
+              absl::StrCat("database lost; batch released: ",
+                           storage::ErrorDetail(why)));
     (void)queue.Release(batch);
     return;
   }
@@ -390,10 +393,10 @@ void Worker::FailBatch(storage::WorkQueue& queue,
     options_.metrics->RecordTaskOutcome(observability::TaskOutcome::kRetried);
   }
   log_.Warn({.model_id = model_id},
-            absl::StrCat("batch failed: ", why.message()));
+            absl::StrCat("batch failed: ", storage::ErrorDetail(why)));
   if (auto st = queue.Fail(batch, std::string(why.message())); !st.ok()) {
-    log_.Error({.model_id = model_id},
-               absl::StrCat("recording the failure: ", st.message()));
+    log_.Error({.model_id = model_id}, absl::StrCat("recording the failure: ",
+                                                    storage::ErrorDetail(st)));
   }
 }
 
@@ -481,8 +484,9 @@ std::optional<storage::PublishResult> Worker::PublishBatch(BatchRun& run) {
       });
       if (!st.ok()) {
         run.certificates = 0;
-        log_.Error({.model_id = model_id},
-                   absl::StrCat("certificate deferred: ", st.message()));
+        log_.Error(
+            {.model_id = model_id},
+            absl::StrCat("certificate deferred: ", storage::ErrorDetail(st)));
       }
     }
     Fault("before_commit");
@@ -492,13 +496,11 @@ std::optional<storage::PublishResult> Worker::PublishBatch(BatchRun& run) {
   run.publish_s =
       std::chrono::duration<double>(Clock::now() - publish_start).count();
   if (absl::IsFailedPrecondition(published.status())) {
-    log_.Warn({.model_id = model_id},
-              std::string(published.status().message()));
+    log_.Warn({.model_id = model_id}, storage::ErrorDetail(published.status()));
     return std::nullopt;
   }
   if (absl::IsAborted(published.status())) {
-    log_.Warn({.model_id = model_id},
-              std::string(published.status().message()));
+    log_.Warn({.model_id = model_id}, storage::ErrorDetail(published.status()));
     (void)run.queue.Release(run.batch);
     return std::nullopt;
   }
@@ -552,7 +554,7 @@ void Worker::RunModelJob(storage::WorkQueue& queue, storage::ModelJob job) {
   auto finish = [&](const absl::Status& st) {
     if (!st.ok()) {
       log_.Error({.model_id = model_id},
-                 absl::StrCat("model job: ", st.message()));
+                 absl::StrCat("model job: ", storage::ErrorDetail(st)));
     }
   };
   [&] {

@@ -25,9 +25,15 @@
 // their own: `bad-keys` sends GetErasure calls, each with a new well-formed
 // API key that does not exist; `watches` keeps opening WatchErasure streams
 // on one request of `--flood-token` (default: the load's key), each held
-// for 200 ms. The JSON
+// for 200 ms; `--flood-nice N` runs those threads at that nice value. The JSON
 // line then adds "flood", "flood_calls" and "flood_codes" (status code ->
 // count); the flood's errors are expected and do not set the exit status.
+// With `--concurrency 0` the process runs the flood alone for the warm-up
+// and the duration: an attacker in a process of its own, whose calls share
+// nothing of the measured client's gRPC runtime.
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -69,6 +75,7 @@ struct Options {
   std::string flood = "none";  // none | bad-keys | watches
   int flood_concurrency = 64;
   std::string flood_token;  // empty: token
+  int flood_nice = 0;       // the flood threads' nice value
 };
 
 void Usage() {
@@ -78,7 +85,8 @@ void Usage() {
                "                   [--channels per-thread|shared] "
                "[--subjects K] [--subject-format FMT] [--run-id ID]\n"
                "                   [--flood none|bad-keys|watches] "
-               "[--flood-concurrency N] [--flood-token TOKEN]\n"
+               "[--flood-concurrency N] [--flood-token TOKEN] "
+               "[--flood-nice N]\n"
                "The token may also come from LETHE_BENCH_TOKEN.\n");
 }
 
@@ -115,6 +123,8 @@ bool ParseArgs(int argc, char** argv, Options* o) {
         return false;
       }
       o->flood = value;
+    } else if (flag == "--flood-nice") {
+      o->flood_nice = std::atoi(value.c_str());
     } else if (flag == "--flood-token") {
       o->flood_token = value;
     } else if (flag == "--flood-concurrency") {
@@ -123,8 +133,9 @@ bool ParseArgs(int argc, char** argv, Options* o) {
       return false;
     }
   }
-  return !o->token.empty() && o->concurrency > 0 && o->duration_s > 0 &&
-         o->subjects > 0;
+  return !o->token.empty() &&
+         (o->concurrency > 0 || (o->concurrency == 0 && o->flood != "none")) &&
+         o->duration_s > 0 && o->subjects > 0;
 }
 
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
@@ -296,6 +307,12 @@ void Flood(const Options& o, std::shared_ptr<grpc::Channel> channel,
            const std::atomic<bool>& stop, FloodResult* out) {
   auto stub = v1::ErasureService::NewStub(std::move(channel));
   std::mt19937_64 rng(std::random_device{}() ^ (uint64_t(index) << 40));
+  // On one machine the attacker's CPU is the server's too; a nice value
+  // (Linux: per thread) lets the flood use only what the server and the
+  // measured load leave, as an attacker on another machine would.
+  if (o.flood_nice != 0) {
+    (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), o.flood_nice);
+  }
   while (!stop.load()) {
     grpc::ClientContext ctx;
     grpc::Status st;
@@ -403,7 +420,9 @@ int Main(int argc, char** argv) {
                             std::cref(stop_flood), &flood);
     }
   }
-  if (o.callback_client) {
+  if (o.concurrency == 0) {  // the flood alone, in a process of its own
+    std::this_thread::sleep_until(stop_at);
+  } else if (o.callback_client) {
     std::vector<std::unique_ptr<CallbackLoop>> loops;
     loops.reserve(o.concurrency);
     for (int i = 0; i < o.concurrency; ++i) {

@@ -6,17 +6,21 @@
 #   bench/intake/run.sh [--duration S] [--warmup S] [--concurrency "1 8 32"]
 #                       [--client callback|sync] [--channels shared|per-thread]
 #                       [--build-dir DIR] [--server-args "..."] [--keep DIR]
-#                       [--flood "none bad-keys watches"]
+#                       [--flood "none bad-keys watches"] [--flood-nice N]
 #
 # The server runs with --rate-limit-per-key 0 (one key drives the load);
 # --server-args come after it and may override it.
 #
 # --flood MODES (issue 17, item 4): instead of the pgbench comparison, runs
 # the load at the first --concurrency once per mode, each alongside that
-# attack from 64 threads (intake_load --flood: bad-keys = GetErasure with a
+# attack from 64 threads of a second intake_load process (--flood:
+# bad-keys = GetErasure with a
 # new made-up API key per call; watches = WatchErasure streams opened and
 # held 200 ms, with a second submitter key), and reports the good
-# submissions' p50/p99 against the `none` run of the same server. Run it
+# submissions' p50/p99 against the `none` run of the same server, and the
+# server's CPU use in each. --flood-nice N (default 0) runs the attacker
+# at that nice value: on one machine its CPU is otherwise taken from the
+# server, PostgreSQL and the measured client. Run it
 # twice to compare the limits with none:
 #   bench/intake/run.sh --concurrency 8 --flood "none bad-keys watches"
 #   bench/intake/run.sh --concurrency 8 --flood "none bad-keys watches" \
@@ -43,6 +47,7 @@ build_dir=$root/build-bench
 server_args=""
 keep=""
 flood=""
+flood_nice=0
 subjects=2000
 
 die() { echo "run.sh: $*" >&2; exit 1; }
@@ -59,6 +64,7 @@ while (($#)); do
     --server-args) server_args=$2; shift 2 ;;
     --keep) keep=$2; shift 2 ;;
     --flood) flood=$2; shift 2 ;;
+    --flood-nice) flood_nice=$2; shift 2 ;;
     -h|--help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
   esac
@@ -170,27 +176,45 @@ vm() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$server_pid/status"; }
 # --- flood runs ----------------------------------------------------------------
 if [[ -n $flood ]]; then
   c=${concurrency%% *}
+  cpu() { awk '{ print $14 + $15 }' "/proc/$server_pid/stat"; }  # ticks
   for mode in $flood; do
     say "lethe, concurrency $c, flood $mode"
+    before=$(cpu); t0=$(date +%s.%N)
+    flood_pid=""
+    if [[ $mode != none ]]; then  # the attacker: a process of its own
+      LETHE_BENCH_TOKEN=$flood_token nice -n "$flood_nice" "$load" \
+        --target "127.0.0.1:$port" \
+        --concurrency 0 --warmup "$warmup" --duration "$((duration + 1))" \
+        --subjects "$subjects" --flood "$mode" \
+        >"$work/flood-$mode-attacker.json" &
+      flood_pid=$!
+      sleep 1
+    fi
     LETHE_BENCH_TOKEN=$token "$load" --target "127.0.0.1:$port" \
       --concurrency "$c" --warmup "$warmup" --duration "$duration" \
       --client "$client" --channels "$channels" --subjects "$subjects" \
-      --flood "$mode" --flood-token "$flood_token" \
       >"$work/flood-$mode.json" \
       || say "intake_load reported errors: $(cat "$work/flood-$mode.json")"
+    if [[ -n $flood_pid ]]; then wait "$flood_pid" || true; fi
+    echo "{\"cpu_ticks\":$(( $(cpu) - before )),\"t0\":$t0,\"t1\":$(date +%s.%N)}" \
+      >"$work/flood-$mode-server.json"
   done
-  python3 - "$work" "$flood" "$server_args" <<'EOF'
+  python3 - "$work" "$flood" "$server_args" "$flood_nice" "$(getconf CLK_TCK)" <<'EOF'
 import json, sys
-work, modes, args = sys.argv[1], sys.argv[2].split(), sys.argv[3]
+work, modes, args, nice, hz = sys.argv[1], sys.argv[2].split(), sys.argv[3], sys.argv[4], float(sys.argv[5])
 rows = {m: json.load(open(f"{work}/flood-{m}.json")) for m in modes}
+cpu = {m: json.load(open(f"{work}/flood-{m}-server.json")) for m in modes}
+attack = {m: json.load(open(f"{work}/flood-{m}-attacker.json")) if m != "none"
+          else {"flood_calls": 0, "seconds": 1, "flood_codes": {}} for m in modes}
 base = rows.get("none")
-print(f"server args: --rate-limit-per-key 0 {args}".strip())
+print(f"server args: --rate-limit-per-key 0 {args}; flood nice {nice}".strip())
 print(f"{'flood':>9} | {'good req/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} | "
-      f"{'p99 / none':>10} | {'flood calls/s':>13} flood codes")
+      f"{'p99 / none':>10} | {'server CPU':>10} | {'flood calls/s':>13} flood codes")
 for m, r in rows.items():
     ratio = r["p99_ms"] / base["p99_ms"] if base and base["p99_ms"] else float("nan")
+    cores = cpu[m]["cpu_ticks"] / hz / (cpu[m]["t1"] - cpu[m]["t0"])
     print(f"{m:>9} | {r['rps']:>10.0f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['errors']:>6} | "
-          f"{ratio:>10.2f} | {r['flood_calls'] / r['seconds']:>13.0f} {r['flood_codes']}")
+          f"{ratio:>10.2f} | {cores:>6.2f} cores | {attack[m]['flood_calls'] / attack[m]['seconds']:>13.0f} {attack[m]['flood_codes']}")
 EOF
   say "flood codes: gRPC status numbers (8 RESOURCE_EXHAUSTED, 16 UNAUTHENTICATED, 4 DEADLINE_EXCEEDED)"
   exit 0

@@ -27,17 +27,27 @@ absl::Status StatusFromCurrentException() {
   } catch (const pqxx::broken_connection& e) {
     return WithErrorDetail(absl::UnavailableError(kDatabaseUnavailable),
                            e.what());
+    // PostgreSQL's text (SQL, constraint and column names, values) goes to
+    // the payload too, for logs; the message a client may see is generic
+    // (issue 17, item 11).
   } catch (const pqxx::unique_violation& e) {
-    return absl::AlreadyExistsError(e.what());
+    return WithErrorDetail(
+        absl::AlreadyExistsError("the row exists already (a unique key)"),
+        e.what());
   } catch (const pqxx::transaction_rollback& e) {
-    return absl::AbortedError(e.what());
+    return WithErrorDetail(
+        absl::AbortedError("the database transaction conflicted with another; "
+                           "retry"),
+        e.what());
   } catch (const pqxx::insufficient_resources& e) {
-    return absl::ResourceExhaustedError(e.what());
+    return WithErrorDetail(absl::ResourceExhaustedError(
+                               "the database is out of resources; retry later"),
+                           e.what());
   } catch (const pqxx::sql_error& e) {
-    return absl::InternalError(
-        absl::StrCat("database error: ", e.what(), " [", e.sqlstate(), "]"));
+    return WithErrorDetail(absl::InternalError("database error"),
+                           absl::StrCat(e.what(), " [", e.sqlstate(), "]"));
   } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("database error: ", e.what()));
+    return WithErrorDetail(absl::InternalError("database error"), e.what());
   } catch (...) {
     return absl::InternalError("database error: unknown exception");
   }

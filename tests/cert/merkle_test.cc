@@ -331,6 +331,7 @@ class NodeStoringSource final : public LeafHashSource {
 
 TEST(MerkleTest, StoredNodesGiveTheSameRootsAndProofs) {
   std::vector<std::string> leaves;
+  leaves.reserve(40);
   for (int i = 0; i < 40; ++i) leaves.push_back(HashLeaf(std::to_string(i)));
   VectorLeafSource plain(&leaves);
   NodeStoringSource nodes(&leaves);

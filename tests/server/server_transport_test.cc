@@ -71,11 +71,10 @@ class ServerTransportTest : public ::testing::Test {
     ASSERT_EQ(std::system(cmd.c_str()), 0) << "openssl (package openssl)";
   }
 
-  static grpc::Status Check(int port,
-                            std::shared_ptr<grpc::ChannelCredentials> creds,
-                            const std::string& host = "127.0.0.1") {
-    auto channel =
-        grpc::CreateChannel(absl::StrCat(host, ":", port), std::move(creds));
+  static grpc::Status Check(
+      int port, const std::shared_ptr<grpc::ChannelCredentials>& creds,
+      const std::string& host = "127.0.0.1") {
+    auto channel = grpc::CreateChannel(absl::StrCat(host, ":", port), creds);
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() +
                      std::chrono::seconds(5));

@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include <gtest/gtest.h>
+#include <pqxx/except>
 
 #include "observability/log.h"
 #include "server/auth.h"
@@ -17,6 +18,8 @@
 #include "server/subject.h"
 #include "storage/api_key_store.h"
 #include "storage/hash.h"
+#include "storage/postgres/database.h"
+#include "storage/reachability.h"
 #include "validate/validate.h"
 
 namespace lethe::server {
@@ -344,6 +347,38 @@ TEST(AuthenticatorTest, BogusAndRevokedKeysAreLookedUpOnce) {
                            std::string(64, 'a')};
   EXPECT_FALSE(auth.Authenticate(other).ok());
   EXPECT_EQ(keys.lookups, 3);
+}
+
+// Issue 17, item 11: PostgreSQL's text (SQL, constraint names, values)
+// never reaches a client, whatever the call; the server's log has it.
+TEST(ErrorDetailTest, DatabaseTextStaysInTheLog) {
+  const char* kText =
+      "ERROR:  duplicate key value violates unique constraint "
+      "\"api_keys_pkey\" DETAIL:  Key (key_id)=(secret-ish) already exists.";
+  std::vector<absl::Status> statuses;
+  for (int kind = 0; kind < 3; ++kind) {
+    try {
+      if (kind == 0) throw pqxx::unique_violation(kText, "INSERT ...", "23505");
+      if (kind == 1) throw pqxx::sql_error(kText, "SELECT ...", "42P01");
+      throw std::runtime_error(kText);
+    } catch (...) {
+      statuses.push_back(storage::StatusFromCurrentException());
+    }
+  }
+  auto sink = std::make_shared<CaptureSink>();
+  observability::Logger log(sink, observability::LogLevel::kInfo, "server");
+  for (const absl::Status& st : statuses) {
+    const grpc::Status answer = ToGrpc(st, &log);
+    EXPECT_EQ(answer.error_message().find("api_keys"), std::string::npos)
+        << answer.error_message();
+    EXPECT_EQ(answer.error_message().find("secret-ish"), std::string::npos);
+    EXPECT_NE(storage::ErrorDetail(st).find("api_keys_pkey"),
+              std::string::npos);
+  }
+  EXPECT_EQ(statuses[0].code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(statuses[1].code(), absl::StatusCode::kInternal);
+  // The server's own failures are logged with their detail.
+  EXPECT_NE(sink->lines().find("42P01"), std::string::npos) << sink->lines();
 }
 
 // Issue 17, item 4: new calls cannot queue without bound.
