@@ -22,7 +22,41 @@ upload::FeatureSpec SpecOf(const storage::DatasetRow& d) {
   return spec;
 }
 
-// Collects an upload stream, then parses and stores it in one transaction.
+// Records as the store takes them: parsed from `reader` one at a time,
+// subject ids keyed, in batches of at most kRecords records or about
+// kBytes bytes. What a large upload costs in memory is one batch.
+class UploadBatches : public storage::RecordBatches {
+ public:
+  UploadBatches(upload::RecordReader* reader, const std::string* secret)
+      : reader_(reader), secret_(secret) {}
+
+  absl::StatusOr<bool> Next(std::vector<storage::RecordRow>* batch) override {
+    batch->clear();
+    size_t bytes = 0;
+    while (batch->size() < kRecords && bytes < kBytes) {
+      absl::StatusOr<bool> more = reader_->Next(&record_);
+      if (!more.ok()) return more.status();
+      if (!*more) break;
+      bytes += record_.features.size() + kRowOverhead;
+      batch->push_back(storage::RecordRow{
+          SubjectKey(*secret_, record_.subject_id), record_.label, record_.test,
+          std::move(record_.features)});
+    }
+    return !batch->empty();
+  }
+
+ private:
+  static constexpr size_t kRecords = 4096;
+  static constexpr size_t kBytes = size_t{8} << 20;
+  static constexpr size_t kRowOverhead = 96;  // the row's own fields
+
+  upload::RecordReader* reader_;
+  const std::string* secret_;
+  upload::ParsedRecord record_;
+};
+
+// Collects an upload stream as sent (compressed or not), then decompresses,
+// parses and stores it record by record into one transaction.
 class UploadReactor final
     : public grpc::ServerReadReactor<v1::UploadRecordsRequest> {
  public:
@@ -40,17 +74,24 @@ class UploadReactor final
 
   void OnReadDone(bool ok) override {
     if (!ok) {  // the client half-closed: the upload is complete
-      deps_->executor->Submit(
-          [this] { Finish(ToGrpc(Store(), deps_->logger)); });
+      deps_->executor->Submit([this] { Done(ToGrpc(Store(), deps_->logger)); });
       return;
     }
-    if (absl::Status st = Accept(); !st.ok()) return Finish(ToGrpc(st));
+    if (absl::Status st = Accept(); !st.ok()) return Done(ToGrpc(st));
     StartRead(&msg_);
   }
 
   void OnDone() override { delete this; }
 
  private:
+  // Finishes the call with what it held freed and given back first, so
+  // that a client's next upload finds the room.
+  void Done(const grpc::Status& status) {
+    parts_ = {};
+    hold_.Release();
+    Finish(status);
+  }
+
   absl::Status Accept() {
     if (!have_header_) {
       if (!msg_.has_header()) {
@@ -102,6 +143,10 @@ class UploadReactor final
           "an upload holds at most ", deps_->limits.max_upload_bytes,
           " bytes; split it into several uploads"));
     }
+    if (absl::Status st = hold_.Take(static_cast<int64_t>(chunk.data().size()));
+        !st.ok()) {
+      return st;
+    }
     parts_[chunk.part()].append(chunk.data());
     return absl::OkStatus();
   }
@@ -117,40 +162,25 @@ class UploadReactor final
     auto dataset = deps_->datasets->Get(header_.dataset_id());
     if (!dataset.ok()) return dataset.status();
     const upload::FeatureSpec spec = SpecOf(*dataset);
-    absl::StatusOr<std::vector<upload::ParsedRecord>> parsed;
-    const size_t max = static_cast<size_t>(deps_->limits.max_upload_bytes);
+    const upload::SourceLimits limits{
+        static_cast<size_t>(deps_->limits.max_upload_bytes),
+        deps_->limits.max_upload_expansion};
+    auto part = [&](v1::UploadPart p) {
+      return upload::OpenPart(parts_[p], limits);
+    };
+    std::unique_ptr<upload::RecordReader> reader;
     if (header_.format() == v1::UPLOAD_FORMAT_CSV) {
-      auto csv = upload::MaybeGunzip(parts_[v1::UPLOAD_PART_CSV], max);
-      if (!csv.ok()) return csv.status();
-      parsed = upload::ParseCsv(*csv, spec);
+      reader = upload::ReadCsv(part(v1::UPLOAD_PART_CSV), spec,
+                               deps_->limits.max_upload_records);
     } else {
-      auto images =
-          upload::MaybeGunzip(parts_[v1::UPLOAD_PART_IDX_IMAGES], max);
-      if (!images.ok()) return images.status();
-      auto labels =
-          upload::MaybeGunzip(parts_[v1::UPLOAD_PART_IDX_LABELS], max);
-      if (!labels.ok()) return labels.status();
-      auto subjects =
-          upload::MaybeGunzip(parts_[v1::UPLOAD_PART_SUBJECTS], max);
-      if (!subjects.ok()) return subjects.status();
-      parsed = upload::ParseIdx(*images, *labels, *subjects,
-                                header_.idx_split() == v1::SPLIT_TEST, spec);
+      reader = upload::ReadIdx(
+          part(v1::UPLOAD_PART_IDX_IMAGES), part(v1::UPLOAD_PART_IDX_LABELS),
+          part(v1::UPLOAD_PART_SUBJECTS), header_.idx_split() == v1::SPLIT_TEST,
+          spec, deps_->limits.max_upload_records);
     }
-    if (!parsed.ok()) return parsed.status();
-    if (parsed->empty()) {
-      return absl::InvalidArgumentError("the upload holds no records");
-    }
-    parts_ = {};  // free the raw bytes before building rows
-    std::vector<storage::RecordRow> rows;
-    rows.reserve(parsed->size());
-    for (auto& r : *parsed) {
-      rows.push_back(
-          storage::RecordRow{SubjectKey(deps_->server_secret, r.subject_id),
-                             r.label, r.test, std::move(r.features)});
-    }
-    parsed->clear();
-    auto added =
-        deps_->datasets->AddRecords(header_.dataset_id(), rows, actor_);
+    UploadBatches batches(reader.get(), &deps_->server_secret);
+    auto added = deps_->datasets->AddRecordBatches(header_.dataset_id(),
+                                                   batches, actor_);
     if (!added.ok()) return added.status();
     resp_->set_records_added(added->records_added);
     resp_->set_new_subjects(added->new_subjects);
@@ -170,6 +200,7 @@ class UploadReactor final
   v1::UploadHeader header_;
   bool have_header_ = false;
   int64_t total_ = 0;
+  BudgetHold hold_{deps_->buffered};  // after deps_: initialised from it
   std::array<std::string, 5> parts_;  // indexed by UploadPart
 };
 

@@ -3,6 +3,7 @@
 #ifndef LETHE_SERVER_DEPS_H_
 #define LETHE_SERVER_DEPS_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -23,9 +24,68 @@
 namespace lethe::server {
 
 struct Limits {
-  int64_t max_upload_bytes = int64_t{1} << 30;    // all parts of one upload
+  // All parts of one upload as sent, and each part decompressed.
+  int64_t max_upload_bytes = int64_t{1} << 30;
   int64_t max_artifact_bytes = int64_t{2} << 30;  // one model file
   int64_t max_chunk_bytes = int64_t{4} << 20;     // one stream message
+  // Records in one upload; a gzip part's decompressed bytes per compressed
+  // byte (0: any). Issue 17, item 3.
+  int64_t max_upload_records = 10'000'000;
+  double max_upload_expansion = 200;
+  // Bytes of uploads and model files that calls in flight hold, all calls
+  // together (0: no limit).
+  int64_t max_buffered_bytes = int64_t{4} << 30;
+};
+
+// What the calls in flight hold in memory of uploads and model files,
+// capped server-wide so that concurrent uploads cannot exhaust the
+// server's memory (issue 17, item 3). Thread-safe.
+class ByteBudget {
+ public:
+  explicit ByteBudget(int64_t max) : max_(max) {}
+  // False, taking nothing, when `n` more would exceed the cap.
+  bool Take(int64_t n) {
+    int64_t used = used_.load();
+    do {
+      if (max_ > 0 && used + n > max_) return false;
+    } while (!used_.compare_exchange_weak(used, used + n));
+    return true;
+  }
+  void Give(int64_t n) { used_ -= n; }
+  int64_t used() const { return used_.load(); }
+
+ private:
+  const int64_t max_;
+  std::atomic<int64_t> used_{0};
+};
+
+// What a call holds of a ByteBudget, given back when it ends.
+class BudgetHold {
+ public:
+  explicit BudgetHold(ByteBudget* budget) : budget_(budget) {}
+  ~BudgetHold() { Release(); }
+  BudgetHold(const BudgetHold&) = delete;
+  BudgetHold& operator=(const BudgetHold&) = delete;
+  // RESOURCE_EXHAUSTED when the server holds its limit already.
+  absl::Status Take(int64_t n) {
+    if (budget_ == nullptr) return absl::OkStatus();
+    if (!budget_->Take(n)) {
+      return absl::ResourceExhaustedError(
+          "the server holds as many uploads and model files in memory as "
+          "--max-buffered-bytes allows; retry with backoff");
+    }
+    held_ += n;
+    return absl::OkStatus();
+  }
+  // Gives everything back (the call freed its buffers, or is finishing).
+  void Release() {
+    if (budget_ != nullptr) budget_->Give(held_);
+    held_ = 0;
+  }
+
+ private:
+  ByteBudget* budget_;
+  int64_t held_ = 0;
 };
 
 // Open WatchErasure streams per API key, capped (issue 17, item 4).
@@ -53,6 +113,7 @@ struct Deps {
   WatchSlots* watches = nullptr;  // never null in a server
   std::string server_secret;
   Limits limits;
+  ByteBudget* buffered = nullptr;  // never null in a server
   // Never null. Lines name requests by id, never by subject.
   const observability::Logger* logger = nullptr;
 };

@@ -39,11 +39,39 @@ namespace {
 using base::Config;
 using base::OptionSpec;
 
-// Each option's default is the ServerOptions field it sets (server.h): the
-// defaults are written once, there.
-const std::vector<OptionSpec>& Options() {
-  static const ServerOptions d;
-  static const auto* specs = new std::vector<OptionSpec>{
+// The resource limits (issue 17, items 3 and 4), defaults from `d`.
+std::vector<OptionSpec> LimitOptions(const ServerOptions& d) {
+  return {
+      {"rate-limit-per-key", absl::StrCat(d.rate_limit_per_key),
+       "calls a second one API key may make (bursts of twice that); 0: no "
+       "limit"},
+      {"auth-failures-per-peer", absl::StrCat(d.auth_failures_per_peer),
+       "failed authentications a second one client address may make before "
+       "its unverified calls are refused (behind a proxy: the proxy's); 0: "
+       "no limit"},
+      {"max-queued-calls", absl::StrCat(d.max_queued_calls),
+       "calls waiting for a handler thread before new ones get "
+       "RESOURCE_EXHAUSTED; 0: no limit"},
+      {"max-watches-per-key", absl::StrCat(d.max_watches_per_key),
+       "open WatchErasure streams per API key; 0: no limit"},
+      {"max-upload-bytes", absl::StrCat(d.limits.max_upload_bytes),
+       "size limit of one upload as sent, and of each of its parts "
+       "decompressed"},
+      {"max-upload-records", absl::StrCat(d.limits.max_upload_records),
+       "records in one upload at most"},
+      {"max-upload-expansion", absl::StrCat(d.limits.max_upload_expansion),
+       "decompressed bytes per gzip byte at most (checked past 1 MiB); 0: "
+       "no limit"},
+      {"max-buffered-bytes", absl::StrCat(d.limits.max_buffered_bytes),
+       "bytes of uploads and model files all calls in flight hold in memory "
+       "together; 0: no limit"},
+      {"max-artifact-bytes", absl::StrCat(d.limits.max_artifact_bytes),
+       "size limit of one model file"},
+  };
+}
+
+std::vector<OptionSpec> GeneralOptions(const ServerOptions& d) {
+  return {
       {"database-url", d.database_url, "libpq URL of the PostgreSQL database"},
       {"listen", d.listen, "gRPC listen address host:port"},
       {"secrets-file", d.secrets_file,
@@ -77,22 +105,6 @@ const std::vector<OptionSpec>& Options() {
       {"key-cache-seconds", absl::StrCat(d.key_cache_ttl.count()),
        "how long a verified API key is trusted without a database lookup: "
        "a revoked key works up to this long (0: look up every call)"},
-      {"rate-limit-per-key", absl::StrCat(d.rate_limit_per_key),
-       "calls a second one API key may make (bursts of twice that); 0: no "
-       "limit"},
-      {"auth-failures-per-peer", absl::StrCat(d.auth_failures_per_peer),
-       "failed authentications a second one client address may make before "
-       "its unverified calls are refused (behind a proxy: the proxy's); 0: "
-       "no limit"},
-      {"max-queued-calls", absl::StrCat(d.max_queued_calls),
-       "calls waiting for a handler thread before new ones get "
-       "RESOURCE_EXHAUSTED; 0: no limit"},
-      {"max-watches-per-key", absl::StrCat(d.max_watches_per_key),
-       "open WatchErasure streams per API key; 0: no limit"},
-      {"max-upload-bytes", absl::StrCat(d.limits.max_upload_bytes),
-       "size limit of one upload"},
-      {"max-artifact-bytes", absl::StrCat(d.limits.max_artifact_bytes),
-       "size limit of one model file"},
       {"metrics-listen", "",
        "serve Prometheus /metrics on host:port (e.g. 127.0.0.1:9464); "
        "empty: no endpoint"},
@@ -114,6 +126,18 @@ const std::vector<OptionSpec>& Options() {
       {"name", "lethe",
        "admin create-signing-key: checkpoint key name (no spaces or '+')"},
   };
+}
+
+// Each option's default is the ServerOptions field it sets (server.h): the
+// defaults are written once, there.
+const std::vector<OptionSpec>& Options() {
+  static const auto* specs = [] {
+    const ServerOptions d;
+    auto* all = new std::vector<OptionSpec>(GeneralOptions(d));
+    const std::vector<OptionSpec> limits = LimitOptions(d);
+    all->insert(all->end(), limits.begin(), limits.end());
+    return all;
+  }();
   return *specs;
 }
 
@@ -189,6 +213,24 @@ absl::StatusOr<ServerOptions> ServerOptionsFrom(const Config& cfg) {
                          cfg.GetInt64("max-upload-bytes"));
   LETHE_ASSIGN_OR_RETURN(o.limits.max_artifact_bytes,
                          cfg.GetInt64("max-artifact-bytes"));
+  LETHE_ASSIGN_OR_RETURN(o.limits.max_upload_records,
+                         cfg.GetInt64("max-upload-records"));
+  LETHE_ASSIGN_OR_RETURN(o.limits.max_upload_expansion,
+                         cfg.GetDouble("max-upload-expansion"));
+  LETHE_ASSIGN_OR_RETURN(o.limits.max_buffered_bytes,
+                         cfg.GetInt64("max-buffered-bytes"));
+  if (o.limits.max_upload_bytes < 1 || o.limits.max_artifact_bytes < 1 ||
+      o.limits.max_upload_records < 1) {
+    return absl::InvalidArgumentError(
+        "--max-upload-bytes, --max-artifact-bytes and --max-upload-records "
+        "must be >= 1");
+  }
+  if (!(o.limits.max_upload_expansion >= 0) ||
+      o.limits.max_buffered_bytes < 0) {
+    return absl::InvalidArgumentError(
+        "--max-upload-expansion and --max-buffered-bytes must be >= 0 (0: "
+        "no limit)");
+  }
   if (!cfg.Get("signing-keys").empty()) {
     return absl::InvalidArgumentError(
         "lethe serve holds no private key: give the .key files to the "

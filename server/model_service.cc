@@ -141,17 +141,25 @@ class RegisterReactor final
 
   void OnReadDone(bool ok) override {
     if (!ok) {
-      deps_->executor->Submit(
-          [this] { Finish(ToGrpc(Store(), deps_->logger)); });
+      deps_->executor->Submit([this] { Done(ToGrpc(Store(), deps_->logger)); });
       return;
     }
-    if (absl::Status st = Accept(); !st.ok()) return Finish(ToGrpc(st));
+    if (absl::Status st = Accept(); !st.ok()) return Done(ToGrpc(st));
     StartRead(&msg_);
   }
 
   void OnDone() override { delete this; }
 
  private:
+  // Finishes the call with what it held freed and given back first, so
+  // that a client's next upload finds the room.
+  void Done(const grpc::Status& status) {
+    artifact_.clear();
+    artifact_.shrink_to_fit();
+    hold_.Release();
+    Finish(status);
+  }
+
   absl::Status Accept() {
     if (!have_metadata_) {
       if (!msg_.has_metadata()) {
@@ -175,6 +183,10 @@ class RegisterReactor final
       return absl::ResourceExhaustedError(
           absl::StrCat("a model artifact holds at most ",
                        deps_->limits.max_artifact_bytes, " bytes"));
+    }
+    if (absl::Status st = hold_.Take(static_cast<int64_t>(chunk.size()));
+        !st.ok()) {
+      return st;
     }
     artifact_.append(chunk);
     return absl::OkStatus();
@@ -233,6 +245,7 @@ class RegisterReactor final
   v1::RegisterModelRequest msg_;
   v1::ModelMetadata metadata_;
   bool have_metadata_ = false;
+  BudgetHold hold_{deps_->buffered};  // after deps_: initialised from it
   std::string artifact_;
 };
 

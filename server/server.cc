@@ -146,6 +146,7 @@ struct LetheServer::Impl {
   std::unique_ptr<Authenticator> auth;
   std::unique_ptr<ChangeHub> changes;
   std::unique_ptr<WatchSlots> watches;
+  std::unique_ptr<ByteBudget> buffered;
   std::shared_ptr<observability::Logger> logger;
   std::unique_ptr<observability::DatabaseMetrics> db_metrics;  // or null
   Deps deps;
@@ -318,6 +319,8 @@ void LetheServer::BuildApi() {
            impl->auth.get(),    impl->executor.get(), impl->changes.get(),
            impl->watches.get(), impl->secret,         o.limits};
   impl->deps.logger = impl->logger.get();
+  impl->buffered = std::make_unique<ByteBudget>(o.limits.max_buffered_bytes);
+  impl->deps.buffered = impl->buffered.get();
   impl->erasure_service = std::make_unique<ErasureServiceImpl>(&impl->deps);
   impl->dataset_service = std::make_unique<DatasetServiceImpl>(&impl->deps);
   impl->model_service = std::make_unique<ModelRegistryImpl>(&impl->deps);

@@ -21,6 +21,17 @@ struct AddRecordsResult {
   int64_t new_subjects = 0;
 };
 
+// The records of one upload, pulled in batches by AddRecordBatches inside
+// its transaction, so that an upload of any size is stored with one
+// batch in memory.
+class RecordBatches {
+ public:
+  virtual ~RecordBatches() = default;
+  // Replaces `*batch` with the next records; false when none are left. An
+  // error ends the upload with that error, and nothing is stored.
+  virtual absl::StatusOr<bool> Next(std::vector<RecordRow>* batch) = 0;
+};
+
 class DatasetStore {
  public:
   virtual ~DatasetStore() = default;
@@ -32,11 +43,19 @@ class DatasetStore {
   virtual absl::StatusOr<DatasetRow> Get(const std::string& id) = 0;
   virtual absl::StatusOr<DatasetPage> List(const Page& page) = 0;
 
-  // Appends all `records` in one transaction, or none. Uploads to one
-  // dataset are serialised. NOT_FOUND if the dataset is absent.
-  virtual absl::StatusOr<AddRecordsResult> AddRecords(
-      const std::string& dataset_id, const std::vector<RecordRow>& records,
+  // Appends every record `records` yields in one transaction, or none.
+  // Uploads to one dataset are serialised. NOT_FOUND if the dataset is
+  // absent; INVALID_ARGUMENT if `records` yields none. `records` is read
+  // once: a conflict PostgreSQL reports after it was started is ABORTED,
+  // not retried here (the client sends the upload again).
+  virtual absl::StatusOr<AddRecordsResult> AddRecordBatches(
+      const std::string& dataset_id, RecordBatches& records,
       const std::string& actor) = 0;
+
+  // The same for records already in memory.
+  absl::StatusOr<AddRecordsResult> AddRecords(
+      const std::string& dataset_id, const std::vector<RecordRow>& records,
+      const std::string& actor);
 };
 
 }  // namespace lethe::storage

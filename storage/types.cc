@@ -5,6 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "storage/api_key_store.h"
+#include "storage/dataset_store.h"
 #include "storage/erasure_store.h"
 #include "storage/hash.h"
 
@@ -75,6 +76,34 @@ absl::StatusOr<std::vector<std::string>> KeyDatasets(const ApiKeySpec& spec) {
 bool IsTerminalErasureState(std::string_view state) {
   return state == "COMPLETED" || state == "NOTHING_TO_ERASE" ||
          state == "FAILED" || state == "CANCELLED";
+}
+
+namespace {
+
+// One batch: the whole vector.
+class VectorBatches : public RecordBatches {
+ public:
+  explicit VectorBatches(const std::vector<RecordRow>& records)
+      : records_(records) {}
+  absl::StatusOr<bool> Next(std::vector<RecordRow>* batch) override {
+    if (done_) return false;
+    done_ = true;
+    *batch = records_;
+    return !batch->empty();
+  }
+
+ private:
+  const std::vector<RecordRow>& records_;
+  bool done_ = false;
+};
+
+}  // namespace
+
+absl::StatusOr<AddRecordsResult> DatasetStore::AddRecords(
+    const std::string& dataset_id, const std::vector<RecordRow>& records,
+    const std::string& actor) {
+  VectorBatches batches(records);
+  return AddRecordBatches(dataset_id, batches, actor);
 }
 
 }  // namespace lethe::storage

@@ -176,29 +176,60 @@ absl::Status ParseRow(std::string_view line, int64_t line_number,
   return absl::OkStatus();
 }
 
-}  // namespace
+// The longest line a record of `elements` features can take: the fixed
+// columns plus each feature as the longest float from_chars accepts in
+// reasonable writing ("-1.2345678901234567e-38," is 24 bytes).
+size_t MaxLineBytes(int64_t elements) {
+  return 1024 + static_cast<size_t>(elements) * 48;
+}
 
-absl::StatusOr<std::vector<ParsedRecord>> ParseCsv(std::string_view csv,
-                                                   const FeatureSpec& spec) {
-  if (absl::Status s = ValidateFeatureSpec(spec); !s.ok()) return s;
-  const int64_t elements = ElementCount(spec);
-  csv = internal::SkipBom(csv);
-  internal::LineReader lines(csv);
-  std::string_view line;
-  if (!lines.Next(&line) || line.empty()) {
-    return LineError(1, absl::StrCat("no header; the CSV must start with ",
-                                     ExpectedHeader(spec, elements)));
-  }
-  if (line.find('"') != std::string_view::npos) {
-    return LineError(
-        1, "quoted fields are not supported; remove the double quotes");
-  }
-  if (absl::Status s = CheckHeader(line, spec, elements); !s.ok()) return s;
+class CsvReader : public RecordReader {
+ public:
+  CsvReader(std::unique_ptr<ByteSource> csv, const FeatureSpec& spec,
+            int64_t max_records)
+      : in_(std::move(csv)), spec_(spec), max_records_(max_records) {}
 
-  std::vector<ParsedRecord> records;
-  records.reserve(internal::CountLines(csv));
-  while (lines.Next(&line)) {
-    const int64_t n = lines.line_number();
+  absl::StatusOr<bool> Next(ParsedRecord* record) override {
+    if (!status_.ok()) return status_;
+    absl::StatusOr<bool> more = Read(record);
+    if (!more.ok()) status_ = more.status();
+    return more;
+  }
+
+ private:
+  absl::Status Start() {
+    if (absl::Status s = ValidateFeatureSpec(spec_); !s.ok()) return s;
+    elements_ = ElementCount(spec_);
+    std::string_view line;
+    absl::StatusOr<bool> more = in_.NextLine(&line, MaxLineBytes(elements_));
+    if (!more.ok()) return more.status();
+    if (!*more || line.empty()) {
+      return LineError(1, absl::StrCat("no header; the CSV must start with ",
+                                       ExpectedHeader(spec_, elements_)));
+    }
+    if (line.find('"') != std::string_view::npos) {
+      return LineError(
+          1, "quoted fields are not supported; remove the double quotes");
+    }
+    return CheckHeader(line, spec_, elements_);
+  }
+
+  absl::StatusOr<bool> Read(ParsedRecord* record) {
+    if (!started_) {
+      if (absl::Status s = Start(); !s.ok()) return s;
+      started_ = true;
+    }
+    std::string_view line;
+    absl::StatusOr<bool> more = in_.NextLine(&line, MaxLineBytes(elements_));
+    if (!more.ok()) return more.status();
+    if (!*more) {
+      if (count_ == 0) {
+        return LineError(
+            1, "the CSV has a header but no records; add at least one");
+      }
+      return false;
+    }
+    const int64_t n = in_.line_number();
     if (line.empty()) {
       return LineError(n,
                        "blank line; remove it (only the last line may end "
@@ -209,17 +240,39 @@ absl::StatusOr<std::vector<ParsedRecord>> ParseCsv(std::string_view csv,
                        "quoted fields are not supported; remove the double "
                        "quotes (subject ids may not contain commas or quotes)");
     }
-    if (absl::Status s =
-            ParseRow(line, n, spec, elements, &records.emplace_back());
-        !s.ok()) {
+    if (count_ == max_records_) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "line ", n, ": more than ", max_records_,
+          " records, the limit of one upload; split the file into several "
+          "uploads"));
+    }
+    if (absl::Status s = ParseRow(line, n, spec_, elements_, record); !s.ok()) {
       return s;
     }
+    ++count_;
+    return true;
   }
-  if (records.empty()) {
-    return LineError(1,
-                     "the CSV has a header but no records; add at least one");
-  }
-  return records;
+
+  internal::BufferedReader in_;
+  const FeatureSpec spec_;
+  const int64_t max_records_;
+  int64_t elements_ = 0;
+  bool started_ = false;
+  int64_t count_ = 0;
+  absl::Status status_;
+};
+
+}  // namespace
+
+std::unique_ptr<RecordReader> ReadCsv(std::unique_ptr<ByteSource> csv,
+                                      const FeatureSpec& spec,
+                                      int64_t max_records) {
+  return std::make_unique<CsvReader>(std::move(csv), spec, max_records);
+}
+
+absl::StatusOr<std::vector<ParsedRecord>> ParseCsv(std::string_view csv,
+                                                   const FeatureSpec& spec) {
+  return internal::ReadAll(ReadCsv(internal::PlainSource(csv), spec).get());
 }
 
 }  // namespace lethe::upload

@@ -14,12 +14,15 @@ std::string Excerpt(std::string_view s, size_t max) {
   return absl::StrCat(Absl(s.substr(0, max)), "...");
 }
 
-size_t CountLines(std::string_view text) {
-  LineReader lines(text);
-  std::string_view line;
-  size_t n = 0;
-  while (lines.Next(&line)) ++n;
-  return n;
+absl::StatusOr<std::vector<ParsedRecord>> ReadAll(RecordReader* reader) {
+  std::vector<ParsedRecord> records;
+  while (true) {
+    absl::StatusOr<bool> more = reader->Next(&records.emplace_back());
+    if (!more.ok()) return more.status();
+    if (!*more) break;
+  }
+  records.pop_back();
+  return records;
 }
 
 }  // namespace internal

@@ -1,11 +1,14 @@
-// MaybeGunzip: zlib inflate (RFC 1952 gzip framing), output bounded.
+// The byte sources: plain bytes, and zlib inflate (RFC 1952 gzip framing)
+// with bounded output; the buffered reader the parsers read them through;
+// MaybeGunzip on top of them.
 #include <zlib.h>
 
 #include <algorithm>
 #include <climits>
-#include <memory>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "upload/internal.h"
 #include "upload/upload_parser.h"
 
 namespace lethe::upload {
@@ -23,31 +26,131 @@ absl::Status TooLarge(size_t max_bytes, bool compressed) {
       max_bytes, " bytes, the limit; split it into smaller uploads"));
 }
 
-// Deflate's best ratio: 258-byte matches in ~2 bits each (zlib's FAQ: 1032
-// to 1).
-constexpr size_t kMaxDeflateRatio = 1032;
+class Plain : public ByteSource {
+ public:
+  Plain(std::string_view data, size_t max_bytes)
+      : data_(data), max_bytes_(max_bytes) {}
 
-// A first output size: the gzip trailer's ISIZE (size mod 2^32 of the last
-// member), but never more than the input could inflate to, nor the limit;
-// else something modest that doubles. ISIZE is a claim: a 20-byte corrupt
-// file claiming 4 GiB made this allocate the whole limit (issue 17).
-size_t InitialSize(std::string_view data, size_t cap) {
-  size_t guess = size_t{1} << 16;
-  if (data.size() >= 18) {
-    const auto* t =
-        reinterpret_cast<const uint8_t*>(data.data() + data.size() - 4);
-    size_t isize = t[0] | t[1] << 8 | t[2] << 16 | size_t{t[3]} << 24;
-    guess =
-        std::max(guess, std::min(isize + 1, data.size() * kMaxDeflateRatio));
+  absl::StatusOr<size_t> Read(char* out, size_t n) override {
+    if (data_.size() > max_bytes_) return TooLarge(max_bytes_, false);
+    const size_t k = std::min(n, data_.size() - pos_);
+    if (k > 0) std::memcpy(out, data_.data() + pos_, k);
+    pos_ += k;
+    return k;
   }
-  return std::min(guess, cap);
-}
 
-struct InflateEnd {
-  void operator()(z_stream* z) const { inflateEnd(z); }
+ private:
+  std::string_view data_;
+  size_t max_bytes_;
+  size_t pos_ = 0;
 };
 
+// Output past this is judged by SourceLimits::max_expansion.
+constexpr size_t kExpansionFloor = size_t{1} << 20;
+
+class Gunzip : public ByteSource {
+ public:
+  Gunzip(std::string_view data, SourceLimits limits)
+      : in_(data), limits_(limits) {
+    if (inflateInit2(&z_, 16 + MAX_WBITS) != Z_OK) {
+      status_ = absl::InternalError("zlib inflateInit2 failed");
+    } else {
+      initialised_ = true;
+    }
+  }
+  ~Gunzip() override {
+    if (initialised_) inflateEnd(&z_);
+  }
+  Gunzip(const Gunzip&) = delete;
+  Gunzip& operator=(const Gunzip&) = delete;
+
+  absl::StatusOr<size_t> Read(char* out, size_t n) override {
+    if (!status_.ok()) return status_;
+    if (done_ || n == 0) return 0;
+    // Producing max_bytes + 1 proves the output is over the limit.
+    const size_t cap =
+        limits_.max_bytes == SIZE_MAX ? SIZE_MAX : limits_.max_bytes + 1;
+    const size_t want = std::min({n, cap - produced_, size_t{UINT_MAX}});
+    z_.next_out = reinterpret_cast<Bytef*>(out);
+    z_.avail_out = static_cast<uInt>(want);
+    while (z_.avail_out == want) {  // until some output, or the end
+      if (z_.avail_in == 0 && pos_ < in_.size()) {
+        z_.next_in =
+            reinterpret_cast<Bytef*>(const_cast<char*>(in_.data() + pos_));
+        z_.avail_in =
+            static_cast<uInt>(std::min<size_t>(in_.size() - pos_, UINT_MAX));
+      }
+      const uInt had_in = z_.avail_in;
+      const int ret = inflate(&z_, Z_NO_FLUSH);
+      pos_ += had_in - z_.avail_in;
+      if (ret == Z_STREAM_END) {
+        if (pos_ == in_.size()) {
+          done_ = true;
+          break;
+        }
+        if (IsGzip(in_.substr(pos_))) {  // next member of a multi-member file
+          inflateReset(&z_);
+          continue;
+        }
+        return Fail(absl::InvalidArgumentError(absl::StrCat(
+            in_.size() - pos_, " bytes after the end of the gzip data at byte ",
+            "offset ", pos_, "; upload the file exactly as gzip wrote it")));
+      }
+      if (ret != Z_OK && ret != Z_BUF_ERROR) {
+        return Fail(absl::InvalidArgumentError(
+            absl::StrCat("corrupt gzip data near byte offset ", pos_,
+                         " (zlib: ", z_.msg != nullptr ? z_.msg : zError(ret),
+                         "); upload the file again or uncompressed")));
+      }
+      if (pos_ == in_.size() && z_.avail_in == 0 && z_.avail_out > 0) {
+        return Fail(absl::InvalidArgumentError(absl::StrCat(
+            "the gzip data is truncated: it ends at byte offset ", in_.size(),
+            " inside a compressed stream; upload the complete file")));
+      }
+    }
+    const size_t got = want - z_.avail_out;
+    produced_ += got;
+    if (produced_ > limits_.max_bytes) {
+      return Fail(TooLarge(limits_.max_bytes, true));
+    }
+    if (limits_.max_expansion > 0 && produced_ > kExpansionFloor &&
+        static_cast<double>(produced_) >
+            limits_.max_expansion *
+                static_cast<double>(std::max<size_t>(pos_, 1))) {
+      return Fail(absl::ResourceExhaustedError(absl::StrCat(
+          "the gzip data expands more than ", limits_.max_expansion, " times (",
+          produced_, " bytes from the first ", pos_,
+          "), the limit for one upload; upload it uncompressed or ask the "
+          "operator to raise --max-upload-expansion")));
+    }
+    return got;
+  }
+
+ private:
+  absl::Status Fail(absl::Status st) {
+    status_ = st;
+    return st;
+  }
+
+  std::string_view in_;
+  SourceLimits limits_;
+  z_stream z_{};
+  bool initialised_ = false;
+  absl::Status status_;
+  size_t pos_ = 0;       // compressed bytes consumed
+  size_t produced_ = 0;  // decompressed bytes returned
+  bool done_ = false;
+};
+
+constexpr size_t kBufferBytes = size_t{64} << 10;
+
 }  // namespace
+
+std::unique_ptr<ByteSource> OpenPart(std::string_view data,
+                                     SourceLimits limits) {
+  if (IsGzip(data)) return std::make_unique<Gunzip>(data, limits);
+  return std::make_unique<Plain>(data, limits.max_bytes);
+}
 
 absl::StatusOr<std::string> MaybeGunzip(std::string_view data,
                                         size_t max_bytes) {
@@ -55,59 +158,158 @@ absl::StatusOr<std::string> MaybeGunzip(std::string_view data,
     if (data.size() > max_bytes) return TooLarge(max_bytes, false);
     return std::string(data);
   }
-  // Producing cap bytes proves the output is over the limit.
-  const size_t cap = max_bytes == SIZE_MAX ? max_bytes : max_bytes + 1;
-  z_stream z{};
-  if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) {
-    return absl::InternalError("zlib inflateInit2 failed");
-  }
-  std::unique_ptr<z_stream, InflateEnd> end(&z);
-  const auto* in = reinterpret_cast<const Bytef*>(data.data());
-  size_t in_pos = 0, out_pos = 0;
-  std::string out(InitialSize(data, cap), '\0');
+  // The output grows as it is produced: the gzip trailer's size is a claim
+  // (a 20-byte corrupt file claiming 4 GiB once made this allocate the
+  // whole limit: issue 17).
+  Gunzip source(data, SourceLimits{max_bytes, 0});
+  std::string out;
+  size_t used = 0;
   while (true) {
-    if (z.avail_in == 0 && in_pos < data.size()) {
-      z.next_in = const_cast<Bytef*>(in + in_pos);
-      z.avail_in =
-          static_cast<uInt>(std::min<size_t>(data.size() - in_pos, UINT_MAX));
+    if (used == out.size()) {
+      const size_t limit = max_bytes == SIZE_MAX ? SIZE_MAX : max_bytes + 1;
+      out.resize(std::min(limit, std::max(kBufferBytes, 2 * out.size())));
     }
-    if (out_pos == out.size()) {
-      if (out.size() >= cap) return TooLarge(max_bytes, true);
-      out.resize(std::min(cap, out.size() * 2));
-    }
-    z.next_out = reinterpret_cast<Bytef*>(out.data() + out_pos);
-    z.avail_out =
-        static_cast<uInt>(std::min<size_t>(out.size() - out_pos, UINT_MAX));
-    const uInt had_in = z.avail_in, had_out = z.avail_out;
-    const int ret = inflate(&z, Z_NO_FLUSH);
-    in_pos += had_in - z.avail_in;
-    out_pos += had_out - z.avail_out;
-    if (ret == Z_STREAM_END) {
-      if (in_pos == data.size()) break;
-      if (IsGzip(data.substr(in_pos))) {  // next member of a multi-member file
-        inflateReset(&z);
-        continue;
-      }
-      return absl::InvalidArgumentError(absl::StrCat(
-          data.size() - in_pos,
-          " bytes after the end of the gzip data at byte ", "offset ", in_pos,
-          "; upload the file exactly as gzip wrote it"));
-    }
-    if (ret != Z_OK && ret != Z_BUF_ERROR) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("corrupt gzip data near byte offset ", in_pos,
-                       " (zlib: ", z.msg != nullptr ? z.msg : zError(ret),
-                       "); upload the file again or uncompressed"));
-    }
-    if (in_pos == data.size() && z.avail_in == 0 && z.avail_out > 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the gzip data is truncated: it ends at byte offset ", data.size(),
-          " inside a compressed stream; upload the complete file"));
-    }
+    absl::StatusOr<size_t> got =
+        source.Read(out.data() + used, out.size() - used);
+    if (!got.ok()) return got.status();
+    if (*got == 0) break;
+    used += *got;
   }
-  if (out_pos > max_bytes) return TooLarge(max_bytes, true);
-  out.resize(out_pos);
+  out.resize(used);
   return out;
 }
 
+namespace internal {
+
+std::unique_ptr<ByteSource> PlainSource(std::string_view data) {
+  return std::make_unique<Plain>(data, SIZE_MAX);
+}
+
+absl::StatusOr<bool> BufferedReader::Fill(size_t max_length) {
+  if (eof_) return false;
+  if (pos_ > 0) {  // keep only what is unread
+    std::memmove(buf_.data(), buf_.data() + pos_, end_ - pos_);
+    end_ -= pos_;
+    pos_ = 0;
+  }
+  if (end_ == buf_.size()) {
+    const size_t grown = std::max(kBufferBytes, 2 * buf_.size());
+    buf_.resize(std::min(grown, std::max(kBufferBytes, max_length + 2)));
+    if (end_ == buf_.size()) return true;  // full: the caller judges the line
+  }
+  absl::StatusOr<size_t> got =
+      source_->Read(buf_.data() + end_, buf_.size() - end_);
+  if (!got.ok()) return got.status();
+  if (*got == 0) {
+    eof_ = true;
+    return false;
+  }
+  end_ += *got;
+  return true;
+}
+
+absl::StatusOr<size_t> BufferedReader::ReadExact(char* out, size_t n) {
+  size_t done = std::min(n, end_ - pos_);
+  if (done > 0) std::memcpy(out, buf_.data() + pos_, done);
+  pos_ += done;
+  while (done < n && !eof_) {
+    if (n - done >= kBufferBytes) {  // large: straight into `out`
+      absl::StatusOr<size_t> got = source_->Read(out + done, n - done);
+      if (!got.ok()) return got.status();
+      if (*got == 0) eof_ = true;
+      done += *got;
+      continue;
+    }
+    absl::StatusOr<bool> more = Fill(kBufferBytes);
+    if (!more.ok()) return more.status();
+    const size_t k = std::min(n - done, end_ - pos_);
+    if (k > 0) std::memcpy(out + done, buf_.data() + pos_, k);
+    pos_ += k;
+    done += k;
+  }
+  return done;
+}
+
+absl::StatusOr<bool> BufferedReader::NextLine(std::string_view* line,
+                                              size_t max_length) {
+  size_t scanned = 0;  // bytes after pos_ known to hold no newline
+  while (true) {
+    const char* start = buf_.data() + pos_;
+    const void* nl = std::memchr(start + scanned, '\n', end_ - pos_ - scanned);
+    size_t len = 0;
+    if (nl != nullptr) {
+      len = static_cast<const char*>(nl) - start;
+      pos_ += len + 1;
+    } else if (eof_) {
+      if (pos_ == end_) return false;  // a final newline ends the last line
+      len = end_ - pos_;
+      pos_ = end_;
+    } else {
+      scanned = end_ - pos_;
+      if (scanned > max_length + 1) {  // + 1: a CR before the LF
+        return absl::InvalidArgumentError(absl::StrCat(
+            "line ", line_number_ + 1, ": longer than ", max_length,
+            " bytes, more than one record can take; check the line endings "
+            "and the format"));
+      }
+      absl::StatusOr<bool> more = Fill(max_length);
+      if (!more.ok()) return more.status();
+      continue;
+    }
+    ++line_number_;
+    if (len > 0 && start[len - 1] == '\r') --len;
+    std::string_view text(start, len);
+    if (line_number_ == 1 && text.substr(0, 3) == "\xEF\xBB\xBF") {
+      text.remove_prefix(3);
+    }
+    if (text.size() > max_length) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "line ", line_number_, ": longer than ", max_length,
+          " bytes, more than one record can take; check the line endings "
+          "and the format"));
+    }
+    *line = text;
+    return true;
+  }
+}
+
+absl::StatusOr<uint64_t> BufferedReader::SkipRest() {
+  uint64_t n = end_ - pos_;
+  pos_ = end_;
+  while (true) {
+    absl::StatusOr<bool> more = Fill(kBufferBytes);
+    if (!more.ok()) return more.status();
+    if (!*more) return n;
+    n += end_ - pos_;
+    pos_ = end_;
+  }
+}
+
+absl::StatusOr<int64_t> BufferedReader::CountRestLines() {
+  int64_t lines = 0;
+  bool in_line = false;  // a line has started and not ended
+  while (true) {
+    while (pos_ < end_) {
+      const char* start = buf_.data() + pos_;
+      const void* nl = std::memchr(start, '\n', end_ - pos_);
+      if (nl == nullptr) {
+        in_line = true;
+        pos_ = end_;
+        break;
+      }
+      pos_ += static_cast<const char*>(nl) - start + 1;
+      ++lines;
+      in_line = false;
+    }
+    absl::StatusOr<bool> more = Fill(kBufferBytes);
+    if (!more.ok()) return more.status();
+    if (!*more) {
+      if (in_line) ++lines;
+      line_number_ += lines;
+      return lines;
+    }
+  }
+}
+
+}  // namespace internal
 }  // namespace lethe::upload

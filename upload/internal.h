@@ -5,10 +5,14 @@
 #include <bit>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "upload/upload_parser.h"
 
 namespace lethe::upload::internal {
 
@@ -26,41 +30,44 @@ inline void StoreFloat32Le(float value, char* out) {
   for (int i = 0; i < 4; ++i) out[i] = static_cast<char>(bits >> (8 * i));
 }
 
-// Splits text into lines ending in LF or CRLF; the last line may lack its
-// newline. Line numbers start at 1.
-class LineReader {
+// Every record of `reader`, or its first error.
+absl::StatusOr<std::vector<ParsedRecord>> ReadAll(RecordReader* reader);
+
+// A source over `data` as it is (no gzip detection), for the in-memory
+// parsers.
+std::unique_ptr<ByteSource> PlainSource(std::string_view data);
+
+// A ByteSource read through a buffer: exact reads for IDX, lines (as
+// LineReader splits them) for CSV and subjects. Memory: the buffer, 64 KiB,
+// grown only to hold one line of at most the caller's maximum.
+class BufferedReader {
  public:
-  explicit LineReader(std::string_view text) : text_(text) {}
-  // False at the end of the text (a final newline ends the last line; it
-  // does not start an empty one).
-  bool Next(std::string_view* line) {
-    if (pos_ >= text_.size()) return false;
-    const char* start = text_.data() + pos_;
-    const void* nl = std::memchr(start, '\n', text_.size() - pos_);
-    size_t len = nl == nullptr ? text_.size() - pos_
-                               : static_cast<const char*>(nl) - start;
-    pos_ += len + 1;
-    ++line_number_;
-    if (len > 0 && start[len - 1] == '\r') --len;
-    *line = std::string_view(start, len);
-    return true;
-  }
+  explicit BufferedReader(std::unique_ptr<ByteSource> source)
+      : source_(std::move(source)) {}
+
+  // Up to `n` bytes into `out`: fewer only at the end of the source.
+  absl::StatusOr<size_t> ReadExact(char* out, size_t n);
+
+  // The next line, valid until the next call; false at the end. A line
+  // over `max_length` bytes is INVALID_ARGUMENT "line N: longer than ...".
+  // The first line loses a UTF-8 byte-order mark.
+  absl::StatusOr<bool> NextLine(std::string_view* line, size_t max_length);
   int64_t line_number() const { return line_number_; }
 
+  // Reads to the end: the bytes, or the lines, that were left.
+  absl::StatusOr<uint64_t> SkipRest();
+  absl::StatusOr<int64_t> CountRestLines();
+
  private:
-  std::string_view text_;
-  size_t pos_ = 0;
+  // Reads more into the buffer; false at the end of the source.
+  absl::StatusOr<bool> Fill(size_t max_length);
+
+  std::unique_ptr<ByteSource> source_;
+  std::string buf_;
+  size_t pos_ = 0, end_ = 0;
+  bool eof_ = false;
   int64_t line_number_ = 0;
 };
-
-// Removes a UTF-8 byte-order mark.
-inline std::string_view SkipBom(std::string_view text) {
-  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
-  return text;
-}
-
-// Counts the lines LineReader would yield.
-size_t CountLines(std::string_view text);
 
 }  // namespace lethe::upload::internal
 

@@ -2,6 +2,7 @@
 // the erasure queue works on (storage/postgres/{dataset,model,api_key}_
 // store.cc).
 #include <algorithm>
+#include <iterator>
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
@@ -74,21 +75,31 @@ class MemoryDatasetStore final : public DatasetStore {
     });
   }
 
-  absl::StatusOr<AddRecordsResult> AddRecords(
-      const std::string& dataset_id, const std::vector<RecordRow>& records,
+  absl::StatusOr<AddRecordsResult> AddRecordBatches(
+      const std::string& dataset_id, RecordBatches& records,
       const std::string&) override {
+    // Read outside the lock (the source may be slow); stored all at once.
+    std::vector<RecordRow> all, batch;
+    while (true) {
+      absl::StatusOr<bool> more = records.Next(&batch);
+      if (!more.ok()) return more.status();
+      if (!*more) break;
+      std::move(batch.begin(), batch.end(), std::back_inserter(all));
+    }
     return core_->Run([&](State& s) -> absl::StatusOr<AddRecordsResult> {
       auto it = s.datasets.find(dataset_id);
       if (it == s.datasets.end()) {
         return absl::NotFoundError(absl::StrCat("no dataset ", dataset_id));
       }
+      if (all.empty()) {
+        return absl::InvalidArgumentError("the upload holds no records");
+      }
       const int64_t before = DatasetRowOf(s, it->second).subjects;
-      for (const RecordRow& r : records) {
-        s.records.emplace(s.next_record_id++, Record{dataset_id, r});
+      for (RecordRow& r : all) {
+        s.records.emplace(s.next_record_id++, Record{dataset_id, std::move(r)});
       }
       const int64_t after = DatasetRowOf(s, it->second).subjects;
-      return AddRecordsResult{static_cast<int64_t>(records.size()),
-                              after - before};
+      return AddRecordsResult{static_cast<int64_t>(all.size()), after - before};
     });
   }
 

@@ -103,11 +103,17 @@ absl::StatusOr<DatasetPage> PgDatasetStore::List(const Page& page) {
   });
 }
 
-absl::StatusOr<AddRecordsResult> PgDatasetStore::AddRecords(
-    const std::string& dataset_id, const std::vector<RecordRow>& records,
+absl::StatusOr<AddRecordsResult> PgDatasetStore::AddRecordBatches(
+    const std::string& dataset_id, RecordBatches& records,
     const std::string& actor) {
+  bool started = false;
   return db_->TransactValue<AddRecordsResult>(
       [&](Txn& txn) -> absl::StatusOr<AddRecordsResult> {
+        if (started) {  // Database retries conflicts; `records` is spent
+          return absl::AbortedError(
+              "the upload met a conflicting write and was not stored; send "
+              "it again");
+        }
         auto lock = txn.exec_params(sql::kLockDataset, dataset_id);
         if (lock.empty()) {
           return absl::NotFoundError(absl::StrCat("no dataset ", dataset_id));
@@ -115,21 +121,31 @@ absl::StatusOr<AddRecordsResult> PgDatasetStore::AddRecords(
         const int64_t before =
             txn.exec_params1(sql::kCountDatasetSubjects, dataset_id)[0]
                 .as<int64_t>();
+        started = true;
+        int64_t added = 0;
         {
           pqxx::stream_to copy(
               txn, "records",
               std::vector<std::string>{"dataset_id", "subject_key", "label",
                                        "split", "features"});
-          for (const RecordRow& r : records) {
-            copy << CopyRow(dataset_id, r);
+          std::vector<RecordRow> batch;
+          while (true) {
+            absl::StatusOr<bool> more = records.Next(&batch);
+            // Returning without complete(): the transaction rolls back.
+            if (!more.ok()) return more.status();
+            if (!*more) break;
+            for (const RecordRow& r : batch) copy << CopyRow(dataset_id, r);
+            added += static_cast<int64_t>(batch.size());
           }
           copy.complete();
+        }
+        if (added == 0) {
+          return absl::InvalidArgumentError("the upload holds no records");
         }
         const int64_t after =
             txn.exec_params1(sql::kCountDatasetSubjects, dataset_id)[0]
                 .as<int64_t>();
-        AddRecordsResult result{static_cast<int64_t>(records.size()),
-                                after - before};
+        AddRecordsResult result{added, after - before};
         internal::AppendAudit(
             txn, actor, "dataset.records_added", "", "",
             absl::StrCat(R"({"dataset_id":")", dataset_id, R"(","records":)",

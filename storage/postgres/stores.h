@@ -25,8 +25,8 @@ class PgDatasetStore final : public DatasetStore {
                                     const std::string& actor) override;
   absl::StatusOr<DatasetRow> Get(const std::string& id) override;
   absl::StatusOr<DatasetPage> List(const Page& page) override;
-  absl::StatusOr<AddRecordsResult> AddRecords(
-      const std::string& dataset_id, const std::vector<RecordRow>& records,
+  absl::StatusOr<AddRecordsResult> AddRecordBatches(
+      const std::string& dataset_id, RecordBatches& records,
       const std::string& actor) override;
 
  private:

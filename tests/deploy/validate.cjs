@@ -238,10 +238,13 @@ function jsonPathAt(lines, first, line) {
 
 // --- 3: what lethe needs --------------------------------------------------
 
-// Option names (`database-url`, ...) of an Options() table in a main.cc.
+// Option names (`database-url`, ...) of the option tables in a main.cc:
+// every function returning OptionSpecs (Options(), or parts of it such as
+// the server's LimitOptions) up to Options()'s `return *specs;`.
 function optionNames(file) {
   const text = fs.readFileSync(file, "utf8");
-  const start = text.indexOf("Options() {");
+  const first = text.match(/^(const )?std::vector<OptionSpec>&? \w*Options\(/m);
+  const start = first ? first.index : -1;
   const end = text.indexOf("return *specs;", start);
   if (start < 0 || end < 0) throw new Error(`${file}: no Options() table`);
   const names = new Set();

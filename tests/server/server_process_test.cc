@@ -1,7 +1,11 @@
 // The server as operators run it: real processes, replicas, restarts, a
 // PostgreSQL that goes away, and what ends up in tables and logs.
+#include <zlib.h>
+
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
+#include <iostream>
 #include <thread>
 
 #include <grpcpp/grpcpp.h>
@@ -78,7 +82,8 @@ TEST(ServerProcessTest, TwoReplicasOnOneDatabaseSeeTheSameRequests) {
 
 class LetheProcess {
  public:
-  LetheProcess(const TestServer& ts, int port, const std::string& log) {
+  LetheProcess(const TestServer& ts, int port, const std::string& log,
+               const std::vector<std::string>& extra_args = {}) {
     SubprocessOptions o;
     o.program = LETHE_BINARY;
     o.args = {"serve",
@@ -91,6 +96,14 @@ class LetheProcess {
               ts.secrets_file(),
               "--shutdown-grace-seconds",
               "5"};
+    o.args.insert(o.args.end(), extra_args.begin(), extra_args.end());
+    // Under AddressSanitizer, freed memory waits in a 256 MB quarantine
+    // and counts as resident; keep it small so that the peak measures the
+    // server, not the sanitizer (ignored by other builds).
+    const char* asan = std::getenv("ASAN_OPTIONS");
+    o.env.emplace_back("ASAN_OPTIONS", absl::StrCat(asan != nullptr ? asan : "",
+                                                    asan != nullptr ? ":" : "",
+                                                    "quarantine_size_mb=8"));
     o.stderr_path = log;
     o.stdout_path = log;
     o.append = true;
@@ -149,6 +162,228 @@ TEST(ServerProcessTest, KilledServerLosesNothingItAcknowledged) {
   auto exit = restarted.process->Wait(std::chrono::seconds(15));
   ASSERT_TRUE(exit.has_value());
   EXPECT_TRUE(exit->Success()) << exit->ToString();
+}
+
+// gzip of `data`, level 9.
+std::string Gzip(std::string_view data) {
+  z_stream z{};
+  EXPECT_EQ(
+      deflateInit2(&z, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY),
+      Z_OK);
+  std::string out(deflateBound(&z, data.size()) + 64, '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  z.avail_in = static_cast<uInt>(data.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return out;
+}
+
+// An unsigned-byte IDX file of one dimension: `data.size()` one-byte
+// records.
+std::string Idx1(uint32_t n, std::string_view data) {
+  std::string out{'\0', '\0', '\x08', '\x01'};
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    out.push_back(static_cast<char>(n >> shift));
+  }
+  return out.append(data);
+}
+
+// The peak resident memory of process `pid` so far, in MB (VmHWM).
+int64_t PeakRssMb(pid_t pid) {
+  const std::string status =
+      ReadFileOrEmpty(absl::StrCat("/proc/", pid, "/status"));
+  const size_t at = status.find("VmHWM:");
+  if (at == std::string::npos) return -1;
+  return std::strtoll(status.c_str() + at + 6, nullptr, 10) / 1024;
+}
+
+// Issue 17, item 3: uploads that claim much and send little. Before the
+// parsers streamed, a 20-byte corrupt gzip took a server's peak RSS to 1 GB
+// and 58 KB of gzipped IDX claiming 30M records to 2 GB. Each is answered
+// with an error, stores nothing, and leaves the server under 200 MB: with
+// the default limits, and with the record and expansion limits lifted so
+// that the streaming parsers themselves are what holds memory down.
+TEST(ServerProcessTest, UploadBombsAndLyingHeadersLeaveTheServerSmall) {
+  auto ts = TestServer::Start();
+  ASSERT_NE(ts, nullptr);
+  ts->StopServer();
+  // One-byte records, as the lying header of the report had.
+  v1::CreateDatasetRequest create;
+  create.set_name("bytes");
+  create.set_feature_type(v1::FEATURE_TYPE_UINT8);
+  create.add_feature_shape(1);
+  create.set_num_classes(10);
+
+  const uint32_t claimed = 30000000;
+  const std::string zeros(claimed, '\0');
+  const std::string lying_images = Gzip(Idx1(claimed, zeros));
+  const std::string lying_labels = Gzip(Idx1(claimed, zeros));
+  ASSERT_LT(lying_images.size() + lying_labels.size(), 100u << 10);
+  std::string corrupt = Gzip("x");
+  corrupt.replace(corrupt.size() - 4, 4, "\xff\xff\xff\xff");  // ISIZE 4 GiB
+  corrupt[12] ^= 0x55;
+  // 256 MiB that never ends a line, in about 250 KB.
+  const std::string bomb = Gzip(std::string(size_t{256} << 20, 'a'));
+  // 2M valid records but for the last label: streamed through the
+  // database's COPY, then refused and rolled back.
+  const uint32_t long_n = 2000000;
+  std::string labels(long_n, '\0');
+  labels.back() = 77;
+  std::string lines;
+  for (uint32_t i = 0; i < long_n; ++i) lines += "s\n";
+  const std::string long_images = Gzip(Idx1(long_n, std::string(long_n, 3)));
+  const std::string long_labels = Gzip(Idx1(long_n, labels));
+  const std::string long_subjects = Gzip(lines);
+
+  struct Case {
+    std::string what;
+    v1::UploadFormat format;
+    std::vector<std::pair<v1::UploadPart, const std::string*>> parts;
+    grpc::StatusCode limited, unlimited;  // the answers, by server
+    std::string unlimited_says;
+  };
+  const std::string three = Gzip("a\nb\nc\n");
+  const std::vector<Case> cases = {
+      {"20-byte corrupt gzip",
+       v1::UPLOAD_FORMAT_CSV,
+       {{v1::UPLOAD_PART_CSV, &corrupt}},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "gzip"},
+      {"IDX claiming 30M records, 3 subjects",
+       v1::UPLOAD_FORMAT_IDX,
+       {{v1::UPLOAD_PART_IDX_IMAGES, &lying_images},
+        {v1::UPLOAD_PART_IDX_LABELS, &lying_labels},
+        {v1::UPLOAD_PART_SUBJECTS, &three}},
+       grpc::StatusCode::RESOURCE_EXHAUSTED,
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "3 lines but the images file holds 30000000 records"},
+      {"gzip bomb of one 256 MiB line",
+       v1::UPLOAD_FORMAT_CSV,
+       {{v1::UPLOAD_PART_CSV, &bomb}},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "line 1: longer than"},
+      {"2M records, the last label out of range",
+       v1::UPLOAD_FORMAT_IDX,
+       {{v1::UPLOAD_PART_IDX_IMAGES, &long_images},
+        {v1::UPLOAD_PART_IDX_LABELS, &long_labels},
+        {v1::UPLOAD_PART_SUBJECTS, &long_subjects}},
+       grpc::StatusCode::RESOURCE_EXHAUSTED,
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "record 1999999 (byte offset 2000007) has label 77"},
+  };
+
+  for (const bool limited : {true, false}) {
+    SCOPED_TRACE(limited ? "default limits" : "limits lifted");
+    const int port = FreePort();
+    std::vector<std::string> args;
+    if (!limited) {
+      args = {"--max-upload-records", "100000000", "--max-upload-expansion",
+              "0"};
+    }
+    LetheProcess server(*ts, port, ts->temp_dir() + "/server.log", args);
+    ASSERT_NE(server.process, nullptr);
+    auto stub = v1::DatasetService::NewStub(ts->Channel(port));
+    v1::Dataset dataset;
+    create.set_name(limited ? "bytes-limited" : "bytes-unlimited");
+    ASSERT_TRUE(
+        stub->CreateDataset(ts->Ctx(Role::kOperator).get(), create, &dataset)
+            .ok());
+    for (const Case& c : cases) {
+      SCOPED_TRACE(c.what);
+      auto ctx = ts->Ctx(Role::kOperator);
+      v1::UploadRecordsResponse resp;
+      auto writer = stub->UploadRecords(ctx.get(), &resp);
+      v1::UploadRecordsRequest msg;
+      msg.mutable_header()->set_dataset_id(dataset.id());
+      msg.mutable_header()->set_format(c.format);
+      msg.mutable_header()->set_idx_split(v1::SPLIT_TRAIN);
+      writer->Write(msg);
+      for (const auto& [part, bytes] : c.parts) {
+        for (size_t off = 0; off < bytes->size(); off += 1 << 20) {
+          msg.Clear();
+          msg.mutable_chunk()->set_part(part);
+          msg.mutable_chunk()->set_data(bytes->substr(off, 1 << 20));
+          if (!writer->Write(msg)) break;
+        }
+      }
+      writer->WritesDone();
+      const grpc::Status st = writer->Finish();
+      EXPECT_EQ(st.error_code(), limited ? c.limited : c.unlimited)
+          << st.error_message();
+      if (!limited) {
+        EXPECT_NE(st.error_message().find(c.unlimited_says), std::string::npos)
+            << st.error_message();
+      }
+    }
+    EXPECT_EQ(QueryScalar(ts->database_url(),
+                          absl::StrCat("SELECT count(*) FROM records WHERE "
+                                       "dataset_id = '",
+                                       dataset.id(), "'")),
+              "0");
+    const int64_t peak = PeakRssMb(server.process->pid());
+    EXPECT_GT(peak, 0);
+    EXPECT_LT(peak, 200) << "MB, the server's peak resident memory";
+    std::cout << (limited ? "default limits" : "limits lifted")
+              << ": server peak RSS " << peak << " MB\n";
+  }
+}
+
+// What uploads in flight hold is capped server-wide (--max-buffered-bytes):
+// past it an upload is refused, and once it ends the room is back.
+TEST(ServerProcessTest, UploadsPastTheServersBufferBudgetAreRefused) {
+  auto ts = TestServer::Start();
+  ASSERT_NE(ts, nullptr);
+  ts->StopServer();
+  const int port = FreePort();
+  LetheProcess server(*ts, port, ts->temp_dir() + "/server.log",
+                      {"--max-buffered-bytes", "3000000"});
+  ASSERT_NE(server.process, nullptr);
+  auto stub = v1::DatasetService::NewStub(ts->Channel(port));
+  v1::CreateDatasetRequest create;
+  create.set_name("budget");
+  create.set_feature_type(v1::FEATURE_TYPE_UINT8);
+  create.add_feature_shape(1);
+  create.set_num_classes(10);
+  v1::Dataset dataset;
+  ASSERT_TRUE(
+      stub->CreateDataset(ts->Ctx(Role::kOperator).get(), create, &dataset)
+          .ok());
+  auto upload = [&](const std::string& csv) {
+    auto ctx = ts->Ctx(Role::kOperator);
+    v1::UploadRecordsResponse resp;
+    auto writer = stub->UploadRecords(ctx.get(), &resp);
+    v1::UploadRecordsRequest msg;
+    msg.mutable_header()->set_dataset_id(dataset.id());
+    msg.mutable_header()->set_format(v1::UPLOAD_FORMAT_CSV);
+    writer->Write(msg);
+    for (size_t off = 0; off < csv.size(); off += 1 << 20) {
+      msg.Clear();
+      msg.mutable_chunk()->set_part(v1::UPLOAD_PART_CSV);
+      msg.mutable_chunk()->set_data(csv.substr(off, 1 << 20));
+      if (!writer->Write(msg)) break;
+    }
+    writer->WritesDone();
+    return writer->Finish();
+  };
+  std::string big = "subject_id,label,split,f0\n";
+  while (big.size() < 4000000) big += "s,1,train,7\n";
+  const grpc::Status refused = upload(big);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << refused.error_message();
+  EXPECT_NE(refused.error_message().find("--max-buffered-bytes"),
+            std::string::npos)
+      << refused.error_message();
+  // The refused upload's bytes were given back: a smaller one fits.
+  std::string small = "subject_id,label,split,f0\n";
+  while (small.size() < 2000000) small += "s,1,train,7\n";
+  const grpc::Status stored = upload(small);
+  EXPECT_TRUE(stored.ok()) << stored.error_message();
+  EXPECT_TRUE(upload(small).ok());
 }
 
 TEST(ServerProcessTest, HealthFollowsPostgres) {

@@ -429,5 +429,24 @@ TEST(WatchSlotsTest, CapsStreamsPerKey) {
   for (int i = 0; i < 1000; ++i) EXPECT_TRUE(unlimited.Acquire("a"));
 }
 
+TEST(ByteBudgetTest, HoldsAreCappedTogetherAndGivenBackWhenCallsEnd) {
+  ByteBudget budget(100);
+  {
+    BudgetHold a(&budget);
+    BudgetHold b(&budget);
+    EXPECT_TRUE(a.Take(60).ok());
+    EXPECT_TRUE(b.Take(40).ok());
+    const absl::Status over = b.Take(1);
+    EXPECT_EQ(over.code(), absl::StatusCode::kResourceExhausted);
+    EXPECT_NE(over.message().find("--max-buffered-bytes"),
+              absl::string_view::npos);
+    EXPECT_EQ(budget.used(), 100);  // the refused byte was not taken
+  }
+  EXPECT_EQ(budget.used(), 0);
+  ByteBudget unlimited(0);
+  BudgetHold h(&unlimited);
+  EXPECT_TRUE(h.Take(int64_t{1} << 40).ok());
+}
+
 }  // namespace
 }  // namespace lethe::server
