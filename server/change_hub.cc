@@ -16,19 +16,19 @@ ChangeHub::~ChangeHub() {
 
 uint64_t ChangeHub::Subscribe(const std::string& erasure_id,
                               std::function<void()> callback) {
-  absl::MutexLock lock(&mu_);
+  base::MutexLock lock(&mu_);
   const uint64_t token = next_token_++;
   subscribers_[token] = Subscriber{erasure_id, std::move(callback)};
   return token;
 }
 
 void ChangeHub::Unsubscribe(uint64_t token) {
-  absl::MutexLock lock(&mu_);
+  base::MutexLock lock(&mu_);
   subscribers_.erase(token);
 }
 
 void ChangeHub::Fire(const std::string* erasure_id) {
-  absl::MutexLock lock(&mu_);
+  base::MutexLock lock(&mu_);
   for (auto& [token, sub] : subscribers_) {
     if (erasure_id == nullptr || sub.erasure_id == *erasure_id) sub.callback();
   }

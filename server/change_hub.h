@@ -19,7 +19,7 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "base/mutex.h"
 #include "storage/backend.h"
 
 namespace lethe::server {
@@ -46,7 +46,7 @@ class ChangeHub {
   storage::Backend* backend_;  // not owned
   const std::chrono::milliseconds poll_;
   std::atomic<bool> stop_{false};
-  absl::Mutex mu_;
+  base::Mutex mu_;
   uint64_t next_token_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<uint64_t, Subscriber> subscribers_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;

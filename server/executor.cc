@@ -9,7 +9,7 @@ Executor::Executor(int threads, int max_queued)
 
 Executor::~Executor() {
   {
-    absl::MutexLock lock(&mu_);
+    base::MutexLock lock(&mu_);
     stopping_ = true;
   }
   cv_.SignalAll();
@@ -18,7 +18,7 @@ Executor::~Executor() {
 
 void Executor::Submit(std::function<void()> task) {
   {
-    absl::MutexLock lock(&mu_);
+    base::MutexLock lock(&mu_);
     queue_.push_back(std::move(task));
   }
   cv_.Signal();
@@ -26,7 +26,7 @@ void Executor::Submit(std::function<void()> task) {
 
 bool Executor::TrySubmit(std::function<void()> task) {
   {
-    absl::MutexLock lock(&mu_);
+    base::MutexLock lock(&mu_);
     if (max_queued_ > 0 && queue_.size() >= max_queued_) return false;
     queue_.push_back(std::move(task));
   }
@@ -38,7 +38,7 @@ void Executor::Loop() {
   for (;;) {
     std::function<void()> task;
     {
-      absl::MutexLock lock(&mu_);
+      base::MutexLock lock(&mu_);
       while (!stopping_ && queue_.empty()) cv_.Wait(&mu_);
       if (queue_.empty()) return;  // stopping and drained
       task = std::move(queue_.front());

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "base/mutex.h"
 
 namespace lethe::server {
 
@@ -34,8 +34,8 @@ class Executor {
  private:
   void Loop();
 
-  absl::Mutex mu_;
-  absl::CondVar cv_;  // queue_ gained a task, or stopping_
+  base::Mutex mu_;
+  base::CondVar cv_;  // queue_ gained a task, or stopping_
   std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   const size_t max_queued_;  // 0: unbounded

@@ -1,20 +1,15 @@
 #include "storage/memory/backend.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "absl/strings/ascii.h"
-#include "absl/time/time.h"
 #include "storage/memory/core.h"
 #include "storage/memory/work_queue.h"
 
 namespace lethe::storage {
 namespace memory {
 namespace {
-
-// Called by absl::Mutex with the inbox's mutex held.
-bool HasPayloads(ChangeHub::Inbox* in) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  return !in->payloads.empty();
-}
 
 class MemoryListener final : public ChangeListener {
  public:
@@ -29,9 +24,13 @@ class MemoryListener final : public ChangeListener {
   absl::StatusOr<std::vector<std::string>> Wait(
       std::chrono::milliseconds timeout) override {
     ChangeHub::Inbox& in = *inbox_;
-    absl::MutexLock lock(&in.mu);
-    in.mu.AwaitWithTimeout(absl::Condition(&HasPayloads, &in),
-                           absl::FromChrono(timeout));
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    base::MutexLock lock(&in.mu);
+    while (in.payloads.empty()) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) break;
+      in.changed.WaitFor(&in.mu, deadline - now);
+    }
     std::vector<std::string> out;
     out.swap(in.payloads);
     return out;

@@ -28,12 +28,12 @@ TaskRow TaskRowOf(const Task& t) {
 }  // namespace
 
 void ChangeHub::Add(const std::shared_ptr<Inbox>& inbox) {
-  absl::MutexLock lock(&mu_);
+  base::MutexLock lock(&mu_);
   inboxes_.push_back(inbox);
 }
 
 void ChangeHub::Remove(const Inbox* inbox) {
-  absl::MutexLock lock(&mu_);
+  base::MutexLock lock(&mu_);
   std::erase_if(inboxes_, [&](const std::weak_ptr<Inbox>& w) {
     auto p = w.lock();
     return p == nullptr || p.get() == inbox;
@@ -41,15 +41,19 @@ void ChangeHub::Remove(const Inbox* inbox) {
 }
 
 void ChangeHub::Send(const std::vector<Notice>& notices) {
-  absl::MutexLock lock(&mu_);
+  base::MutexLock lock(&mu_);
   for (const auto& weak : inboxes_) {
     auto inbox = weak.lock();
     if (inbox == nullptr) continue;
-    absl::MutexLock inbox_lock(&inbox->mu);
+    base::MutexLock inbox_lock(&inbox->mu);
+    bool sent = false;
     for (const Notice& n : notices) {
-      if (inbox->channels.count(n.channel))
+      if (inbox->channels.count(n.channel)) {
         inbox->payloads.push_back(n.payload);
+        sent = true;
+      }
     }
+    if (sent) inbox->changed.SignalAll();
   }
 }
 

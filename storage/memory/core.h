@@ -21,7 +21,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "base/mutex.h"
 #include "storage/backend.h"
 #include "storage/memory/backend.h"
 
@@ -110,7 +110,8 @@ struct State {
 class ChangeHub {
  public:
   struct Inbox {
-    absl::Mutex mu;
+    base::Mutex mu;
+    base::CondVar changed;  // payloads gained entries
     std::set<std::string> channels;
     std::vector<std::string> payloads ABSL_GUARDED_BY(mu);
   };
@@ -119,7 +120,7 @@ class ChangeHub {
   void Send(const std::vector<Notice>& notices);
 
  private:
-  absl::Mutex mu_;
+  base::Mutex mu_;
   std::vector<std::weak_ptr<Inbox>> inboxes_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -136,7 +137,7 @@ class Core {
   // before its last possible error (or use RunAtomic).
   template <typename Fn>
   auto Run(Fn&& fn) {
-    absl::MutexLock lock(&mu_);
+    base::MutexLock lock(&mu_);
     auto result = fn(state_);
     Finish(result.ok());
     return result;
@@ -145,7 +146,7 @@ class Core {
   // first).
   template <typename Fn>
   auto RunAtomic(Fn&& fn) {
-    absl::MutexLock lock(&mu_);
+    base::MutexLock lock(&mu_);
     State saved = state_;
     auto result = fn(state_);
     if (!result.ok()) state_ = std::move(saved);
@@ -158,7 +159,7 @@ class Core {
 
   std::function<int64_t()> now_us_;
   std::shared_ptr<ChangeHub> hub_ = std::make_shared<ChangeHub>();
-  absl::Mutex mu_;
+  base::Mutex mu_;
   State state_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -12,7 +12,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/synchronization/notification.h"
+#include "base/mutex.h"
 #include "storage/hash.h"
 #include "storage/postgres/sql_util.h"
 #include "storage/queries_sql.h"
@@ -286,13 +286,13 @@ PgErasureStore::PgErasureStore(Database* db, ErasureStoreOptions options)
 
 PgErasureStore::~PgErasureStore() {
   {
-    absl::MutexLock lock(&mu_);
+    base::MutexLock lock(&mu_);
     stopping_ = true;
   }
   queued_.SignalAll();
   for (auto& t : writers_) t.join();  // after the queue drained
   {
-    absl::MutexLock lock(&mu_);
+    base::MutexLock lock(&mu_);
     writers_done_ = true;
   }
   finished_.SignalAll();
@@ -301,7 +301,7 @@ PgErasureStore::~PgErasureStore() {
 
 void PgErasureStore::SubmitAsync(SubmitParams params, SubmitCallback done) {
   {
-    absl::MutexLock lock(&mu_);
+    base::MutexLock lock(&mu_);
     if (!stopping_) {
       queue_.push_back(new Waiter(std::move(params), std::move(done)));
       done = nullptr;
@@ -316,7 +316,7 @@ void PgErasureStore::SubmitAsync(SubmitParams params, SubmitCallback done) {
 
 absl::StatusOr<SubmitResult> PgErasureStore::Submit(const SubmitParams& p) {
   absl::StatusOr<SubmitResult> out = absl::InternalError("not answered");
-  absl::Notification answered;  // Notify() publishes `out` to the waiter
+  base::Notification answered;  // Notify() publishes `out` to the waiter
   SubmitAsync(p, [&](absl::StatusOr<SubmitResult> r) {
     out = std::move(r);
     answered.Notify();
@@ -333,7 +333,7 @@ void PgErasureStore::WriterLoop() {
   for (;;) {
     std::vector<Waiter*> batch;
     {
-      absl::MutexLock lock(&mu_);
+      base::MutexLock lock(&mu_);
       while (!stopping_ && queue_.empty()) queued_.Wait(&mu_);
       if (queue_.empty()) return;  // stopping, and nothing left to write
       const size_t n = std::min(queue_.size(), max_batch);
@@ -349,7 +349,7 @@ void PgErasureStore::WriterLoop() {
                             .count());
     }
     {
-      absl::MutexLock lock(&mu_);
+      base::MutexLock lock(&mu_);
       written_.push_back(std::move(batch));
     }
     finished_.Signal();
@@ -360,7 +360,7 @@ void PgErasureStore::FinisherLoop() {
   for (;;) {
     std::vector<Waiter*> batch;
     {
-      absl::MutexLock lock(&mu_);
+      base::MutexLock lock(&mu_);
       while (!writers_done_ && written_.empty()) finished_.Wait(&mu_);
       if (written_.empty()) return;  // the writers are gone: nothing will come
       batch = std::move(written_.front());

@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "base/mutex.h"
 #include "storage/erasure_store.h"
 #include "storage/postgres/database.h"
 
@@ -67,9 +67,9 @@ class PgErasureStore final : public ErasureStore {
 
   Database* db_;  // not owned
   const ErasureStoreOptions options_;
-  absl::Mutex mu_;
-  absl::CondVar queued_;    // queue_ gained an entry, or stopping_
-  absl::CondVar finished_;  // written_ gained a batch, or writers_done_
+  base::Mutex mu_;
+  base::CondVar queued_;    // queue_ gained an entry, or stopping_
+  base::CondVar finished_;  // written_ gained a batch, or writers_done_
   std::deque<Waiter*> queue_ ABSL_GUARDED_BY(mu_);  // not yet in a batch
   std::deque<std::vector<Waiter*>> written_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

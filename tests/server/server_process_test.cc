@@ -225,11 +225,11 @@ TEST(ServerProcessTest, UploadBombsAndLyingHeadersLeaveTheServerSmall) {
   std::string corrupt = Gzip("x");
   corrupt.replace(corrupt.size() - 4, 4, "\xff\xff\xff\xff");  // ISIZE 4 GiB
   corrupt[12] ^= 0x55;
-  // 256 MiB that never ends a line, in about 250 KB.
-  const std::string bomb = Gzip(std::string(size_t{256} << 20, 'a'));
-  // 2M valid records but for the last label: streamed through the
+  // 64 MiB that never ends a line, in about 64 KB.
+  const std::string bomb = Gzip(std::string(size_t{64} << 20, 'a'));
+  // 500k valid records but for the last label: streamed through the
   // database's COPY, then refused and rolled back.
-  const uint32_t long_n = 2000000;
+  const uint32_t long_n = 500000;
   std::string labels(long_n, '\0');
   labels.back() = 77;
   std::string lines;
@@ -261,20 +261,20 @@ TEST(ServerProcessTest, UploadBombsAndLyingHeadersLeaveTheServerSmall) {
        grpc::StatusCode::RESOURCE_EXHAUSTED,
        grpc::StatusCode::INVALID_ARGUMENT,
        "3 lines but the images file holds 30000000 records"},
-      {"gzip bomb of one 256 MiB line",
+      {"gzip bomb of one 64 MiB line",
        v1::UPLOAD_FORMAT_CSV,
        {{v1::UPLOAD_PART_CSV, &bomb}},
        grpc::StatusCode::INVALID_ARGUMENT,
        grpc::StatusCode::INVALID_ARGUMENT,
        "line 1: longer than"},
-      {"2M records, the last label out of range",
+      {"500k records, the last label out of range",
        v1::UPLOAD_FORMAT_IDX,
        {{v1::UPLOAD_PART_IDX_IMAGES, &long_images},
         {v1::UPLOAD_PART_IDX_LABELS, &long_labels},
         {v1::UPLOAD_PART_SUBJECTS, &long_subjects}},
        grpc::StatusCode::RESOURCE_EXHAUSTED,
        grpc::StatusCode::INVALID_ARGUMENT,
-       "record 1999999 (byte offset 2000007) has label 77"},
+       "record 499999 (byte offset 500007) has label 77"},
   };
 
   for (const bool limited : {true, false}) {
