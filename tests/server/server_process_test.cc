@@ -238,6 +238,14 @@ TEST(ServerProcessTest, UploadBombsAndLyingHeadersLeaveTheServerSmall) {
   const std::string long_labels = Gzip(Idx1(long_n, labels));
   const std::string long_subjects = Gzip(lines);
 
+  // 4.8 MB of identical rows in a few KB (about 1000:1), the last row
+  // invalid: past --max-upload-expansion with the default limits.
+  std::string rows = "subject_id,label,split,f0\n";
+  for (int i = 0; i < 400000; ++i) rows += "s,1,train,7\n";
+  rows += "s,1,train,999\n";
+  const std::string expanding = Gzip(rows);
+  rows.clear();
+
   struct Case {
     std::string what;
     v1::UploadFormat format;
@@ -272,9 +280,15 @@ TEST(ServerProcessTest, UploadBombsAndLyingHeadersLeaveTheServerSmall) {
        {{v1::UPLOAD_PART_IDX_IMAGES, &long_images},
         {v1::UPLOAD_PART_IDX_LABELS, &long_labels},
         {v1::UPLOAD_PART_SUBJECTS, &long_subjects}},
-       grpc::StatusCode::RESOURCE_EXHAUSTED,
+       grpc::StatusCode::INVALID_ARGUMENT,
        grpc::StatusCode::INVALID_ARGUMENT,
        "record 499999 (byte offset 500007) has label 77"},
+      {"CSV expanding 1000:1",
+       v1::UPLOAD_FORMAT_CSV,
+       {{v1::UPLOAD_PART_CSV, &expanding}},
+       grpc::StatusCode::RESOURCE_EXHAUSTED,
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "line 400002: f0 is '999'"},
   };
 
   for (const bool limited : {true, false}) {
