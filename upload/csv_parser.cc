@@ -183,18 +183,11 @@ size_t MaxLineBytes(int64_t elements) {
   return 1024 + static_cast<size_t>(elements) * 48;
 }
 
-class CsvReader : public RecordReader {
+class CsvReader : public internal::StickyReader {
  public:
   CsvReader(std::unique_ptr<ByteSource> csv, const FeatureSpec& spec,
             int64_t max_records)
       : in_(std::move(csv)), spec_(spec), max_records_(max_records) {}
-
-  absl::StatusOr<bool> Next(ParsedRecord* record) override {
-    if (!status_.ok()) return status_;
-    absl::StatusOr<bool> more = Read(record);
-    if (!more.ok()) status_ = more.status();
-    return more;
-  }
 
  private:
   absl::Status Start() {
@@ -214,7 +207,7 @@ class CsvReader : public RecordReader {
     return CheckHeader(line, spec_, elements_);
   }
 
-  absl::StatusOr<bool> Read(ParsedRecord* record) {
+  absl::StatusOr<bool> Read(ParsedRecord* record) override {
     if (!started_) {
       if (absl::Status s = Start(); !s.ok()) return s;
       started_ = true;
@@ -259,7 +252,6 @@ class CsvReader : public RecordReader {
   int64_t elements_ = 0;
   bool started_ = false;
   int64_t count_ = 0;
-  absl::Status status_;
 };
 
 }  // namespace

@@ -154,7 +154,7 @@ std::string Dims(const std::vector<uint32_t>& dims) {
 // subject-id rule, and one past this is not buffered at all.
 constexpr size_t kMaxSubjectLine = 4096;
 
-class IdxReader : public RecordReader {
+class IdxReader : public internal::StickyReader {
  public:
   IdxReader(std::unique_ptr<ByteSource> images,
             std::unique_ptr<ByteSource> labels,
@@ -166,13 +166,6 @@ class IdxReader : public RecordReader {
         test_(test),
         spec_(spec),
         max_records_(max_records) {}
-
-  absl::StatusOr<bool> Next(ParsedRecord* record) override {
-    if (!status_.ok()) return status_;
-    absl::StatusOr<bool> more = Read(record);
-    if (!more.ok()) status_ = more.status();
-    return more;
-  }
 
  private:
   absl::Status Start() {
@@ -218,7 +211,7 @@ class IdxReader : public RecordReader {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<bool> Read(ParsedRecord* record) {
+  absl::StatusOr<bool> Read(ParsedRecord* record) override {
     if (!started_) {
       if (absl::Status s = Start(); !s.ok()) return s;
       started_ = true;
@@ -300,7 +293,6 @@ class IdxReader : public RecordReader {
   uint64_t i_ = 0;  // records read
   bool started_ = false;
   bool ended_ = false;
-  absl::Status status_;
 };
 
 }  // namespace

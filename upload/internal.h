@@ -30,6 +30,25 @@ inline void StoreFloat32Le(float value, char* out) {
   for (int i = 0; i < 4; ++i) out[i] = static_cast<char>(bits >> (8 * i));
 }
 
+// A RecordReader whose first error is final: Next() answers it again
+// without reading on.
+class StickyReader : public RecordReader {
+ public:
+  absl::StatusOr<bool> Next(ParsedRecord* record) final {
+    if (!status_.ok()) return status_;
+    absl::StatusOr<bool> more = Read(record);
+    if (!more.ok()) status_ = more.status();
+    return more;
+  }
+
+ protected:
+  // The reader's own step: as Next, called until it fails.
+  virtual absl::StatusOr<bool> Read(ParsedRecord* record) = 0;
+
+ private:
+  absl::Status status_;
+};
+
 // Every record of `reader`, or its first error.
 absl::StatusOr<std::vector<ParsedRecord>> ReadAll(RecordReader* reader);
 
