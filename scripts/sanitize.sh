@@ -21,8 +21,10 @@
 # suites that train models are left out: LibTorch is not instrumented) and
 # no benchmarks. Every report aborts its process (-fno-sanitize-recover), so
 # a finding fails the test that ran it; its report is in ctest's output.
-# Script-driven tests that exercise packaging rather than code (the
-# Kubernetes manifests, the Prometheus rule files) are not rerun here.
+# Script-driven tests that exercise packaging or other programs rather than
+# lethe's C++ (the Kubernetes manifests, the Prometheus rule files, the
+# pg-local.sh script, the auditor's Python and openssl checks of bundles)
+# are not rerun here.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build-asan}
@@ -69,4 +71,4 @@ if [[ $sanitizers == thread ]]; then
   exit 0
 fi
 LETHE_BUILD_DIR=$build "$root/scripts/test.sh" \
-  -E '^(k8s_manifests|prometheus_rules_test|prometheus_config_check)$'
+  -E '^(k8s_manifests|prometheus_rules_test|prometheus_config_check|pg_local_script|AuditScriptTest\..*|BundleTest\.AuditScriptChecksTheBundleWithStandardToolsOnly)$'

@@ -45,8 +45,10 @@ print("%.10f" % (out.argmax(1) == y).double().mean().item())
 std::string RunPython(const std::string& script, const std::string& args) {
   std::string path = testing::TempDir() + "/script.py";
   std::ofstream(path) << script;
-  std::string cmd =
-      std::string(LETHE_TORCH_PYTHON) + " " + path + " " + args + " 2>&1";
+  // Appended, not `+`-chained: GCC 12 reports a false -Warray-bounds on
+  // the chain of temporaries once LibTorch's headers are precompiled.
+  std::string cmd = LETHE_TORCH_PYTHON;
+  cmd.append(" ").append(path).append(" ").append(args).append(" 2>&1");
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return "popen failed";
   std::string out;
