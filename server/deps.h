@@ -32,17 +32,22 @@ struct Limits {
   // byte (0: any). Issue 17, item 3.
   int64_t max_upload_records = 10'000'000;
   double max_upload_expansion = 200;
-  // Bytes of uploads and model files that calls in flight hold, all calls
+  // Bytes of uploads that calls in flight hold in memory, all calls
   // together (0: no limit).
   int64_t max_buffered_bytes = int64_t{4} << 30;
+  // Bytes of model files that registrations in flight hold in spool files
+  // on disk, all calls together (0: no limit).
+  int64_t max_spooled_bytes = int64_t{8} << 30;
 };
 
-// What the calls in flight hold in memory of uploads and model files,
-// capped server-wide so that concurrent uploads cannot exhaust the
-// server's memory (issue 17, item 3). Thread-safe.
+// What the calls in flight hold of uploads (in memory) or model files (in
+// spool files), capped server-wide so that concurrent calls cannot exhaust
+// the server's memory or disk (issue 17, item 3). `refusal` is the message
+// of the RESOURCE_EXHAUSTED a call gets at the cap. Thread-safe.
 class ByteBudget {
  public:
-  explicit ByteBudget(int64_t max) : max_(max) {}
+  ByteBudget(int64_t max, std::string refusal)
+      : max_(max), refusal_(std::move(refusal)) {}
   // False, taking nothing, when `n` more would exceed the cap.
   bool Take(int64_t n) {
     int64_t used = used_.load();
@@ -53,9 +58,11 @@ class ByteBudget {
   }
   void Give(int64_t n) { used_ -= n; }
   int64_t used() const { return used_.load(); }
+  const std::string& refusal() const { return refusal_; }
 
  private:
   const int64_t max_;
+  const std::string refusal_;
   std::atomic<int64_t> used_{0};
 };
 
@@ -69,11 +76,8 @@ class BudgetHold {
   // RESOURCE_EXHAUSTED when the server holds its limit already.
   absl::Status Take(int64_t n) {
     if (budget_ == nullptr) return absl::OkStatus();
-    if (!budget_->Take(n)) {
-      return absl::ResourceExhaustedError(
-          "the server holds as many uploads and model files in memory as "
-          "--max-buffered-bytes allows; retry with backoff");
-    }
+    if (!budget_->Take(n))
+      return absl::ResourceExhaustedError(budget_->refusal());
     held_ += n;
     return absl::OkStatus();
   }
@@ -114,6 +118,9 @@ struct Deps {
   std::string server_secret;
   Limits limits;
   ByteBudget* buffered = nullptr;  // never null in a server
+  ByteBudget* spooled = nullptr;   // never null in a server
+  // Where registrations spool artifacts (empty: the temporary directory).
+  std::string spool_dir;
   // Never null. Lines name requests by id, never by subject.
   const observability::Logger* logger = nullptr;
 };

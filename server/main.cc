@@ -63,8 +63,11 @@ std::vector<OptionSpec> LimitOptions(const ServerOptions& d) {
        "decompressed bytes per gzip byte at most (checked past 1 MiB); 0: "
        "no limit"},
       {"max-buffered-bytes", absl::StrCat(d.limits.max_buffered_bytes),
-       "bytes of uploads and model files all calls in flight hold in memory "
-       "together; 0: no limit"},
+       "bytes of uploads all calls in flight hold in memory together; 0: no "
+       "limit"},
+      {"max-spooled-bytes", absl::StrCat(d.limits.max_spooled_bytes),
+       "bytes of model files all registrations in flight hold in spool "
+       "files on disk together; 0: no limit"},
       {"max-artifact-bytes", absl::StrCat(d.limits.max_artifact_bytes),
        "size limit of one model file"},
   };
@@ -89,6 +92,9 @@ std::vector<OptionSpec> GeneralOptions(const ServerOptions& d) {
       {"artifact-dir", d.artifact_dir,
        "store model artifacts in this shared directory instead of "
        "PostgreSQL"},
+      {"spool-dir", d.spool_dir,
+       "directory for model files as they arrive (unlinked temporary "
+       "files); empty: $TMPDIR or /tmp"},
       {"migrate-on-start", d.migrate_on_start ? "true" : "false",
        "apply schema migrations at start"},
       {"tls-cert", "", "PEM server certificate (enables TLS)"},
@@ -182,6 +188,7 @@ absl::StatusOr<ServerOptions> ServerOptionsFrom(const Config& cfg) {
         "1, and --intake-concurrent-batches below --db-pool-size");
   }
   o.artifact_dir = cfg.Get("artifact-dir");
+  o.spool_dir = cfg.Get("spool-dir");
   o.migrate_on_start = cfg.GetBool("migrate-on-start");
   o.tls_cert_file = cfg.Get("tls-cert");
   o.tls_key_file = cfg.Get("tls-key");
@@ -219,6 +226,8 @@ absl::StatusOr<ServerOptions> ServerOptionsFrom(const Config& cfg) {
                          cfg.GetDouble("max-upload-expansion"));
   LETHE_ASSIGN_OR_RETURN(o.limits.max_buffered_bytes,
                          cfg.GetInt64("max-buffered-bytes"));
+  LETHE_ASSIGN_OR_RETURN(o.limits.max_spooled_bytes,
+                         cfg.GetInt64("max-spooled-bytes"));
   if (o.limits.max_upload_bytes < 1 || o.limits.max_artifact_bytes < 1 ||
       o.limits.max_upload_records < 1) {
     return absl::InvalidArgumentError(
@@ -226,10 +235,10 @@ absl::StatusOr<ServerOptions> ServerOptionsFrom(const Config& cfg) {
         "must be >= 1");
   }
   if (!(o.limits.max_upload_expansion >= 0) ||
-      o.limits.max_buffered_bytes < 0) {
+      o.limits.max_buffered_bytes < 0 || o.limits.max_spooled_bytes < 0) {
     return absl::InvalidArgumentError(
-        "--max-upload-expansion and --max-buffered-bytes must be >= 0 (0: "
-        "no limit)");
+        "--max-upload-expansion, --max-buffered-bytes and --max-spooled-bytes "
+        "must be >= 0 (0: no limit)");
   }
   if (!cfg.Get("signing-keys").empty()) {
     return absl::InvalidArgumentError(

@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "server/convert.h"
+#include "server/spool.h"
 #include "storage/hash.h"
 #include "validate/validate.h"
 
@@ -124,7 +125,10 @@ absl::Status ValidatePolicy(const v1::UnlearningPolicy& p) {
   return absl::OkStatus();
 }
 
-// Collects metadata and artifact chunks, then registers in one transaction.
+// Collects metadata, spools the artifact's chunks to disk as they arrive
+// (hashing them on the way), then registers in one transaction that reads
+// the spool back in chunks: the call holds one message of the artifact in
+// memory, whatever its size.
 class RegisterReactor final
     : public grpc::ServerReadReactor<v1::RegisterModelRequest> {
  public:
@@ -151,11 +155,10 @@ class RegisterReactor final
   void OnDone() override { delete this; }
 
  private:
-  // Finishes the call with what it held freed and given back first, so
-  // that a client's next upload finds the room.
+  // Finishes the call with its spool closed and given back first, so that
+  // a client's next registration finds the room.
   void Done(const grpc::Status& status) {
-    artifact_.clear();
-    artifact_.shrink_to_fit();
+    spool_.reset();
     hold_.Release();
     Finish(status);
   }
@@ -178,7 +181,9 @@ class RegisterReactor final
           absl::StrCat("an artifact chunk holds at most ",
                        deps_->limits.max_chunk_bytes, " bytes"));
     }
-    if (static_cast<int64_t>(artifact_.size() + chunk.size()) >
+    if (chunk.empty()) return absl::OkStatus();
+    const int64_t spooled = spool_ == nullptr ? 0 : spool_->size();
+    if (spooled + static_cast<int64_t>(chunk.size()) >
         deps_->limits.max_artifact_bytes) {
       return absl::ResourceExhaustedError(
           absl::StrCat("a model artifact holds at most ",
@@ -188,20 +193,22 @@ class RegisterReactor final
         !st.ok()) {
       return st;
     }
-    artifact_.append(chunk);
-    return absl::OkStatus();
+    if (spool_ == nullptr) {
+      auto spool = SpoolFile::Create(deps_->spool_dir);
+      if (!spool.ok()) return spool.status();
+      spool_ = std::move(spool).value();
+    }
+    return spool_->Append(chunk);
   }
 
-  absl::Status Store() {
-    if (ctx_->IsCancelled()) {
-      return absl::CancelledError("registration cancelled by the client");
-    }
+  absl::Status CheckShape() const {
     if (!have_metadata_) return Invalid("empty stream: no metadata was sent");
     const auto kind = metadata_.architecture().kind();
-    if (kind == v1::Architecture::KIND_TORCHSCRIPT && artifact_.empty()) {
+    const bool has_artifact = spool_ != nullptr;
+    if (kind == v1::Architecture::KIND_TORCHSCRIPT && !has_artifact) {
       return Invalid("a KIND_TORCHSCRIPT model needs its artifact bytes");
     }
-    if (metadata_.policy().has_sisa() && !artifact_.empty()) {
+    if (metadata_.policy().has_sisa() && has_artifact) {
       return Invalid(
           "a SISA model is trained by lethe (shards and checkpoints): "
           "register it without an artifact");
@@ -210,9 +217,17 @@ class RegisterReactor final
         kind == v1::Architecture::KIND_TORCHSCRIPT) {
       return Invalid("SISA needs a built-in architecture (logreg, mlp, cnn)");
     }
+    return absl::OkStatus();
+  }
+
+  absl::Status Store() {
+    if (ctx_->IsCancelled()) {
+      return absl::CancelledError("registration cancelled by the client");
+    }
+    if (absl::Status st = CheckShape(); !st.ok()) return st;
     storage::RegisterParams p;
-    if (!artifact_.empty()) {
-      p.artifact_sha256 = storage::Sha256(artifact_);
+    if (spool_ != nullptr) {
+      p.artifact_sha256 = spool_->Digest();
       if (!metadata_.artifact_sha256().empty() &&
           storage::ToHex(p.artifact_sha256) != metadata_.artifact_sha256()) {
         return Invalid(absl::StrCat("artifact_sha256 mismatch: metadata says ",
@@ -220,7 +235,7 @@ class RegisterReactor final
                                     ", received bytes hash to ",
                                     storage::ToHex(p.artifact_sha256)));
       }
-      p.artifact = std::move(artifact_);
+      p.artifact = spool_.get();
     }
     p.model.name = metadata_.name();
     p.model.description = metadata_.description();
@@ -245,11 +260,14 @@ class RegisterReactor final
   v1::RegisterModelRequest msg_;
   v1::ModelMetadata metadata_;
   bool have_metadata_ = false;
-  BudgetHold hold_{deps_->buffered};  // after deps_: initialised from it
-  std::string artifact_;
+  BudgetHold hold_{deps_->spooled};   // after deps_: initialised from it
+  std::unique_ptr<SpoolFile> spool_;  // null until the first artifact byte
 };
 
-// Streams a version's metadata, then its artifact in 1 MiB chunks.
+// Streams a version's metadata, then its artifact one stored chunk at a
+// time: each is read on the executor when the client has taken the one
+// before, so a download holds one chunk, and a slow client holds no
+// database connection.
 class DownloadReactor final
     : public grpc::ServerWriteReactor<v1::DownloadModelVersionResponse> {
  public:
@@ -258,7 +276,7 @@ class DownloadReactor final
       : deps_(deps), req_(std::move(req)) {
     deps_->executor->Submit([this, md = AuthMetadata::From(*ctx)] {
       absl::Status st = Load(md);
-      if (!st.ok()) return Finish(ToGrpc(st));
+      if (!st.ok()) return Finish(ToGrpc(st, deps_->logger));
       StartWrite(&msg_);
     });
   }
@@ -268,19 +286,12 @@ class DownloadReactor final
       return Finish(grpc::Status(grpc::StatusCode::CANCELLED,
                                  "download cancelled by the client"));
     }
-    if (offset_ >= bytes_.size()) return Finish(grpc::Status::OK);
-    const size_t n = std::min(kChunk, bytes_.size() - offset_);
-    msg_.Clear();
-    msg_.set_chunk(bytes_.substr(offset_, n));
-    offset_ += n;
-    StartWrite(&msg_);
+    deps_->executor->Submit([this] { WriteNext(); });
   }
 
   void OnDone() override { delete this; }
 
  private:
-  static constexpr size_t kChunk = size_t{1} << 20;
-
   absl::Status Load(const AuthMetadata& md) {
     auto principal =
         deps_->auth->Authorize(md, {Role::kOperator, Role::kAuditor});
@@ -289,18 +300,27 @@ class DownloadReactor final
     if (req_.version() < 0) return Invalid("version must be >= 0");
     auto version = deps_->models->GetVersion(req_.model_id(), req_.version());
     if (!version.ok()) return version.status();
-    auto bytes = deps_->models->ReadArtifact(version->artifact_sha256);
-    if (!bytes.ok()) return bytes.status();
-    bytes_ = std::move(bytes).value();
+    auto reader = deps_->models->OpenArtifact(version->artifact_sha256);
+    if (!reader.ok()) return reader.status();
+    reader_ = std::move(reader).value();
     ToProto(*version, msg_.mutable_version());
     return absl::OkStatus();
+  }
+
+  // On the executor: the next chunk, or the end. A chunk that fails its
+  // digest ends the stream with DATA_LOSS after the chunks before it.
+  void WriteNext() {
+    msg_.Clear();
+    auto more = reader_->Next(msg_.mutable_chunk());
+    if (!more.ok()) return Finish(ToGrpc(more.status(), deps_->logger));
+    if (!*more) return Finish(grpc::Status::OK);
+    StartWrite(&msg_);
   }
 
   const Deps* deps_;
   const v1::DownloadModelVersionRequest req_;
   v1::DownloadModelVersionResponse msg_;
-  std::string bytes_;
-  size_t offset_ = 0;
+  std::unique_ptr<storage::ArtifactReader> reader_;
 };
 
 }  // namespace

@@ -147,6 +147,7 @@ struct LetheServer::Impl {
   std::unique_ptr<ChangeHub> changes;
   std::unique_ptr<WatchSlots> watches;
   std::unique_ptr<ByteBudget> buffered;
+  std::unique_ptr<ByteBudget> spooled;
   std::shared_ptr<observability::Logger> logger;
   std::unique_ptr<observability::DatabaseMetrics> db_metrics;  // or null
   Deps deps;
@@ -319,8 +320,17 @@ void LetheServer::BuildApi() {
            impl->auth.get(),    impl->executor.get(), impl->changes.get(),
            impl->watches.get(), impl->secret,         o.limits};
   impl->deps.logger = impl->logger.get();
-  impl->buffered = std::make_unique<ByteBudget>(o.limits.max_buffered_bytes);
+  impl->buffered = std::make_unique<ByteBudget>(
+      o.limits.max_buffered_bytes,
+      "the server holds as many uploads in memory as --max-buffered-bytes "
+      "allows; retry with backoff");
   impl->deps.buffered = impl->buffered.get();
+  impl->spooled = std::make_unique<ByteBudget>(
+      o.limits.max_spooled_bytes,
+      "the server holds as many model files in its spool as "
+      "--max-spooled-bytes allows; retry with backoff");
+  impl->deps.spooled = impl->spooled.get();
+  impl->deps.spool_dir = o.spool_dir;
   impl->erasure_service = std::make_unique<ErasureServiceImpl>(&impl->deps);
   impl->dataset_service = std::make_unique<DatasetServiceImpl>(&impl->deps);
   impl->model_service = std::make_unique<ModelRegistryImpl>(&impl->deps);

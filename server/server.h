@@ -34,6 +34,9 @@ struct ServerOptions {
   // Group commit of SubmitErasure (storage/erasure_store.h).
   storage::ErasureStoreOptions intake;
   std::string artifact_dir;  // empty: artifacts in PostgreSQL
+  // Where model registrations spool artifacts as they arrive (empty: the
+  // system's temporary directory).
+  std::string spool_dir;
   bool migrate_on_start = true;
   // TLS: both set to serve TLS; client CA set to require client
   // certificates (mTLS). Without them the server refuses to start unless

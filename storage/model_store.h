@@ -4,8 +4,11 @@
 #ifndef LETHE_STORAGE_MODEL_STORE_H_
 #define LETHE_STORAGE_MODEL_STORE_H_
 
+#include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -23,10 +26,63 @@ struct VersionPage {
   int64_t next_before_version = 0;  // 0: last page
 };
 
+// Artifacts move in chunks of at most this many bytes: stored as rows of
+// this size, read back and streamed to clients one at a time, so that no
+// layer holds a whole model file.
+inline constexpr size_t kArtifactChunkBytes = size_t{1} << 20;
+
+// The bytes of an artifact being stored, read in pieces: a spool file on
+// the server, a string in a worker or a test. Rewind starts over, so that
+// a transaction that is retried reads them again. Not thread-safe.
+class ByteStream {
+ public:
+  virtual ~ByteStream() = default;
+  // Up to `max` bytes into `buf`; 0 at the end.
+  virtual absl::StatusOr<size_t> Read(char* buf, size_t max) = 0;
+  virtual absl::Status Rewind() = 0;
+  // The number of bytes a full read yields.
+  virtual int64_t size() const = 0;
+};
+
+// A ByteStream over bytes in memory, which it does not own.
+class StringByteStream final : public ByteStream {
+ public:
+  explicit StringByteStream(std::string_view bytes) : bytes_(bytes) {}
+  absl::StatusOr<size_t> Read(char* buf, size_t max) override;
+  absl::Status Rewind() override;
+  int64_t size() const override;
+
+ private:
+  std::string_view bytes_;
+  size_t offset_ = 0;
+};
+
+// An artifact read back in chunks, each fetched when asked for. It checks
+// what it read against the digest it was opened with: the call that would
+// report the end answers DATA_LOSS instead when the bytes (or their count)
+// do not match. A version deleted while it is read may answer NOT_FOUND.
+class ArtifactReader {
+ public:
+  virtual ~ArtifactReader() = default;
+  // Replaces `*chunk` with the next at most kArtifactChunkBytes bytes;
+  // false (and `*chunk` empty) at the verified end.
+  virtual absl::StatusOr<bool> Next(std::string* chunk) = 0;
+  virtual int64_t size() const = 0;
+};
+
+// Reads everything `reader` yields (for artifacts small enough to hold).
+absl::StatusOr<std::string> ReadWholeArtifact(ArtifactReader& reader);
+
+// A reader over bytes in memory, checked against `sha256` like any other
+// (the in-memory backend and tests).
+std::unique_ptr<ArtifactReader> NewStringArtifactReader(std::string bytes,
+                                                        std::string sha256);
+
 struct RegisterParams {
   ModelRow model;  // id, state, times and latest_version are assigned
-  // Empty when a worker is to train the model from its recipe.
-  std::string artifact;
+  // Null when a worker is to train the model from its recipe; otherwise
+  // read (possibly more than once) inside Register and not kept.
+  ByteStream* artifact = nullptr;
   std::string artifact_sha256;  // raw digest of `artifact`
 };
 
@@ -52,10 +108,14 @@ class ModelStore {
   // or deleted).
   virtual absl::StatusOr<ModelVersionRow> GetVersion(
       const std::string& model_id, int64_t version) = 0;
-  // The bytes of an artifact by raw digest: NOT_FOUND if none has it,
-  // DATA_LOSS if the stored bytes do not match it.
-  virtual absl::StatusOr<std::string> ReadArtifact(
+  // Opens an artifact by raw digest for reading in chunks, each its own
+  // short read (no transaction or connection is held between them).
+  // NOT_FOUND if none has it; the reader answers DATA_LOSS if the stored
+  // bytes do not match it.
+  virtual absl::StatusOr<std::unique_ptr<ArtifactReader>> OpenArtifact(
       const std::string& sha256) = 0;
+  // The whole artifact at once (tests, small artifacts).
+  absl::StatusOr<std::string> ReadArtifact(const std::string& sha256);
 };
 
 }  // namespace lethe::storage

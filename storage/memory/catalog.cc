@@ -121,8 +121,25 @@ ModelVersionRow VersionRowOf(const State& s, const Version& v) {
   return row;
 }
 
+// `artifact`: the bytes p.artifact held, read before the lock was taken.
+// Everything `in` yields, from its start.
+absl::Status ReadAll(ByteStream& in, std::string* out) {
+  if (auto st = in.Rewind(); !st.ok()) return st;
+  out->resize(static_cast<size_t>(in.size()));
+  size_t filled = 0;
+  for (;;) {
+    if (filled == out->size()) out->resize(filled + 4096);
+    auto n = in.Read(out->data() + filled, out->size() - filled);
+    if (!n.ok()) return n.status();
+    if (*n == 0) break;
+    filled += *n;
+  }
+  out->resize(filled);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<ModelRow> RegisterIn(State& s, const RegisterParams& p,
-                                    int64_t now) {
+                                    const std::string& artifact, int64_t now) {
   if (!s.datasets.count(p.model.dataset_id)) {
     return absl::NotFoundError(absl::StrCat("no dataset ", p.model.dataset_id));
   }
@@ -132,12 +149,12 @@ absl::StatusOr<ModelRow> RegisterIn(State& s, const RegisterParams& p,
           absl::StrCat("a model named '", p.model.name, "' already exists"));
     }
   }
-  if (!p.artifact.empty() && (p.artifact_sha256.size() != 32 ||
-                              Sha256(p.artifact) != p.artifact_sha256)) {
+  const bool has_artifact = p.artifact != nullptr;
+  if (has_artifact && (p.artifact_sha256.size() != 32 ||
+                       Sha256(artifact) != p.artifact_sha256)) {
     return absl::InvalidArgumentError(
         "artifact bytes do not match their SHA-256 digest");
   }
-  const bool has_artifact = !p.artifact.empty();
   Model m;
   m.row = p.model;
   m.row.id = NewUuid();
@@ -149,12 +166,12 @@ absl::StatusOr<ModelRow> RegisterIn(State& s, const RegisterParams& p,
   m.seq = s.next_model_seq++;
   m.job_not_before_us = now;
   if (has_artifact) {
-    s.artifacts[p.artifact_sha256] = p.artifact;
+    s.artifacts[p.artifact_sha256] = artifact;
     Version v;
     v.row.model_id = m.row.id;
     v.row.version = 1;
     v.row.artifact_sha256 = p.artifact_sha256;
-    v.row.size_bytes = static_cast<int64_t>(p.artifact.size());
+    v.row.size_bytes = static_cast<int64_t>(artifact.size());
     v.row.produced_by = "registered";
     v.row.created_us = now;
     s.versions[{m.row.id, 1}] = std::move(v);
@@ -195,8 +212,13 @@ class MemoryModelStore final : public ModelStore {
 
   absl::StatusOr<ModelRow> Register(const RegisterParams& p,
                                     const std::string&) override {
+    std::string artifact;
+    if (p.artifact != nullptr) {
+      if (auto st = ReadAll(*p.artifact, &artifact); !st.ok()) return st;
+    }
     const int64_t now = core_->Now();
-    return core_->Run([&](State& s) { return RegisterIn(s, p, now); });
+    return core_->Run(
+        [&](State& s) { return RegisterIn(s, p, artifact, now); });
   }
 
   absl::StatusOr<ModelRow> Get(const std::string& id) override {
@@ -251,14 +273,17 @@ class MemoryModelStore final : public ModelStore {
         [&](State& s) { return GetVersionIn(s, model_id, version); });
   }
 
-  absl::StatusOr<std::string> ReadArtifact(const std::string& sha256) override {
-    return core_->Run([&](State& s) -> absl::StatusOr<std::string> {
+  absl::StatusOr<std::unique_ptr<ArtifactReader>> OpenArtifact(
+      const std::string& sha256) override {
+    auto bytes = core_->Run([&](State& s) -> absl::StatusOr<std::string> {
       auto it = s.artifacts.find(sha256);
       if (it == s.artifacts.end()) {
         return absl::NotFoundError(absl::StrCat("no artifact ", ToHex(sha256)));
       }
       return it->second;
     });
+    if (!bytes.ok()) return bytes.status();
+    return NewStringArtifactReader(std::move(*bytes), sha256);
   }
 
  private:

@@ -81,7 +81,7 @@ absl::StatusOr<ModelRow> PgModelStore::Register(const RegisterParams& p,
           return absl::NotFoundError(
               absl::StrCat("no dataset ", p.model.dataset_id));
         }
-        const bool has_artifact = !p.artifact.empty();
+        const bool has_artifact = p.artifact != nullptr;
         auto res = txn.exec_params(
             sql::kInsertModel, p.model.name, p.model.description,
             p.model.dataset_id, p.model.architecture_json, p.model.recipe_json,
@@ -95,13 +95,12 @@ absl::StatusOr<ModelRow> PgModelStore::Register(const RegisterParams& p,
         }
         const std::string id = res[0][0].c_str();
         if (has_artifact) {
-          if (auto st = artifacts_->Put(txn, p.artifact_sha256, p.artifact);
+          if (auto st = artifacts_->Put(txn, p.artifact_sha256, *p.artifact);
               !st.ok()) {
             return st;
           }
           txn.exec_params(sql::kInsertRegisteredVersion, id,
-                          Bytea(p.artifact_sha256),
-                          static_cast<int64_t>(p.artifact.size()));
+                          Bytea(p.artifact_sha256), p.artifact->size());
         }
         internal::AppendAudit(
             txn, actor, "model.registered", "", id,
@@ -184,10 +183,9 @@ absl::StatusOr<ModelVersionRow> PgModelStore::GetVersion(
       });
 }
 
-absl::StatusOr<std::string> PgModelStore::ReadArtifact(
+absl::StatusOr<std::unique_ptr<ArtifactReader>> PgModelStore::OpenArtifact(
     const std::string& sha256) {
-  return db_->TransactValue<std::string>(
-      [&](Txn& txn) { return artifacts_->Get(txn, sha256); });
+  return artifacts_->Open(*db_, sha256);
 }
 
 }  // namespace lethe::storage

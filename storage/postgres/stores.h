@@ -48,7 +48,8 @@ class PgModelStore final : public ModelStore {
                                            int32_t page_size) override;
   absl::StatusOr<ModelVersionRow> GetVersion(const std::string& model_id,
                                              int64_t version) override;
-  absl::StatusOr<std::string> ReadArtifact(const std::string& sha256) override;
+  absl::StatusOr<std::unique_ptr<ArtifactReader>> OpenArtifact(
+      const std::string& sha256) override;
 
  private:
   Database* db_;              // not owned

@@ -67,11 +67,12 @@ absl::Status PgWorkQueue::FinishModelJob(const ModelJob& job,
     }
     if (!artifact.empty()) {
       const std::string sha = Sha256(artifact);
-      if (auto st = artifacts_->Put(txn, sha, artifact); !st.ok()) return st;
+      if (auto st = artifacts_->PutBytes(txn, sha, artifact); !st.ok())
+        return st;
       std::string state_sha;
       if (!state.empty()) {
         state_sha = Sha256(state);
-        if (auto st = artifacts_->Put(txn, state_sha, state); !st.ok()) {
+        if (auto st = artifacts_->PutBytes(txn, state_sha, state); !st.ok()) {
           return st;
         }
       }

@@ -91,11 +91,12 @@ absl::Status PgWorkQueue::StoreVersion(Txn& txn, const TaskBatch& batch,
                                        const PublishRequest& req,
                                        int64_t version) {
   const std::string sha = Sha256(req.artifact);
-  if (auto st = artifacts_->Put(txn, sha, req.artifact); !st.ok()) return st;
+  if (auto st = artifacts_->PutBytes(txn, sha, req.artifact); !st.ok())
+    return st;
   std::string state_sha;
   if (!req.state.empty()) {
     state_sha = Sha256(req.state);
-    if (auto st = artifacts_->Put(txn, state_sha, req.state); !st.ok()) {
+    if (auto st = artifacts_->PutBytes(txn, state_sha, req.state); !st.ok()) {
       return st;
     }
   }

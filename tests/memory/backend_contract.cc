@@ -120,8 +120,10 @@ std::string BackendContractTest::MakeReadyModel(
   p.model.architecture_json = "{}";
   p.model.recipe_json = "{}";
   p.model.policy_json = policy_json;
-  p.artifact = "weights of " + name;
-  p.artifact_sha256 = Sha256(p.artifact);
+  const std::string weights = "weights of " + name;
+  StringByteStream artifact(weights);
+  p.artifact = &artifact;
+  p.artifact_sha256 = Sha256(weights);
   auto model = backend_->models().Register(p, "admin");
   EXPECT_TRUE(model.ok()) << model.status();
   EXPECT_EQ(model->state, "PENDING_VALIDATION");
@@ -129,7 +131,7 @@ std::string BackendContractTest::MakeReadyModel(
   EXPECT_TRUE(job.ok() && job->has_value()) << job.status();
   EXPECT_EQ((*job)->model.id, model->id);
   EXPECT_FALSE((*job)->training);
-  EXPECT_EQ((*job)->artifact, p.artifact);
+  EXPECT_EQ((*job)->artifact, weights);
   EXPECT_TRUE(queue_->FinishModelJob(**job, "", "", "", "").ok());
   return model->id;
 }
@@ -597,8 +599,9 @@ TEST_P(BackendContractTest, InvalidModelSkipsItsTasks) {
   p.model.architecture_json = "{}";
   p.model.recipe_json = "{}";
   p.model.policy_json = "{}";
-  p.artifact = "not a model";
-  p.artifact_sha256 = Sha256(p.artifact);
+  StringByteStream artifact("not a model");
+  p.artifact = &artifact;
+  p.artifact_sha256 = Sha256("not a model");
   auto model = backend_->models().Register(p, "admin");
   ASSERT_TRUE(model.ok());
   auto req = backend_->erasures().Submit(Params(1, "k"));
@@ -756,6 +759,56 @@ TEST_P(BackendContractTest, QueueStatsCountStates) {
   EXPECT_EQ(stats->requests["nothing_to_erase"], 1);
   EXPECT_EQ(stats->tasks["queued"], 1);
   EXPECT_EQ(stats->log_entries, 0);
+}
+
+// Issues 17 and 19: an artifact goes in from a stream and comes back in
+// chunks of at most kArtifactChunkBytes, checked against its digest; bytes
+// that do not hash to the digest given change nothing.
+TEST_P(BackendContractTest, ArtifactsGoInStreamedAndComeBackInCheckedChunks) {
+  const std::string dataset = MakeDataset("d", {1});
+  std::string weights(kArtifactChunkBytes * 5 / 2, '\0');
+  for (size_t i = 0; i < weights.size(); ++i) {
+    weights[i] = static_cast<char>((i * 2654435761u) >> 13);
+  }
+  RegisterParams p;
+  p.model.name = "big";
+  p.model.dataset_id = dataset;
+  p.model.architecture_json = R"({"kind": "KIND_TORCHSCRIPT"})";
+  p.model.recipe_json = "{}";
+  p.model.policy_json = "{}";
+  const std::string shorter = weights.substr(1);
+  StringByteStream wrong(shorter);
+  p.artifact = &wrong;
+  p.artifact_sha256 = Sha256(weights);
+  auto refused = backend_->models().Register(p, "admin");
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument)
+      << refused.status();
+  StringByteStream right(weights);
+  p.artifact = &right;
+  auto model = backend_->models().Register(p, "admin");  // the name is free
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto version = backend_->models().GetVersion(model->id, 1);
+  ASSERT_TRUE(version.ok()) << version.status();
+  EXPECT_EQ(version->size_bytes, static_cast<int64_t>(weights.size()));
+
+  auto reader = backend_->models().OpenArtifact(p.artifact_sha256);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  EXPECT_EQ((*reader)->size(), static_cast<int64_t>(weights.size()));
+  std::string joined;
+  std::string chunk;
+  int chunks = 0;
+  for (;;) {
+    auto more = (*reader)->Next(&chunk);
+    ASSERT_TRUE(more.ok()) << more.status();
+    if (!*more) break;
+    EXPECT_LE(chunk.size(), kArtifactChunkBytes);
+    joined += chunk;
+    ++chunks;
+  }
+  EXPECT_EQ(chunks, 3);
+  EXPECT_TRUE(joined == weights);
+  EXPECT_EQ(backend_->models().OpenArtifact(Sha256("absent")).status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 }  // namespace lethe::storage::testing

@@ -233,15 +233,7 @@ TEST_F(DatasetModelApiTest, RegisterDownloadRoundTripAndChecksum) {
     auto ctx = ts_->Ctx(Role::kOperator);
     auto writer = ts_->models().RegisterModel(ctx.get(), model);
     v1::RegisterModelRequest msg;
-    auto* md = msg.mutable_metadata();
-    md->set_name(name);
-    md->set_dataset_id(dataset);
-    md->mutable_architecture()->set_kind(v1::Architecture::KIND_TORCHSCRIPT);
-    md->mutable_recipe()->set_optimizer(v1::OPTIMIZER_ADAM);
-    md->mutable_recipe()->set_learning_rate(0.001);
-    md->mutable_recipe()->set_epochs(1);
-    md->mutable_recipe()->set_batch_size(32);
-    md->set_artifact_sha256(sha);
+    *msg.mutable_metadata() = TorchScriptMetadata(name, dataset, sha);
     writer->Write(msg);
     for (size_t off = 0; off < artifact.size(); off += 1 << 20) {
       msg.Clear();

@@ -430,7 +430,7 @@ TEST(WatchSlotsTest, CapsStreamsPerKey) {
 }
 
 TEST(ByteBudgetTest, HoldsAreCappedTogetherAndGivenBackWhenCallsEnd) {
-  ByteBudget budget(100);
+  ByteBudget budget(100, "at most --max-buffered-bytes");
   {
     BudgetHold a(&budget);
     BudgetHold b(&budget);
@@ -443,7 +443,7 @@ TEST(ByteBudgetTest, HoldsAreCappedTogetherAndGivenBackWhenCallsEnd) {
     EXPECT_EQ(budget.used(), 100);  // the refused byte was not taken
   }
   EXPECT_EQ(budget.used(), 0);
-  ByteBudget unlimited(0);
+  ByteBudget unlimited(0, "full");
   BudgetHold h(&unlimited);
   EXPECT_TRUE(h.Take(int64_t{1} << 40).ok());
 }

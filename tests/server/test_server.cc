@@ -188,4 +188,19 @@ std::string RegisterModel(TestServer& ts, const std::string& name,
   return model.id();
 }
 
+v1::ModelMetadata TorchScriptMetadata(const std::string& name,
+                                      const std::string& dataset_id,
+                                      const std::string& sha256_hex) {
+  v1::ModelMetadata md;
+  md.set_name(name);
+  md.set_dataset_id(dataset_id);
+  md.mutable_architecture()->set_kind(v1::Architecture::KIND_TORCHSCRIPT);
+  md.mutable_recipe()->set_optimizer(v1::OPTIMIZER_ADAM);
+  md.mutable_recipe()->set_learning_rate(0.001);
+  md.mutable_recipe()->set_epochs(1);
+  md.mutable_recipe()->set_batch_size(32);
+  md.set_artifact_sha256(sha256_hex);
+  return md;
+}
+
 }  // namespace lethe::testing

@@ -91,6 +91,12 @@ std::string CreateDatasetWithRows(TestServer& ts, const std::string& name,
 std::string RegisterModel(TestServer& ts, const std::string& name,
                           const std::string& dataset_id);
 
+// The metadata of a KIND_TORCHSCRIPT model on `dataset_id` (Adam, one
+// epoch) whose artifact hashes to `sha256_hex` (empty: not stated).
+v1::ModelMetadata TorchScriptMetadata(const std::string& name,
+                                      const std::string& dataset_id,
+                                      const std::string& sha256_hex);
+
 }  // namespace lethe::testing
 
 #endif  // LETHE_TESTS_SERVER_TEST_SERVER_H_

@@ -3,13 +3,17 @@
 // lease expiry and rescue, publication, exclusions, certificates), each on
 // a fresh scratch database. Time moves by shifting every stored deadline
 // and creation time back (the database's now() cannot be moved).
+#include <cstdio>
 #include <memory>
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <pqxx/binarystring>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "storage/hash.h"
+#include "storage/postgres/artifact_store.h"
 #include "storage/postgres/backend.h"
 #include "storage/postgres/migrations.h"
 #include "storage/postgres/run_sql.h"
@@ -176,6 +180,119 @@ TEST(RuntimeRoleTest, PendingMigrationsAreRefusedWithoutTheOwner) {
   EXPECT_EQ(migrated.code(), absl::StatusCode::kPermissionDenied) << migrated;
   EXPECT_TRUE(absl::StrContains(migrated.message(), "schema owner"))
       << migrated;
+}
+
+// Bytes that are not all alike, so that a misplaced chunk shows.
+std::string Weights(size_t n) {
+  std::string out(n, '\0');
+  for (size_t i = 0; i < n; ++i) {
+    out[i] = static_cast<char>((i * 2654435761u) >> 11);
+  }
+  return out;
+}
+
+std::string ReadAllOf(ArtifactStore& store, Database& db,
+                      const std::string& sha256, absl::Status* status) {
+  auto reader = store.Open(db, sha256);
+  if (!reader.ok()) {
+    *status = reader.status();
+    return "";
+  }
+  auto bytes = ReadWholeArtifact(**reader);
+  *status = bytes.status();
+  return bytes.ok() ? *bytes : "";
+}
+
+// Migration 9 moves artifacts kept inline (schema 8's artifacts.data) into
+// 1 MiB chunks that read back as the same bytes.
+TEST(ArtifactChunksTest, MigrationNineMovesInlineArtifactsIntoChunks) {
+  auto scratch = ScratchDatabase::Create("lethe_chunks_migration");
+  ASSERT_TRUE(scratch.ok()) << scratch.status();
+  Database db({scratch->url(), 2, 10});
+  ASSERT_TRUE(Migrate(db).ok());
+  // Back to schema 8's artifacts table, holding two artifacts inline.
+  ASSERT_TRUE(RunSql(scratch->url(),
+                     "DROP TABLE artifact_chunks; "
+                     "ALTER TABLE artifacts ADD COLUMN data bytea; "
+                     "ALTER TABLE artifacts ADD CHECK "
+                     "((data IS NULL) <> (location IS NULL)); "
+                     "DELETE FROM schema_migrations WHERE version = 9")
+                  .ok());
+  const std::string big = Weights(kArtifactChunkBytes * 2 + 17);
+  const std::string small = "tiny model";
+  ASSERT_TRUE(db.Transact([&](Txn& txn) {
+                  for (const std::string* bytes : {&big, &small}) {
+                    txn.exec_params(
+                        "INSERT INTO artifacts (sha256, size_bytes, data) "
+                        "VALUES ($1, $2, $3)",
+                        pqxx::binarystring(Sha256(*bytes)),
+                        static_cast<int64_t>(bytes->size()),
+                        pqxx::binarystring(bytes->data(), bytes->size()));
+                  }
+                  return absl::OkStatus();
+                }).ok());
+  auto migrated = Migrate(db);
+  ASSERT_TRUE(migrated.ok()) << migrated.status();
+  EXPECT_EQ(migrated->to_version, 9);
+  EXPECT_EQ(
+      (*RunSql(scratch->url(), "SELECT count(*) FROM artifact_chunks"))[0][0]
+          .value_or(""),
+      "4");  // 3 + 1
+  auto store = NewPostgresArtifactStore();
+  for (const std::string* bytes : {&big, &small}) {
+    absl::Status st;
+    EXPECT_TRUE(ReadAllOf(*store, db, Sha256(*bytes), &st) == *bytes);
+    EXPECT_TRUE(st.ok()) << st;
+  }
+}
+
+// A chunk or a file changed behind lethe's back is DATA_LOSS when read,
+// from either store; a reader never passes the bytes off as whole.
+TEST(ArtifactChunksTest, ChangedBytesAreDataLossInEitherStore) {
+  auto scratch = ScratchDatabase::Create("lethe_chunks_corrupt");
+  ASSERT_TRUE(scratch.ok()) << scratch.status();
+  Database db({scratch->url(), 2, 10});
+  ASSERT_TRUE(Migrate(db).ok());
+  const std::string bytes = Weights(kArtifactChunkBytes + 5);
+  const std::string sha = Sha256(bytes);
+  const std::string dir = ::testing::TempDir() + "/lethe_artifacts_corrupt";
+  std::vector<std::unique_ptr<ArtifactStore>> stores;
+  stores.push_back(NewPostgresArtifactStore());
+  stores.push_back(NewFilesystemArtifactStore(dir));
+  for (const auto& store : stores) {
+    ASSERT_TRUE(db.Transact([&](Txn& txn) {
+                    return store->PutBytes(txn, sha, bytes);
+                  }).ok());
+    absl::Status st;
+    EXPECT_TRUE(ReadAllOf(*store, db, sha, &st) == bytes);
+    EXPECT_TRUE(st.ok()) << st;
+    // Not their digest: refused, nothing written.
+    EXPECT_EQ(db.Transact([&](Txn& txn) {
+                  return store->PutBytes(txn, Sha256("other"), bytes);
+                }).code(),
+              absl::StatusCode::kInvalidArgument);
+    EXPECT_FALSE(store->Open(db, Sha256("other")).ok());
+    // Changed behind lethe's back.
+    ASSERT_TRUE(RunSql(scratch->url(),
+                       "UPDATE artifact_chunks SET data = "
+                       "overlay(data PLACING '\\x00' FROM 3) WHERE seq = 1")
+                    .ok());
+    std::FILE* f = std::fopen(
+        (dir + "/" + ToHex(sha).substr(0, 2) + "/" + ToHex(sha)).c_str(),
+        "r+b");
+    if (f != nullptr) {
+      std::fseek(f, 7, SEEK_SET);
+      std::fputc(bytes[7] ^ 1, f);
+      std::fclose(f);
+    }
+    ReadAllOf(*store, db, sha, &st);
+    EXPECT_EQ(st.code(), absl::StatusCode::kDataLoss) << st;
+    auto whole = db.TransactValue<std::string>(
+        [&](Txn& txn) { return store->Get(txn, sha); });
+    EXPECT_EQ(whole.status().code(), absl::StatusCode::kDataLoss);
+    ASSERT_TRUE(
+        db.Transact([&](Txn& txn) { return store->Delete(txn, sha); }).ok());
+  }
 }
 
 }  // namespace

@@ -129,8 +129,9 @@ class WorkerUnitTest : public ::testing::Test {
     p.model.architecture_json = R"({"kind": "KIND_TORCHSCRIPT"})";
     p.model.recipe_json = "{}";
     p.model.policy_json = R"({"maxAttempts": 2})";
-    p.artifact = "version 1";
-    p.artifact_sha256 = storage::Sha256(p.artifact);
+    storage::StringByteStream artifact("version 1");
+    p.artifact = &artifact;
+    p.artifact_sha256 = storage::Sha256("version 1");
     auto model = backend_->models().Register(p, "admin");
     ASSERT_TRUE(model.ok()) << model.status();
     model_id_ = model->id;
@@ -249,8 +250,9 @@ TEST_F(WorkerUnitTest, InvalidModelSkipsItsTasks) {
   p.model.architecture_json = R"({"kind": "KIND_TORCHSCRIPT"})";
   p.model.recipe_json = "{}";
   p.model.policy_json = "{}";
-  p.artifact = "not a model";
-  p.artifact_sha256 = storage::Sha256(p.artifact);
+  storage::StringByteStream artifact("not a model");
+  p.artifact = &artifact;
+  p.artifact_sha256 = storage::Sha256("not a model");
   auto broken = backend_->models().Register(p, "admin");
   ASSERT_TRUE(broken.ok()) << broken.status();
   const std::string id = Submit(1);  // tasks on both models

@@ -1,4 +1,5 @@
--- Artifact with SHA-256 $1, $2 bytes, kept in the database as $3; a
--- digest stored already is left as it is.
-INSERT INTO artifacts (sha256, size_bytes, data) VALUES ($1, $2, $3)
+-- Artifact with SHA-256 $1 and $2 bytes, its chunks to follow; no row when
+-- the digest is stored already (it is left as it is).
+INSERT INTO artifacts (sha256, size_bytes) VALUES ($1, $2)
 ON CONFLICT (sha256) DO NOTHING
+RETURNING 1
