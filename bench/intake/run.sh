@@ -7,6 +7,7 @@
 #                       [--client callback|sync] [--channels shared|per-thread]
 #                       [--build-dir DIR] [--server-args "..."] [--keep DIR]
 #                       [--flood "none bad-keys watches"] [--flood-nice N]
+#                       [--flood-sched normal|idle]
 #
 # The server runs with --rate-limit-per-key 0 (one key drives the load);
 # --server-args come after it and may override it.
@@ -20,7 +21,11 @@
 # submissions' p50/p99 against the `none` run of the same server, and the
 # server's CPU use in each. --flood-nice N (default 0) runs the attacker
 # at that nice value: on one machine its CPU is otherwise taken from the
-# server, PostgreSQL and the measured client. Run it
+# server, PostgreSQL and the measured client. --flood-sched idle runs it
+# under SCHED_IDLE instead (chrt --idle): it gets only CPU time nothing
+# else wants, the nearest this one machine comes to an attacker on another
+# machine, whose CPU is its own (the attack rate it reaches is printed, so
+# a weaker attack shows). Run it
 # twice to compare the limits with none:
 #   bench/intake/run.sh --concurrency 8 --flood "none bad-keys watches"
 #   bench/intake/run.sh --concurrency 8 --flood "none bad-keys watches" \
@@ -48,6 +53,7 @@ server_args=""
 keep=""
 flood=""
 flood_nice=0
+flood_sched=normal
 subjects=2000
 
 die() { echo "run.sh: $*" >&2; exit 1; }
@@ -65,10 +71,13 @@ while (($#)); do
     --keep) keep=$2; shift 2 ;;
     --flood) flood=$2; shift 2 ;;
     --flood-nice) flood_nice=$2; shift 2 ;;
-    -h|--help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --flood-sched) flood_sched=$2; shift 2 ;;
+    -h|--help) sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
   esac
 done
+[[ $flood_sched == normal || $flood_sched == idle ]] \
+  || die "--flood-sched is normal or idle, not '$flood_sched'"
 [[ -x $PG_BIN/pgbench ]] || die "$PG_BIN/pgbench not found (package postgresql-15)"
 
 # --- build -----------------------------------------------------------------
@@ -182,7 +191,9 @@ if [[ -n $flood ]]; then
     before=$(cpu); t0=$(date +%s.%N)
     flood_pid=""
     if [[ $mode != none ]]; then  # the attacker: a process of its own
-      LETHE_BENCH_TOKEN=$flood_token nice -n "$flood_nice" "$load" \
+      sched=()
+      [[ $flood_sched == idle ]] && sched=(chrt --idle 0)
+      LETHE_BENCH_TOKEN=$flood_token "${sched[@]}" nice -n "$flood_nice" "$load" \
         --target "127.0.0.1:$port" \
         --concurrency 0 --warmup "$warmup" --duration "$((duration + 1))" \
         --subjects "$subjects" --flood "$mode" \
@@ -199,7 +210,7 @@ if [[ -n $flood ]]; then
     echo "{\"cpu_ticks\":$(( $(cpu) - before )),\"t0\":$t0,\"t1\":$(date +%s.%N)}" \
       >"$work/flood-$mode-server.json"
   done
-  python3 - "$work" "$flood" "$server_args" "$flood_nice" "$(getconf CLK_TCK)" <<'EOF'
+  python3 - "$work" "$flood" "$server_args" "$flood_nice $flood_sched" "$(getconf CLK_TCK)" <<'EOF'
 import json, sys
 work, modes, args, nice, hz = sys.argv[1], sys.argv[2].split(), sys.argv[3], sys.argv[4], float(sys.argv[5])
 rows = {m: json.load(open(f"{work}/flood-{m}.json")) for m in modes}
@@ -207,7 +218,7 @@ cpu = {m: json.load(open(f"{work}/flood-{m}-server.json")) for m in modes}
 attack = {m: json.load(open(f"{work}/flood-{m}-attacker.json")) if m != "none"
           else {"flood_calls": 0, "seconds": 1, "flood_codes": {}} for m in modes}
 base = rows.get("none")
-print(f"server args: --rate-limit-per-key 0 {args}; flood nice {nice}".strip())
+print(f"server args: --rate-limit-per-key 0 {args}; flood nice, scheduling: {nice}".strip())
 print(f"{'flood':>9} | {'good req/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} | "
       f"{'p99 / none':>10} | {'server CPU':>10} | {'flood calls/s':>13} flood codes")
 for m, r in rows.items():

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# The artifact part of the scale benchmark (issue 19; docs/benchmarks.md,
+# "Artifacts"): registers and downloads model files of growing size through
+# a lethe server on a durable PostgreSQL (fsync on), with lethectl, and
+# reports for each size the time of each, the server's peak RSS during each
+# (VmHWM, reset before each step by /proc/PID/clear_refs), lethectl's peak
+# RSS, and the baseline of the same run: writing the same bytes to a file
+# on the same disk with fsync (dd conv=fsync), and reading them back.
+#
+#   bench/scale/artifacts.sh [--sizes-mib "64 256 512"] [--store pg|dir]
+#                            [--build-dir DIR]
+#
+# --store dir keeps the artifacts in a directory (--artifact-dir) instead
+# of PostgreSQL. The files are random bytes: the store compresses nothing.
+# Needs a build with lethe and lethectl; starts its own PostgreSQL and
+# server in a temporary folder and stops them on exit.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+build=$root/build
+sizes="64 256 512"
+store=pg
+while (($#)); do
+  case $1 in
+    --sizes-mib) sizes=$2; shift 2 ;;
+    --store) store=$2; shift 2 ;;
+    --build-dir) build=$2; shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "artifacts.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+[[ $store == pg || $store == dir ]] || { echo "artifacts.sh: --store pg|dir" >&2; exit 2; }
+py=/usr/bin/python3
+say() { echo "bench/scale: $*" >&2; }
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/lethe-scale-bench.XXXXXX")
+chmod 755 "$tmp"
+server=""
+cleanup() {
+  [[ -n $server ]] && kill -TERM "$server" 2>/dev/null || true
+  sleep 1
+  "$root/scripts/pg-local.sh" stop "$tmp/pg" >/dev/null 2>&1 || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+"$root/scripts/pg-local.sh" start "$tmp/pg" --durable >/dev/null
+url=$("$root/scripts/pg-local.sh" url "$tmp/pg")
+lethe=$build/server/lethe
+ctl=$build/lethectl/lethectl
+"$lethe" admin create-secret --secrets-file "$tmp/secret" >/dev/null
+"$lethe" migrate --database-url "$url" >/dev/null
+export LETHE_API_KEY=$("$lethe" admin create-key --role admin --database-url "$url" 2>/dev/null)
+port=$($py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export LETHE_ADDR=127.0.0.1:$port
+store_args=()
+[[ $store == dir ]] && store_args=(--artifact-dir "$tmp/artifacts")
+mkdir -p "$tmp/spool"
+"$lethe" serve --database-url "$url" --secrets-file "$tmp/secret" \
+  --listen "$LETHE_ADDR" --insecure-plaintext --spool-dir "$tmp/spool" \
+  --max-artifact-bytes $((4 << 30)) "${store_args[@]}" >"$tmp/server.log" 2>&1 &
+server=$!
+for _ in $(seq 100); do "$ctl" dataset list >/dev/null 2>&1 && break; sleep 0.1; done
+json() { $py -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+dataset=$("$ctl" dataset create --name models --shape 1 --type uint8 --classes 2 --json \
+  | json 'd["id"]')
+
+hwm_mb() { awk '/VmHWM/ { printf "%d", $2 / 1024 }' "/proc/$1/status"; }
+reset_hwm() { echo 5 >"/proc/$1/clear_refs"; }
+now() { date +%s.%N; }
+# `timed OUT_PREFIX cmd...`: runs cmd under /usr/bin/time, writes
+# OUT_PREFIX.s (seconds) and OUT_PREFIX.rss (its peak RSS, MB).
+timed() {
+  local out=$1 t0 t1
+  shift
+  t0=$(now)
+  /usr/bin/time -f '%M' -o "$out.time" "$@" >"$out.out"
+  t1=$(now)
+  $py -c "print(f'{$t1 - $t0:.2f}')" >"$out.s"
+  echo $(($(cat "$out.time") / 1024)) >"$out.rss"
+}
+
+echo "store: $store; PostgreSQL durable (fsync on); $(nproc) cores"
+printf '%8s | %9s %9s %9s %9s | %9s %9s %9s | %9s %9s\n' \
+  "MiB" "reg s" "reg MB/s" "srv MB" "ctl MB" "get s" "get MB/s" "srv MB" \
+  "dd w MB/s" "dd r MB/s"
+for mib in $sizes; do
+  say "$mib MiB: making the file"
+  head -c $((mib << 20)) /dev/urandom >"$tmp/model.pt"
+  say "$mib MiB: baseline (dd with fsync, then read back)"
+  sync
+  t0=$(now)
+  dd if="$tmp/model.pt" of="$tmp/copy.pt" bs=1M conv=fsync status=none
+  t1=$(now)
+  dd_w=$($py -c "print(f'{$mib / ($t1 - $t0):.0f}')")
+  t0=$(now)
+  dd if="$tmp/copy.pt" of=/dev/null bs=1M status=none
+  t1=$(now)
+  dd_r=$($py -c "print(f'{$mib / ($t1 - $t0):.0f}')")
+  rm -f "$tmp/copy.pt"
+
+  say "$mib MiB: register"
+  reset_hwm "$server"
+  timed "$tmp/reg" "$ctl" model register --name "m$mib" --dataset "$dataset" \
+    --kind torchscript --artifact "$tmp/model.pt" --optimizer adam --lr 0.001 \
+    --epochs 1 --batch-size 32 --json
+  reg_srv=$(hwm_mb "$server")
+  model=$(json 'd["id"]' <"$tmp/reg.out")
+  say "$mib MiB: download"
+  reset_hwm "$server"
+  timed "$tmp/get" "$ctl" model download "$model" --out "$tmp/back.pt"
+  get_srv=$(hwm_mb "$server")
+  cmp -s "$tmp/model.pt" "$tmp/back.pt" || { say "downloaded bytes differ"; exit 1; }
+  rm -f "$tmp/back.pt"
+  printf '%8s | %9s %9.0f %9s %9s | %9s %9.0f %9s | %9s %9s\n' \
+    "$mib" "$(cat "$tmp/reg.s")" "$($py -c "print($mib / $(cat "$tmp/reg.s"))")" \
+    "$reg_srv" "$(cat "$tmp/reg.rss")" \
+    "$(cat "$tmp/get.s")" "$($py -c "print($mib / $(cat "$tmp/get.s"))")" "$get_srv" \
+    "$dd_w" "$dd_r"
+done
+echo "reg/get: lethectl model register/download through the server; srv MB: the"
+echo "server's peak RSS during that step; ctl MB: lethectl's peak RSS (register)."
