@@ -7,7 +7,7 @@
 #                       [--client callback|sync] [--channels shared|per-thread]
 #                       [--build-dir DIR] [--server-args "..."] [--keep DIR]
 #                       [--flood "none bad-keys watches"] [--flood-nice N]
-#                       [--flood-sched normal|idle]
+#                       [--flood-sched normal|idle] [--flood-cpu N]
 #
 # The server runs with --rate-limit-per-key 0 (one key drives the load);
 # --server-args come after it and may override it.
@@ -25,7 +25,10 @@
 # under SCHED_IDLE instead (chrt --idle): it gets only CPU time nothing
 # else wants, the nearest this one machine comes to an attacker on another
 # machine, whose CPU is its own (the attack rate it reaches is printed, so
-# a weaker attack shows). Run it
+# a weaker attack shows). --flood-cpu N pins the attacker to CPU N
+# (taskset); run the script itself under `taskset -c M` so that the server,
+# PostgreSQL and the measured client share CPU M and the attacker's work
+# lands on a CPU of its own, as on a machine of its own. Run it
 # twice to compare the limits with none:
 #   bench/intake/run.sh --concurrency 8 --flood "none bad-keys watches"
 #   bench/intake/run.sh --concurrency 8 --flood "none bad-keys watches" \
@@ -54,6 +57,7 @@ keep=""
 flood=""
 flood_nice=0
 flood_sched=normal
+flood_cpu=""
 subjects=2000
 
 die() { echo "run.sh: $*" >&2; exit 1; }
@@ -72,7 +76,8 @@ while (($#)); do
     --flood) flood=$2; shift 2 ;;
     --flood-nice) flood_nice=$2; shift 2 ;;
     --flood-sched) flood_sched=$2; shift 2 ;;
-    -h|--help) sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --flood-cpu) flood_cpu=$2; shift 2 ;;
+    -h|--help) sed -n '2,43p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
   esac
 done
@@ -193,6 +198,7 @@ if [[ -n $flood ]]; then
     if [[ $mode != none ]]; then  # the attacker: a process of its own
       sched=()
       [[ $flood_sched == idle ]] && sched=(chrt --idle 0)
+      [[ -n $flood_cpu ]] && sched+=(taskset -c "$flood_cpu")
       LETHE_BENCH_TOKEN=$flood_token "${sched[@]}" nice -n "$flood_nice" "$load" \
         --target "127.0.0.1:$port" \
         --concurrency 0 --warmup "$warmup" --duration "$((duration + 1))" \
@@ -210,7 +216,7 @@ if [[ -n $flood ]]; then
     echo "{\"cpu_ticks\":$(( $(cpu) - before )),\"t0\":$t0,\"t1\":$(date +%s.%N)}" \
       >"$work/flood-$mode-server.json"
   done
-  python3 - "$work" "$flood" "$server_args" "$flood_nice $flood_sched" "$(getconf CLK_TCK)" <<'EOF'
+  python3 - "$work" "$flood" "$server_args" "$flood_nice $flood_sched${flood_cpu:+, attacker on CPU $flood_cpu, the rest on $(taskset -pc $$ | sed 's/.*: //')}" "$(getconf CLK_TCK)" <<'EOF'
 import json, sys
 work, modes, args, nice, hz = sys.argv[1], sys.argv[2].split(), sys.argv[3], sys.argv[4], float(sys.argv[5])
 rows = {m: json.load(open(f"{work}/flood-{m}.json")) for m in modes}
