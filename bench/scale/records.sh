@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# The records part of the scale benchmark (issue 19; docs/benchmarks.md,
+# "Records"): for each size, a synthetic dataset of 784-byte records (20 a
+# subject) is uploaded through a lethe server with lethectl (IDX files, as
+# Fashion-MNIST ships), and the same number of rows is loaded by
+# PostgreSQL's own COPY into the same table in the same run (the baseline).
+# Reports records/s of each and their ratio, the server's and lethectl's
+# peak RSS during the upload, the database's bytes per record (table and
+# indexes), and the subject lookup that SubmitErasure runs (an index probe
+# of records by subject key: pgbench, 1 client, 5 s) as p50/p99 at that
+# size, and how long `lethectl dataset get` takes (it counts the dataset's
+# records and distinct subjects).
+#
+#   bench/scale/records.sh [--sizes "70000 1000000"] [--build-dir DIR]
+#
+# Sizes accumulate: the table holds every earlier size's rows (both the
+# upload's and COPY's) when the next is measured. Durable PostgreSQL (fsync
+# on). Needs a build with lethe and lethectl, and pgbench; starts its own
+# PostgreSQL and server in a temporary folder and stops them on exit.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+build=$root/build
+sizes="70000 1000000"
+while (($#)); do
+  case $1 in
+    --sizes) sizes=$2; shift 2 ;;
+    --build-dir) build=$2; shift 2 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "records.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+py=/usr/bin/python3
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+say() { echo "bench/scale: $*" >&2; }
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/lethe-scale-records.XXXXXX")
+chmod 755 "$tmp"
+server=""
+cleanup() {
+  [[ -n $server ]] && kill -TERM "$server" 2>/dev/null || true
+  sleep 1
+  "$root/scripts/pg-local.sh" stop "$tmp/pg" >/dev/null 2>&1 || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+"$root/scripts/pg-local.sh" start "$tmp/pg" --durable >/dev/null
+url=$("$root/scripts/pg-local.sh" url "$tmp/pg")
+sql() { psql "$url" -Atqc "$1"; }
+lethe=$build/server/lethe
+ctl=$build/lethectl/lethectl
+"$lethe" admin create-secret --secrets-file "$tmp/secret" >/dev/null
+"$lethe" migrate --database-url "$url" >/dev/null
+export LETHE_API_KEY=$("$lethe" admin create-key --role admin --database-url "$url" 2>/dev/null)
+port=$($py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export LETHE_ADDR=127.0.0.1:$port
+"$lethe" serve --database-url "$url" --secrets-file "$tmp/secret" \
+  --listen "$LETHE_ADDR" --insecure-plaintext >"$tmp/server.log" 2>&1 &
+server=$!
+for _ in $(seq 100); do "$ctl" dataset list >/dev/null 2>&1 && break; sleep 0.1; done
+json() { $py -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+hwm_mb() { awk '/VmHWM/ { printf "%d", $2 / 1024 }' "/proc/$1/status"; }
+now() { date +%s.%N; }
+
+echo "PostgreSQL durable (fsync on); $(nproc) cores; 784-byte records, 20 a subject"
+printf '%9s | %10s %10s %6s %7s %7s | %10s | %7s | %8s %8s | %6s\n' \
+  "records" "lethe r/s" "COPY r/s" "ratio" "srv MB" "ctl MB" "bytes/rec" \
+  "table" "probe p50" "p99 ms" "get s"
+for n in $sizes; do
+  say "$n records: making the files"
+  $py - "$n" "$tmp" <<'PY'
+import os, struct, sys
+n, out = int(sys.argv[1]), sys.argv[2]
+with open(f"{out}/images.idx", "wb") as f:
+    f.write(struct.pack(">IIII", 0x803, n, 28, 28))
+    left = n
+    while left:
+        k = min(left, 10000)
+        f.write(os.urandom(k * 784))
+        left -= k
+with open(f"{out}/labels.idx", "wb") as f:
+    f.write(struct.pack(">II", 0x801, n) + bytes(b % 10 for b in os.urandom(n)))
+tag = f"n{n}"
+with open(f"{out}/subjects.txt", "w") as f:
+    f.writelines(f"{tag}-person-{i // 20}\n" for i in range(n))
+PY
+  dataset=$("$ctl" dataset create --name "records-$n" --shape 784 --type uint8 \
+    --classes 10 --json | json 'd["id"]')
+  say "$n records: lethectl dataset upload"
+  echo 5 >"/proc/$server/clear_refs"
+  t0=$(now)
+  /usr/bin/time -f '%M' -o "$tmp/ctl.rss" "$ctl" dataset upload "$dataset" \
+    --idx-images "$tmp/images.idx" --idx-labels "$tmp/labels.idx" \
+    --subjects "$tmp/subjects.txt" --split train >/dev/null
+  t1=$(now)
+  up=$($py -c "print(f'{$n / ($t1 - $t0):.0f}')")
+  srv=$(hwm_mb "$server")
+  ctl_mb=$(($(cat "$tmp/ctl.rss") / 1024))
+
+  say "$n records: the same rows by COPY"
+  copy_ds=$("$ctl" dataset create --name "copy-$n" --shape 784 --type uint8 \
+    --classes 10 --json | json 'd["id"]')
+  $py - "$n" "$tmp" "$copy_ds" <<'PY'
+import hashlib, sys
+n, out, ds = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+images = open(f"{out}/images.idx", "rb")
+images.seek(16)
+labels = open(f"{out}/labels.idx", "rb").read()[8:]
+with open(f"{out}/copy.txt", "w") as f:
+    for i in range(n):
+        key = hashlib.sha256(f"copy-{n}-{i // 20}".encode()).hexdigest()
+        feat = images.read(784).hex()
+        f.write(f"{ds}\t\\\\x{key}\t{labels[i]}\ttrain\t\\\\x{feat}\n")
+PY
+  sql "CHECKPOINT" >/dev/null
+  t0=$(now)
+  psql "$url" -qc "\\copy records (dataset_id, subject_key, label, split, features) from '$tmp/copy.txt'"
+  t1=$(now)
+  cp=$($py -c "print(f'{$n / ($t1 - $t0):.0f}')")
+  rm -f "$tmp/copy.txt"
+
+  rows=$(sql "SELECT count(*) FROM records")
+  per=$(sql "SELECT pg_total_relation_size('records') / count(*) FROM records")
+  say "$n records: the subject probe ($rows rows in the table)"
+  sql "SET client_min_messages = warning; DROP TABLE IF EXISTS probe_keys; CREATE TABLE probe_keys AS
+       SELECT row_number() OVER () - 1 AS n, subject_key AS k
+         FROM (SELECT DISTINCT subject_key FROM records TABLESAMPLE SYSTEM (1)
+               LIMIT 1000) s" >/dev/null
+  keys=$(sql "SELECT count(*) FROM probe_keys")
+  cat >"$tmp/lookup.sql" <<SQL
+\\set i random(0, $((keys - 1)))
+SELECT EXISTS (SELECT 1 FROM records WHERE subject_key = (SELECT k FROM probe_keys WHERE n = :i));
+SQL
+  (cd "$tmp" && "$PG_BIN/pgbench" -n -c 1 -T 5 -f lookup.sql --log --log-prefix=probe "$url" >/dev/null 2>&1)
+  read -r p50 p99 < <($py - "$tmp" <<'PY'
+import glob, sys
+lat = sorted(int(l.split()[2]) for f in glob.glob(f"{sys.argv[1]}/probe.*") for l in open(f))
+print(f"{lat[len(lat) // 2] / 1000:.3f} {lat[int(len(lat) * 0.99)] / 1000:.3f}")
+PY
+)
+  rm -f "$tmp"/probe.*
+  ratio=$($py -c "print(f'{$up / $cp:.2f}')")
+  t0=$(now)
+  "$ctl" dataset get "$dataset" >/dev/null
+  t1=$(now)
+  get=$($py -c "print(f'{$t1 - $t0:.2f}')")
+  printf '%9s | %10s %10s %6s %7s %7s | %10s | %7s | %8s %8s | %6s\n' \
+    "$n" "$up" "$cp" "$ratio" "$srv" "$ctl_mb" "$per" "$rows" "$p50" "$p99" "$get"
+done
+echo "lethe r/s: lethectl dataset upload (IDX) through the server; COPY r/s: psql \\copy"
+echo "of the same rows (text format) into the same table; srv/ctl MB: peak RSS"
+echo "during the upload; bytes/rec: records' table and indexes over its rows;"
+echo "probe: SubmitErasure's subject lookup, ms; get s: lethectl dataset get."
