@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/convert.h"
+#include "server/spool.h"
 #include "server/subject.h"
 #include "upload/upload_parser.h"
 #include "validate/validate.h"
@@ -55,8 +56,22 @@ class UploadBatches : public storage::RecordBatches {
   upload::ParsedRecord record_;
 };
 
-// Collects an upload stream as sent (compressed or not), then decompresses,
-// parses and stores it record by record into one transaction.
+// A spooled part read back as an upload source.
+class SpoolSource final : public upload::ByteSource {
+ public:
+  explicit SpoolSource(SpoolFile* file) : file_(file) {}
+  absl::StatusOr<size_t> Read(char* out, size_t n) override {
+    return file_->Read(out, n);
+  }
+
+ private:
+  SpoolFile* file_;
+};
+
+// Spools an upload stream's parts to disk as sent (compressed or not),
+// then decompresses, parses and stores it record by record into one
+// transaction: the call holds a message and a batch in memory, whatever
+// the upload's size.
 class UploadReactor final
     : public grpc::ServerReadReactor<v1::UploadRecordsRequest> {
  public:
@@ -87,7 +102,7 @@ class UploadReactor final
   // Finishes the call with what it held freed and given back first, so
   // that a client's next upload finds the room.
   void Done(const grpc::Status& status) {
-    parts_ = {};
+    for (auto& part : parts_) part.reset();
     hold_.Release();
     Finish(status);
   }
@@ -147,8 +162,13 @@ class UploadReactor final
         !st.ok()) {
       return st;
     }
-    parts_[chunk.part()].append(chunk.data());
-    return absl::OkStatus();
+    std::unique_ptr<SpoolFile>& spool = parts_[chunk.part()];
+    if (spool == nullptr) {
+      auto created = SpoolFile::Create(deps_->spool_dir);
+      if (!created.ok()) return created.status();
+      spool = std::move(created).value();
+    }
+    return spool->Append(chunk.data());
   }
 
   absl::Status Store() {
@@ -165,8 +185,14 @@ class UploadReactor final
     const upload::SourceLimits limits{
         static_cast<size_t>(deps_->limits.max_upload_bytes),
         deps_->limits.max_upload_expansion};
+    for (const auto& spool : parts_) {
+      if (spool == nullptr) continue;
+      if (absl::Status st = spool->Rewind(); !st.ok()) return st;
+    }
     auto part = [&](v1::UploadPart p) {
-      return upload::OpenPart(parts_[p], limits);
+      SpoolFile* spool = parts_[p].get();
+      if (spool == nullptr) return upload::OpenPart(std::string_view(), limits);
+      return upload::OpenPart(std::make_unique<SpoolSource>(spool), limits);
     };
     std::unique_ptr<upload::RecordReader> reader;
     if (header_.format() == v1::UPLOAD_FORMAT_CSV) {
@@ -200,8 +226,9 @@ class UploadReactor final
   v1::UploadHeader header_;
   bool have_header_ = false;
   int64_t total_ = 0;
-  BudgetHold hold_{deps_->buffered};  // after deps_: initialised from it
-  std::array<std::string, 5> parts_;  // indexed by UploadPart
+  BudgetHold hold_{deps_->spooled};  // after deps_: initialised from it
+  // Indexed by UploadPart; null until the part's first byte.
+  std::array<std::unique_ptr<SpoolFile>, 5> parts_;
 };
 
 }  // namespace

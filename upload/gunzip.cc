@@ -26,32 +26,37 @@ absl::Status TooLarge(size_t max_bytes, bool compressed) {
       max_bytes, " bytes, the limit; split it into smaller uploads"));
 }
 
+// `inner`'s bytes as they are, past `max_bytes` RESOURCE_EXHAUSTED.
 class Plain : public ByteSource {
  public:
-  Plain(std::string_view data, size_t max_bytes)
-      : data_(data), max_bytes_(max_bytes) {}
+  Plain(std::unique_ptr<ByteSource> inner, size_t max_bytes)
+      : inner_(std::move(inner)), max_bytes_(max_bytes) {}
 
   absl::StatusOr<size_t> Read(char* out, size_t n) override {
-    if (data_.size() > max_bytes_) return TooLarge(max_bytes_, false);
-    const size_t k = std::min(n, data_.size() - pos_);
-    if (k > 0) std::memcpy(out, data_.data() + pos_, k);
-    pos_ += k;
-    return k;
+    absl::StatusOr<size_t> got = inner_->Read(out, n);
+    if (!got.ok()) return got;
+    produced_ += *got;
+    if (produced_ > max_bytes_) return TooLarge(max_bytes_, false);
+    return got;
   }
 
  private:
-  std::string_view data_;
+  std::unique_ptr<ByteSource> inner_;
   size_t max_bytes_;
-  size_t pos_ = 0;
+  size_t produced_ = 0;
 };
 
 // Output past this is judged by SourceLimits::max_expansion.
 constexpr size_t kExpansionFloor = size_t{1} << 20;
+// Compressed input is read from the inner source in pieces of this size.
+constexpr size_t kInputBytes = size_t{64} << 10;
 
+// Inflates `inner` (gzip framing, every member of a multi-member file)
+// with bounded output; holds kInputBytes of input at a time.
 class Gunzip : public ByteSource {
  public:
-  Gunzip(std::string_view data, SourceLimits limits)
-      : in_(data), limits_(limits) {
+  Gunzip(std::unique_ptr<ByteSource> inner, SourceLimits limits)
+      : inner_(std::move(inner)), limits_(limits), in_(kInputBytes, '\0') {
     if (inflateInit2(&z_, 16 + MAX_WBITS) != Z_OK) {
       status_ = absl::InternalError("zlib inflateInit2 failed");
     } else {
@@ -74,27 +79,21 @@ class Gunzip : public ByteSource {
     z_.next_out = reinterpret_cast<Bytef*>(out);
     z_.avail_out = static_cast<uInt>(want);
     while (z_.avail_out == want) {  // until some output, or the end
-      if (z_.avail_in == 0 && pos_ < in_.size()) {
-        z_.next_in =
-            reinterpret_cast<Bytef*>(const_cast<char*>(in_.data() + pos_));
-        z_.avail_in =
-            static_cast<uInt>(std::min<size_t>(in_.size() - pos_, UINT_MAX));
-      }
+      if (absl::Status st = Refill(1); !st.ok()) return Fail(st);
       const uInt had_in = z_.avail_in;
       const int ret = inflate(&z_, Z_NO_FLUSH);
       pos_ += had_in - z_.avail_in;
       if (ret == Z_STREAM_END) {
-        if (pos_ == in_.size()) {
+        if (absl::Status st = Refill(2); !st.ok()) return Fail(st);
+        if (z_.avail_in == 0) {
           done_ = true;
           break;
         }
-        if (IsGzip(in_.substr(pos_))) {  // next member of a multi-member file
-          inflateReset(&z_);
+        if (z_.avail_in >= 2 && z_.next_in[0] == 0x1f && z_.next_in[1] == 0x8b) {
+          inflateReset(&z_);  // the next member of a multi-member file
           continue;
         }
-        return Fail(absl::InvalidArgumentError(absl::StrCat(
-            in_.size() - pos_, " bytes after the end of the gzip data at byte ",
-            "offset ", pos_, "; upload the file exactly as gzip wrote it")));
+        return Fail(Trailing());
       }
       if (ret != Z_OK && ret != Z_BUF_ERROR) {
         return Fail(absl::InvalidArgumentError(
@@ -102,10 +101,13 @@ class Gunzip : public ByteSource {
                          " (zlib: ", z_.msg != nullptr ? z_.msg : zError(ret),
                          "); upload the file again or uncompressed")));
       }
-      if (pos_ == in_.size() && z_.avail_in == 0 && z_.avail_out > 0) {
-        return Fail(absl::InvalidArgumentError(absl::StrCat(
-            "the gzip data is truncated: it ends at byte offset ", in_.size(),
-            " inside a compressed stream; upload the complete file")));
+      if (z_.avail_in == 0 && z_.avail_out > 0) {
+        if (absl::Status st = Refill(1); !st.ok()) return Fail(st);
+        if (z_.avail_in == 0) {
+          return Fail(absl::InvalidArgumentError(absl::StrCat(
+              "the gzip data is truncated: it ends at byte offset ", pos_,
+              " inside a compressed stream; upload the complete file")));
+        }
       }
     }
     const size_t got = want - z_.avail_out;
@@ -127,13 +129,51 @@ class Gunzip : public ByteSource {
   }
 
  private:
+  // Makes at least `want` bytes of input available unless the inner source
+  // ends first: the unread input moves to the buffer's front, and the rest
+  // of the buffer is filled.
+  absl::Status Refill(size_t want) {
+    if (z_.avail_in >= want || inner_done_) return absl::OkStatus();
+    if (z_.avail_in > 0 && z_.next_in != reinterpret_cast<Bytef*>(in_.data())) {
+      std::memmove(in_.data(), z_.next_in, z_.avail_in);
+    }
+    size_t have = z_.avail_in;
+    while (have < want && !inner_done_) {
+      absl::StatusOr<size_t> got =
+          inner_->Read(in_.data() + have, in_.size() - have);
+      if (!got.ok()) return got.status();
+      if (*got == 0) inner_done_ = true;
+      have += *got;
+    }
+    z_.next_in = reinterpret_cast<Bytef*>(in_.data());
+    z_.avail_in = static_cast<uInt>(have);
+    return absl::OkStatus();
+  }
+
+  // What follows the last gzip member: counted (the rest of the input is
+  // read), as the message names how much there is.
+  absl::Status Trailing() {
+    size_t extra = z_.avail_in;
+    while (!inner_done_) {
+      absl::StatusOr<size_t> got = inner_->Read(in_.data(), in_.size());
+      if (!got.ok()) return got.status();
+      if (*got == 0) inner_done_ = true;
+      extra += *got;
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        extra, " bytes after the end of the gzip data at byte offset ", pos_,
+        "; upload the file exactly as gzip wrote it"));
+  }
+
   absl::Status Fail(absl::Status st) {
     status_ = st;
     return st;
   }
 
-  std::string_view in_;
+  std::unique_ptr<ByteSource> inner_;
   SourceLimits limits_;
+  std::string in_;  // compressed input, z_.next_in points into it
+  bool inner_done_ = false;
   z_stream z_{};
   bool initialised_ = false;
   absl::Status status_;
@@ -142,14 +182,69 @@ class Gunzip : public ByteSource {
   bool done_ = false;
 };
 
+// Replays the bytes OpenPart read to tell gzip from plain, then `inner`.
+class Prefixed : public ByteSource {
+ public:
+  Prefixed(std::string prefix, std::unique_ptr<ByteSource> inner)
+      : prefix_(std::move(prefix)), inner_(std::move(inner)) {}
+
+  absl::StatusOr<size_t> Read(char* out, size_t n) override {
+    if (used_ < prefix_.size()) {
+      const size_t k = std::min(n, prefix_.size() - used_);
+      std::memcpy(out, prefix_.data() + used_, k);
+      used_ += k;
+      return k;
+    }
+    return inner_->Read(out, n);
+  }
+
+ private:
+  const std::string prefix_;
+  size_t used_ = 0;
+  std::unique_ptr<ByteSource> inner_;
+};
+
+// `data` as it is, with no limit (the raw input of OpenPart).
+class View : public ByteSource {
+ public:
+  explicit View(std::string_view data) : data_(data) {}
+  absl::StatusOr<size_t> Read(char* out, size_t n) override {
+    const size_t k = std::min(n, data_.size() - pos_);
+    if (k > 0) std::memcpy(out, data_.data() + pos_, k);
+    pos_ += k;
+    return k;
+  }
+
+ private:
+  std::string_view data_;
+  size_t pos_ = 0;
+};
+
 constexpr size_t kBufferBytes = size_t{64} << 10;
 
 }  // namespace
 
+std::unique_ptr<ByteSource> OpenPart(std::unique_ptr<ByteSource> raw,
+                                     SourceLimits limits) {
+  // The first two bytes tell gzip (1f 8b) from plain. A read error here is
+  // left for the next Read of `raw` to report.
+  std::string head(2, '\0');
+  size_t have = 0;
+  while (have < head.size()) {
+    absl::StatusOr<size_t> got = raw->Read(head.data() + have, head.size() - have);
+    if (!got.ok() || *got == 0) break;
+    have += *got;
+  }
+  head.resize(have);
+  const bool gzip = IsGzip(head);
+  auto all = std::make_unique<Prefixed>(std::move(head), std::move(raw));
+  if (gzip) return std::make_unique<Gunzip>(std::move(all), limits);
+  return std::make_unique<Plain>(std::move(all), limits.max_bytes);
+}
+
 std::unique_ptr<ByteSource> OpenPart(std::string_view data,
                                      SourceLimits limits) {
-  if (IsGzip(data)) return std::make_unique<Gunzip>(data, limits);
-  return std::make_unique<Plain>(data, limits.max_bytes);
+  return OpenPart(std::make_unique<View>(data), limits);
 }
 
 absl::StatusOr<std::string> MaybeGunzip(std::string_view data,
@@ -161,7 +256,7 @@ absl::StatusOr<std::string> MaybeGunzip(std::string_view data,
   // The output grows as it is produced: the gzip trailer's size is a claim
   // (a 20-byte corrupt file claiming 4 GiB once made this allocate the
   // whole limit: issue 17).
-  Gunzip source(data, SourceLimits{max_bytes, 0});
+  Gunzip source(std::make_unique<View>(data), SourceLimits{max_bytes, 0});
   std::string out;
   size_t used = 0;
   while (true) {
@@ -182,7 +277,7 @@ absl::StatusOr<std::string> MaybeGunzip(std::string_view data,
 namespace internal {
 
 std::unique_ptr<ByteSource> PlainSource(std::string_view data) {
-  return std::make_unique<Plain>(data, SIZE_MAX);
+  return std::make_unique<View>(data);
 }
 
 absl::StatusOr<bool> BufferedReader::Fill(size_t max_length) {

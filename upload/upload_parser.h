@@ -125,6 +125,10 @@ struct SourceLimits {
 // `data` must outlive the source.
 std::unique_ptr<ByteSource> OpenPart(std::string_view data,
                                      SourceLimits limits = {});
+// The same over bytes read from `raw` as sent (a spooled part): the input
+// is read 64 KiB at a time, never held whole.
+std::unique_ptr<ByteSource> OpenPart(std::unique_ptr<ByteSource> raw,
+                                     SourceLimits limits = {});
 
 // Records read one at a time.
 class RecordReader {
