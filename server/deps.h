@@ -32,11 +32,8 @@ struct Limits {
   // byte (0: any). Issue 17, item 3.
   int64_t max_upload_records = 10'000'000;
   double max_upload_expansion = 200;
-  // Bytes of uploads that calls in flight hold in memory, all calls
-  // together (0: no limit).
-  int64_t max_buffered_bytes = int64_t{4} << 30;
-  // Bytes of model files that registrations in flight hold in spool files
-  // on disk, all calls together (0: no limit).
+  // Bytes of uploads and model files that calls in flight hold in spool
+  // files on disk, all calls together (0: no limit).
   int64_t max_spooled_bytes = int64_t{8} << 30;
 };
 
@@ -117,9 +114,9 @@ struct Deps {
   WatchSlots* watches = nullptr;  // never null in a server
   std::string server_secret;
   Limits limits;
-  ByteBudget* buffered = nullptr;  // never null in a server
-  ByteBudget* spooled = nullptr;   // never null in a server
-  // Where registrations spool artifacts (empty: the temporary directory).
+  ByteBudget* spooled = nullptr;  // never null in a server
+  // Where uploads and registrations spool what they receive (empty: the
+  // temporary directory).
   std::string spool_dir;
   // Never null. Lines name requests by id, never by subject.
   const observability::Logger* logger = nullptr;

@@ -62,11 +62,8 @@ std::vector<OptionSpec> LimitOptions(const ServerOptions& d) {
       {"max-upload-expansion", absl::StrCat(d.limits.max_upload_expansion),
        "decompressed bytes per gzip byte at most (checked past 1 MiB); 0: "
        "no limit"},
-      {"max-buffered-bytes", absl::StrCat(d.limits.max_buffered_bytes),
-       "bytes of uploads all calls in flight hold in memory together; 0: no "
-       "limit"},
       {"max-spooled-bytes", absl::StrCat(d.limits.max_spooled_bytes),
-       "bytes of model files all registrations in flight hold in spool "
+       "bytes of uploads and model files all calls in flight hold in spool "
        "files on disk together; 0: no limit"},
       {"max-artifact-bytes", absl::StrCat(d.limits.max_artifact_bytes),
        "size limit of one model file"},
@@ -93,8 +90,8 @@ std::vector<OptionSpec> GeneralOptions(const ServerOptions& d) {
        "store model artifacts in this shared directory instead of "
        "PostgreSQL"},
       {"spool-dir", d.spool_dir,
-       "directory for model files as they arrive (unlinked temporary "
-       "files); empty: $TMPDIR or /tmp"},
+       "directory for uploads and model files as they arrive (unlinked "
+       "temporary files); empty: $TMPDIR or /tmp"},
       {"migrate-on-start", d.migrate_on_start ? "true" : "false",
        "apply schema migrations at start"},
       {"tls-cert", "", "PEM server certificate (enables TLS)"},
@@ -224,8 +221,6 @@ absl::StatusOr<ServerOptions> ServerOptionsFrom(const Config& cfg) {
                          cfg.GetInt64("max-upload-records"));
   LETHE_ASSIGN_OR_RETURN(o.limits.max_upload_expansion,
                          cfg.GetDouble("max-upload-expansion"));
-  LETHE_ASSIGN_OR_RETURN(o.limits.max_buffered_bytes,
-                         cfg.GetInt64("max-buffered-bytes"));
   LETHE_ASSIGN_OR_RETURN(o.limits.max_spooled_bytes,
                          cfg.GetInt64("max-spooled-bytes"));
   if (o.limits.max_upload_bytes < 1 || o.limits.max_artifact_bytes < 1 ||
@@ -234,11 +229,10 @@ absl::StatusOr<ServerOptions> ServerOptionsFrom(const Config& cfg) {
         "--max-upload-bytes, --max-artifact-bytes and --max-upload-records "
         "must be >= 1");
   }
-  if (!(o.limits.max_upload_expansion >= 0) ||
-      o.limits.max_buffered_bytes < 0 || o.limits.max_spooled_bytes < 0) {
+  if (!(o.limits.max_upload_expansion >= 0) || o.limits.max_spooled_bytes < 0) {
     return absl::InvalidArgumentError(
-        "--max-upload-expansion, --max-buffered-bytes and --max-spooled-bytes "
-        "must be >= 0 (0: no limit)");
+        "--max-upload-expansion and --max-spooled-bytes must be >= 0 (0: no "
+        "limit)");
   }
   if (!cfg.Get("signing-keys").empty()) {
     return absl::InvalidArgumentError(

@@ -146,7 +146,6 @@ struct LetheServer::Impl {
   std::unique_ptr<Authenticator> auth;
   std::unique_ptr<ChangeHub> changes;
   std::unique_ptr<WatchSlots> watches;
-  std::unique_ptr<ByteBudget> buffered;
   std::unique_ptr<ByteBudget> spooled;
   std::shared_ptr<observability::Logger> logger;
   std::unique_ptr<observability::DatabaseMetrics> db_metrics;  // or null
@@ -320,14 +319,9 @@ void LetheServer::BuildApi() {
            impl->auth.get(),    impl->executor.get(), impl->changes.get(),
            impl->watches.get(), impl->secret,         o.limits};
   impl->deps.logger = impl->logger.get();
-  impl->buffered = std::make_unique<ByteBudget>(
-      o.limits.max_buffered_bytes,
-      "the server holds as many uploads in memory as --max-buffered-bytes "
-      "allows; retry with backoff");
-  impl->deps.buffered = impl->buffered.get();
   impl->spooled = std::make_unique<ByteBudget>(
       o.limits.max_spooled_bytes,
-      "the server holds as many model files in its spool as "
+      "the server holds as many uploads and model files in its spool as "
       "--max-spooled-bytes allows; retry with backoff");
   impl->deps.spooled = impl->spooled.get();
   impl->deps.spool_dir = o.spool_dir;

@@ -89,7 +89,8 @@ class Gunzip : public ByteSource {
           done_ = true;
           break;
         }
-        if (z_.avail_in >= 2 && z_.next_in[0] == 0x1f && z_.next_in[1] == 0x8b) {
+        if (z_.avail_in >= 2 && z_.next_in[0] == 0x1f &&
+            z_.next_in[1] == 0x8b) {
           inflateReset(&z_);  // the next member of a multi-member file
           continue;
         }
@@ -231,7 +232,8 @@ std::unique_ptr<ByteSource> OpenPart(std::unique_ptr<ByteSource> raw,
   std::string head(2, '\0');
   size_t have = 0;
   while (have < head.size()) {
-    absl::StatusOr<size_t> got = raw->Read(head.data() + have, head.size() - have);
+    absl::StatusOr<size_t> got =
+        raw->Read(head.data() + have, head.size() - have);
     if (!got.ok() || *got == 0) break;
     have += *got;
   }

@@ -358,15 +358,15 @@ TEST(ServerProcessTest, UploadBombsAndLyingHeadersLeaveTheServerSmall) {
   }
 }
 
-// What uploads in flight hold is capped server-wide (--max-buffered-bytes):
+// What uploads in flight hold is capped server-wide (--max-spooled-bytes):
 // past it an upload is refused, and once it ends the room is back.
-TEST(ServerProcessTest, UploadsPastTheServersBufferBudgetAreRefused) {
+TEST(ServerProcessTest, UploadsPastTheServersSpoolBudgetAreRefused) {
   auto ts = TestServer::Start();
   ASSERT_NE(ts, nullptr);
   ts->StopServer();
   const int port = FreePort();
   LetheProcess server(*ts, port, ts->temp_dir() + "/server.log",
-                      {"--max-buffered-bytes", "3000000"});
+                      {"--max-spooled-bytes", "3000000"});
   ASSERT_NE(server.process, nullptr);
   auto stub = v1::DatasetService::NewStub(ts->Channel(port));
   const v1::Dataset dataset = CreateByteDataset(*ts, port, "budget");
@@ -393,7 +393,7 @@ TEST(ServerProcessTest, UploadsPastTheServersBufferBudgetAreRefused) {
   const grpc::Status refused = upload(big);
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
       << refused.error_message();
-  EXPECT_NE(refused.error_message().find("--max-buffered-bytes"),
+  EXPECT_NE(refused.error_message().find("--max-spooled-bytes"),
             std::string::npos)
       << refused.error_message();
   // The refused upload's bytes were given back: a smaller one fits.

@@ -430,7 +430,7 @@ TEST(WatchSlotsTest, CapsStreamsPerKey) {
 }
 
 TEST(ByteBudgetTest, HoldsAreCappedTogetherAndGivenBackWhenCallsEnd) {
-  ByteBudget budget(100, "at most --max-buffered-bytes");
+  ByteBudget budget(100, "at most --max-spooled-bytes");
   {
     BudgetHold a(&budget);
     BudgetHold b(&budget);
@@ -438,7 +438,7 @@ TEST(ByteBudgetTest, HoldsAreCappedTogetherAndGivenBackWhenCallsEnd) {
     EXPECT_TRUE(b.Take(40).ok());
     const absl::Status over = b.Take(1);
     EXPECT_EQ(over.code(), absl::StatusCode::kResourceExhausted);
-    EXPECT_NE(over.message().find("--max-buffered-bytes"),
+    EXPECT_NE(over.message().find("--max-spooled-bytes"),
               absl::string_view::npos);
     EXPECT_EQ(budget.used(), 100);  // the refused byte was not taken
   }
