@@ -30,44 +30,15 @@ while (($#)); do
   esac
 done
 [[ $store == pg || $store == dir ]] || { echo "artifacts.sh: --store pg|dir" >&2; exit 2; }
-py=/usr/bin/python3
-say() { echo "bench/scale: $*" >&2; }
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/lethe-scale-bench.XXXXXX")
-chmod 755 "$tmp"
-server=""
-cleanup() {
-  [[ -n $server ]] && kill -TERM "$server" 2>/dev/null || true
-  sleep 1
-  "$root/scripts/pg-local.sh" stop "$tmp/pg" >/dev/null 2>&1 || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-"$root/scripts/pg-local.sh" start "$tmp/pg" --durable >/dev/null
-url=$("$root/scripts/pg-local.sh" url "$tmp/pg")
-lethe=$build/server/lethe
-ctl=$build/lethectl/lethectl
-"$lethe" admin create-secret --secrets-file "$tmp/secret" >/dev/null
-"$lethe" migrate --database-url "$url" >/dev/null
-export LETHE_API_KEY=$("$lethe" admin create-key --role admin --database-url "$url" 2>/dev/null)
-port=$($py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export LETHE_ADDR=127.0.0.1:$port
+source "$here/common.sh"
+start_postgres artifacts
 store_args=()
 [[ $store == dir ]] && store_args=(--artifact-dir "$tmp/artifacts")
-mkdir -p "$tmp/spool"
-"$lethe" serve --database-url "$url" --secrets-file "$tmp/secret" \
-  --listen "$LETHE_ADDR" --insecure-plaintext --spool-dir "$tmp/spool" \
-  --max-artifact-bytes $((4 << 30)) "${store_args[@]}" >"$tmp/server.log" 2>&1 &
-server=$!
-for _ in $(seq 100); do "$ctl" dataset list >/dev/null 2>&1 && break; sleep 0.1; done
-json() { $py -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+start_server --max-artifact-bytes $((4 << 30)) "${store_args[@]}"
 dataset=$("$ctl" dataset create --name models --shape 1 --type uint8 --classes 2 --json \
   | json 'd["id"]')
 
-hwm_mb() { awk '/VmHWM/ { printf "%d", $2 / 1024 }' "/proc/$1/status"; }
 reset_hwm() { echo 5 >"/proc/$1/clear_refs"; }
-now() { date +%s.%N; }
 # `timed OUT_PREFIX cmd...`: runs cmd under /usr/bin/time, writes
 # OUT_PREFIX.s (seconds) and OUT_PREFIX.rss (its peak RSS, MB).
 timed() {

@@ -30,38 +30,10 @@ while (($#)); do
     *) echo "records.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-py=/usr/bin/python3
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
-say() { echo "bench/scale: $*" >&2; }
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/lethe-scale-records.XXXXXX")
-chmod 755 "$tmp"
-server=""
-cleanup() {
-  [[ -n $server ]] && kill -TERM "$server" 2>/dev/null || true
-  sleep 1
-  "$root/scripts/pg-local.sh" stop "$tmp/pg" >/dev/null 2>&1 || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-"$root/scripts/pg-local.sh" start "$tmp/pg" --durable >/dev/null
-url=$("$root/scripts/pg-local.sh" url "$tmp/pg")
-sql() { psql "$url" -Atqc "$1"; }
-lethe=$build/server/lethe
-ctl=$build/lethectl/lethectl
-"$lethe" admin create-secret --secrets-file "$tmp/secret" >/dev/null
-"$lethe" migrate --database-url "$url" >/dev/null
-export LETHE_API_KEY=$("$lethe" admin create-key --role admin --database-url "$url" 2>/dev/null)
-port=$($py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export LETHE_ADDR=127.0.0.1:$port
-"$lethe" serve --database-url "$url" --secrets-file "$tmp/secret" \
-  --listen "$LETHE_ADDR" --insecure-plaintext >"$tmp/server.log" 2>&1 &
-server=$!
-for _ in $(seq 100); do "$ctl" dataset list >/dev/null 2>&1 && break; sleep 0.1; done
-json() { $py -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-hwm_mb() { awk '/VmHWM/ { printf "%d", $2 / 1024 }' "/proc/$1/status"; }
-now() { date +%s.%N; }
+source "$here/common.sh"
+start_postgres records
+start_server
 
 echo "PostgreSQL durable (fsync on); $(nproc) cores; 784-byte records, 20 a subject"
 printf '%9s | %10s %10s %6s %7s %7s | %10s | %7s | %8s %8s | %6s\n' \
