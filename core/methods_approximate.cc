@@ -28,7 +28,7 @@ Recipe With(const Recipe& base, int epochs, double lr, LrSchedule schedule,
 
 at::Tensor CrossEntropy(torch::jit::Module& m, const DeviceData& d,
                         const at::Tensor& rows, const at::Tensor& labels) {
-  return at::cross_entropy_loss(Forward(m, d.features.index_select(0, rows)),
+  return at::cross_entropy_loss(Forward(m, d.Rows(rows)),
                                 labels.index_select(0, rows));
 }
 
@@ -49,7 +49,7 @@ Result<int64_t> NumClasses(torch::jit::Module& m, const DeviceData& d) {
   return Guarded("probing model", [&]() -> Result<int64_t> {
     at::NoGradGuard no_grad;
     m.eval();
-    return Forward(m, d.features.narrow(0, 0, 1)).size(1);
+    return Forward(m, d.First(1)).size(1);
   });
 }
 
@@ -152,8 +152,7 @@ Status RefitHead(torch::jit::Module& m, const MethodContext& ctx) {
               std::vector<int64_t>(retain.begin() + b,
                                    retain.begin() + std::min(n, b + chunk)),
               ctx.data.device);
-          parts.push_back(
-              trunk({ctx.data.features.index_select(0, rows)}).toTensor());
+          parts.push_back(trunk({ctx.data.Rows(rows)}).toTensor());
         }
         trunk_out = at::cat(parts);
         labels =
@@ -218,14 +217,14 @@ Result<torch::jit::Module> ScrubOnly(const torch::jit::Module& original,
     if (e < p.max_epochs) {
       LETHE_CORE_RETURN_IF_ERROR(RunTrainingLoop(
           m, ctx.partition.forget, r, ctx.control, [&](const at::Tensor& rows) {
-            at::Tensor x = ctx.data.features.index_select(0, rows);
+            at::Tensor x = ctx.data.Rows(rows);
             return -Kl(teacher_logits(x), Forward(m, x), p.temperature);
           }));
     }
     r.seed += 1;
     LETHE_CORE_RETURN_IF_ERROR(RunTrainingLoop(
         m, ctx.partition.retain, r, ctx.control, [&](const at::Tensor& rows) {
-          at::Tensor x = ctx.data.features.index_select(0, rows);
+          at::Tensor x = ctx.data.Rows(rows);
           at::Tensor logits = Forward(m, x);
           return p.alpha * Kl(teacher_logits(x), logits, p.temperature) +
                  p.gamma * at::cross_entropy_loss(
@@ -264,7 +263,7 @@ Result<torch::jit::Module> SalunOnly(const torch::jit::Module& original,
                                  f.begin() + std::min(f.size(), b + 256));
       at::Tensor rows = RowTensor(chunk, ctx.data.device);
       at::Tensor loss = at::cross_entropy_loss(
-          Forward(probe, ctx.data.features.index_select(0, rows)),
+          Forward(probe, ctx.data.Rows(rows)),
           ctx.data.labels.index_select(0, rows), {}, at::Reduction::Sum);
       loss.backward();
     }

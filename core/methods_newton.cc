@@ -37,8 +37,7 @@ Result<Linear> FindLinearUnguarded(const torch::jit::Module& model,
   torch::jit::Module probe = model;
   at::NoGradGuard no_grad;
   const bool embedded = probe.find_method("embed").has_value();
-  Tensor x =
-      data.features.narrow(0, 0, std::min<int64_t>(4, data.features.size(0)));
+  Tensor x = data.First(std::min<int64_t>(4, data.features.size(0)));
   Tensor in = HeadInput(probe, embedded, x);
   std::vector<Tensor> p;
   for (const Tensor& t : model.parameters()) p.push_back(t);
@@ -82,7 +81,7 @@ Tensor Design(torch::jit::Module& m, const Linear& lin, const DeviceData& d,
         rows.begin() + static_cast<std::ptrdiff_t>(b),
         rows.begin() +
             static_cast<std::ptrdiff_t>(std::min(rows.size(), b + kChunk)));
-    Tensor x = d.features.index_select(0, RowTensor(chunk, d.device));
+    Tensor x = d.Rows(RowTensor(chunk, d.device));
     parts.push_back(HeadInput(m, lin.embedded, x).to(at::kDouble));
   }
   Tensor x = parts.size() == 1 ? parts[0] : at::cat(parts, 0);

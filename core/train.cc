@@ -200,7 +200,7 @@ Status TrainModel(torch::jit::Module& module, const DeviceData& data,
   return RunTrainingLoop(
       module, rows, recipe, control,
       [&](const at::Tensor& r) {
-        at::Tensor logits = Forward(module, data.features.index_select(0, r));
+        at::Tensor logits = Forward(module, data.Rows(r));
         return at::cross_entropy_loss(logits, data.labels.index_select(0, r));
       },
       steps);
@@ -221,7 +221,7 @@ Result<EvalResult> Evaluate(torch::jit::Module& module, const DeviceData& data,
           RowTensor(std::vector<int64_t>(rows.begin() + b, rows.begin() + e),
                     data.device);
       at::Tensor y = data.labels.index_select(0, r);
-      at::Tensor logits = Forward(module, data.features.index_select(0, r));
+      at::Tensor logits = Forward(module, data.Rows(r));
       at::Tensor losses =
           at::cross_entropy_loss(logits, y, {}, at::Reduction::None)
               .to(at::kFloat)

@@ -45,6 +45,19 @@ const Histogram::BucketBoundaries& AccuracyChangeBuckets() {
   return *b;
 }
 
+// An engine run holds a model and its training set: 64 MiB (a small model
+// validated) to 64 GiB, doubling.
+const Histogram::BucketBoundaries& MemoryBuckets() {
+  static const auto* b = [] {
+    auto* v = new Histogram::BucketBoundaries;
+    for (double x = 64.0 * (1 << 20); x <= 64.0 * (1LL << 30); x *= 2) {
+      v->push_back(x);
+    }
+    return v;
+  }();
+  return *b;
+}
+
 }  // namespace
 
 const char* TaskPhaseName(TaskPhase phase) {
@@ -138,6 +151,11 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& r)
                            .Help("Test accuracy after minus before, as a "
                                  "fraction, of accepted results")
                            .Register(r)),
+      engine_rss_(prometheus::BuildHistogram()
+                      .Name("lethe_engine_peak_rss_bytes")
+                      .Help("Largest resident set of one sandboxed engine "
+                            "run, per operation")
+                      .Register(r)),
       database_(r) {
   for (TaskOutcome o :
        {TaskOutcome::kDone, TaskOutcome::kRetried, TaskOutcome::kDead}) {
@@ -151,6 +169,12 @@ void WorkerMetrics::ObservePhase(std::string_view method, TaskPhase phase,
       .Add({{"method", std::string(method)}, {"phase", TaskPhaseName(phase)}},
            DurationBuckets())
       .Observe(seconds);
+}
+
+void WorkerMetrics::ObserveEngineRun(std::string_view op,
+                                     int64_t peak_rss_bytes) {
+  engine_rss_.Add({{"op", std::string(op)}}, MemoryBuckets())
+      .Observe(static_cast<double>(peak_rss_bytes));
 }
 
 void WorkerMetrics::ObserveTask(std::string_view method, double seconds) {

@@ -79,6 +79,10 @@ class WorkerMetrics {
   // as a fraction: -0.012 is 1.2 points lost), for an accepted result.
   void ObserveOutcome(std::string_view model_id, double mia_auc,
                       double test_accuracy_change);
+  // lethe_engine_peak_rss_bytes{op}: the largest resident set of one
+  // sandboxed engine run (op: validate, train, unlearn), for sizing the
+  // worker's memory limit.
+  void ObserveEngineRun(std::string_view op, int64_t peak_rss_bytes);
   // lethe_database_errors_total{operation}
   DatabaseMetrics& database() { return database_; }
 
@@ -93,6 +97,7 @@ class WorkerMetrics {
   prometheus::Gauge& busy_;
   prometheus::Family<prometheus::Histogram>& mia_auc_;
   prometheus::Family<prometheus::Histogram>& accuracy_change_;
+  prometheus::Family<prometheus::Histogram>& engine_rss_;
   DatabaseMetrics database_;
 };
 

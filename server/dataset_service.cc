@@ -4,8 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/convert.h"
-#include "server/spool.h"
 #include "server/subject.h"
+#include "storage/spool.h"
 #include "upload/upload_parser.h"
 #include "validate/validate.h"
 
@@ -59,13 +59,13 @@ class UploadBatches : public storage::RecordBatches {
 // A spooled part read back as an upload source.
 class SpoolSource final : public upload::ByteSource {
  public:
-  explicit SpoolSource(SpoolFile* file) : file_(file) {}
+  explicit SpoolSource(storage::SpoolFile* file) : file_(file) {}
   absl::StatusOr<size_t> Read(char* out, size_t n) override {
     return file_->Read(out, n);
   }
 
  private:
-  SpoolFile* file_;
+  storage::SpoolFile* file_;
 };
 
 // Spools an upload stream's parts to disk as sent (compressed or not),
@@ -162,9 +162,10 @@ class UploadReactor final
         !st.ok()) {
       return st;
     }
-    std::unique_ptr<SpoolFile>& spool = parts_[chunk.part()];
+    std::unique_ptr<storage::SpoolFile>& spool = parts_[chunk.part()];
     if (spool == nullptr) {
-      auto created = SpoolFile::Create(deps_->spool_dir);
+      auto created =
+          storage::SpoolFile::Create(deps_->spool_dir, /*hashed=*/false);
       if (!created.ok()) return created.status();
       spool = std::move(created).value();
     }
@@ -190,7 +191,7 @@ class UploadReactor final
       if (absl::Status st = spool->Rewind(); !st.ok()) return st;
     }
     auto part = [&](v1::UploadPart p) {
-      SpoolFile* spool = parts_[p].get();
+      storage::SpoolFile* spool = parts_[p].get();
       if (spool == nullptr) return upload::OpenPart(std::string_view(), limits);
       return upload::OpenPart(std::make_unique<SpoolSource>(spool), limits);
     };
@@ -228,7 +229,7 @@ class UploadReactor final
   int64_t total_ = 0;
   BudgetHold hold_{deps_->spooled};  // after deps_: initialised from it
   // Indexed by UploadPart; null until the part's first byte.
-  std::array<std::unique_ptr<SpoolFile>, 5> parts_;
+  std::array<std::unique_ptr<storage::SpoolFile>, 5> parts_;
 };
 
 }  // namespace

@@ -7,8 +7,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "server/convert.h"
-#include "server/spool.h"
 #include "storage/hash.h"
+#include "storage/spool.h"
 #include "validate/validate.h"
 
 namespace lethe::server {
@@ -194,7 +194,7 @@ class RegisterReactor final
       return st;
     }
     if (spool_ == nullptr) {
-      auto spool = SpoolFile::Create(deps_->spool_dir);
+      auto spool = storage::SpoolFile::Create(deps_->spool_dir);
       if (!spool.ok()) return spool.status();
       spool_ = std::move(spool).value();
     }
@@ -260,8 +260,9 @@ class RegisterReactor final
   v1::RegisterModelRequest msg_;
   v1::ModelMetadata metadata_;
   bool have_metadata_ = false;
-  BudgetHold hold_{deps_->spooled};   // after deps_: initialised from it
-  std::unique_ptr<SpoolFile> spool_;  // null until the first artifact byte
+  BudgetHold hold_{deps_->spooled};  // after deps_: initialised from it
+  std::unique_ptr<storage::SpoolFile>
+      spool_;  // null until the first artifact byte
 };
 
 // Streams a version's metadata, then its artifact one stored chunk at a

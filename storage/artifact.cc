@@ -55,6 +55,27 @@ int64_t StringByteStream::size() const {
   return static_cast<int64_t>(bytes_.size());
 }
 
+absl::StatusOr<size_t> PrefixedStream::Read(char* buf, size_t max) {
+  if (offset_ < head_.size()) {
+    const size_t n = std::min(max, head_.size() - offset_);
+    std::memcpy(buf, head_.data() + offset_, n);
+    offset_ += n;
+    return n;
+  }
+  if (tail_ == nullptr) return size_t{0};
+  return tail_->Read(buf, max);
+}
+
+absl::Status PrefixedStream::Rewind() {
+  offset_ = 0;
+  return tail_ == nullptr ? absl::OkStatus() : tail_->Rewind();
+}
+
+int64_t PrefixedStream::size() const {
+  return static_cast<int64_t>(head_.size()) +
+         (tail_ == nullptr ? 0 : tail_->size());
+}
+
 absl::StatusOr<std::string> ReadWholeArtifact(ArtifactReader& reader) {
   std::string out;
   out.reserve(static_cast<size_t>(std::max<int64_t>(reader.size(), 0)));

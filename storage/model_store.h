@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -54,6 +55,23 @@ class StringByteStream final : public ByteStream {
 
  private:
   std::string_view bytes_;
+  size_t offset_ = 0;
+};
+
+// `head` (owned), then everything `tail` (not owned) yields: a message's
+// small part in memory before its large part on disk, without copying the
+// large part. Rewind rewinds both.
+class PrefixedStream final : public ByteStream {
+ public:
+  PrefixedStream(std::string head, ByteStream* tail)
+      : head_(std::move(head)), tail_(tail) {}
+  absl::StatusOr<size_t> Read(char* buf, size_t max) override;
+  absl::Status Rewind() override;
+  int64_t size() const override;
+
+ private:
+  std::string head_;
+  ByteStream* tail_;
   size_t offset_ = 0;
 };
 

@@ -42,6 +42,10 @@ const std::vector<OptionSpec>& Options() {
       {"artifact-dir", d.artifact_dir,
        "shared directory for model artifacts (empty: "
        "PostgreSQL)"},
+      {"scratch-dir", d.scratch_dir,
+       "where a run's training set is spooled for the engine (empty: the "
+       "system's temporary directory; needs room for the largest training "
+       "set, about its raw size, per concurrent run)"},
       {"device", d.device, "cpu, cuda:N, or auto (CUDA when available)"},
       {"threads", absl::StrCat(d.threads),
        "LibTorch threads per engine run (0: all cores)"},
@@ -107,6 +111,7 @@ absl::StatusOr<WorkerOptions> FromConfig(const Config& cfg) {
   WorkerOptions o;
   o.database_url = cfg.Get("database-url");
   o.artifact_dir = cfg.Get("artifact-dir");
+  o.scratch_dir = cfg.Get("scratch-dir");
   o.device = cfg.Get("device");
   o.engine = cfg.Get("engine");
   o.sandbox.engine_binary = cfg.Get("engine-binary");

@@ -14,16 +14,12 @@
 #include "storage/reachability.h"
 #include "worker/certify.h"
 #include "worker/engine/model_spec.h"
+#include "worker/training_set.h"
 
 namespace lethe::worker {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-absl::Status FromCore(const core::Status& st) {
-  if (st.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(st.code()), st.message());
-}
 
 // Renews a lease every third of its length until stopped.
 class Heartbeat {
@@ -105,26 +101,6 @@ void RecordRun(observability::WorkerMetrics& m, const std::string& model_id,
 
 }  // namespace
 
-absl::StatusOr<core::Dataset> LoadDataset(storage::WorkQueue& queue,
-                                          const storage::ModelRow& model,
-                                          const storage::DatasetRow& dataset) {
-  core::FeatureSpec spec;
-  spec.shape = dataset.feature_shape;
-  spec.type = dataset.feature_type == "uint8" ? core::FeatureType::kUint8
-                                              : core::FeatureType::kFloat32;
-  spec.num_classes = dataset.num_classes;
-  core::DatasetBuilder builder(spec);
-  auto st = queue.ForEachTrainingRecord(model.id, [&](storage::RecordData& r) {
-    return FromCore(builder.Add(
-        r.id, r.subject_key, r.label,
-        r.test ? core::Split::kTest : core::Split::kTrain, r.features));
-  });
-  if (!st.ok()) return st;
-  auto built = std::move(builder).Build();
-  if (!built.ok()) return FromCore(built.status());
-  return std::move(built).value();
-}
-
 Worker::Worker(WorkerOptions options)
     : Worker(std::move(options), nullptr, nullptr) {}
 
@@ -162,8 +138,18 @@ absl::Status Worker::Run() {
       if (sandbox.engine_binary.empty()) {
         sandbox.engine_binary = DefaultEngineBinary();
       }
-      engine = NewSandboxedEngine(std::move(sandbox), options_.device,
-                                  options_.threads);
+      engine = NewSandboxedEngine(
+          std::move(sandbox), options_.device, options_.threads,
+          [this](std::string_view op, const RunUsage& usage) {
+            if (options_.metrics != nullptr) {
+              options_.metrics->ObserveEngineRun(op, usage.peak_rss_bytes);
+            }
+            log_.Info({}, "engine run",
+                      {{"op", std::string(op)},
+                       {"peak_rss_mb", usage.peak_rss_bytes >> 20},
+                       {"cpu_s", usage.cpu_seconds},
+                       {"wall_s", usage.wall_seconds}});
+          });
     } else {
       engine = absl::InvalidArgumentError(
           absl::StrCat("--engine must be 'sandbox' or 'in-process', got '",
@@ -413,13 +399,13 @@ absl::Status Worker::UnlearnBatch(BatchRun& run) {
   const auto fetch_start = Clock::now();
   auto latest = run.queue.Latest(batch.model.id);
   if (!latest.ok()) return latest.status();
-  auto data = LoadDataset(run.queue, batch.model, batch.dataset);
+  auto data = TrainingSet::Load(run.queue, batch.model, batch.dataset,
+                                options_.scratch_dir);
   if (!data.ok()) return data.status();
   run.fetch_s =
       std::chrono::duration<double>(Clock::now() - fetch_start).count();
   core::UnlearnRequest req;
   req.model_bytes = latest->artifact;
-  req.dataset = &*data;
   std::set<std::string> keys;
   for (const auto& t : batch.tasks) {
     if (!t.subject_key.empty()) keys.insert(t.subject_key);
@@ -436,7 +422,7 @@ absl::Status Worker::UnlearnBatch(BatchRun& run) {
       Fault("training");
     }).detach();
   }
-  run.outcome = engine_->Unlearn(*spec, req);
+  run.outcome = engine_->Unlearn(*spec, req, **data);
   run.pub.parent_version = latest->version;
   run.pub.grace_seconds = spec->grace_seconds;
   if (!run.outcome.ok()) {
@@ -578,12 +564,13 @@ void Worker::RunModelJob(storage::WorkQueue& queue, storage::ModelJob job) {
           job, "a TorchScript model needs its artifact; it cannot be trained",
           true));
     }
-    auto data = LoadDataset(queue, job.model, job.dataset);
+    auto data =
+        TrainingSet::Load(queue, job.model, job.dataset, options_.scratch_dir);
     if (!data.ok()) {
       return finish(
           queue.FailModelJob(job, std::string(data.status().message()), false));
     }
-    core::Result<core::TrainedModel> trained = engine_->Train(*spec, *data);
+    core::Result<core::TrainedModel> trained = engine_->Train(*spec, **data);
     if (!trained.ok()) {
       const bool permanent =
           trained.status().code() == core::Code::kInvalidArgument;
@@ -596,10 +583,8 @@ void Worker::RunModelJob(storage::WorkQueue& queue, storage::ModelJob job) {
     const std::string report = absl::StrCat(
         "{\"train_accuracy\":", t.train_accuracy,
         ",\"test_accuracy\":", t.test_accuracy, ",\"seconds\":", t.seconds,
-        ",\"train_records\":",
-        core::IndicesOfSplit(*data, core::Split::kTrain).size(),
-        ",\"test_records\":",
-        core::IndicesOfSplit(*data, core::Split::kTest).size(), "}");
+        ",\"train_records\":", (*data)->train_records(),
+        ",\"test_records\":", (*data)->test_records(), "}");
     finish(queue.FinishModelJob(
         job, t.model_bytes,
         spec->state_kind == StateKind::kSisa ? t.sisa_state : t.newton_state,

@@ -33,6 +33,9 @@ namespace lethe::worker {
 struct WorkerOptions {
   std::string database_url = "postgresql:///lethe";
   std::string artifact_dir;  // empty: artifacts in PostgreSQL
+  // Where a run's training set is spooled for the engine
+  // (worker/training_set.h); empty: the system's temporary directory.
+  std::string scratch_dir;
   std::string device = "auto";
   int threads = 0;      // LibTorch intra-op threads; 0 = all cores
   int concurrency = 1;  // engine runs at once
@@ -129,13 +132,6 @@ class Worker {
   std::mutex mu_;
   std::vector<std::pair<storage::WorkQueue*, storage::TaskBatch>> running_;
 };
-
-// Loads the records `model` may train on (WorkQueue::ForEachTrainingRecord:
-// its dataset without the subjects it absorbed or never saw) into the
-// engine's in-memory form.
-absl::StatusOr<core::Dataset> LoadDataset(storage::WorkQueue& queue,
-                                          const storage::ModelRow& model,
-                                          const storage::DatasetRow& dataset);
 
 }  // namespace lethe::worker
 

@@ -431,10 +431,9 @@ Result<Dataset> WithoutRecords(const Dataset& data,
                                const std::vector<int64_t>& rows) {
   std::vector<bool> drop(data.size(), false);
   for (int64_t r : rows) drop[r] = true;
-  DatasetBuilder b(FeatureSpec{data.spec().shape, core::FeatureType::kFloat32,
-                               data.spec().num_classes});
-  at::Tensor x = data.features().flatten(1).contiguous();
-  const int64_t row_bytes = x.size(1) * 4;
+  DatasetBuilder b(data.spec());
+  at::Tensor x = data.features().contiguous();
+  const auto row_bytes = static_cast<int64_t>(data.spec().RowBytes());
   const char* base = static_cast<const char*>(x.data_ptr());
   const int64_t* y = data.labels().data_ptr<int64_t>();
   for (int64_t i = 0; i < data.size(); ++i) {

@@ -35,7 +35,11 @@ TEST(CsvTest, ParsesRowsAndScalesUint8) {
   EXPECT_EQ(d->subjects().size(), 2u);
   EXPECT_EQ(d->subject_index()[2], d->subject_index()[0]);
   EXPECT_EQ(d->splits()[2], Split::kTest);
-  EXPECT_FLOAT_EQ(d->features()[0][1].item<float>(), 128.0f / 255);
+  // Stored as one byte a feature; the model reads v / 255.
+  EXPECT_EQ(d->features().scalar_type(), at::kByte);
+  EXPECT_EQ(d->features()[0][1].item<int64_t>(), 128);
+  EXPECT_FLOAT_EQ(AsModelInput(d->features())[0][1].item<float>(),
+                  128.0f / 255);
   EXPECT_EQ(d->labels()[1].item<int64_t>(), 2);
 }
 
@@ -127,8 +131,10 @@ TEST(IdxTest, LoadsFashionMnistWithBlockSubjects) {
   EXPECT_EQ(d->features().sizes(), (at::IntArrayRef{130, 1, 28, 28}));
   EXPECT_EQ(d->subjects().size(), 4u + 2u);      // 100/25 train, 30/25 test
   EXPECT_EQ(d->labels()[0].item<int64_t>(), 9);  // first image: ankle boot
-  EXPECT_LE(d->features().max().item<float>(), 1.0f);
-  EXPECT_GT(d->features().max().item<float>(), 0.9f);
+  const at::Tensor x = AsModelInput(d->features());
+  EXPECT_EQ(x.scalar_type(), at::kFloat);
+  EXPECT_LE(x.max().item<float>(), 1.0f);
+  EXPECT_GT(x.max().item<float>(), 0.9f);
   // A provided key vector must cover every record.
   Result<Dataset> bad =
       LoadIdxDataset({{dir + "/t10k-images-idx3-ubyte.gz",
@@ -206,6 +212,7 @@ TEST(DatasetWireTest, RoundTripsAndRejectsMalformedBytes) {
     EXPECT_EQ(back->subjects(), d.subjects());
     if (!pool) {  // one byte a feature
       EXPECT_LT(bytes.size(), static_cast<size_t>(400 * (784 + 40) + 4096));
+      EXPECT_EQ(back->features().scalar_type(), at::kByte);
     }
     for (size_t cut : {size_t{0}, size_t{10}, size_t{40}, bytes.size() / 2,
                        bytes.size() - 1}) {
@@ -216,6 +223,93 @@ TEST(DatasetWireTest, RoundTripsAndRejectsMalformedBytes) {
     EXPECT_EQ(DecodeDataset(bytes + "x").status().code(),
               Code::kInvalidArgument);
   }
+}
+
+// The worker's path: records encoded one at a time as storage streams them,
+// the header after, decoded from a stream a few bytes a read; the same
+// dataset as EncodeDataset's (issue 19).
+TEST(DatasetWireTest, StreamingEncoderAndDecoderAgreeWithTheWholeEncoding) {
+  testing::SubsetOptions o;
+  o.train = 200;
+  o.test = 50;
+  const Dataset d = testing::FashionSubset(o);
+  DatasetEncoder enc(d.spec());
+  std::string records;
+  const at::Tensor x = d.features().contiguous();
+  const auto* base = static_cast<const char*>(x.data_ptr());
+  const size_t row = d.spec().RowBytes();
+  for (int64_t i = 0; i < d.size(); ++i) {
+    ASSERT_TRUE(enc.AddRecord(d.record_ids()[i],
+                              d.subjects()[d.subject_index()[i]],
+                              d.labels()[i].item<int64_t>(), d.splits()[i],
+                              std::string_view(base + i * row, row), records)
+                    .ok());
+  }
+  EXPECT_EQ(records.size(), static_cast<size_t>(d.size()) * enc.RecordBytes());
+  const std::string whole = enc.Header() + records;
+  EXPECT_EQ(whole, EncodeDataset(d));
+  // Seven bytes a read: every boundary falls inside some field.
+  size_t at = 0;
+  Result<Dataset> back = DecodeDataset([&](char* buf, size_t max) {
+    const size_t n = std::min({max, size_t{7}, whole.size() - at});
+    std::memcpy(buf, whole.data() + at, n);
+    at += n;
+    return Result<size_t>(n);
+  });
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_TRUE(at::equal(back->features(), d.features()));
+  EXPECT_EQ(back->record_ids(), d.record_ids());
+  // A read error is the decode's error.
+  Result<Dataset> failed = DecodeDataset([](char*, size_t) {
+    return Result<size_t>(Status(Code::kInternal, "disk gone"));
+  });
+  EXPECT_EQ(failed.status().code(), Code::kInternal);
+  EXPECT_EQ(failed.status().message(), "disk gone");
+  // The encoder rejects what the builder would.
+  std::string ignored;
+  EXPECT_EQ(
+      enc.AddRecord(1, "", 0, Split::kTrain, std::string(row, '\0'), ignored)
+          .code(),
+      Code::kInvalidArgument);
+  EXPECT_EQ(
+      enc.AddRecord(1, "s", 10, Split::kTrain, std::string(row, '\0'), ignored)
+          .code(),
+      Code::kInvalidArgument);
+  EXPECT_TRUE(ignored.empty());
+}
+
+// A header that claims more records than its input holds allocates
+// nothing and fails.
+TEST(DatasetWireTest, AFalseRecordCountIsRejectedBeforeAllocating) {
+  DatasetEncoder enc(Spec({4}, FeatureType::kUint8, 2));
+  std::string records;
+  ASSERT_TRUE(enc.AddRecord(1, "s", 0, Split::kTrain, "abcd", records).ok());
+  std::string header = enc.Header();
+  // The count is the header's last 8 bytes.
+  header[header.size() - 1] = 0x10;
+  Result<Dataset> d = DecodeDataset(header + records);
+  EXPECT_EQ(d.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(d.status().message().find("larger than the input"),
+            std::string::npos);
+}
+
+// Ids need not be ascending; duplicates are still found when they are not.
+TEST(DatasetBuilderTest, FindsDuplicateIdsInAnyOrder) {
+  DatasetBuilder b(Spec({1}, FeatureType::kUint8, 2));
+  for (int64_t id : {5, 9, 2, 7}) {
+    ASSERT_TRUE(b.Add(id, "s", 0, Split::kTrain, "x").ok()) << id;
+  }
+  EXPECT_EQ(b.Add(9, "s", 0, Split::kTrain, "x").code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(b.Add(2, "s", 0, Split::kTrain, "x").code(),
+            Code::kInvalidArgument);
+  ASSERT_TRUE(b.Reserve(100).ok());
+  ASSERT_TRUE(b.Add(11, "s", 0, Split::kTrain, "x").ok());
+  // Uint8 values must be whole bytes.
+  const float half[1] = {12.5f};
+  EXPECT_EQ(b.AddValues(12, "s", 0, Split::kTrain, half).code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(b.size(), 5);
 }
 
 }  // namespace

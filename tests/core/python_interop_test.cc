@@ -68,7 +68,7 @@ void WriteFile(const std::string& path, const void* data, size_t n) {
 int64_t WriteTestSplit(const Dataset& d) {
   std::vector<int64_t> test = IndicesOfSplit(d, Split::kTest);
   at::Tensor rows = at::tensor(test, at::kLong);
-  at::Tensor x = d.features().index_select(0, rows).contiguous();
+  at::Tensor x = AsModelInput(d.features().index_select(0, rows)).contiguous();
   at::Tensor y = d.labels().index_select(0, rows).contiguous();
   WriteFile(testing::TempDir() + "/x.bin", x.data_ptr(), x.nbytes());
   WriteFile(testing::TempDir() + "/y.bin", y.data_ptr(), y.nbytes());

@@ -3,6 +3,8 @@
 // an error, whatever its bytes (the engine process is untrusted).
 #include "worker/engine/engine_wire.h"
 
+#include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <string_view>
@@ -28,7 +30,6 @@ EngineCall Call() {
   c.forget_subjects = {"a", "b"};
   c.trained_by_lethe = true;
   c.state = "LETHE-SISA-2...";
-  c.dataset_bytes = std::string(1000, '\x7f');
   return c;
 }
 
@@ -51,9 +52,40 @@ TEST(EngineWireTest, CallRoundTrips) {
   EXPECT_EQ(back->forget_subjects, c.forget_subjects);
   EXPECT_EQ(back->trained_by_lethe, c.trained_by_lethe);
   EXPECT_EQ(back->state, c.state);
-  EXPECT_EQ(back->dataset_bytes, c.dataset_bytes);
   for (size_t cut = 0; cut < bytes.size(); cut += 13) {
     EXPECT_FALSE(DecodeEngineCall(bytes.substr(0, cut)).ok()) << cut;
+  }
+}
+
+// On the engine's stdin the call is framed and the training set follows:
+// reading the frame leaves the set unread, and a short frame is an error.
+TEST(EngineWireTest, TheCallFrameLeavesWhatFollowsItUnread) {
+  const EngineCall c = Call();
+  const std::string input = EncodeEngineCallFrame(c) + "DATASET";
+  size_t at = 0;
+  auto reader = [&](char* buf, size_t max) {
+    const size_t n = std::min({max, size_t{5}, input.size() - at});
+    std::memcpy(buf, input.data() + at, n);
+    at += n;
+    return core::Result<size_t>(n);
+  };
+  core::Result<EngineCall> back = ReadEngineCallFrame(reader);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->model_bytes, c.model_bytes);
+  EXPECT_EQ(input.substr(at), "DATASET");
+  const std::string frame = EncodeEngineCallFrame(c);
+  for (size_t cut : {size_t{0}, size_t{4}, size_t{8}, frame.size() - 1}) {
+    at = 0;
+    const std::string part = frame.substr(0, cut);
+    auto short_reader = [&](char* buf, size_t max) {
+      const size_t n = std::min(max, part.size() - at);
+      std::memcpy(buf, part.data() + at, n);
+      at += n;
+      return core::Result<size_t>(n);
+    };
+    EXPECT_EQ(ReadEngineCallFrame(short_reader).status().code(),
+              core::Code::kInvalidArgument)
+        << cut;
   }
 }
 
@@ -65,6 +97,8 @@ TEST(EngineWireTest, RepliesRoundTripPerOp) {
   trained.trained.test_accuracy = 0.85;
   trained.trained.seconds = 12.5;
   trained.trained.sisa_state = "state";
+  trained.peak_rss_bytes = int64_t{345} << 20;
+  trained.cpu_seconds = 61.25;
   auto t = DecodeEngineReply(EngineOp::kTrain,
                              EncodeEngineReply(EngineOp::kTrain, trained));
   ASSERT_TRUE(t.ok()) << t.status().ToString();
@@ -72,6 +106,9 @@ TEST(EngineWireTest, RepliesRoundTripPerOp) {
   EXPECT_EQ(t->trained.model_bytes, "weights");
   EXPECT_EQ(t->trained.test_accuracy, 0.85);
   EXPECT_EQ(t->trained.sisa_state, "state");
+  // What the engine used travels with every reply.
+  EXPECT_EQ(t->peak_rss_bytes, int64_t{345} << 20);
+  EXPECT_EQ(t->cpu_seconds, 61.25);
 
   EngineReply unlearned;
   unlearned.outcome.model_bytes = "v2";

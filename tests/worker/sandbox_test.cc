@@ -14,7 +14,10 @@
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
+#include <mutex>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -39,7 +42,8 @@ SandboxOptions Shell() {
 
 absl::StatusOr<std::string> Sh(const SandboxOptions& o,
                                const std::string& script) {
-  return RunInSandbox(o, {"-c", script}, "");
+  storage::StringByteStream nothing("");
+  return RunInSandbox(o, {"-c", script}, nothing);
 }
 
 TEST(SandboxTest, SeesNoFilesNetworkEnvironmentOrDescriptorsOfTheWorker) {
@@ -132,7 +136,8 @@ TEST(SandboxTest, FailuresCarryTheExitAndStderr) {
 
 TEST(SandboxTest, InputReachesStdinEvenWhenLarge) {
   std::string input(8 << 20, 'x');
-  auto out = RunInSandbox(Shell(), {"-c", "wc -c"}, input);
+  storage::StringByteStream stream(input);
+  auto out = RunInSandbox(Shell(), {"-c", "wc -c"}, stream);
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(std::atoll(out->c_str()), static_cast<long long>(input.size()));
 }
@@ -225,34 +230,50 @@ SandboxOptions Engine() {
 }
 
 TEST(SandboxedEngineTest, TrainsAndUnlearnsBitForBitAsInProcess) {
-  auto sandboxed = NewSandboxedEngine(Engine(), "cpu", 1);
+  std::mutex mu;
+  std::vector<std::pair<std::string, RunUsage>> runs;
+  auto sandboxed = NewSandboxedEngine(
+      Engine(), "cpu", 1, [&](std::string_view op, const RunUsage& usage) {
+        std::lock_guard lock(mu);
+        runs.emplace_back(std::string(op), usage);
+      });
   auto local = NewInProcessEngine("cpu", 1);
   ASSERT_TRUE(sandboxed.ok()) << sandboxed.status();
   ASSERT_TRUE(local.ok()) << local.status();
   auto spec = ParseModelSpec(Mlp(), Features());
   ASSERT_TRUE(spec.ok()) << spec.status();
-  const core::Dataset data = Synthetic();
-  auto a = (*sandboxed)->Train(*spec, data);
-  auto b = (*local)->Train(*spec, data);
+  // Each call reads its own stream of the encoded set, as the worker's
+  // TrainingSet hands it over.
+  const std::string data = core::EncodeDataset(Synthetic());
+  storage::StringByteStream d1(data), d2(data), d3(data), d4(data), d5(data);
+  auto a = (*sandboxed)->Train(*spec, d1);
+  auto b = (*local)->Train(*spec, d2);
   ASSERT_TRUE(a.ok()) << a.status().ToString();
   ASSERT_TRUE(b.ok()) << b.status().ToString();
   EXPECT_EQ(a.value().model_sha256, b.value().model_sha256);
-  std::ofstream("/tmp/a.zip") << a.value().model_bytes;
-
-  std::ofstream("/tmp/b.zip") << b.value().model_bytes;
   EXPECT_EQ(a.value().test_accuracy, b.value().test_accuracy);
+  // Each run reports what its process used, measured by the process: at
+  // least LibTorch's libraries, far less than the address-space limit.
+  {
+    std::lock_guard lock(mu);
+    ASSERT_EQ(runs.size(), 1u);  // the probe at start is not a run
+    EXPECT_EQ(runs[0].first, "train");
+    EXPECT_GT(runs[0].second.peak_rss_bytes, int64_t{20} << 20);
+    EXPECT_LT(runs[0].second.peak_rss_bytes, Engine().memory_bytes);
+    EXPECT_GT(runs[0].second.cpu_seconds, 0.0);
+    EXPECT_GT(runs[0].second.wall_seconds, 0.0);
+  }
   EXPECT_TRUE(
       (*sandboxed)->Validate(a.value().model_bytes, spec->features).ok());
 
   core::UnlearnRequest req;
   req.model_bytes = a.value().model_bytes;
-  req.dataset = &data;
   req.forget_subjects = {"s1", "s7"};
   req.recipe = spec->recipe;
   req.policy = spec->policy;
   req.trained_by_lethe = true;
-  auto ua = (*sandboxed)->Unlearn(*spec, req);
-  auto ub = (*local)->Unlearn(*spec, req);
+  auto ua = (*sandboxed)->Unlearn(*spec, req, d3);
+  auto ub = (*local)->Unlearn(*spec, req, d4);
   ASSERT_TRUE(ua.ok()) << ua.status().ToString();
   ASSERT_TRUE(ub.ok()) << ub.status().ToString();
   EXPECT_EQ(ua.value().model_sha256, ub.value().model_sha256);
@@ -260,7 +281,7 @@ TEST(SandboxedEngineTest, TrainsAndUnlearnsBitForBitAsInProcess) {
   EXPECT_EQ(ua.value().report.forget_records, 20);
   // Errors cross the boundary with their code.
   req.forget_subjects = {"nobody"};
-  EXPECT_EQ((*sandboxed)->Unlearn(*spec, req).status().code(),
+  EXPECT_EQ((*sandboxed)->Unlearn(*spec, req, d5).status().code(),
             core::Code::kNotFound);
   EXPECT_EQ((*sandboxed)->Validate("junk", spec->features).code(),
             core::Code::kInvalidArgument);

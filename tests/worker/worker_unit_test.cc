@@ -2,6 +2,8 @@
 // (storage/memory) and a scripted engine: no database, no LibTorch run.
 // What reaches the engine, what gets published, how failures are counted,
 // and that certificates are issued in the publishing transaction.
+#include <algorithm>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -15,6 +17,7 @@
 #include "storage/hash.h"
 #include "storage/memory/backend.h"
 #include "worker/engine/model_engine.h"
+#include "worker/training_set.h"
 #include "worker/worker.h"
 
 namespace lethe::worker {
@@ -36,16 +39,20 @@ class ScriptedEngine final : public ModelEngine {
     return core::Status();
   }
   core::Result<core::TrainedModel> Train(const ModelSpec&,
-                                         const core::Dataset&) const override {
+                                         storage::ByteStream&) const override {
     return core::Status(core::Code::kInternal, "training is not scripted");
   }
+  // Decodes the training set as an engine process would, from the stream.
   core::Result<core::UnlearnOutcome> Unlearn(
-      const ModelSpec& /*spec*/,
-      const core::UnlearnRequest& request) const override {
+      const ModelSpec& /*spec*/, const core::UnlearnRequest& request,
+      storage::ByteStream& data) const override {
+    core::Result<core::Dataset> decoded =
+        core::DecodeDataset(ReaderOf(data), data.size());
+    if (!decoded.ok()) return decoded.status();
     std::lock_guard lock(mu_);
     calls_.push_back(Call{request.forget_subjects,
                           std::string(request.model_bytes),
-                          request.dataset->subjects()});
+                          decoded->subjects()});
     return next_;
   }
 
@@ -175,6 +182,44 @@ class WorkerUnitTest : public ::testing::Test {
   std::shared_ptr<ScriptedEngine> engine_;
   std::string model_id_;
 };
+
+// The training set goes to the engine through a scratch file, not the
+// worker's memory: every record the model may train on, in id order, as
+// core decodes it, with the header's counts; rewinding reads it again;
+// nothing is left in the scratch directory (issue 19).
+TEST_F(WorkerUnitTest, TrainingSetsAreSpooledToScratchAndReadBackWhole) {
+  const std::string scratch = ::testing::TempDir() + "/lethe-scratch-test";
+  std::filesystem::remove_all(scratch);
+  std::filesystem::create_directories(scratch);
+  auto queue = backend_->NewWorkQueue(storage::QueueOptions{.owner = "t"});
+  auto model = backend_->models().Get(model_id_);
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto dataset = backend_->datasets().Get(model->dataset_id);
+  ASSERT_TRUE(dataset.ok()) << dataset.status();
+  auto set = TrainingSet::Load(*queue, *model, *dataset, scratch);
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_EQ((*set)->train_records(), 6);
+  EXPECT_EQ((*set)->test_records(), 3);
+  EXPECT_TRUE(std::filesystem::is_empty(scratch));  // unlinked at creation
+  for (int pass = 0; pass < 2; ++pass) {
+    ASSERT_TRUE((*set)->Rewind().ok());
+    core::Result<core::Dataset> d =
+        core::DecodeDataset(ReaderOf(**set), (*set)->size());
+    ASSERT_TRUE(d.ok()) << d.status().ToString();
+    EXPECT_EQ(d->size(), 9);
+    EXPECT_EQ(d->subjects().size(), 3u);
+    EXPECT_EQ(
+        std::count(d->splits().begin(), d->splits().end(), core::Split::kTest),
+        3);
+    EXPECT_TRUE(std::is_sorted(d->record_ids().begin(), d->record_ids().end()));
+  }
+  // A scratch directory that is not there is a clear error.
+  auto missing =
+      TrainingSet::Load(*queue, *model, *dataset, scratch + "/missing");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kInternal);
+  EXPECT_NE(missing.status().message().find("spool file"), std::string::npos);
+  std::filesystem::remove_all(scratch);
+}
 
 TEST_F(WorkerUnitTest, ValidatesThenPublishesAndCertifiesABatch) {
   RunWorker();  // validation job only

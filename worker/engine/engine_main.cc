@@ -2,12 +2,15 @@
 // Reads an EngineCall (worker/engine_wire.h) on stdin, writes the
 // EngineReply on stdout, exits 0; anything else (a crash, a limit) is the
 // worker's to report. It installs its seccomp filter after reading the call
-// and starting LibTorch's threads, before it parses the model: the model's
-// code and LibTorch's deserialiser run with no file, network or process
-// calls left. Not meant to be run by hand.
+// and starting LibTorch's threads, before it reads the training set that
+// follows the call and parses the model: the decoder, the model's code and
+// LibTorch's deserialiser run with no file, network or process calls left. Not
+// meant to be run by hand.
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cinttypes>
 #include <cstdio>
 #include <iostream>
 #include <new>
@@ -24,18 +27,21 @@
 namespace lethe::worker {
 namespace {
 
-std::string ReadAll(int fd) {
-  std::string in;
-  char buf[1 << 16];
-  for (;;) {
-    const ssize_t n = read(fd, buf, sizeof(buf));
-    if (n > 0) {
-      in.append(buf, static_cast<size_t>(n));
-    } else if (n == 0 || errno != EINTR) {
-      return in;
+// The rest of the call's stdin: the training set, decoded as it is read.
+class StdinStream final : public storage::ByteStream {
+ public:
+  absl::StatusOr<size_t> Read(char* buf, size_t max) override {
+    for (;;) {
+      const ssize_t n = read(0, buf, max);
+      if (n >= 0) return static_cast<size_t>(n);
+      if (errno != EINTR) return absl::InternalError("cannot read stdin");
     }
   }
-}
+  absl::Status Rewind() override {
+    return absl::FailedPreconditionError("stdin cannot be rewound");
+  }
+  int64_t size() const override { return -1; }  // unknown
+};
 
 bool WriteAll(int fd, const std::string& out) {
   size_t done = 0;
@@ -48,6 +54,30 @@ bool WriteAll(int fd, const std::string& out) {
   return true;
 }
 
+// This process's peak resident set (VmHWM: exec reset it, so none of the
+// worker's or bubblewrap's memory is in it), or 0 when /proc cannot say.
+int64_t PeakRssBytes() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return 0;
+  int64_t kib = 0;
+  char line[256];
+  while (std::fgets(line, sizeof(line), f) != nullptr) {
+    int64_t v = 0;
+    if (std::sscanf(line, "VmHWM: %" SCNd64 " kB", &v) == 1) kib = v;
+  }
+  std::fclose(f);
+  return kib * 1024;
+}
+
+double CpuSeconds() {
+  rusage ru{};
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+  auto secs = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+  };
+  return secs(ru.ru_utime) + secs(ru.ru_stime);
+}
+
 core::Status FromAbsl(const absl::Status& s) {
   if (s.ok()) return core::OkStatus();
   return core::Status(static_cast<core::Code>(s.code()),
@@ -58,13 +88,7 @@ core::Status FromAbsl(const absl::Status& s) {
 void Serve(const ModelEngine& engine, const EngineCall& call,
            EngineReply& reply) {
   if (call.op == EngineOp::kValidate) {
-    core::FeatureSpec features;
-    features.shape = call.dataset.feature_shape;
-    features.type = call.dataset.feature_type == "uint8"
-                        ? core::FeatureType::kUint8
-                        : core::FeatureType::kFloat32;
-    features.num_classes = call.dataset.num_classes;
-    reply.status = engine.Validate(call.model_bytes, features);
+    reply.status = engine.Validate(call.model_bytes, FeaturesOf(call.dataset));
     return;
   }
   absl::StatusOr<ModelSpec> spec = ParseModelSpec(call.model, call.dataset);
@@ -72,27 +96,22 @@ void Serve(const ModelEngine& engine, const EngineCall& call,
     reply.status = FromAbsl(spec.status());
     return;
   }
-  core::Result<core::Dataset> data = core::DecodeDataset(call.dataset_bytes);
-  if (!data.ok()) {
-    reply.status = data.status();
-    return;
-  }
+  StdinStream data;
   if (call.op == EngineOp::kTrain) {
-    auto trained = engine.Train(*spec, data.value());
+    auto trained = engine.Train(*spec, data);
     reply.status = trained.status();
     if (trained.ok()) reply.trained = std::move(trained).value();
     return;
   }
   core::UnlearnRequest req;
   req.model_bytes = call.model_bytes;
-  req.dataset = &data.value();
   req.forget_subjects = call.forget_subjects;
   req.recipe = spec->recipe;
   req.trained_by_lethe = call.trained_by_lethe;
   req.policy = spec->policy;
   if (spec->state_kind == StateKind::kSisa) req.sisa_state = call.state;
   if (spec->state_kind == StateKind::kNewton) req.newton_state = call.state;
-  auto outcome = engine.Unlearn(*spec, req);
+  auto outcome = engine.Unlearn(*spec, req, data);
   reply.status = outcome.status();
   if (outcome.ok()) reply.outcome = std::move(outcome).value();
 }
@@ -106,8 +125,10 @@ int Main(int argc, char** argv) {
   // No file of its own to write, ever.
   rlimit no_files{0, 0};
   setrlimit(RLIMIT_FSIZE, &no_files);
-  const std::string input = ReadAll(0);
-  core::Result<EngineCall> call = DecodeEngineCall(input);
+  // The call now; the training set after it is read once the filter is
+  // in place.
+  StdinStream in;
+  core::Result<EngineCall> call = ReadEngineCallFrame(ReaderOf(in));
   if (!call.ok()) {
     std::cerr << "lethe-engine: " << call.status().ToString() << "\n";
     return 2;
@@ -132,6 +153,8 @@ int Main(int argc, char** argv) {
         core::Status(core::Code::kResourceExhausted,
                      "the engine ran out of memory (--engine-memory-mb)");
   }
+  reply.peak_rss_bytes = PeakRssBytes();
+  reply.cpu_seconds = CpuSeconds();
   return WriteAll(1, EncodeEngineReply(call->op, reply)) ? 0 : 3;
 }
 

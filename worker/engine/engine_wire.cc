@@ -73,8 +73,7 @@ core::Status GetOutcome(core::WireReader& r, core::UnlearnOutcome* o) {
 
 std::string EncodeEngineCall(const EngineCall& c) {
   core::WireWriter w;
-  w.Reserve(c.dataset_bytes.size() + c.model_bytes.size() + c.state.size() +
-            4096);
+  w.Reserve(c.model_bytes.size() + c.state.size() + 4096);
   w.PutRaw(kCallMagic);
   w.PutU64(static_cast<uint64_t>(c.op));
   w.PutBytes(c.device);
@@ -90,7 +89,6 @@ std::string EncodeEngineCall(const EngineCall& c) {
   w.PutStrings(c.forget_subjects);
   w.PutBool(c.trained_by_lethe);
   w.PutBytes(c.state);
-  w.PutBytes(c.dataset_bytes);
   return std::move(w.str());
 }
 
@@ -109,8 +107,7 @@ core::Result<EngineCall> DecodeEngineCall(std::string_view bytes) {
       !r.GetI64s(&c.dataset.feature_shape) ||
       !r.GetBytes(&c.dataset.feature_type) || !r.GetI64(&classes) ||
       !r.GetBytes(&c.model_bytes) || !r.GetStrings(&c.forget_subjects) ||
-      !r.GetBool(&c.trained_by_lethe) || !r.GetBytes(&c.state) ||
-      !r.GetBytes(&c.dataset_bytes) || !r.done()) {
+      !r.GetBool(&c.trained_by_lethe) || !r.GetBytes(&c.state) || !r.done()) {
     return Malformed("truncated call");
   }
   if (op < 1 || op > 3) return Malformed("unknown op");
@@ -123,6 +120,40 @@ core::Result<EngineCall> DecodeEngineCall(std::string_view bytes) {
   return c;
 }
 
+std::string EncodeEngineCallFrame(const EngineCall& call) {
+  const std::string body = EncodeEngineCall(call);
+  core::WireWriter w;
+  w.Reserve(body.size() + 8);
+  w.PutBytes(body);
+  return std::move(w.str());
+}
+
+core::Result<EngineCall> ReadEngineCallFrame(const core::ByteReader& read) {
+  auto read_exactly = [&read](char* buf, size_t n) -> core::Result<bool> {
+    for (size_t got = 0; got < n;) {
+      core::Result<size_t> r = read(buf + got, n - got);
+      if (!r.ok()) return r.status();
+      if (r.value() == 0) return false;
+      got += r.value();
+    }
+    return true;
+  };
+  char len_bytes[8];
+  core::Result<bool> got = read_exactly(len_bytes, sizeof(len_bytes));
+  if (!got.ok()) return got.status();
+  uint64_t len = 0;
+  core::WireReader(std::string_view(len_bytes, sizeof(len_bytes))).GetU64(&len);
+  // A call carries a model and its state; more than 64 GiB is no call.
+  if (!got.value() || len > (uint64_t{1} << 36)) {
+    return Malformed("truncated call frame");
+  }
+  std::string body(len, '\0');
+  got = read_exactly(body.data(), body.size());
+  if (!got.ok()) return got.status();
+  if (!got.value()) return Malformed("truncated call");
+  return DecodeEngineCall(body);
+}
+
 std::string EncodeEngineReply(EngineOp op, const EngineReply& reply) {
   core::WireWriter w;
   w.PutRaw(kReplyMagic);
@@ -133,6 +164,8 @@ std::string EncodeEngineReply(EngineOp op, const EngineReply& reply) {
     if (op == EngineOp::kTrain) PutTrained(w, reply.trained);
     if (op == EngineOp::kUnlearn) PutOutcome(w, reply.outcome);
   }
+  w.PutI64(reply.peak_rss_bytes);
+  w.PutDouble(reply.cpu_seconds);
   return std::move(w.str());
 }
 
@@ -161,6 +194,9 @@ core::Result<EngineReply> DecodeEngineReply(EngineOp op,
       core::Status st = GetOutcome(r, &reply.outcome);
       if (!st.ok()) return st;
     }
+  }
+  if (!r.GetI64(&reply.peak_rss_bytes) || !r.GetDouble(&reply.cpu_seconds)) {
+    return Malformed("truncated usage");
   }
   if (!r.done()) return Malformed("trailing bytes");
   return reply;

@@ -1,9 +1,11 @@
 // The messages between the worker and `lethe-engine`, its sandboxed engine
 // process (docs/security.md, "The engine sandbox"): one EngineCall on the
-// child's stdin, one EngineReply on its stdout, in lethe/core/wire.h's
-// encoding. The call carries the model's stored rows rather than the parsed
-// spec: the child parses them itself with ParseModelSpec, exactly as the
-// worker does. Torch-free.
+// child's stdin, framed by its length and followed, for train and unlearn,
+// by the training set in core's dataset encoding (which the child decodes
+// as it reads the pipe, so that neither side holds the set twice); one
+// EngineReply on its stdout; in lethe/core/wire.h's encoding. The call carries
+// the model's stored rows rather than the parsed spec: the child parses them
+// itself with ParseModelSpec, exactly as the worker does. Torch-free.
 //
 // The worker treats a reply as untrusted input: DecodeEngineReply bounds
 // every length by the message and fails on anything malformed.
@@ -15,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "lethe/core/dataset.h"
 #include "lethe/core/engine.h"
 #include "lethe/core/status.h"
 #include "storage/types.h"
@@ -33,8 +36,7 @@ struct EngineCall {
   std::string model_bytes;  // validate, unlearn
   std::vector<std::string> forget_subjects;
   bool trained_by_lethe = false;
-  std::string state;          // the version's SISA or Newton state
-  std::string dataset_bytes;  // core::EncodeDataset; train, unlearn
+  std::string state;  // the version's SISA or Newton state
 };
 
 // The call's result: a status, and when OK what the op produced.
@@ -42,10 +44,19 @@ struct EngineReply {
   core::Status status;
   core::TrainedModel trained;    // train
   core::UnlearnOutcome outcome;  // unlearn
+  // What the engine process used, as it measured itself (every op; for
+  // metrics and logs only: an untrusted process may say anything here).
+  int64_t peak_rss_bytes = 0;
+  double cpu_seconds = 0;
 };
 
 std::string EncodeEngineCall(const EngineCall& call);
 core::Result<EngineCall> DecodeEngineCall(std::string_view bytes);
+// The call as the engine's stdin starts: its length (u64), then the call.
+std::string EncodeEngineCallFrame(const EngineCall& call);
+// Reads one frame from `read`, leaving what follows it (the training set)
+// unread. INVALID_ARGUMENT for a short or malformed frame.
+core::Result<EngineCall> ReadEngineCallFrame(const core::ByteReader& read);
 std::string EncodeEngineReply(EngineOp op, const EngineReply& reply);
 // INVALID_ARGUMENT (for the message) when `bytes` is not a reply to `op`.
 core::Result<EngineReply> DecodeEngineReply(EngineOp op,

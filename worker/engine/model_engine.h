@@ -11,12 +11,14 @@
 #ifndef LETHE_WORKER_ENGINE_MODEL_ENGINE_H_
 #define LETHE_WORKER_ENGINE_MODEL_ENGINE_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 
 #include "absl/status/statusor.h"
 #include "lethe/core/engine.h"
+#include "storage/model_store.h"
 #include "worker/engine/model_spec.h"
 #include "worker/engine/sandbox.h"
 
@@ -32,13 +34,23 @@ class ModelEngine {
   virtual std::string device_name() const = 0;
   virtual core::Status Validate(std::string_view model_bytes,
                                 const core::FeatureSpec& features) const = 0;
+  // `data`: the training set in core's dataset encoding
+  // (lethe/core/dataset.h), read once from its current position to its end.
+  // The worker's is a TrainingSet spooled to disk (worker/training_set.h):
+  // the sandboxed engine pipes it to its process, which decodes it as it
+  // arrives, so the set is in memory once, in the process that trains.
   virtual core::Result<core::TrainedModel> Train(
-      const ModelSpec& spec, const core::Dataset& data) const = 0;
+      const ModelSpec& spec, storage::ByteStream& data) const = 0;
   // request.recipe and request.policy are spec's (a sandboxed engine
-  // rebuilds them from spec's rows).
+  // rebuilds them from spec's rows); request.dataset is ignored: the
+  // records are `data`, as for Train.
   virtual core::Result<core::UnlearnOutcome> Unlearn(
-      const ModelSpec& spec, const core::UnlearnRequest& request) const = 0;
+      const ModelSpec& spec, const core::UnlearnRequest& request,
+      storage::ByteStream& data) const = 0;
 };
+
+// `stream` as core's reader (its errors keep their codes).
+core::ByteReader ReaderOf(storage::ByteStream& stream);
 
 // core::Engine in this process: initialises LibTorch's runtime with
 // `threads` intra-op threads (0 = all cores) on `device` ("auto", "cpu",
@@ -52,8 +64,23 @@ absl::StatusOr<std::unique_ptr<ModelEngine>> NewInProcessEngine(
 // started through it); INVALID_ARGUMENT for a bad device. CUDA devices get
 // their /dev/nvidia* nodes bound in and no address-space limit (CUDA reserves
 // far more than it uses).
+//
+// `observer`, when set, is told what each run used ("validate", "train" or
+// "unlearn"), from any thread: the worker exports it as
+// lethe_engine_peak_rss_bytes and logs it.
+// What one sandboxed run used.
+struct RunUsage {
+  // The engine process's peak resident set (its VmHWM, which exec resets,
+  // as the process read it at the end); 0 when unknown (it died first).
+  int64_t peak_rss_bytes = 0;
+  double cpu_seconds = 0;   // the engine process's user + system time
+  double wall_seconds = 0;  // the whole call, as the worker timed it
+};
+using EngineRunObserver =
+    std::function<void(std::string_view op, const RunUsage& usage)>;
 absl::StatusOr<std::unique_ptr<ModelEngine>> NewSandboxedEngine(
-    SandboxOptions sandbox, const std::string& device, int threads);
+    SandboxOptions sandbox, const std::string& device, int threads,
+    EngineRunObserver observer = nullptr);
 
 }  // namespace lethe::worker
 

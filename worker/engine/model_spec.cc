@@ -76,15 +76,6 @@ absl::StatusOr<StoredModel> ParseStored(const storage::ModelRow& model) {
   return out;
 }
 
-core::FeatureSpec ToFeatures(const storage::DatasetRow& dataset) {
-  core::FeatureSpec out;
-  out.shape = dataset.feature_shape;
-  out.type = dataset.feature_type == "uint8" ? core::FeatureType::kUint8
-                                             : core::FeatureType::kFloat32;
-  out.num_classes = dataset.num_classes;
-  return out;
-}
-
 // A built-in architecture (ignored when the model is TorchScript).
 core::Architecture ToArchitecture(const v1::Architecture& arch,
                                   const storage::DatasetRow& dataset) {
@@ -182,7 +173,7 @@ absl::StatusOr<ModelSpec> ParseModelSpec(const storage::ModelRow& model,
   ModelSpec spec;
   spec.model_row = model;
   spec.dataset_row = dataset;
-  spec.features = ToFeatures(dataset);
+  spec.features = FeaturesOf(dataset);
   spec.recipe = ToRecipe(stored->recipe);
   spec.torchscript = arch.kind() == v1::Architecture::KIND_TORCHSCRIPT;
   spec.architecture = ToArchitecture(arch, dataset);
@@ -216,6 +207,15 @@ absl::StatusOr<ModelSpec> ParseModelSpec(const storage::ModelRow& model,
   p.seed = stored->recipe.seed();
   spec.grace_seconds = policy.old_version_grace_seconds();
   return spec;
+}
+
+core::FeatureSpec FeaturesOf(const storage::DatasetRow& dataset) {
+  core::FeatureSpec out;
+  out.shape = dataset.feature_shape;
+  out.type = dataset.feature_type == "uint8" ? core::FeatureType::kUint8
+                                             : core::FeatureType::kFloat32;
+  out.num_classes = dataset.num_classes;
+  return out;
 }
 
 }  // namespace lethe::worker

@@ -32,6 +32,9 @@ struct ModelSpec {
   storage::DatasetRow dataset_row;
 };
 
+// The dataset row's feature spec, as core reads it.
+core::FeatureSpec FeaturesOf(const storage::DatasetRow& dataset);
+
 // INVALID_ARGUMENT if the stored JSON does not describe a usable model.
 absl::StatusOr<ModelSpec> ParseModelSpec(const storage::ModelRow& model,
                                          const storage::DatasetRow& dataset);

@@ -206,13 +206,44 @@ std::string Tail(const std::string& s) {
   return s.size() <= kStderrTail ? s : s.substr(s.size() - kStderrTail);
 }
 
+// What is read from the input and not yet written to the child.
+struct Pending {
+  std::string bytes = std::string(size_t{1} << 16, '\0');
+  size_t begin = 0, end = 0;
+};
+
+// Writes what the child's stdin takes, reading the next piece of `input`
+// when the last one is gone; closes stdin at the end of the input (or when
+// the child stopped reading). False, with `why`, when `input` failed.
+bool Feed(Child& c, storage::ByteStream& input, Pending& p, absl::Status& why) {
+  if (p.begin == p.end) {
+    absl::StatusOr<size_t> n = input.Read(p.bytes.data(), p.bytes.size());
+    if (!n.ok()) {
+      why = n.status();
+      return false;
+    }
+    p.begin = 0;
+    p.end = *n;
+    if (*n == 0) {
+      c.CloseIn();
+      return true;
+    }
+  }
+  const ssize_t w =
+      send(c.in, p.bytes.data() + p.begin, p.end - p.begin, MSG_NOSIGNAL);
+  if (w > 0) p.begin += static_cast<size_t>(w);
+  if (w < 0 && errno != EAGAIN && errno != EINTR) c.CloseIn();
+  return true;
+}
+
 // Feeds `input`, collects stdout and stderr until both close. False when
-// the deadline passed or the reply grew past its cap (`why` says which).
+// the deadline passed, the reply grew past its cap or the input failed
+// (`why` says which).
 bool Pump(const SandboxOptions& o, Clock::time_point deadline, Child& c,
-          std::string_view input, std::string& out, std::string& err,
+          storage::ByteStream& input, std::string& out, std::string& err,
           absl::Status& why) {
   const bool timed = o.wall_seconds > 0;
-  size_t written = 0;
+  Pending pending;
   char buf[1 << 16];
   while (c.out >= 0 || c.err >= 0) {
     pollfd fds[3];
@@ -237,11 +268,7 @@ bool Pump(const SandboxOptions& o, Clock::time_point deadline, Child& c,
       if (fds[i].revents == 0) continue;
       const int fd = fds[i].fd;
       if (fd == c.in) {
-        const ssize_t w = send(fd, input.data() + written,
-                               input.size() - written, MSG_NOSIGNAL);
-        if (w > 0) written += static_cast<size_t>(w);
-        if (w < 0 && errno != EAGAIN && errno != EINTR) written = input.size();
-        if (written == input.size()) c.CloseIn();
+        if (!Feed(c, input, pending, why)) return false;
         continue;
       }
       const ssize_t r = read(fd, buf, sizeof(buf));
@@ -326,7 +353,7 @@ absl::Status CheckSandbox(const SandboxOptions& o) {
 
 absl::StatusOr<std::string> RunInSandbox(const SandboxOptions& options,
                                          const std::vector<std::string>& args,
-                                         std::string_view input) {
+                                         storage::ByteStream& input) {
   Child child;
   if (absl::Status st = Spawn(options, args, child); !st.ok()) return st;
   const auto deadline =

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "storage/model_store.h"
 
 namespace lethe::worker {
 
@@ -59,14 +60,17 @@ absl::Status CheckSandbox(const SandboxOptions& options);
 // namespaces for bubblewrap, say) stops the worker at start, not every job.
 inline constexpr const char* kProbeReply = "lethe-engine ok\n";
 
-// Runs the engine binary with `args` on `input` and returns its stdout.
-// Errors: DEADLINE_EXCEEDED past wall_seconds; RESOURCE_EXHAUSTED past the
-// CPU limit or max_reply_bytes; INTERNAL when the process died or exited
-// non-zero (with the tail of its stderr); the process and everything it
-// started are killed in every case.
+// Runs the engine binary with `args` on `input`, read from its current
+// position and fed to the process 64 KiB at a time (a training set goes
+// from its spool file to the engine without being held here), and returns
+// its stdout. Errors: DEADLINE_EXCEEDED past wall_seconds;
+// RESOURCE_EXHAUSTED past the CPU limit or max_reply_bytes; INTERNAL when
+// the process died or exited non-zero (with the tail of its stderr); a
+// failure to read `input` as itself; the process and everything it started
+// are killed in every case.
 absl::StatusOr<std::string> RunInSandbox(const SandboxOptions& options,
                                          const std::vector<std::string>& args,
-                                         std::string_view input);
+                                         storage::ByteStream& input);
 
 }  // namespace lethe::worker
 

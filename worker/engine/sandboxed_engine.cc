@@ -1,4 +1,6 @@
 // ModelEngine over worker/sandbox.h: every call is one lethe-engine process.
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <utility>
 
@@ -29,11 +31,13 @@ core::Status ToCore(const absl::Status& s) {
 class SandboxedEngine final : public ModelEngine {
  public:
   SandboxedEngine(SandboxOptions sandbox, core::Device device,
-                  std::string device_arg, int threads)
+                  std::string device_arg, int threads,
+                  EngineRunObserver observer)
       : sandbox_(std::move(sandbox)),
         device_(device),
         device_arg_(std::move(device_arg)),
-        threads_(threads) {}
+        threads_(threads),
+        observer_(std::move(observer)) {}
 
   std::string device_kind() const override {
     return device_.is_cuda() ? "cuda" : "cpu";
@@ -50,28 +54,24 @@ class SandboxedEngine final : public ModelEngine {
         features.type == core::FeatureType::kUint8 ? "uint8" : "float32";
     call.dataset.num_classes = static_cast<int32_t>(features.num_classes);
     call.model_bytes = std::string(model_bytes);
-    auto reply = Run(call);
+    auto reply = Run(call, nullptr);
     return reply.ok() ? reply.value().status : reply.status();
   }
 
   core::Result<core::TrainedModel> Train(
-      const ModelSpec& spec, const core::Dataset& data) const override {
+      const ModelSpec& spec, storage::ByteStream& data) const override {
     EngineCall call = Call(EngineOp::kTrain);
     call.model = spec.model_row;
     call.dataset = spec.dataset_row;
-    call.dataset_bytes = core::EncodeDataset(data);
-    auto reply = Run(call);
+    auto reply = Run(call, &data);
     if (!reply.ok()) return reply.status();
     if (!reply.value().status.ok()) return reply.value().status;
     return std::move(reply.value().trained);
   }
 
   core::Result<core::UnlearnOutcome> Unlearn(
-      const ModelSpec& spec,
-      const core::UnlearnRequest& request) const override {
-    if (request.dataset == nullptr) {
-      return core::InvalidArgumentError("unlearn request without a dataset");
-    }
+      const ModelSpec& spec, const core::UnlearnRequest& request,
+      storage::ByteStream& data) const override {
     EngineCall call = Call(EngineOp::kUnlearn);
     call.model = spec.model_row;
     call.dataset = spec.dataset_row;
@@ -81,8 +81,7 @@ class SandboxedEngine final : public ModelEngine {
     call.state =
         std::string(!request.sisa_state.empty() ? request.sisa_state
                                                 : request.newton_state);
-    call.dataset_bytes = core::EncodeDataset(*request.dataset);
-    auto reply = Run(call);
+    auto reply = Run(call, &data);
     if (!reply.ok()) return reply.status();
     if (!reply.value().status.ok()) return reply.value().status;
     return std::move(reply.value().outcome);
@@ -97,11 +96,26 @@ class SandboxedEngine final : public ModelEngine {
     return call;
   }
 
-  core::Result<EngineReply> Run(const EngineCall& call) const {
-    absl::StatusOr<std::string> out =
-        RunInSandbox(sandbox_, {}, EncodeEngineCall(call));
+  // The call's frame, then the training set (when there is one) straight
+  // from where it lies.
+  core::Result<EngineReply> Run(const EngineCall& call,
+                                storage::ByteStream* data) const {
+    storage::PrefixedStream input(EncodeEngineCallFrame(call), data);
+    const auto start = std::chrono::steady_clock::now();
+    absl::StatusOr<std::string> out = RunInSandbox(sandbox_, {}, input);
+    RunUsage usage;
+    usage.wall_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
+    core::Result<EngineReply> reply =
+        out.ok() ? DecodeEngineReply(call.op, *out)
+                 : core::Result<EngineReply>(ToCore(out.status()));
+    if (reply.ok()) {
+      usage.peak_rss_bytes = std::max<int64_t>(reply->peak_rss_bytes, 0);
+      usage.cpu_seconds = std::max(reply->cpu_seconds, 0.0);
+    }
+    if (observer_) observer_(OpName(call.op), usage);
     if (!out.ok()) return ToCore(out.status());
-    core::Result<EngineReply> reply = DecodeEngineReply(call.op, *out);
     if (!reply.ok()) {
       return core::Status(core::Code::kInternal,
                           "the engine process sent a malformed reply: " +
@@ -110,10 +124,23 @@ class SandboxedEngine final : public ModelEngine {
     return reply;
   }
 
+  static std::string_view OpName(EngineOp op) {
+    switch (op) {
+      case EngineOp::kValidate:
+        return "validate";
+      case EngineOp::kTrain:
+        return "train";
+      case EngineOp::kUnlearn:
+        return "unlearn";
+    }
+    return "unknown";
+  }
+
   const SandboxOptions sandbox_;
   const core::Device device_;
   const std::string device_arg_;
   const int threads_;
+  const EngineRunObserver observer_;
 };
 
 std::vector<std::string> CudaDeviceNodes() {
@@ -129,11 +156,13 @@ std::vector<std::string> CudaDeviceNodes() {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ModelEngine>> NewSandboxedEngine(
-    SandboxOptions sandbox, const std::string& device, int threads) {
+    SandboxOptions sandbox, const std::string& device, int threads,
+    EngineRunObserver observer) {
   if (absl::Status st = CheckSandbox(sandbox); !st.ok()) return st;
   SandboxOptions probe = sandbox;
   probe.wall_seconds = 120;
-  absl::StatusOr<std::string> hello = RunInSandbox(probe, {"--probe"}, "");
+  storage::StringByteStream nothing("");
+  absl::StatusOr<std::string> hello = RunInSandbox(probe, {"--probe"}, nothing);
   if (!hello.ok() || *hello != kProbeReply) {
     return absl::FailedPreconditionError(absl::StrCat(
         "the engine sandbox does not start here (",
@@ -155,7 +184,8 @@ absl::StatusOr<std::unique_ptr<ModelEngine>> NewSandboxedEngine(
   }
   // The child resolves "auto" itself; pin it to what was found here.
   return std::unique_ptr<ModelEngine>(std::make_unique<SandboxedEngine>(
-      std::move(sandbox), parsed.value(), parsed.value().ToString(), threads));
+      std::move(sandbox), parsed.value(), parsed.value().ToString(), threads,
+      std::move(observer)));
 }
 
 }  // namespace lethe::worker

@@ -23,11 +23,20 @@
 namespace lethe::core {
 
 // A dataset's tensors on the run's device, moved once per run (on the CPU
-// they are the dataset's own tensors, not copies).
+// they are the dataset's own tensors, not copies). `features` stay as
+// stored (one byte a feature for uint8 data, on a GPU too); Rows and First
+// give the model's float32 input for some of them.
 struct DeviceData {
   at::Tensor features;
   at::Tensor labels;
   at::Device device = at::Device(at::kCPU);
+
+  at::Tensor Rows(const at::Tensor& rows) const {
+    return AsModelInput(features.index_select(0, rows));
+  }
+  at::Tensor First(int64_t n) const {
+    return AsModelInput(features.narrow(0, 0, n));
+  }
 };
 Result<DeviceData> ToDevice(const Dataset& data, const Device& device);
 at::Device ToTorchDevice(const Device& device);

@@ -1,4 +1,4 @@
-#include "server/spool.h"
+#include "storage/spool.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -10,10 +10,10 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace lethe::server {
+namespace lethe::storage {
 
 absl::StatusOr<std::unique_ptr<SpoolFile>> SpoolFile::Create(
-    const std::string& dir) {
+    const std::string& dir, bool hashed) {
   std::error_code ec;
   const std::string base =
       dir.empty() ? std::filesystem::temp_directory_path(ec).string() : dir;
@@ -25,7 +25,7 @@ absl::StatusOr<std::unique_ptr<SpoolFile>> SpoolFile::Create(
                                             base, ": ", std::strerror(errno)));
   }
   ::unlink(path.c_str());  // gone with the descriptor, whatever happens
-  return std::unique_ptr<SpoolFile>(new SpoolFile(fd));
+  return std::unique_ptr<SpoolFile>(new SpoolFile(fd, hashed));
 }
 
 SpoolFile::~SpoolFile() { ::close(fd_); }
@@ -37,7 +37,7 @@ absl::Status SpoolFile::Append(std::string_view bytes) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == ENOSPC || errno == EDQUOT)) {
       return absl::ResourceExhaustedError(
-          "the server's spool directory is full; retry later");
+          "the spool directory is full; retry later");
     }
     if (n <= 0) {
       return absl::InternalError(
@@ -45,7 +45,7 @@ absl::Status SpoolFile::Append(std::string_view bytes) {
     }
     done += static_cast<size_t>(n);
   }
-  hash_.Update(absl::string_view(bytes.data(), bytes.size()));
+  if (hashed_) hash_.Update(absl::string_view(bytes.data(), bytes.size()));
   size_ += static_cast<int64_t>(bytes.size());
   return absl::OkStatus();
 }
@@ -70,4 +70,4 @@ absl::Status SpoolFile::Rewind() {
   return absl::OkStatus();
 }
 
-}  // namespace lethe::server
+}  // namespace lethe::storage

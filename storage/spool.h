@@ -1,12 +1,14 @@
-// SpoolFile: a model artifact as it arrives, kept in an unlinked temporary
-// file instead of memory, hashed as it is written, then read back in pieces
-// by the store (issues 17 and 19: a registration holds one stream message
-// of the artifact in memory, whatever its size).
+// SpoolFile: bytes kept in an unlinked temporary file instead of memory,
+// optionally hashed as they are written, then read back in pieces (issues
+// 17 and 19): the server spools a model artifact or an upload part as it
+// arrives, so that a registration holds one stream message of it in memory
+// whatever its size; the worker spools a training set as it streams from
+// the database, for the engine to read.
 //
 // The file is unlinked as soon as it is created, so nothing is left behind
 // when the call ends or the process dies. Not thread-safe: one call owns it.
-#ifndef LETHE_SERVER_SPOOL_H_
-#define LETHE_SERVER_SPOOL_H_
+#ifndef LETHE_STORAGE_SPOOL_H_
+#define LETHE_STORAGE_SPOOL_H_
 
 #include <memory>
 #include <string>
@@ -16,21 +18,22 @@
 #include "base/crypto.h"
 #include "storage/model_store.h"
 
-namespace lethe::server {
+namespace lethe::storage {
 
-class SpoolFile final : public storage::ByteStream {
+class SpoolFile final : public ByteStream {
  public:
   // A new empty file in `dir` (empty: the system's temporary directory).
+  // `hashed`: Append keeps the SHA-256 that Digest returns.
   static absl::StatusOr<std::unique_ptr<SpoolFile>> Create(
-      const std::string& dir);
+      const std::string& dir, bool hashed = true);
   ~SpoolFile() override;
   SpoolFile(const SpoolFile&) = delete;
   SpoolFile& operator=(const SpoolFile&) = delete;
 
   // Appends `bytes`; RESOURCE_EXHAUSTED when the disk is full.
   absl::Status Append(std::string_view bytes);
-  // The raw SHA-256 of everything appended. Call once, after the last
-  // Append.
+  // The raw SHA-256 of everything appended (hashed files only). Call once,
+  // after the last Append.
   std::string Digest();
 
   absl::StatusOr<size_t> Read(char* buf, size_t max) override;
@@ -38,13 +41,14 @@ class SpoolFile final : public storage::ByteStream {
   int64_t size() const override { return size_; }
 
  private:
-  explicit SpoolFile(int fd) : fd_(fd) {}
+  SpoolFile(int fd, bool hashed) : fd_(fd), hashed_(hashed) {}
 
   const int fd_;
+  const bool hashed_;
   int64_t size_ = 0;
   base::Sha256Stream hash_;
 };
 
-}  // namespace lethe::server
+}  // namespace lethe::storage
 
-#endif  // LETHE_SERVER_SPOOL_H_
+#endif  // LETHE_STORAGE_SPOOL_H_
