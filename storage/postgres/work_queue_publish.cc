@@ -45,12 +45,23 @@ absl::StatusOr<LatestVersion> PgWorkQueue::Latest(const std::string& model_id) {
 absl::Status PgWorkQueue::ForEachTrainingRecord(
     const std::string& model_id,
     const std::function<absl::Status(RecordData&)>& fn) {
+  // The model's dataset first: the pages' plan needs it as a value. A
+  // model that is gone has no records to train on (as in memory).
+  std::string dataset_id;
+  auto found = db_->Transact([&](Txn& txn) -> absl::Status {
+    auto res = txn.exec_params(sql::kModelDataset, model_id);
+    if (!res.empty()) dataset_id = res[0][0].as<std::string>();
+    return absl::OkStatus();
+  });
+  if (!found.ok()) return found;
+  if (dataset_id.empty()) return absl::OkStatus();
   // Pages of 5,000 keep memory flat on large datasets.
   int64_t after = 0;
   for (;;) {
     std::vector<RecordData> page;
     auto st = db_->Transact([&](Txn& txn) -> absl::Status {
-      auto res = txn.exec_params(sql::kTrainingRecords, model_id, after);
+      auto res =
+          txn.exec_params(sql::kTrainingRecords, dataset_id, model_id, after);
       for (const auto& r : res) {
         page.push_back(RecordData{r[0].as<int64_t>(), ReadBytea(r[1]),
                                   r[2].as<int32_t>(), r[3].as<bool>(),

@@ -552,6 +552,50 @@ TEST_P(BackendContractTest, SisaBatchesTakeTheShardsTheyRetrain) {
   EXPECT_EQ((*batch)->tasks.size(), 3u);
 }
 
+// A model's training records come in id order, every one of its dataset
+// and none of another's, across pages (5,000 a page) while two datasets'
+// records interleave in id order: what the worker's training set is built
+// from (issue 19: the pages of this read must each cost a page).
+TEST_P(BackendContractTest, TrainingRecordsPageThroughInterleavedDatasets) {
+  DatasetRow row;
+  row.feature_shape = {2};
+  row.feature_type = "uint8";
+  row.num_classes = 2;
+  std::string ids[2];
+  for (int d = 0; d < 2; ++d) {
+    row.name = "interleaved-" + std::to_string(d);
+    auto created = backend_->datasets().Create(row, "admin");
+    ASSERT_TRUE(created.ok()) << created.status();
+    ids[d] = created->id;
+  }
+  // Ten uploads, alternating: each dataset's ids come in runs of 700.
+  for (int round = 0; round < 10; ++round) {
+    for (int d = 0; d < 2; ++d) {
+      std::vector<RecordRow> records;
+      for (int i = 0; i < 700; ++i) {
+        records.push_back(RecordRow{Subject(d * 100000 + round * 700 + i), d,
+                                    i % 7 == 0, "\x01\x02"});
+      }
+      ASSERT_TRUE(
+          backend_->datasets().AddRecords(ids[d], records, "admin").ok());
+    }
+  }
+  const std::string model = MakeReadyModel("paged", ids[1]);
+  int64_t count = 0, last = 0;
+  bool ordered = true, own = true;
+  auto st = queue_->ForEachTrainingRecord(model, [&](RecordData& r) {
+    ordered = ordered && r.id > last;
+    own = own && r.label == 1;
+    last = r.id;
+    ++count;
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_EQ(count, 7000);
+  EXPECT_TRUE(ordered);
+  EXPECT_TRUE(own);
+}
+
 // ---- Model jobs ----
 
 TEST_P(BackendContractTest, TrainingJobIsRetriedThenFinished) {

@@ -210,13 +210,17 @@ TEST(ArtifactChunksTest, MigrationNineMovesInlineArtifactsIntoChunks) {
   ASSERT_TRUE(scratch.ok()) << scratch.status();
   Database db({scratch->url(), 2, 10});
   ASSERT_TRUE(Migrate(db).ok());
-  // Back to schema 8's artifacts table, holding two artifacts inline.
+  // Back to schema 8: its artifacts table, holding two artifacts inline,
+  // and its records index.
   ASSERT_TRUE(RunSql(scratch->url(),
                      "DROP TABLE artifact_chunks; "
                      "ALTER TABLE artifacts ADD COLUMN data bytea; "
                      "ALTER TABLE artifacts ADD CHECK "
                      "((data IS NULL) <> (location IS NULL)); "
-                     "DELETE FROM schema_migrations WHERE version = 9")
+                     "DROP INDEX records_by_dataset_id; "
+                     "CREATE INDEX records_by_dataset ON records "
+                     "(dataset_id, split, id); "
+                     "DELETE FROM schema_migrations WHERE version >= 9")
                   .ok());
   const std::string big = Weights(kArtifactChunkBytes * 2 + 17);
   const std::string small = "tiny model";
@@ -233,7 +237,7 @@ TEST(ArtifactChunksTest, MigrationNineMovesInlineArtifactsIntoChunks) {
                 }).ok());
   auto migrated = Migrate(db);
   ASSERT_TRUE(migrated.ok()) << migrated.status();
-  EXPECT_EQ(migrated->to_version, 9);
+  EXPECT_EQ(migrated->to_version, 10);
   EXPECT_EQ(
       (*RunSql(scratch->url(), "SELECT count(*) FROM artifact_chunks"))[0][0]
           .value_or(""),
