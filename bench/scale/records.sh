@@ -8,8 +8,11 @@
 # peak RSS during the upload, the database's bytes per record (table and
 # indexes), and the subject lookup that SubmitErasure runs (an index probe
 # of records by subject key: pgbench, 1 client, 5 s) as p50/p99 at that
-# size, and how long `lethectl dataset get` takes (it counts the dataset's
-# records and distinct subjects).
+# size, SubmitErasure itself through the server at that size (intake_load,
+# 8 calls in flight, 10 s, subjects of the newest upload, one model on its
+# dataset so that nothing is deleted at submission), and how long `lethectl
+# dataset get` takes (it counts the dataset's records and distinct
+# subjects).
 #
 #   bench/scale/records.sh [--sizes "70000 1000000"] [--build-dir DIR]
 #
@@ -26,19 +29,23 @@ while (($#)); do
   case $1 in
     --sizes) sizes=$2; shift 2 ;;
     --build-dir) build=$2; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "records.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 source "$here/common.sh"
 start_postgres records
-start_server
+# One submitter key drives the intake load: no per-key rate limit.
+start_server --rate-limit-per-key 0
+submitter=$("$lethe" admin create-key --role submitter --description scale-bench \
+  --database-url "$url" 2>/dev/null)
+load=$build/bench/intake/intake_load
 
 echo "PostgreSQL durable (fsync on); $(nproc) cores; 784-byte records, 20 a subject"
-printf '%9s | %10s %10s %6s %7s %7s | %10s | %7s | %8s %8s | %6s\n' \
+printf '%9s | %10s %10s %6s %7s %7s | %10s | %7s | %8s %8s | %8s %8s | %6s\n' \
   "records" "lethe r/s" "COPY r/s" "ratio" "srv MB" "ctl MB" "bytes/rec" \
-  "table" "probe p50" "p99 ms" "get s"
+  "table" "probe p50" "p99 ms" "submit50" "p99 ms" "get s"
 for n in $sizes; do
   say "$n records: making the files"
   $py - "$n" "$tmp" <<'PY'
@@ -112,15 +119,24 @@ print(f"{lat[len(lat) // 2] / 1000:.3f} {lat[int(len(lat) * 0.99)] / 1000:.3f}")
 PY
 )
   rm -f "$tmp"/probe.*
+  say "$n records: SubmitErasure through the server"
+  "$ctl" model register --name "probe-$n" --dataset "$dataset" --kind logreg \
+    --optimizer sgd --lr 0.1 --epochs 1 --batch-size 256 >/dev/null
+  read -r s50 s99 < <("$load" --target "$LETHE_ADDR" --token "$submitter" \
+    --concurrency 8 --warmup 2 --duration 10 --subjects $((n / 20)) \
+    --subject-format "n$n-person-%d" --run-id "scale-$n" 2>/dev/null \
+    | json "'%.2f %.2f' % (d['p50_ms'], d['p99_ms'])")
   ratio=$($py -c "print(f'{$up / $cp:.2f}')")
   t0=$(now)
   "$ctl" dataset get "$dataset" >/dev/null
   t1=$(now)
   get=$($py -c "print(f'{$t1 - $t0:.2f}')")
-  printf '%9s | %10s %10s %6s %7s %7s | %10s | %7s | %8s %8s | %6s\n' \
-    "$n" "$up" "$cp" "$ratio" "$srv" "$ctl_mb" "$per" "$rows" "$p50" "$p99" "$get"
+  printf '%9s | %10s %10s %6s %7s %7s | %10s | %7s | %8s %8s | %8s %8s | %6s\n' \
+    "$n" "$up" "$cp" "$ratio" "$srv" "$ctl_mb" "$per" "$rows" "$p50" "$p99" \
+    "$s50" "$s99" "$get"
 done
 echo "lethe r/s: lethectl dataset upload (IDX) through the server; COPY r/s: psql \\copy"
 echo "of the same rows (text format) into the same table; srv/ctl MB: peak RSS"
 echo "during the upload; bytes/rec: records' table and indexes over its rows;"
-echo "probe: SubmitErasure's subject lookup, ms; get s: lethectl dataset get."
+echo "probe: SubmitErasure's subject lookup, ms; submit: SubmitErasure through the"
+echo "server, 8 in flight, ms; get s: lethectl dataset get."
