@@ -407,7 +407,7 @@ std::string Describe(const CompletionRecord& r) {
       absl::StrAppend(
           &out,
           absl::StrFormat(
-              "  %s = %g, %s the policy threshold %g.\n", c.name, c.value,
+              "  %s = %g, %s the bound %g.\n", c.name, c.value,
               c.bound == MetricCheck::Bound::kAtMost ? "at most" : "at least",
               c.threshold));
     }

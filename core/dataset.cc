@@ -286,14 +286,18 @@ Result<Partition> PartitionBySubjects(const Dataset& data,
                                       const std::vector<std::string>& keys) {
   std::unordered_set<std::string> wanted(keys.begin(), keys.end());
   std::vector<char> forgotten(data.subjects().size(), 0);
+  std::vector<char> validation(data.subjects().size(), 0);
   for (size_t i = 0; i < data.subjects().size(); ++i) {
     forgotten[i] = wanted.count(data.subjects()[i]) ? 1 : 0;
+    validation[i] = IsValidationSubject(data.subjects()[i]) ? 1 : 0;
   }
   Partition p;
   for (int64_t i = 0; i < data.size(); ++i) {
+    const int32_t subject = data.subject_index()[i];
     if (data.splits()[i] == Split::kTest) {
-      p.test.push_back(i);
-    } else if (forgotten[data.subject_index()[i]]) {
+      (validation[subject] && !forgotten[subject] ? p.validation : p.test)
+          .push_back(i);
+    } else if (forgotten[subject]) {
       p.forget.push_back(i);
     } else {
       p.retain.push_back(i);
@@ -304,6 +308,23 @@ Result<Partition> PartitionBySubjects(const Dataset& data,
                          " subjects to forget has a training record");
   }
   return p;
+}
+
+bool IsValidationSubject(std::string_view subject_key) {
+  // FNV-1a, 64 bits, then MurmurHash3's finaliser: stable across machines
+  // and releases (std::hash is not). FNV alone leaves keys that differ in
+  // their last characters ("test-1", "test-2") equal in most bits.
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (char c : subject_key) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 0x100000001b3ULL;
+  }
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  h ^= h >> 33;
+  return (h & 1) == 0;
 }
 
 std::vector<int64_t> IndicesOfSplit(const Dataset& data, Split split) {

@@ -49,6 +49,8 @@ class Run {
       : req_(req), opt_(opt) {}
 
   Result<UnlearnOutcome> Go();
+  // Engine::CheckGate: the request's gate applied to `candidate`.
+  Result<GateCheck> Check(std::string_view candidate);
 
  private:
   struct Produced {
@@ -61,11 +63,29 @@ class Run {
   TrainControl Budgeted() const;
   bool Skip(size_t i, const TrainControl& budgeted);
   Status TryMethod(Method m, const TrainControl& control);
+  // An approximate method in rounds (policy.h, adaptive strength).
+  Status TryAdaptive(Method m, const TrainControl& control);
+  bool Adaptive(Method m) const {
+    return GuaranteeOf(m) == Guarantee::kApproximate &&
+           req_.policy.adaptive_budget > 0 && !sisa_;
+  }
+  // Records a's result as the chain's outcome.
+  void Accept(Method m, Attempt a, Produced produced);
+  // The metrics of `model` and, when the gate calibrates, its calibrated
+  // check.
+  struct Assessed {
+    Metrics metrics;
+    Calibration calibration;
+  };
+  Result<Assessed> Assess(torch::jit::Module& model);
   // The class of m's result on this model (policy.h); fills
   // report_.undeclared_buffers for parameters_retrained.
   Guarantee ResultGuarantee(Method m);
   Status Reference();
   Result<Produced> RunMethod(Method m, const TrainControl& control);
+  // One run of an approximate method from `from` with `params`.
+  Result<Produced> RunApproximate(Method m, const torch::jit::Module& from,
+                                  const MethodContext& ctx);
   Result<Produced> RunSisa(const TrainControl& control);
   Result<Produced> RunNewton();
   Result<Produced> RetrainCertified();
@@ -74,7 +94,7 @@ class Run {
     AttemptFailure failure = AttemptFailure::kNone;
     std::string reason;
   };
-  GateVerdict GateFailure(const Metrics& after) const;
+  GateVerdict GateFailure(const Assessed& after) const;
   MethodContext Context(const TrainControl& control) const {
     return MethodContext{data_,       partition_,
                          req_.recipe, req_.policy.params,
@@ -87,6 +107,10 @@ class Run {
   DeviceData data_;
   Partition partition_;
   std::vector<int64_t> retain_sample_;
+  std::vector<int64_t> validation_subject_;   // per Partition::validation row
+  Method current_method_ = Method::kRetrain;  // the method the gate judges
+  std::vector<char> validation_hits_before_;  // the request's model's
+  bool assessed_original_ = false;
   std::optional<SisaState> sisa_;
   std::optional<NewtonState> newton_;
   Report report_;
@@ -106,6 +130,16 @@ Status Run::Load() {
   if (!(req_.policy.max_cost_fraction > 0)) {
     return InvalidArgumentError("policy max_cost_fraction must be > 0");
   }
+  if (!(req_.policy.gate_alpha >= 0 && req_.policy.gate_alpha <= 0.5)) {
+    return InvalidArgumentError("policy gate_alpha must be in [0, 0.5]");
+  }
+  if (req_.policy.gate_alpha > 0 && req_.policy.gate_resamples < 100) {
+    return InvalidArgumentError("policy gate_resamples must be >= 100");
+  }
+  if (!(req_.policy.adaptive_budget >= 0) || req_.policy.max_rounds < 1) {
+    return InvalidArgumentError(
+        "policy adaptive_budget must be >= 0 and max_rounds >= 1");
+  }
   LETHE_CORE_RETURN_IF_ERROR(req_.recipe.Validate());
   LETHE_CORE_ASSIGN_OR_RETURN(original_, LoadModel(req_.model_bytes));
   LETHE_CORE_RETURN_IF_ERROR(CheckModelFits(original_, req_.dataset->spec()));
@@ -121,6 +155,11 @@ Status Run::Load() {
   LETHE_CORE_RETURN_IF_ERROR(ToDeviceInPlace(original_, data_));
   retain_sample_ =
       RetainSample(partition_, req_.policy.retain_sample, req_.policy.seed);
+  validation_subject_.reserve(partition_.validation.size());
+  for (int64_t row : partition_.validation) {
+    validation_subject_.push_back(
+        req_.dataset->subject_index()[static_cast<size_t>(row)]);
+  }
   return OkStatus();
 }
 
@@ -186,13 +225,21 @@ Result<Run::Produced> Run::RunMethod(Method m, const TrainControl& control) {
   if (m == Method::kSisa) return RunSisa(control);
   if (m == Method::kNewton) return RunNewton();
   if (m == Method::kRetrain && newton_) return RetrainCertified();
+  if (m == Method::kRetrain) {
+    LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module out,
+                                Retrain(original_, Context(control)));
+    return Produced{out, "", ""};
+  }
+  return RunApproximate(m, original_, Context(control));
+}
+
+Result<Run::Produced> Run::RunApproximate(Method m,
+                                          const torch::jit::Module& from,
+                                          const MethodContext& ctx) {
   using Fn = Result<torch::jit::Module> (*)(const torch::jit::Module&,
                                             const MethodContext&);
   Fn fn = nullptr;
   switch (m) {
-    case Method::kRetrain:
-      fn = &Retrain;
-      break;
     case Method::kFinetune:
       fn = &Finetune;
       break;
@@ -211,23 +258,63 @@ Result<Run::Produced> Run::RunMethod(Method m, const TrainControl& control) {
     default:
       return InternalError("unhandled method");
   }
-  LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module out,
-                              fn(original_, Context(control)));
+  LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module out, fn(from, ctx));
   return Produced{out, "", ""};
 }
 
-Run::GateVerdict Run::GateFailure(const Metrics& after) const {
+Run::GateVerdict Run::GateFailure(const Assessed& result) const {
   const Policy& p = req_.policy;
-  double drop = 100.0 * (report_.before.ta - after.ta);
-  if (after.mia_auc > p.max_mia_auc) {
-    return {AttemptFailure::kMiaAuc, "MIA AUC " +
-                                         std::to_string(after.mia_auc) + " > " +
-                                         std::to_string(p.max_mia_auc)};
+  const Metrics& after = result.metrics;
+  const Calibration& c = result.calibration;
+  auto num = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.4g", v);
+    return std::string(buf);
+  };
+  // Without validation data an approximate result has no evidence at all;
+  // a certified one still has its (epsilon, delta) proof, and is checked
+  // for utility only.
+  const bool calibrated = p.gate_alpha > 0 && c.available;
+  if (p.gate_alpha > 0 && !c.available &&
+      GuaranteeOf(current_method_) != Guarantee::kCertified) {
+    return {AttemptFailure::kCalibration,
+            "too little validation data to calibrate the gate: " +
+                std::to_string(c.validation_records) + " records of " +
+                std::to_string(c.validation_subjects) + " subjects (at least " +
+                std::to_string(kMinValidationRecords) + " and " +
+                std::to_string(kMinValidationSubjects) + ")"};
   }
-  if (drop > p.max_test_acc_drop) {
+  // Calibrated: the drop may exceed the maximum by the chance of the
+  // validation records (CheckUtility); otherwise it is the plain drop.
+  const double drop = calibrated ? c.accuracy_drop_points
+                                 : 100.0 * (report_.before.va - after.va);
+  const double allowed =
+      calibrated ? c.allowed_drop_points : p.max_test_acc_drop;
+  if (drop > allowed) {
     return {AttemptFailure::kTestAccuracy,
-            "test accuracy dropped " + std::to_string(drop) + " points > " +
-                std::to_string(p.max_test_acc_drop)};
+            "validation accuracy dropped " + num(drop) + " points > " +
+                num(allowed) +
+                (calibrated ? " (" + num(p.max_test_acc_drop) +
+                                  " and the validation records' chance)"
+                            : std::string())};
+  }
+  auto outside = [&](const char* what, const CalibratedStat& st) {
+    return std::string(what) + " " + num(st.value) + " is outside [" +
+           num(st.lower) + ", " + num(st.upper) +
+           "], where never-seen groups of the same size fall (p = " +
+           num(st.p_value) + ")";
+  };
+  if (calibrated && !c.accuracy.within()) {
+    return {AttemptFailure::kForgetAccuracy,
+            outside("forget-set accuracy", c.accuracy)};
+  }
+  if (calibrated && !c.confidence.within()) {
+    return {AttemptFailure::kForgetConfidence,
+            outside("forget-set confidence rank", c.confidence)};
+  }
+  if (after.mia_auc > p.max_mia_auc) {
+    return {AttemptFailure::kMiaAuc,
+            "MIA AUC " + num(after.mia_auc) + " > " + num(p.max_mia_auc)};
   }
   // ua = 1 - forget accuracy. With no forget record there is nothing to
   // compare (ua is 0 then).
@@ -235,12 +322,39 @@ Run::GateVerdict Run::GateFailure(const Metrics& after) const {
     const double excess = 100.0 * ((1.0 - after.ua) - after.ta);
     if (excess > p.max_forget_acc_excess) {
       return {AttemptFailure::kForgetAccuracy,
-              "forget accuracy exceeds test accuracy by " +
-                  std::to_string(excess) + " points > " +
-                  std::to_string(p.max_forget_acc_excess)};
+              "forget accuracy exceeds test accuracy by " + num(excess) +
+                  " points > " + num(p.max_forget_acc_excess)};
     }
   }
   return {};
+}
+
+Result<Run::Assessed> Run::Assess(torch::jit::Module& model) {
+  Clock::time_point tv = Clock::now();
+  LETHE_CORE_ASSIGN_OR_RETURN(
+      Measurement m, Measure(model, data_, partition_, retain_sample_));
+  Assessed out{m.metrics, {}};
+  // The first model assessed is the request's own (Prepare).
+  if (!assessed_original_) {
+    validation_hits_before_ = m.validation.correct;
+    assessed_original_ = true;
+  }
+  if (req_.policy.gate_alpha > 0) {
+    CalibrationOptions o;
+    o.alpha = req_.policy.gate_alpha;
+    o.resamples = req_.policy.gate_resamples;
+    o.seed = req_.policy.seed;
+    LETHE_CORE_ASSIGN_OR_RETURN(
+        out.calibration,
+        CalibrateForgetSet(m.forget, m.validation, validation_subject_, o));
+    const UtilityCheck u =
+        CheckUtility(validation_hits_before_, m.validation.correct,
+                     req_.policy.max_test_acc_drop, req_.policy.gate_alpha);
+    out.calibration.accuracy_drop_points = u.drop_points;
+    out.calibration.allowed_drop_points = u.allowed_points;
+  }
+  report_.timings.verify_s += Since(tv);
+  return out;
 }
 
 // The report's request fields, the request loaded, and the original model's
@@ -252,20 +366,21 @@ Status Run::Prepare() {
       Reproducibility{TORCH_VERSION, at::get_num_threads(), report_.device,
                       !opt_.device.is_cuda()};
   report_.gate = Gate{req_.policy.max_mia_auc, req_.policy.max_test_acc_drop,
-                      req_.policy.max_forget_acc_excess};
+                      req_.policy.max_forget_acc_excess, req_.policy.gate_alpha,
+                      req_.policy.adaptive_budget};
   report_.subjects_requested =
       static_cast<int64_t>(req_.forget_subjects.size());
   LETHE_CORE_RETURN_IF_ERROR(Load());
   report_.forget_records = static_cast<int64_t>(partition_.forget.size());
   report_.retain_records = static_cast<int64_t>(partition_.retain.size());
   report_.test_records = static_cast<int64_t>(partition_.test.size());
+  report_.validation_records =
+      static_cast<int64_t>(partition_.validation.size());
   report_.timings.load_s = Since(t0);
 
-  Clock::time_point tv = Clock::now();
-  LETHE_CORE_ASSIGN_OR_RETURN(
-      report_.before,
-      ComputeMetrics(original_, data_, partition_, retain_sample_));
-  report_.timings.verify_s += Since(tv);
+  LETHE_CORE_ASSIGN_OR_RETURN(Assessed before, Assess(original_));
+  report_.before = before.metrics;
+  report_.calibration_before = before.calibration;
   return OkStatus();
 }
 
@@ -297,6 +412,22 @@ bool Run::Skip(size_t i, const TrainControl& budgeted) {
     return true;
   }
   // (On a SISA model an approximate method is an error, said by RunMethod.)
+  if (Adaptive(m)) {
+    const double cost = EstimatedCostFraction(
+        m, AdaptiveRound(m, req_.policy.params, 0), req_.recipe,
+        report_.retain_records, report_.forget_records);
+    if (cost > req_.policy.adaptive_budget) {
+      a.failure = AttemptFailure::kCost;
+      char buf[160];
+      std::snprintf(buf, sizeof buf,
+                    "one round costs %.3g of a retrain > adaptive_budget %.3g",
+                    cost, req_.policy.adaptive_budget);
+      a.reason = buf;
+      report_.attempts.push_back(a);
+      return true;
+    }
+    return false;
+  }
   if (GuaranteeOf(m) == Guarantee::kApproximate && !sisa_ &&
       std::any_of(chain.begin() + static_cast<std::ptrdiff_t>(i) + 1,
                   chain.end(), [](Method later) {
@@ -323,6 +454,8 @@ bool Run::Skip(size_t i, const TrainControl& budgeted) {
 // methods), recording the attempt; sets accepted_ when the result passes.
 // A method's failure is an attempt; only failing to measure is an error.
 Status Run::TryMethod(Method m, const TrainControl& control) {
+  current_method_ = m;
+  if (Adaptive(m)) return TryAdaptive(m, control);
   const bool exact = GuaranteeOf(m) == Guarantee::kExact;
   Attempt a;
   a.method = MethodName(m);
@@ -337,14 +470,11 @@ Status Run::TryMethod(Method m, const TrainControl& control) {
     report_.attempts.push_back(a);
     return OkStatus();
   }
-  Clock::time_point tv = Clock::now();
-  Result<Metrics> metrics =
-      ComputeMetrics(r->model, data_, partition_, retain_sample_);
-  report_.timings.verify_s += Since(tv);
-  if (!metrics.ok()) return metrics.status();
+  LETHE_CORE_ASSIGN_OR_RETURN(Assessed result, Assess(r->model));
   a.has_metrics = true;
-  a.metrics = *metrics;
-  GateVerdict gate = exact ? GateVerdict{} : GateFailure(*metrics);
+  a.metrics = result.metrics;
+  a.calibration = result.calibration;
+  GateVerdict gate = exact ? GateVerdict{} : GateFailure(result);
   if (gate.failure != AttemptFailure::kNone) {
     a.outcome = "failed_gate";
     a.failure = gate.failure;
@@ -352,14 +482,67 @@ Status Run::TryMethod(Method m, const TrainControl& control) {
     report_.attempts.push_back(a);
     return OkStatus();
   }
+  Accept(m, std::move(a), std::move(*r));
+  return OkStatus();
+}
+
+Status Run::TryAdaptive(Method m, const TrainControl& control) {
+  const Policy& p = req_.policy;
+  std::optional<torch::jit::Module> current;  // the last round's result
+  double spent = 0;
+  for (int round = 0; round < p.max_rounds; ++round) {
+    const MethodParams params = AdaptiveRound(m, p.params, round);
+    const double cost = EstimatedCostFraction(
+        m, params, req_.recipe, report_.retain_records, report_.forget_records);
+    // Skip() has checked that the first round fits.
+    if (round > 0 && spent + cost > p.adaptive_budget) break;
+    spent += cost;
+    Attempt a;
+    a.method = MethodName(m);
+    a.round = round + 1;
+    const MethodContext ctx{data_,       partition_,
+                            req_.recipe, params,
+                            control,     p.seed + static_cast<uint64_t>(round)};
+    Clock::time_point tm = Clock::now();
+    Result<Produced> r = RunApproximate(m, current ? *current : original_, ctx);
+    a.seconds = Since(tm);
+    report_.timings.unlearn_s += a.seconds;
+    if (!r.ok()) {
+      a.outcome = "error";
+      a.failure = AttemptFailure::kError;
+      a.reason = r.status().ToString();
+      report_.attempts.push_back(a);
+      return OkStatus();  // escalate: a diverged round ends the method
+    }
+    LETHE_CORE_ASSIGN_OR_RETURN(Assessed result, Assess(r->model));
+    a.has_metrics = true;
+    a.metrics = result.metrics;
+    a.calibration = result.calibration;
+    GateVerdict gate = GateFailure(result);
+    if (gate.failure == AttemptFailure::kNone) {
+      Accept(m, std::move(a), std::move(*r));
+      return OkStatus();
+    }
+    a.outcome = "failed_gate";
+    a.failure = gate.failure;
+    a.reason = gate.reason;
+    report_.attempts.push_back(a);
+    current = std::move(r->model);
+  }
+  return OkStatus();
+}
+
+void Run::Accept(Method m, Attempt a, Produced produced) {
   a.outcome = "accepted";
-  report_.attempts.push_back(a);
+  a.failure = AttemptFailure::kNone;
+  a.reason.clear();
   report_.ok = true;
   report_.method = a.method;
   report_.guarantee = GuaranteeName(ResultGuarantee(m));
-  report_.after = *metrics;
-  accepted_ = std::move(*r);
-  return OkStatus();
+  report_.after = a.metrics;
+  report_.calibration_after = a.calibration;
+  report_.attempts.push_back(std::move(a));
+  accepted_ = std::move(produced);
 }
 
 Guarantee Run::ResultGuarantee(Method m) {
@@ -417,6 +600,25 @@ Result<UnlearnOutcome> Run::Go() {
   out.sisa_state = accepted_->sisa_state;
   out.newton_state = accepted_->newton_state;
   out.report = report_;
+  return out;
+}
+
+Result<GateCheck> Run::Check(std::string_view candidate) {
+  LETHE_CORE_RETURN_IF_ERROR(Prepare());
+  LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module model, LoadModel(candidate));
+  LETHE_CORE_RETURN_IF_ERROR(CheckModelFits(model, req_.dataset->spec()));
+  LETHE_CORE_RETURN_IF_ERROR(ToDeviceInPlace(model, data_));
+  LETHE_CORE_ASSIGN_OR_RETURN(Assessed result, Assess(model));
+  current_method_ = Method::kFinetune;  // judged as an approximate result
+  GateVerdict verdict = GateFailure(result);
+  GateCheck out;
+  out.accepted = verdict.failure == AttemptFailure::kNone;
+  out.failure = verdict.failure;
+  out.reason = verdict.reason;
+  out.before = report_.before;
+  out.calibration_before = report_.calibration_before;
+  out.metrics = result.metrics;
+  out.calibration = result.calibration;
   return out;
 }
 
@@ -515,6 +717,13 @@ Status Engine::Validate(std::string_view model_bytes,
                         const FeatureSpec& spec) const {
   LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module m, LoadModel(model_bytes));
   return CheckModelFits(m, spec);
+}
+
+Result<GateCheck> Engine::CheckGate(const UnlearnRequest& request,
+                                    std::string_view candidate) const {
+  return Guarded("checking the gate", [&]() -> Result<GateCheck> {
+    return Run(request, options_).Check(candidate);
+  });
 }
 
 Result<UnlearnOutcome> Engine::Unlearn(const UnlearnRequest& request) const {

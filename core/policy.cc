@@ -97,4 +97,33 @@ const char* GuaranteeName(Guarantee g) {
   return "unknown";
 }
 
+MethodParams AdaptiveRound(Method m, const MethodParams& params, int round) {
+  MethodParams p = params;
+  // 1, 1, 2, 4, ... epochs: the gate is checked after 1, 2, 4, 8, ... in
+  // all, so its cost (an evaluation of the forget, retain-sample, test and
+  // validation records) stays logarithmic in the rounds' training.
+  const int epochs = round <= 0 ? 1 : 1 << std::min(round - 1, 20);
+  switch (m) {
+    case Method::kFinetune:
+      p.finetune.epochs = epochs;
+      break;
+    case Method::kNegGradPlus:
+      p.neggrad_plus.epochs = epochs;
+      break;
+    case Method::kScrub:
+      p.scrub.epochs = epochs;
+      p.scrub.max_epochs = round < params.scrub.max_epochs ? epochs : 0;
+      break;
+    case Method::kRandomLabel:
+      p.random_label.epochs = epochs;
+      break;
+    case Method::kSalun:
+      p.salun.epochs = epochs;
+      break;
+    default:
+      break;
+  }
+  return p;
+}
+
 }  // namespace lethe::core

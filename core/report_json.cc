@@ -51,6 +51,41 @@ void PutMetrics(std::string& out, const Metrics& m) {
   o.Num("ra", m.ra);
   o.Num("ta", m.ta);
   o.Num("mia_auc", m.mia_auc);
+  o.Num("va", m.va);
+}
+
+void PutStat(std::string& out, const CalibratedStat& s) {
+  JsonObject o(out);
+  o.Num("value", s.value);
+  o.Num("null_mean", s.null_mean);
+  o.Num("null_sd", s.null_sd);
+  o.Num("lower", s.lower);
+  o.Num("upper", s.upper);
+  o.Num("p_value", s.p_value);
+  o.Bool("within", s.within());
+}
+
+// The calibrated check (calibration.h); null when the gate did not
+// calibrate.
+void PutCalibration(std::string& out, const Calibration& c) {
+  if (c.alpha <= 0) {
+    out += "null";
+    return;
+  }
+  JsonObject o(out);
+  o.Bool("available", c.available);
+  o.Bool("passed", c.passed());
+  o.Num("alpha", c.alpha);
+  o.Int("forget_records", c.forget_records);
+  o.Int("validation_records", c.validation_records);
+  o.Int("validation_subjects", c.validation_subjects);
+  o.Int("resamples", c.resamples);
+  o.Num("accuracy_drop_points", c.accuracy_drop_points);
+  o.Num("allowed_drop_points", c.allowed_drop_points);
+  o.Key("accuracy");
+  PutStat(out, c.accuracy);
+  o.Key("confidence");
+  PutStat(out, c.confidence);
 }
 
 }  // namespace
@@ -71,6 +106,10 @@ const char* AttemptFailureName(AttemptFailure failure) {
       return "test_accuracy";
     case AttemptFailure::kForgetAccuracy:
       return "forget_accuracy";
+    case AttemptFailure::kForgetConfidence:
+      return "forget_confidence";
+    case AttemptFailure::kCalibration:
+      return "calibration";
   }
   return "unknown";
 }
@@ -116,6 +155,7 @@ void PutAttempts(std::string& out, const std::vector<Attempt>& attempts) {
     const Attempt& a = attempts[i];
     JsonObject e(out);
     e.Str("method", a.method);
+    if (a.round > 0) e.Int("round", a.round);
     e.Str("outcome", a.outcome);
     e.Str("failure", AttemptFailureName(a.failure));
     e.Str("reason", a.reason);
@@ -123,6 +163,11 @@ void PutAttempts(std::string& out, const std::vector<Attempt>& attempts) {
     e.Key("metrics");
     if (a.has_metrics)
       PutMetrics(out, a.metrics);
+    else
+      out += "null";
+    e.Key("calibration");
+    if (a.has_metrics)
+      PutCalibration(out, a.calibration);
     else
       out += "null";
   }
@@ -172,6 +217,7 @@ std::string ReportToJson(const Report& r) {
     o.Int("forget_records", r.forget_records);
     o.Int("retain_records", r.retain_records);
     o.Int("test_records", r.test_records);
+    o.Int("validation_records", r.validation_records);
     o.Key("before");
     PutMetrics(out, r.before);
     o.Key("after");
@@ -194,7 +240,16 @@ std::string ReportToJson(const Report& r) {
       g.Num("max_mia_auc", r.gate.max_mia_auc);
       g.Num("max_test_acc_drop_points", r.gate.max_test_acc_drop);
       g.Num("max_forget_acc_excess_points", r.gate.max_forget_acc_excess);
+      g.Num("alpha", r.gate.alpha);
+      g.Num("adaptive_budget", r.gate.adaptive_budget);
     }
+    o.Key("calibration_before");
+    PutCalibration(out, r.calibration_before);
+    o.Key("calibration_after");
+    if (r.ok)
+      PutCalibration(out, r.calibration_after);
+    else
+      out += "null";
     o.Key("attempts");
     PutAttempts(out, r.attempts);
     o.Key("timings");

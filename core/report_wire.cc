@@ -8,41 +8,83 @@
 namespace lethe::core {
 namespace {
 
-constexpr std::string_view kReportMagic = "LETHE-REPORT-1";
+constexpr std::string_view kReportMagic = "LETHE-REPORT-2";
 
 void PutMetrics(WireWriter& w, const Metrics& m) {
   w.PutDouble(m.ua);
   w.PutDouble(m.ra);
   w.PutDouble(m.ta);
   w.PutDouble(m.mia_auc);
+  w.PutDouble(m.va);
 }
 
 bool GetMetrics(WireReader& r, Metrics* m) {
   return r.GetDouble(&m->ua) && r.GetDouble(&m->ra) && r.GetDouble(&m->ta) &&
-         r.GetDouble(&m->mia_auc);
+         r.GetDouble(&m->mia_auc) && r.GetDouble(&m->va);
+}
+
+void PutStat(WireWriter& w, const CalibratedStat& s) {
+  for (double v :
+       {s.value, s.null_mean, s.null_sd, s.lower, s.upper, s.p_value}) {
+    w.PutDouble(v);
+  }
+}
+
+bool GetStat(WireReader& r, CalibratedStat* s) {
+  return r.GetDouble(&s->value) && r.GetDouble(&s->null_mean) &&
+         r.GetDouble(&s->null_sd) && r.GetDouble(&s->lower) &&
+         r.GetDouble(&s->upper) && r.GetDouble(&s->p_value);
+}
+
+void PutCalibration(WireWriter& w, const Calibration& c) {
+  w.PutBool(c.available);
+  w.PutI64(c.forget_records);
+  w.PutI64(c.validation_records);
+  w.PutI64(c.validation_subjects);
+  w.PutI64(c.resamples);
+  w.PutDouble(c.alpha);
+  w.PutDouble(c.accuracy_drop_points);
+  w.PutDouble(c.allowed_drop_points);
+  PutStat(w, c.accuracy);
+  PutStat(w, c.confidence);
+}
+
+bool GetCalibration(WireReader& r, Calibration* c) {
+  return r.GetBool(&c->available) && r.GetI64(&c->forget_records) &&
+         r.GetI64(&c->validation_records) &&
+         r.GetI64(&c->validation_subjects) && r.GetI64(&c->resamples) &&
+         r.GetDouble(&c->alpha) && r.GetDouble(&c->accuracy_drop_points) &&
+         r.GetDouble(&c->allowed_drop_points) && GetStat(r, &c->accuracy) &&
+         GetStat(r, &c->confidence);
 }
 
 void PutAttempt(WireWriter& w, const Attempt& a) {
   w.PutBytes(a.method);
+  w.PutI64(a.round);
   w.PutBytes(a.outcome);
   w.PutU64(static_cast<uint64_t>(a.failure));
   w.PutBytes(a.reason);
   w.PutDouble(a.seconds);
   w.PutBool(a.has_metrics);
   PutMetrics(w, a.metrics);
+  PutCalibration(w, a.calibration);
 }
 
 bool GetAttempt(WireReader& r, Attempt* a) {
   uint64_t failure = 0;
-  if (!r.GetBytes(&a->method) || !r.GetBytes(&a->outcome) ||
-      !r.GetU64(&failure) || !r.GetBytes(&a->reason) ||
-      !r.GetDouble(&a->seconds) || !r.GetBool(&a->has_metrics) ||
-      !GetMetrics(r, &a->metrics)) {
+  int64_t round = 0;
+  if (!r.GetBytes(&a->method) || !r.GetI64(&round) ||
+      !r.GetBytes(&a->outcome) || !r.GetU64(&failure) ||
+      !r.GetBytes(&a->reason) || !r.GetDouble(&a->seconds) ||
+      !r.GetBool(&a->has_metrics) || !GetMetrics(r, &a->metrics) ||
+      !GetCalibration(r, &a->calibration)) {
     return false;
   }
-  if (failure > static_cast<uint64_t>(AttemptFailure::kForgetAccuracy)) {
+  if (failure > static_cast<uint64_t>(AttemptFailure::kCalibration) ||
+      round < 0 || round > (1 << 20)) {
     return false;
   }
+  a->round = static_cast<int>(round);
   a->failure = static_cast<AttemptFailure>(failure);
   return true;
 }
@@ -67,6 +109,11 @@ void PutSummary(WireWriter& w, const Report& r) {
   w.PutDouble(r.gate.max_mia_auc);
   w.PutDouble(r.gate.max_test_acc_drop);
   w.PutDouble(r.gate.max_forget_acc_excess);
+  w.PutDouble(r.gate.alpha);
+  w.PutDouble(r.gate.adaptive_budget);
+  w.PutI64(r.validation_records);
+  PutCalibration(w, r.calibration_before);
+  PutCalibration(w, r.calibration_after);
 }
 
 bool GetSummary(WireReader& in, Report* r) {
@@ -80,7 +127,12 @@ bool GetSummary(WireReader& in, Report* r) {
          in.GetDouble(&r->gap_points) && in.GetDouble(&r->gap_before_points) &&
          in.GetDouble(&r->gate.max_mia_auc) &&
          in.GetDouble(&r->gate.max_test_acc_drop) &&
-         in.GetDouble(&r->gate.max_forget_acc_excess);
+         in.GetDouble(&r->gate.max_forget_acc_excess) &&
+         in.GetDouble(&r->gate.alpha) &&
+         in.GetDouble(&r->gate.adaptive_budget) &&
+         in.GetI64(&r->validation_records) &&
+         GetCalibration(in, &r->calibration_before) &&
+         GetCalibration(in, &r->calibration_after);
 }
 
 void PutDetails(WireWriter& w, const Report& r) {

@@ -227,9 +227,12 @@ Result<EvalResult> Evaluate(torch::jit::Module& module, const DeviceData& data,
               .to(at::kFloat)
               .cpu()
               .contiguous();
-      out.correct += logits.argmax(1).eq(y).sum().item<int64_t>();
+      at::Tensor hit = logits.argmax(1).eq(y).to(at::kByte).cpu().contiguous();
+      out.correct += hit.sum().item<int64_t>();
       const float* p = losses.data_ptr<float>();
       out.losses.insert(out.losses.end(), p, p + losses.numel());
+      const auto* h = hit.data_ptr<uint8_t>();
+      out.hits.insert(out.hits.end(), h, h + hit.numel());
     }
     return out;
   });

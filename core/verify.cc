@@ -18,20 +18,35 @@ std::vector<int64_t> RetainSample(const Partition& p, int64_t n,
   return rows;
 }
 
-Result<Metrics> ComputeMetrics(torch::jit::Module& model,
-                               const DeviceData& data, const Partition& p,
-                               const std::vector<int64_t>& retain_sample) {
+Result<Measurement> Measure(torch::jit::Module& model, const DeviceData& data,
+                            const Partition& p,
+                            const std::vector<int64_t>& retain_sample) {
   LETHE_CORE_ASSIGN_OR_RETURN(EvalResult forget,
                               Evaluate(model, data, p.forget));
   LETHE_CORE_ASSIGN_OR_RETURN(EvalResult retain,
                               Evaluate(model, data, retain_sample));
   LETHE_CORE_ASSIGN_OR_RETURN(EvalResult test, Evaluate(model, data, p.test));
-  Metrics m;
+  LETHE_CORE_ASSIGN_OR_RETURN(EvalResult validation,
+                              Evaluate(model, data, p.validation));
+  Measurement out;
+  Metrics& m = out.metrics;
   m.ua = 1.0 - forget.accuracy();
   m.ra = retain.accuracy();
   m.ta = test.accuracy();
   m.mia_auc = LossThresholdAuc(forget.losses, test.losses);
-  return m;
+  m.va = validation.accuracy();
+  out.forget = RecordScores{std::move(forget.losses), std::move(forget.hits)};
+  out.validation =
+      RecordScores{std::move(validation.losses), std::move(validation.hits)};
+  return out;
+}
+
+Result<Metrics> ComputeMetrics(torch::jit::Module& model,
+                               const DeviceData& data, const Partition& p,
+                               const std::vector<int64_t>& retain_sample) {
+  LETHE_CORE_ASSIGN_OR_RETURN(Measurement m,
+                              Measure(model, data, p, retain_sample));
+  return m.metrics;
 }
 
 }  // namespace lethe::core

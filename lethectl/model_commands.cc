@@ -177,6 +177,15 @@ std::string PolicyText(const v1::UnlearningPolicy& p) {
   if (p.max_cost_fraction() != 0) {
     absl::StrAppend(&out, "; max cost fraction ", p.max_cost_fraction());
   }
+  if (p.gate_significance() != 0) {
+    absl::StrAppend(&out, "; gate significance ", p.gate_significance());
+  }
+  if (p.adaptive_budget_fraction() < 0) {
+    absl::StrAppend(&out, "; adaptive rounds off");
+  } else if (p.adaptive_budget_fraction() > 0) {
+    absl::StrAppend(&out, "; adaptive budget ", p.adaptive_budget_fraction(),
+                    " of a retrain");
+  }
   if (p.has_finetune()) {
     const v1::FinetuneConfig& f = p.finetune();
     absl::StrAppend(&out, "; finetune epochs ", f.epochs(), " lr ",

@@ -82,6 +82,10 @@ const char* EscalationReasonName(EscalationReason reason) {
       return "test_accuracy";
     case EscalationReason::kForgetAccuracy:
       return "forget_accuracy";
+    case EscalationReason::kForgetConfidence:
+      return "forget_confidence";
+    case EscalationReason::kCalibration:
+      return "calibration";
     case EscalationReason::kError:
       return "error";
     case EscalationReason::kTimeBudget:

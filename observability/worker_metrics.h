@@ -31,9 +31,12 @@ const char* TaskPhaseName(TaskPhase phase);  // "load", "unlearn", ...
 
 // Why a method of the chain did not produce the model (core::Attempt):
 //   kMiaAuc        failed the gate: MIA AUC above the policy's maximum
-//   kTestAccuracy  failed the gate: test accuracy dropped too far
-//   kForgetAccuracy failed the gate: the forget set still scores above test
-//                  accuracy by more than the policy allows
+//   kTestAccuracy  failed the gate: validation accuracy dropped too far
+//   kForgetAccuracy failed the gate: forget-set accuracy outside the
+//                  calibrated interval (or over the fixed excess)
+//   kForgetConfidence failed the gate: forget-set mean confidence outside
+//                  the calibrated interval
+//   kCalibration   failed the gate: too little validation data to calibrate
 //   kError         the method failed (divergence, NaN, out of memory)
 //   kTimeBudget    skipped: the policy's time budget was spent
 //   kCost          skipped: estimated to cost more than the policy's share of
@@ -42,6 +45,8 @@ enum class EscalationReason {
   kMiaAuc,
   kTestAccuracy,
   kForgetAccuracy,
+  kForgetConfidence,
+  kCalibration,
   kError,
   kTimeBudget,
   kCost

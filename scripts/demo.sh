@@ -120,9 +120,9 @@ for line in sys.stdin:
     for m in json.loads(line).get("models", []):
         if m["name"] == "fashion-mlp": print(m["id"])')
 if [[ -z $model ]]; then
-  say "registering an MLP 784-256-128-10 (the worker trains it: SGD, 12 epochs, so that fine-tuning, 5 epochs, costs under half a retrain)"
+  say "registering an MLP 784-256-128-10 (the worker trains it: SGD, 12 epochs; fine-tuning runs in rounds of 1, 1, 2 epochs until the calibrated gate accepts, within a quarter of a retrain)"
   echo '{"methods": ["UNLEARNING_METHOD_FINETUNE", "UNLEARNING_METHOD_RETRAIN"],
-         "maxMiaAuc": 0.55, "maxTestAccuracyDrop": 1.5, "batchWindowSeconds": 3}' \
+         "maxTestAccuracyDrop": 1.5, "batchWindowSeconds": 3}' \
     > "$state/policy.json"
   model=$("$ctl" model register --name fashion-mlp --dataset "$dataset" --kind mlp \
     --hidden 256,128 --optimizer sgd --lr 0.05 --momentum 0.9 --epochs 12 \

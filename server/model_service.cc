@@ -46,6 +46,43 @@ absl::Status ValidateRecipe(const v1::TrainingRecipe& r) {
   return absl::OkStatus();
 }
 
+bool Rate(double v) { return v >= 0 && v <= 10; }
+bool Epochs(int v) { return v >= 0 && v <= 1000; }
+
+// NEGGRAD_PLUS, SCRUB, RANDOM_LABEL and SALUN (FINETUNE's is checked with
+// the head re-fit's below).
+absl::Status ValidateMethodConfigs(const v1::UnlearningPolicy& p) {
+  const v1::NegGradPlusConfig& n = p.neggrad_plus();
+  if (!Epochs(n.epochs()) || !Rate(n.learning_rate()) ||
+      !(n.beta() >= 0 && n.beta() < 1)) {
+    return Invalid(
+        "policy.neggrad_plus: epochs 0..1000, learning_rate in [0, 10], beta "
+        "in [0, 1)");
+  }
+  const v1::ScrubConfig& s = p.scrub();
+  if (!Epochs(s.epochs()) || !Epochs(s.max_epochs()) ||
+      !Rate(s.learning_rate()) || !(s.alpha() >= 0 && s.alpha() <= 1000) ||
+      !(s.gamma() >= 0 && s.gamma() <= 1000) ||
+      !(s.temperature() >= 0 && s.temperature() <= 100)) {
+    return Invalid(
+        "policy.scrub: epochs and max_epochs 0..1000, learning_rate in "
+        "[0, 10], alpha and gamma in [0, 1000], temperature in [0, 100]");
+  }
+  const v1::RandomLabelConfig& r = p.random_label();
+  if (!Epochs(r.epochs()) || !Rate(r.learning_rate())) {
+    return Invalid(
+        "policy.random_label: epochs 0..1000, learning_rate in [0, 10]");
+  }
+  const v1::SalunConfig& u = p.salun();
+  if (!Epochs(u.epochs()) || !Rate(u.learning_rate()) ||
+      !(u.salient_fraction() >= 0 && u.salient_fraction() <= 1)) {
+    return Invalid(
+        "policy.salun: epochs 0..1000, learning_rate in [0, 10], "
+        "salient_fraction in [0, 1]");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidatePolicy(const v1::UnlearningPolicy& p) {
   for (int m : p.methods()) {
     if (m == v1::UNLEARNING_METHOD_UNSPECIFIED ||
@@ -62,7 +99,16 @@ absl::Status ValidatePolicy(const v1::UnlearningPolicy& p) {
   }
   if (!(p.max_mia_auc() == 0 ||
         (p.max_mia_auc() >= 0.5 && p.max_mia_auc() <= 1))) {
-    return Invalid("policy.max_mia_auc must be 0 (default) or in [0.5, 1]");
+    return Invalid("policy.max_mia_auc must be 0 (off) or in [0.5, 1]");
+  }
+  if (!(p.gate_significance() >= 0 && p.gate_significance() <= 0.5)) {
+    return Invalid("policy.gate_significance must be in [0, 0.5] (0 = 0.01)");
+  }
+  if (!(p.adaptive_budget_fraction() <= 10) ||
+      std::isnan(p.adaptive_budget_fraction())) {
+    return Invalid(
+        "policy.adaptive_budget_fraction must be at most 10 (0 = 0.25, "
+        "negative = off)");
   }
   if (!(p.max_test_accuracy_drop() >= 0 && p.max_test_accuracy_drop() <= 100)) {
     return Invalid("policy.max_test_accuracy_drop must be in [0, 100] points");
@@ -99,6 +145,7 @@ absl::Status ValidatePolicy(const v1::UnlearningPolicy& p) {
           "warmup_fraction in [0, 1), max_grad_norm >= 0 and finite");
     }
   }
+  if (absl::Status st = ValidateMethodConfigs(p); !st.ok()) return st;
   if (p.has_head_refit()) {
     const v1::HeadRefitConfig& h = p.head_refit();
     if (h.epochs() < 0 || h.epochs() > 1000 ||

@@ -47,15 +47,67 @@ cert::Guarantee GuaranteeOf(const std::string& name) {
   return cert::Guarantee::kApproximate;
 }
 
+// The calibrated gate (core/calibration.h) as checks a reader can re-check:
+// the validation-accuracy drop against its maximum, and each calibrated
+// statistic against both ends of its interval; the fixed thresholds where
+// the policy set them.
+void AddCalibratedGate(const Struct& before, const Struct& after,
+                       const Struct& gate, const Struct& calibration,
+                       cert::ModelOutcome& m) {
+  using Bound = cert::MetricCheck::Bound;
+  const auto available = calibration.fields().find("available");
+  if (available == calibration.fields().end() ||
+      !available->second.bool_value()) {
+    // Too little validation data: only a certified result gets here, and
+    // the engine checked its utility against the plain limit.
+    m.metrics.push_back({"validation_accuracy_drop_points",
+                         100.0 * (Number(before, "va") - Number(after, "va")),
+                         Bound::kAtMost,
+                         Number(gate, "max_test_acc_drop_points")});
+  } else {
+    // The drop may exceed the policy's maximum by the validation records'
+    // chance (core::CheckUtility): the engine's allowance is the bound.
+    m.metrics.push_back({"validation_accuracy_drop_points",
+                         Number(calibration, "accuracy_drop_points"),
+                         Bound::kAtMost,
+                         Number(calibration, "allowed_drop_points")});
+    for (const char* name : {"accuracy", "confidence"}) {
+      const Struct* stat = Child(calibration, name);
+      if (stat == nullptr) continue;
+      const std::string metric = std::string("forget_") + name;
+      m.metrics.push_back({metric, Number(*stat, "value"), Bound::kAtLeast,
+                           Number(*stat, "lower")});
+      m.metrics.push_back({metric, Number(*stat, "value"), Bound::kAtMost,
+                           Number(*stat, "upper")});
+    }
+  }
+  if (Number(gate, "max_mia_auc", 1) < 1) {
+    m.metrics.push_back({"mia_auc", Number(after, "mia_auc"), Bound::kAtMost,
+                         Number(gate, "max_mia_auc")});
+  }
+  if (Number(gate, "max_forget_acc_excess_points", 100) < 100) {
+    m.metrics.push_back(
+        {"forget_accuracy_excess_points",
+         100.0 * ((1.0 - Number(after, "ua")) - Number(after, "ta")),
+         Bound::kAtMost, Number(gate, "max_forget_acc_excess_points")});
+  }
+}
+
 // The policy gate a non-exact result passed, as the certificate states it:
 // the thresholds the engine applied (report.gate); reports written before
-// the engine recorded its gate fall back to the policy's two thresholds.
+// the engine recorded its gate fall back to the policy's two thresholds,
+// and reports of the calibrated gate give its checks (AddCalibratedGate).
 void AddGate(const Struct& report, const Struct& policy,
              cert::ModelOutcome& m) {
   const Struct* before = Child(report, "before");
   const Struct* after = Child(report, "after");
   if (before == nullptr || after == nullptr) return;
   const Struct* gate = Child(report, "gate");
+  const Struct* calibrated = Child(report, "calibration_after");
+  if (gate != nullptr && calibrated != nullptr && Number(*gate, "alpha") > 0) {
+    AddCalibratedGate(*before, *after, *gate, *calibrated, m);
+    return;
+  }
   const core::Policy defaults;
   const double max_auc = gate != nullptr ? Number(*gate, "max_mia_auc")
                          : Number(policy, "maxMiaAuc", 0) == 0

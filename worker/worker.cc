@@ -72,6 +72,10 @@ observability::EscalationReason EscalationOf(core::AttemptFailure failure) {
       return EscalationReason::kTestAccuracy;
     case core::AttemptFailure::kForgetAccuracy:
       return EscalationReason::kForgetAccuracy;
+    case core::AttemptFailure::kForgetConfidence:
+      return EscalationReason::kForgetConfidence;
+    case core::AttemptFailure::kCalibration:
+      return EscalationReason::kCalibration;
     case core::AttemptFailure::kNone:
     case core::AttemptFailure::kError:
       break;
@@ -92,8 +96,16 @@ void RecordRun(observability::WorkerMetrics& m, const std::string& model_id,
   m.ObservePhase(r.method, TaskPhase::kPublish, publish_s);
   m.ObserveTask(r.method, total_s);
   m.AddRecordsRemoved(r.method, records_removed);
-  for (const core::Attempt& a : r.attempts) {
+  for (size_t i = 0; i < r.attempts.size(); ++i) {
+    const core::Attempt& a = r.attempts[i];
     if (a.failure == core::AttemptFailure::kNone) continue;
+    // An adaptive method's round that another round followed did not
+    // escalate: the method went on.
+    if (i + 1 < r.attempts.size() && a.round > 0 &&
+        r.attempts[i + 1].method == a.method &&
+        r.attempts[i + 1].round == a.round + 1) {
+      continue;
+    }
     m.RecordEscalation(a.method, EscalationOf(a.failure));
   }
   m.ObserveOutcome(model_id, r.after.mia_auc, r.after.ta - r.before.ta);

@@ -47,7 +47,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$root/scripts/pg-local.sh" start "$tmp/pg" >/dev/null
+"$root/scripts/pg-local.sh" start "$tmp/pg" --durable >/dev/null
 url=$("$root/scripts/pg-local.sh" url "$tmp/pg")
 sql() { psql "$url" -Atqc "$1"; }
 lethe=$build/server/lethe

@@ -580,7 +580,7 @@ TEST_F(BundleTest, LethectlVerifiesTheBundleAndRejectsTampering) {
   EXPECT_NE(out.find("VERIFIED"), std::string::npos) << out;
   EXPECT_NE(out.find(issued_.request_id), std::string::npos) << out;
   EXPECT_NE(out.find("guarantee: exact"), std::string::npos) << out;
-  EXPECT_NE(out.find("forget_accuracy = 0.1, at most the policy threshold 0.5"),
+  EXPECT_NE(out.find("forget_accuracy = 0.1, at most the bound 0.5"),
             std::string::npos)
       << out;
 

@@ -41,7 +41,18 @@ class EngineTest : public ::testing::Test {
     // finetune's 5 epochs on this 3-epoch recipe cost more than a retrain;
     // these tests exercise the methods, CostRule* tests the skipping.
     r.policy.max_cost_fraction = 100;
+    // Methods run once as configured; Adaptive* tests the rounds.
+    r.policy.adaptive_budget = 0;
     return r;
+  }
+
+  // A gate that passes whatever the approximate result: the calibrated check
+  // off (gate_test.cc tests it) and the rest open.
+  static void OpenGate(Policy& p) {
+    p.gate_alpha = 0;
+    p.max_mia_auc = 1.0;
+    p.max_test_acc_drop = 100;
+    p.max_forget_acc_excess = 100;
   }
 
   static Dataset* data_;
@@ -78,6 +89,7 @@ TEST_F(EngineTest, DivergingMethodEscalatesAndNeverYieldsItsModel) {
 
 TEST_F(EngineTest, FailedGateEscalatesToExactMethod) {
   UnlearnRequest req = Request({Method::kFinetune, Method::kRetrain});
+  OpenGate(req.policy);
   req.policy.max_mia_auc = 0.0;  // no approximate result can pass
   Result<UnlearnOutcome> r = engine_.Unlearn(req);
   ASSERT_TRUE(r.ok());
@@ -92,8 +104,7 @@ TEST_F(EngineTest, FailedGateEscalatesToExactMethod) {
 
 TEST_F(EngineTest, ForgetSetStillAboveTestAccuracyFailsTheGate) {
   UnlearnRequest req = Request({Method::kFinetune, Method::kRetrain});
-  req.policy.max_mia_auc = 1.0;
-  req.policy.max_test_acc_drop = 100;
+  OpenGate(req.policy);
   // Forget accuracy can never be 100 points below test accuracy.
   req.policy.max_forget_acc_excess = -100;
   Result<UnlearnOutcome> r = engine_.Unlearn(req);
@@ -110,24 +121,99 @@ TEST_F(EngineTest, ForgetSetStillAboveTestAccuracyFailsTheGate) {
 
 TEST_F(EngineTest, TestAccuracyDropFailsTheGate) {
   UnlearnRequest req = Request({Method::kFinetune, Method::kRetrain});
-  req.policy.max_mia_auc = 1.0;
-  req.policy.max_forget_acc_excess = 100;
-  // Test accuracy can never rise by 100 points.
+  OpenGate(req.policy);
+  // Validation accuracy can never rise by 100 points.
   req.policy.max_test_acc_drop = -100;
   Result<UnlearnOutcome> r = engine_.Unlearn(req);
   ASSERT_TRUE(r.ok());
   ASSERT_EQ(r->report.attempts.size(), 2u);
   EXPECT_EQ(r->report.attempts[0].outcome, "failed_gate");
   EXPECT_EQ(r->report.attempts[0].failure, AttemptFailure::kTestAccuracy);
-  EXPECT_NE(r->report.attempts[0].reason.find("test accuracy dropped"),
+  EXPECT_NE(r->report.attempts[0].reason.find("validation accuracy dropped"),
             std::string::npos)
       << r->report.attempts[0].reason;
   EXPECT_EQ(r->report.method, "retrain");
 }
 
+TEST_F(EngineTest, AdaptiveRoundThatCostsMoreThanTheBudgetIsSkipped) {
+  UnlearnRequest req = Request({Method::kFinetune, Method::kRetrain});
+  req.policy = Policy{};  // the default chain, gate and adaptive budget
+  // One epoch over the retain set against the recipe's 3: a third of a
+  // retrain, over the default budget of a quarter.
+  Result<UnlearnOutcome> r = engine_.Unlearn(req);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const Report& rep = r->report;
+  ASSERT_EQ(rep.attempts.size(), 2u);
+  EXPECT_EQ(rep.attempts[0].outcome, "skipped");
+  EXPECT_EQ(rep.attempts[0].failure, AttemptFailure::kCost);
+  EXPECT_EQ(rep.attempts[0].reason,
+            "one round costs 0.333 of a retrain > adaptive_budget 0.25");
+  EXPECT_EQ(rep.method, "retrain");
+}
+
+TEST_F(EngineTest, AdaptiveRoundsContinueUntilTheBudgetThenEscalate) {
+  UnlearnRequest req = Request({Method::kFinetune, Method::kRetrain});
+  OpenGate(req.policy);
+  req.policy.max_mia_auc = 0.0;           // no round can pass
+  req.policy.adaptive_budget = 0.7;       // two rounds of a third, not three
+  req.policy.params.finetune.epochs = 5;  // not used by rounds
+  Result<UnlearnOutcome> r = engine_.Unlearn(req);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const Report& rep = r->report;
+  ASSERT_EQ(rep.attempts.size(), 3u) << ReportToJson(rep);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(rep.attempts[i].method, "finetune");
+    EXPECT_EQ(rep.attempts[i].round, i + 1);
+    EXPECT_EQ(rep.attempts[i].outcome, "failed_gate");
+    EXPECT_EQ(rep.attempts[i].failure, AttemptFailure::kMiaAuc);
+    EXPECT_TRUE(rep.attempts[i].has_metrics);
+  }
+  // Each round continues from the last: the second differs from the first.
+  EXPECT_NE(rep.attempts[0].metrics.mia_auc, rep.attempts[1].metrics.mia_auc);
+  EXPECT_EQ(rep.attempts[2].method, "retrain");
+  EXPECT_EQ(rep.attempts[2].round, 0);
+  EXPECT_EQ(rep.method, "retrain");
+  EXPECT_NE(ReportToJson(rep).find("\"round\":2"), std::string::npos);
+}
+
+TEST_F(EngineTest, AdaptiveRoundsStopAtTheFirstAcceptedResult) {
+  UnlearnRequest req = Request({Method::kNegGradPlus, Method::kRetrain});
+  OpenGate(req.policy);
+  req.policy.adaptive_budget = 5;
+  Result<UnlearnOutcome> r = engine_.Unlearn(req);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->report.attempts.size(), 1u);
+  EXPECT_EQ(r->report.attempts[0].round, 1);
+  EXPECT_EQ(r->report.attempts[0].outcome, "accepted");
+  EXPECT_EQ(r->report.method, "neggrad_plus");
+  EXPECT_EQ(r->report.guarantee, "approximate");
+}
+
+TEST_F(EngineTest, CalibratedGateNeedsValidationData) {
+  // The same training records with 60 test records (3 subjects of 20): at
+  // most 60 validation records, fewer than the check's minimum of 100.
+  testing::SubsetOptions o;
+  o.train = 800;
+  o.test = 60;
+  const Dataset small = testing::FashionSubset(o);
+  UnlearnRequest req = Request({Method::kFinetune, Method::kRetrain});
+  req.dataset = &small;
+  req.policy.gate_alpha = 0.01;
+  Result<UnlearnOutcome> r = engine_.Unlearn(req);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const Report& rep = r->report;
+  EXPECT_EQ(rep.attempts[0].failure, AttemptFailure::kCalibration);
+  EXPECT_NE(rep.attempts[0].reason.find("too little validation data"),
+            std::string::npos)
+      << rep.attempts[0].reason;
+  EXPECT_FALSE(rep.calibration_before.available);
+  EXPECT_EQ(rep.method, "retrain");
+}
+
 TEST_F(EngineTest, CostRuleSkipsCostlyApproximateMethodForExactOne) {
   UnlearnRequest req = Request({Method::kFinetune, Method::kRetrain});
   req.policy = Policy{};  // the default chain, gate and max_cost_fraction
+  req.policy.adaptive_budget = 0;  // the rule applies to single runs
   // 5 epochs over the retain set against the recipe's 3: 5/3 of a retrain.
   Result<UnlearnOutcome> r = engine_.Unlearn(req);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -148,9 +234,7 @@ TEST_F(EngineTest, CostRuleRunsCheapMethodsAndLastResorts) {
   UnlearnRequest cheap = Request({Method::kFinetune, Method::kRetrain});
   cheap.policy.max_cost_fraction = 0.5;
   cheap.policy.params.finetune.epochs = 1;
-  cheap.policy.max_mia_auc = 1.0;
-  cheap.policy.max_test_acc_drop = 100;
-  cheap.policy.max_forget_acc_excess = 100;
+  OpenGate(cheap.policy);
   Result<UnlearnOutcome> r = engine_.Unlearn(cheap);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->report.attempts[0].outcome, "accepted");
@@ -159,9 +243,7 @@ TEST_F(EngineTest, CostRuleRunsCheapMethodsAndLastResorts) {
   // leave the chain without a result).
   UnlearnRequest alone = Request({Method::kFinetune});
   alone.policy.max_cost_fraction = 0.5;
-  alone.policy.max_mia_auc = 1.0;
-  alone.policy.max_test_acc_drop = 100;
-  alone.policy.max_forget_acc_excess = 100;
+  OpenGate(alone.policy);
   r = engine_.Unlearn(alone);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->report.attempts[0].outcome, "accepted");
@@ -202,6 +284,7 @@ TEST_F(EngineTest, CostRuleEstimates) {
 
 TEST_F(EngineTest, ExhaustedChainReportsWithoutModel) {
   UnlearnRequest req = Request({Method::kFinetune, Method::kSisa});
+  OpenGate(req.policy);
   req.policy.max_mia_auc = 0.0;
   Result<UnlearnOutcome> r = engine_.Unlearn(req);
   ASSERT_TRUE(r.ok());
@@ -225,9 +308,7 @@ TEST_F(EngineTest, SpentTimeBudgetSkipsToExactMethod) {
 
 TEST_F(EngineTest, AcceptedApproximateResultReportsGapToReference) {
   UnlearnRequest req = Request({Method::kFinetune, Method::kRetrain});
-  req.policy.max_mia_auc = 1.0;
-  req.policy.max_test_acc_drop = 100;
-  req.policy.max_forget_acc_excess = 100;
+  OpenGate(req.policy);
   req.policy.reference_retrain = true;
   Result<UnlearnOutcome> r = engine_.Unlearn(req);
   ASSERT_TRUE(r.ok());
@@ -237,7 +318,10 @@ TEST_F(EngineTest, AcceptedApproximateResultReportsGapToReference) {
   EXPECT_NEAR(rep.gap_points, GapPoints(rep.after, rep.reference), 1e-12);
   EXPECT_EQ(rep.forget_records, 60);
   EXPECT_EQ(rep.retain_records, 740);
-  EXPECT_EQ(rep.test_records, 300);
+  // The test split's two sides, divided by subject.
+  EXPECT_EQ(rep.test_records + rep.validation_records, 300);
+  EXPECT_GT(rep.validation_records, 0);
+  EXPECT_EQ(rep.validation_records % 20, 0);  // whole subjects of 20
   std::string json = ReportToJson(rep);
   for (const char* field :
        {"\"gap_points\"", "\"timings\"", "\"before\"", "\"model_sha256\":\""}) {

@@ -110,7 +110,9 @@ TEST(PythonInteropTest, PythonModelIsUnlearnedAndLoadsBackInPython) {
   req.forget_subjects = testing::TrainSubjects(0, 5);
   req.recipe = recipe;
   req.policy.chain = {Method::kFinetune, Method::kRetrain};
-  req.policy.max_mia_auc = 1.0;
+  req.policy.gate_alpha =
+      0;  // the interoperability is under test, not the gate
+  req.policy.adaptive_budget = 0;
   req.policy.max_test_acc_drop = 5;
   req.policy.max_cost_fraction = 100;  // finetune's 5 epochs = this recipe's
   Result<UnlearnOutcome> r = Engine(EngineOptions{}).Unlearn(req);

@@ -37,6 +37,49 @@ TEST(ReportJsonTest, FailureNamesAreStable) {
                "test_accuracy");
   EXPECT_STREQ(AttemptFailureName(AttemptFailure::kForgetAccuracy),
                "forget_accuracy");
+  EXPECT_STREQ(AttemptFailureName(AttemptFailure::kForgetConfidence),
+               "forget_confidence");
+  EXPECT_STREQ(AttemptFailureName(AttemptFailure::kCalibration), "calibration");
+}
+
+Calibration SomeCalibration(double shift) {
+  Calibration c;
+  c.available = true;
+  c.forget_records = 20;
+  c.validation_records = 500;
+  c.validation_subjects = 10;
+  c.resamples = 4000;
+  c.alpha = 0.01;
+  c.accuracy = {0.9 + shift, 0.8, 0.08, 0.55, 1.0, 0.2};
+  c.confidence = {3.5 + shift, 2.0, 0.7, 0.4, 4.1, 0.03};
+  return c;
+}
+
+TEST(ReportJsonTest, CalibratedGateIsReadable) {
+  Report r;
+  r.ok = true;
+  r.gate = {1.0, 1.5, 100, 0.01, 0.25};
+  r.calibration_before = SomeCalibration(0.05);
+  r.calibration_after = SomeCalibration(0);
+  r.calibration_before.confidence.value = 9;
+  Attempt a{"finetune", "accepted", AttemptFailure::kNone, "", 1, true, {}};
+  a.calibration = r.calibration_after;
+  a.round = 2;
+  r.attempts.push_back(a);
+  const std::string json = ReportToJson(r);
+  EXPECT_TRUE(Contains(json, "\"alpha\":0.01,\"adaptive_budget\":0.25"))
+      << json;
+  EXPECT_TRUE(Contains(json, "\"method\":\"finetune\",\"round\":2,")) << json;
+  // The original was outside its interval, the result within.
+  EXPECT_TRUE(Contains(json,
+                       "\"confidence\":{\"value\":9,\"null_mean\":2,"
+                       "\"null_sd\":0.7,\"lower\":0.4,\"upper\":4.1,"
+                       "\"p_value\":0.03,\"within\":false}"))
+      << json;
+  EXPECT_TRUE(Contains(json,
+                       "\"calibration_after\":{\"available\":true,"
+                       "\"passed\":true"))
+      << json;
 }
 
 // Every field set, so that a field the encoding forgets shows in the JSON.
@@ -52,20 +95,25 @@ Report Full() {
   r.forget_records = 60;
   r.retain_records = 1940;
   r.test_records = 1000;
-  r.before = {0.01, 0.99, 0.85, 0.61};
-  r.after = {0.2, 0.95, 0.84, 0.52};
+  r.validation_records = 990;
+  r.before = {0.01, 0.99, 0.85, 0.61, 0.86};
+  r.after = {0.2, 0.95, 0.84, 0.52, 0.83};
+  r.calibration_before = SomeCalibration(0.1);
+  r.calibration_after = SomeCalibration(0);
   r.has_reference = true;
   r.reference = {0.21, 0.94, 0.83, 0.5};
   r.gap_points = 1.25;
   r.gap_before_points = 9.5;
-  r.gate = {0.55, 3, 5};
+  r.gate = {0.55, 3, 5, 0.02, 0.25};
   r.attempts.push_back({"finetune",
                         "failed_gate",
                         AttemptFailure::kMiaAuc,
                         "MIA AUC 0.7 > 0.6",
                         1.5,
                         true,
-                        {0.1, 0.9, 0.8, 0.7}});
+                        {0.1, 0.9, 0.8, 0.7, 0.79},
+                        SomeCalibration(0.3),
+                        3});
   r.attempts.push_back({"sisa",
                         "accepted",
                         AttemptFailure::kNone,
@@ -93,6 +141,10 @@ TEST(ReportWireTest, RoundTripsEveryFieldAndRejectsMalformedBytes) {
   EXPECT_EQ(ReportToJson(*back), ReportToJson(r));
   EXPECT_EQ(back->attempts.size(), 2u);
   EXPECT_EQ(back->attempts[0].failure, AttemptFailure::kMiaAuc);
+  EXPECT_EQ(back->attempts[0].round, 3);
+  EXPECT_EQ(back->attempts[0].calibration.accuracy.value, 1.2);
+  EXPECT_EQ(back->calibration_before.confidence.upper, 4.1);
+  EXPECT_EQ(back->after.va, 0.83);
   EXPECT_EQ(back->sisa_retrained_shards, r.sisa_retrained_shards);
   EXPECT_EQ(back->undeclared_buffers, r.undeclared_buffers);
   for (size_t cut = 0; cut < bytes.size(); cut += 7) {

@@ -99,7 +99,7 @@ TEST(ReportTest, JsonCarriesFieldsAndEscapes) {
   r.method = "finetune";
   r.guarantee = "approximate";
   r.before = {0.05, 0.99, 0.85, 0.7};
-  r.after = {0.3, 0.97, 0.84, 0.52};
+  r.after = {0.3, 0.97, 0.84, 0.52, 0.83};
   Attempt a;
   a.method = "scrub";
   a.outcome = "failed_gate";
@@ -108,7 +108,7 @@ TEST(ReportTest, JsonCarriesFieldsAndEscapes) {
   std::string json = ReportToJson(r);
   EXPECT_NE(json.find("\"method\":\"finetune\""), std::string::npos) << json;
   EXPECT_NE(json.find("\"after\":{\"ua\":0.3,\"ra\":0.97,\"ta\":0.84,"
-                      "\"mia_auc\":0.52}"),
+                      "\"mia_auc\":0.52,\"va\":0.83}"),
             std::string::npos)
       << json;
   EXPECT_NE(json.find("MIA \\\"high\\\"\\n"), std::string::npos) << json;

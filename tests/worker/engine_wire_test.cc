@@ -4,6 +4,7 @@
 #include "worker/engine/engine_wire.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -159,7 +160,56 @@ std::string Seed(const std::string& name) {
   return bytes;
 }
 
+// An unlearn reply with every part of the report set: the unlearn_ok seed.
+// LETHE_WRITE_FUZZ_SEEDS=DIR writes it as DIR/unlearn_ok (the op byte, then
+// the reply) when the report's encoding changes.
+EngineReply SeedUnlearnReply() {
+  EngineReply r;
+  r.outcome.model_bytes = "v2";
+  r.outcome.model_sha256 = std::string(64, 'c');
+  r.outcome.sisa_state = "sisa";
+  core::Report& rep = r.outcome.report;
+  rep.ok = true;
+  rep.method = "sisa";
+  rep.guarantee = "exact";
+  rep.forget_records = 40;
+  rep.retain_records = 960;
+  rep.test_records = 480;
+  rep.validation_records = 520;
+  rep.before = {0.01, 0.99, 0.85, 0.6, 0.86};
+  rep.after = {0.15, 0.97, 0.84, 0.5, 0.85};
+  rep.gate = {1, 1.5, 100, 0.01, 0.25};
+  core::Calibration c;
+  c.available = true;
+  c.forget_records = 40;
+  c.validation_records = 520;
+  c.validation_subjects = 26;
+  c.resamples = 4000;
+  c.alpha = 0.01;
+  c.accuracy_drop_points = 0.4;
+  c.allowed_drop_points = 2.1;
+  c.accuracy = {0.95, 0.84, 0.06, 0.675, 0.975, 0.04};
+  c.confidence = {0.61, 0.5, 0.04, 0.4, 0.6, 0.006};
+  rep.calibration_before = c;
+  core::Attempt failed{"finetune", "failed_gate",
+                       core::AttemptFailure::kForgetConfidence,
+                       "forget-set confidence rank 0.61 is outside",
+                       0.5, true, rep.after, c, 1};
+  rep.attempts.push_back(failed);
+  rep.attempts.push_back(
+      {"sisa", "accepted", core::AttemptFailure::kNone, "", 2, true, rep.after});
+  rep.sisa_retrained_shards = {1, 5};
+  rep.reproducibility = {"1.13.0", 2, "cpu", true};
+  r.peak_rss_bytes = int64_t{200} << 20;
+  r.cpu_seconds = 3.5;
+  return r;
+}
+
 TEST(EngineWireTest, FuzzSeedsAreValidMessages) {
+  if (const char* dir = std::getenv("LETHE_WRITE_FUZZ_SEEDS")) {
+    std::ofstream out(std::string(dir) + "/unlearn_ok", std::ios::binary);
+    out << '\x02' << EncodeEngineReply(EngineOp::kUnlearn, SeedUnlearnReply());
+  }
   struct Case {
     const char* name;
     EngineOp op;

@@ -440,6 +440,7 @@ TEST_F(WorkerTest, PolicyCostRuleSkipsFinetuneForRetrain) {
     p.add_methods(v1::UNLEARNING_METHOD_FINETUNE);
     p.add_methods(v1::UNLEARNING_METHOD_RETRAIN);
     p.set_max_cost_fraction(0.05);
+    p.set_adaptive_budget_fraction(-1);  // off: the rule is for single runs
   });
   Drain();
   const std::string id = Submit("target-0", "cost");

@@ -121,8 +121,8 @@ absl::Status SetChain(const v1::UnlearningPolicy& policy, bool sisa,
   return absl::OkStatus();
 }
 
-// Fine-tuning and head-refit parameters; 0 means "the engine's default" for
-// each field (proto comments).
+// The approximate methods' and the head re-fit's parameters; 0 means "the
+// engine's default" for each field (proto comments).
 void SetMethodParams(const v1::UnlearningPolicy& policy,
                      core::MethodParams& params) {
   core::FinetuneParams& ft = params.finetune;
@@ -132,6 +132,30 @@ void SetMethodParams(const v1::UnlearningPolicy& policy,
   }
   ft.warmup = policy.finetune().warmup_fraction();
   ft.max_grad_norm = policy.finetune().max_grad_norm();
+  auto set_int = [](int v, int& out) {
+    if (v > 0) out = v;
+  };
+  auto set = [](double v, double& out) {
+    if (v > 0) out = v;
+  };
+  const v1::NegGradPlusConfig& n = policy.neggrad_plus();
+  set_int(n.epochs(), params.neggrad_plus.epochs);
+  set(n.learning_rate(), params.neggrad_plus.lr);
+  set(n.beta(), params.neggrad_plus.beta);
+  const v1::ScrubConfig& sc = policy.scrub();
+  set_int(sc.epochs(), params.scrub.epochs);
+  set_int(sc.max_epochs(), params.scrub.max_epochs);
+  set(sc.learning_rate(), params.scrub.lr);
+  set(sc.alpha(), params.scrub.alpha);
+  set(sc.gamma(), params.scrub.gamma);
+  set(sc.temperature(), params.scrub.temperature);
+  const v1::RandomLabelConfig& rl = policy.random_label();
+  set_int(rl.epochs(), params.random_label.epochs);
+  set(rl.learning_rate(), params.random_label.lr);
+  const v1::SalunConfig& su = policy.salun();
+  set_int(su.epochs(), params.salun.epochs);
+  set(su.learning_rate(), params.salun.lr);
+  set(su.salient_fraction(), params.salun.salient);
   core::HeadRefitParams& hr = params.head_refit;
   hr.epochs = policy.head_refit().epochs();
   if (policy.head_refit().learning_rate() > 0) {
@@ -156,6 +180,11 @@ void SetLimits(const v1::UnlearningPolicy& policy, core::Policy& p) {
       or_default(policy.max_test_accuracy_drop(), defaults.max_test_acc_drop);
   p.max_forget_acc_excess = or_default(policy.max_forget_accuracy_excess(),
                                        defaults.max_forget_acc_excess);
+  p.gate_alpha = or_default(policy.gate_significance(), defaults.gate_alpha);
+  const double adaptive = policy.adaptive_budget_fraction();
+  p.adaptive_budget = adaptive < 0    ? 0
+                      : adaptive == 0 ? defaults.adaptive_budget
+                                      : adaptive;
   p.max_cost_fraction =
       or_default(policy.max_cost_fraction(), defaults.max_cost_fraction);
   p.time_budget_s =

@@ -111,14 +111,22 @@ class DatasetBuilder {
 struct Partition {
   std::vector<int64_t> forget;  // train records of the forgotten subjects
   std::vector<int64_t> retain;  // all other train records
-  std::vector<int64_t> test;    // test split
+  // The test split, divided by subject (a hash of the key, so the same
+  // people fall on the same side in every run): `test` is what accuracy and
+  // the MIA are reported on, `validation` what the gate calibrates against
+  // (calibration.h). Each holds about half of the split; the test records
+  // of forgotten subjects stay in `test`.
+  std::vector<int64_t> test;
+  std::vector<int64_t> validation;
 };
 
 // Splits the dataset for forgetting the union of the given subjects' records.
 // Keys with no record are ignored; NOT_FOUND if none of them has a train
-// record.
+// record. IsValidationSubject says which side of the test split a subject is
+// on.
 Result<Partition> PartitionBySubjects(const Dataset& data,
                                       const std::vector<std::string>& keys);
+bool IsValidationSubject(std::string_view subject_key);
 std::vector<int64_t> IndicesOfSplit(const Dataset& data, Split split);
 
 // The dataset as bytes and back, for the engine sandbox (lethe/core/wire.h;

@@ -62,6 +62,17 @@ struct UnlearnOutcome {
   std::string newton_state;
 };
 
+// The gate applied to a given model (Engine::CheckGate).
+struct GateCheck {
+  bool accepted = false;
+  AttemptFailure failure = AttemptFailure::kNone;
+  std::string reason;
+  Metrics before;  // the request's model
+  Calibration calibration_before;
+  Metrics metrics;  // the candidate
+  Calibration calibration;
+};
+
 class Engine {
  public:
   explicit Engine(EngineOptions options) : options_(options) {}
@@ -91,6 +102,13 @@ class Engine {
   // has a training record. When every method of the chain fails, the result
   // is OK with report.ok == false and report.failure saying why.
   Result<UnlearnOutcome> Unlearn(const UnlearnRequest& request) const;
+
+  // The request's gate (policy.h) applied to `candidate` as if a method had
+  // produced it from request.model_bytes: how the benchmark and the tests
+  // measure the gate on exact retrains and on the original model. Errors
+  // as Unlearn's, and for a candidate that does not load or fit.
+  Result<GateCheck> CheckGate(const UnlearnRequest& request,
+                              std::string_view candidate) const;
 
  private:
   Result<TrainedModel> TrainImpl(const Architecture& arch, const Recipe& recipe,

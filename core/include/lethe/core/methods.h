@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "lethe/core/calibration.h"
 #include "lethe/core/dataset.h"
 #include "lethe/core/metrics.h"
 #include "lethe/core/policy.h"
@@ -54,6 +55,15 @@ Result<torch::jit::Module> Salun(const torch::jit::Module& original,
 // sample RA is measured on, the same for every model of a run.
 std::vector<int64_t> RetainSample(const Partition& p, int64_t n, uint64_t seed);
 
+// The metrics, and the per-record scores the calibrated gate needs.
+struct Measurement {
+  Metrics metrics;
+  RecordScores forget;
+  RecordScores validation;  // in Partition::validation order
+};
+Result<Measurement> Measure(torch::jit::Module& model, const DeviceData& data,
+                            const Partition& p,
+                            const std::vector<int64_t>& retain_sample);
 Result<Metrics> ComputeMetrics(torch::jit::Module& model,
                                const DeviceData& data, const Partition& p,
                                const std::vector<int64_t>& retain_sample);

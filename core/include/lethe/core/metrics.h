@@ -12,6 +12,7 @@ struct Metrics {
   double ra = 0;       // accuracy on a fixed sample of the retain set
   double ta = 0;       // accuracy on the test split
   double mia_auc = 0;  // loss-threshold membership inference, forget vs test
+  double va = 0;       // accuracy on the validation split (the gate's)
 };
 
 // ROC AUC of the attack "lower loss means member": the probability that a
@@ -21,7 +22,7 @@ struct Metrics {
 double LossThresholdAuc(const std::vector<float>& member_losses,
                         const std::vector<float>& nonmember_losses);
 
-// Mean absolute difference of the four metrics, in points (x100).
+// Mean absolute difference of ua, ra, ta and mia_auc, in points (x100).
 double GapPoints(const Metrics& a, const Metrics& b);
 
 }  // namespace lethe::core

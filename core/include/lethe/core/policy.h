@@ -197,28 +197,63 @@ double EstimatedCostFraction(Method m, const MethodParams& params,
                              const Recipe& recipe, int64_t retain,
                              int64_t forget);
 
+// The parameters of round `round` (0-based) of an adaptive method: m's own
+// set to 1, 1, 2, 4, ... epochs (SCRUB: max-passes in the first max_epochs
+// rounds only), the rest as given. Other methods' parameters are returned as
+// they are.
+MethodParams AdaptiveRound(Method m, const MethodParams& params, int round);
+
 // What a model's owner accepts. The chain is tried in order; a method whose
 // result fails the gate (or that fails) escalates to the next; an exact method
-// ends the chain (it is accepted without the gate). Certified and approximate
-// results pass when MIA AUC <= max_mia_auc, test accuracy dropped by at
-// most max_test_acc_drop points from the original model's, and accuracy on
-// the forget set exceeds test accuracy by at most max_forget_acc_excess
-// points. The last needs no reference: after retraining, forgotten records
-// are unseen data, so their accuracy falls to about the test accuracy
-// (Fashion-MNIST benchmark retrains: -1.2 to +2.9 points), while a method
-// that leaves them memorised keeps it high (finetune there: +5.8 to +9.5,
-// with MIA AUC already under 0.55).
+// ends the chain (it is accepted without the gate).
+//
+// The gate (docs/engine.md "The gate"), for certified and approximate
+// results:
+// - utility: accuracy on the validation split (Partition::validation)
+//   dropped by at most max_test_acc_drop points from the original model's;
+// - forgetting, calibrated (calibration.h): the forget set's accuracy and
+//   mean confidence each lie within the interval that groups of never-seen
+//   validation subjects of the same size fall in, two-sided, at
+//   significance gate_alpha. Without enough validation data (fewer than
+//   kMinValidationRecords records or kMinValidationSubjects subjects) no
+//   approximate result is accepted; a certified one, which has its own
+//   proof, is checked for utility only.
+// - optional fixed thresholds, off by default: the population MIA AUC
+//   (forget vs test) at most max_mia_auc, and forget accuracy above test
+//   accuracy by at most max_forget_acc_excess points. Fixed thresholds
+//   cannot tell forgetting from noise on small forget sets: exact retrains
+//   of single 20-record subjects scored MIA AUC 0.40-0.70 (issue 16).
+//
+// Adaptive strength: with adaptive_budget > 0 an approximate method runs in
+// rounds of 1, 1, 2, 4, ... epochs (AdaptiveRound; its other
+// hyperparameters as configured), each round continuing from the last one's
+// result, the gate checked after every round (so after 1, 2, 4, 8, ...
+// epochs in all); it stops at the first accepted result, or escalates when
+// the next round would take the method's estimated cost
+// (EstimatedCostFraction, per round) above adaptive_budget of a retrain. The
+// epochs configured for the method then do not apply. With adaptive_budget 0
+// the method runs once as configured and max_cost_fraction decides whether it
+// runs at all.
 struct Policy {
   std::vector<Method> chain = {Method::kFinetune, Method::kRetrain};
-  double max_mia_auc = 0.55;
-  double max_test_acc_drop = 1.5;      // points
-  double max_forget_acc_excess = 5.0;  // points
-  // An approximate method whose estimated cost (EstimatedCostFraction) is
-  // more than this fraction of retraining's is skipped when an exact method
-  // follows it in the chain: it would give up exactness for little time, and
-  // the gate cannot see every gap to retraining (on the benchmark's poison
-  // scenario finetune, 5/8 of a retrain, passed it 0.33 points from
-  // retraining against a noise floor of 0.05). > 0; large values turn it off.
+  double max_test_acc_drop = 1.5;  // points, on the validation split
+  // The calibrated check's significance, in (0, 0.5]; 0 turns the check off
+  // (for tests of the other checks: the API does not offer it).
+  double gate_alpha = 0.01;
+  int gate_resamples = 4000;             // null-distribution draws, >= 100
+  double max_mia_auc = 1.0;              // 1: off
+  double max_forget_acc_excess = 100.0;  // points; 100: off
+  // Cost of an adaptive method's rounds together, as a fraction of a
+  // retrain; 0: not adaptive.
+  double adaptive_budget = 0.25;
+  int max_rounds = 32;  // rounds of one adaptive method, at most
+  // Not adaptive (adaptive_budget 0): an approximate method whose estimated
+  // cost (EstimatedCostFraction) is more than this fraction of retraining's
+  // is skipped when an exact method follows it in the chain: it would give up
+  // exactness for little time, and the gate cannot see every gap to retraining
+  // (on the benchmark's poison scenario finetune, 5/8 of a retrain, passed it
+  // 0.33 points from retraining against a noise floor of 0.05). > 0; large
+  // values turn it off.
   double max_cost_fraction = 0.5;
   // Seconds for the non-exact methods of the chain together (0 = none); once
   // spent, the chain skips ahead to its first exact method.

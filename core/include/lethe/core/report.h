@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "lethe/core/calibration.h"
 #include "lethe/core/metrics.h"
 #include "lethe/core/status.h"
 
@@ -19,13 +20,20 @@ namespace lethe::core {
 // worker's escalation metrics) branch on this, never on the reason's text.
 // AttemptFailureName gives the report's stable JSON string.
 enum class AttemptFailure {
-  kNone,            // "none": accepted
-  kError,           // "error": the method failed (diverged, no state, ...)
-  kTimeBudget,      // "time_budget": skipped, the policy's time budget spent
-  kCost,            // "cost": skipped, estimated cost over max_cost_fraction
-  kMiaAuc,          // "mia_auc": gate, MIA AUC over max_mia_auc
-  kTestAccuracy,    // "test_accuracy": gate, test accuracy dropped too far
-  kForgetAccuracy,  // "forget_accuracy": gate, forget set still above test
+  kNone,          // "none": accepted
+  kError,         // "error": the method failed (diverged, no state, ...)
+  kTimeBudget,    // "time_budget": skipped, the policy's time budget spent
+  kCost,          // "cost": skipped, estimated cost over max_cost_fraction
+  kMiaAuc,        // "mia_auc": gate, MIA AUC over max_mia_auc
+  kTestAccuracy,  // "test_accuracy": gate, test accuracy dropped too far
+  // "forget_accuracy": gate, forget-set accuracy outside the calibrated
+  // interval (or above test accuracy by more than the fixed excess)
+  kForgetAccuracy,
+  // "forget_confidence": gate, forget-set mean confidence outside the
+  // calibrated interval
+  kForgetConfidence,
+  // "calibration": gate, too little validation data to calibrate against
+  kCalibration,
 };
 const char* AttemptFailureName(AttemptFailure failure);
 
@@ -37,6 +45,8 @@ struct Attempt {
   double seconds = 0;
   bool has_metrics = false;
   Metrics metrics;
+  Calibration calibration;  // with has_metrics, when the gate calibrates
+  int round = 0;            // adaptive methods: 1, 2, ...; 0 otherwise
 };
 
 struct PhaseTimings {
@@ -49,8 +59,10 @@ struct PhaseTimings {
 // The gate the policy applied to non-exact results (Policy's thresholds).
 struct Gate {
   double max_mia_auc = 0;
-  double max_test_acc_drop = 0;      // points
+  double max_test_acc_drop = 0;      // points, on the validation split
   double max_forget_acc_excess = 0;  // points
+  double alpha = 0;                  // calibrated check; 0: off
+  double adaptive_budget = 0;        // fraction of a retrain; 0: off
 };
 
 // What a bit-exact re-run of this report's methods depends on: on the CPU
@@ -79,8 +91,14 @@ struct Report {
   int64_t forget_records = 0;
   int64_t retain_records = 0;
   int64_t test_records = 0;
+  int64_t validation_records = 0;
   Metrics before;
   Metrics after;  // valid when ok
+  // The calibrated check of the original model (how far it was from
+  // never-seen people: the evidence that there was something to forget) and
+  // of the accepted result (certified or approximate).
+  Calibration calibration_before;
+  Calibration calibration_after;
   bool has_reference = false;
   Metrics reference;              // a retrain with the model's recipe
   double gap_points = 0;          // |after - reference|, mean over 4, points

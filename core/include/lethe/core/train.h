@@ -90,6 +90,7 @@ at::Tensor Forward(torch::jit::Module& module, const at::Tensor& x);
 struct EvalResult {
   int64_t correct = 0;
   std::vector<float> losses;  // per-sample cross-entropy, in `rows` order
+  std::vector<char> hits;     // per sample: 1 if the arg-max is the label
   double accuracy() const {
     return losses.empty() ? 0.0 : static_cast<double>(correct) / losses.size();
   }

@@ -1,0 +1,204 @@
+#include "lethe/core/calibration.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <random>
+#include <string>
+
+namespace lethe::core {
+namespace {
+
+constexpr double kMaxConfidence = 20;
+
+// A validation subject's records, as prefix sums so that a group that takes
+// only its first k records costs O(1).
+struct SubjectSums {
+  std::vector<double> correct{0};
+  std::vector<double> confidence{0};
+  int64_t size() const { return static_cast<int64_t>(correct.size()) - 1; }
+};
+
+CalibratedStat Summarise(double value, std::vector<double> null, double alpha) {
+  CalibratedStat s;
+  s.value = value;
+  std::sort(null.begin(), null.end());
+  const double n = static_cast<double>(null.size());
+  double sum = 0;
+  for (double v : null) sum += v;
+  s.null_mean = sum / n;
+  double ss = 0;
+  for (double v : null) ss += (v - s.null_mean) * (v - s.null_mean);
+  s.null_sd = null.size() > 1 ? std::sqrt(ss / (n - 1)) : 0;
+  // Bonferroni over the two statistics, two-sided: alpha / 4 in each tail.
+  const double q = alpha / 4;
+  const auto last = static_cast<double>(null.size() - 1);
+  s.lower = null[static_cast<size_t>(std::floor(q * last))];
+  s.upper = null[static_cast<size_t>(std::ceil((1 - q) * last))];
+  const auto below = static_cast<double>(
+      std::upper_bound(null.begin(), null.end(), value) - null.begin());
+  const auto above = static_cast<double>(
+      null.end() - std::lower_bound(null.begin(), null.end(), value));
+  s.p_value = std::min(1.0, 2 * std::min(below + 1, above + 1) / (n + 1));
+  return s;
+}
+
+}  // namespace
+
+double ConfidenceOfLoss(float loss) {
+  if (std::isnan(loss)) return -kMaxConfidence;
+  const double l = std::max(0.0, static_cast<double>(loss));
+  // phi = log p - log(1 - p), p = exp(-l): -l - log(-expm1(-l)).
+  const double one_minus_p = -std::expm1(-l);
+  if (one_minus_p <= 0) return kMaxConfidence;
+  return std::clamp(-l - std::log(one_minus_p), -kMaxConfidence,
+                    kMaxConfidence);
+}
+
+Result<Calibration> CalibrateForgetSet(
+    const RecordScores& forget, const RecordScores& validation,
+    const std::vector<int64_t>& validation_subject,
+    const CalibrationOptions& options) {
+  if (forget.losses.empty() || forget.losses.size() != forget.correct.size()) {
+    return InvalidArgumentError(
+        "calibration needs a non-empty forget set with a loss and an outcome "
+        "per record");
+  }
+  if (validation.losses.size() != validation.correct.size() ||
+      validation.losses.size() != validation_subject.size()) {
+    return InvalidArgumentError(
+        "calibration needs a loss, an outcome and a subject per validation "
+        "record");
+  }
+  if (!(options.alpha > 0 && options.alpha < 1) || options.resamples < 100) {
+    return InvalidArgumentError(
+        "calibration wants alpha in (0, 1) and at least 100 resamples");
+  }
+  Calibration c;
+  c.forget_records = static_cast<int64_t>(forget.losses.size());
+  c.validation_records = static_cast<int64_t>(validation.losses.size());
+  c.alpha = options.alpha;
+
+  // A record's confidence as its rank among the validation records' (mid-
+  // ranks for ties, in [0, 1]): robust to the heavy tails of phi, where a
+  // mean of raw phi is dominated by a few records at the clamp.
+  std::vector<double> sorted;
+  sorted.reserve(validation.losses.size());
+  for (float l : validation.losses) sorted.push_back(ConfidenceOfLoss(l));
+  std::sort(sorted.begin(), sorted.end());
+  auto rank = [&sorted](double phi) {
+    const auto lo = std::lower_bound(sorted.begin(), sorted.end(), phi);
+    const auto hi = std::upper_bound(lo, sorted.end(), phi);
+    return (static_cast<double>(lo - sorted.begin()) +
+            0.5 * static_cast<double>(hi - lo)) /
+           static_cast<double>(sorted.size());
+  };
+  std::map<int64_t, SubjectSums> by_subject;
+  for (size_t i = 0; i < validation.losses.size(); ++i) {
+    SubjectSums& s = by_subject[validation_subject[i]];
+    s.correct.push_back(s.correct.back() + (validation.correct[i] ? 1 : 0));
+    s.confidence.push_back(s.confidence.back() +
+                           rank(ConfidenceOfLoss(validation.losses[i])));
+  }
+  std::vector<SubjectSums> subjects;
+  subjects.reserve(by_subject.size());
+  for (auto& [id, s] : by_subject) subjects.push_back(std::move(s));
+  c.validation_subjects = static_cast<int64_t>(subjects.size());
+
+  double forget_correct = 0;
+  double forget_confidence = 0;
+  for (size_t i = 0; i < forget.losses.size(); ++i) {
+    forget_correct += forget.correct[i] ? 1 : 0;
+    forget_confidence +=
+        sorted.empty() ? 0.5 : rank(ConfidenceOfLoss(forget.losses[i]));
+  }
+  const auto n = static_cast<double>(c.forget_records);
+  const double accuracy = forget_correct / n;
+  const double confidence = forget_confidence / n;
+  if (c.validation_records < kMinValidationRecords ||
+      c.validation_subjects < kMinValidationSubjects) {
+    c.accuracy.value = accuracy;
+    c.confidence.value = confidence;
+    return c;  // !available
+  }
+
+  // Groups of whole subjects drawn with replacement (a bootstrap: a forget
+  // set as large as the validation split still gets the variance of an
+  // independent group), the last one cut to the forget set's size.
+  std::mt19937_64 rng(options.seed ^ 0xca1b4a7e5eedULL);
+  std::uniform_int_distribution<size_t> pick(0, subjects.size() - 1);
+  std::vector<double> null_accuracy;
+  std::vector<double> null_confidence;
+  null_accuracy.reserve(static_cast<size_t>(options.resamples));
+  null_confidence.reserve(static_cast<size_t>(options.resamples));
+  for (int b = 0; b < options.resamples; ++b) {
+    int64_t need = c.forget_records;
+    double sum_correct = 0;
+    double sum_confidence = 0;
+    while (need > 0) {
+      const SubjectSums& s = subjects[pick(rng)];
+      const int64_t take = std::min(need, s.size());
+      sum_correct += s.correct[static_cast<size_t>(take)];
+      sum_confidence += s.confidence[static_cast<size_t>(take)];
+      need -= take;
+    }
+    null_accuracy.push_back(sum_correct / n);
+    null_confidence.push_back(sum_confidence / n);
+  }
+  c.available = true;
+  c.resamples = options.resamples;
+  c.accuracy = Summarise(accuracy, std::move(null_accuracy), options.alpha);
+  c.confidence =
+      Summarise(confidence, std::move(null_confidence), options.alpha);
+  return c;
+}
+
+double NormalQuantile(double p) {
+  static constexpr double a[] = {-3.969683028665376e+01, 2.209460984245205e+02,
+                                 -2.759285104469687e+02, 1.383577518672690e+02,
+                                 -3.066479806614716e+01, 2.506628277459239e+00};
+  static constexpr double b[] = {-5.447609879822406e+01, 1.615858368580409e+02,
+                                 -1.556989798598866e+02, 6.680131188771972e+01,
+                                 -1.328068155288572e+01};
+  static constexpr double c[] = {-7.784894002430293e-03, -3.223964580411365e-01,
+                                 -2.400758277161838e+00, -2.549732539343734e+00,
+                                 4.374664141464968e+00,  2.938163982698783e+00};
+  static constexpr double d[] = {7.784695709041462e-03, 3.224671290700398e-01,
+                                 2.445134137142996e+00, 3.754408661907416e+00};
+  constexpr double kLow = 0.02425;
+  if (p < kLow) {
+    const double q = std::sqrt(-2 * std::log(p));
+    return (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q +
+            c[5]) /
+           ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+  }
+  if (p > 1 - kLow) return -NormalQuantile(1 - p);
+  const double q = p - 0.5;
+  const double r = q * q;
+  return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) *
+         q / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+}
+
+UtilityCheck CheckUtility(const std::vector<char>& before,
+                          const std::vector<char>& after,
+                          double max_drop_points, double alpha) {
+  UtilityCheck u;
+  u.allowed_points = max_drop_points;
+  const size_t n = std::min(before.size(), after.size());
+  if (n == 0) return u;
+  double lost = 0;
+  double gained = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (before[i] && !after[i]) lost += 1;
+    if (!before[i] && after[i]) gained += 1;
+  }
+  const auto records = static_cast<double>(n);
+  u.drop_points = 100.0 * (lost - gained) / records;
+  if (alpha > 0 && alpha < 1) {
+    u.allowed_points +=
+        NormalQuantile(1 - alpha) * 100.0 * std::sqrt(lost + gained) / records;
+  }
+  return u;
+}
+
+}  // namespace lethe::core

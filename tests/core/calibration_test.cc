@@ -1,0 +1,200 @@
+// The calibrated forgetting check (core/calibration.h) on synthetic scores
+// whose truth is known: forget sets drawn like the validation subjects pass
+// at the promised rate, memorised and over-forgotten ones fail, and a
+// person's correlated records widen the interval as they should.
+#include "lethe/core/calibration.h"
+
+#include <cmath>
+#include <random>
+
+#include <gtest/gtest.h>
+
+namespace lethe::core {
+namespace {
+
+// Records of `subjects` people, `per` each. A person's losses share an
+// offset (sd `person_sd`): records of one person are alike.
+struct Population {
+  RecordScores scores;
+  std::vector<int64_t> subject;
+};
+
+float DrawLoss(std::mt19937_64& rng, double person_offset, double shift) {
+  std::lognormal_distribution<double> base(-1.0 + person_offset + shift, 1.0);
+  return static_cast<float>(base(rng));
+}
+
+Population Draw(std::mt19937_64& rng, int subjects, int per, double person_sd,
+                double shift = 0) {
+  Population p;
+  std::normal_distribution<double> offset(0, person_sd);
+  for (int s = 0; s < subjects; ++s) {
+    const double o = person_sd > 0 ? offset(rng) : 0;
+    for (int i = 0; i < per; ++i) {
+      const float loss = DrawLoss(rng, o, shift);
+      p.scores.losses.push_back(loss);
+      // Correct when the true class is the most likely: here, p > 0.4.
+      p.scores.correct.push_back(std::exp(-loss) > 0.4 ? 1 : 0);
+      p.subject.push_back(s);
+    }
+  }
+  return p;
+}
+
+// The share of `trials` forget sets (one person of `per` records each,
+// drawn with `shift`) that pass against one validation population.
+double PassRate(int trials, int per, double person_sd, double shift,
+                double alpha) {
+  std::mt19937_64 rng(42);
+  Population validation = Draw(rng, 250, 20, person_sd);
+  int passed = 0;
+  for (int t = 0; t < trials; ++t) {
+    Population forget = Draw(rng, 1, per, person_sd, shift);
+    CalibrationOptions o;
+    o.alpha = alpha;
+    o.resamples = 2000;
+    o.seed = static_cast<uint64_t>(t);
+    Result<Calibration> c = CalibrateForgetSet(forget.scores, validation.scores,
+                                               validation.subject, o);
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    EXPECT_TRUE(c->available);
+    passed += c->passed() ? 1 : 0;
+  }
+  return static_cast<double>(passed) / trials;
+}
+
+TEST(CalibrationTest, NeverSeenPeoplePassAtTheStatedRate) {
+  // alpha 0.05: at least ~95% of never-seen people pass (Bonferroni makes it
+  // conservative); 300 trials give a standard error of ~1.3 points.
+  const double rate = PassRate(300, 20, 0.5, 0, 0.05);
+  EXPECT_GE(rate, 0.92) << rate;
+  EXPECT_LT(rate, 1.0) << rate;  // the interval is not wider than it must be
+}
+
+TEST(CalibrationTest, MemorisedAndOverForgottenPeopleFail) {
+  // Losses e^3 ~ 20x lower (memorised) or higher (pushed away): both fail.
+  EXPECT_LE(PassRate(100, 20, 0.5, -3.0, 0.01), 0.05);
+  EXPECT_LE(PassRate(100, 20, 0.5, +3.0, 0.01), 0.05);
+}
+
+TEST(CalibrationTest, MemorisedSetIsOutsideItsIntervalOnTheRightSide) {
+  std::mt19937_64 rng(7);
+  Population validation = Draw(rng, 100, 20, 0.3);
+  Population forget = Draw(rng, 1, 40, 0.3, -3.0);
+  Result<Calibration> c = CalibrateForgetSet(forget.scores, validation.scores,
+                                             validation.subject, {});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_FALSE(c->passed());
+  EXPECT_GT(c->confidence.value, c->confidence.upper);
+  EXPECT_LT(c->confidence.p_value, 0.01);
+  EXPECT_EQ(c->forget_records, 40);
+  EXPECT_EQ(c->validation_records, 2000);
+  EXPECT_EQ(c->validation_subjects, 100);
+  EXPECT_EQ(c->resamples, 4000);
+  EXPECT_LE(c->accuracy.lower, c->accuracy.null_mean);
+  EXPECT_GE(c->accuracy.upper, c->accuracy.null_mean);
+}
+
+TEST(CalibrationTest, WholePeopleAreResampledSoCorrelationWidensTheNull) {
+  // The same records, grouped as 100 people of 20 or as 2,000 people of 1:
+  // a 20-record group drawn from whole correlated people varies more.
+  std::mt19937_64 rng(3);
+  Population validation = Draw(rng, 100, 20, 1.0);
+  Population forget = Draw(rng, 1, 20, 1.0);
+  std::vector<int64_t> each_alone(validation.subject.size());
+  for (size_t i = 0; i < each_alone.size(); ++i) {
+    each_alone[i] = static_cast<int64_t>(i);
+  }
+  Result<Calibration> people = CalibrateForgetSet(
+      forget.scores, validation.scores, validation.subject, {});
+  Result<Calibration> records =
+      CalibrateForgetSet(forget.scores, validation.scores, each_alone, {});
+  ASSERT_TRUE(people.ok() && records.ok());
+  EXPECT_GT(people->confidence.null_sd, 2 * records->confidence.null_sd);
+  EXPECT_GT(people->confidence.upper - people->confidence.lower,
+            2 * (records->confidence.upper - records->confidence.lower));
+  // Calibrating against single records, correlated people fail far more
+  // often than alpha: why the groups are whole people.
+  EXPECT_GE(PassRate(200, 20, 1.0, 0, 0.05), 0.92);
+}
+
+TEST(CalibrationTest, TooLittleValidationDataIsNotAvailable) {
+  std::mt19937_64 rng(1);
+  Population few_records = Draw(rng, 10, 5, 0);  // 50 records
+  Population few_people = Draw(rng, 4, 50, 0);   // 200 records, 4 people
+  Population forget = Draw(rng, 1, 20, 0);
+  for (const Population* v : {&few_records, &few_people}) {
+    Result<Calibration> c =
+        CalibrateForgetSet(forget.scores, v->scores, v->subject, {});
+    ASSERT_TRUE(c.ok());
+    EXPECT_FALSE(c->available);
+    EXPECT_FALSE(c->passed());
+  }
+}
+
+TEST(CalibrationTest, LargeForgetSetsAreDrawnWithReplacement) {
+  // More forget records than validation records still get a null whose
+  // spread is an independent group's, not zero.
+  std::mt19937_64 rng(5);
+  Population validation = Draw(rng, 20, 10, 0);
+  Population forget = Draw(rng, 30, 10, 0);
+  Result<Calibration> c = CalibrateForgetSet(forget.scores, validation.scores,
+                                             validation.subject, {});
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->available);
+  EXPECT_GT(c->confidence.null_sd, 0.01);
+}
+
+TEST(CalibrationTest, ConfidenceIsLiRasLogit) {
+  EXPECT_NEAR(ConfidenceOfLoss(static_cast<float>(std::log(2.0))), 0, 1e-6);
+  // p = 0.9: log(9).
+  EXPECT_NEAR(ConfidenceOfLoss(static_cast<float>(-std::log(0.9))),
+              std::log(9.0), 1e-5);
+  EXPECT_EQ(ConfidenceOfLoss(0), 20);
+  EXPECT_EQ(ConfidenceOfLoss(NAN), -20);
+  EXPECT_EQ(ConfidenceOfLoss(1e6F), -20);
+}
+
+TEST(CalibrationTest, UtilityDropGetsTheValidationRecordsChance) {
+  // 1,000 records; the candidate loses 30 the model had right and gains 10:
+  // a 2-point drop, with 40 discordant records (McNemar's standard error
+  // sqrt(40) / 1000 = 0.63 points).
+  std::vector<char> before(1000, 1);
+  std::vector<char> after(1000, 1);
+  for (int i = 0; i < 30; ++i) after[i] = 0;
+  for (int i = 30; i < 40; ++i) before[i] = 0;
+  UtilityCheck u = CheckUtility(before, after, 1.5, 0.01);
+  EXPECT_NEAR(u.drop_points, 2.0, 1e-12);
+  EXPECT_NEAR(u.allowed_points,
+              1.5 + 2.3263478740 * 100 * std::sqrt(40.0) / 1000, 1e-6);
+  EXPECT_TRUE(u.passed());
+  // Without calibration the plain limit applies.
+  EXPECT_FALSE(CheckUtility(before, after, 1.5, 0).passed());
+  // A drop far beyond the chance fails.
+  for (int i = 40; i < 100; ++i) after[i] = 0;
+  EXPECT_FALSE(CheckUtility(before, after, 1.5, 0.01).passed());
+  EXPECT_NEAR(NormalQuantile(0.975), 1.959963985, 1e-8);
+  EXPECT_NEAR(NormalQuantile(0.01), -2.326347874, 1e-8);
+  EXPECT_NEAR(NormalQuantile(0.5), 0, 1e-12);
+}
+
+TEST(CalibrationTest, BadInputIsAnError) {
+  RecordScores empty;
+  RecordScores one{{0.1F}, {1}};
+  RecordScores two{{0.1F, 0.2F}, {1, 0}};
+  EXPECT_EQ(CalibrateForgetSet(empty, two, {1, 2}, {}).status().code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(CalibrateForgetSet(one, two, {1}, {}).status().code(),
+            Code::kInvalidArgument);
+  CalibrationOptions bad;
+  bad.alpha = 0;
+  EXPECT_EQ(CalibrateForgetSet(one, two, {1, 2}, bad).status().code(),
+            Code::kInvalidArgument);
+  bad.alpha = 0.01;
+  bad.resamples = 10;
+  EXPECT_EQ(CalibrateForgetSet(one, two, {1, 2}, bad).status().code(),
+            Code::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace lethe::core
