@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <random>
 #include <string>
@@ -70,6 +71,13 @@ Result<Calibration> CalibrateForgetSet(
         "calibration needs a loss, an outcome and a subject per validation "
         "record");
   }
+  if ((!forget.confidence.empty() &&
+       forget.confidence.size() != forget.losses.size()) ||
+      (!validation.confidence.empty() &&
+       validation.confidence.size() != validation.losses.size())) {
+    return InvalidArgumentError(
+        "calibration: confidences, when given, need one per record");
+  }
   if (!(options.alpha > 0 && options.alpha < 1) || options.resamples < 100) {
     return InvalidArgumentError(
         "calibration wants alpha in (0, 1) and at least 100 resamples");
@@ -82,9 +90,18 @@ Result<Calibration> CalibrateForgetSet(
   // A record's confidence as its rank among the validation records' (mid-
   // ranks for ties, in [0, 1]): robust to the heavy tails of phi, where a
   // mean of raw phi is dominated by a few records at the clamp.
+  auto phi = [](const RecordScores& s, size_t i) {
+    if (s.confidence.empty()) return ConfidenceOfLoss(s.losses[i]);
+    const float c = s.confidence[i];
+    // NaN (a diverged model): the least confident.
+    return std::isnan(c) ? -std::numeric_limits<double>::infinity()
+                         : static_cast<double>(c);
+  };
   std::vector<double> sorted;
   sorted.reserve(validation.losses.size());
-  for (float l : validation.losses) sorted.push_back(ConfidenceOfLoss(l));
+  for (size_t i = 0; i < validation.losses.size(); ++i) {
+    sorted.push_back(phi(validation, i));
+  }
   std::sort(sorted.begin(), sorted.end());
   auto rank = [&sorted](double phi) {
     const auto lo = std::lower_bound(sorted.begin(), sorted.end(), phi);
@@ -97,8 +114,7 @@ Result<Calibration> CalibrateForgetSet(
   for (size_t i = 0; i < validation.losses.size(); ++i) {
     SubjectSums& s = by_subject[validation_subject[i]];
     s.correct.push_back(s.correct.back() + (validation.correct[i] ? 1 : 0));
-    s.confidence.push_back(s.confidence.back() +
-                           rank(ConfidenceOfLoss(validation.losses[i])));
+    s.confidence.push_back(s.confidence.back() + rank(phi(validation, i)));
   }
   std::vector<SubjectSums> subjects;
   subjects.reserve(by_subject.size());
@@ -109,8 +125,7 @@ Result<Calibration> CalibrateForgetSet(
   double forget_confidence = 0;
   for (size_t i = 0; i < forget.losses.size(); ++i) {
     forget_correct += forget.correct[i] ? 1 : 0;
-    forget_confidence +=
-        sorted.empty() ? 0.5 : rank(ConfidenceOfLoss(forget.losses[i]));
+    forget_confidence += sorted.empty() ? 0.5 : rank(phi(forget, i));
   }
   const auto n = static_cast<double>(c.forget_records);
   const double accuracy = forget_correct / n;

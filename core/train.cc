@@ -228,6 +228,19 @@ Result<EvalResult> Evaluate(torch::jit::Module& module, const DeviceData& data,
               .cpu()
               .contiguous();
       at::Tensor hit = logits.argmax(1).eq(y).to(at::kByte).cpu().contiguous();
+      // LiRA's confidence, log(p_y / (1 - p_y)), from the logits: z_y minus
+      // the log-sum-exp of the others. Exact where p_y rounds to 1 in
+      // float32 and the loss to 0.
+      at::Tensor z = logits.to(at::kFloat);
+      at::Tensor label = y.unsqueeze(1);
+      at::Tensor others =
+          z.scatter(1, label, -std::numeric_limits<float>::infinity());
+      at::Tensor phi =
+          (z.gather(1, label).squeeze(1) - at::logsumexp(others, 1))
+              .cpu()
+              .contiguous();
+      const float* f = phi.data_ptr<float>();
+      out.confidences.insert(out.confidences.end(), f, f + phi.numel());
       out.correct += hit.sum().item<int64_t>();
       const float* p = losses.data_ptr<float>();
       out.losses.insert(out.losses.end(), p, p + losses.numel());

@@ -35,9 +35,11 @@ Result<Measurement> Measure(torch::jit::Module& model, const DeviceData& data,
   m.ta = test.accuracy();
   m.mia_auc = LossThresholdAuc(forget.losses, test.losses);
   m.va = validation.accuracy();
-  out.forget = RecordScores{std::move(forget.losses), std::move(forget.hits)};
+  out.forget = RecordScores{std::move(forget.losses), std::move(forget.hits),
+                            std::move(forget.confidences)};
   out.validation =
-      RecordScores{std::move(validation.losses), std::move(validation.hits)};
+      RecordScores{std::move(validation.losses), std::move(validation.hits),
+                   std::move(validation.confidences)};
   return out;
 }
 

@@ -145,6 +145,38 @@ TEST(CalibrationTest, LargeForgetSetsAreDrawnWithReplacement) {
   EXPECT_GT(c->confidence.null_sd, 0.01);
 }
 
+TEST(CalibrationTest, LogitConfidencesSeeWhatSaturatedLossesHide) {
+  // A confident model: every float32 loss is 0, so the loss-derived phi
+  // ties at the clamp and ranks every record alike. The logits' phi still
+  // orders them, and a forget set at the top of it is outside its range.
+  RecordScores validation;
+  std::vector<int64_t> subject;
+  for (int i = 0; i < 400; ++i) {
+    validation.losses.push_back(0);
+    validation.correct.push_back(1);
+    validation.confidence.push_back(static_cast<float>(20 + i % 40));
+    subject.push_back(i / 4);
+  }
+  RecordScores forget{std::vector<float>(30, 0), std::vector<char>(30, 1),
+                      std::vector<float>(30, 70)};
+  Result<Calibration> c = CalibrateForgetSet(forget, validation, subject, {});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_FALSE(c->confidence.within());
+  EXPECT_DOUBLE_EQ(c->confidence.value, 1.0);
+  forget.confidence.clear();  // from the losses: all tied
+  c = CalibrateForgetSet(forget, validation, subject, {});
+  ASSERT_TRUE(c.ok());
+  validation.confidence.clear();
+  c = CalibrateForgetSet(forget, validation, subject, {});
+  ASSERT_TRUE(c.ok());
+  EXPECT_DOUBLE_EQ(c->confidence.value, 0.5);
+  EXPECT_TRUE(c->confidence.within());
+  // Confidences must come one per record.
+  forget.confidence = {1, 2};
+  EXPECT_EQ(CalibrateForgetSet(forget, validation, subject, {}).status().code(),
+            Code::kInvalidArgument);
+}
+
 TEST(CalibrationTest, ConfidenceIsLiRasLogit) {
   EXPECT_NEAR(ConfidenceOfLoss(static_cast<float>(std::log(2.0))), 0, 1e-6);
   // p = 0.9: log(9).

@@ -17,8 +17,9 @@
 // - accuracy on the group;
 // - confidence rank: each record's confidence, LiRA's logit-scaled
 //   probability of the true class (Carlini et al., S&P 2022), phi =
-//   log(p / (1 - p)) with p = exp(-loss), placed among the validation
-//   records' (its mid-rank, in [0, 1]), averaged over the group. About 0.5
+//   log(p / (1 - p)), from the logits (z_y - logsumexp of the others),
+//   placed among the validation records' (its mid-rank, in [0, 1]),
+//   averaged over the group. About 0.5
 //   for never-seen people; it moves when a record's loss falls from 0.3 to
 //   0.001, which accuracy does not see, and unlike a mean of phi it is not
 //   dominated by the few records at phi's extremes. (A mean of raw phi was
@@ -77,6 +78,10 @@ struct Calibration {
 struct RecordScores {
   std::vector<float> losses;  // cross-entropy of the true class
   std::vector<char> correct;  // 1 if the arg-max is the true class
+  // phi per record, computed from the logits (Evaluate); when empty, phi
+  // is derived from the loss (ConfidenceOfLoss), which saturates where a
+  // float32 loss rounds to 0.
+  std::vector<float> confidence;
 };
 
 struct CalibrationOptions {
@@ -112,7 +117,9 @@ UtilityCheck CheckUtility(const std::vector<char>& before,
 double NormalQuantile(double p);
 
 // LiRA's phi from a cross-entropy loss, clamped to [-20, 20] (a loss of 0
-// would be +infinity; a NaN loss counts as the least confident).
+// would be +infinity; a NaN loss counts as the least confident). On a
+// confident model many float32 losses are 0 and tie at the clamp: use the
+// logits' phi (RecordScores::confidence) where there are logits.
 double ConfidenceOfLoss(float loss);
 
 // `forget`: the model's scores on the forget set; `validation`: on the

@@ -91,6 +91,9 @@ struct EvalResult {
   int64_t correct = 0;
   std::vector<float> losses;  // per-sample cross-entropy, in `rows` order
   std::vector<char> hits;     // per sample: 1 if the arg-max is the label
+  // per sample: log(p / (1 - p)) of the label, from the logits (LiRA's
+  // statistic; calibration.h)
+  std::vector<float> confidences;
   double accuracy() const {
     return losses.empty() ? 0.0 : static_cast<double>(correct) / losses.size();
   }
