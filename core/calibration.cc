@@ -56,10 +56,11 @@ double ConfidenceOfLoss(float loss) {
                     kMaxConfidence);
 }
 
-Result<Calibration> CalibrateForgetSet(
-    const RecordScores& forget, const RecordScores& validation,
-    const std::vector<int64_t>& validation_subject,
-    const CalibrationOptions& options) {
+namespace {
+
+Status CheckInputs(const RecordScores& forget, const RecordScores& validation,
+                   const std::vector<int64_t>& validation_subject,
+                   const CalibrationOptions& options) {
   if (forget.losses.empty() || forget.losses.size() != forget.correct.size()) {
     return InvalidArgumentError(
         "calibration needs a non-empty forget set with a loss and an outcome "
@@ -82,72 +83,71 @@ Result<Calibration> CalibrateForgetSet(
     return InvalidArgumentError(
         "calibration wants alpha in (0, 1) and at least 100 resamples");
   }
-  Calibration c;
-  c.forget_records = static_cast<int64_t>(forget.losses.size());
-  c.validation_records = static_cast<int64_t>(validation.losses.size());
-  c.alpha = options.alpha;
+  return OkStatus();
+}
 
-  // A record's confidence as its rank among the validation records' (mid-
-  // ranks for ties, in [0, 1]): robust to the heavy tails of phi, where a
-  // mean of raw phi is dominated by a few records at the clamp.
-  auto phi = [](const RecordScores& s, size_t i) {
-    if (s.confidence.empty()) return ConfidenceOfLoss(s.losses[i]);
-    const float c = s.confidence[i];
-    // NaN (a diverged model): the least confident.
-    return std::isnan(c) ? -std::numeric_limits<double>::infinity()
-                         : static_cast<double>(c);
-  };
-  std::vector<double> sorted;
-  sorted.reserve(validation.losses.size());
-  for (size_t i = 0; i < validation.losses.size(); ++i) {
-    sorted.push_back(phi(validation, i));
+double Phi(const RecordScores& s, size_t i) {
+  if (s.confidence.empty()) return ConfidenceOfLoss(s.losses[i]);
+  const float c = s.confidence[i];
+  // NaN (a diverged model): the least confident.
+  return std::isnan(c) ? -std::numeric_limits<double>::infinity()
+                       : static_cast<double>(c);
+}
+
+// A record's confidence as its rank among the validation records' (mid-
+// ranks for ties, in [0, 1]): robust to the heavy tails of phi, where a
+// mean of raw phi is dominated by a few records at the extremes.
+class Ranks {
+ public:
+  explicit Ranks(const RecordScores& validation) {
+    sorted_.reserve(validation.losses.size());
+    for (size_t i = 0; i < validation.losses.size(); ++i) {
+      sorted_.push_back(Phi(validation, i));
+    }
+    std::sort(sorted_.begin(), sorted_.end());
   }
-  std::sort(sorted.begin(), sorted.end());
-  auto rank = [&sorted](double phi) {
-    const auto lo = std::lower_bound(sorted.begin(), sorted.end(), phi);
-    const auto hi = std::upper_bound(lo, sorted.end(), phi);
-    return (static_cast<double>(lo - sorted.begin()) +
+  double Of(double phi) const {
+    if (sorted_.empty()) return 0.5;
+    const auto lo = std::lower_bound(sorted_.begin(), sorted_.end(), phi);
+    const auto hi = std::upper_bound(lo, sorted_.end(), phi);
+    return (static_cast<double>(lo - sorted_.begin()) +
             0.5 * static_cast<double>(hi - lo)) /
-           static_cast<double>(sorted.size());
-  };
+           static_cast<double>(sorted_.size());
+  }
+
+ private:
+  std::vector<double> sorted_;
+};
+
+std::vector<SubjectSums> BySubject(const RecordScores& validation,
+                                   const std::vector<int64_t>& subject,
+                                   const Ranks& ranks) {
   std::map<int64_t, SubjectSums> by_subject;
   for (size_t i = 0; i < validation.losses.size(); ++i) {
-    SubjectSums& s = by_subject[validation_subject[i]];
+    SubjectSums& s = by_subject[subject[i]];
     s.correct.push_back(s.correct.back() + (validation.correct[i] ? 1 : 0));
-    s.confidence.push_back(s.confidence.back() + rank(phi(validation, i)));
+    s.confidence.push_back(s.confidence.back() + ranks.Of(Phi(validation, i)));
   }
-  std::vector<SubjectSums> subjects;
-  subjects.reserve(by_subject.size());
-  for (auto& [id, s] : by_subject) subjects.push_back(std::move(s));
-  c.validation_subjects = static_cast<int64_t>(subjects.size());
+  std::vector<SubjectSums> out;
+  out.reserve(by_subject.size());
+  for (auto& [id, s] : by_subject) out.push_back(std::move(s));
+  return out;
+}
 
-  double forget_correct = 0;
-  double forget_confidence = 0;
-  for (size_t i = 0; i < forget.losses.size(); ++i) {
-    forget_correct += forget.correct[i] ? 1 : 0;
-    forget_confidence += sorted.empty() ? 0.5 : rank(phi(forget, i));
-  }
-  const auto n = static_cast<double>(c.forget_records);
-  const double accuracy = forget_correct / n;
-  const double confidence = forget_confidence / n;
-  if (c.validation_records < kMinValidationRecords ||
-      c.validation_subjects < kMinValidationSubjects) {
-    c.accuracy.value = accuracy;
-    c.confidence.value = confidence;
-    return c;  // !available
-  }
-
-  // Groups of whole subjects drawn with replacement (a bootstrap: a forget
-  // set as large as the validation split still gets the variance of an
-  // independent group), the last one cut to the forget set's size.
+// Groups of whole subjects drawn with replacement (a bootstrap: a forget
+// set as large as the validation split still gets the variance of an
+// independent group), the last one cut to `records`; their mean accuracy
+// and confidence rank.
+void DrawNull(const std::vector<SubjectSums>& subjects, int64_t records,
+              const CalibrationOptions& options, std::vector<double>& accuracy,
+              std::vector<double>& confidence) {
   std::mt19937_64 rng(options.seed ^ 0xca1b4a7e5eedULL);
   std::uniform_int_distribution<size_t> pick(0, subjects.size() - 1);
-  std::vector<double> null_accuracy;
-  std::vector<double> null_confidence;
-  null_accuracy.reserve(static_cast<size_t>(options.resamples));
-  null_confidence.reserve(static_cast<size_t>(options.resamples));
+  const auto n = static_cast<double>(records);
+  accuracy.reserve(static_cast<size_t>(options.resamples));
+  confidence.reserve(static_cast<size_t>(options.resamples));
   for (int b = 0; b < options.resamples; ++b) {
-    int64_t need = c.forget_records;
+    int64_t need = records;
     double sum_correct = 0;
     double sum_confidence = 0;
     while (need > 0) {
@@ -157,14 +157,50 @@ Result<Calibration> CalibrateForgetSet(
       sum_confidence += s.confidence[static_cast<size_t>(take)];
       need -= take;
     }
-    null_accuracy.push_back(sum_correct / n);
-    null_confidence.push_back(sum_confidence / n);
+    accuracy.push_back(sum_correct / n);
+    confidence.push_back(sum_confidence / n);
   }
+}
+
+}  // namespace
+
+Result<Calibration> CalibrateForgetSet(
+    const RecordScores& forget, const RecordScores& validation,
+    const std::vector<int64_t>& validation_subject,
+    const CalibrationOptions& options) {
+  LETHE_CORE_RETURN_IF_ERROR(
+      CheckInputs(forget, validation, validation_subject, options));
+  Calibration c;
+  c.forget_records = static_cast<int64_t>(forget.losses.size());
+  c.validation_records = static_cast<int64_t>(validation.losses.size());
+  c.alpha = options.alpha;
+  const Ranks ranks(validation);
+  const std::vector<SubjectSums> subjects =
+      BySubject(validation, validation_subject, ranks);
+  c.validation_subjects = static_cast<int64_t>(subjects.size());
+
+  double forget_correct = 0;
+  double forget_confidence = 0;
+  for (size_t i = 0; i < forget.losses.size(); ++i) {
+    forget_correct += forget.correct[i] ? 1 : 0;
+    forget_confidence += ranks.Of(Phi(forget, i));
+  }
+  const auto n = static_cast<double>(c.forget_records);
+  c.accuracy.value = forget_correct / n;
+  c.confidence.value = forget_confidence / n;
+  if (c.validation_records < kMinValidationRecords ||
+      c.validation_subjects < kMinValidationSubjects) {
+    return c;  // !available
+  }
+  std::vector<double> null_accuracy;
+  std::vector<double> null_confidence;
+  DrawNull(subjects, c.forget_records, options, null_accuracy, null_confidence);
   c.available = true;
   c.resamples = options.resamples;
-  c.accuracy = Summarise(accuracy, std::move(null_accuracy), options.alpha);
+  c.accuracy =
+      Summarise(c.accuracy.value, std::move(null_accuracy), options.alpha);
   c.confidence =
-      Summarise(confidence, std::move(null_confidence), options.alpha);
+      Summarise(c.confidence.value, std::move(null_confidence), options.alpha);
   return c;
 }
 

@@ -83,20 +83,8 @@ absl::Status ValidateMethodConfigs(const v1::UnlearningPolicy& p) {
   return absl::OkStatus();
 }
 
-absl::Status ValidatePolicy(const v1::UnlearningPolicy& p) {
-  for (int m : p.methods()) {
-    if (m == v1::UNLEARNING_METHOD_UNSPECIFIED ||
-        !v1::UnlearningMethod_IsValid(m)) {
-      return Invalid("policy.methods holds an unspecified or unknown method");
-    }
-    if (m == v1::UNLEARNING_METHOD_SISA && !p.has_sisa()) {
-      return Invalid("policy.methods names SISA but policy.sisa is not set");
-    }
-    if (m == v1::UNLEARNING_METHOD_NEWTON && !p.has_newton()) {
-      return Invalid(
-          "policy.methods names NEWTON but policy.newton is not set");
-    }
-  }
+// The gate's thresholds and the adaptive budget.
+absl::Status ValidateGate(const v1::UnlearningPolicy& p) {
   if (!(p.max_mia_auc() == 0 ||
         (p.max_mia_auc() >= 0.5 && p.max_mia_auc() <= 1))) {
     return Invalid("policy.max_mia_auc must be 0 (off) or in [0.5, 1]");
@@ -121,6 +109,24 @@ absl::Status ValidatePolicy(const v1::UnlearningPolicy& p) {
     return Invalid(
         "policy.max_forget_accuracy_excess must be in [0, 100] points");
   }
+  return absl::OkStatus();
+}
+
+absl::Status ValidatePolicy(const v1::UnlearningPolicy& p) {
+  for (int m : p.methods()) {
+    if (m == v1::UNLEARNING_METHOD_UNSPECIFIED ||
+        !v1::UnlearningMethod_IsValid(m)) {
+      return Invalid("policy.methods holds an unspecified or unknown method");
+    }
+    if (m == v1::UNLEARNING_METHOD_SISA && !p.has_sisa()) {
+      return Invalid("policy.methods names SISA but policy.sisa is not set");
+    }
+    if (m == v1::UNLEARNING_METHOD_NEWTON && !p.has_newton()) {
+      return Invalid(
+          "policy.methods names NEWTON but policy.newton is not set");
+    }
+  }
+  if (absl::Status st = ValidateGate(p); !st.ok()) return st;
   if (p.time_budget_seconds() < 0 || p.max_attempts() < 0 ||
       p.max_attempts() > 100 || p.batch_size() < 0 || p.batch_size() > 10000 ||
       p.batch_window_seconds() < 0 || p.batch_window_seconds() > 86400 ||

@@ -351,6 +351,36 @@ TEST_F(DatasetModelApiTest, RegisterValidationErrors) {
   EXPECT_EQ(
       reg([](M& m) { m.mutable_policy()->set_max_cost_fraction(-1); }, false),
       kInvalid);
+  // The calibrated gate and every approximate method's settings (issue 16).
+  EXPECT_EQ(
+      reg([](M& m) { m.mutable_policy()->set_gate_significance(0.6); }, false),
+      kInvalid);
+  EXPECT_EQ(
+      reg([](M& m) { m.mutable_policy()->set_adaptive_budget_fraction(11); },
+          false),
+      kInvalid);
+  EXPECT_EQ(
+      reg([](M& m) { m.mutable_policy()->mutable_neggrad_plus()->set_beta(1); },
+          false),
+      kInvalid);
+  EXPECT_EQ(
+      reg([](M& m) { m.mutable_policy()->mutable_scrub()->set_epochs(-1); },
+          false),
+      kInvalid);
+  EXPECT_EQ(
+      reg(
+          [](M& m) {
+            m.mutable_policy()->mutable_random_label()->set_learning_rate(11);
+          },
+          false),
+      kInvalid);
+  EXPECT_EQ(
+      reg(
+          [](M& m) {
+            m.mutable_policy()->mutable_salun()->set_salient_fraction(1.5);
+          },
+          false),
+      kInvalid);
   EXPECT_EQ(reg(
                 [](M& m) {
                   m.mutable_architecture()->set_kind(

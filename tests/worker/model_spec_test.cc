@@ -54,6 +54,53 @@ TEST(ModelSpecTest, UnsetSettingsKeepTheEngineDefaults) {
                                        core::Method::kRetrain}));
 }
 
+TEST(ModelSpecTest, GateAndEveryApproximateMethodsSettingsReachTheEngine) {
+  absl::StatusOr<ModelSpec> spec = ParseModelSpec(
+      Mlp(R"({"gateSignificance": 0.05, "adaptiveBudgetFraction": 0.5,
+              "neggradPlus": {"epochs": 2, "learningRate": 0.03, "beta": 0.8},
+              "scrub": {"epochs": 4, "maxEpochs": 2, "learningRate": 0.01,
+                        "alpha": 0.5, "gamma": 2, "temperature": 3},
+              "randomLabel": {"epochs": 3, "learningRate": 0.04},
+              "salun": {"epochs": 2, "learningRate": 0.05,
+                        "salientFraction": 0.3}})"),
+      Images());
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const core::Policy& policy = spec->policy;
+  EXPECT_DOUBLE_EQ(policy.gate_alpha, 0.05);
+  EXPECT_DOUBLE_EQ(policy.adaptive_budget, 0.5);
+  const core::MethodParams& p = policy.params;
+  EXPECT_EQ(p.neggrad_plus.epochs, 2);
+  EXPECT_DOUBLE_EQ(p.neggrad_plus.lr, 0.03);
+  EXPECT_DOUBLE_EQ(p.neggrad_plus.beta, 0.8);
+  EXPECT_EQ(p.scrub.epochs, 4);
+  EXPECT_EQ(p.scrub.max_epochs, 2);
+  EXPECT_DOUBLE_EQ(p.scrub.lr, 0.01);
+  EXPECT_DOUBLE_EQ(p.scrub.alpha, 0.5);
+  EXPECT_DOUBLE_EQ(p.scrub.gamma, 2);
+  EXPECT_DOUBLE_EQ(p.scrub.temperature, 3);
+  EXPECT_EQ(p.random_label.epochs, 3);
+  EXPECT_DOUBLE_EQ(p.random_label.lr, 0.04);
+  EXPECT_EQ(p.salun.epochs, 2);
+  EXPECT_DOUBLE_EQ(p.salun.lr, 0.05);
+  EXPECT_DOUBLE_EQ(p.salun.salient, 0.3);
+}
+
+TEST(ModelSpecTest, GateDefaultsAndAdaptiveOff) {
+  absl::StatusOr<ModelSpec> defaults = ParseModelSpec(Mlp("{}"), Images());
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  const core::Policy core_defaults;
+  EXPECT_DOUBLE_EQ(defaults->policy.gate_alpha, core_defaults.gate_alpha);
+  EXPECT_DOUBLE_EQ(defaults->policy.adaptive_budget,
+                   core_defaults.adaptive_budget);
+  // The fixed thresholds are off unless set (API: 0 = off).
+  EXPECT_DOUBLE_EQ(defaults->policy.max_mia_auc, 1.0);
+  EXPECT_DOUBLE_EQ(defaults->policy.max_forget_acc_excess, 100.0);
+  absl::StatusOr<ModelSpec> off =
+      ParseModelSpec(Mlp(R"({"adaptiveBudgetFraction": -1})"), Images());
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_EQ(off->policy.adaptive_budget, 0);
+}
+
 // proto3 enums are open: a method number this build has no name for is
 // INVALID_ARGUMENT, not a crash (found by fuzz_model_spec).
 TEST(ModelSpecTest, UnknownMethodNumbersAreInvalidArgument) {
