@@ -71,6 +71,15 @@ class Run {
   }
   // Records a's result as the chain's outcome.
   void Accept(Method m, Attempt a, Produced produced);
+  // Records attempt `a` of m, whose run gave `r`: an error, a result that
+  // failed the gate (when `gated`; its model is returned, for the next
+  // adaptive round), or the accepted result (accepted_; nothing returned).
+  // Failing to measure the result is the only error.
+  Result<std::optional<torch::jit::Module>> Record(Method m, Attempt a,
+                                                   Result<Produced> r,
+                                                   bool gated);
+  bool SkippedForCost(Attempt& a, const char* what, double cost,
+                      const char* limit_name, double limit);
   // The metrics of `model` and, when the gate calibrates, its calibrated
   // check.
   struct Assessed {
@@ -396,6 +405,20 @@ TrainControl Run::Budgeted() const {
   return budgeted;
 }
 
+// Whether an attempt costing `cost` of a retrain is over `limit` (then
+// recorded as skipped, saying which).
+bool Run::SkippedForCost(Attempt& a, const char* what, double cost,
+                         const char* limit_name, double limit) {
+  if (cost <= limit) return false;
+  a.failure = AttemptFailure::kCost;
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "%s %.3g of a retrain > %s %.3g", what, cost,
+                limit_name, limit);
+  a.reason = buf;
+  report_.attempts.push_back(a);
+  return true;
+}
+
 // Whether chain[i] is skipped (then recorded as such): a non-exact method
 // once the time budget is spent, or an approximate one estimated to cost
 // more than max_cost_fraction of a retrain while an exact method follows.
@@ -416,17 +439,8 @@ bool Run::Skip(size_t i, const TrainControl& budgeted) {
     const double cost = EstimatedCostFraction(
         m, AdaptiveRound(m, req_.policy.params, 0), req_.recipe,
         report_.retain_records, report_.forget_records);
-    if (cost > req_.policy.adaptive_budget) {
-      a.failure = AttemptFailure::kCost;
-      char buf[160];
-      std::snprintf(buf, sizeof buf,
-                    "one round costs %.3g of a retrain > adaptive_budget %.3g",
-                    cost, req_.policy.adaptive_budget);
-      a.reason = buf;
-      report_.attempts.push_back(a);
-      return true;
-    }
-    return false;
+    return SkippedForCost(a, "one round costs", cost, "adaptive_budget",
+                          req_.policy.adaptive_budget);
   }
   if (GuaranteeOf(m) == Guarantee::kApproximate && !sisa_ &&
       std::any_of(chain.begin() + static_cast<std::ptrdiff_t>(i) + 1,
@@ -436,16 +450,8 @@ bool Run::Skip(size_t i, const TrainControl& budgeted) {
     const double cost =
         EstimatedCostFraction(m, req_.policy.params, req_.recipe,
                               report_.retain_records, report_.forget_records);
-    if (cost > req_.policy.max_cost_fraction) {
-      a.failure = AttemptFailure::kCost;
-      char buf[160];
-      std::snprintf(buf, sizeof buf,
-                    "estimated cost %.3g of a retrain > max_cost_fraction %.3g",
-                    cost, req_.policy.max_cost_fraction);
-      a.reason = buf;
-      report_.attempts.push_back(a);
-      return true;
-    }
+    return SkippedForCost(a, "estimated cost", cost, "max_cost_fraction",
+                          req_.policy.max_cost_fraction);
   }
   return false;
 }
@@ -456,34 +462,41 @@ bool Run::Skip(size_t i, const TrainControl& budgeted) {
 Status Run::TryMethod(Method m, const TrainControl& control) {
   current_method_ = m;
   if (Adaptive(m)) return TryAdaptive(m, control);
-  const bool exact = GuaranteeOf(m) == Guarantee::kExact;
   Attempt a;
   a.method = MethodName(m);
   Clock::time_point tm = Clock::now();
   Result<Produced> r = RunMethod(m, control);
   a.seconds = Since(tm);
+  return Record(m, std::move(a), std::move(r),
+                GuaranteeOf(m) != Guarantee::kExact)
+      .status();
+}
+
+Result<std::optional<torch::jit::Module>> Run::Record(Method m, Attempt a,
+                                                      Result<Produced> r,
+                                                      bool gated) {
   report_.timings.unlearn_s += a.seconds;
   if (!r.ok()) {
     a.outcome = "error";
     a.failure = AttemptFailure::kError;
     a.reason = r.status().ToString();
     report_.attempts.push_back(a);
-    return OkStatus();
+    return std::optional<torch::jit::Module>();
   }
   LETHE_CORE_ASSIGN_OR_RETURN(Assessed result, Assess(r->model));
   a.has_metrics = true;
   a.metrics = result.metrics;
   a.calibration = result.calibration;
-  GateVerdict gate = exact ? GateVerdict{} : GateFailure(result);
-  if (gate.failure != AttemptFailure::kNone) {
-    a.outcome = "failed_gate";
-    a.failure = gate.failure;
-    a.reason = gate.reason;
-    report_.attempts.push_back(a);
-    return OkStatus();
+  GateVerdict gate = gated ? GateFailure(result) : GateVerdict{};
+  if (gate.failure == AttemptFailure::kNone) {
+    Accept(m, std::move(a), std::move(*r));
+    return std::optional<torch::jit::Module>();
   }
-  Accept(m, std::move(a), std::move(*r));
-  return OkStatus();
+  a.outcome = "failed_gate";
+  a.failure = gate.failure;
+  a.reason = gate.reason;
+  report_.attempts.push_back(a);
+  return std::optional<torch::jit::Module>(std::move(r->model));
 }
 
 Status Run::TryAdaptive(Method m, const TrainControl& control) {
@@ -506,28 +519,10 @@ Status Run::TryAdaptive(Method m, const TrainControl& control) {
     Clock::time_point tm = Clock::now();
     Result<Produced> r = RunApproximate(m, current ? *current : original_, ctx);
     a.seconds = Since(tm);
-    report_.timings.unlearn_s += a.seconds;
-    if (!r.ok()) {
-      a.outcome = "error";
-      a.failure = AttemptFailure::kError;
-      a.reason = r.status().ToString();
-      report_.attempts.push_back(a);
-      return OkStatus();  // escalate: a diverged round ends the method
-    }
-    LETHE_CORE_ASSIGN_OR_RETURN(Assessed result, Assess(r->model));
-    a.has_metrics = true;
-    a.metrics = result.metrics;
-    a.calibration = result.calibration;
-    GateVerdict gate = GateFailure(result);
-    if (gate.failure == AttemptFailure::kNone) {
-      Accept(m, std::move(a), std::move(*r));
-      return OkStatus();
-    }
-    a.outcome = "failed_gate";
-    a.failure = gate.failure;
-    a.reason = gate.reason;
-    report_.attempts.push_back(a);
-    current = std::move(r->model);
+    // A diverged round ends the method (escalation), as does acceptance.
+    LETHE_CORE_ASSIGN_OR_RETURN(current,
+                                Record(m, std::move(a), std::move(r), true));
+    if (!current) return OkStatus();
   }
   return OkStatus();
 }
