@@ -20,7 +20,8 @@ struct SubjectSums {
   int64_t size() const { return static_cast<int64_t>(correct.size()) - 1; }
 };
 
-CalibratedStat Summarise(double value, std::vector<double> null, double alpha) {
+CalibratedStat Summarise(double value, std::vector<double> null, double alpha,
+                         double margin) {
   CalibratedStat s;
   s.value = value;
   std::sort(null.begin(), null.end());
@@ -34,8 +35,8 @@ CalibratedStat Summarise(double value, std::vector<double> null, double alpha) {
   // Bonferroni over the two statistics, two-sided: alpha / 4 in each tail.
   const double q = alpha / 4;
   const auto last = static_cast<double>(null.size() - 1);
-  s.lower = null[static_cast<size_t>(std::floor(q * last))];
-  s.upper = null[static_cast<size_t>(std::ceil((1 - q) * last))];
+  s.lower = null[static_cast<size_t>(std::floor(q * last))] - margin;
+  s.upper = null[static_cast<size_t>(std::ceil((1 - q) * last))] + margin;
   const auto below = static_cast<double>(
       std::upper_bound(null.begin(), null.end(), value) - null.begin());
   const auto above = static_cast<double>(
@@ -79,9 +80,11 @@ Status CheckInputs(const RecordScores& forget, const RecordScores& validation,
     return InvalidArgumentError(
         "calibration: confidences, when given, need one per record");
   }
-  if (!(options.alpha > 0 && options.alpha < 1) || options.resamples < 100) {
+  if (!(options.alpha > 0 && options.alpha < 1) || options.resamples < 100 ||
+      !(options.margin >= 0 && options.margin < 1)) {
     return InvalidArgumentError(
-        "calibration wants alpha in (0, 1) and at least 100 resamples");
+        "calibration wants alpha in (0, 1), a margin in [0, 1) and at least "
+        "100 resamples");
   }
   return OkStatus();
 }
@@ -174,6 +177,7 @@ Result<Calibration> CalibrateForgetSet(
   c.forget_records = static_cast<int64_t>(forget.losses.size());
   c.validation_records = static_cast<int64_t>(validation.losses.size());
   c.alpha = options.alpha;
+  c.margin = options.margin;
   const Ranks ranks(validation);
   const std::vector<SubjectSums> subjects =
       BySubject(validation, validation_subject, ranks);
@@ -197,10 +201,10 @@ Result<Calibration> CalibrateForgetSet(
   DrawNull(subjects, c.forget_records, options, null_accuracy, null_confidence);
   c.available = true;
   c.resamples = options.resamples;
-  c.accuracy =
-      Summarise(c.accuracy.value, std::move(null_accuracy), options.alpha);
-  c.confidence =
-      Summarise(c.confidence.value, std::move(null_confidence), options.alpha);
+  c.accuracy = Summarise(c.accuracy.value, std::move(null_accuracy),
+                         options.alpha, options.margin);
+  c.confidence = Summarise(c.confidence.value, std::move(null_confidence),
+                           options.alpha, options.margin);
   return c;
 }
 

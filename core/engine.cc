@@ -139,8 +139,10 @@ Status Run::Load() {
   if (!(req_.policy.max_cost_fraction > 0)) {
     return InvalidArgumentError("policy max_cost_fraction must be > 0");
   }
-  if (!(req_.policy.gate_alpha >= 0 && req_.policy.gate_alpha <= 0.5)) {
-    return InvalidArgumentError("policy gate_alpha must be in [0, 0.5]");
+  if (!(req_.policy.gate_alpha >= 0 && req_.policy.gate_alpha <= 0.5) ||
+      !(req_.policy.gate_margin >= 0 && req_.policy.gate_margin <= 0.5)) {
+    return InvalidArgumentError(
+        "policy gate_alpha and gate_margin must be in [0, 0.5]");
   }
   if (req_.policy.gate_alpha > 0 && req_.policy.gate_resamples < 100) {
     return InvalidArgumentError("policy gate_resamples must be >= 100");
@@ -351,6 +353,7 @@ Result<Run::Assessed> Run::Assess(torch::jit::Module& model) {
   if (req_.policy.gate_alpha > 0) {
     CalibrationOptions o;
     o.alpha = req_.policy.gate_alpha;
+    o.margin = req_.policy.gate_margin;
     o.resamples = req_.policy.gate_resamples;
     o.seed = req_.policy.seed;
     LETHE_CORE_ASSIGN_OR_RETURN(

@@ -76,6 +76,7 @@ void PutCalibration(std::string& out, const Calibration& c) {
   o.Bool("available", c.available);
   o.Bool("passed", c.passed());
   o.Num("alpha", c.alpha);
+  o.Num("margin", c.margin);
   o.Int("forget_records", c.forget_records);
   o.Int("validation_records", c.validation_records);
   o.Int("validation_subjects", c.validation_subjects);

@@ -43,6 +43,7 @@ void PutCalibration(WireWriter& w, const Calibration& c) {
   w.PutI64(c.validation_subjects);
   w.PutI64(c.resamples);
   w.PutDouble(c.alpha);
+  w.PutDouble(c.margin);
   w.PutDouble(c.accuracy_drop_points);
   w.PutDouble(c.allowed_drop_points);
   PutStat(w, c.accuracy);
@@ -53,7 +54,8 @@ bool GetCalibration(WireReader& r, Calibration* c) {
   return r.GetBool(&c->available) && r.GetI64(&c->forget_records) &&
          r.GetI64(&c->validation_records) &&
          r.GetI64(&c->validation_subjects) && r.GetI64(&c->resamples) &&
-         r.GetDouble(&c->alpha) && r.GetDouble(&c->accuracy_drop_points) &&
+         r.GetDouble(&c->alpha) && r.GetDouble(&c->margin) &&
+         r.GetDouble(&c->accuracy_drop_points) &&
          r.GetDouble(&c->allowed_drop_points) && GetStat(r, &c->accuracy) &&
          GetStat(r, &c->confidence);
 }

@@ -92,6 +92,10 @@ absl::Status ValidateGate(const v1::UnlearningPolicy& p) {
   if (!(p.gate_significance() >= 0 && p.gate_significance() <= 0.5)) {
     return Invalid("policy.gate_significance must be in [0, 0.5] (0 = 0.01)");
   }
+  if (!(p.gate_margin() <= 0.5) || std::isnan(p.gate_margin())) {
+    return Invalid(
+        "policy.gate_margin must be at most 0.5 (0 = 0.02, negative = none)");
+  }
   if (!(p.adaptive_budget_fraction() <= 10) ||
       std::isnan(p.adaptive_budget_fraction())) {
     return Invalid(

@@ -5,14 +5,15 @@
 //              [--seeds 4]
 //              [--singles 30] [--groups 10] [--group-size 20]
 //              [--adaptive N] [--methods finetune,random_label,...]
-//              [--budget 0.25] [--threads 2] [--data DIR]
+//              [--budget 0.25] [--margin M] [--pool eval|tune]
+//              [--threads 2] [--data DIR]
 //
 // Per seed (the recipe's seed, so a different original model each time):
 // train the scenario's model, then for `singles` one-person requests and
 // `groups` requests of `group-size` people, drawn per seed from the
-// evaluation half of the people (the other half is kept for tuning; the
-// gate's significance and the adaptive budget were fixed before the first
-// run and not tuned):
+// evaluation half of the people (--pool tune draws from the other half,
+// where the gate's margin was chosen; its significance and the adaptive
+// budget were fixed before the first run and not tuned):
 // - retrain without them (exact) and apply the gate (Engine::CheckGate):
 //   the share of exact results accepted;
 // - apply the gate to the original model: the share rejected, over all
@@ -214,6 +215,8 @@ int main(int argc, char** argv) {
   int seeds = 4, singles = 30, groups = 10, group_size = 20, adaptive = 10;
   int threads = 2;
   double budget = 0.25;
+  double margin = lethe::core::Policy{}.gate_margin;
+  bool tune_pool = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
@@ -234,6 +237,10 @@ int main(int argc, char** argv) {
       methods_arg = next();
     } else if (a == "--budget") {
       budget = std::atof(next().c_str());
+    } else if (a == "--margin") {
+      margin = std::atof(next().c_str());
+    } else if (a == "--pool") {
+      tune_pool = next() == "tune";
     } else if (a == "--threads") {
       threads = num();
     } else if (a == "--data") {
@@ -289,13 +296,15 @@ int main(int argc, char** argv) {
   std::vector<std::string> pool;
   int position = 0;
   for (const std::string& p : people) {
-    if (position++ % 2 == 1) pool.push_back(p);
+    if (position++ % 2 == (tune_pool ? 0 : 1)) pool.push_back(p);
   }
   std::printf(
-      "gate_bench: %s, %zu people (%zu evaluated), %d seeds, %d singles, %d "
-      "groups of %d, adaptive on %d of each, budget %.2f, %d threads\n",
-      scenario_name.c_str(), people.size(), pool.size(), seeds, singles, groups,
-      group_size, adaptive, budget, threads);
+      "gate_bench: %s, %zu people (%zu in the %s pool), %d seeds, %d "
+      "singles, %d groups of %d, adaptive on %d of each, budget %.2f, margin "
+      "%.3f, %d threads\n",
+      scenario_name.c_str(), people.size(), pool.size(),
+      tune_pool ? "tuning" : "evaluation", seeds, singles, groups, group_size,
+      adaptive, budget, margin, threads);
 
   Engine engine{lethe::core::EngineOptions{}};
   std::map<std::string, std::vector<Tally>> tallies;  // kind -> per seed
@@ -332,6 +341,7 @@ int main(int argc, char** argv) {
         req.trained_by_lethe = true;
         req.policy.chain = {Method::kRetrain};
         req.policy.adaptive_budget = budget;
+        req.policy.gate_margin = margin;
         Clock::time_point tr = Clock::now();
         Result<UnlearnOutcome> exact = engine.Unlearn(req);
         const double retrain_s = Since(tr);
@@ -356,14 +366,19 @@ int main(int argc, char** argv) {
         t.distinguishable += distinct ? 1 : 0;
         t.distinguishable_rejected += distinct && !on_original->accepted;
         std::printf(
-            "  %s %d: %zu records; exact %s (acc %.3f conf %.3f); original "
+            "  %s %d: %zu records; exact %s (acc %.3f in [%.3f, %.3f], conf "
+            "%.3f in [%.3f, %.3f]); original "
             "%s (acc %.3f in [%.3f, %.3f], conf %.3f in [%.3f, %.3f])%s; "
             "retrain %.2f s\n",
             kind.c_str(), r,
             static_cast<size_t>(on_exact->calibration.forget_records),
             on_exact->accepted ? "accepted" : on_exact->reason.c_str(),
             on_exact->calibration.accuracy.value,
+            on_exact->calibration.accuracy.lower,
+            on_exact->calibration.accuracy.upper,
             on_exact->calibration.confidence.value,
+            on_exact->calibration.confidence.lower,
+            on_exact->calibration.confidence.upper,
             on_original->accepted ? "accepted" : "rejected",
             on_original->calibration.accuracy.value,
             on_original->calibration.accuracy.lower,

@@ -118,6 +118,31 @@ TEST(CalibrationTest, WholePeopleAreResampledSoCorrelationWidensTheNull) {
   EXPECT_GE(PassRate(200, 20, 1.0, 0, 0.05), 0.92);
 }
 
+TEST(CalibrationTest, MarginWidensBothIntervalsOnBothSides) {
+  std::mt19937_64 rng(11);
+  Population validation = Draw(rng, 100, 20, 0.3);
+  Population forget = Draw(rng, 1, 20, 0.3);
+  CalibrationOptions plain;
+  CalibrationOptions wide;
+  wide.margin = 0.05;
+  Result<Calibration> a = CalibrateForgetSet(forget.scores, validation.scores,
+                                             validation.subject, plain);
+  Result<Calibration> b = CalibrateForgetSet(forget.scores, validation.scores,
+                                             validation.subject, wide);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(b->margin, 0.05);
+  EXPECT_NEAR(b->accuracy.lower, a->accuracy.lower - 0.05, 1e-12);
+  EXPECT_NEAR(b->accuracy.upper, a->accuracy.upper + 0.05, 1e-12);
+  EXPECT_NEAR(b->confidence.lower, a->confidence.lower - 0.05, 1e-12);
+  EXPECT_NEAR(b->confidence.upper, a->confidence.upper + 0.05, 1e-12);
+  // The p-value is the null's, margin or not.
+  EXPECT_EQ(b->confidence.p_value, a->confidence.p_value);
+  wide.margin = 1;
+  EXPECT_FALSE(CalibrateForgetSet(forget.scores, validation.scores,
+                                  validation.subject, wide)
+                   .ok());
+}
+
 TEST(CalibrationTest, TooLittleValidationDataIsNotAvailable) {
   std::mt19937_64 rng(1);
   Population few_records = Draw(rng, 10, 5, 0);  // 50 records

@@ -181,6 +181,9 @@ void SetLimits(const v1::UnlearningPolicy& policy, core::Policy& p) {
   p.max_forget_acc_excess = or_default(policy.max_forget_accuracy_excess(),
                                        defaults.max_forget_acc_excess);
   p.gate_alpha = or_default(policy.gate_significance(), defaults.gate_alpha);
+  p.gate_margin = policy.gate_margin() < 0
+                      ? 0
+                      : or_default(policy.gate_margin(), defaults.gate_margin);
   const double adaptive = policy.adaptive_budget_fraction();
   p.adaptive_budget = adaptive < 0    ? 0
                       : adaptive == 0 ? defaults.adaptive_budget

@@ -26,10 +26,15 @@
 //   tried first: on the gate test's memorised MLP its null interval for 20
 //   records was so wide that the original model passed.)
 // A statistic passes when it lies within the null's central 1 - alpha/2
-// interval (empirical quantiles; Bonferroni over the two statistics), so a
-// model that never saw the forgotten people fails the check with
-// probability at most about alpha, when those people are like the
-// validation subjects.
+// interval (empirical quantiles; Bonferroni over the two statistics),
+// widened on each side by an equivalence margin, so a model that never saw
+// the forgotten people fails the check with probability at most about
+// alpha, when those people are like the validation subjects. The margin is
+// for what "like" cannot promise: the validation people come from the test
+// split, the forgotten ones from the training split, and the two differ a
+// little (retrains of 20-person requests on the Fashion-MNIST benchmark
+// scored 1-2 accuracy points above validation groups; with 1,000 records
+// the null interval is narrower than that).
 //
 // What it assumes: the forgotten people are exchangeable with the
 // validation subjects (drawn from the same population). A person whose
@@ -66,7 +71,8 @@ struct Calibration {
   int64_t validation_records = 0;
   int64_t validation_subjects = 0;
   int64_t resamples = 0;
-  double alpha = 0;  // the check's false-rejection rate for a never-seen set
+  double alpha = 0;   // the check's false-rejection rate for a never-seen set
+  double margin = 0;  // added to each side of both intervals
   CalibratedStat accuracy;    // fraction correct
   CalibratedStat confidence;  // mean confidence rank, in [0, 1]
   bool passed() const {
@@ -86,6 +92,7 @@ struct RecordScores {
 
 struct CalibrationOptions {
   double alpha = 0.01;  // in (0, 1)
+  double margin = 0;    // in [0, 1): accuracy fraction and rank alike
   int resamples = 4000;
   uint64_t seed = 0;
 };

@@ -240,6 +240,11 @@ struct Policy {
   // The calibrated check's significance, in (0, 0.5]; 0 turns the check off
   // (for tests of the other checks: the API does not offer it).
   double gate_alpha = 0.01;
+  // The calibrated intervals' equivalence margin (calibration.h), in
+  // [0, 0.5]: accuracy as a fraction and confidence rank alike. Chosen on
+  // the benchmark's tuning people (docs/benchmarks.md "The calibrated
+  // gate").
+  double gate_margin = 0.02;
   int gate_resamples = 4000;             // null-distribution draws, >= 100
   double max_mia_auc = 1.0;              // 1: off
   double max_forget_acc_excess = 100.0;  // points; 100: off
