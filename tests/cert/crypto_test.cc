@@ -165,9 +165,9 @@ TEST(StatementTest, RoundTripsThroughJson) {
   auto back = ParseStatement(*text);
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(*MakeStatement(*back), *text);
-  EXPECT_NE(Describe(*back).find("forget_accuracy = 0.11, at most the policy "
-                                 "threshold 0.2"),
-            std::string::npos);
+  EXPECT_NE(
+      Describe(*back).find("forget_accuracy = 0.11, at most the bound 0.2"),
+      std::string::npos);
 }
 
 TEST(StatementTest, RefusesRecordsThatCannotBeCertified) {
