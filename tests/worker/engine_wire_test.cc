@@ -191,13 +191,18 @@ EngineReply SeedUnlearnReply() {
   c.accuracy = {0.95, 0.84, 0.06, 0.675, 0.975, 0.04};
   c.confidence = {0.61, 0.5, 0.04, 0.4, 0.6, 0.006};
   rep.calibration_before = c;
-  core::Attempt failed{"finetune", "failed_gate",
+  core::Attempt failed{"finetune",
+                       "failed_gate",
                        core::AttemptFailure::kForgetConfidence,
                        "forget-set confidence rank 0.61 is outside",
-                       0.5, true, rep.after, c, 1};
+                       0.5,
+                       true,
+                       rep.after,
+                       c,
+                       1};
   rep.attempts.push_back(failed);
-  rep.attempts.push_back(
-      {"sisa", "accepted", core::AttemptFailure::kNone, "", 2, true, rep.after});
+  rep.attempts.push_back({"sisa", "accepted", core::AttemptFailure::kNone, "",
+                          2, true, rep.after});
   rep.sisa_retrained_shards = {1, 5};
   rep.reproducibility = {"1.13.0", 2, "cpu", true};
   r.peak_rss_bytes = int64_t{200} << 20;
