@@ -98,12 +98,12 @@ class Run {
   Result<Produced> RunSisa(const TrainControl& control);
   Result<Produced> RunNewton();
   Result<Produced> RetrainCertified();
-  // The first gate check a non-exact result fails, or kNone.
   struct GateVerdict {
     AttemptFailure failure = AttemptFailure::kNone;
     std::string reason;
   };
-  GateVerdict GateFailure(const Assessed& after) const;
+  // The first check of the gate that `result` of method m fails, or kNone.
+  GateVerdict GateFailure(Method m, const Assessed& result) const;
   MethodContext Context(const TrainControl& control) const {
     return MethodContext{data_,       partition_,
                          req_.recipe, req_.policy.params,
@@ -117,7 +117,6 @@ class Run {
   Partition partition_;
   std::vector<int64_t> retain_sample_;
   std::vector<int64_t> validation_subject_;   // per Partition::validation row
-  Method current_method_ = Method::kRetrain;  // the method the gate judges
   std::vector<char> validation_hits_before_;  // the request's model's
   bool assessed_original_ = false;
   std::optional<SisaState> sisa_;
@@ -273,7 +272,7 @@ Result<Run::Produced> Run::RunApproximate(Method m,
   return Produced{out, "", ""};
 }
 
-Run::GateVerdict Run::GateFailure(const Assessed& result) const {
+Run::GateVerdict Run::GateFailure(Method m, const Assessed& result) const {
   const Policy& p = req_.policy;
   const Metrics& after = result.metrics;
   const Calibration& c = result.calibration;
@@ -287,7 +286,7 @@ Run::GateVerdict Run::GateFailure(const Assessed& result) const {
   // for utility only.
   const bool calibrated = p.gate_alpha > 0 && c.available;
   if (p.gate_alpha > 0 && !c.available &&
-      GuaranteeOf(current_method_) != Guarantee::kCertified) {
+      GuaranteeOf(m) != Guarantee::kCertified) {
     return {AttemptFailure::kCalibration,
             "too little validation data to calibrate the gate: " +
                 std::to_string(c.validation_records) + " records of " +
@@ -463,7 +462,6 @@ bool Run::Skip(size_t i, const TrainControl& budgeted) {
 // methods), recording the attempt; sets accepted_ when the result passes.
 // A method's failure is an attempt; only failing to measure is an error.
 Status Run::TryMethod(Method m, const TrainControl& control) {
-  current_method_ = m;
   if (Adaptive(m)) return TryAdaptive(m, control);
   Attempt a;
   a.method = MethodName(m);
@@ -490,7 +488,7 @@ Result<std::optional<torch::jit::Module>> Run::Record(Method m, Attempt a,
   a.has_metrics = true;
   a.metrics = result.metrics;
   a.calibration = result.calibration;
-  GateVerdict gate = gated ? GateFailure(result) : GateVerdict{};
+  GateVerdict gate = gated ? GateFailure(m, result) : GateVerdict{};
   if (gate.failure == AttemptFailure::kNone) {
     Accept(m, std::move(a), std::move(*r));
     return std::optional<torch::jit::Module>();
@@ -607,8 +605,8 @@ Result<GateCheck> Run::Check(std::string_view candidate) {
   LETHE_CORE_RETURN_IF_ERROR(CheckModelFits(model, req_.dataset->spec()));
   LETHE_CORE_RETURN_IF_ERROR(ToDeviceInPlace(model, data_));
   LETHE_CORE_ASSIGN_OR_RETURN(Assessed result, Assess(model));
-  current_method_ = Method::kFinetune;  // judged as an approximate result
-  GateVerdict verdict = GateFailure(result);
+  // Judged as an approximate result would be.
+  GateVerdict verdict = GateFailure(Method::kFinetune, result);
   GateCheck out;
   out.accepted = verdict.failure == AttemptFailure::kNone;
   out.failure = verdict.failure;

@@ -35,7 +35,6 @@
 // one record per patient. Features standardised on the training patients;
 // 60% of the patients train (a seeded draw, fixed across seeds), 40% test;
 // an MLP 30-64-2 trained 300 epochs so that it memorises.
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -67,13 +66,6 @@ using Clock = std::chrono::steady_clock;
 
 double Since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-void EnsurePassiveWaitPolicy(char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
-  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-  execv("/proc/self/exe", argv);
-  std::perror("gate_bench: re-exec with OMP_WAIT_POLICY=PASSIVE failed");
 }
 
 // Mean and range of per-seed figures.
@@ -208,7 +200,7 @@ std::vector<std::string> Split(const std::string& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  EnsurePassiveWaitPolicy(argv);
+  lethe::bench::EnsurePassiveWaitPolicy(argv);
   std::string scenario_name = "memorised-random";
   std::string data_dir = "/usr/share/datasets/fashion-mnist";
   std::string methods_arg = "finetune,neggrad_plus,random_label,salun";

@@ -17,7 +17,6 @@
 //
 // One scenario per process, so that VmHWM is that scenario's peak. Writes
 // OUT/engine-<scenario>[-quick].json.
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -31,18 +30,6 @@
 #include "scenario.h"
 
 namespace {
-
-// libgomp reads OMP_WAIT_POLICY when it is loaded, before main: the
-// setenv in InitRuntime comes too late to stop its threads spinning against
-// OpenBLAS's (measured here: 20 epochs on 2,000 images took 1.4-3.2 s instead
-// of 0.43 s). So the variable must be in the environment at exec time; if it
-// is not, re-exec this binary with it.
-void EnsurePassiveWaitPolicy(char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
-  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-  execv("/proc/self/exe", argv);
-  std::perror("engine_bench: re-exec with OMP_WAIT_POLICY=PASSIVE failed");
-}
 
 int Usage() {
   std::fprintf(stderr,
@@ -60,7 +47,7 @@ int Usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  EnsurePassiveWaitPolicy(argv);
+  lethe::bench::EnsurePassiveWaitPolicy(argv);
   std::string scenario, data = "/usr/share/datasets/fashion-mnist",
                         out = "bench/results";
   bool quick = false;

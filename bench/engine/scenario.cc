@@ -3,7 +3,11 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <numeric>
 #include <random>
@@ -425,6 +429,13 @@ Result<Scenario> MakeScenario(const std::string& name, bool quick,
   s.data = std::move(d).value();
   s.true_labels = TrueLabels(raw, l.train);
   return s;
+}
+
+void EnsurePassiveWaitPolicy(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  execv("/proc/self/exe", argv);
+  std::perror("re-exec with OMP_WAIT_POLICY=PASSIVE failed");
 }
 
 Result<Dataset> WithoutRecords(const Dataset& data,
