@@ -76,6 +76,44 @@ int64_t PrefixedStream::size() const {
          (tail_ == nullptr ? 0 : tail_->size());
 }
 
+absl::StatusOr<size_t> ConcatStream::Read(char* buf, size_t max) {
+  if (!first_done_ && first_ != nullptr) {
+    absl::StatusOr<size_t> n = first_->Read(buf, max);
+    if (!n.ok() || *n > 0 || max == 0) return n;
+  }
+  first_done_ = true;
+  if (second_ == nullptr) return size_t{0};
+  return second_->Read(buf, max);
+}
+
+absl::Status ConcatStream::Rewind() {
+  first_done_ = false;
+  if (first_ != nullptr) {
+    if (absl::Status st = first_->Rewind(); !st.ok()) return st;
+  }
+  return second_ == nullptr ? absl::OkStatus() : second_->Rewind();
+}
+
+int64_t ConcatStream::size() const {
+  return (first_ == nullptr ? 0 : first_->size()) +
+         (second_ == nullptr ? 0 : second_->size());
+}
+
+absl::StatusOr<std::string> ReadWholeStream(ByteStream& in) {
+  if (auto st = in.Rewind(); !st.ok()) return st;
+  std::string out(static_cast<size_t>(std::max<int64_t>(in.size(), 0)), '\0');
+  size_t filled = 0;
+  for (;;) {
+    if (filled == out.size()) out.resize(filled + 4096);
+    auto n = in.Read(out.data() + filled, out.size() - filled);
+    if (!n.ok()) return n.status();
+    if (*n == 0) break;
+    filled += *n;
+  }
+  out.resize(filled);
+  return out;
+}
+
 absl::StatusOr<std::string> ReadWholeArtifact(ArtifactReader& reader) {
   std::string out;
   out.reserve(static_cast<size_t>(std::max<int64_t>(reader.size(), 0)));

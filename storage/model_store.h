@@ -43,6 +43,11 @@ class ByteStream {
   virtual absl::Status Rewind() = 0;
   // The number of bytes a full read yields.
   virtual int64_t size() const = 0;
+  // All of the bytes, when this stream holds them in memory (so that a
+  // reader that needs them whole need not copy them); nullopt otherwise.
+  virtual std::optional<std::string_view> InMemory() const {
+    return std::nullopt;
+  }
 };
 
 // A ByteStream over bytes in memory, which it does not own.
@@ -52,10 +57,29 @@ class StringByteStream final : public ByteStream {
   absl::StatusOr<size_t> Read(char* buf, size_t max) override;
   absl::Status Rewind() override;
   int64_t size() const override;
+  std::optional<std::string_view> InMemory() const override { return bytes_; }
 
  private:
   std::string_view bytes_;
   size_t offset_ = 0;
+};
+
+// A StringByteStream that owns its bytes: a model file an in-process
+// engine produced, handed on as a stream like one spooled to disk.
+class OwnedByteStream final : public ByteStream {
+ public:
+  explicit OwnedByteStream(std::string bytes)
+      : bytes_(std::move(bytes)), view_(bytes_) {}
+  absl::StatusOr<size_t> Read(char* buf, size_t max) override {
+    return view_.Read(buf, max);
+  }
+  absl::Status Rewind() override { return view_.Rewind(); }
+  int64_t size() const override { return view_.size(); }
+  std::optional<std::string_view> InMemory() const override { return bytes_; }
+
+ private:
+  const std::string bytes_;
+  StringByteStream view_;
 };
 
 // `head` (owned), then everything `tail` (not owned) yields: a message's
@@ -75,6 +99,23 @@ class PrefixedStream final : public ByteStream {
   size_t offset_ = 0;
 };
 
+// Everything `first` yields, then everything `second` yields (neither
+// owned; either may be null): a model file, then a training set, on the
+// engine's stdin. Rewind rewinds both.
+class ConcatStream final : public ByteStream {
+ public:
+  ConcatStream(ByteStream* first, ByteStream* second)
+      : first_(first), second_(second) {}
+  absl::StatusOr<size_t> Read(char* buf, size_t max) override;
+  absl::Status Rewind() override;
+  int64_t size() const override;
+
+ private:
+  ByteStream* first_;
+  ByteStream* second_;
+  bool first_done_ = false;
+};
+
 // An artifact read back in chunks, each fetched when asked for. It checks
 // what it read against the digest it was opened with: the call that would
 // report the end answers DATA_LOSS instead when the bytes (or their count)
@@ -87,6 +128,10 @@ class ArtifactReader {
   virtual absl::StatusOr<bool> Next(std::string* chunk) = 0;
   virtual int64_t size() const = 0;
 };
+
+// Everything `in` yields, from its start (rewound first): for bytes small
+// enough to hold, or a consumer that must hold them anyway.
+absl::StatusOr<std::string> ReadWholeStream(ByteStream& in);
 
 // Reads everything `reader` yields (for artifacts small enough to hold).
 absl::StatusOr<std::string> ReadWholeArtifact(ArtifactReader& reader);

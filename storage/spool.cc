@@ -63,8 +63,16 @@ absl::StatusOr<size_t> SpoolFile::Read(char* buf, size_t max) {
   }
 }
 
+absl::Status SpoolFile::StartAt(int64_t offset) {
+  if (offset < 0 || offset > size_) {
+    return absl::InvalidArgumentError("a spool file's start past its end");
+  }
+  start_ = offset;
+  return Rewind();
+}
+
 absl::Status SpoolFile::Rewind() {
-  if (::lseek(fd_, 0, SEEK_SET) != 0) {
+  if (::lseek(fd_, start_, SEEK_SET) != start_) {
     return absl::InternalError("cannot rewind a spool file");
   }
   return absl::OkStatus();

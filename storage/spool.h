@@ -36,9 +36,14 @@ class SpoolFile final : public ByteStream {
   // after the last Append.
   std::string Digest();
 
+  // From now on the file reads, rewinds and sizes as if it began `offset`
+  // bytes in (a reply's tail after its head, say), and is at that start.
+  // INVALID_ARGUMENT past the end.
+  absl::Status StartAt(int64_t offset);
+
   absl::StatusOr<size_t> Read(char* buf, size_t max) override;
   absl::Status Rewind() override;
-  int64_t size() const override { return size_; }
+  int64_t size() const override { return size_ - start_; }
 
  private:
   SpoolFile(int fd, bool hashed) : fd_(fd), hashed_(hashed) {}
@@ -46,6 +51,7 @@ class SpoolFile final : public ByteStream {
   const int fd_;
   const bool hashed_;
   int64_t size_ = 0;
+  int64_t start_ = 0;
   base::Sha256Stream hash_;
 };
 

@@ -34,12 +34,14 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "storage/certificate_store.h"
+#include "storage/model_store.h"
 #include "storage/types.h"
 
 namespace lethe::storage {
@@ -62,13 +64,14 @@ struct ModelJob {
   DatasetRow dataset;
   int32_t token = 0;
   bool training = false;  // else: validation of version 1
-  std::string artifact;   // validation: the registered bytes
+  // Validation: the registered artifact's raw digest (OpenArtifact).
+  std::string artifact_sha256;
 };
 
-// The newest live version of a model, with its artifact and engine state.
+// The newest live version of a model and its engine state; its artifact
+// is read with OpenArtifact, a chunk at a time.
 struct LatestVersion {
   int64_t version = 0;
-  std::string artifact;
   std::string artifact_sha256;  // raw
   std::string state;            // engine state (SISA, certified), or empty
   // Version 1 was trained by a worker with the model's recipe ("trained"),
@@ -78,9 +81,12 @@ struct LatestVersion {
 
 struct PublishRequest {
   int64_t parent_version = 0;
-  // Empty: the batch completes without a new version (the subjects had no
+  // Null: the batch completes without a new version (the subjects had no
   // training record in this model's data; their other records still go).
-  std::string artifact;
+  // Read from its start, possibly more than once (a retried transaction),
+  // and checked against `artifact_sha256`, its raw digest.
+  ByteStream* artifact = nullptr;
+  std::string artifact_sha256;
   std::string state;  // engine state of the new version, may be empty
   std::string produced_by;
   std::string report_json;
@@ -156,6 +162,11 @@ class WorkQueue {
                             const std::string& error) = 0;
 
   virtual absl::StatusOr<LatestVersion> Latest(const std::string& model_id) = 0;
+  // An artifact by raw digest (a LatestVersion's, a ModelJob's), read a
+  // chunk at a time, each in its own short read, and checked against the
+  // digest at the end (model_store.h, ArtifactReader). NOT_FOUND if none.
+  virtual absl::StatusOr<std::unique_ptr<ArtifactReader>> OpenArtifact(
+      const std::string& sha256) = 0;
   // Streams the records of the model's dataset that the model may train
   // on, in id order: every record except those of the subjects on the
   // model's exclusion list. The only way records reach a worker.
@@ -186,9 +197,10 @@ class WorkQueue {
   virtual absl::StatusOr<bool> Idle() = 0;
   virtual absl::Status RenewModelJob(const ModelJob& job) = 0;
   // The model becomes READY; a trained model gets version 1 (`artifact`
-  // non-empty).
-  virtual absl::Status FinishModelJob(const ModelJob& job,
-                                      const std::string& artifact,
+  // non-null: read from its start and checked against `artifact_sha256`,
+  // its raw digest, as PublishRequest's).
+  virtual absl::Status FinishModelJob(const ModelJob& job, ByteStream* artifact,
+                                      const std::string& artifact_sha256,
                                       const std::string& state,
                                       const std::string& produced_by,
                                       const std::string& report_json) = 0;

@@ -46,4 +46,22 @@ absl::StatusOr<std::unique_ptr<TrainingSet>> TrainingSet::Load(
       std::move(file).value(), encoder.Header(), encoder.size() - test, test));
 }
 
+absl::StatusOr<std::unique_ptr<storage::SpoolFile>> SpoolArtifact(
+    storage::WorkQueue& queue, const std::string& sha256,
+    const std::string& scratch_dir) {
+  auto reader = queue.OpenArtifact(sha256);
+  if (!reader.ok()) return reader.status();
+  auto file = storage::SpoolFile::Create(scratch_dir, /*hashed=*/false);
+  if (!file.ok()) return file.status();
+  std::string chunk;
+  for (;;) {
+    absl::StatusOr<bool> more = (*reader)->Next(&chunk);
+    if (!more.ok()) return more.status();
+    if (!*more) break;
+    if (absl::Status st = (*file)->Append(chunk); !st.ok()) return st;
+  }
+  if (absl::Status st = (*file)->Rewind(); !st.ok()) return st;
+  return std::move(*file);
+}
+
 }  // namespace lethe::worker

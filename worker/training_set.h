@@ -60,6 +60,14 @@ class TrainingSet final : public storage::ByteStream {
   int64_t test_records_;
 };
 
+// A model file from storage (WorkQueue::OpenArtifact), copied a chunk at a
+// time into an unlinked file in `scratch_dir` and checked against its
+// digest (DATA_LOSS when the stored bytes do not match it): the worker
+// never holds a whole model file (issue 19). The file is at its start.
+absl::StatusOr<std::unique_ptr<storage::SpoolFile>> SpoolArtifact(
+    storage::WorkQueue& queue, const std::string& sha256,
+    const std::string& scratch_dir);
+
 }  // namespace lethe::worker
 
 #endif  // LETHE_WORKER_TRAINING_SET_H_

@@ -150,6 +150,7 @@ absl::Status Worker::Run() {
       if (sandbox.engine_binary.empty()) {
         sandbox.engine_binary = DefaultEngineBinary();
       }
+      if (sandbox.spool_dir.empty()) sandbox.spool_dir = options_.scratch_dir;
       engine = NewSandboxedEngine(
           std::move(sandbox), options_.device, options_.threads,
           [this](std::string_view op, const RunUsage& usage) {
@@ -332,8 +333,9 @@ struct Worker::BatchRun {
   Clock::time_point started;
   double fetch_s = 0;
   double publish_s = 0;
-  core::Result<core::UnlearnOutcome> outcome =
+  core::Result<EngineUnlearned> outcome =
       core::Status(core::Code::kInternal, "not run");
+  std::unique_ptr<storage::SpoolFile> model;  // the version unlearned from
   storage::PublishRequest pub;
   int certificates = 0;
 };
@@ -411,13 +413,16 @@ absl::Status Worker::UnlearnBatch(BatchRun& run) {
   const auto fetch_start = Clock::now();
   auto latest = run.queue.Latest(batch.model.id);
   if (!latest.ok()) return latest.status();
+  auto model =
+      SpoolArtifact(run.queue, latest->artifact_sha256, options_.scratch_dir);
+  if (!model.ok()) return model.status();
+  run.model = std::move(*model);
   auto data = TrainingSet::Load(run.queue, batch.model, batch.dataset,
                                 options_.scratch_dir);
   if (!data.ok()) return data.status();
   run.fetch_s =
       std::chrono::duration<double>(Clock::now() - fetch_start).count();
   core::UnlearnRequest req;
-  req.model_bytes = latest->artifact;
   std::set<std::string> keys;
   for (const auto& t : batch.tasks) {
     if (!t.subject_key.empty()) keys.insert(t.subject_key);
@@ -434,7 +439,7 @@ absl::Status Worker::UnlearnBatch(BatchRun& run) {
       Fault("training");
     }).detach();
   }
-  run.outcome = engine_->Unlearn(*spec, req, **data);
+  run.outcome = engine_->Unlearn(*spec, req, *run.model, **data);
   run.pub.parent_version = latest->version;
   run.pub.grace_seconds = spec->grace_seconds;
   if (!run.outcome.ok()) {
@@ -446,12 +451,13 @@ absl::Status Worker::UnlearnBatch(BatchRun& run) {
     run.pub.produced_by = "none";
     return absl::OkStatus();
   }
-  core::UnlearnOutcome& out = run.outcome.value();
+  core::UnlearnOutcome& out = run.outcome.value().outcome;
   if (!out.report.ok) {
     return work_failed(absl::StrCat("every method of the policy failed: ",
                                     out.report.failure));
   }
-  run.pub.artifact = std::move(out.model_bytes);
+  run.pub.artifact = run.outcome.value().model.bytes.get();
+  run.pub.artifact_sha256 = run.outcome.value().model.sha256;
   run.pub.state =
       spec->state_kind == StateKind::kSisa ? out.sisa_state : out.newton_state;
   run.pub.produced_by = out.report.method;
@@ -515,7 +521,7 @@ void Worker::RecordBatch(const BatchRun& run,
   const std::string& model_id = run.batch.model.id;
   const double total_s =
       std::chrono::duration<double>(Clock::now() - run.started).count();
-  const bool ran = run.outcome.ok() && run.outcome.value().report.ok;
+  const bool ran = run.outcome.ok() && run.outcome.value().outcome.report.ok;
   if (options_.metrics) {
     for (size_t i = 0; i < run.batch.tasks.size(); ++i) {
       options_.metrics->RecordTaskOutcome(observability::TaskOutcome::kDone);
@@ -524,11 +530,12 @@ void Worker::RecordBatch(const BatchRun& run,
       options_.metrics->RecordCertificateIssued();
     }
     if (ran) {
-      RecordRun(*options_.metrics, model_id, run.outcome.value().report,
+      RecordRun(*options_.metrics, model_id, run.outcome.value().outcome.report,
                 run.fetch_s, run.publish_s, total_s, published.records_removed);
     }
   }
-  const core::Report* report = ran ? &run.outcome.value().report : nullptr;
+  const core::Report* report =
+      ran ? &run.outcome.value().outcome.report : nullptr;
   log_.Info(
       {.model_id = model_id}, "batch published",
       {{"version", published.version},
@@ -562,14 +569,21 @@ void Worker::RunModelJob(storage::WorkQueue& queue, storage::ModelJob job) {
           queue.FailModelJob(job, std::string(spec.status().message()), true));
     }
     if (!job.training) {
-      core::Status valid = engine_->Validate(job.artifact, spec->features);
+      auto model =
+          SpoolArtifact(queue, job.artifact_sha256, options_.scratch_dir);
+      if (!model.ok()) {
+        return finish(queue.FailModelJob(
+            job, std::string(model.status().message()), false));
+      }
+      core::Status valid = engine_->Validate(**model, spec->features);
       if (!valid.ok()) {
         log_.Warn({.model_id = model_id},
                   absl::StrCat("model invalid: ", valid.message()));
         return finish(queue.FailModelJob(job, valid.message(), true));
       }
       log_.Info({.model_id = model_id}, "model validated");
-      return finish(queue.FinishModelJob(job, "", "", "validated", ""));
+      return finish(
+          queue.FinishModelJob(job, nullptr, "", "", "validated", ""));
     }
     if (spec->torchscript) {
       return finish(queue.FailModelJob(
@@ -582,7 +596,7 @@ void Worker::RunModelJob(storage::WorkQueue& queue, storage::ModelJob job) {
       return finish(
           queue.FailModelJob(job, std::string(data.status().message()), false));
     }
-    core::Result<core::TrainedModel> trained = engine_->Train(*spec, **data);
+    core::Result<EngineTrained> trained = engine_->Train(*spec, **data);
     if (!trained.ok()) {
       const bool permanent =
           trained.status().code() == core::Code::kInvalidArgument;
@@ -590,7 +604,8 @@ void Worker::RunModelJob(storage::WorkQueue& queue, storage::ModelJob job) {
           queue.FailModelJob(job, trained.status().ToString(), permanent));
     }
     if (heartbeat.lost()) return;
-    const auto& t = trained.value();
+    const core::TrainedModel& t = trained.value().trained;
+    const ModelFile& file = trained.value().model;
     // The records it trained on: the dataset less its exclusion list.
     const std::string report = absl::StrCat(
         "{\"train_accuracy\":", t.train_accuracy,
@@ -598,7 +613,7 @@ void Worker::RunModelJob(storage::WorkQueue& queue, storage::ModelJob job) {
         ",\"train_records\":", (*data)->train_records(),
         ",\"test_records\":", (*data)->test_records(), "}");
     finish(queue.FinishModelJob(
-        job, t.model_bytes,
+        job, file.bytes.get(), file.sha256,
         spec->state_kind == StateKind::kSisa ? t.sisa_state : t.newton_state,
         "trained", report));
     log_.Info({.model_id = model_id}, "model trained",

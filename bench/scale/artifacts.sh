@@ -8,24 +8,39 @@
 # on the same disk with fsync (dd conv=fsync), and reading them back.
 #
 #   bench/scale/artifacts.sh [--sizes-mib "64 256 512"] [--store pg|dir]
-#                            [--build-dir DIR]
+#                            [--worker] [--build-dir DIR]
 #
 # --store dir keeps the artifacts in a directory (--artifact-dir) instead
 # of PostgreSQL. The files are random bytes: the store compresses nothing.
-# Needs a build with lethe and lethectl; starts its own PostgreSQL and
-# server in a temporary folder and stops them on exit.
+#
+# --worker measures the worker's side instead: for each size, a real
+# TorchScript MLP 784-H-10 with H chosen to make a file of that size
+# (python3-torch writes it) is registered on 2,000 Fashion-MNIST records (20
+# a subject, 600 in the test split), a lethe-worker (sandboxed engine)
+# validates it, and one erasure request is unlearned from it by finetune
+# (1 epoch, lr 0.01, its gate opened wide: the cost is measured, not the
+# forgetting); then the new version is downloaded. Reported: the worker's
+# peak RSS over both jobs (VmHWM), the engine process's peak RSS and wall
+# time for each (the worker's log), submit to COMPLETED, the server's peak
+# during the download of the new version.
+#
+# Needs a build with lethe, lethectl (and lethe-worker, lethe-engine for
+# --worker); starts its own PostgreSQL and server in a temporary folder and
+# stops them on exit.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build=$root/build
 sizes="64 256 512"
 store=pg
+worker_side=0
 while (($#)); do
   case $1 in
     --sizes-mib) sizes=$2; shift 2 ;;
     --store) store=$2; shift 2 ;;
+    --worker) worker_side=1; shift ;;
     --build-dir) build=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "artifacts.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -50,6 +65,11 @@ timed() {
   $py -c "print(f'{$t1 - $t0:.2f}')" >"$out.s"
   echo $(($(cat "$out.time") / 1024)) >"$out.rss"
 }
+
+if ((worker_side)); then
+  source "$here/artifacts_worker.sh"
+  exit 0
+fi
 
 echo "store: $store; PostgreSQL durable (fsync on); $(nproc) cores"
 printf '%8s | %9s %9s %9s %9s | %9s %9s %9s | %9s %9s\n' \

@@ -8,9 +8,11 @@
 # peak RSS during the upload, the database's bytes per record (table and
 # indexes), and the subject lookup that SubmitErasure runs (an index probe
 # of records by subject key: pgbench, 1 client, 5 s) as p50/p99 at that
-# size, SubmitErasure itself through the server at that size (intake_load,
+# size, the bare latency of a durable one-row commit (pgbench, 8 clients)
+# and SubmitErasure itself through the server at that size (intake_load,
 # 8 calls in flight, 10 s, subjects of the newest upload, one model on its
-# dataset so that nothing is deleted at submission), and how long `lethectl
+# dataset so that nothing is deleted at submission; both after VACUUM
+# ANALYZE and CHECKPOINT, in steady state), and how long `lethectl
 # dataset get` takes (it counts the dataset's records and distinct
 # subjects).
 #
@@ -43,9 +45,9 @@ submitter=$("$lethe" admin create-key --role submitter --description scale-bench
 load=$build/bench/intake/intake_load
 
 echo "PostgreSQL durable (fsync on); $(nproc) cores; 784-byte records, 20 a subject"
-printf '%9s | %10s %10s %6s %7s %7s | %10s | %7s | %8s %8s | %8s %8s | %6s\n' \
+printf '%9s | %10s %10s %6s %7s %7s | %10s | %7s | %8s %8s | %8s %8s | %8s %8s | %6s\n' \
   "records" "lethe r/s" "COPY r/s" "ratio" "srv MB" "ctl MB" "bytes/rec" \
-  "table" "probe p50" "p99 ms" "submit50" "p99 ms" "get s"
+  "table" "probe p50" "p99 ms" "commit50" "p99 ms" "submit50" "p99 ms" "get s"
 for n in $sizes; do
   say "$n records: making the files"
   $py - "$n" "$tmp" <<'PY'
@@ -119,6 +121,25 @@ print(f"{lat[len(lat) // 2] / 1000:.3f} {lat[int(len(lat) * 0.99)] / 1000:.3f}")
 PY
 )
   rm -f "$tmp"/probe.*
+  # Intake is measured in steady state, as a service runs between bulk
+  # loads: the loads' dirty pages written out and the table vacuumed, so
+  # that a checkpoint or autovacuum pass of the load's gigabytes does not
+  # stand in every commit's way. Beside it, the bare cost of a durable
+  # commit on this disk at this moment (pgbench, one-row INSERT, 8
+  # clients, 5 s): the floor under every SubmitErasure.
+  say "$n records: VACUUM ANALYZE and CHECKPOINT"
+  sql "VACUUM ANALYZE records" >/dev/null
+  sql "CHECKPOINT" >/dev/null
+  sql "SET client_min_messages = warning; CREATE TABLE IF NOT EXISTS commit_probe (n bigint)" >/dev/null
+  echo "INSERT INTO commit_probe VALUES (1);" >"$tmp/one_insert.sql"
+  (cd "$tmp" && "$PG_BIN/pgbench" -n -c 8 -T 5 -f one_insert.sql --log --log-prefix=commit "$url" >/dev/null 2>&1)
+  read -r c50 c99 < <($py - "$tmp" <<'PY'
+import glob, sys
+lat = sorted(int(l.split()[2]) for f in glob.glob(f"{sys.argv[1]}/commit.*") for l in open(f))
+print(f"{lat[len(lat) // 2] / 1000:.2f} {lat[int(len(lat) * 0.99)] / 1000:.2f}")
+PY
+)
+  rm -f "$tmp"/commit.*
   say "$n records: SubmitErasure through the server"
   "$ctl" model register --name "probe-$n" --dataset "$dataset" --kind logreg \
     --optimizer sgd --lr 0.1 --epochs 1 --batch-size 256 >/dev/null
@@ -131,12 +152,13 @@ PY
   "$ctl" dataset get "$dataset" >/dev/null
   t1=$(now)
   get=$($py -c "print(f'{$t1 - $t0:.2f}')")
-  printf '%9s | %10s %10s %6s %7s %7s | %10s | %7s | %8s %8s | %8s %8s | %6s\n' \
+  printf '%9s | %10s %10s %6s %7s %7s | %10s | %7s | %8s %8s | %8s %8s | %8s %8s | %6s\n' \
     "$n" "$up" "$cp" "$ratio" "$srv" "$ctl_mb" "$per" "$rows" "$p50" "$p99" \
-    "$s50" "$s99" "$get"
+    "$c50" "$c99" "$s50" "$s99" "$get"
 done
 echo "lethe r/s: lethectl dataset upload (IDX) through the server; COPY r/s: psql \\copy"
 echo "of the same rows (text format) into the same table; srv/ctl MB: peak RSS"
 echo "during the upload; bytes/rec: records' table and indexes over its rows;"
-echo "probe: SubmitErasure's subject lookup, ms; submit: SubmitErasure through the"
-echo "server, 8 in flight, ms; get s: lethectl dataset get."
+echo "probe: SubmitErasure's subject lookup, ms; commit: a one-row durable INSERT"
+echo "(pgbench, 8 clients), ms; submit: SubmitErasure through the server, 8 in"
+echo "flight, ms, after VACUUM ANALYZE and CHECKPOINT; get s: lethectl dataset get."

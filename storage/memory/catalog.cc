@@ -122,22 +122,6 @@ ModelVersionRow VersionRowOf(const State& s, const Version& v) {
 }
 
 // `artifact`: the bytes p.artifact held, read before the lock was taken.
-// Everything `in` yields, from its start.
-absl::Status ReadAll(ByteStream& in, std::string* out) {
-  if (auto st = in.Rewind(); !st.ok()) return st;
-  out->resize(static_cast<size_t>(in.size()));
-  size_t filled = 0;
-  for (;;) {
-    if (filled == out->size()) out->resize(filled + 4096);
-    auto n = in.Read(out->data() + filled, out->size() - filled);
-    if (!n.ok()) return n.status();
-    if (*n == 0) break;
-    filled += *n;
-  }
-  out->resize(filled);
-  return absl::OkStatus();
-}
-
 absl::StatusOr<ModelRow> RegisterIn(State& s, const RegisterParams& p,
                                     const std::string& artifact, int64_t now) {
   if (!s.datasets.count(p.model.dataset_id)) {
@@ -214,7 +198,9 @@ class MemoryModelStore final : public ModelStore {
                                     const std::string&) override {
     std::string artifact;
     if (p.artifact != nullptr) {
-      if (auto st = ReadAll(*p.artifact, &artifact); !st.ok()) return st;
+      auto read = ReadWholeStream(*p.artifact);
+      if (!read.ok()) return read.status();
+      artifact = std::move(*read);
     }
     const int64_t now = core_->Now();
     return core_->Run(

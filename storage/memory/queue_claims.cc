@@ -315,17 +315,28 @@ absl::StatusOr<LatestVersion> MemoryWorkQueue::LatestIn(
   auto first = s.versions.find({model_id, 1});
   v.trained_by_lethe =
       first != s.versions.end() && first->second.row.produced_by == "trained";
-  for (auto [digest, out] :
-       {std::pair{&newest->row.artifact_sha256, &v.artifact},
-        std::pair{&newest->state_sha256, &v.state}}) {
-    if (digest->empty()) continue;
-    auto it = s.artifacts.find(*digest);
+  if (!newest->state_sha256.empty()) {
+    auto it = s.artifacts.find(newest->state_sha256);
     if (it == s.artifacts.end()) {
-      return absl::NotFoundError(absl::StrCat("no artifact ", ToHex(*digest)));
+      return absl::NotFoundError(
+          absl::StrCat("no artifact ", ToHex(newest->state_sha256)));
     }
-    *out = it->second;
+    v.state = it->second;
   }
   return v;
+}
+
+absl::StatusOr<std::unique_ptr<ArtifactReader>> MemoryWorkQueue::OpenArtifact(
+    const std::string& sha256) {
+  return core_->Run(
+      [&](State& s) -> absl::StatusOr<std::unique_ptr<ArtifactReader>> {
+        auto it = s.artifacts.find(sha256);
+        if (it == s.artifacts.end()) {
+          return absl::NotFoundError(
+              absl::StrCat("no artifact ", ToHex(sha256)));
+        }
+        return NewStringArtifactReader(it->second, sha256);
+      });
 }
 
 absl::StatusOr<LatestVersion> MemoryWorkQueue::Latest(

@@ -51,7 +51,7 @@ absl::StatusOr<std::optional<ModelJob>> MemoryWorkQueue::ClaimModelJob() {
     if (!job.training) {
       auto latest = LatestIn(s, m->row.id);
       if (!latest.ok()) return latest.status();
-      job.artifact = std::move(latest->artifact);
+      job.artifact_sha256 = std::move(latest->artifact_sha256);
     }
     ++m->job_attempts;
     m->lease_owner = options_.owner;
@@ -80,17 +80,28 @@ absl::Status MemoryWorkQueue::RenewModelJob(const ModelJob& job) {
 }
 
 absl::Status MemoryWorkQueue::FinishModelJob(const ModelJob& job,
-                                             const std::string& artifact,
+                                             ByteStream* artifact_stream,
+                                             const std::string& artifact_sha256,
                                              const std::string& state,
                                              const std::string& produced_by,
                                              const std::string& report_json) {
+  std::string artifact;
+  if (artifact_stream != nullptr) {
+    auto read = ReadWholeStream(*artifact_stream);
+    if (!read.ok()) return read.status();
+    if (Sha256(*read) != artifact_sha256) {
+      return absl::InvalidArgumentError(
+          "artifact bytes do not match their SHA-256 digest");
+    }
+    artifact = std::move(*read);
+  }
   const int64_t now = core_->Now();
   return core_->Run([&](State& s) -> absl::Status {
     Model* m = HeldJob(s, job, options_.owner);
     if (m == nullptr || !PendingJob(*m)) {
       return absl::FailedPreconditionError("model job lease lost");
     }
-    if (!artifact.empty()) {
+    if (artifact_stream != nullptr) {
       Version v;
       v.row.model_id = m->row.id;
       v.row.version = MaxVersion(s, m->row.id) + 1;

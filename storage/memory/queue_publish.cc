@@ -8,18 +8,19 @@
 namespace lethe::storage::memory {
 namespace {
 
+// `artifact`: the bytes req.artifact held, read before the lock was taken.
 void StoreVersion(State& s, const TaskBatch& batch, const PublishRequest& req,
-                  int64_t version, int64_t now) {
+                  const std::string& artifact, int64_t version, int64_t now) {
   Version v;
   v.row.model_id = batch.model.id;
   v.row.version = version;
-  v.row.artifact_sha256 = Sha256(req.artifact);
-  v.row.size_bytes = static_cast<int64_t>(req.artifact.size());
+  v.row.artifact_sha256 = req.artifact_sha256;
+  v.row.size_bytes = static_cast<int64_t>(artifact.size());
   v.row.parent_version = req.parent_version;
   v.row.produced_by = req.produced_by;
   v.row.report_json = req.report_json;
   v.row.created_us = now;
-  s.artifacts[v.row.artifact_sha256] = req.artifact;
+  s.artifacts[v.row.artifact_sha256] = artifact;
   if (!req.state.empty()) {
     v.state_sha256 = Sha256(req.state);
     s.artifacts[v.state_sha256] = req.state;
@@ -71,7 +72,7 @@ void RetireOlderVersions(State& s, const TaskBatch& batch,
 
 absl::StatusOr<PublishResult> MemoryWorkQueue::PublishIn(
     State& s, const TaskBatch& batch, const PublishRequest& req,
-    const CompletionHook& hook, int64_t now) {
+    const std::string& artifact, const CompletionHook& hook, int64_t now) {
   std::vector<Task*> held;
   for (const auto& lt : batch.tasks) {
     if (Task* t = Held(s, lt, options_.owner)) held.push_back(t);
@@ -88,10 +89,10 @@ absl::StatusOr<PublishResult> MemoryWorkQueue::PublishIn(
   }
   PublishResult out;
   out.version = latest;
-  const bool new_version = !req.artifact.empty();
+  const bool new_version = req.artifact != nullptr;
   if (new_version) {
     out.version = latest + 1;
-    StoreVersion(s, batch, req, out.version, now);
+    StoreVersion(s, batch, req, artifact, out.version, now);
   }
   Settled settled = MarkDone(s, held, batch, out.version, req.produced_by, now);
   out.records_removed = settled.removed_in_dataset;
@@ -111,9 +112,19 @@ absl::StatusOr<PublishResult> MemoryWorkQueue::PublishIn(
 absl::StatusOr<PublishResult> MemoryWorkQueue::Publish(
     const TaskBatch& batch, const PublishRequest& req,
     const CompletionHook& hook) {
+  std::string artifact;
+  if (req.artifact != nullptr) {
+    auto read = ReadWholeStream(*req.artifact);
+    if (!read.ok()) return read.status();
+    if (Sha256(*read) != req.artifact_sha256) {
+      return absl::InvalidArgumentError(
+          "artifact bytes do not match their SHA-256 digest");
+    }
+    artifact = std::move(*read);
+  }
   const int64_t now = core_->Now();
   return core_->RunAtomic(
-      [&](State& s) { return PublishIn(s, batch, req, hook, now); });
+      [&](State& s) { return PublishIn(s, batch, req, artifact, hook, now); });
 }
 
 }  // namespace lethe::storage::memory

@@ -29,6 +29,8 @@ class PgWorkQueue final : public WorkQueue {
   absl::Status Release(const TaskBatch& batch) override;
   absl::Status Fail(const TaskBatch& batch, const std::string& error) override;
   absl::StatusOr<LatestVersion> Latest(const std::string& model_id) override;
+  absl::StatusOr<std::unique_ptr<ArtifactReader>> OpenArtifact(
+      const std::string& sha256) override;
   absl::Status ForEachTrainingRecord(
       const std::string& model_id,
       const std::function<absl::Status(RecordData&)>& fn) override;
@@ -39,7 +41,8 @@ class PgWorkQueue final : public WorkQueue {
   absl::StatusOr<std::optional<ModelJob>> ClaimModelJob() override;
   absl::StatusOr<bool> Idle() override;
   absl::Status RenewModelJob(const ModelJob& job) override;
-  absl::Status FinishModelJob(const ModelJob& job, const std::string& artifact,
+  absl::Status FinishModelJob(const ModelJob& job, ByteStream* artifact,
+                              const std::string& artifact_sha256,
                               const std::string& state,
                               const std::string& produced_by,
                               const std::string& report_json) override;

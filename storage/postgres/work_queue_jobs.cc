@@ -37,7 +37,7 @@ absl::StatusOr<std::optional<ModelJob>> PgWorkQueue::ClaimModelJob() {
   if (!job.training) {
     auto latest = Latest(job.model.id);
     if (!latest.ok()) return latest.status();
-    job.artifact = std::move(latest->artifact);
+    job.artifact_sha256 = std::move(latest->artifact_sha256);
   }
   return claimed;
 }
@@ -55,7 +55,8 @@ absl::Status PgWorkQueue::RenewModelJob(const ModelJob& job) {
 }
 
 absl::Status PgWorkQueue::FinishModelJob(const ModelJob& job,
-                                         const std::string& artifact,
+                                         ByteStream* artifact,
+                                         const std::string& artifact_sha256,
                                          const std::string& state,
                                          const std::string& produced_by,
                                          const std::string& report_json) {
@@ -65,10 +66,9 @@ absl::Status PgWorkQueue::FinishModelJob(const ModelJob& job,
     if (held.empty()) {
       return absl::FailedPreconditionError("model job lease lost");
     }
-    if (!artifact.empty()) {
-      const std::string sha = Sha256(artifact);
-      if (auto st = artifacts_->PutBytes(txn, sha, artifact); !st.ok())
-        return st;
+    if (artifact != nullptr) {
+      const std::string& sha = artifact_sha256;
+      if (auto st = artifacts_->Put(txn, sha, *artifact); !st.ok()) return st;
       std::string state_sha;
       if (!state.empty()) {
         state_sha = Sha256(state);
@@ -77,8 +77,8 @@ absl::Status PgWorkQueue::FinishModelJob(const ModelJob& job,
         }
       }
       txn.exec_params(sql::kInsertTrainedVersion, job.model.id, Bytea(sha),
-                      static_cast<int64_t>(artifact.size()), produced_by,
-                      report_json, Bytea(state_sha));
+                      artifact->size(), produced_by, report_json,
+                      Bytea(state_sha));
     }
     txn.exec_params(sql::kModelReady, job.model.id);
     internal::AppendAudit(txn, options_.owner,

@@ -30,9 +30,6 @@ absl::StatusOr<LatestVersion> PgWorkQueue::Latest(const std::string& model_id) {
         v.version = res[0][0].as<int64_t>();
         v.artifact_sha256 = ReadBytea(res[0][1]);
         v.trained_by_lethe = res[0][3].as<bool>();
-        auto bytes = artifacts_->Get(txn, v.artifact_sha256);
-        if (!bytes.ok()) return bytes.status();
-        v.artifact = std::move(*bytes);
         if (!res[0][2].is_null()) {
           auto state = artifacts_->Get(txn, ReadBytea(res[0][2]));
           if (!state.ok()) return state.status();
@@ -40,6 +37,11 @@ absl::StatusOr<LatestVersion> PgWorkQueue::Latest(const std::string& model_id) {
         }
         return v;
       });
+}
+
+absl::StatusOr<std::unique_ptr<ArtifactReader>> PgWorkQueue::OpenArtifact(
+    const std::string& sha256) {
+  return artifacts_->Open(*db_, sha256);
 }
 
 absl::Status PgWorkQueue::ForEachTrainingRecord(
@@ -101,9 +103,8 @@ absl::StatusOr<int64_t> PgWorkQueue::LockForPublish(Txn& txn,
 absl::Status PgWorkQueue::StoreVersion(Txn& txn, const TaskBatch& batch,
                                        const PublishRequest& req,
                                        int64_t version) {
-  const std::string sha = Sha256(req.artifact);
-  if (auto st = artifacts_->PutBytes(txn, sha, req.artifact); !st.ok())
-    return st;
+  const std::string& sha = req.artifact_sha256;
+  if (auto st = artifacts_->Put(txn, sha, *req.artifact); !st.ok()) return st;
   std::string state_sha;
   if (!req.state.empty()) {
     state_sha = Sha256(req.state);
@@ -112,8 +113,8 @@ absl::Status PgWorkQueue::StoreVersion(Txn& txn, const TaskBatch& batch,
     }
   }
   txn.exec_params(sql::kInsertVersion, batch.model.id, version, Bytea(sha),
-                  static_cast<int64_t>(req.artifact.size()), req.parent_version,
-                  req.produced_by, req.report_json, Bytea(state_sha));
+                  req.artifact->size(), req.parent_version, req.produced_by,
+                  req.report_json, Bytea(state_sha));
   return absl::OkStatus();
 }
 
@@ -172,7 +173,7 @@ absl::StatusOr<PublishResult> PgWorkQueue::Publish(const TaskBatch& batch,
         if (!latest.ok()) return latest.status();
         PublishResult out;
         out.version = *latest;
-        const bool new_version = !req.artifact.empty();
+        const bool new_version = req.artifact != nullptr;
         if (new_version) {
           out.version = *latest + 1;
           if (auto st = StoreVersion(txn, batch, req, out.version); !st.ok()) {

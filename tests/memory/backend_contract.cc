@@ -62,12 +62,41 @@ CompletionHook IssueWith(const cert::KeyRing& keys) {
   };
 }
 
-PublishRequest NewVersion(int64_t parent, const std::string& artifact) {
+// A PublishRequest with the artifact bytes it points to.
+struct OwnedVersion {
+  OwnedVersion(int64_t parent, std::string artifact)
+      : stream(std::move(artifact)) {
+    req.parent_version = parent;
+    req.artifact = &stream;
+    req.artifact_sha256 = Sha256(*stream.InMemory());
+    req.produced_by = "retrain";
+  }
+  operator const PublishRequest&() const { return req; }
+
+  OwnedByteStream stream;
   PublishRequest req;
-  req.parent_version = parent;
-  req.artifact = artifact;
-  req.produced_by = "retrain";
-  return req;
+};
+
+OwnedVersion NewVersion(int64_t parent, std::string artifact) {
+  return OwnedVersion(parent, std::move(artifact));
+}
+
+// FinishModelJob with a trained model's bytes.
+absl::Status FinishTraining(WorkQueue& queue, const ModelJob& job,
+                            const std::string& artifact) {
+  StringByteStream stream(artifact);
+  return queue.FinishModelJob(job, &stream, Sha256(artifact), "", "retrain",
+                              "");
+}
+
+// The newest version's artifact, read as a worker reads it.
+std::string LatestArtifact(WorkQueue& queue, const std::string& model_id) {
+  auto latest = queue.Latest(model_id);
+  if (!latest.ok()) return latest.status().ToString();
+  auto reader = queue.OpenArtifact(latest->artifact_sha256);
+  if (!reader.ok()) return reader.status().ToString();
+  auto bytes = ReadWholeArtifact(**reader);
+  return bytes.ok() ? *bytes : bytes.status().ToString();
 }
 
 }  // namespace
@@ -131,8 +160,12 @@ std::string BackendContractTest::MakeReadyModel(
   EXPECT_TRUE(job.ok() && job->has_value()) << job.status();
   EXPECT_EQ((*job)->model.id, model->id);
   EXPECT_FALSE((*job)->training);
-  EXPECT_EQ((*job)->artifact, weights);
-  EXPECT_TRUE(queue_->FinishModelJob(**job, "", "", "", "").ok());
+  auto reader = queue_->OpenArtifact((*job)->artifact_sha256);
+  EXPECT_TRUE(reader.ok()) << reader.status();
+  if (reader.ok()) {
+    EXPECT_EQ(*ReadWholeArtifact(**reader), weights);
+  }
+  EXPECT_TRUE(queue_->FinishModelJob(**job, nullptr, "", "", "", "").ok());
   return model->id;
 }
 
@@ -366,6 +399,13 @@ TEST_P(BackendContractTest, PublishCompletesTheRequestAndDeletesRecords) {
   auto latest = queue_->Latest(model);
   ASSERT_TRUE(latest.ok());
   EXPECT_EQ(latest->version, 1);
+  // An artifact that is not what its digest says is refused whole.
+  OwnedVersion lying = NewVersion(1, "weights v2");
+  lying.req.artifact_sha256 = Sha256("other weights");
+  EXPECT_EQ(queue_->Publish(**batch, lying, nullptr).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(queue_->Latest(model)->version, 1);
+  EXPECT_EQ(backend_->erasures().Get(req->erasure.id)->state, "RUNNING");
   auto out = queue_->Publish(**batch, NewVersion(1, "weights v2"), nullptr);
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(out->version, 2);
@@ -380,7 +420,7 @@ TEST_P(BackendContractTest, PublishCompletesTheRequestAndDeletesRecords) {
   auto d = backend_->datasets().Get(dataset);
   EXPECT_EQ(d->subjects, 1);
   EXPECT_EQ(d->train_records, 2);
-  EXPECT_EQ(queue_->Latest(model)->artifact, "weights v2");
+  EXPECT_EQ(LatestArtifact(*queue_, model), "weights v2");
   // Grace 0: the version trained on the subject is gone in the same step.
   EXPECT_EQ(backend_->models().GetVersion(model, 1).status().code(),
             absl::StatusCode::kFailedPrecondition);
@@ -623,15 +663,22 @@ TEST_P(BackendContractTest, TrainingJobIsRetriedThenFinished) {
   auto retry = queue_->ClaimModelJob();
   ASSERT_TRUE(retry.ok() && retry->has_value());
   EXPECT_EQ((*retry)->token, (*job)->token + 1);
-  EXPECT_EQ(queue_->FinishModelJob(**job, "w", "", "retrain", "").code(),
+  EXPECT_EQ(FinishTraining(*queue_, **job, "w").code(),
             absl::StatusCode::kFailedPrecondition);
-  ASSERT_TRUE(
-      queue_->FinishModelJob(**retry, "trained weights", "", "retrain", "")
-          .ok());
+  // Bytes that are not what their digest says are refused, and change
+  // nothing.
+  StringByteStream other("not the trained weights");
+  EXPECT_EQ(queue_
+                ->FinishModelJob(**retry, &other, Sha256("trained weights"), "",
+                                 "retrain", "")
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(backend_->models().Get(model->id)->state, "TRAINING");
+  ASSERT_TRUE(FinishTraining(*queue_, **retry, "trained weights").ok());
   auto ready = backend_->models().Get(model->id);
   EXPECT_EQ(ready->state, "READY");
   EXPECT_EQ(ready->latest_version, 1);
-  EXPECT_EQ(queue_->Latest(model->id)->artifact, "trained weights");
+  EXPECT_EQ(LatestArtifact(*queue_, model->id), "trained weights");
   EXPECT_TRUE(*queue_->Idle());
 }
 

@@ -15,6 +15,17 @@
 namespace lethe::worker {
 namespace {
 
+// Reads `bytes` at most `piece` bytes a read, from and advancing `at`: a
+// pipe that delivers a message in pieces.
+core::ByteReader PiecesOf(const std::string& bytes, size_t piece, size_t& at) {
+  return [&bytes, piece, &at](char* buf, size_t max) {
+    const size_t n = std::min({max, piece, bytes.size() - at});
+    std::memcpy(buf, bytes.data() + at, n);
+    at += n;
+    return core::Result<size_t>(n);
+  };
+}
+
 EngineCall Call() {
   EngineCall c;
   c.op = EngineOp::kUnlearn;
@@ -27,7 +38,7 @@ EngineCall Call() {
   c.dataset.feature_shape = {1, 28, 28};
   c.dataset.feature_type = "uint8";
   c.dataset.num_classes = 10;
-  c.model_bytes = std::string("PK\0\3model", 9);
+  c.model_size = 9;
   c.forget_subjects = {"a", "b"};
   c.trained_by_lethe = true;
   c.state = "LETHE-SISA-2...";
@@ -49,7 +60,7 @@ TEST(EngineWireTest, CallRoundTrips) {
   EXPECT_EQ(back->dataset.feature_shape, c.dataset.feature_shape);
   EXPECT_EQ(back->dataset.feature_type, c.dataset.feature_type);
   EXPECT_EQ(back->dataset.num_classes, c.dataset.num_classes);
-  EXPECT_EQ(back->model_bytes, c.model_bytes);
+  EXPECT_EQ(back->model_size, c.model_size);
   EXPECT_EQ(back->forget_subjects, c.forget_subjects);
   EXPECT_EQ(back->trained_by_lethe, c.trained_by_lethe);
   EXPECT_EQ(back->state, c.state);
@@ -58,22 +69,17 @@ TEST(EngineWireTest, CallRoundTrips) {
   }
 }
 
-// On the engine's stdin the call is framed and the training set follows:
-// reading the frame leaves the set unread, and a short frame is an error.
+// On the engine's stdin the call is framed and the model file and the
+// training set follow: reading the frame leaves them unread, and a short
+// frame is an error.
 TEST(EngineWireTest, TheCallFrameLeavesWhatFollowsItUnread) {
   const EngineCall c = Call();
-  const std::string input = EncodeEngineCallFrame(c) + "DATASET";
+  const std::string input = EncodeEngineCallFrame(c) + "MODELFILEDATASET";
   size_t at = 0;
-  auto reader = [&](char* buf, size_t max) {
-    const size_t n = std::min({max, size_t{5}, input.size() - at});
-    std::memcpy(buf, input.data() + at, n);
-    at += n;
-    return core::Result<size_t>(n);
-  };
-  core::Result<EngineCall> back = ReadEngineCallFrame(reader);
+  core::Result<EngineCall> back = ReadEngineCallFrame(PiecesOf(input, 5, at));
   ASSERT_TRUE(back.ok()) << back.status().ToString();
-  EXPECT_EQ(back->model_bytes, c.model_bytes);
-  EXPECT_EQ(input.substr(at), "DATASET");
+  EXPECT_EQ(back->model_size, 9);
+  EXPECT_EQ(input.substr(at), "MODELFILEDATASET");
   const std::string frame = EncodeEngineCallFrame(c);
   for (size_t cut : {size_t{0}, size_t{4}, size_t{8}, frame.size() - 1}) {
     at = 0;
@@ -90,9 +96,10 @@ TEST(EngineWireTest, TheCallFrameLeavesWhatFollowsItUnread) {
   }
 }
 
-TEST(EngineWireTest, RepliesRoundTripPerOp) {
+// A train's reply with every field set (also the train_ok seed).
+EngineReply TrainedReply() {
   EngineReply trained;
-  trained.trained.model_bytes = "weights";
+  trained.model_size = 7;
   trained.trained.model_sha256 = std::string(64, 'b');
   trained.trained.train_accuracy = 0.9;
   trained.trained.test_accuracy = 0.85;
@@ -100,11 +107,16 @@ TEST(EngineWireTest, RepliesRoundTripPerOp) {
   trained.trained.sisa_state = "state";
   trained.peak_rss_bytes = int64_t{345} << 20;
   trained.cpu_seconds = 61.25;
+  return trained;
+}
+
+TEST(EngineWireTest, RepliesRoundTripPerOp) {
+  const EngineReply trained = TrainedReply();
   auto t = DecodeEngineReply(EngineOp::kTrain,
                              EncodeEngineReply(EngineOp::kTrain, trained));
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   EXPECT_TRUE(t->status.ok());
-  EXPECT_EQ(t->trained.model_bytes, "weights");
+  EXPECT_EQ(t->model_size, 7);
   EXPECT_EQ(t->trained.test_accuracy, 0.85);
   EXPECT_EQ(t->trained.sisa_state, "state");
   // What the engine used travels with every reply.
@@ -112,7 +124,7 @@ TEST(EngineWireTest, RepliesRoundTripPerOp) {
   EXPECT_EQ(t->cpu_seconds, 61.25);
 
   EngineReply unlearned;
-  unlearned.outcome.model_bytes = "v2";
+  unlearned.model_size = 2;
   unlearned.outcome.newton_state = "newton";
   unlearned.outcome.report.ok = true;
   unlearned.outcome.report.method = "newton";
@@ -121,7 +133,7 @@ TEST(EngineWireTest, RepliesRoundTripPerOp) {
   const std::string bytes = EncodeEngineReply(EngineOp::kUnlearn, unlearned);
   auto u = DecodeEngineReply(EngineOp::kUnlearn, bytes);
   ASSERT_TRUE(u.ok()) << u.status().ToString();
-  EXPECT_EQ(u->outcome.model_bytes, "v2");
+  EXPECT_EQ(u->model_size, 2);
   EXPECT_EQ(u->outcome.newton_state, "newton");
   EXPECT_EQ(u->outcome.report.method, "newton");
   EXPECT_EQ(u->outcome.report.attempts.size(), 1u);
@@ -133,6 +145,57 @@ TEST(EngineWireTest, RepliesRoundTripPerOp) {
         << cut;
   }
   EXPECT_FALSE(DecodeEngineReply(EngineOp::kUnlearn, bytes + "x").ok());
+}
+
+// A model file follows a successful train's or unlearning's reply, never
+// empty, and nothing else's: a reply announcing otherwise is malformed.
+TEST(EngineWireTest, OnlyAProducedModelFileMayFollowAReply) {
+  EngineReply trained;
+  trained.model_size = 0;
+  EXPECT_FALSE(DecodeEngineReply(EngineOp::kTrain,
+                                 EncodeEngineReply(EngineOp::kTrain, trained))
+                   .ok());
+  trained.model_size = -1;
+  EXPECT_FALSE(DecodeEngineReply(EngineOp::kTrain,
+                                 EncodeEngineReply(EngineOp::kTrain, trained))
+                   .ok());
+  EngineReply valid;
+  valid.model_size = 5;
+  EXPECT_FALSE(DecodeEngineReply(EngineOp::kValidate,
+                                 EncodeEngineReply(EngineOp::kValidate, valid))
+                   .ok());
+  EngineReply rejected;  // every method failed: no model
+  rejected.model_size = 5;
+  EXPECT_FALSE(
+      DecodeEngineReply(EngineOp::kUnlearn,
+                        EncodeEngineReply(EngineOp::kUnlearn, rejected))
+          .ok());
+  EngineReply failed;
+  failed.status = core::Status(core::Code::kInternal, "crashed");
+  failed.model_size = 5;
+  EXPECT_FALSE(DecodeEngineReply(EngineOp::kTrain,
+                                 EncodeEngineReply(EngineOp::kTrain, failed))
+                   .ok());
+}
+
+// On the engine's stdout the reply is framed and the model file follows.
+TEST(EngineWireTest, TheReplyFrameLeavesTheModelFileUnread) {
+  EngineReply trained;
+  trained.model_size = 9;
+  trained.trained.test_accuracy = 0.5;
+  const std::string out =
+      EncodeEngineReplyFrame(EngineOp::kTrain, trained) + "MODELFILE";
+  size_t at = 0;
+  const core::ByteReader reader = PiecesOf(out, 3, at);
+  core::Result<EngineReply> back =
+      ReadEngineReplyFrame(EngineOp::kTrain, reader, 1 << 20);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->model_size, 9);
+  EXPECT_EQ(out.substr(at), "MODELFILE");
+  // A frame longer than the caller allows is refused before it is read.
+  at = 0;
+  EXPECT_EQ(ReadEngineReplyFrame(EngineOp::kTrain, reader, 16).status().code(),
+            core::Code::kInvalidArgument);
 }
 
 TEST(EngineWireTest, ErrorsKeepTheirCodeAndUnknownCodesAreRejected) {
@@ -161,11 +224,11 @@ std::string Seed(const std::string& name) {
 }
 
 // An unlearn reply with every part of the report set: the unlearn_ok seed.
-// LETHE_WRITE_FUZZ_SEEDS=DIR writes it as DIR/unlearn_ok (the op byte, then
-// the reply) when the report's encoding changes.
+// LETHE_WRITE_FUZZ_SEEDS=DIR writes it and the other seeds (WriteSeeds)
+// into DIR when the wire's or the report's encoding changes.
 EngineReply SeedUnlearnReply() {
   EngineReply r;
-  r.outcome.model_bytes = "v2";
+  r.model_size = 2;
   r.outcome.model_sha256 = std::string(64, 'c');
   r.outcome.sisa_state = "sisa";
   core::Report& rep = r.outcome.report;
@@ -210,11 +273,32 @@ EngineReply SeedUnlearnReply() {
   return r;
 }
 
+// Each seed is the fuzz target's op byte (0 validate, 1 train, 2 unlearn),
+// then the message.
+void WriteSeeds(const std::string& dir) {
+  auto write = [&dir](const char* name, char op, const std::string& bytes) {
+    std::ofstream out(dir + "/" + name, std::ios::binary);
+    out << op << bytes;
+  };
+  write("unlearn_ok", '\x02',
+        EncodeEngineReply(EngineOp::kUnlearn, SeedUnlearnReply()));
+  write("train_ok", '\x01',
+        EncodeEngineReply(EngineOp::kTrain, TrainedReply()));
+  EngineReply not_found;
+  not_found.status =
+      core::Status(core::Code::kNotFound, "no training record of a subject");
+  write("unlearn_not_found", '\x02',
+        EncodeEngineReply(EngineOp::kUnlearn, not_found));
+  EngineReply invalid;
+  invalid.status =
+      core::Status(core::Code::kInvalidArgument, "not TorchScript");
+  write("validate_invalid", '\x00',
+        EncodeEngineReply(EngineOp::kValidate, invalid));
+  write("call_unlearn", '\x00', EncodeEngineCall(Call()));
+}
+
 TEST(EngineWireTest, FuzzSeedsAreValidMessages) {
-  if (const char* dir = std::getenv("LETHE_WRITE_FUZZ_SEEDS")) {
-    std::ofstream out(std::string(dir) + "/unlearn_ok", std::ios::binary);
-    out << '\x02' << EncodeEngineReply(EngineOp::kUnlearn, SeedUnlearnReply());
-  }
+  if (const char* dir = std::getenv("LETHE_WRITE_FUZZ_SEEDS")) WriteSeeds(dir);
   struct Case {
     const char* name;
     EngineOp op;

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,9 +23,13 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/match.h"
+#include "base/crypto.h"
+#include "base/hex.h"
 #include "lethe/core/dataset.h"
 #include "lethe/core/model.h"
 #include "lethe/core/report.h"
+#include "storage/model_store.h"
+#include "worker/engine/engine_wire.h"
 #include "worker/engine/model_engine.h"
 #include "worker/engine/model_spec.h"
 #include "worker/engine/seccomp.h"
@@ -250,8 +255,17 @@ TEST(SandboxedEngineTest, TrainsAndUnlearnsBitForBitAsInProcess) {
   auto b = (*local)->Train(*spec, d2);
   ASSERT_TRUE(a.ok()) << a.status().ToString();
   ASSERT_TRUE(b.ok()) << b.status().ToString();
-  EXPECT_EQ(a.value().model_sha256, b.value().model_sha256);
-  EXPECT_EQ(a.value().test_accuracy, b.value().test_accuracy);
+  EXPECT_EQ(a.value().trained.model_sha256, b.value().trained.model_sha256);
+  EXPECT_EQ(a.value().model.sha256, b.value().model.sha256);
+  EXPECT_EQ(a.value().trained.test_accuracy, b.value().trained.test_accuracy);
+  // The sandboxed engine's model file stays in its spool file, not in the
+  // worker's memory, and is the same bytes.
+  ASSERT_NE(a.value().model.bytes, nullptr);
+  EXPECT_FALSE(a.value().model.bytes->InMemory().has_value());
+  const std::string trained_bytes =
+      *storage::ReadWholeStream(*a.value().model.bytes);
+  EXPECT_EQ(trained_bytes, *b.value().model.bytes->InMemory());
+  EXPECT_EQ(base::Sha256(trained_bytes), a.value().model.sha256);
   // Each run reports what its process used, measured by the process: at
   // least LibTorch's libraries, far less than the address-space limit.
   {
@@ -264,27 +278,87 @@ TEST(SandboxedEngineTest, TrainsAndUnlearnsBitForBitAsInProcess) {
     EXPECT_GT(runs[0].second.wall_seconds, 0.0);
   }
   EXPECT_TRUE(
-      (*sandboxed)->Validate(a.value().model_bytes, spec->features).ok());
+      (*sandboxed)->Validate(*a.value().model.bytes, spec->features).ok());
 
   core::UnlearnRequest req;
-  req.model_bytes = a.value().model_bytes;
   req.forget_subjects = {"s1", "s7"};
   req.recipe = spec->recipe;
   req.policy = spec->policy;
   req.trained_by_lethe = true;
-  auto ua = (*sandboxed)->Unlearn(*spec, req, d3);
-  auto ub = (*local)->Unlearn(*spec, req, d4);
+  storage::StringByteStream model(trained_bytes);
+  auto ua = (*sandboxed)->Unlearn(*spec, req, *a.value().model.bytes, d3);
+  auto ub = (*local)->Unlearn(*spec, req, model, d4);
   ASSERT_TRUE(ua.ok()) << ua.status().ToString();
   ASSERT_TRUE(ub.ok()) << ub.status().ToString();
-  EXPECT_EQ(ua.value().model_sha256, ub.value().model_sha256);
-  EXPECT_EQ(ua.value().report.method, ub.value().report.method);
-  EXPECT_EQ(ua.value().report.forget_records, 20);
+  EXPECT_EQ(ua.value().outcome.model_sha256, ub.value().outcome.model_sha256);
+  EXPECT_EQ(ua.value().model.sha256, ub.value().model.sha256);
+  EXPECT_EQ(*storage::ReadWholeStream(*ua.value().model.bytes),
+            *ub.value().model.bytes->InMemory());
+  EXPECT_EQ(ua.value().outcome.report.method, ub.value().outcome.report.method);
+  EXPECT_EQ(ua.value().outcome.report.forget_records, 20);
   // Errors cross the boundary with their code.
   req.forget_subjects = {"nobody"};
-  EXPECT_EQ((*sandboxed)->Unlearn(*spec, req, d5).status().code(),
+  EXPECT_EQ((*sandboxed)->Unlearn(*spec, req, model, d5).status().code(),
             core::Code::kNotFound);
-  EXPECT_EQ((*sandboxed)->Validate("junk", spec->features).code(),
+  storage::StringByteStream junk("junk");
+  EXPECT_EQ((*sandboxed)->Validate(junk, spec->features).code(),
             core::Code::kInvalidArgument);
+}
+
+// An engine binary that answers the probe, then swallows its input and
+// writes `reply` (a file) as its stdout: a lying engine process.
+SandboxOptions Replying(const std::string& name, const std::string& reply) {
+  const std::string dir = ::testing::TempDir();
+  const std::string reply_path = dir + "/" + name + ".reply";
+  std::ofstream(reply_path, std::ios::binary) << reply;
+  const std::string script = dir + "/" + name + ".sh";
+  std::ofstream(script) << "#!/bin/sh\n"
+                           "if [ \"$1\" = --probe ]; then printf 'lethe-engine "
+                           "ok\\n'; exit 0; fi\n"
+                           "cat >/dev/null\ncat "
+                        << reply_path << "\n";
+  chmod(script.c_str(), 0755);
+  SandboxOptions o;
+  o.engine_binary = script;
+  o.isolation = Isolation::kProcess;
+  o.wall_seconds = 60;
+  return o;
+}
+
+// The model file after the reply is the worker's to measure: its digest is
+// taken as it arrives (whatever the reply claims), and a file that is not
+// the size the reply announced fails the call.
+TEST(SandboxedEngineTest, TheModelFileIsHashedHereAndMustBeTheAnnouncedSize) {
+  auto spec = ParseModelSpec(Mlp(), Features());
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EngineReply reply;
+  reply.trained.model_sha256 = std::string(64, '0');  // a lie
+  reply.model_size = 9;
+  const std::string frame = EncodeEngineReplyFrame(EngineOp::kTrain, reply);
+  {
+    auto engine =
+        NewSandboxedEngine(Replying("honest", frame + "MODELFILE"), "cpu", 1);
+    ASSERT_TRUE(engine.ok()) << engine.status();
+    storage::StringByteStream data("");
+    auto trained = (*engine)->Train(*spec, data);
+    ASSERT_TRUE(trained.ok()) << trained.status().ToString();
+    EXPECT_EQ(*storage::ReadWholeStream(*trained.value().model.bytes),
+              "MODELFILE");
+    EXPECT_EQ(trained.value().model.sha256, base::Sha256("MODELFILE"));
+    EXPECT_EQ(trained.value().trained.model_sha256,
+              base::HexEncode(base::Sha256("MODELFILE")));
+  }
+  for (const std::string& tail :
+       {std::string("MODEL"), std::string("MODELFILE+")}) {
+    auto engine = NewSandboxedEngine(Replying("lying", frame + tail), "cpu", 1);
+    ASSERT_TRUE(engine.ok()) << engine.status();
+    storage::StringByteStream data("");
+    auto trained = (*engine)->Train(*spec, data);
+    EXPECT_EQ(trained.status().code(), core::Code::kInternal) << tail;
+    EXPECT_TRUE(absl::StrContains(trained.status().message(),
+                                  "not the size it announced"))
+        << trained.status().ToString();
+  }
 }
 
 std::string Hostile(const std::string& forward) {
@@ -320,7 +394,8 @@ TEST(SandboxedEngineTest, AModelThatLoopsIsKilledAtTheWallClockLimit) {
       "    while True:\n"
       "        x = x + 1\n"
       "    return x\n");
-  core::Status st = (*engine)->Validate(model, Spec());
+  storage::StringByteStream stream(model);
+  core::Status st = (*engine)->Validate(stream, Spec());
   EXPECT_EQ(st.code(), core::Code::kDeadlineExceeded) << st.ToString();
 }
 
@@ -335,7 +410,8 @@ TEST(SandboxedEngineTest, AModelThatAllocatesWithoutBoundFailsTheCall) {
       "    for i in range(1000000):\n"
       "        xs.append(torch.full([1 << 24], float(i)))\n"
       "    return x[:, :3] * float(len(xs))\n");
-  core::Status st = (*engine)->Validate(model, Spec());
+  storage::StringByteStream stream(model);
+  core::Status st = (*engine)->Validate(stream, Spec());
   // The allocation past the limit fails inside the engine, which reports
   // where; the worker's memory never sees it.
   EXPECT_FALSE(st.ok());
@@ -348,7 +424,8 @@ TEST(SandboxedEngineTest, AModelThatReadsAFileIsRefused) {
   const std::string model = Hostile(
       "def forward(self, x: Tensor) -> Tensor:\n"
       "    return torch.from_file('/etc/hostname', False, 3).view(1, 3)\n");
-  core::Status st = (*engine)->Validate(model, Spec());
+  storage::StringByteStream stream(model);
+  core::Status st = (*engine)->Validate(stream, Spec());
   EXPECT_EQ(st.code(), core::Code::kInvalidArgument) << st.ToString();
   EXPECT_TRUE(absl::StrContains(st.message(), "aten::from_file"));
 }

@@ -31,29 +31,39 @@ class ScriptedEngine final : public ModelEngine {
  public:
   std::string device_kind() const override { return "cpu"; }
   std::string device_name() const override { return "cpu (scripted)"; }
-  core::Status Validate(std::string_view model_bytes,
+  core::Status Validate(storage::ByteStream& model,
                         const core::FeatureSpec&) const override {
-    if (model_bytes == "not a model") {
+    if (*storage::ReadWholeStream(model) == "not a model") {
       return core::Status(core::Code::kInvalidArgument, "not TorchScript");
     }
     return core::Status();
   }
-  core::Result<core::TrainedModel> Train(const ModelSpec&,
-                                         storage::ByteStream&) const override {
+  core::Result<EngineTrained> Train(const ModelSpec&,
+                                    storage::ByteStream&) const override {
     return core::Status(core::Code::kInternal, "training is not scripted");
   }
   // Decodes the training set as an engine process would, from the stream.
-  core::Result<core::UnlearnOutcome> Unlearn(
+  core::Result<EngineUnlearned> Unlearn(
       const ModelSpec& /*spec*/, const core::UnlearnRequest& request,
-      storage::ByteStream& data) const override {
+      storage::ByteStream& model, storage::ByteStream& data) const override {
+    absl::StatusOr<std::string> model_bytes = storage::ReadWholeStream(model);
+    if (!model_bytes.ok()) {
+      return core::Status(core::Code::kInternal, "model file unreadable");
+    }
     core::Result<core::Dataset> decoded =
         core::DecodeDataset(ReaderOf(data), data.size());
     if (!decoded.ok()) return decoded.status();
     std::lock_guard lock(mu_);
-    calls_.push_back(Call{request.forget_subjects,
-                          std::string(request.model_bytes),
-                          decoded->subjects()});
-    return next_;
+    calls_.push_back(
+        Call{request.forget_subjects, *model_bytes, decoded->subjects()});
+    if (!next_.ok()) return next_.status();
+    EngineUnlearned out;
+    out.outcome = next_.value();
+    if (out.outcome.report.ok) {
+      out.model = ModelFileOf(std::move(out.outcome.model_bytes));
+      out.outcome.model_bytes.clear();
+    }
+    return out;
   }
 
   struct Call {

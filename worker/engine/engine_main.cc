@@ -2,10 +2,10 @@
 // Reads an EngineCall (worker/engine_wire.h) on stdin, writes the
 // EngineReply on stdout, exits 0; anything else (a crash, a limit) is the
 // worker's to report. It installs its seccomp filter after reading the call
-// and starting LibTorch's threads, before it reads the training set that
-// follows the call and parses the model: the decoder, the model's code and
-// LibTorch's deserialiser run with no file, network or process calls left. Not
-// meant to be run by hand.
+// and starting LibTorch's threads, before it reads the model file and the
+// training set that follow the call and parses the model: the decoder, the
+// model's code and LibTorch's deserialiser run with no file, network or process
+// calls left. Not meant to be run by hand.
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -43,7 +43,7 @@ class StdinStream final : public storage::ByteStream {
   int64_t size() const override { return -1; }  // unknown
 };
 
-bool WriteAll(int fd, const std::string& out) {
+bool WriteAll(int fd, std::string_view out) {
   size_t done = 0;
   while (done < out.size()) {
     const ssize_t n = write(fd, out.data() + done, out.size() - done);
@@ -84,11 +84,37 @@ core::Status FromAbsl(const absl::Status& s) {
                       std::string(s.message()));
 }
 
-// Runs the call on `engine`; fills reply.
+// The model file that follows the call's frame on stdin.
+core::Result<std::string> ReadModel(const EngineCall& call) {
+  std::string model(static_cast<size_t>(call.model_size), '\0');
+  StdinStream in;
+  for (size_t got = 0; got < model.size();) {
+    absl::StatusOr<size_t> n = in.Read(model.data() + got, model.size() - got);
+    if (!n.ok() || *n == 0) {
+      return core::Status(core::Code::kInvalidArgument,
+                          "the model file on stdin is short");
+    }
+    got += *n;
+  }
+  return model;
+}
+
+// Runs the call on `engine`; fills reply, and `produced` with the model
+// file that follows it.
 void Serve(const ModelEngine& engine, const EngineCall& call,
-           EngineReply& reply) {
+           EngineReply& reply, ModelFile& produced) {
+  std::string model_bytes;
+  if (call.op != EngineOp::kTrain) {
+    core::Result<std::string> read = ReadModel(call);
+    if (!read.ok()) {
+      reply.status = read.status();
+      return;
+    }
+    model_bytes = std::move(read).value();
+  }
+  storage::StringByteStream model(model_bytes);
   if (call.op == EngineOp::kValidate) {
-    reply.status = engine.Validate(call.model_bytes, FeaturesOf(call.dataset));
+    reply.status = engine.Validate(model, FeaturesOf(call.dataset));
     return;
   }
   absl::StatusOr<ModelSpec> spec = ParseModelSpec(call.model, call.dataset);
@@ -100,20 +126,34 @@ void Serve(const ModelEngine& engine, const EngineCall& call,
   if (call.op == EngineOp::kTrain) {
     auto trained = engine.Train(*spec, data);
     reply.status = trained.status();
-    if (trained.ok()) reply.trained = std::move(trained).value();
+    if (trained.ok()) {
+      reply.trained = std::move(trained.value().trained);
+      produced = std::move(trained.value().model);
+    }
     return;
   }
   core::UnlearnRequest req;
-  req.model_bytes = call.model_bytes;
   req.forget_subjects = call.forget_subjects;
   req.recipe = spec->recipe;
   req.trained_by_lethe = call.trained_by_lethe;
   req.policy = spec->policy;
   if (spec->state_kind == StateKind::kSisa) req.sisa_state = call.state;
   if (spec->state_kind == StateKind::kNewton) req.newton_state = call.state;
-  auto outcome = engine.Unlearn(*spec, req, data);
+  auto outcome = engine.Unlearn(*spec, req, model, data);
   reply.status = outcome.status();
-  if (outcome.ok()) reply.outcome = std::move(outcome).value();
+  if (outcome.ok()) {
+    reply.outcome = std::move(outcome.value().outcome);
+    produced = std::move(outcome.value().model);
+  }
+}
+
+// The reply's frame, then the model file.
+int WriteReply(EngineOp op, EngineReply& reply, const ModelFile& produced) {
+  std::string_view model;
+  if (produced.bytes != nullptr) model = produced.bytes->InMemory().value();
+  reply.model_size = static_cast<int64_t>(model.size());
+  if (!WriteAll(1, EncodeEngineReplyFrame(op, reply))) return 3;
+  return WriteAll(1, model) ? 0 : 3;
 }
 
 int Main(int argc, char** argv) {
@@ -137,7 +177,7 @@ int Main(int argc, char** argv) {
   if (!engine.ok()) {
     EngineReply reply;
     reply.status = FromAbsl(engine.status());
-    return WriteAll(1, EncodeEngineReply(call->op, reply)) ? 0 : 3;
+    return WriteReply(call->op, reply, ModelFile{});
   }
   core::WarmUpRuntime();
   if (std::string err = InstallEngineSeccompFilter(); !err.empty()) {
@@ -145,17 +185,19 @@ int Main(int argc, char** argv) {
     return 4;
   }
   EngineReply reply;
+  ModelFile produced;
   try {
-    Serve(**engine, *call, reply);
+    Serve(**engine, *call, reply, produced);
   } catch (const std::bad_alloc&) {
     reply = EngineReply{};
+    produced = ModelFile{};
     reply.status =
         core::Status(core::Code::kResourceExhausted,
                      "the engine ran out of memory (--engine-memory-mb)");
   }
   reply.peak_rss_bytes = PeakRssBytes();
   reply.cpu_seconds = CpuSeconds();
-  return WriteAll(1, EncodeEngineReply(call->op, reply)) ? 0 : 3;
+  return WriteReply(call->op, reply, produced);
 }
 
 }  // namespace

@@ -8,8 +8,11 @@
 namespace lethe::worker {
 namespace {
 
-constexpr std::string_view kCallMagic = "LETHE-ENGINE-CALL-1";
-constexpr std::string_view kReplyMagic = "LETHE-ENGINE-REPLY-1";
+constexpr std::string_view kCallMagic = "LETHE-ENGINE-CALL-2";
+constexpr std::string_view kReplyMagic = "LETHE-ENGINE-REPLY-2";
+
+// The largest model file a message may announce: 1 TiB.
+constexpr uint64_t kMaxModelSize = uint64_t{1} << 40;
 
 core::Status Malformed(std::string_view what) {
   return core::Status(core::Code::kInvalidArgument,
@@ -32,7 +35,6 @@ bool KnownCode(uint64_t c) {
 }
 
 void PutTrained(core::WireWriter& w, const core::TrainedModel& t) {
-  w.PutBytes(t.model_bytes);
   w.PutBytes(t.model_sha256);
   w.PutDouble(t.train_accuracy);
   w.PutDouble(t.test_accuracy);
@@ -42,15 +44,13 @@ void PutTrained(core::WireWriter& w, const core::TrainedModel& t) {
 }
 
 bool GetTrained(core::WireReader& r, core::TrainedModel* t) {
-  return r.GetBytes(&t->model_bytes) && r.GetBytes(&t->model_sha256) &&
-         r.GetDouble(&t->train_accuracy) && r.GetDouble(&t->test_accuracy) &&
-         r.GetDouble(&t->seconds) && r.GetBytes(&t->sisa_state) &&
-         r.GetBytes(&t->newton_state);
+  return r.GetBytes(&t->model_sha256) && r.GetDouble(&t->train_accuracy) &&
+         r.GetDouble(&t->test_accuracy) && r.GetDouble(&t->seconds) &&
+         r.GetBytes(&t->sisa_state) && r.GetBytes(&t->newton_state);
 }
 
 void PutOutcome(core::WireWriter& w, const core::UnlearnOutcome& o) {
   w.PutBytes(core::EncodeReport(o.report));
-  w.PutBytes(o.model_bytes);
   w.PutBytes(o.model_sha256);
   w.PutBytes(o.sisa_state);
   w.PutBytes(o.newton_state);
@@ -58,9 +58,8 @@ void PutOutcome(core::WireWriter& w, const core::UnlearnOutcome& o) {
 
 core::Status GetOutcome(core::WireReader& r, core::UnlearnOutcome* o) {
   std::string_view report;
-  if (!r.GetView(&report) || !r.GetBytes(&o->model_bytes) ||
-      !r.GetBytes(&o->model_sha256) || !r.GetBytes(&o->sisa_state) ||
-      !r.GetBytes(&o->newton_state)) {
+  if (!r.GetView(&report) || !r.GetBytes(&o->model_sha256) ||
+      !r.GetBytes(&o->sisa_state) || !r.GetBytes(&o->newton_state)) {
     return Malformed("truncated outcome");
   }
   core::Result<core::Report> decoded = core::DecodeReport(report);
@@ -69,11 +68,49 @@ core::Status GetOutcome(core::WireReader& r, core::UnlearnOutcome* o) {
   return core::OkStatus();
 }
 
+// Reads exactly n bytes; false at an end before them.
+core::Result<bool> ReadExactly(const core::ByteReader& read, char* buf,
+                               size_t n) {
+  for (size_t got = 0; got < n;) {
+    core::Result<size_t> r = read(buf + got, n - got);
+    if (!r.ok()) return r.status();
+    if (r.value() == 0) return false;
+    got += r.value();
+  }
+  return true;
+}
+
+// One length-prefixed message of at most `max_bytes` (`what` names it in
+// errors).
+core::Result<std::string> ReadFrame(const core::ByteReader& read,
+                                    uint64_t max_bytes, std::string_view what) {
+  char len_bytes[8];
+  core::Result<bool> got = ReadExactly(read, len_bytes, sizeof(len_bytes));
+  if (!got.ok()) return got.status();
+  uint64_t len = 0;
+  core::WireReader(std::string_view(len_bytes, sizeof(len_bytes))).GetU64(&len);
+  if (!got.value() || len > max_bytes) {
+    return Malformed("truncated or oversized " + std::string(what) + " frame");
+  }
+  std::string body(len, '\0');
+  got = ReadExactly(read, body.data(), body.size());
+  if (!got.ok()) return got.status();
+  if (!got.value()) return Malformed("truncated " + std::string(what));
+  return body;
+}
+
+std::string Framed(const std::string& body) {
+  core::WireWriter w;
+  w.Reserve(body.size() + 8);
+  w.PutBytes(body);
+  return std::move(w.str());
+}
+
 }  // namespace
 
 std::string EncodeEngineCall(const EngineCall& c) {
   core::WireWriter w;
-  w.Reserve(c.model_bytes.size() + c.state.size() + 4096);
+  w.Reserve(c.state.size() + 4096);
   w.PutRaw(kCallMagic);
   w.PutU64(static_cast<uint64_t>(c.op));
   w.PutBytes(c.device);
@@ -85,7 +122,7 @@ std::string EncodeEngineCall(const EngineCall& c) {
   w.PutI64s(c.dataset.feature_shape);
   w.PutBytes(c.dataset.feature_type);
   w.PutI64(c.dataset.num_classes);
-  w.PutBytes(c.model_bytes);
+  w.PutI64(c.model_size);
   w.PutStrings(c.forget_subjects);
   w.PutBool(c.trained_by_lethe);
   w.PutBytes(c.state);
@@ -106,13 +143,14 @@ core::Result<EngineCall> DecodeEngineCall(std::string_view bytes) {
       !r.GetBytes(&c.model.recipe_json) || !r.GetBytes(&c.model.policy_json) ||
       !r.GetI64s(&c.dataset.feature_shape) ||
       !r.GetBytes(&c.dataset.feature_type) || !r.GetI64(&classes) ||
-      !r.GetBytes(&c.model_bytes) || !r.GetStrings(&c.forget_subjects) ||
+      !r.GetI64(&c.model_size) || !r.GetStrings(&c.forget_subjects) ||
       !r.GetBool(&c.trained_by_lethe) || !r.GetBytes(&c.state) || !r.done()) {
     return Malformed("truncated call");
   }
   if (op < 1 || op > 3) return Malformed("unknown op");
-  if (threads < 0 || threads > 4096 || classes < 0 || classes > (1 << 30)) {
-    return Malformed("threads or class count out of range");
+  if (threads < 0 || threads > 4096 || classes < 0 || classes > (1 << 30) ||
+      c.model_size < 0 || static_cast<uint64_t>(c.model_size) > kMaxModelSize) {
+    return Malformed("threads, class count or model size out of range");
   }
   c.op = static_cast<EngineOp>(op);
   c.threads = static_cast<int>(threads);
@@ -121,37 +159,14 @@ core::Result<EngineCall> DecodeEngineCall(std::string_view bytes) {
 }
 
 std::string EncodeEngineCallFrame(const EngineCall& call) {
-  const std::string body = EncodeEngineCall(call);
-  core::WireWriter w;
-  w.Reserve(body.size() + 8);
-  w.PutBytes(body);
-  return std::move(w.str());
+  return Framed(EncodeEngineCall(call));
 }
 
 core::Result<EngineCall> ReadEngineCallFrame(const core::ByteReader& read) {
-  auto read_exactly = [&read](char* buf, size_t n) -> core::Result<bool> {
-    for (size_t got = 0; got < n;) {
-      core::Result<size_t> r = read(buf + got, n - got);
-      if (!r.ok()) return r.status();
-      if (r.value() == 0) return false;
-      got += r.value();
-    }
-    return true;
-  };
-  char len_bytes[8];
-  core::Result<bool> got = read_exactly(len_bytes, sizeof(len_bytes));
-  if (!got.ok()) return got.status();
-  uint64_t len = 0;
-  core::WireReader(std::string_view(len_bytes, sizeof(len_bytes))).GetU64(&len);
-  // A call carries a model and its state; more than 64 GiB is no call.
-  if (!got.value() || len > (uint64_t{1} << 36)) {
-    return Malformed("truncated call frame");
-  }
-  std::string body(len, '\0');
-  got = read_exactly(body.data(), body.size());
-  if (!got.ok()) return got.status();
-  if (!got.value()) return Malformed("truncated call");
-  return DecodeEngineCall(body);
+  // A call carries a model's state; more than 64 GiB is no call.
+  core::Result<std::string> body = ReadFrame(read, uint64_t{1} << 36, "call");
+  if (!body.ok()) return body.status();
+  return DecodeEngineCall(body.value());
 }
 
 std::string EncodeEngineReply(EngineOp op, const EngineReply& reply) {
@@ -164,9 +179,22 @@ std::string EncodeEngineReply(EngineOp op, const EngineReply& reply) {
     if (op == EngineOp::kTrain) PutTrained(w, reply.trained);
     if (op == EngineOp::kUnlearn) PutOutcome(w, reply.outcome);
   }
+  w.PutI64(reply.model_size);
   w.PutI64(reply.peak_rss_bytes);
   w.PutDouble(reply.cpu_seconds);
   return std::move(w.str());
+}
+
+std::string EncodeEngineReplyFrame(EngineOp op, const EngineReply& reply) {
+  return Framed(EncodeEngineReply(op, reply));
+}
+
+core::Result<EngineReply> ReadEngineReplyFrame(EngineOp op,
+                                               const core::ByteReader& read,
+                                               uint64_t max_bytes) {
+  core::Result<std::string> body = ReadFrame(read, max_bytes, "reply");
+  if (!body.ok()) return body.status();
+  return DecodeEngineReply(op, body.value());
 }
 
 core::Result<EngineReply> DecodeEngineReply(EngineOp op,
@@ -195,10 +223,21 @@ core::Result<EngineReply> DecodeEngineReply(EngineOp op,
       if (!st.ok()) return st;
     }
   }
-  if (!r.GetI64(&reply.peak_rss_bytes) || !r.GetDouble(&reply.cpu_seconds)) {
+  if (!r.GetI64(&reply.model_size) || !r.GetI64(&reply.peak_rss_bytes) ||
+      !r.GetDouble(&reply.cpu_seconds)) {
     return Malformed("truncated usage");
   }
   if (!r.done()) return Malformed("trailing bytes");
+  // A model file, never empty, follows a train's reply and an accepted
+  // unlearning's, and nothing else's.
+  const bool has_model = reply.status.ok() &&
+                         (op == EngineOp::kTrain || (op == EngineOp::kUnlearn &&
+                                                     reply.outcome.report.ok));
+  if (reply.model_size < 0 ||
+      static_cast<uint64_t>(reply.model_size) > kMaxModelSize ||
+      (has_model != (reply.model_size > 0))) {
+    return Malformed("model size out of range");
+  }
   return reply;
 }
 

@@ -1,5 +1,9 @@
 #include "worker/engine/model_engine.h"
 
+#include <optional>
+#include <utility>
+
+#include "base/crypto.h"
 #include "lethe/core/runtime.h"
 
 namespace lethe::worker {
@@ -15,29 +19,67 @@ class InProcessEngine final : public ModelEngine {
   }
   std::string device_name() const override { return device_.ToString(); }
 
-  core::Status Validate(std::string_view model_bytes,
+  core::Status Validate(storage::ByteStream& model,
                         const core::FeatureSpec& features) const override {
-    return engine_.Validate(model_bytes, features);
+    std::string held;
+    core::Result<std::string_view> bytes = View(model, held);
+    if (!bytes.ok()) return bytes.status();
+    return engine_.Validate(bytes.value(), features);
   }
 
-  core::Result<core::TrainedModel> Train(
+  core::Result<EngineTrained> Train(
       const ModelSpec& spec, storage::ByteStream& stream) const override {
     core::Result<core::Dataset> data = Decode(stream);
     if (!data.ok()) return data.status();
-    return TrainOn(spec, data.value());
+    core::Result<core::TrainedModel> trained = TrainOn(spec, data.value());
+    if (!trained.ok()) return trained.status();
+    EngineTrained out;
+    out.trained = std::move(trained).value();
+    out.model = ModelFileOf(std::move(out.trained.model_bytes));
+    out.trained.model_bytes.clear();
+    return out;
   }
 
-  core::Result<core::UnlearnOutcome> Unlearn(
+  core::Result<EngineUnlearned> Unlearn(
       const ModelSpec& /*spec*/, const core::UnlearnRequest& request,
-      storage::ByteStream& stream) const override {
+      storage::ByteStream& model, storage::ByteStream& stream) const override {
+    std::string held;
+    core::Result<std::string_view> bytes = View(model, held);
+    if (!bytes.ok()) return bytes.status();
     core::Result<core::Dataset> data = Decode(stream);
     if (!data.ok()) return data.status();
     core::UnlearnRequest req = request;
+    req.model_bytes = bytes.value();
     req.dataset = &data.value();
-    return engine_.Unlearn(req);
+    core::Result<core::UnlearnOutcome> outcome = engine_.Unlearn(req);
+    if (!outcome.ok()) return outcome.status();
+    EngineUnlearned out;
+    out.outcome = std::move(outcome).value();
+    if (out.outcome.report.ok) {
+      out.model = ModelFileOf(std::move(out.outcome.model_bytes));
+      out.outcome.model_bytes.clear();
+    }
+    return out;
   }
 
  private:
+  // The model's bytes without a copy when `model` holds them in memory (the
+  // engine process's); otherwise read into `held`.
+  static core::Result<std::string_view> View(storage::ByteStream& model,
+                                             std::string& held) {
+    if (std::optional<std::string_view> bytes = model.InMemory()) {
+      return *bytes;
+    }
+    absl::StatusOr<std::string> read = storage::ReadWholeStream(model);
+    if (!read.ok()) {
+      return core::Status(
+          core::Code::kInternal,
+          "reading the model: " + std::string(read.status().message()));
+    }
+    held = std::move(*read);
+    return std::string_view(held);
+  }
+
   static core::Result<core::Dataset> Decode(storage::ByteStream& stream) {
     return core::DecodeDataset(ReaderOf(stream), stream.size());
   }
@@ -63,6 +105,13 @@ class InProcessEngine final : public ModelEngine {
 };
 
 }  // namespace
+
+ModelFile ModelFileOf(std::string bytes) {
+  ModelFile file;
+  file.sha256 = base::Sha256(bytes);
+  file.bytes = std::make_unique<storage::OwnedByteStream>(std::move(bytes));
+  return file;
+}
 
 core::ByteReader ReaderOf(storage::ByteStream& stream) {
   return [&stream](char* buf, size_t max) -> core::Result<size_t> {

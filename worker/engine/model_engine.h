@@ -24,6 +24,32 @@
 
 namespace lethe::worker {
 
+// A model file an engine produced, kept where it lies: the sandboxed
+// engine's in the spool file its reply went to (so that the worker never
+// holds it), the in-process engine's in memory.
+struct ModelFile {
+  std::unique_ptr<storage::ByteStream> bytes;  // at its start
+  std::string sha256;  // raw, computed on the worker's side of the sandbox
+};
+
+// `bytes` as a ModelFile in memory, with its digest.
+ModelFile ModelFileOf(std::string bytes);
+
+// What Train gives: `trained` with its model_bytes moved to `model`
+// (trained.model_sha256 is the hex of model.sha256).
+struct EngineTrained {
+  core::TrainedModel trained;
+  ModelFile model;
+};
+
+// What Unlearn gives: `outcome` with its model_bytes moved to `model`
+// (outcome.model_sha256 the hex of model.sha256); no bytes when
+// !outcome.report.ok.
+struct EngineUnlearned {
+  core::UnlearnOutcome outcome;
+  ModelFile model;
+};
+
 class ModelEngine {
  public:
   virtual ~ModelEngine() = default;
@@ -32,21 +58,25 @@ class ModelEngine {
   virtual std::string device_kind() const = 0;
   // Human-readable device, for logs (e.g. "cuda:0").
   virtual std::string device_name() const = 0;
-  virtual core::Status Validate(std::string_view model_bytes,
+  // Model files are streams, read from their start: a spool file on the
+  // worker, whatever its size (the sandboxed engine pipes it to its
+  // process); the bytes in memory in the engine process.
+  virtual core::Status Validate(storage::ByteStream& model,
                                 const core::FeatureSpec& features) const = 0;
   // `data`: the training set in core's dataset encoding
   // (lethe/core/dataset.h), read once from its current position to its end.
   // The worker's is a TrainingSet spooled to disk (worker/training_set.h):
   // the sandboxed engine pipes it to its process, which decodes it as it
   // arrives, so the set is in memory once, in the process that trains.
-  virtual core::Result<core::TrainedModel> Train(
+  virtual core::Result<EngineTrained> Train(
       const ModelSpec& spec, storage::ByteStream& data) const = 0;
   // request.recipe and request.policy are spec's (a sandboxed engine
-  // rebuilds them from spec's rows); request.dataset is ignored: the
-  // records are `data`, as for Train.
-  virtual core::Result<core::UnlearnOutcome> Unlearn(
+  // rebuilds them from spec's rows); request.model_bytes and
+  // request.dataset are ignored: the model is `model`, the records are
+  // `data`, as for Train.
+  virtual core::Result<EngineUnlearned> Unlearn(
       const ModelSpec& spec, const core::UnlearnRequest& request,
-      storage::ByteStream& data) const = 0;
+      storage::ByteStream& model, storage::ByteStream& data) const = 0;
 };
 
 // `stream` as core's reader (its errors keep their codes).

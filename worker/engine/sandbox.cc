@@ -240,8 +240,9 @@ bool Feed(Child& c, storage::ByteStream& input, Pending& p, absl::Status& why) {
 // the deadline passed, the reply grew past its cap or the input failed
 // (`why` says which).
 bool Pump(const SandboxOptions& o, Clock::time_point deadline, Child& c,
-          storage::ByteStream& input, std::string& out, std::string& err,
+          storage::ByteStream& input, const OutputSink& out, std::string& err,
           absl::Status& why) {
+  int64_t out_bytes = 0;
   const bool timed = o.wall_seconds > 0;
   Pending pending;
   char buf[1 << 16];
@@ -273,13 +274,21 @@ bool Pump(const SandboxOptions& o, Clock::time_point deadline, Child& c,
       }
       const ssize_t r = read(fd, buf, sizeof(buf));
       if (r > 0) {
-        std::string& sink = fd == c.out ? out : err;
-        sink.append(buf, static_cast<size_t>(r));
-        if (fd == c.err && err.size() > 2 * kStderrTail) err = Tail(err);
-        if (fd == c.out &&
-            static_cast<int64_t>(out.size()) > o.max_reply_bytes) {
+        if (fd == c.err) {
+          err.append(buf, static_cast<size_t>(r));
+          if (err.size() > 2 * kStderrTail) err = Tail(err);
+          continue;
+        }
+        out_bytes += r;
+        if (out_bytes > o.max_reply_bytes) {
           why = absl::ResourceExhaustedError(absl::StrCat(
               "the engine's reply exceeded ", o.max_reply_bytes, " bytes"));
+          return false;
+        }
+        if (absl::Status st =
+                out(std::string_view(buf, static_cast<size_t>(r)));
+            !st.ok()) {
+          why = st;
           return false;
         }
       } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
@@ -354,11 +363,24 @@ absl::Status CheckSandbox(const SandboxOptions& o) {
 absl::StatusOr<std::string> RunInSandbox(const SandboxOptions& options,
                                          const std::vector<std::string>& args,
                                          storage::ByteStream& input) {
+  std::string out;
+  absl::Status st =
+      RunInSandbox(options, args, input, [&out](std::string_view bytes) {
+        out.append(bytes);
+        return absl::OkStatus();
+      });
+  if (!st.ok()) return st;
+  return out;
+}
+
+absl::Status RunInSandbox(const SandboxOptions& options,
+                          const std::vector<std::string>& args,
+                          storage::ByteStream& input, const OutputSink& out) {
   Child child;
   if (absl::Status st = Spawn(options, args, child); !st.ok()) return st;
   const auto deadline =
       Clock::now() + std::chrono::seconds(options.wall_seconds);
-  std::string out, err;
+  std::string err;
   absl::Status why;
   bool finished = Pump(options, deadline, child, input, out, err, why);
   // Its output closed; it may still run (a hostile engine can close its
@@ -386,7 +408,7 @@ absl::StatusOr<std::string> RunInSandbox(const SandboxOptions& options,
     child.reaped = true;
   }
   if (!finished) return why;
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return out;
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
   return ExitError(options, status, err);
 }
 

@@ -20,6 +20,7 @@
 #define LETHE_WORKER_ENGINE_SANDBOX_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,6 +40,9 @@ struct SandboxOptions {
   int64_t cpu_seconds = 0;                   // RLIMIT_CPU; 0: no limit
   int64_t wall_seconds = 3600;               // killed after; 0: no limit
   int64_t max_reply_bytes = int64_t{8} << 30;
+  // Where the sandboxed engine spools a reply and the model file it
+  // carries (empty: the system's temporary directory).
+  std::string spool_dir;
   // Extra read-only paths visible inside (a LibTorch outside /usr, say).
   std::vector<std::string> ro_paths;
   // Device nodes bound inside (/dev/nvidia*, for CUDA).
@@ -60,14 +64,23 @@ absl::Status CheckSandbox(const SandboxOptions& options);
 // namespaces for bubblewrap, say) stops the worker at start, not every job.
 inline constexpr const char* kProbeReply = "lethe-engine ok\n";
 
+// Where a run's stdout goes, as it arrives: an error stops the run (and is
+// its error).
+using OutputSink = std::function<absl::Status(std::string_view)>;
+
 // Runs the engine binary with `args` on `input`, read from its current
-// position and fed to the process 64 KiB at a time (a training set goes
-// from its spool file to the engine without being held here), and returns
-// its stdout. Errors: DEADLINE_EXCEEDED past wall_seconds;
-// RESOURCE_EXHAUSTED past the CPU limit or max_reply_bytes; INTERNAL when
-// the process died or exited non-zero (with the tail of its stderr); a
-// failure to read `input` as itself; the process and everything it started
-// are killed in every case.
+// position and fed to the process 64 KiB at a time (a model file and a
+// training set go from their spool files to the engine without being held
+// here), and hands its stdout to `out` as it arrives (a model file it
+// produced goes to a spool file the same way). Errors: DEADLINE_EXCEEDED
+// past wall_seconds; RESOURCE_EXHAUSTED past the CPU limit or
+// max_reply_bytes; INTERNAL when the process died or exited non-zero (with
+// the tail of its stderr); a failure to read `input` or of `out` as
+// itself; the process and everything it started are killed in every case.
+absl::Status RunInSandbox(const SandboxOptions& options,
+                          const std::vector<std::string>& args,
+                          storage::ByteStream& input, const OutputSink& out);
+// The same with stdout collected in memory (replies known to be small).
 absl::StatusOr<std::string> RunInSandbox(const SandboxOptions& options,
                                          const std::vector<std::string>& args,
                                          storage::ByteStream& input);

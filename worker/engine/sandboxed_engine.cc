@@ -5,7 +5,11 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "base/crypto.h"
+#include "base/hex.h"
 #include "lethe/core/runtime.h"
+#include "lethe/core/wire.h"
+#include "storage/spool.h"
 #include "worker/engine/engine_wire.h"
 #include "worker/engine/model_engine.h"
 
@@ -28,6 +32,56 @@ core::Status ToCore(const absl::Status& s) {
   }
 }
 
+// The engine's stdout as it arrives, into a spool file: the reply's frame
+// (a u64 length, then the reply), then the model file, whose SHA-256 is
+// taken here as it passes, so that the digest a version is published under
+// is the worker's own.
+class ReplySpool {
+ public:
+  explicit ReplySpool(storage::SpoolFile* file) : file_(file) {}
+
+  absl::Status Add(std::string_view bytes) {
+    if (absl::Status st = file_->Append(bytes); !st.ok()) return st;
+    while (!bytes.empty()) {
+      if (seen_ < 8) {
+        const size_t n = std::min<size_t>(8 - seen_, bytes.size());
+        len_.append(bytes.substr(0, n));
+        seen_ += n;
+        bytes.remove_prefix(n);
+        if (seen_ == 8) {
+          uint64_t len = 0;
+          core::WireReader(len_).GetU64(&len);
+          frame_end_ = len > kMaxFrame ? kMaxFrame : 8 + len;
+        }
+        continue;
+      }
+      if (seen_ < frame_end_) {
+        const size_t n = static_cast<size_t>(
+            std::min<uint64_t>(frame_end_ - seen_, bytes.size()));
+        seen_ += n;
+        bytes.remove_prefix(n);
+        continue;
+      }
+      hash_.Update(absl::string_view(bytes.data(), bytes.size()));
+      seen_ += bytes.size();
+      bytes = {};
+    }
+    return absl::OkStatus();
+  }
+
+  // Where the model file starts.
+  int64_t frame_end() const { return static_cast<int64_t>(frame_end_); }
+  std::string ModelDigest() { return hash_.Finish(); }
+
+ private:
+  static constexpr uint64_t kMaxFrame = uint64_t{1} << 62;
+  storage::SpoolFile* file_;
+  std::string len_;
+  uint64_t seen_ = 0;
+  uint64_t frame_end_ = kMaxFrame;
+  base::Sha256Stream hash_;
+};
+
 class SandboxedEngine final : public ModelEngine {
  public:
   SandboxedEngine(SandboxOptions sandbox, core::Device device,
@@ -46,48 +100,61 @@ class SandboxedEngine final : public ModelEngine {
     return device_.ToString() + " (sandboxed)";
   }
 
-  core::Status Validate(std::string_view model_bytes,
+  core::Status Validate(storage::ByteStream& model,
                         const core::FeatureSpec& features) const override {
     EngineCall call = Call(EngineOp::kValidate);
     call.dataset.feature_shape = features.shape;
     call.dataset.feature_type =
         features.type == core::FeatureType::kUint8 ? "uint8" : "float32";
     call.dataset.num_classes = static_cast<int32_t>(features.num_classes);
-    call.model_bytes = std::string(model_bytes);
-    auto reply = Run(call, nullptr);
-    return reply.ok() ? reply.value().status : reply.status();
+    auto result = Run(call, &model, nullptr);
+    return result.ok() ? result.value().reply.status : result.status();
   }
 
-  core::Result<core::TrainedModel> Train(
-      const ModelSpec& spec, storage::ByteStream& data) const override {
+  core::Result<EngineTrained> Train(const ModelSpec& spec,
+                                    storage::ByteStream& data) const override {
     EngineCall call = Call(EngineOp::kTrain);
     call.model = spec.model_row;
     call.dataset = spec.dataset_row;
-    auto reply = Run(call, &data);
-    if (!reply.ok()) return reply.status();
-    if (!reply.value().status.ok()) return reply.value().status;
-    return std::move(reply.value().trained);
+    auto result = Run(call, nullptr, &data);
+    if (!result.ok()) return result.status();
+    if (!result.value().reply.status.ok()) return result.value().reply.status;
+    EngineTrained out;
+    out.trained = std::move(result.value().reply.trained);
+    out.trained.model_sha256 = base::HexEncode(result.value().model.sha256);
+    out.model = std::move(result.value().model);
+    return out;
   }
 
-  core::Result<core::UnlearnOutcome> Unlearn(
+  core::Result<EngineUnlearned> Unlearn(
       const ModelSpec& spec, const core::UnlearnRequest& request,
-      storage::ByteStream& data) const override {
+      storage::ByteStream& model, storage::ByteStream& data) const override {
     EngineCall call = Call(EngineOp::kUnlearn);
     call.model = spec.model_row;
     call.dataset = spec.dataset_row;
-    call.model_bytes = std::string(request.model_bytes);
     call.forget_subjects = request.forget_subjects;
     call.trained_by_lethe = request.trained_by_lethe;
     call.state =
         std::string(!request.sisa_state.empty() ? request.sisa_state
                                                 : request.newton_state);
-    auto reply = Run(call, &data);
-    if (!reply.ok()) return reply.status();
-    if (!reply.value().status.ok()) return reply.value().status;
-    return std::move(reply.value().outcome);
+    auto result = Run(call, &model, &data);
+    if (!result.ok()) return result.status();
+    if (!result.value().reply.status.ok()) return result.value().reply.status;
+    EngineUnlearned out;
+    out.outcome = std::move(result.value().reply.outcome);
+    if (out.outcome.report.ok) {
+      out.outcome.model_sha256 = base::HexEncode(result.value().model.sha256);
+      out.model = std::move(result.value().model);
+    }
+    return out;
   }
 
  private:
+  struct RunResult {
+    EngineReply reply;
+    ModelFile model;  // the file after the reply's frame, when it has one
+  };
+
   EngineCall Call(EngineOp op) const {
     EngineCall call;
     call.op = op;
@@ -96,32 +163,70 @@ class SandboxedEngine final : public ModelEngine {
     return call;
   }
 
-  // The call's frame, then the training set (when there is one) straight
-  // from where it lies.
-  core::Result<EngineReply> Run(const EngineCall& call,
-                                storage::ByteStream* data) const {
-    storage::PrefixedStream input(EncodeEngineCallFrame(call), data);
+  // The call's frame, then the model file and the training set (when there
+  // are) straight from where they lie; the reply to a spool file, the
+  // model file it carries hashed as it passes and left there.
+  core::Result<RunResult> Run(EngineCall call, storage::ByteStream* model,
+                              storage::ByteStream* data) const {
+    if (model != nullptr) {
+      if (absl::Status st = model->Rewind(); !st.ok()) return ToCore(st);
+      call.model_size = model->size();
+    }
+    storage::ConcatStream tail(model, data);
+    storage::PrefixedStream input(EncodeEngineCallFrame(call), &tail);
+    auto spool = storage::SpoolFile::Create(sandbox_.spool_dir, false);
+    if (!spool.ok()) return ToCore(spool.status());
+    ReplySpool reply_spool(spool->get());
     const auto start = std::chrono::steady_clock::now();
-    absl::StatusOr<std::string> out = RunInSandbox(sandbox_, {}, input);
+    absl::Status ran = RunInSandbox(sandbox_, {}, input,
+                                    [&reply_spool](std::string_view bytes) {
+                                      return reply_spool.Add(bytes);
+                                    });
     RunUsage usage;
     usage.wall_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
             .count();
-    core::Result<EngineReply> reply =
-        out.ok() ? DecodeEngineReply(call.op, *out)
-                 : core::Result<EngineReply>(ToCore(out.status()));
-    if (reply.ok()) {
-      usage.peak_rss_bytes = std::max<int64_t>(reply->peak_rss_bytes, 0);
-      usage.cpu_seconds = std::max(reply->cpu_seconds, 0.0);
+    core::Result<RunResult> result =
+        ran.ok() ? ReadReply(call.op, std::move(*spool), reply_spool)
+                 : core::Result<RunResult>(ToCore(ran));
+    if (result.ok()) {
+      usage.peak_rss_bytes =
+          std::max<int64_t>(result.value().reply.peak_rss_bytes, 0);
+      usage.cpu_seconds = std::max(result.value().reply.cpu_seconds, 0.0);
     }
     if (observer_) observer_(OpName(call.op), usage);
-    if (!out.ok()) return ToCore(out.status());
-    if (!reply.ok()) {
+    if (!ran.ok()) return ToCore(ran);
+    if (!result.ok()) {
       return core::Status(core::Code::kInternal,
                           "the engine process sent a malformed reply: " +
-                              reply.status().message());
+                              result.status().message());
     }
-    return reply;
+    return result;
+  }
+
+  // The reply's frame from `spool`, which becomes the model file after it
+  // (when the reply announces one).
+  core::Result<RunResult> ReadReply(EngineOp op,
+                                    std::unique_ptr<storage::SpoolFile> spool,
+                                    ReplySpool& seen) const {
+    if (absl::Status st = spool->Rewind(); !st.ok()) return ToCore(st);
+    core::Result<EngineReply> reply = ReadEngineReplyFrame(
+        op, ReaderOf(*spool), static_cast<uint64_t>(sandbox_.max_reply_bytes));
+    if (!reply.ok()) return reply.status();
+    RunResult result;
+    result.reply = std::move(reply).value();
+    if (spool->size() - seen.frame_end() != result.reply.model_size) {
+      return core::Status(core::Code::kInvalidArgument,
+                          "its model file is not the size it announced");
+    }
+    if (result.reply.model_size > 0) {
+      if (absl::Status st = spool->StartAt(seen.frame_end()); !st.ok()) {
+        return ToCore(st);
+      }
+      result.model.bytes = std::move(spool);
+      result.model.sha256 = seen.ModelDigest();
+    }
+    return result;
   }
 
   static std::string_view OpName(EngineOp op) {
