@@ -118,9 +118,10 @@ absl::StatusOr<AddRecordsResult> PgDatasetStore::AddRecordBatches(
         if (lock.empty()) {
           return absl::NotFoundError(absl::StrCat("no dataset ", dataset_id));
         }
-        const int64_t before =
-            txn.exec_params1(sql::kCountDatasetSubjects, dataset_id)[0]
-                .as<int64_t>();
+        // Where this upload's records start: its new subjects are counted
+        // from them alone (count_new_subjects.sql), not the whole dataset.
+        const int64_t last_id =
+            txn.exec1(sql::kNewestRecordId)[0].as<int64_t>();
         started = true;
         int64_t added = 0;
         {
@@ -142,10 +143,10 @@ absl::StatusOr<AddRecordsResult> PgDatasetStore::AddRecordBatches(
         if (added == 0) {
           return absl::InvalidArgumentError("the upload holds no records");
         }
-        const int64_t after =
-            txn.exec_params1(sql::kCountDatasetSubjects, dataset_id)[0]
+        const int64_t new_subjects =
+            txn.exec_params1(sql::kCountNewSubjects, dataset_id, last_id)[0]
                 .as<int64_t>();
-        AddRecordsResult result{added, after - before};
+        AddRecordsResult result{added, new_subjects};
         internal::AppendAudit(
             txn, actor, "dataset.records_added", "", "",
             absl::StrCat(R"({"dataset_id":")", dataset_id, R"(","records":)",

@@ -198,6 +198,33 @@ std::set<std::string> BackendContractTest::TrainingSubjects(
 
 // ---- Intake ----
 
+// An upload's new subjects are those no earlier record of the dataset has,
+// whatever other datasets hold (the count is the upload's own, not a
+// recount of the dataset).
+TEST_P(BackendContractTest, AnUploadCountsOnlyItsNewSubjects) {
+  const std::string first = MakeDataset("first", {1, 2});
+  const std::string other = MakeDataset("other", {3});
+  auto upload = [&](const std::string& dataset, std::vector<int> subjects) {
+    std::vector<RecordRow> records;
+    for (int s : subjects)
+      records.push_back(RecordRow{Subject(s), 0, false, "\x01\x02"});
+    return backend_->datasets().AddRecords(dataset, records, "admin");
+  };
+  // 2 is known here, 3 only in the other dataset, 4 twice in this upload.
+  auto added = upload(first, {2, 3, 4, 4});
+  ASSERT_TRUE(added.ok()) << added.status();
+  EXPECT_EQ(added->records_added, 4);
+  EXPECT_EQ(added->new_subjects, 2);
+  auto d = backend_->datasets().Get(first);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->subjects, 4);
+  EXPECT_EQ(d->train_records, 4 + 4);
+  EXPECT_EQ(d->test_records, 2);
+  added = upload(other, {3, 5});
+  ASSERT_TRUE(added.ok()) << added.status();
+  EXPECT_EQ(added->new_subjects, 1);
+}
+
 TEST_P(BackendContractTest, SubmitIsIdempotentOnClientAndKey) {
   const std::string model = MakeReadyModel("m", MakeDataset("d", {1, 2}));
   auto first = backend_->erasures().Submit(Params(1, "key-1"));
