@@ -38,8 +38,11 @@ done
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 source "$here/common.sh"
 start_postgres records
-# One submitter key drives the intake load: no per-key rate limit.
-start_server --rate-limit-per-key 0
+# One submitter key drives the intake load: no per-key rate limit. Each
+# size is one upload: the server's limits raised to let 10M records
+# (7.8 GB of features) through as one (a client could also split them).
+start_server --rate-limit-per-key 0 --max-upload-bytes $((16 << 30)) \
+  --max-spooled-bytes $((20 << 30))
 submitter=$("$lethe" admin create-key --role submitter --description scale-bench \
   --database-url "$url" 2>/dev/null)
 load=$build/bench/intake/intake_load
