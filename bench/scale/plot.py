@@ -55,6 +55,12 @@ def label(exp):
     return f"{v:g}"
 
 
+def gridline(x1, y1, x2, y2, tx, ty, anchor, exp):
+    return (f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" '
+            f'stroke="#ddd"/><text x="{tx:.1f}" y="{ty:.1f}" '
+            f'text-anchor="{anchor}">{label(exp)}</text>')
+
+
 def plot(name, series, out):
     title, xl, yl = FIGURES.get(name, (name, "x", "y"))
     xs = [x for pts in series.values() for x, _ in pts]
@@ -73,18 +79,13 @@ def plot(name, series, out):
          f'font-family="sans-serif" font-size="12">',
          f'<rect width="{W}" height="{H}" fill="white"/>',
          f'<text x="{LEFT}" y="22" font-size="15">{title}</text>']
+    # A grid line and its label at every decade of each axis.
     for e in range(xa, xb + 1):
         x = px(10 ** e)
-        s.append(f'<line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" '
-                 f'y2="{TOP + ph}" stroke="#ddd"/>')
-        s.append(f'<text x="{x:.1f}" y="{TOP + ph + 16}" '
-                 f'text-anchor="middle">{label(e)}</text>')
+        s.append(gridline(x, TOP, x, TOP + ph, x, TOP + ph + 16, "middle", e))
     for e in range(ya, yb + 1):
         y = py(10 ** e)
-        s.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{LEFT + pw}" '
-                 f'y2="{y:.1f}" stroke="#ddd"/>')
-        s.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" '
-                 f'text-anchor="end">{label(e)}</text>')
+        s.append(gridline(LEFT, y, LEFT + pw, y, LEFT - 6, y + 4, "end", e))
     s.append(f'<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" '
              f'fill="none" stroke="#333"/>')
     s.append(f'<text x="{LEFT + pw / 2}" y="{H - 12}" '

@@ -54,8 +54,8 @@ class ScriptedEngine final : public ModelEngine {
         core::DecodeDataset(ReaderOf(data), data.size());
     if (!decoded.ok()) return decoded.status();
     std::lock_guard lock(mu_);
-    calls_.push_back(
-        Call{request.forget_subjects, *model_bytes, decoded->subjects()});
+    calls_.push_back(Call{request.forget_subjects, *model_bytes,
+                          model.InMemory().has_value(), decoded->subjects()});
     if (!next_.ok()) return next_.status();
     EngineUnlearned out;
     out.outcome = next_.value();
@@ -69,6 +69,7 @@ class ScriptedEngine final : public ModelEngine {
   struct Call {
     std::vector<std::string> forget;
     std::string model_bytes;
+    bool model_in_memory = false;  // the worker held the model file
     std::vector<std::string> dataset_subjects;
   };
   void Answer(core::Result<core::UnlearnOutcome> next) {
@@ -246,6 +247,8 @@ TEST_F(WorkerUnitTest, ValidatesThenPublishesAndCertifiesABatch) {
   const auto calls = engine_->calls();
   ASSERT_EQ(calls.size(), 1u);
   EXPECT_EQ(calls[0].model_bytes, "version 1");
+  // The model file came from the store to a scratch file, not memory.
+  EXPECT_FALSE(calls[0].model_in_memory);
   EXPECT_EQ(
       std::set<std::string>(calls[0].forget.begin(), calls[0].forget.end()),
       (std::set<std::string>{Subject(1), Subject(2)}));
