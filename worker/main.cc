@@ -43,9 +43,10 @@ const std::vector<OptionSpec>& Options() {
        "shared directory for model artifacts (empty: "
        "PostgreSQL)"},
       {"scratch-dir", d.scratch_dir,
-       "where a run's training set is spooled for the engine (empty: the "
-       "system's temporary directory; needs room for the largest training "
-       "set, about its raw size, per concurrent run)"},
+       "where a run's training set and model files are spooled for the "
+       "engine (empty: the system's temporary directory; needs room for the "
+       "largest training set, about its raw size, and two model files, per "
+       "concurrent run)"},
       {"device", d.device, "cpu, cuda:N, or auto (CUDA when available)"},
       {"threads", absl::StrCat(d.threads),
        "LibTorch threads per engine run (0: all cores)"},
