@@ -118,6 +118,7 @@ class Run {
   std::vector<int64_t> retain_sample_;
   std::vector<int64_t> validation_subject_;   // per Partition::validation row
   std::vector<char> validation_hits_before_;  // the request's model's
+  NeighbourMatches neighbours_;  // the gate's matched null (k 0: none)
   bool assessed_original_ = false;
   std::optional<SisaState> sisa_;
   std::optional<NewtonState> newton_;
@@ -145,6 +146,11 @@ Status Run::Load() {
   }
   if (req_.policy.gate_alpha > 0 && req_.policy.gate_resamples < 100) {
     return InvalidArgumentError("policy gate_resamples must be >= 100");
+  }
+  if (req_.policy.gate_neighbours < 0 || req_.policy.gate_neighbours == 1 ||
+      req_.policy.gate_neighbours > 1000) {
+    return InvalidArgumentError(
+        "policy gate_neighbours must be 0 or in [2, 1000]");
   }
   if (!(req_.policy.adaptive_budget >= 0) || req_.policy.max_rounds < 1) {
     return InvalidArgumentError(
@@ -357,7 +363,8 @@ Result<Run::Assessed> Run::Assess(torch::jit::Module& model) {
     o.seed = req_.policy.seed;
     LETHE_CORE_ASSIGN_OR_RETURN(
         out.calibration,
-        CalibrateForgetSet(m.forget, m.validation, validation_subject_, o));
+        CalibrateForgetSet(m.forget, m.validation, validation_subject_, o,
+                           &neighbours_));
     const UtilityCheck u =
         CheckUtility(validation_hits_before_, m.validation.correct,
                      req_.policy.max_test_acc_drop, req_.policy.gate_alpha);
@@ -388,6 +395,15 @@ Status Run::Prepare() {
   report_.validation_records =
       static_cast<int64_t>(partition_.validation.size());
   report_.timings.load_s = Since(t0);
+  if (req_.policy.gate_alpha > 0 && req_.policy.gate_neighbours > 0) {
+    // Once per request: the matches depend on the data, not on the model.
+    Clock::time_point tm = Clock::now();
+    LETHE_CORE_ASSIGN_OR_RETURN(
+        neighbours_,
+        MatchNeighbours(data_, partition_.forget, partition_.validation,
+                        req_.policy.gate_neighbours));
+    report_.timings.verify_s += Since(tm);
+  }
 
   LETHE_CORE_ASSIGN_OR_RETURN(Assessed before, Assess(original_));
   report_.before = before.metrics;

@@ -81,6 +81,13 @@ void PutCalibration(std::string& out, const Calibration& c) {
   o.Int("validation_records", c.validation_records);
   o.Int("validation_subjects", c.validation_subjects);
   o.Int("resamples", c.resamples);
+  // The null: "subjects" (groups of whole validation people) or
+  // "neighbours" (each record against its nearest look-alikes).
+  o.Str("null", c.neighbours > 0 ? "neighbours" : "subjects");
+  if (c.neighbours > 0) {
+    o.Int("neighbours", c.neighbours);
+    o.Int("matched_records", c.matched_records);
+  }
   o.Num("accuracy_drop_points", c.accuracy_drop_points);
   o.Num("allowed_drop_points", c.allowed_drop_points);
   o.Key("accuracy");

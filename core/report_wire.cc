@@ -46,6 +46,8 @@ void PutCalibration(WireWriter& w, const Calibration& c) {
   w.PutDouble(c.margin);
   w.PutDouble(c.accuracy_drop_points);
   w.PutDouble(c.allowed_drop_points);
+  w.PutI64(c.neighbours);
+  w.PutI64(c.matched_records);
   PutStat(w, c.accuracy);
   PutStat(w, c.confidence);
 }
@@ -56,7 +58,8 @@ bool GetCalibration(WireReader& r, Calibration* c) {
          r.GetI64(&c->validation_subjects) && r.GetI64(&c->resamples) &&
          r.GetDouble(&c->alpha) && r.GetDouble(&c->margin) &&
          r.GetDouble(&c->accuracy_drop_points) &&
-         r.GetDouble(&c->allowed_drop_points) && GetStat(r, &c->accuracy) &&
+         r.GetDouble(&c->allowed_drop_points) && r.GetI64(&c->neighbours) &&
+         r.GetI64(&c->matched_records) && GetStat(r, &c->accuracy) &&
          GetStat(r, &c->confidence);
 }
 

@@ -180,6 +180,10 @@ std::string PolicyText(const v1::UnlearningPolicy& p) {
   if (p.gate_significance() != 0) {
     absl::StrAppend(&out, "; gate significance ", p.gate_significance());
   }
+  if (p.gate_neighbours() > 0) {
+    absl::StrAppend(&out, "; gate null ", p.gate_neighbours(),
+                    " matched neighbours");
+  }
   if (p.adaptive_budget_fraction() < 0) {
     absl::StrAppend(&out, "; adaptive rounds off");
   } else if (p.adaptive_budget_fraction() > 0) {

@@ -96,6 +96,11 @@ absl::Status ValidateGate(const v1::UnlearningPolicy& p) {
     return Invalid(
         "policy.gate_margin must be at most 0.5 (0 = 0.02, negative = none)");
   }
+  if (p.gate_neighbours() == 1 || p.gate_neighbours() > 1000) {
+    return Invalid(
+        "policy.gate_neighbours must be in [2, 1000] (0 or negative = the "
+        "subjects null)");
+  }
   if (!(p.adaptive_budget_fraction() <= 10) ||
       std::isnan(p.adaptive_budget_fraction())) {
     return Invalid(

@@ -5,7 +5,8 @@
 //              [--seeds 4]
 //              [--singles 30] [--groups 10] [--group-size 20]
 //              [--adaptive N] [--methods finetune,random_label,...]
-//              [--budget 0.25] [--margin M] [--pool eval|tune]
+//              [--budget 0.25] [--margin M] [--neighbours K]
+//              [--pool eval|tune]
 //              [--threads 2] [--data DIR]
 //
 // Per seed (the recipe's seed, so a different original model each time):
@@ -86,13 +87,21 @@ struct Spread {
   }
 };
 
-// Counts of one seed and one request kind.
-struct Tally {
-  int requests = 0;
+// The gate's verdicts on one seed's requests of one kind.
+struct Verdicts {
   int exact_accepted = 0;
   int original_rejected = 0;
   int distinguishable = 0;
   int distinguishable_rejected = 0;
+};
+
+// Counts of one seed and one request kind.
+struct Tally {
+  int requests = 0;
+  Verdicts gate;
+  // With --neighbours: the same retrains and originals judged against the
+  // subjects null, the baseline measured in the same run.
+  Verdicts base;
   std::map<std::string, int> runs, accepted;
   std::map<std::string, double> speedup_sum, closed_ua_sum, closed_gap_sum;
   std::map<std::string, int> closed_n;
@@ -105,6 +114,44 @@ bool Distinguishable(const GateCheck& original, const GateCheck& exact) {
   };
   return moved(original.calibration.accuracy, exact.calibration.accuracy) ||
          moved(original.calibration.confidence, exact.calibration.confidence);
+}
+
+void Count(Verdicts& v, const GateCheck& exact, const GateCheck& original) {
+  const bool distinct = Distinguishable(original, exact);
+  v.exact_accepted += exact.accepted ? 1 : 0;
+  v.original_rejected += original.accepted ? 0 : 1;
+  v.distinguishable += distinct ? 1 : 0;
+  v.distinguishable_rejected += distinct && !original.accepted ? 1 : 0;
+}
+
+void PrintSeed(int seed, const std::string& label, int requests,
+               const Verdicts& v) {
+  std::printf(
+      "seed %d %s: exact accepted %d/%d, original rejected %d/%d, "
+      "distinguishable %d of which rejected %d\n",
+      seed, label.c_str(), v.exact_accepted, requests, v.original_rejected,
+      requests, v.distinguishable, v.distinguishable_rejected);
+}
+
+// One table row: the verdicts' shares, mean and range over seeds.
+void PrintVerdicts(const std::string& label, const std::vector<Tally>& seeds,
+                   Verdicts Tally::*which) {
+  Spread exact, rejected, distinct, distinct_rejected;
+  for (const Tally& t : seeds) {
+    const Verdicts& v = t.*which;
+    exact.Add(100.0 * v.exact_accepted / t.requests);
+    rejected.Add(100.0 * v.original_rejected / t.requests);
+    distinct.Add(100.0 * v.distinguishable / t.requests);
+    if (v.distinguishable > 0) {
+      distinct_rejected.Add(100.0 * v.distinguishable_rejected /
+                            v.distinguishable);
+    }
+  }
+  std::printf(
+      "| %s | exact accepted %s%% | original rejected %s%% | "
+      "distinguishable %s%% | of those rejected %s%% |\n",
+      label.c_str(), exact.Text().c_str(), rejected.Text().c_str(),
+      distinct.Text().c_str(), distinct_rejected.Text().c_str());
 }
 
 // What a request is run on.
@@ -208,6 +255,7 @@ int main(int argc, char** argv) {
   int threads = 2;
   double budget = 0.25;
   double margin = lethe::core::Policy{}.gate_margin;
+  int neighbours = lethe::core::Policy{}.gate_neighbours;
   bool tune_pool = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -231,6 +279,8 @@ int main(int argc, char** argv) {
       budget = std::atof(next().c_str());
     } else if (a == "--margin") {
       margin = std::atof(next().c_str());
+    } else if (a == "--neighbours") {
+      neighbours = num();
     } else if (a == "--pool") {
       tune_pool = next() == "tune";
     } else if (a == "--threads") {
@@ -293,10 +343,14 @@ int main(int argc, char** argv) {
   std::printf(
       "gate_bench: %s, %zu people (%zu in the %s pool), %d seeds, %d "
       "singles, %d groups of %d, adaptive on %d of each, budget %.2f, margin "
-      "%.3f, %d threads\n",
+      "%.3f, null %s, %d threads\n",
       scenario_name.c_str(), people.size(), pool.size(),
       tune_pool ? "tuning" : "evaluation", seeds, singles, groups, group_size,
-      adaptive, budget, margin, threads);
+      adaptive, budget, margin,
+      neighbours > 0
+          ? (std::to_string(neighbours) + " matched neighbours").c_str()
+          : "whole subjects",
+      threads);
 
   Engine engine{lethe::core::EngineOptions{}};
   std::map<std::string, std::vector<Tally>> tallies;  // kind -> per seed
@@ -334,6 +388,7 @@ int main(int argc, char** argv) {
         req.policy.chain = {Method::kRetrain};
         req.policy.adaptive_budget = budget;
         req.policy.gate_margin = margin;
+        req.policy.gate_neighbours = neighbours;
         Clock::time_point tr = Clock::now();
         Result<UnlearnOutcome> exact = engine.Unlearn(req);
         const double retrain_s = Since(tr);
@@ -352,11 +407,27 @@ int main(int argc, char** argv) {
           return 1;
         }
         ++t.requests;
-        t.exact_accepted += on_exact->accepted ? 1 : 0;
-        t.original_rejected += on_original->accepted ? 0 : 1;
         const bool distinct = Distinguishable(*on_original, *on_exact);
-        t.distinguishable += distinct ? 1 : 0;
-        t.distinguishable_rejected += distinct && !on_original->accepted;
+        Count(t.gate, *on_exact, *on_original);
+        if (neighbours > 0) {
+          UnlearnRequest base = req;
+          base.policy.gate_neighbours = 0;
+          Result<GateCheck> b_exact =
+              engine.CheckGate(base, exact->model_bytes);
+          Result<GateCheck> b_original =
+              engine.CheckGate(base, model->model_bytes);
+          if (!b_exact.ok() || !b_original.ok()) {
+            std::fprintf(stderr, "gate_bench: baseline gate check failed\n");
+            return 1;
+          }
+          const bool b_distinct = Distinguishable(*b_original, *b_exact);
+          Count(t.base, *b_exact, *b_original);
+          std::printf("  %s %d, subjects null: exact %s, original %s%s\n",
+                      kind.c_str(), r,
+                      b_exact->accepted ? "accepted" : b_exact->reason.c_str(),
+                      b_original->accepted ? "accepted" : "rejected",
+                      b_distinct ? ", distinguishable" : "");
+        }
         std::printf(
             "  %s %d: %zu records; exact %s (acc %.3f in [%.3f, %.3f], conf "
             "%.3f in [%.3f, %.3f]); original "
@@ -426,11 +497,10 @@ int main(int argc, char** argv) {
         std::fflush(stdout);
       }
       tallies[kind].push_back(t);
-      std::printf(
-          "seed %d %s: exact accepted %d/%d, original rejected %d/%d, "
-          "distinguishable %d of which rejected %d\n",
-          seed, kind.c_str(), t.exact_accepted, t.requests, t.original_rejected,
-          t.requests, t.distinguishable, t.distinguishable_rejected);
+      PrintSeed(seed, kind, t.requests, t.gate);
+      if (neighbours > 0) {
+        PrintSeed(seed, kind + ", subjects null", t.requests, t.base);
+      }
       std::fflush(stdout);
     }
   }
@@ -440,21 +510,11 @@ int main(int argc, char** argv) {
   std::printf("training %s s; one gate check %s s\n",
               train_s.Text("%.1f").c_str(), check_s.Text("%.2f").c_str());
   for (const auto& [kind, per_seed] : tallies) {
-    Spread exact, rejected, distinct, distinct_rejected;
-    for (const Tally& t : per_seed) {
-      exact.Add(100.0 * t.exact_accepted / t.requests);
-      rejected.Add(100.0 * t.original_rejected / t.requests);
-      distinct.Add(100.0 * t.distinguishable / t.requests);
-      if (t.distinguishable > 0) {
-        distinct_rejected.Add(100.0 * t.distinguishable_rejected /
-                              t.distinguishable);
-      }
+    PrintVerdicts(kind, per_seed, &Tally::gate);
+    if (neighbours > 0) {
+      PrintVerdicts(kind + ", subjects null (same retrains)", per_seed,
+                    &Tally::base);
     }
-    std::printf(
-        "| %s | exact accepted %s%% | original rejected %s%% | "
-        "distinguishable %s%% | of those rejected %s%% |\n",
-        kind.c_str(), exact.Text().c_str(), rejected.Text().c_str(),
-        distinct.Text().c_str(), distinct_rejected.Text().c_str());
     for (Method m : methods) {
       const std::string name = lethe::core::MethodName(m);
       Spread share, speed, closed_ua, closed_gap;

@@ -4,6 +4,7 @@
 // person's correlated records widen the interval as they should.
 #include "lethe/core/calibration.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -233,6 +234,134 @@ TEST(CalibrationTest, UtilityDropGetsTheValidationRecordsChance) {
   EXPECT_NEAR(NormalQuantile(0.975), 1.959963985, 1e-8);
   EXPECT_NEAR(NormalQuantile(0.01), -2.326347874, 1e-8);
   EXPECT_NEAR(NormalQuantile(0.5), 0, 1e-12);
+}
+
+// A validation population in two regions of the input space: easy records
+// (losses ~e^-2) and hard ones (~e^0.5), the easy people of 20 records,
+// two hard people of 100 (so rare among people that the subjects null's
+// interval for one person does not reach them). For a forget set of hard
+// records, `Matches` pairs each with k hard validation records. People here
+// differ only by region: the matched null does not see a person's own effect
+// beyond the look of their records (calibration.h).
+struct Regions {
+  Population validation;
+  std::vector<int64_t> hard;  // validation positions in the hard region
+};
+
+Regions DrawRegions(std::mt19937_64& rng) {
+  Regions r;
+  Population easy = Draw(rng, 200, 20, 0, -1.0);
+  Population hard = Draw(rng, 2, 100, 0, +1.5);
+  r.validation = easy;
+  for (size_t i = 0; i < hard.scores.losses.size(); ++i) {
+    r.hard.push_back(static_cast<int64_t>(r.validation.scores.losses.size()));
+    r.validation.scores.losses.push_back(hard.scores.losses[i]);
+    r.validation.scores.correct.push_back(hard.scores.correct[i]);
+    r.validation.subject.push_back(1000 + hard.subject[i]);
+  }
+  return r;
+}
+
+// k distinct neighbours per forget record, drawn from `pool`.
+NeighbourMatches Matches(std::mt19937_64& rng, size_t forget,
+                         std::vector<int64_t> pool, int64_t k) {
+  NeighbourMatches m;
+  m.k = k;
+  for (size_t i = 0; i < forget; ++i) {
+    std::shuffle(pool.begin(), pool.end(), rng);
+    m.index.insert(m.index.end(), pool.begin(), pool.begin() + k);
+  }
+  return m;
+}
+
+TEST(CalibrationTest, MatchedNullJudgesHardPeopleAgainstLookAlikes) {
+  // One never-seen person from the hard region: against typical people the
+  // check calls them over-forgotten; against their look-alikes it passes
+  // at the promised rate. A memorised hard person fails either way.
+  // A fresh validation population per trial: the promised rate is over
+  // draws of both sides (a fixed pool of 40 hard records is off by its own
+  // chance in every trial alike).
+  std::mt19937_64 rng(21);
+  int population_passed = 0, matched_passed = 0, memorised_passed = 0;
+  const int trials = 400;
+  for (int t = 0; t < trials; ++t) {
+    Regions r = DrawRegions(rng);
+    Population forget = Draw(rng, 1, 20, 0, +1.5);
+    Population memorised = Draw(rng, 1, 20, 0, -2.5);
+    NeighbourMatches m = Matches(rng, 20, r.hard, 10);
+    CalibrationOptions o;
+    o.alpha = 0.05;
+    o.resamples = 1000;
+    o.seed = static_cast<uint64_t>(t);
+    Result<Calibration> population = CalibrateForgetSet(
+        forget.scores, r.validation.scores, r.validation.subject, o);
+    Result<Calibration> matched = CalibrateForgetSet(
+        forget.scores, r.validation.scores, r.validation.subject, o, &m);
+    Result<Calibration> kept = CalibrateForgetSet(
+        memorised.scores, r.validation.scores, r.validation.subject, o, &m);
+    ASSERT_TRUE(population.ok() && matched.ok() && kept.ok());
+    population_passed += population->passed() ? 1 : 0;
+    matched_passed += matched->passed() ? 1 : 0;
+    memorised_passed += kept->passed() ? 1 : 0;
+    if (t == 0) {
+      EXPECT_EQ(matched->neighbours, 10);
+      EXPECT_GT(matched->matched_records, 80);
+      EXPECT_LE(matched->matched_records, 200);
+      EXPECT_EQ(population->neighbours, 0);
+      EXPECT_LT(population->confidence.value, population->confidence.lower);
+    }
+  }
+  EXPECT_LE(population_passed, trials / 10) << population_passed;
+  EXPECT_GE(matched_passed, trials * 92 / 100) << matched_passed;
+  EXPECT_LE(memorised_passed, trials / 20) << memorised_passed;
+}
+
+TEST(CalibrationTest, FewSharedNeighboursWidenTheMatchedNull) {
+  // A person whose records all share the same 5 neighbours is judged by 5
+  // records' outcomes: the bootstrap over them widens the interval beyond
+  // what 20 draws from ~200 distinct neighbours give (expected about
+  // sqrt(1/5 + 1/20) / sqrt(1/20 + 1/200) = 2.1 times). Losses spread
+  // evenly, so that the 5 are as varied as the 1,000.
+  Population validation;
+  for (int i = 0; i < 1000; ++i) {
+    validation.scores.losses.push_back(static_cast<float>(i) / 200.0F);
+    validation.scores.correct.push_back(i < 500 ? 1 : 0);
+    validation.subject.push_back(i / 20);
+  }
+  std::mt19937_64 rng(4);
+  Population forget = Draw(rng, 1, 20, 0);
+  NeighbourMatches shared;
+  shared.k = 5;
+  for (int i = 0; i < 20; ++i) {
+    for (int64_t v : {0, 250, 500, 750, 999}) shared.index.push_back(v);
+  }
+  std::vector<int64_t> all(1000);
+  for (int64_t i = 0; i < 1000; ++i) all[static_cast<size_t>(i)] = i;
+  NeighbourMatches spread = Matches(rng, 20, all, 10);
+  Result<Calibration> a = CalibrateForgetSet(forget.scores, validation.scores,
+                                             validation.subject, {}, &shared);
+  Result<Calibration> b = CalibrateForgetSet(forget.scores, validation.scores,
+                                             validation.subject, {}, &spread);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->matched_records, 5);
+  EXPECT_GT(a->confidence.null_sd, 1.5 * b->confidence.null_sd);
+  EXPECT_GT(a->accuracy.null_sd, 1.5 * b->accuracy.null_sd);
+}
+
+TEST(CalibrationTest, BadNeighbourMatchesAreAnError) {
+  RecordScores one{{0.1F}, {1}};
+  RecordScores two{{0.1F, 0.2F}, {1, 0}};
+  NeighbourMatches short_row{2, {0}};
+  NeighbourMatches out_of_range{1, {2}};
+  NeighbourMatches none{2, {-1, -1}};
+  NeighbourMatches one_neighbour{1, {0}};
+  NeighbourMatches fine{2, {1, -1}};
+  for (const NeighbourMatches* m :
+       {&short_row, &out_of_range, &none, &one_neighbour}) {
+    EXPECT_EQ(CalibrateForgetSet(one, two, {1, 2}, {}, m).status().code(),
+              Code::kInvalidArgument);
+  }
+  EXPECT_TRUE(CalibrateForgetSet(one, two, {1, 2}, {}, &fine).ok());
 }
 
 TEST(CalibrationTest, BadInputIsAnError) {

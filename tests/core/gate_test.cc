@@ -3,9 +3,12 @@
 // must accept the exact answer (a retrain without the person) and reject the
 // original model, which still fits the person's images, for every person
 // tried. bench/engine --gate measures the same over many people and seeds.
+#include <ATen/ATen.h>
+
 #include <gtest/gtest.h>
 
 #include "lethe/core/engine.h"
+#include "lethe/core/methods.h"
 #include "lethe/core/report.h"
 #include "test_util.h"
 
@@ -99,6 +102,24 @@ TEST_F(GateTest, RejectsTheOriginalAndAcceptsTheRetrainOfTwentyPeople) {
   // The request's model is the candidate here: its evidence is the same.
   EXPECT_EQ(original->calibration_before.confidence.value,
             original->calibration.confidence.value);
+
+  // The same with the difficulty-matched null: each image against its 10
+  // nearest never-seen images of its class.
+  UnlearnRequest matched = req;
+  matched.policy.gate_neighbours = 10;
+  Result<GateCheck> exact_m =
+      engine_.CheckGate(matched, retrained->model_bytes);
+  Result<GateCheck> original_m = engine_.CheckGate(matched, *model_);
+  ASSERT_TRUE(exact_m.ok() && original_m.ok());
+  EXPECT_TRUE(exact_m->accepted) << exact_m->reason;
+  EXPECT_FALSE(original_m->accepted);
+  EXPECT_EQ(exact_m->calibration.neighbours, 10);
+  EXPECT_GT(exact_m->calibration.matched_records, 100);
+  // Rejected for still fitting the people, against their look-alikes too.
+  const Calibration& c = original_m->calibration;
+  EXPECT_TRUE(c.accuracy.value > c.accuracy.upper ||
+              c.confidence.value > c.confidence.upper)
+      << original_m->reason;
 }
 
 TEST_F(GateTest, ModelPushedAwayFromThePersonIsRejectedToo) {
@@ -153,6 +174,44 @@ TEST_F(GateTest, ReportCarriesTheEvidence) {
   if (rep.method == "finetune") {
     EXPECT_TRUE(rep.calibration_after.passed());
   }
+}
+
+// Records on a plane: forget rows (train) and validation rows (test).
+TEST(NeighbourMatchTest, NearestOfTheSameLabelFirstThenAnyLabel) {
+  DatasetBuilder b(FeatureSpec{{2}, FeatureType::kFloat32, 3});
+  int64_t id = 0;
+  auto add = [&](float x, float y, int64_t label, Split split) {
+    float xy[2] = {x, y};
+    const std::string key = "p" + std::to_string(id);
+    ASSERT_TRUE(b.Add(id, key, label, split,
+                      std::string(reinterpret_cast<const char*>(xy), 8))
+                    .ok());
+    ++id;
+  };
+  add(0, 0, 0, Split::kTrain);   // row 0: label 0
+  add(10, 0, 1, Split::kTrain);  // row 1: label 1
+  add(5, 5, 2, Split::kTrain);   // row 2: label 2, none in validation
+  add(1, 0, 0, Split::kTest);    // rows 3..8, validation positions 0..5
+  add(3, 0, 0, Split::kTest);
+  add(0, 2, 0, Split::kTest);
+  add(9, 1, 0, Split::kTest);
+  add(9.5, 0, 1, Split::kTest);
+  add(20, 0, 1, Split::kTest);
+  Result<Dataset> d = std::move(b).Build();
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  Result<DeviceData> data = ToDevice(*d, Device{});
+  ASSERT_TRUE(data.ok());
+  Result<NeighbourMatches> m =
+      MatchNeighbours(*data, {0, 1, 2}, {3, 4, 5, 6, 7, 8}, 3);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->k, 3);
+  // (0,0): (1,0), (0,2), (3,0); (9,1) is a fourth. (10,0): the two of
+  // label 1 only. (5,5): no label 2, so the nearest of any label.
+  EXPECT_EQ(m->index, (std::vector<int64_t>{0, 2, 1, 4, 5, -1, 1, 3, 2}));
+  Result<NeighbourMatches> none = MatchNeighbours(*data, {0, 1}, {}, 3);
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->k, 0);
+  EXPECT_TRUE(none->index.empty());
 }
 
 }  // namespace

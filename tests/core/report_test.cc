@@ -61,6 +61,8 @@ TEST(ReportJsonTest, CalibratedGateIsReadable) {
   r.gate = {1.0, 1.5, 100, 0.01, 0.25};
   r.calibration_before = SomeCalibration(0.05);
   r.calibration_after = SomeCalibration(0);
+  r.calibration_after.neighbours = 10;
+  r.calibration_after.matched_records = 150;
   r.calibration_before.confidence.value = 9;
   Attempt a{"finetune", "accepted", AttemptFailure::kNone, "", 1, true, {}};
   a.calibration = r.calibration_after;
@@ -79,6 +81,15 @@ TEST(ReportJsonTest, CalibratedGateIsReadable) {
   EXPECT_TRUE(Contains(json,
                        "\"calibration_after\":{\"available\":true,"
                        "\"passed\":true"))
+      << json;
+  // Which null each was judged against.
+  EXPECT_TRUE(Contains(json,
+                       "\"resamples\":4000,\"null\":\"neighbours\","
+                       "\"neighbours\":10,\"matched_records\":150,"))
+      << json;
+  EXPECT_TRUE(Contains(json,
+                       "\"resamples\":4000,\"null\":\"subjects\","
+                       "\"accuracy_drop_points\""))
       << json;
 }
 
@@ -100,6 +111,8 @@ Report Full() {
   r.after = {0.2, 0.95, 0.84, 0.52, 0.83};
   r.calibration_before = SomeCalibration(0.1);
   r.calibration_after = SomeCalibration(0);
+  r.calibration_after.neighbours = 12;
+  r.calibration_after.matched_records = 90;
   r.has_reference = true;
   r.reference = {0.21, 0.94, 0.83, 0.5};
   r.gap_points = 1.25;

@@ -360,6 +360,12 @@ TEST_F(DatasetModelApiTest, RegisterValidationErrors) {
           false),
       kInvalid);
   EXPECT_EQ(
+      reg([](M& m) { m.mutable_policy()->set_gate_neighbours(1001); }, false),
+      kInvalid);
+  EXPECT_EQ(
+      reg([](M& m) { m.mutable_policy()->set_gate_neighbours(1); }, false),
+      kInvalid);
+  EXPECT_EQ(
       reg([](M& m) { m.mutable_policy()->mutable_neggrad_plus()->set_beta(1); },
           false),
       kInvalid);

@@ -57,6 +57,7 @@ TEST(ModelSpecTest, UnsetSettingsKeepTheEngineDefaults) {
 TEST(ModelSpecTest, GateAndEveryApproximateMethodsSettingsReachTheEngine) {
   absl::StatusOr<ModelSpec> spec = ParseModelSpec(
       Mlp(R"({"gateSignificance": 0.05, "adaptiveBudgetFraction": 0.5,
+              "gateNeighbours": 10,
               "neggradPlus": {"epochs": 2, "learningRate": 0.03, "beta": 0.8},
               "scrub": {"epochs": 4, "maxEpochs": 2, "learningRate": 0.01,
                         "alpha": 0.5, "gamma": 2, "temperature": 3},
@@ -68,6 +69,7 @@ TEST(ModelSpecTest, GateAndEveryApproximateMethodsSettingsReachTheEngine) {
   const core::Policy& policy = spec->policy;
   EXPECT_DOUBLE_EQ(policy.gate_alpha, 0.05);
   EXPECT_DOUBLE_EQ(policy.adaptive_budget, 0.5);
+  EXPECT_EQ(policy.gate_neighbours, 10);
   const core::MethodParams& p = policy.params;
   EXPECT_EQ(p.neggrad_plus.epochs, 2);
   EXPECT_DOUBLE_EQ(p.neggrad_plus.lr, 0.03);
@@ -92,6 +94,7 @@ TEST(ModelSpecTest, GateDefaultsAndAdaptiveOff) {
   EXPECT_DOUBLE_EQ(defaults->policy.gate_alpha, core_defaults.gate_alpha);
   EXPECT_DOUBLE_EQ(defaults->policy.adaptive_budget,
                    core_defaults.adaptive_budget);
+  EXPECT_EQ(defaults->policy.gate_neighbours, core_defaults.gate_neighbours);
   // The fixed thresholds are off unless set (API: 0 = off).
   EXPECT_DOUBLE_EQ(defaults->policy.max_mia_auc, 1.0);
   EXPECT_DOUBLE_EQ(defaults->policy.max_forget_acc_excess, 100.0);

@@ -40,6 +40,23 @@
 // validation subjects (drawn from the same population). A person whose
 // records are unusual (a cluster of look-alike images, a rare class) is
 // compared with typical people; docs/engine.md gives the measured effect.
+//
+// The difficulty-matched null (NeighbourMatches, the policy's
+// gate_neighbours) weakens that assumption to "exchangeable with never-seen
+// records that look alike": each forget record is compared with its k
+// nearest validation records of the same label in the model's input space
+// (MatchNeighbours, methods.h). A null group takes the neighbours'
+// outcomes under a Poisson(1) bootstrap of the matched records (the same
+// weights for every forget record: the uncertainty of the neighbours' own
+// outcomes, large where a cluster's records share a few neighbours), and
+// adds each record's own chance: a hit drawn at its neighbours' smoothed
+// hit rate, one neighbour's deviation from their mean rank. A
+// person's records are then judged against records like them, whatever
+// region of the input space they sit in, not against typical people. What
+// it does not see: a person's own effect beyond the look of their records
+// (a writer's habit shared by all their records but not by look-alikes of
+// other people); the subjects null holds that, as the spread of whole
+// validation people. docs/engine.md gives the measured trade-off.
 #ifndef LETHE_CORE_CALIBRATION_H_
 #define LETHE_CORE_CALIBRATION_H_
 
@@ -73,6 +90,11 @@ struct Calibration {
   int64_t resamples = 0;
   double alpha = 0;   // the check's false-rejection rate for a never-seen set
   double margin = 0;  // added to each side of both intervals
+  // The null: 0, groups of whole validation subjects; k > 0, each forget
+  // record's k nearest validation records (NeighbourMatches), of which
+  // `matched_records` distinct ones.
+  int64_t neighbours = 0;
+  int64_t matched_records = 0;
   CalibratedStat accuracy;    // fraction correct
   CalibratedStat confidence;  // mean confidence rank, in [0, 1]
   bool passed() const {
@@ -95,6 +117,15 @@ struct CalibrationOptions {
   double margin = 0;    // in [0, 1): accuracy fraction and rank alike
   int resamples = 4000;
   uint64_t seed = 0;
+};
+
+// For each forget record, the positions (in the validation arrays given to
+// CalibrateForgetSet) of its k nearest validation records, nearest first;
+// -1 fills a row where fewer exist. Made once per request by
+// MatchNeighbours (methods.h): it depends on the data, not on the model.
+struct NeighbourMatches {
+  int64_t k = 0;
+  std::vector<int64_t> index;  // forget records x k, row-major
 };
 
 // Needs at least this many validation records and subjects; below either
@@ -131,12 +162,15 @@ double ConfidenceOfLoss(float loss);
 
 // `forget`: the model's scores on the forget set; `validation`: on the
 // validation records, with `validation_subject` the subject of each (any
-// integer id). INVALID_ARGUMENT for mismatched sizes, an empty forget set or
-// options out of range.
+// integer id). `matches` (optional, k > 0): draw the difficulty-matched
+// null instead of whole subjects. INVALID_ARGUMENT for mismatched sizes, an
+// empty forget set, matches out of range, a forget record with no
+// neighbour, or options out of range.
 Result<Calibration> CalibrateForgetSet(
     const RecordScores& forget, const RecordScores& validation,
     const std::vector<int64_t>& validation_subject,
-    const CalibrationOptions& options);
+    const CalibrationOptions& options,
+    const NeighbourMatches* matches = nullptr);
 
 }  // namespace lethe::core
 

@@ -68,6 +68,18 @@ Result<Metrics> ComputeMetrics(torch::jit::Module& model,
                                const DeviceData& data, const Partition& p,
                                const std::vector<int64_t>& retain_sample);
 
+// The difficulty-matched null's neighbours (calibration.h): for each of the
+// `forget` rows, its k nearest `validation` rows with the same label, by
+// Euclidean distance between the records as the model takes them
+// (AsModelInput, flattened), as positions in `validation`. A label with
+// fewer than k validation records gives what it has; a label with none,
+// the nearest of any label. k 0 or no validation row: k 0, no matches.
+// Costs forget x validation x features multiply-adds, once per request.
+Result<NeighbourMatches> MatchNeighbours(const DeviceData& data,
+                                         const std::vector<int64_t>& forget,
+                                         const std::vector<int64_t>& validation,
+                                         int64_t k);
+
 }  // namespace lethe::core
 
 #endif  // LETHE_CORE_METHODS_H_

@@ -245,7 +245,12 @@ struct Policy {
   // the benchmark's tuning people (docs/benchmarks.md "The calibrated
   // gate").
   double gate_margin = 0.02;
-  int gate_resamples = 4000;             // null-distribution draws, >= 100
+  int gate_resamples = 4000;  // null-distribution draws, >= 100
+  // The calibrated check's null: 0, groups of whole validation subjects;
+  // k > 0, each forget record against its k nearest validation records of
+  // its label (calibration.h, the difficulty-matched null), in [2, 1000]:
+  // one neighbour would leave a record's own chance unknown.
+  int gate_neighbours = 0;
   double max_mia_auc = 1.0;              // 1: off
   double max_forget_acc_excess = 100.0;  // points; 100: off
   // Cost of an adaptive method's rounds together, as a fraction of a
