@@ -105,6 +105,18 @@ int64_t MaxVersion(const State& s, const std::string& model_id) {
   return it->first.first == model_id ? it->first.second : 0;
 }
 
+absl::StatusOr<std::string> ReadCheckedArtifact(ByteStream* in,
+                                                const std::string& sha256) {
+  if (in == nullptr) return std::string();
+  absl::StatusOr<std::string> bytes = ReadWholeStream(*in);
+  if (!bytes.ok()) return bytes.status();
+  if (Sha256(*bytes) != sha256) {
+    return absl::InvalidArgumentError(
+        "artifact bytes do not match their SHA-256 digest");
+  }
+  return bytes;
+}
+
 ModelRow ModelRowOf(const State& s, const Model& m) {
   ModelRow row = m.row;
   row.latest_version = MaxVersion(s, m.row.id);

@@ -178,6 +178,10 @@ ModelRow ModelRowOf(const State& s, const Model& m);
 DatasetRow DatasetRowOf(const State& s, const DatasetRow& d);
 // Highest version number of the model, deleted ones included; 0 if none.
 int64_t MaxVersion(const State& s, const std::string& model_id);
+// A worker's new model file read whole and checked against its digest
+// (INVALID_ARGUMENT, the postgres stores' answer); "" for none.
+absl::StatusOr<std::string> ReadCheckedArtifact(ByteStream* in,
+                                                const std::string& sha256);
 
 // The policy fields the queue honours (protobuf JSON names); 0 / "" when
 // absent or unreadable (policy.cc).

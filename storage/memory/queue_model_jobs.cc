@@ -85,16 +85,10 @@ absl::Status MemoryWorkQueue::FinishModelJob(const ModelJob& job,
                                              const std::string& state,
                                              const std::string& produced_by,
                                              const std::string& report_json) {
-  std::string artifact;
-  if (artifact_stream != nullptr) {
-    auto read = ReadWholeStream(*artifact_stream);
-    if (!read.ok()) return read.status();
-    if (Sha256(*read) != artifact_sha256) {
-      return absl::InvalidArgumentError(
-          "artifact bytes do not match their SHA-256 digest");
-    }
-    artifact = std::move(*read);
-  }
+  absl::StatusOr<std::string> read =
+      ReadCheckedArtifact(artifact_stream, artifact_sha256);
+  if (!read.ok()) return read.status();
+  const std::string artifact = std::move(*read);
   const int64_t now = core_->Now();
   return core_->Run([&](State& s) -> absl::Status {
     Model* m = HeldJob(s, job, options_.owner);

@@ -112,16 +112,10 @@ absl::StatusOr<PublishResult> MemoryWorkQueue::PublishIn(
 absl::StatusOr<PublishResult> MemoryWorkQueue::Publish(
     const TaskBatch& batch, const PublishRequest& req,
     const CompletionHook& hook) {
-  std::string artifact;
-  if (req.artifact != nullptr) {
-    auto read = ReadWholeStream(*req.artifact);
-    if (!read.ok()) return read.status();
-    if (Sha256(*read) != req.artifact_sha256) {
-      return absl::InvalidArgumentError(
-          "artifact bytes do not match their SHA-256 digest");
-    }
-    artifact = std::move(*read);
-  }
+  absl::StatusOr<std::string> read =
+      ReadCheckedArtifact(req.artifact, req.artifact_sha256);
+  if (!read.ok()) return read.status();
+  const std::string artifact = std::move(*read);
   const int64_t now = core_->Now();
   return core_->RunAtomic(
       [&](State& s) { return PublishIn(s, batch, req, artifact, hook, now); });
