@@ -53,90 +53,100 @@ Result<Metrics> ComputeMetrics(torch::jit::Module& model,
   return m.metrics;
 }
 
+namespace {
+
+// MatchNeighbours without its guard: validation rows in chunks, each
+// against every forget row in chunks; each forget row keeps its best k so
+// far (distance, position), of its own label and of any. Memory stays at a
+// chunk of each side (at most 32 MiB of float32 features each, fewer rows
+// for wide records) whatever the split's size.
+NeighbourMatches Match(const DeviceData& data,
+                       const std::vector<int64_t>& forget,
+                       const std::vector<int64_t>& validation, int64_t k) {
+  at::NoGradGuard no_grad;
+  const int64_t row_floats = std::max<int64_t>(
+      1, data.features.numel() / std::max<int64_t>(1, data.features.size(0)));
+  const int64_t chunk_rows =
+      std::max<int64_t>(1, (int64_t{32} << 20) / (4 * row_floats));
+  const int64_t validation_chunk = std::min<int64_t>(8192, chunk_rows);
+  const int64_t forget_chunk = std::min<int64_t>(1024, chunk_rows);
+  const auto n_forget = static_cast<int64_t>(forget.size());
+  const auto n_validation = static_cast<int64_t>(validation.size());
+  const at::Tensor forget_rows = RowTensor(forget, data.device);
+  const at::Tensor validation_rows = RowTensor(validation, data.device);
+  const at::Tensor forget_labels =
+      data.labels.index_select(0, forget_rows).to(at::kLong);
+  const at::Tensor validation_labels =
+      data.labels.index_select(0, validation_rows).to(at::kLong);
+  const double inf = std::numeric_limits<double>::infinity();
+  // Distance infinity and position -1: no neighbour (yet).
+  at::Tensor best_same = at::full({n_forget, k}, inf, at::kFloat);
+  at::Tensor best_same_at = at::full({n_forget, k}, -1, at::kLong);
+  at::Tensor best_any = best_same.clone();
+  at::Tensor best_any_at = best_same_at.clone();
+  auto keep = [k](at::Tensor& best, at::Tensor& best_at, int64_t f0, int64_t fn,
+                  const at::Tensor& d, const at::Tensor& at) {
+    const at::Tensor all = at::cat({best.narrow(0, f0, fn), d}, 1);
+    const at::Tensor all_at = at::cat({best_at.narrow(0, f0, fn), at}, 1);
+    auto [v, i] = all.topk(k, 1, /*largest=*/false, /*sorted=*/true);
+    best.narrow(0, f0, fn).copy_(v);
+    best_at.narrow(0, f0, fn).copy_(all_at.gather(1, i));
+  };
+  for (int64_t v0 = 0; v0 < n_validation; v0 += validation_chunk) {
+    const int64_t vn = std::min(validation_chunk, n_validation - v0);
+    const at::Tensor vx =
+        data.Rows(validation_rows.narrow(0, v0, vn)).flatten(1).to(at::kFloat);
+    const at::Tensor vsq = (vx * vx).sum(1);
+    const at::Tensor vlab = validation_labels.narrow(0, v0, vn);
+    for (int64_t f0 = 0; f0 < n_forget; f0 += forget_chunk) {
+      const int64_t fn = std::min(forget_chunk, n_forget - f0);
+      const at::Tensor fx =
+          data.Rows(forget_rows.narrow(0, f0, fn)).flatten(1).to(at::kFloat);
+      // |f - v|^2 = |f|^2 - 2 f.v + |v|^2, clamped at 0 against rounding.
+      const at::Tensor d =
+          ((fx * fx).sum(1, true) - 2 * fx.mm(vx.t()) + vsq.unsqueeze(0))
+              .clamp_min(0)
+              .cpu();
+      const at::Tensor same =
+          (forget_labels.narrow(0, f0, fn).unsqueeze(1) == vlab.unsqueeze(0))
+              .cpu();
+      const at::Tensor at =
+          at::arange(v0, v0 + vn, at::kLong).unsqueeze(0).expand({fn, vn});
+      keep(best_same, best_same_at, f0, fn,
+           d.masked_fill(same.logical_not(), inf), at);
+      keep(best_any, best_any_at, f0, fn, d, at);
+    }
+  }
+  // Same label first; a label with no validation record: any label.
+  NeighbourMatches m;
+  m.k = k;
+  m.index.assign(static_cast<size_t>(n_forget * k), -1);
+  const auto same_d = best_same.accessor<float, 2>();
+  const auto same_at = best_same_at.accessor<int64_t, 2>();
+  const auto any_at = best_any_at.accessor<int64_t, 2>();
+  for (int64_t i = 0; i < n_forget; ++i) {
+    int64_t found = 0;
+    for (int64_t j = 0; j < k && same_d[i][j] != inf; ++j) {
+      m.index[static_cast<size_t>(i * k + found++)] = same_at[i][j];
+    }
+    for (int64_t j = 0; found == 0 && j < k; ++j) {
+      m.index[static_cast<size_t>(i * k + j)] = any_at[i][j];
+    }
+  }
+  return m;
+}
+
+}  // namespace
+
 Result<NeighbourMatches> MatchNeighbours(const DeviceData& data,
                                          const std::vector<int64_t>& forget,
                                          const std::vector<int64_t>& validation,
                                          int64_t k) {
-  NeighbourMatches m;
-  if (k <= 0 || validation.empty() || forget.empty()) return m;
-  return internal::Guarded(
-      "matching neighbours", [&]() -> Result<NeighbourMatches> {
-        at::NoGradGuard no_grad;
-        // Validation rows in chunks, each against every forget row in chunks;
-        // each forget row keeps its best k so far (distance, position). Memory
-        // stays at a chunk of each side whatever the split's size.
-        constexpr int64_t kValidationChunk = 8192;
-        constexpr int64_t kForgetChunk = 1024;
-        const auto n_forget = static_cast<int64_t>(forget.size());
-        const auto n_validation = static_cast<int64_t>(validation.size());
-        const at::Tensor forget_rows = RowTensor(forget, data.device);
-        const at::Tensor validation_rows = RowTensor(validation, data.device);
-        const at::Tensor forget_labels =
-            data.labels.index_select(0, forget_rows).to(at::kLong);
-        const at::Tensor validation_labels =
-            data.labels.index_select(0, validation_rows).to(at::kLong);
-        const double inf = std::numeric_limits<double>::infinity();
-        // Same label first; then, for labels with no validation record, any.
-        // Distance infinity and position -1: no neighbour (yet).
-        at::Tensor best_same = at::full({n_forget, k}, inf, at::kFloat);
-        at::Tensor best_same_at = at::full({n_forget, k}, -1, at::kLong);
-        at::Tensor best_any = best_same.clone();
-        at::Tensor best_any_at = best_same_at.clone();
-        auto keep = [&](at::Tensor& best, at::Tensor& best_at, int64_t f0,
-                        int64_t fn, const at::Tensor& d, const at::Tensor& at) {
-          const at::Tensor all = at::cat({best.narrow(0, f0, fn), d}, 1);
-          const at::Tensor all_at = at::cat({best_at.narrow(0, f0, fn), at}, 1);
-          auto [v, i] = all.topk(k, 1, /*largest=*/false, /*sorted=*/true);
-          best.narrow(0, f0, fn).copy_(v);
-          best_at.narrow(0, f0, fn).copy_(all_at.gather(1, i));
-        };
-        for (int64_t v0 = 0; v0 < n_validation; v0 += kValidationChunk) {
-          const int64_t vn = std::min(kValidationChunk, n_validation - v0);
-          const at::Tensor vx = data.Rows(validation_rows.narrow(0, v0, vn))
-                                    .flatten(1)
-                                    .to(at::kFloat);
-          const at::Tensor vsq = (vx * vx).sum(1);
-          const at::Tensor vlab = validation_labels.narrow(0, v0, vn);
-          for (int64_t f0 = 0; f0 < n_forget; f0 += kForgetChunk) {
-            const int64_t fn = std::min(kForgetChunk, n_forget - f0);
-            const at::Tensor fx = data.Rows(forget_rows.narrow(0, f0, fn))
-                                      .flatten(1)
-                                      .to(at::kFloat);
-            // |f - v|^2 = |f|^2 - 2 f.v + |v|^2, clamped at 0 against rounding.
-            const at::Tensor d =
-                ((fx * fx).sum(1, true) - 2 * fx.mm(vx.t()) + vsq.unsqueeze(0))
-                    .clamp_min(0)
-                    .cpu();
-            const at::Tensor same = (forget_labels.narrow(0, f0, fn).unsqueeze(
-                                         1) == vlab.unsqueeze(0))
-                                        .cpu();
-            const at::Tensor at = at::arange(v0, v0 + vn, at::kLong)
-                                      .unsqueeze(0)
-                                      .expand({fn, vn});
-            keep(best_same, best_same_at, f0, fn,
-                 d.masked_fill(same.logical_not(), inf), at);
-            keep(best_any, best_any_at, f0, fn, d, at);
-          }
-        }
-        m.k = k;
-        m.index.assign(static_cast<size_t>(n_forget * k), -1);
-        const auto same_d = best_same.accessor<float, 2>();
-        const auto same_at = best_same_at.accessor<int64_t, 2>();
-        const auto any_at = best_any_at.accessor<int64_t, 2>();
-        for (int64_t i = 0; i < n_forget; ++i) {
-          int64_t found = 0;
-          for (int64_t j = 0; j < k; ++j) {
-            if (same_d[i][j] == inf) break;  // the label ran out
-            m.index[static_cast<size_t>(i * k + found++)] = same_at[i][j];
-          }
-          if (found == 0) {
-            for (int64_t j = 0; j < k; ++j) {
-              m.index[static_cast<size_t>(i * k + j)] = any_at[i][j];
-            }
-          }
-        }
-        return m;
-      });
+  if (k <= 0 || validation.empty() || forget.empty()) return NeighbourMatches{};
+  return internal::Guarded("matching neighbours",
+                           [&]() -> Result<NeighbourMatches> {
+                             return Match(data, forget, validation, k);
+                           });
 }
 
 }  // namespace lethe::core
