@@ -97,6 +97,22 @@ Status CheckMatches(const NeighbourMatches& m, size_t forget,
         "calibration: neighbour matches need k 0 or at least 2, and k per "
         "forget record");
   }
+  if (m.reference_index.size() != m.reference.size() * k) {
+    return InvalidArgumentError(
+        "calibration: neighbour matches need k per reference record");
+  }
+  for (int64_t v : m.reference) {
+    if (v < 0 || v >= static_cast<int64_t>(validation)) {
+      return InvalidArgumentError(
+          "calibration: a reference record names no validation record");
+    }
+  }
+  for (int64_t v : m.reference_index) {
+    if (v < -1 || v >= static_cast<int64_t>(validation)) {
+      return InvalidArgumentError(
+          "calibration: a neighbour match names no validation record");
+    }
+  }
   for (size_t i = 0; i < forget && k > 0; ++i) {
     bool any = false;
     for (size_t j = 0; j < k; ++j) {
@@ -203,6 +219,34 @@ void DrawNull(const std::vector<SubjectSums>& subjects, int64_t records,
 //   scaled by sqrt(k / (k - 1)) so that its variance is the neighbours'
 //   unbiased variance (the record's own chance). A row with one neighbour
 //   borrows the deviation of a random row with more.
+// The matching's offset (NeighbourMatches::reference): never-seen records'
+// outcomes minus what their own neighbours predict, as the null predicts
+// (the smoothed hit rate; the mean rank), averaged. Fills c's offsets.
+void MatchingOffset(const NeighbourMatches& m, const std::vector<double>& hit,
+                    const std::vector<double>& rank, Calibration& c) {
+  const auto k = static_cast<size_t>(m.k);
+  double acc = 0, conf = 0;
+  int64_t rows = 0;
+  for (size_t i = 0; i < m.reference.size(); ++i) {
+    double n = 0, h = 0, r = 0;
+    for (size_t j = 0; j < k; ++j) {
+      const int64_t v = m.reference_index[i * k + j];
+      if (v < 0) continue;
+      n += 1;
+      h += hit[static_cast<size_t>(v)];
+      r += rank[static_cast<size_t>(v)];
+    }
+    if (n == 0) continue;
+    const auto self = static_cast<size_t>(m.reference[i]);
+    acc += hit[self] - (h + 0.5) / (n + 1);
+    conf += rank[self] - r / n;
+    ++rows;
+  }
+  c.offset_records = rows;
+  c.offset_accuracy = rows > 0 ? acc / static_cast<double>(rows) : 0;
+  c.offset_confidence = rows > 0 ? conf / static_cast<double>(rows) : 0;
+}
+
 // The matched records, numbered 0..distinct-1, and each forget record's
 // row of them, with its mean rank and the scale of its deviations.
 struct MatchedRows {
@@ -359,6 +403,9 @@ Result<Calibration> CalibrateForgetSet(
     c.neighbours = matches->k;
     c.matched_records = DrawMatchedNull(*matches, hit, rank, options,
                                         null_accuracy, null_confidence);
+    MatchingOffset(*matches, hit, rank, c);
+    for (double& v : null_accuracy) v += c.offset_accuracy;
+    for (double& v : null_confidence) v += c.offset_confidence;
   } else {
     DrawNull(subjects, c.forget_records, options, null_accuracy,
              null_confidence);

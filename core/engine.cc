@@ -400,8 +400,9 @@ Status Run::Prepare() {
     Clock::time_point tm = Clock::now();
     LETHE_CORE_ASSIGN_OR_RETURN(
         neighbours_,
-        MatchNeighbours(data_, partition_.forget, partition_.validation,
-                        req_.policy.gate_neighbours));
+        MatchForNull(data_, partition_.forget, partition_.validation,
+                     validation_subject_, req_.policy.gate_neighbours,
+                     kMatchingReferenceRecords, req_.policy.seed));
     report_.timings.verify_s += Since(tm);
   }
 

@@ -87,6 +87,11 @@ void PutCalibration(std::string& out, const Calibration& c) {
   if (c.neighbours > 0) {
     o.Int("neighbours", c.neighbours);
     o.Int("matched_records", c.matched_records);
+    // What never-seen records scored against their own neighbours; the
+    // null is moved by it (calibration.h).
+    o.Num("offset_accuracy", c.offset_accuracy);
+    o.Num("offset_confidence", c.offset_confidence);
+    o.Int("offset_records", c.offset_records);
   }
   o.Num("accuracy_drop_points", c.accuracy_drop_points);
   o.Num("allowed_drop_points", c.allowed_drop_points);

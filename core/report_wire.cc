@@ -48,6 +48,9 @@ void PutCalibration(WireWriter& w, const Calibration& c) {
   w.PutDouble(c.allowed_drop_points);
   w.PutI64(c.neighbours);
   w.PutI64(c.matched_records);
+  w.PutDouble(c.offset_accuracy);
+  w.PutDouble(c.offset_confidence);
+  w.PutI64(c.offset_records);
   PutStat(w, c.accuracy);
   PutStat(w, c.confidence);
 }
@@ -59,8 +62,9 @@ bool GetCalibration(WireReader& r, Calibration* c) {
          r.GetDouble(&c->alpha) && r.GetDouble(&c->margin) &&
          r.GetDouble(&c->accuracy_drop_points) &&
          r.GetDouble(&c->allowed_drop_points) && r.GetI64(&c->neighbours) &&
-         r.GetI64(&c->matched_records) && GetStat(r, &c->accuracy) &&
-         GetStat(r, &c->confidence);
+         r.GetI64(&c->matched_records) && r.GetDouble(&c->offset_accuracy) &&
+         r.GetDouble(&c->offset_confidence) && r.GetI64(&c->offset_records) &&
+         GetStat(r, &c->accuracy) && GetStat(r, &c->confidence);
 }
 
 void PutAttempt(WireWriter& w, const Attempt& a) {

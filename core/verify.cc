@@ -62,7 +62,16 @@ namespace {
 // for wide records) whatever the split's size.
 NeighbourMatches Match(const DeviceData& data,
                        const std::vector<int64_t>& forget,
-                       const std::vector<int64_t>& validation, int64_t k) {
+                       const std::vector<int64_t>& validation, int64_t k,
+                       const std::vector<int64_t>& forget_subject,
+                       const std::vector<int64_t>& validation_subject) {
+  const bool by_subject = !forget_subject.empty() &&
+                          forget_subject.size() == forget.size() &&
+                          validation_subject.size() == validation.size();
+  const at::Tensor f_subject =
+      by_subject ? at::tensor(forget_subject, at::kLong) : at::Tensor();
+  const at::Tensor v_subject =
+      by_subject ? at::tensor(validation_subject, at::kLong) : at::Tensor();
   at::NoGradGuard no_grad;
   const int64_t row_floats = std::max<int64_t>(
       1, data.features.numel() / std::max<int64_t>(1, data.features.size(0)));
@@ -107,14 +116,21 @@ NeighbourMatches Match(const DeviceData& data,
           ((fx * fx).sum(1, true) - 2 * fx.mm(vx.t()) + vsq.unsqueeze(0))
               .clamp_min(0)
               .cpu();
-      const at::Tensor same =
+      at::Tensor same =
           (forget_labels.narrow(0, f0, fn).unsqueeze(1) == vlab.unsqueeze(0))
               .cpu();
+      at::Tensor d_any = d;
+      if (by_subject) {
+        const at::Tensor own = f_subject.narrow(0, f0, fn).unsqueeze(1) ==
+                               v_subject.narrow(0, v0, vn).unsqueeze(0);
+        same = same.logical_and(own.logical_not());
+        d_any = d.masked_fill(own, inf);
+      }
       const at::Tensor at =
           at::arange(v0, v0 + vn, at::kLong).unsqueeze(0).expand({fn, vn});
       keep(best_same, best_same_at, f0, fn,
            d.masked_fill(same.logical_not(), inf), at);
-      keep(best_any, best_any_at, f0, fn, d, at);
+      keep(best_any, best_any_at, f0, fn, d_any, at);
     }
   }
   // Same label first; a label with no validation record: any label.
@@ -124,12 +140,13 @@ NeighbourMatches Match(const DeviceData& data,
   const auto same_d = best_same.accessor<float, 2>();
   const auto same_at = best_same_at.accessor<int64_t, 2>();
   const auto any_at = best_any_at.accessor<int64_t, 2>();
+  const auto any_d = best_any.accessor<float, 2>();
   for (int64_t i = 0; i < n_forget; ++i) {
     int64_t found = 0;
     for (int64_t j = 0; j < k && same_d[i][j] != inf; ++j) {
       m.index[static_cast<size_t>(i * k + found++)] = same_at[i][j];
     }
-    for (int64_t j = 0; found == 0 && j < k; ++j) {
+    for (int64_t j = 0; found == 0 && j < k && any_d[i][j] != inf; ++j) {
       m.index[static_cast<size_t>(i * k + j)] = any_at[i][j];
     }
   }
@@ -138,15 +155,52 @@ NeighbourMatches Match(const DeviceData& data,
 
 }  // namespace
 
-Result<NeighbourMatches> MatchNeighbours(const DeviceData& data,
-                                         const std::vector<int64_t>& forget,
-                                         const std::vector<int64_t>& validation,
-                                         int64_t k) {
+Result<NeighbourMatches> MatchNeighbours(
+    const DeviceData& data, const std::vector<int64_t>& forget,
+    const std::vector<int64_t>& validation, int64_t k,
+    const std::vector<int64_t>& forget_subject,
+    const std::vector<int64_t>& validation_subject) {
   if (k <= 0 || validation.empty() || forget.empty()) return NeighbourMatches{};
   return internal::Guarded("matching neighbours",
                            [&]() -> Result<NeighbourMatches> {
-                             return Match(data, forget, validation, k);
+                             return Match(data, forget, validation, k,
+                                          forget_subject, validation_subject);
                            });
+}
+
+Result<NeighbourMatches> MatchForNull(
+    const DeviceData& data, const std::vector<int64_t>& forget,
+    const std::vector<int64_t>& validation,
+    const std::vector<int64_t>& validation_subject, int64_t k,
+    int64_t reference, uint64_t seed) {
+  LETHE_CORE_ASSIGN_OR_RETURN(NeighbourMatches m,
+                              MatchNeighbours(data, forget, validation, k));
+  if (m.k == 0 || reference <= 0) return m;
+  // A seeded draw of validation positions, in order.
+  std::vector<int64_t> positions(validation.size());
+  for (size_t i = 0; i < positions.size(); ++i) {
+    positions[i] = static_cast<int64_t>(i);
+  }
+  std::mt19937_64 rng(seed ^ 0x0ff5e7b1a5ULL);
+  for (size_t i = positions.size(); i > 1; --i) {
+    std::swap(positions[i - 1], positions[static_cast<size_t>(rng() % i)]);
+  }
+  if (static_cast<int64_t>(positions.size()) > reference) {
+    positions.resize(static_cast<size_t>(reference));
+  }
+  std::sort(positions.begin(), positions.end());
+  std::vector<int64_t> rows, subjects;
+  for (int64_t p : positions) {
+    rows.push_back(validation[static_cast<size_t>(p)]);
+    subjects.push_back(validation_subject[static_cast<size_t>(p)]);
+  }
+  LETHE_CORE_ASSIGN_OR_RETURN(
+      NeighbourMatches r,
+      MatchNeighbours(data, rows, validation, k, subjects, validation_subject));
+  m.reference = std::move(positions);
+  m.reference_index = std::move(r.index);
+  if (m.reference_index.empty()) m.reference.clear();
+  return m;
 }
 
 }  // namespace lethe::core

@@ -6,7 +6,7 @@
 //              [--singles 30] [--groups 10] [--group-size 20]
 //              [--adaptive N] [--methods finetune,random_label,...]
 //              [--budget 0.25] [--margin M] [--neighbours K]
-//              [--pool eval|tune]
+//              [--base-margin M] [--pool eval|tune]
 //              [--threads 2] [--data DIR]
 //
 // Per seed (the recipe's seed, so a different original model each time):
@@ -256,6 +256,8 @@ int main(int argc, char** argv) {
   double budget = 0.25;
   double margin = lethe::core::Policy{}.gate_margin;
   int neighbours = lethe::core::Policy{}.gate_neighbours;
+  // With --neighbours: the subjects null's margin in the baseline.
+  double base_margin = lethe::core::Policy{}.gate_margin;
   bool tune_pool = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -281,6 +283,8 @@ int main(int argc, char** argv) {
       margin = std::atof(next().c_str());
     } else if (a == "--neighbours") {
       neighbours = num();
+    } else if (a == "--base-margin") {
+      base_margin = std::atof(next().c_str());
     } else if (a == "--pool") {
       tune_pool = next() == "tune";
     } else if (a == "--threads") {
@@ -347,9 +351,12 @@ int main(int argc, char** argv) {
       scenario_name.c_str(), people.size(), pool.size(),
       tune_pool ? "tuning" : "evaluation", seeds, singles, groups, group_size,
       adaptive, budget, margin,
-      neighbours > 0
-          ? (std::to_string(neighbours) + " matched neighbours").c_str()
-          : "whole subjects",
+      neighbours > 0 ? (std::to_string(neighbours) +
+                        " matched neighbours (baseline: whole subjects, "
+                        "margin " +
+                        std::to_string(base_margin) + ")")
+                           .c_str()
+                     : "whole subjects",
       threads);
 
   Engine engine{lethe::core::EngineOptions{}};
@@ -412,6 +419,7 @@ int main(int argc, char** argv) {
         if (neighbours > 0) {
           UnlearnRequest base = req;
           base.policy.gate_neighbours = 0;
+          base.policy.gate_margin = base_margin;
           Result<GateCheck> b_exact =
               engine.CheckGate(base, exact->model_bytes);
           Result<GateCheck> b_original =

@@ -348,6 +348,50 @@ TEST(CalibrationTest, FewSharedNeighboursWidenTheMatchedNull) {
   EXPECT_GT(a->accuracy.null_sd, 1.5 * b->accuracy.null_sd);
 }
 
+TEST(CalibrationTest, TheMatchingsOffsetMovesTheNull) {
+  // Never-seen records that score 0.2 of rank below their own neighbours:
+  // the matched null moves down by as much, so a forget set that does the
+  // same is judged by where look-alikes of never-seen records fall.
+  Population validation;
+  for (int i = 0; i < 1000; ++i) {
+    validation.scores.losses.push_back(static_cast<float>(i) / 200.0F);
+    validation.scores.correct.push_back(1);
+    validation.subject.push_back(i / 20);
+  }
+  std::mt19937_64 rng(9);
+  Population forget = Draw(rng, 1, 20, 0);
+  std::vector<int64_t> all(1000);
+  for (int64_t i = 0; i < 1000; ++i) all[static_cast<size_t>(i)] = i;
+  NeighbourMatches plain = Matches(rng, 20, all, 10);
+  NeighbourMatches moved = plain;
+  // Reference records 300..399, each matched with the 10 records 200
+  // places below it in loss (so about 0.2 higher in confidence rank).
+  for (int64_t v = 300; v < 400; ++v) {
+    moved.reference.push_back(v);
+    for (int64_t j = 0; j < 10; ++j)
+      moved.reference_index.push_back(v - 200 + j);
+  }
+  Result<Calibration> a = CalibrateForgetSet(forget.scores, validation.scores,
+                                             validation.subject, {}, &plain);
+  Result<Calibration> b = CalibrateForgetSet(forget.scores, validation.scores,
+                                             validation.subject, {}, &moved);
+  ASSERT_TRUE(a.ok() && b.ok()) << b.status().ToString();
+  EXPECT_EQ(b->offset_records, 100);
+  EXPECT_NEAR(b->offset_confidence, -0.1955, 1e-6);  // 195.5 places of 1,000
+  // All hits: a record's smoothed rate is 10.5 / 11.
+  EXPECT_NEAR(b->offset_accuracy, 1 - 10.5 / 11, 1e-9);
+  EXPECT_NEAR(b->confidence.null_mean - a->confidence.null_mean,
+              b->offset_confidence, 0.01);
+  EXPECT_EQ(a->offset_records, 0);
+  NeighbourMatches bad = moved;
+  bad.reference_index.pop_back();
+  EXPECT_EQ(CalibrateForgetSet(forget.scores, validation.scores,
+                               validation.subject, {}, &bad)
+                .status()
+                .code(),
+            Code::kInvalidArgument);
+}
+
 TEST(CalibrationTest, BadNeighbourMatchesAreAnError) {
   RecordScores one{{0.1F}, {1}};
   RecordScores two{{0.1F, 0.2F}, {1, 0}};

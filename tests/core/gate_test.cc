@@ -208,6 +208,12 @@ TEST(NeighbourMatchTest, NearestOfTheSameLabelFirstThenAnyLabel) {
   // (0,0): (1,0), (0,2), (3,0); (9,1) is a fourth. (10,0): the two of
   // label 1 only. (5,5): no label 2, so the nearest of any label.
   EXPECT_EQ(m->index, (std::vector<int64_t>{0, 2, 1, 4, 5, -1, 1, 3, 2}));
+  // Among other people: validation row 3 ((1,0), position 0) matched
+  // within the validation rows, its own subject left out.
+  Result<NeighbourMatches> others = MatchNeighbours(
+      *data, {3}, {3, 4, 5, 6, 7, 8}, 2, {30}, {30, 31, 32, 33, 34, 35});
+  ASSERT_TRUE(others.ok());
+  EXPECT_EQ(others->index, (std::vector<int64_t>{1, 2}));  // (3,0), (0,2)
   Result<NeighbourMatches> none = MatchNeighbours(*data, {0, 1}, {}, 3);
   ASSERT_TRUE(none.ok());
   EXPECT_EQ(none->k, 0);

@@ -63,6 +63,9 @@ TEST(ReportJsonTest, CalibratedGateIsReadable) {
   r.calibration_after = SomeCalibration(0);
   r.calibration_after.neighbours = 10;
   r.calibration_after.matched_records = 150;
+  r.calibration_after.offset_accuracy = -0.01;
+  r.calibration_after.offset_confidence = -0.045;
+  r.calibration_after.offset_records = 2000;
   r.calibration_before.confidence.value = 9;
   Attempt a{"finetune", "accepted", AttemptFailure::kNone, "", 1, true, {}};
   a.calibration = r.calibration_after;
@@ -85,7 +88,9 @@ TEST(ReportJsonTest, CalibratedGateIsReadable) {
   // Which null each was judged against.
   EXPECT_TRUE(Contains(json,
                        "\"resamples\":4000,\"null\":\"neighbours\","
-                       "\"neighbours\":10,\"matched_records\":150,"))
+                       "\"neighbours\":10,\"matched_records\":150,"
+                       "\"offset_accuracy\":-0.01,\"offset_confidence\":"
+                       "-0.045,\"offset_records\":2000,"))
       << json;
   EXPECT_TRUE(Contains(json,
                        "\"resamples\":4000,\"null\":\"subjects\","
@@ -113,6 +118,9 @@ Report Full() {
   r.calibration_after = SomeCalibration(0);
   r.calibration_after.neighbours = 12;
   r.calibration_after.matched_records = 90;
+  r.calibration_after.offset_accuracy = 0.25;
+  r.calibration_after.offset_confidence = -0.5;
+  r.calibration_after.offset_records = 7;
   r.has_reference = true;
   r.reference = {0.21, 0.94, 0.83, 0.5};
   r.gap_points = 1.25;

@@ -253,6 +253,9 @@ EngineReply SeedUnlearnReply() {
   c.allowed_drop_points = 2.1;
   c.neighbours = 10;
   c.matched_records = 180;
+  c.offset_accuracy = -0.25;
+  c.offset_confidence = -0.5;
+  c.offset_records = 400;
   c.accuracy = {0.95, 0.84, 0.06, 0.675, 0.975, 0.04};
   c.confidence = {0.61, 0.5, 0.04, 0.4, 0.6, 0.006};
   rep.calibration_before = c;

@@ -74,11 +74,26 @@ Result<Metrics> ComputeMetrics(torch::jit::Module& model,
 // (AsModelInput, flattened), as positions in `validation`. A label with
 // fewer than k validation records gives what it has; a label with none,
 // the nearest of any label. k 0 or no validation row: k 0, no matches.
-// Costs forget x validation x features multiply-adds, once per request.
-Result<NeighbourMatches> MatchNeighbours(const DeviceData& data,
-                                         const std::vector<int64_t>& forget,
-                                         const std::vector<int64_t>& validation,
-                                         int64_t k);
+// With `forget_subject` and `validation_subject` (one per row each), a
+// validation row of the same subject is never a neighbour (matching
+// validation records among the other validation people). Costs forget x
+// validation x features multiply-adds, once per request.
+Result<NeighbourMatches> MatchNeighbours(
+    const DeviceData& data, const std::vector<int64_t>& forget,
+    const std::vector<int64_t>& validation, int64_t k,
+    const std::vector<int64_t>& forget_subject = {},
+    const std::vector<int64_t>& validation_subject = {});
+
+// MatchNeighbours for the difficulty-matched null of one request: the
+// forget rows' matches, and up to `reference` validation records (a seeded
+// draw) matched among the other validation people, for the matching's own
+// offset (NeighbourMatches::reference). `validation_subject`: per
+// validation row.
+Result<NeighbourMatches> MatchForNull(
+    const DeviceData& data, const std::vector<int64_t>& forget,
+    const std::vector<int64_t>& validation,
+    const std::vector<int64_t>& validation_subject, int64_t k,
+    int64_t reference, uint64_t seed);
 
 }  // namespace lethe::core
 
