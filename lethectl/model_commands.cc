@@ -183,6 +183,8 @@ std::string PolicyText(const v1::UnlearningPolicy& p) {
   if (p.gate_neighbours() > 0) {
     absl::StrAppend(&out, "; gate null ", p.gate_neighbours(),
                     " matched neighbours");
+  } else if (p.gate_neighbours() < 0) {
+    absl::StrAppend(&out, "; gate null whole subjects");
   }
   if (p.adaptive_budget_fraction() < 0) {
     absl::StrAppend(&out, "; adaptive rounds off");

@@ -98,7 +98,7 @@ absl::Status ValidateGate(const v1::UnlearningPolicy& p) {
   }
   if (p.gate_neighbours() == 1 || p.gate_neighbours() > 1000) {
     return Invalid(
-        "policy.gate_neighbours must be in [2, 1000] (0 or negative = the "
+        "policy.gate_neighbours must be in [2, 1000] (0 = 10, negative = the "
         "subjects null)");
   }
   if (!(p.adaptive_budget_fraction() <= 10) ||

@@ -79,7 +79,9 @@ TEST_F(GateTest, RejectsTheOriginalAndAcceptsTheRetrainOfTwentyPeople) {
   // the report says so (calibration_before). Twenty people's 400 images do.
   std::vector<std::string> people;
   for (int i = 40; i < 60; ++i) people.push_back("train-" + std::to_string(i));
-  const UnlearnRequest req = Request(people);
+  // First against groups of whole never-seen people (the subjects null).
+  UnlearnRequest req = Request(people);
+  req.policy.gate_neighbours = 0;
   Result<UnlearnOutcome> retrained = engine_.Unlearn(req);
   ASSERT_TRUE(retrained.ok()) << retrained.status().ToString();
   Result<GateCheck> exact = engine_.CheckGate(req, retrained->model_bytes);
@@ -103,10 +105,11 @@ TEST_F(GateTest, RejectsTheOriginalAndAcceptsTheRetrainOfTwentyPeople) {
   EXPECT_EQ(original->calibration_before.confidence.value,
             original->calibration.confidence.value);
 
-  // The same with the difficulty-matched null: each image against its 10
-  // nearest never-seen images of its class.
+  // The same with the difficulty-matched null (the default): each image
+  // against its 10 nearest never-seen images of its class.
   UnlearnRequest matched = req;
-  matched.policy.gate_neighbours = 10;
+  matched.policy.gate_neighbours = Policy{}.gate_neighbours;
+  ASSERT_EQ(matched.policy.gate_neighbours, 10);
   Result<GateCheck> exact_m =
       engine_.CheckGate(matched, retrained->model_bytes);
   Result<GateCheck> original_m = engine_.CheckGate(matched, *model_);
@@ -115,6 +118,7 @@ TEST_F(GateTest, RejectsTheOriginalAndAcceptsTheRetrainOfTwentyPeople) {
   EXPECT_FALSE(original_m->accepted);
   EXPECT_EQ(exact_m->calibration.neighbours, 10);
   EXPECT_GT(exact_m->calibration.matched_records, 100);
+  EXPECT_GT(exact_m->calibration.offset_records, 100);
   // Rejected for still fitting the people, against their look-alikes too.
   const Calibration& c = original_m->calibration;
   EXPECT_TRUE(c.accuracy.value > c.accuracy.upper ||

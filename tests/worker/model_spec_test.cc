@@ -102,6 +102,10 @@ TEST(ModelSpecTest, GateDefaultsAndAdaptiveOff) {
       ParseModelSpec(Mlp(R"({"adaptiveBudgetFraction": -1})"), Images());
   ASSERT_TRUE(off.ok()) << off.status();
   EXPECT_EQ(off->policy.adaptive_budget, 0);
+  absl::StatusOr<ModelSpec> subjects =
+      ParseModelSpec(Mlp(R"({"gateNeighbours": -1})"), Images());
+  ASSERT_TRUE(subjects.ok()) << subjects.status();
+  EXPECT_EQ(subjects->policy.gate_neighbours, 0);
 }
 
 // proto3 enums are open: a method number this build has no name for is

@@ -184,8 +184,10 @@ void SetLimits(const v1::UnlearningPolicy& policy, core::Policy& p) {
   p.gate_margin = policy.gate_margin() < 0
                       ? 0
                       : or_default(policy.gate_margin(), defaults.gate_margin);
-  p.gate_neighbours = policy.gate_neighbours() > 0 ? policy.gate_neighbours()
-                                                   : defaults.gate_neighbours;
+  const int neighbours = policy.gate_neighbours();
+  p.gate_neighbours = neighbours > 0   ? neighbours
+                      : neighbours < 0 ? 0
+                                       : defaults.gate_neighbours;
   const double adaptive = policy.adaptive_budget_fraction();
   p.adaptive_budget = adaptive < 0    ? 0
                       : adaptive == 0 ? defaults.adaptive_budget
