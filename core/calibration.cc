@@ -208,17 +208,6 @@ void DrawNull(const std::vector<SubjectSums>& subjects, int64_t records,
   }
 }
 
-// The difficulty-matched null (calibration.h). Each resample first weights
-// the matched records with Poisson(1) bootstrap weights, the same for
-// every forget record: the uncertainty of the neighbours' own outcomes,
-// shared where neighbours are. Then, per forget record:
-// - accuracy: a hit with the probability its neighbours' weighted hits
-//   give, smoothed as Jeffreys' (hits + 1/2) / (k + 1);
-// - confidence rank: the neighbours' weighted mean (over all rows at once)
-//   plus one neighbour's deviation from its row's mean, drawn uniformly and
-//   scaled by sqrt(k / (k - 1)) so that its variance is the neighbours'
-//   unbiased variance (the record's own chance). A row with one neighbour
-//   borrows the deviation of a random row with more.
 // The matching's offset (NeighbourMatches::reference): never-seen records'
 // outcomes minus what their own neighbours predict, as the null predicts
 // (the smoothed hit rate; the mean rank), averaged. Fills c's offsets.
@@ -287,6 +276,17 @@ MatchedRows RowsOf(const NeighbourMatches& m, const std::vector<double>& rank) {
   return out;
 }
 
+// The difficulty-matched null (calibration.h). Each resample first weights
+// the matched records with Poisson(1) bootstrap weights, the same for
+// every forget record: the uncertainty of the neighbours' own outcomes,
+// shared where neighbours are. Then, per forget record:
+// - accuracy: a hit with the probability its neighbours' weighted hits
+//   give, smoothed as Jeffreys' (hits + 1/2) / (k + 1);
+// - confidence rank: the neighbours' weighted mean (over all rows at once)
+//   plus one neighbour's deviation from its row's mean, drawn uniformly and
+//   scaled by sqrt(k / (k - 1)) so that its variance is the neighbours'
+//   unbiased variance (the record's own chance). A row with one neighbour
+//   borrows the deviation of a random row with more.
 // Returns the number of distinct matched records.
 int64_t DrawMatchedNull(const NeighbourMatches& m,
                         const std::vector<double>& hit,
