@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <limits>
 #include <map>
 #include <random>
@@ -89,6 +90,13 @@ Status CheckInputs(const RecordScores& forget, const RecordScores& validation,
   return OkStatus();
 }
 
+// Every entry of `v` in [lowest, validation).
+bool AllIn(const std::vector<int64_t>& v, int64_t lowest, size_t validation) {
+  return std::all_of(v.begin(), v.end(), [&](int64_t x) {
+    return x >= lowest && x < static_cast<int64_t>(validation);
+  });
+}
+
 Status CheckMatches(const NeighbourMatches& m, size_t forget,
                     size_t validation) {
   const auto k = static_cast<size_t>(m.k);
@@ -101,29 +109,19 @@ Status CheckMatches(const NeighbourMatches& m, size_t forget,
     return InvalidArgumentError(
         "calibration: neighbour matches need k per reference record");
   }
-  for (int64_t v : m.reference) {
-    if (v < 0 || v >= static_cast<int64_t>(validation)) {
-      return InvalidArgumentError(
-          "calibration: a reference record names no validation record");
-    }
+  if (!AllIn(m.reference, 0, validation)) {
+    return InvalidArgumentError(
+        "calibration: a reference record names no validation record");
   }
-  for (int64_t v : m.reference_index) {
-    if (v < -1 || v >= static_cast<int64_t>(validation)) {
-      return InvalidArgumentError(
-          "calibration: a neighbour match names no validation record");
-    }
+  if (!AllIn(m.index, -1, validation) ||
+      !AllIn(m.reference_index, -1, validation)) {
+    return InvalidArgumentError(
+        "calibration: a neighbour match names no validation record");
   }
   for (size_t i = 0; i < forget && k > 0; ++i) {
-    bool any = false;
-    for (size_t j = 0; j < k; ++j) {
-      const int64_t v = m.index[i * k + j];
-      if (v < -1 || v >= static_cast<int64_t>(validation)) {
-        return InvalidArgumentError(
-            "calibration: a neighbour match names no validation record");
-      }
-      any = any || v >= 0;
-    }
-    if (!any) {
+    const auto row = m.index.begin() + static_cast<std::ptrdiff_t>(i * k);
+    if (std::all_of(row, row + static_cast<std::ptrdiff_t>(k),
+                    [](int64_t v) { return v < 0; })) {
       return InvalidArgumentError("calibration: forget record " +
                                   std::to_string(i) +
                                   " has no matched validation record");
@@ -165,14 +163,16 @@ class Ranks {
   std::vector<double> sorted_;
 };
 
-std::vector<SubjectSums> BySubject(const RecordScores& validation,
-                                   const std::vector<int64_t>& subject,
-                                   const Ranks& ranks) {
+// Per validation subject, the running sums of its records' hits and
+// confidence ranks (`hit` and `rank` per validation record).
+std::vector<SubjectSums> BySubject(const std::vector<int64_t>& subject,
+                                   const std::vector<double>& hit,
+                                   const std::vector<double>& rank) {
   std::map<int64_t, SubjectSums> by_subject;
-  for (size_t i = 0; i < validation.losses.size(); ++i) {
+  for (size_t i = 0; i < subject.size(); ++i) {
     SubjectSums& s = by_subject[subject[i]];
-    s.correct.push_back(s.correct.back() + (validation.correct[i] ? 1 : 0));
-    s.confidence.push_back(s.confidence.back() + ranks.Of(Phi(validation, i)));
+    s.correct.push_back(s.correct.back() + hit[i]);
+    s.confidence.push_back(s.confidence.back() + rank[i]);
   }
   std::vector<SubjectSums> out;
   out.reserve(by_subject.size());
@@ -374,8 +374,14 @@ Result<Calibration> CalibrateForgetSet(
   c.alpha = options.alpha;
   c.margin = options.margin;
   const Ranks ranks(validation);
+  std::vector<double> hit(validation.losses.size());
+  std::vector<double> rank(validation.losses.size());
+  for (size_t i = 0; i < hit.size(); ++i) {
+    hit[i] = validation.correct[i] ? 1 : 0;
+    rank[i] = ranks.Of(Phi(validation, i));
+  }
   const std::vector<SubjectSums> subjects =
-      BySubject(validation, validation_subject, ranks);
+      BySubject(validation_subject, hit, rank);
   c.validation_subjects = static_cast<int64_t>(subjects.size());
 
   double forget_correct = 0;
@@ -394,12 +400,6 @@ Result<Calibration> CalibrateForgetSet(
   std::vector<double> null_accuracy;
   std::vector<double> null_confidence;
   if (matched) {
-    std::vector<double> hit(validation.losses.size());
-    std::vector<double> rank(validation.losses.size());
-    for (size_t i = 0; i < hit.size(); ++i) {
-      hit[i] = validation.correct[i] ? 1 : 0;
-      rank[i] = ranks.Of(Phi(validation, i));
-    }
     c.neighbours = matches->k;
     c.matched_records = DrawMatchedNull(*matches, hit, rank, options,
                                         null_accuracy, null_confidence);

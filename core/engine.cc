@@ -49,7 +49,8 @@ class Run {
       : req_(req), opt_(opt) {}
 
   Result<UnlearnOutcome> Go();
-  // Engine::CheckGate: the request's gate applied to `candidate`.
+  // Engine::CheckGates: the request's gate applied to `candidate`; the
+  // first call prepares the run (data, original, matching) for later ones.
   Result<GateCheck> Check(std::string_view candidate);
 
  private:
@@ -120,6 +121,7 @@ class Run {
   std::vector<char> validation_hits_before_;  // the request's model's
   NeighbourMatches neighbours_;  // the gate's matched null (k 0: none)
   bool assessed_original_ = false;
+  bool prepared_ = false;  // by Check, once for all its candidates
   std::optional<SisaState> sisa_;
   std::optional<NewtonState> newton_;
   Report report_;
@@ -617,7 +619,10 @@ Result<UnlearnOutcome> Run::Go() {
 }
 
 Result<GateCheck> Run::Check(std::string_view candidate) {
-  LETHE_CORE_RETURN_IF_ERROR(Prepare());
+  if (!prepared_) {
+    LETHE_CORE_RETURN_IF_ERROR(Prepare());
+    prepared_ = true;
+  }
   LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module model, LoadModel(candidate));
   LETHE_CORE_RETURN_IF_ERROR(CheckModelFits(model, req_.dataset->spec()));
   LETHE_CORE_RETURN_IF_ERROR(ToDeviceInPlace(model, data_));
@@ -734,8 +739,23 @@ Status Engine::Validate(std::string_view model_bytes,
 
 Result<GateCheck> Engine::CheckGate(const UnlearnRequest& request,
                                     std::string_view candidate) const {
-  return Guarded("checking the gate", [&]() -> Result<GateCheck> {
-    return Run(request, options_).Check(candidate);
+  LETHE_CORE_ASSIGN_OR_RETURN(std::vector<GateCheck> checks,
+                              CheckGates(request, {candidate}));
+  return std::move(checks.front());
+}
+
+Result<std::vector<GateCheck>> Engine::CheckGates(
+    const UnlearnRequest& request,
+    const std::vector<std::string_view>& candidates) const {
+  return Guarded("checking the gate", [&]() -> Result<std::vector<GateCheck>> {
+    Run run(request, options_);
+    std::vector<GateCheck> out;
+    out.reserve(candidates.size());
+    for (std::string_view candidate : candidates) {
+      LETHE_CORE_ASSIGN_OR_RETURN(GateCheck check, run.Check(candidate));
+      out.push_back(std::move(check));
+    }
+    return out;
   });
 }
 

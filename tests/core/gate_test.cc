@@ -114,6 +114,24 @@ TEST_F(GateTest, RejectsTheOriginalAndAcceptsTheRetrainOfTwentyPeople) {
       engine_.CheckGate(matched, retrained->model_bytes);
   Result<GateCheck> original_m = engine_.CheckGate(matched, *model_);
   ASSERT_TRUE(exact_m.ok() && original_m.ok());
+  // Both at once, the request prepared and matched once: the same verdicts
+  // and statistics as one at a time.
+  Result<std::vector<GateCheck>> both =
+      engine_.CheckGates(matched, {retrained->model_bytes, *model_});
+  ASSERT_TRUE(both.ok()) << both.status().ToString();
+  ASSERT_EQ(both->size(), 2U);
+  for (const auto& [one, alone] : {std::pair{&(*both)[0], &*exact_m},
+                                   std::pair{&(*both)[1], &*original_m}}) {
+    EXPECT_EQ(one->accepted, alone->accepted);
+    EXPECT_EQ(one->calibration.accuracy.value,
+              alone->calibration.accuracy.value);
+    EXPECT_EQ(one->calibration.accuracy.lower,
+              alone->calibration.accuracy.lower);
+    EXPECT_EQ(one->calibration.confidence.upper,
+              alone->calibration.confidence.upper);
+    EXPECT_EQ(one->calibration.matched_records,
+              alone->calibration.matched_records);
+  }
   EXPECT_TRUE(exact_m->accepted) << exact_m->reason;
   EXPECT_FALSE(original_m->accepted);
   EXPECT_EQ(exact_m->calibration.neighbours, 10);

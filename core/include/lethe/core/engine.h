@@ -109,6 +109,11 @@ class Engine {
   // as Unlearn's, and for a candidate that does not load or fit.
   Result<GateCheck> CheckGate(const UnlearnRequest& request,
                               std::string_view candidate) const;
+  // As CheckGate for each candidate in turn, with the request's data, its
+  // original model's assessment and its neighbour matching prepared once.
+  Result<std::vector<GateCheck>> CheckGates(
+      const UnlearnRequest& request,
+      const std::vector<std::string_view>& candidates) const;
 
  private:
   Result<TrainedModel> TrainImpl(const Architecture& arch, const Recipe& recipe,
