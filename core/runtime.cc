@@ -4,6 +4,8 @@
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 
+#include <dlfcn.h>
+
 #include <charconv>
 #include <cstdlib>
 #include <mutex>
@@ -19,6 +21,16 @@ void InitRuntime(int threads) {
     if (threads <= 0) threads = 1;
   }
   at::set_num_threads(threads);
+  // Debian's LibTorch reaches OpenBLAS through the generic libblas.so.3, so
+  // at::set_num_threads leaves OpenBLAS's own pool at one thread a core,
+  // spinning in sched_yield between calls: at --threads 1 a process still
+  // ran two BLAS threads (perf: a fifth of its samples in sched_yield). Size
+  // that pool too where the loaded BLAS is OpenBLAS.
+  using SetThreads = void (*)(int);
+  if (auto* set = reinterpret_cast<SetThreads>(
+          dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
+    set(threads);
+  }
   static std::once_flag interop_once;
   std::call_once(interop_once, [] {
     try {
@@ -27,6 +39,13 @@ void InitRuntime(int threads) {
     } catch (const std::exception&) {
     }
   });
+}
+
+int BlasThreads() {
+  using GetThreads = int (*)();
+  auto* get = reinterpret_cast<GetThreads>(
+      dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  return get != nullptr ? get() : -1;
 }
 
 void WarmUpRuntime() {

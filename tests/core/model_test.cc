@@ -294,6 +294,20 @@ TEST(TrainTest, DivergenceAbortsWithoutAModel) {
   EXPECT_NE(t.status().message().find("diverged"), std::string::npos);
 }
 
+TEST(RuntimeTest, SizesOpenBlasPoolToo) {
+  // LibTorch's own count does not reach OpenBLAS behind libblas.so.3.
+  InitRuntime(1);
+  const int one = BlasThreads();
+  InitRuntime(2);
+  const int two = BlasThreads();
+  if (one == -1) {
+    EXPECT_EQ(two, -1);  // another BLAS: nothing to size
+  } else {
+    EXPECT_EQ(one, 1);
+    EXPECT_EQ(two, 2);
+  }
+}
+
 TEST(RuntimeTest, ParsesDevices) {
   InitRuntime(2);
   EXPECT_EQ(ParseDevice("cpu")->ToString(), "cpu");

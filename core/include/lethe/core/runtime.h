@@ -18,9 +18,13 @@ namespace lethe::core {
 // OMP_WAIT_POLICY=PASSIVE unless the environment already sets it (effective
 // only for processes started later: libgomp reads it at load, so callers
 // set it before exec, as lethe-worker does), the intra-op
-// thread count, and (once per process) the inter-op count to 1. Safe to call
-// again: later calls only change the intra-op count.
+// thread count (LibTorch's and, where the BLAS is OpenBLAS, OpenBLAS's own
+// pool), and (once per process) the inter-op count to 1. Safe to call
+// again: later calls only change the intra-op and BLAS counts.
 void InitRuntime(int threads);
+
+// OpenBLAS's thread count; -1 where the loaded BLAS is not OpenBLAS.
+int BlasThreads();
 
 // Starts what LibTorch starts lazily: the intra-op thread pool and the BLAS
 // threads (a parallel loop and a matrix product). The engine sandbox calls
