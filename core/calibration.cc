@@ -7,6 +7,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <utility>
 
 namespace lethe::core {
 namespace {
@@ -417,6 +418,26 @@ Result<Calibration> CalibrateForgetSet(
   c.confidence = Summarise(c.confidence.value, std::move(null_confidence),
                            options.alpha, options.margin);
   return c;
+}
+
+double LookAlikeFloor(const CalibratedStat& before) {
+  return before.lower -
+         kLookAlikeFloorRadii * (before.upper - before.lower) / 2;
+}
+
+void ApplyLookAlikeFloor(const Calibration& before, Calibration& after) {
+  if (!before.available || before.neighbours == 0 || !after.available ||
+      after.neighbours == 0) {
+    return;
+  }
+  for (auto [b, a] : {std::pair{&before.accuracy, &after.accuracy},
+                      std::pair{&before.confidence, &after.confidence}}) {
+    const double floor = LookAlikeFloor(*b);
+    if (floor > a->lower) {
+      a->lower = floor;
+      a->floored = true;
+    }
+  }
 }
 
 double NormalQuantile(double p) {

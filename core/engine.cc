@@ -320,7 +320,11 @@ Run::GateVerdict Run::GateFailure(Method m, const Assessed& result) const {
     return std::string(what) + " " + num(st.value) + " is outside [" +
            num(st.lower) + ", " + num(st.upper) +
            "], where never-seen groups of the same size fall (p = " +
-           num(st.p_value) + ")";
+           num(st.p_value) + ")" +
+           (st.floored && st.value < st.lower
+                ? "; the lower end is the look-alike floor: more than a "
+                  "retrain forgets"
+                : "");
   };
   if (calibrated && !c.accuracy.within()) {
     return {AttemptFailure::kForgetAccuracy,
@@ -353,7 +357,8 @@ Result<Run::Assessed> Run::Assess(torch::jit::Module& model) {
       Measurement m, Measure(model, data_, partition_, retain_sample_));
   Assessed out{m.metrics, {}};
   // The first model assessed is the request's own (Prepare).
-  if (!assessed_original_) {
+  const bool original = !assessed_original_;
+  if (original) {
     validation_hits_before_ = m.validation.correct;
     assessed_original_ = true;
   }
@@ -372,6 +377,9 @@ Result<Run::Assessed> Run::Assess(torch::jit::Module& model) {
                      req_.policy.max_test_acc_drop, req_.policy.gate_alpha);
     out.calibration.accuracy_drop_points = u.drop_points;
     out.calibration.allowed_drop_points = u.allowed_points;
+    if (!original) {
+      ApplyLookAlikeFloor(report_.calibration_before, out.calibration);
+    }
   }
   report_.timings.verify_s += Since(tv);
   return out;

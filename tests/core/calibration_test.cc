@@ -248,10 +248,10 @@ struct Regions {
   std::vector<int64_t> hard;  // validation positions in the hard region
 };
 
-Regions DrawRegions(std::mt19937_64& rng) {
+Regions DrawRegions(std::mt19937_64& rng, double hard_shift = +1.5) {
   Regions r;
   Population easy = Draw(rng, 200, 20, 0, -1.0);
-  Population hard = Draw(rng, 2, 100, 0, +1.5);
+  Population hard = Draw(rng, 2, 100, 0, hard_shift);
   r.validation = easy;
   for (size_t i = 0; i < hard.scores.losses.size(); ++i) {
     r.hard.push_back(static_cast<int64_t>(r.validation.scores.losses.size()));
@@ -314,6 +314,69 @@ TEST(CalibrationTest, MatchedNullJudgesHardPeopleAgainstLookAlikes) {
   EXPECT_LE(population_passed, trials / 10) << population_passed;
   EXPECT_GE(matched_passed, trials * 92 / 100) << matched_passed;
   EXPECT_LE(memorised_passed, trials / 20) << memorised_passed;
+}
+
+TEST(CalibrationTest, TheLookAlikeFloorCatchesDamageThatMovesTheMatchedNull) {
+  // The request's model: a memorised person whose look-alikes score like
+  // typical never-seen records (log-loss shift -1, as the easy region).
+  std::mt19937_64 rng(33);
+  Regions r = DrawRegions(rng, -1.0);
+  NeighbourMatches m = Matches(rng, 20, r.hard, 10);
+  CalibrationOptions o;
+  o.resamples = 1000;
+  Population memorised = Draw(rng, 1, 20, 0, -2.5);
+  Result<Calibration> before = CalibrateForgetSet(
+      memorised.scores, r.validation.scores, r.validation.subject, o, &m);
+  ASSERT_TRUE(before.ok());
+  // A candidate that pushed the person and, with them, their look-alikes
+  // far down (log-loss +3): against its own look-alikes the person looks
+  // never-seen, so the matched null passes it.
+  Population damaged_validation = r.validation;
+  for (int64_t v : r.hard) {
+    float& loss = damaged_validation.scores.losses[static_cast<size_t>(v)];
+    loss *= static_cast<float>(std::exp(3.0));
+    damaged_validation.scores.correct[static_cast<size_t>(v)] =
+        std::exp(-loss) > 0.4 ? 1 : 0;
+  }
+  Population damaged = Draw(rng, 1, 20, 0, +3.0);
+  Result<Calibration> after = CalibrateForgetSet(
+      damaged.scores, damaged_validation.scores, r.validation.subject, o, &m);
+  ASSERT_TRUE(after.ok());
+  EXPECT_TRUE(after->passed());
+  // The floor, from the request's model's look-alikes, does not.
+  EXPECT_LT(after->confidence.value, LookAlikeFloor(before->confidence));
+  EXPECT_LT(after->accuracy.value, LookAlikeFloor(before->accuracy));
+  // A retrain-like result (the person as never-seen look-alikes under the
+  // request's model) stays above it.
+  Population retrained = Draw(rng, 1, 20, 0, -1.0);
+  Result<Calibration> exact = CalibrateForgetSet(
+      retrained.scores, r.validation.scores, r.validation.subject, o, &m);
+  ASSERT_TRUE(exact.ok());
+  EXPECT_TRUE(exact->passed());
+  EXPECT_GE(exact->confidence.value, LookAlikeFloor(before->confidence));
+  EXPECT_GE(exact->accuracy.value, LookAlikeFloor(before->accuracy));
+  // Applied, it becomes the damaged result's lower end, and it fails.
+  Calibration floored = *after;
+  ApplyLookAlikeFloor(*before, floored);
+  EXPECT_FALSE(floored.passed());
+  EXPECT_TRUE(floored.confidence.floored);
+  EXPECT_EQ(floored.confidence.lower, LookAlikeFloor(before->confidence));
+  // Where the null's own lower end is higher, it stays.
+  Calibration kept = *exact;
+  ApplyLookAlikeFloor(*before, kept);
+  EXPECT_TRUE(kept.passed());
+  EXPECT_EQ(kept.accuracy.lower,
+            std::max(exact->accuracy.lower, LookAlikeFloor(before->accuracy)));
+  // Not under the subjects null.
+  Calibration subjects = *after;
+  subjects.neighbours = 0;
+  ApplyLookAlikeFloor(*before, subjects);
+  EXPECT_TRUE(subjects.passed());
+  // The floor is kLookAlikeFloorRadii half-widths under the lower bound.
+  CalibratedStat st;
+  st.lower = 0.78;
+  st.upper = 1.0;
+  EXPECT_NEAR(LookAlikeFloor(st), 0.78 - kLookAlikeFloorRadii * 0.11, 1e-12);
 }
 
 TEST(CalibrationTest, FewSharedNeighboursWidenTheMatchedNull) {

@@ -75,6 +75,9 @@ struct CalibratedStat {
   double lower = 0;  // the accepted interval [lower, upper]
   double upper = 0;
   double p_value = 1;  // two-sided, empirical (with the +1 correction)
+  // lower is the look-alike floor (ApplyLookAlikeFloor), above the null's
+  // own lower end; not in the report: lower says the bound that held.
+  bool floored = false;
   bool within() const { return value >= lower && value <= upper; }
 };
 
@@ -143,6 +146,25 @@ struct NeighbourMatches {
 
 // How many never-seen records measure the matching's offset (at most).
 inline constexpr int64_t kMatchingReferenceRecords = 2000;
+
+// The look-alike floor of the matched null. The matched null is scored by
+// the candidate itself, so a method that damages the person's region of
+// the input space (random labels on a cluster of look-alike images) drags
+// the look-alikes down with the person, and the null with them: on
+// memorised-cluster, random_label results that misclassified half of a
+// person's images (a retrain: 3%) passed it. The floor judges the lower
+// side against the look-alikes as the request's own model scores them
+// (calibration_before): a candidate below `before.lower - radii x radius`
+// (radius: half that interval's width) has forgotten more than a retrain
+// does. kLookAlikeFloorRadii was the smallest multiple of 0.5 that every
+// exact retrain of the tuning people passed (their largest shortfall: 1.4
+// radii; docs/benchmarks.md).
+inline constexpr double kLookAlikeFloorRadii = 1.5;
+double LookAlikeFloor(const CalibratedStat& before);
+// Where both are matched-null calibrations, raises each of `after`'s lower
+// ends to the floor from `before` (the request's model's), marking it
+// floored: the report and the certificate then state the bound that held.
+void ApplyLookAlikeFloor(const Calibration& before, Calibration& after);
 
 // Needs at least this many validation records and subjects; below either
 // the result is !available and the gate cannot accept an approximate result.
