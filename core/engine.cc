@@ -119,9 +119,8 @@ class Run {
   std::vector<int64_t> retain_sample_;
   std::vector<int64_t> validation_subject_;   // per Partition::validation row
   std::vector<char> validation_hits_before_;  // the request's model's
-  NeighbourMatches neighbours_;  // the gate's matched null (k 0: none)
-  bool assessed_original_ = false;
-  bool prepared_ = false;  // by Check, once for all its candidates
+  NeighbourMatches neighbours_;     // the gate's matched null (k 0: none)
+  bool assessed_original_ = false;  // by Prepare, which ends with it
   std::optional<SisaState> sisa_;
   std::optional<NewtonState> newton_;
   Report report_;
@@ -358,10 +357,7 @@ Result<Run::Assessed> Run::Assess(torch::jit::Module& model) {
   Assessed out{m.metrics, {}};
   // The first model assessed is the request's own (Prepare).
   const bool original = !assessed_original_;
-  if (original) {
-    validation_hits_before_ = m.validation.correct;
-    assessed_original_ = true;
-  }
+  if (original) validation_hits_before_ = m.validation.correct;
   if (req_.policy.gate_alpha > 0) {
     CalibrationOptions o;
     o.alpha = req_.policy.gate_alpha;
@@ -382,6 +378,7 @@ Result<Run::Assessed> Run::Assess(torch::jit::Module& model) {
     }
   }
   report_.timings.verify_s += Since(tv);
+  assessed_original_ = true;  // (set only once it has been, whole)
   return out;
 }
 
@@ -627,10 +624,9 @@ Result<UnlearnOutcome> Run::Go() {
 }
 
 Result<GateCheck> Run::Check(std::string_view candidate) {
-  if (!prepared_) {
-    LETHE_CORE_RETURN_IF_ERROR(Prepare());
-    prepared_ = true;
-  }
+  // Once for all of CheckGates' candidates: Prepare ends by assessing the
+  // request's own model.
+  if (!assessed_original_) LETHE_CORE_RETURN_IF_ERROR(Prepare());
   LETHE_CORE_ASSIGN_OR_RETURN(torch::jit::Module model, LoadModel(candidate));
   LETHE_CORE_RETURN_IF_ERROR(CheckModelFits(model, req_.dataset->spec()));
   LETHE_CORE_RETURN_IF_ERROR(ToDeviceInPlace(model, data_));
