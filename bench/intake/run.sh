@@ -8,6 +8,7 @@
 #                       [--build-dir DIR] [--server-args "..."] [--keep DIR]
 #                       [--flood "none bad-keys watches"] [--flood-nice N]
 #                       [--flood-sched normal|idle] [--flood-cpu N]
+#                       [--flood "none bad-keys bad-keys@bystander ..."]
 #
 # The server runs with --rate-limit-per-key 0 (one key drives the load);
 # --server-args come after it and may override it.
@@ -28,7 +29,13 @@
 # a weaker attack shows). --flood-cpu N pins the attacker to CPU N
 # (taskset); run the script itself under `taskset -c M` so that the server,
 # PostgreSQL and the measured client share CPU M and the attacker's work
-# lands on a CPU of its own, as on a machine of its own. Run it
+# lands on a CPU of its own, as on a machine of its own. A mode written
+# MODE@bystander sends the same attack to a second lethe server (same
+# database, same flags, same cores) instead of the measured one: a control
+# for how much of the good calls' slow-down is the machine's (CPU taken by
+# the attacker and by refusing its calls anywhere on it) and how much is the
+# measured server's own (its threads, queues and locks shared with the
+# attack). Run it
 # twice to compare the limits with none:
 #   bench/intake/run.sh --concurrency 8 --flood "none bad-keys watches"
 #   bench/intake/run.sh --concurrency 8 --flood "none bad-keys watches" \
@@ -98,12 +105,13 @@ load=$build_dir/bench/intake/intake_load
 work=$(mktemp -d "${TMPDIR:-/tmp}/lethe-intake.XXXXXX")
 chmod 755 "$work"
 server_pid=""
+bystander_pid=""
 cleanup() {
   set +e
-  if [[ -n $server_pid ]]; then
-    kill -TERM "$server_pid" 2>/dev/null
-    wait "$server_pid" 2>/dev/null
-  fi
+  for pid in $server_pid $bystander_pid; do
+    kill -TERM "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  done
   "$root/scripts/pg-local.sh" stop "$work/pg" >/dev/null 2>&1
   if [[ -n $keep ]]; then
     mkdir -p "$keep" && cp "$work"/*.json "$work"/*.log "$keep"/ 2>/dev/null
@@ -184,25 +192,46 @@ done
 grep -q '"listening"' "$work/server.log" || die "server did not start"
 say "server pid $server_pid on 127.0.0.1:$port"
 
+# The bystander: only when a flood mode names it (MODE@bystander).
+bystander_port=""
+if [[ " $flood " == *@bystander* ]]; then
+  bystander_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  # shellcheck disable=SC2086
+  "$lethe" serve --database-url "$url" --secrets-file "$work/secret" \
+    --listen "127.0.0.1:$bystander_port" --insecure-plaintext --migrate-on-start false \
+    --rate-limit-per-key 0 $server_args \
+    2>"$work/bystander.log" &
+  bystander_pid=$!
+  for _ in $(seq 1 100); do
+    grep -q '"listening"' "$work/bystander.log" 2>/dev/null && break
+    sleep 0.1
+  done
+  grep -q '"listening"' "$work/bystander.log" || { cat "$work/bystander.log" >&2; die "bystander did not start"; }
+  say "bystander pid $bystander_pid on 127.0.0.1:$bystander_port"
+fi
+
 commits() { psql_q -tAc "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"; }
 vm() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$server_pid/status"; }
 
 # --- flood runs ----------------------------------------------------------------
 if [[ -n $flood ]]; then
   c=${concurrency%% *}
-  cpu() { awk '{ print $14 + $15 }' "/proc/$server_pid/stat"; }  # ticks
+  cpu() { awk '{ print $14 + $15 }' "/proc/${1:-$server_pid}/stat"; }  # ticks
+  by_cpu() { if [[ -n $bystander_pid ]]; then cpu "$bystander_pid"; else echo 0; fi; }
   for mode in $flood; do
     say "lethe, concurrency $c, flood $mode"
-    before=$(cpu); t0=$(date +%s.%N)
+    before=$(cpu); by_before=$(by_cpu); t0=$(date +%s.%N)
     flood_pid=""
     if [[ $mode != none ]]; then  # the attacker: a process of its own
+      attack=${mode%@*} target_port=$port
+      [[ $mode == *@bystander ]] && target_port=$bystander_port
       sched=()
       [[ $flood_sched == idle ]] && sched=(chrt --idle 0)
       [[ -n $flood_cpu ]] && sched+=(taskset -c "$flood_cpu")
       LETHE_BENCH_TOKEN=$flood_token "${sched[@]}" nice -n "$flood_nice" "$load" \
-        --target "127.0.0.1:$port" \
+        --target "127.0.0.1:$target_port" \
         --concurrency 0 --warmup "$warmup" --duration "$((duration + 1))" \
-        --subjects "$subjects" --flood "$mode" \
+        --subjects "$subjects" --flood "$attack" \
         >"$work/flood-$mode-attacker.json" &
       flood_pid=$!
       sleep 1
@@ -213,7 +242,7 @@ if [[ -n $flood ]]; then
       >"$work/flood-$mode.json" \
       || say "intake_load reported errors: $(cat "$work/flood-$mode.json")"
     if [[ -n $flood_pid ]]; then wait "$flood_pid" || true; fi
-    echo "{\"cpu_ticks\":$(( $(cpu) - before )),\"t0\":$t0,\"t1\":$(date +%s.%N)}" \
+    echo "{\"cpu_ticks\":$(( $(cpu) - before )),\"bystander_ticks\":$(( $(by_cpu) - by_before )),\"t0\":$t0,\"t1\":$(date +%s.%N)}" \
       >"$work/flood-$mode-server.json"
   done
   python3 - "$work" "$flood" "$server_args" "$flood_nice $flood_sched${flood_cpu:+, attacker on CPU $flood_cpu, the rest on $(taskset -pc $$ | sed 's/.*: //')}" "$(getconf CLK_TCK)" <<'EOF'
@@ -225,13 +254,16 @@ attack = {m: json.load(open(f"{work}/flood-{m}-attacker.json")) if m != "none"
           else {"flood_calls": 0, "seconds": 1, "flood_codes": {}} for m in modes}
 base = rows.get("none")
 print(f"server args: --rate-limit-per-key 0 {args}; flood nice, scheduling: {nice}".strip())
-print(f"{'flood':>9} | {'good req/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} | "
-      f"{'p99 / none':>10} | {'server CPU':>10} | {'flood calls/s':>13} flood codes")
+print(f"{'flood':>18} | {'good req/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} | "
+      f"{'p99 / none':>10} | {'server CPU':>10} | {'bystander':>10} | {'flood calls/s':>13} flood codes")
 for m, r in rows.items():
     ratio = r["p99_ms"] / base["p99_ms"] if base and base["p99_ms"] else float("nan")
-    cores = cpu[m]["cpu_ticks"] / hz / (cpu[m]["t1"] - cpu[m]["t0"])
-    print(f"{m:>9} | {r['rps']:>10.0f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['errors']:>6} | "
-          f"{ratio:>10.2f} | {cores:>6.2f} cores | {attack[m]['flood_calls'] / attack[m]['seconds']:>13.0f} {attack[m]['flood_codes']}")
+    seconds = cpu[m]["t1"] - cpu[m]["t0"]
+    cores = cpu[m]["cpu_ticks"] / hz / seconds
+    by = cpu[m]["bystander_ticks"] / hz / seconds
+    print(f"{m:>18} | {r['rps']:>10.0f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['errors']:>6} | "
+          f"{ratio:>10.2f} | {cores:>6.2f} cores | {by:>6.2f} cores | "
+          f"{attack[m]['flood_calls'] / attack[m]['seconds']:>13.0f} {attack[m]['flood_codes']}")
 EOF
   say "flood codes: gRPC status numbers (8 RESOURCE_EXHAUSTED, 16 UNAUTHENTICATED, 4 DEADLINE_EXCEEDED)"
   exit 0
