@@ -177,37 +177,35 @@ cat >"$work/insert.sql" <<'EOF'
 INSERT INTO pgbench_erasure_requests (client_key_id, idempotency_key, body_sha256, subject_key, subject_commitment, legal_ground, legal_reference, state) VALUES ('pgbench', gen_random_uuid()::text, sha256(gen_random_uuid()::text::bytea), sha256(gen_random_uuid()::text::bytea), sha256(gen_random_uuid()::text::bytea), 'GDPR_ART17_1B_CONSENT_WITHDRAWN', 'benchmark ticket', 'QUEUED');
 EOF
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-# shellcheck disable=SC2086
-"$lethe" serve --database-url "$url" --secrets-file "$work/secret" \
-  --listen "127.0.0.1:$port" --insecure-plaintext --migrate-on-start false \
-  --rate-limit-per-key 0 $server_args \
-  2>"$work/server.log" &
-server_pid=$!
-for _ in $(seq 1 100); do
-  grep -q '"listening"' "$work/server.log" 2>/dev/null && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; die "server exited"; }
-  sleep 0.1
-done
-grep -q '"listening"' "$work/server.log" || die "server did not start"
-say "server pid $server_pid on 127.0.0.1:$port"
+# start_server NAME PID_VAR PORT_VAR: a lethe server on a free loopback
+# port, its log in $work/NAME.log; sets PID_VAR as soon as it runs (so that
+# cleanup stops it even if it never comes up) and PORT_VAR.
+start_server() {
+  local started_port started_pid
+  started_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  # shellcheck disable=SC2086
+  "$lethe" serve --database-url "$url" --secrets-file "$work/secret" \
+    --listen "127.0.0.1:$started_port" --insecure-plaintext --migrate-on-start false \
+    --rate-limit-per-key 0 $server_args \
+    2>"$work/$1.log" &
+  started_pid=$!
+  printf -v "$2" %s "$started_pid"
+  printf -v "$3" %s "$started_port"
+  for _ in $(seq 1 100); do
+    grep -q '"listening"' "$work/$1.log" 2>/dev/null && break
+    kill -0 "$started_pid" 2>/dev/null || { cat "$work/$1.log" >&2; die "$1 exited"; }
+    sleep 0.1
+  done
+  grep -q '"listening"' "$work/$1.log" || die "$1 did not start"
+  say "$1 pid $started_pid on 127.0.0.1:$started_port"
+}
+port=""
+start_server server server_pid port
 
 # The bystander: only when a flood mode names it (MODE@bystander).
 bystander_port=""
 if [[ " $flood " == *@bystander* ]]; then
-  bystander_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  # shellcheck disable=SC2086
-  "$lethe" serve --database-url "$url" --secrets-file "$work/secret" \
-    --listen "127.0.0.1:$bystander_port" --insecure-plaintext --migrate-on-start false \
-    --rate-limit-per-key 0 $server_args \
-    2>"$work/bystander.log" &
-  bystander_pid=$!
-  for _ in $(seq 1 100); do
-    grep -q '"listening"' "$work/bystander.log" 2>/dev/null && break
-    sleep 0.1
-  done
-  grep -q '"listening"' "$work/bystander.log" || { cat "$work/bystander.log" >&2; die "bystander did not start"; }
-  say "bystander pid $bystander_pid on 127.0.0.1:$bystander_port"
+  start_server bystander bystander_pid bystander_port
 fi
 
 commits() { psql_q -tAc "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"; }
